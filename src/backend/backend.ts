@@ -1,0 +1,107 @@
+/**
+ * The compute interface every model is written against. Activations are plain
+ * Float32Arrays owned by the caller; weights are loaded once and owned by the
+ * backend in whatever form it computes fastest from.
+ *
+ * Determinism contract (DESIGN §4), which every implementation keeps:
+ * - `matmul` reduces over K in the canonical order: the row is cut into
+ *   leaves of `reductionLeafSize(dtype)` elements; each leaf is summed in one
+ *   fixed order and rounded to float32; leaf sums over a range of leaves
+ *   [lo, hi) combine as sum([lo, mid)) + sum([mid, hi)) with
+ *   mid = lo + floor((hi - lo) / 2), every partial rounded to float32. So a
+ *   row-parallel shard owning 1/2^k of the leaves computes an exact subtree.
+ * - No result depends on how many tokens are in the call or on thread count.
+ * - `attention` walks KV positions in order, block by block, with online
+ *   softmax, the same for prefill, chunked prefill and decode.
+ */
+import type { DType } from '../core/dtype.js';
+import type { RopeStyle } from '../core/model-config.js';
+
+export interface Weight {
+  readonly dtype: DType;
+  /** Row-major, outermost first; a matrix is [outFeatures, inFeatures]. */
+  readonly shape: readonly number[];
+}
+
+export interface AttentionArgs {
+  /** [numTokens, numHeads, headDim] */
+  query: Float32Array;
+  keyCache: KvPool;
+  valueCache: KvPool;
+  /** Physical block of each logical block of the sequence. */
+  blockTable: Int32Array;
+  /** [numTokens] position of each query; query t attends to positions 0..positions[t]. */
+  positions: Int32Array;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+/**
+ * One layer's keys or values in fixed-size blocks:
+ * data is [numBlocks, blockSize, numKvHeads, headDim].
+ */
+export interface KvPool {
+  readonly data: Float32Array;
+  readonly blockSize: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+}
+
+export interface RopeArgs {
+  /** [numTokens, numHeads, headDim], rotated in place. */
+  x: Float32Array;
+  /** [numTokens] */
+  positions: Int32Array;
+  numHeads: number;
+  headDim: number;
+  /** Leading dimensions of each head that rotate. */
+  ropeDims: number;
+  style: RopeStyle;
+  /** [ropeDims / 2] inverse frequency of each rotated pair. */
+  inverseFrequencies: Float32Array;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** Takes the stored bytes of a tensor (any DType) and keeps it for compute. */
+  loadWeight(dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight;
+
+  /** Dequantized float32 copy of rows [rowStart, rowEnd) of a weight; [rows, cols]. */
+  readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array;
+
+  /** x [numTokens, K] · Wᵀ with W [M, K] → [numTokens, M], canonical reduction order. */
+  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array;
+
+  /** Rows `ids` of an embedding table [vocab, dim] → [numTokens, dim]. */
+  embed(ids: Int32Array, table: Weight): Float32Array;
+
+  /** RMSNorm of each row of x [numRows, dim] times weight [dim] (a float32 weight). */
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array;
+
+  /** x [numRows, dim] += bias [dim], in place. */
+  addBias(x: Float32Array, bias: Weight, numRows: number): void;
+
+  /** Rotates query or key heads in place. */
+  rope(args: RopeArgs): void;
+
+  /** Writes keys or values [numTokens, numKvHeads, headDim] at `positions` of a sequence. */
+  writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void;
+
+  /** Causal attention of the queries over the sequence's cache → [numTokens, numHeads, headDim]. */
+  attention(args: AttentionArgs): Float32Array;
+
+  /** silu(gate) * up, elementwise → new array. */
+  siluMul(gate: Float32Array, up: Float32Array): Float32Array;
+
+  /** a += b, elementwise, in place. */
+  addInPlace(a: Float32Array, b: Float32Array): void;
+}
+
+/** Leaf size of the canonical reduction for a weight type: one quant block, or 32 elements. */
+export function reductionLeafSize(dtype: DType): number {
+  if (dtype === 'q4_k' || dtype === 'q6_k') return 256;
+  return 32;
+}

@@ -1,0 +1,39 @@
+/**
+ * Coded errors. Every failure a user can cause or meet carries a stable
+ * `TESSERA_ERR_*` code and a message that says what to do about it; the CLI
+ * prints them on one line and the HTTP layer maps them to OpenAI error bodies.
+ */
+export type ErrorCode =
+  | 'TESSERA_ERR_FILE_NOT_FOUND'
+  | 'TESSERA_ERR_FILE_READ'
+  | 'TESSERA_ERR_BAD_FORMAT'
+  | 'TESSERA_ERR_TRUNCATED'
+  | 'TESSERA_ERR_UNSUPPORTED_DTYPE'
+  | 'TESSERA_ERR_UNSUPPORTED_ARCH'
+  | 'TESSERA_ERR_MISSING_TENSOR'
+  | 'TESSERA_ERR_BAD_CONFIG'
+  | 'TESSERA_ERR_TOKENIZER'
+  | 'TESSERA_ERR_CHAT_TEMPLATE'
+  | 'TESSERA_ERR_CONTEXT_OVERFLOW'
+  | 'TESSERA_ERR_INVALID_ARGUMENT'
+  | 'TESSERA_ERR_UNKNOWN_PRESET'
+  | 'TESSERA_ERR_INTERNAL';
+
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'TesseraError';
+  }
+}
+
+export function isTesseraError(error: unknown): error is TesseraError {
+  return error instanceof TesseraError;
+}
+
+/** Throws a coded error when `condition` is false. */
+export function check(condition: unknown, code: ErrorCode, message: string): asserts condition {
+  if (!condition) throw new TesseraError(code, message);
+}

@@ -1,0 +1,49 @@
+/**
+ * A model file's tensors, read lazily by byte range. Every store names tensors
+ * with the canonical GGUF-style names (`token_embd.weight`,
+ * `blk.3.attn_q.weight`, `output_norm.weight` …) whatever the file calls them,
+ * so the model layer is written once.
+ */
+import type { DType } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+
+export interface TensorInfo {
+  /** Canonical name, e.g. `blk.0.ffn_down.weight`. */
+  readonly name: string;
+  readonly dtype: DType;
+  /** Row-major, outermost first: a matrix is [rows, cols] = [outFeatures, inFeatures]. */
+  readonly shape: readonly number[];
+}
+
+export type ModelFormat = 'gguf' | 'safetensors' | 'llama2c';
+
+export interface TensorStore {
+  readonly format: ModelFormat;
+  list(): TensorInfo[];
+  get(name: string): TensorInfo | undefined;
+  /**
+   * Stored bytes of rows [rowStart, rowEnd) of a tensor seen as
+   * [product of all dims but the last, last dim]; a 1-D tensor is one row.
+   * Reads only that byte range from disk.
+   */
+  readRows(name: string, rowStart: number, rowEnd: number): Uint8Array;
+  /** Bytes read from disk through this store so far. */
+  readonly bytesRead: number;
+  close(): void;
+}
+
+/** Number of rows and the length of a row of a tensor seen as a matrix. */
+export function matrixShape(shape: readonly number[]): { rows: number; cols: number } {
+  const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return { rows, cols };
+}
+
+/** All stored bytes of a tensor. */
+export function readTensor(store: TensorStore, name: string): Uint8Array {
+  const info = store.get(name);
+  if (!info) {
+    throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the model file has no tensor ${name}; is it complete and of a supported architecture?`);
+  }
+  return store.readRows(name, 0, matrixShape(info.shape).rows);
+}
