@@ -1,0 +1,140 @@
+/**
+ * Paged KV writes and causal attention. Each (query token, head) pair walks
+ * its cache positions 0..position in order, one block at a time, with online
+ * softmax. The arithmetic for a pair never looks at the other tokens of the
+ * call, so prefill, chunked prefill and decode give the same bits.
+ */
+import type { AttentionArgs, KvPool } from '../backend.js';
+import { check } from '../../core/errors.js';
+
+/** Index in pool.data of (position, kv head 0, dim 0) of a sequence. */
+function slotOffset(pool: KvPool, blockTable: Int32Array, position: number): number {
+  const logical = Math.floor(position / pool.blockSize);
+  check(
+    Number.isInteger(position) && position >= 0 && logical < blockTable.length,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
+  );
+  const physical = blockTable[logical];
+  const rowSize = pool.numKvHeads * pool.headDim;
+  check(
+    physical >= 0 && (physical + 1) * pool.blockSize * rowSize <= pool.data.length,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
+  );
+  return (physical * pool.blockSize + (position % pool.blockSize)) * rowSize;
+}
+
+/** Writes values [numTokens, numKvHeads, headDim] at `positions`. */
+export function writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
+  const rowSize = pool.numKvHeads * pool.headDim;
+  check(
+    values.length === positions.length * rowSize,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `writeKv got ${values.length} values for ${positions.length} positions of ${rowSize}`,
+  );
+  for (let t = 0; t < positions.length; t++) {
+    const offset = slotOffset(pool, blockTable, positions[t]);
+    pool.data.set(values.subarray(t * rowSize, (t + 1) * rowSize), offset);
+  }
+}
+
+function checkAttentionArgs(args: AttentionArgs): void {
+  const { query, keyCache, valueCache, positions, numHeads, numKvHeads, headDim } = args;
+  check(
+    numKvHeads > 0 && numHeads % numKvHeads === 0,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `numHeads ${numHeads} must be a multiple of numKvHeads ${numKvHeads}`,
+  );
+  check(
+    query.length === positions.length * numHeads * headDim,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `attention query has ${query.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
+  );
+  for (const pool of [keyCache, valueCache]) {
+    check(
+      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      'the KV pools do not match the attention heads (numKvHeads, headDim or blockSize differ)',
+    );
+  }
+}
+
+/** Causal attention → [numTokens, numHeads, headDim]. */
+export function attention(args: AttentionArgs): Float32Array {
+  checkAttentionArgs(args);
+  const { query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale } = args;
+  const group = numHeads / numKvHeads;
+  /** [numTokens, numHeads, headDim] */
+  const out = new Float32Array(query.length);
+  const scratch = new AttentionScratch(headDim, keyCache.blockSize);
+  for (let t = 0; t < positions.length; t++) {
+    for (let h = 0; h < numHeads; h++) {
+      const queryOffset = (t * numHeads + h) * headDim;
+      const kvHead = Math.floor(h / group);
+      attendOne(scratch, query, queryOffset, keyCache, valueCache, blockTable, positions[t], kvHead, scale);
+      for (let d = 0; d < headDim; d++) out[queryOffset + d] = scratch.acc[d] / scratch.sum;
+    }
+  }
+  return out;
+}
+
+class AttentionScratch {
+  /** [headDim] weighted sum of values, scaled by exp(-max). */
+  readonly acc: Float64Array;
+  /** [blockSize] scores of the current block. */
+  readonly scores: Float64Array;
+  sum = 0;
+
+  constructor(headDim: number, blockSize: number) {
+    this.acc = new Float64Array(headDim);
+    this.scores = new Float64Array(blockSize);
+  }
+}
+
+/** Online softmax of one query head over positions 0..lastPosition; leaves acc and sum in scratch. */
+function attendOne(
+  scratch: AttentionScratch,
+  query: Float32Array,
+  queryOffset: number,
+  keyCache: KvPool,
+  valueCache: KvPool,
+  blockTable: Int32Array,
+  lastPosition: number,
+  kvHead: number,
+  scale: number,
+): void {
+  const { acc, scores } = scratch;
+  const { blockSize, headDim } = keyCache;
+  acc.fill(0);
+  let max = -Infinity;
+  let sum = 0;
+  for (let blockStart = 0; blockStart <= lastPosition; blockStart += blockSize) {
+    const count = Math.min(blockSize, lastPosition + 1 - blockStart);
+    // Offsets of position blockStart; positions within a block are contiguous slots.
+    const keyBase = slotOffset(keyCache, blockTable, blockStart) + kvHead * headDim;
+    const valueBase = slotOffset(valueCache, blockTable, blockStart) + kvHead * headDim;
+    const stride = keyCache.numKvHeads * headDim;
+    let blockMax = -Infinity;
+    for (let j = 0; j < count; j++) {
+      const keyOffset = keyBase + j * stride;
+      let dot = 0;
+      for (let d = 0; d < headDim; d++) dot += query[queryOffset + d] * keyCache.data[keyOffset + d];
+      const score = dot * scale;
+      scores[j] = score;
+      if (score > blockMax) blockMax = score;
+    }
+    const newMax = Math.max(max, blockMax);
+    const rescale = max === -Infinity ? 0 : Math.exp(max - newMax);
+    sum *= rescale;
+    for (let d = 0; d < headDim; d++) acc[d] *= rescale;
+    for (let j = 0; j < count; j++) {
+      const p = Math.exp(scores[j] - newMax);
+      sum += p;
+      const valueOffset = valueBase + j * stride;
+      for (let d = 0; d < headDim; d++) acc[d] += p * valueCache.data[valueOffset + d];
+    }
+    max = newMax;
+  }
+  scratch.sum = sum;
+}

@@ -1,0 +1,73 @@
+/**
+ * The pure-TypeScript backend: the definition of every op's arithmetic, slow
+ * but exact to the contract in backend.ts. Models run on it in tests and
+ * wherever the native addon is missing.
+ */
+import { reductionLeafSize, type AttentionArgs, type Backend, type KvPool, type RopeArgs, type Weight } from '../backend.js';
+import type { DType } from '../../core/dtype.js';
+import { check } from '../../core/errors.js';
+import { ReferenceWeight, asReferenceWeight } from './reference-weight.js';
+import { matmulCanonical } from './matmul.js';
+import { attention, writeKv } from './attention.js';
+import { addBias, addInPlace, rmsNorm, rope, siluMul } from './pointwise.js';
+
+export class ReferenceBackend implements Backend {
+  readonly name = 'reference';
+
+  loadWeight(dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight {
+    return new ReferenceWeight(dtype, shape, bytes);
+  }
+
+  readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array {
+    return asReferenceWeight(weight).rowValues(rowStart, rowEnd);
+  }
+
+  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
+    const w = asReferenceWeight(weight);
+    return matmulCanonical(x, w.values(), numTokens, w.rows, w.cols, reductionLeafSize(w.dtype));
+  }
+
+  embed(ids: Int32Array, table: Weight): Float32Array {
+    const w = asReferenceWeight(table);
+    /** [numTokens, dim] */
+    const out = new Float32Array(ids.length * w.cols);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      check(
+        id >= 0 && id < w.rows,
+        'TESSERA_ERR_INVALID_ARGUMENT',
+        `token id ${id} is outside the embedding table of ${w.rows} entries; the tokenizer and model do not match`,
+      );
+      out.set(w.rowValues(id, id + 1), t * w.cols);
+    }
+    return out;
+  }
+
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
+    return rmsNorm(x, asReferenceWeight(weight).values(), numRows, eps);
+  }
+
+  addBias(x: Float32Array, bias: Weight, numRows: number): void {
+    addBias(x, asReferenceWeight(bias).values(), numRows);
+  }
+
+  rope(args: RopeArgs): void {
+    rope(args);
+  }
+
+  writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
+    writeKv(pool, blockTable, positions, values);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    return attention(args);
+  }
+
+  siluMul(gate: Float32Array, up: Float32Array): Float32Array {
+    return siluMul(gate, up);
+  }
+
+  addInPlace(a: Float32Array, b: Float32Array): void {
+    addInPlace(a, b);
+  }
+}
