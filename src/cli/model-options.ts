@@ -1,0 +1,54 @@
+/** Options every model-using command shares, and opening the engine from them. */
+import type { Command } from 'commander';
+import { TesseraError } from '../core/errors.js';
+import { Engine } from '../engine/engine.js';
+import { loadProgressBar } from './load-progress.js';
+
+export interface ModelOptions {
+  model: string;
+  tokenizer?: string;
+  verbose?: boolean;
+}
+
+export function addModelOptions(command: Command): Command {
+  return command
+    .requiredOption('--model <path>', 'GGUF file, Hugging Face model directory, or llama2.c .bin checkpoint')
+    .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints (default: tokenizer.bin or tok*.bin beside the model)')
+    .option('--verbose', 'print stack traces on errors');
+}
+
+export async function openEngine(options: ModelOptions): Promise<Engine> {
+  const progress = loadProgressBar('loading');
+  try {
+    return await Engine.open(options.model, { tokenizerPath: options.tokenizer, onProgress: progress.onProgress });
+  } finally {
+    progress.stop();
+  }
+}
+
+/** "1,2,3" → [1, 2, 3] */
+export function parseIdList(text: string): number[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+    .map((part) => {
+      const id = Number(part);
+      if (!Number.isInteger(id) || id < 0) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${part}" is not a token id; pass ids as 1,2,3`);
+      }
+      return id;
+    });
+}
+
+/** A commander argument parser for numbers within [min, max]. */
+export function numberOption(name: string, min: number, max: number, integer = false): (value: string) => number {
+  return (value: string) => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < min || parsed > max || (integer && !Number.isInteger(parsed))) {
+      const kind = integer ? 'an integer' : 'a number';
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `${name} must be ${kind} in [${min}, ${max}], got "${value}"`);
+    }
+    return parsed;
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * One model on one process: load it, compute logits, generate. The step loop
+ * of a server (continuous batching) builds on the same Transformer and
+ * KvCache; this class runs one sequence at a time.
+ */
+import type { Backend } from '../backend/backend.js';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import { loadTransformerWeights, type LoadProgress } from '../model/transformer-weights.js';
+import { Transformer } from '../model/transformer.js';
+import { StreamDecoder } from '../tokenizer/stream-decoder.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { GeneratedToken, GenerationRequest, GenerationResult } from './generation.js';
+import { KvCache } from './kv-cache.js';
+import { openModelFiles, type ModelFiles } from './model-files.js';
+import { samplingParams, sampleToken } from './sampler.js';
+import { StopMatcher } from './stop-matcher.js';
+
+export interface EngineOptions {
+  backend?: Backend;
+  /** Tokenizer file for formats that keep it apart (llama2.c). */
+  tokenizerPath?: string;
+  onProgress?: LoadProgress;
+}
+
+export class Engine {
+  private constructor(
+    readonly files: ModelFiles,
+    readonly transformer: Transformer,
+    readonly backend: Backend,
+    readonly loadMs: number,
+  ) {}
+
+  static async open(modelPath: string, options: EngineOptions = {}): Promise<Engine> {
+    const started = performance.now();
+    const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
+    try {
+      const backend = options.backend ?? new ReferenceBackend();
+      const weights = loadTransformerWeights(files.store, files.config, backend, options.onProgress);
+      const transformer = new Transformer(files.config, weights, backend);
+      return new Engine(files, transformer, backend, performance.now() - started);
+    } finally {
+      files.store.close();
+    }
+  }
+
+  get config(): ModelConfig {
+    return this.files.config;
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.files.tokenizer;
+  }
+
+  /** Logits at every position of a prompt: [promptIds.length, vocabSize]. */
+  logits(promptIds: readonly number[]): Float32Array {
+    this.validatePrompt(promptIds, 0);
+    const cache = KvCache.forTokens(this.config, promptIds.length);
+    const sequence = cache.allocate(promptIds.length);
+    return this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'all');
+  }
+
+  /** Streams generated tokens; the generator's return value is the whole result. */
+  *generate(request: GenerationRequest): Generator<GeneratedToken, GenerationResult> {
+    const params = samplingParams(request.sampling ?? {});
+    const promptIds = [...request.promptIds];
+    if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
+    this.validatePrompt(promptIds, 1);
+    const maxTokens = Math.min(request.maxTokens, this.config.contextLength - promptIds.length);
+    const sequence = KvCache.forTokens(this.config, promptIds.length + maxTokens).allocate(promptIds.length + maxTokens);
+    const decoder = new StreamDecoder(this.tokenizer);
+    const stops = new StopMatcher(request.stop ?? []);
+    const eos = new Set(request.ignoreEos ? [] : this.config.eosTokenIds);
+    const ids: number[] = [];
+    let text = '';
+    let finishReason: GenerationResult['finishReason'] = 'length';
+
+    const prefillStart = performance.now();
+    let logits = this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'last');
+    const prefillMs = performance.now() - prefillStart;
+    const decodeStart = performance.now();
+    while (ids.length < maxTokens) {
+      const position = promptIds.length + ids.length;
+      const id = sampleToken(logits, params, { promptIds, generatedIds: ids }, position);
+      if (eos.has(id)) {
+        finishReason = 'stop';
+        break;
+      }
+      ids.push(id);
+      const shown = stops.push(decoder.push(id));
+      text += shown;
+      yield { id, text: shown };
+      if (stops.stopped) {
+        finishReason = 'stop';
+        break;
+      }
+      if (ids.length >= maxTokens) break;
+      logits = this.transformer.forward(Int32Array.of(id), Int32Array.of(position), sequence, 'last');
+    }
+    const rest = stops.push(decoder.flush()) + stops.flush();
+    text += rest;
+    if (rest.length > 0) yield { id: -1, text: rest };
+    const decodeMs = performance.now() - decodeStart;
+    return {
+      promptIds,
+      ids,
+      text,
+      finishReason,
+      timings: {
+        promptTokens: promptIds.length,
+        generatedTokens: ids.length,
+        prefillMs,
+        decodeMs,
+        prefillTokensPerSecond: (promptIds.length / prefillMs) * 1000,
+        decodeTokensPerSecond: ids.length > 1 ? ((ids.length - 1) / decodeMs) * 1000 : 0,
+      },
+    };
+  }
+
+  /** Runs a generation to its end. */
+  complete(request: GenerationRequest): GenerationResult {
+    const steps = this.generate(request);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  private validatePrompt(promptIds: readonly number[], reserve: number): void {
+    const vocabSize = this.config.vocabSize;
+    for (const id of promptIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+      }
+    }
+    if (promptIds.length + reserve > this.config.contextLength) {
+      throw new TesseraError(
+        'TESSERA_ERR_CONTEXT_OVERFLOW',
+        `the prompt has ${promptIds.length} tokens but the model's context holds ${this.config.contextLength}; shorten the prompt`,
+      );
+    }
+  }
+}
+
+/** [count] positions start, start+1, … */
+function positionsFrom(start: number, count: number): Int32Array {
+  const positions = new Int32Array(count);
+  for (let i = 0; i < count; i++) positions[i] = start + i;
+  return positions;
+}

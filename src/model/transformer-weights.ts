@@ -1,0 +1,134 @@
+/**
+ * The weights of a Llama-family decoder, read from a TensorStore by canonical
+ * name and handed to a backend, layer by layer.
+ */
+import type { Backend, Weight } from '../backend/backend.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { byteSize } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+import { matrixShape, type TensorStore } from '../format/tensor-store.js';
+
+export interface LayerWeights {
+  attentionNorm: Weight;
+  /** [numHeads * headDim, hiddenSize] */
+  query: Weight;
+  /** [numKvHeads * headDim, hiddenSize] */
+  key: Weight;
+  /** [numKvHeads * headDim, hiddenSize] */
+  value: Weight;
+  /** [hiddenSize, numHeads * headDim] */
+  attentionOutput: Weight;
+  queryBias?: Weight;
+  keyBias?: Weight;
+  valueBias?: Weight;
+  /** [headDim] */
+  queryNorm?: Weight;
+  /** [headDim] */
+  keyNorm?: Weight;
+  feedForwardNorm: Weight;
+  /** [intermediateSize, hiddenSize] */
+  gate: Weight;
+  /** [intermediateSize, hiddenSize] */
+  up: Weight;
+  /** [hiddenSize, intermediateSize] */
+  down: Weight;
+}
+
+export interface TransformerWeights {
+  /** [vocabSize, hiddenSize] */
+  tokenEmbedding: Weight;
+  layers: LayerWeights[];
+  outputNorm: Weight;
+  /** [vocabSize, hiddenSize]; the token embedding when tied. */
+  output: Weight;
+  /** [ropeDims / 2] per-pair divisors of Llama 3 GGUF files. */
+  ropeFactors?: Float32Array;
+}
+
+export type LoadProgress = (loadedBytes: number, totalBytes: number) => void;
+
+export function loadTransformerWeights(
+  store: TensorStore,
+  config: ModelConfig,
+  backend: Backend,
+  onProgress?: LoadProgress,
+): TransformerWeights {
+  const loader = new WeightLoader(store, backend, onProgress);
+  const tokenEmbedding = loader.required('token_embd.weight', [config.vocabSize, config.hiddenSize]);
+  const layers: LayerWeights[] = [];
+  for (let layer = 0; layer < config.numLayers; layer++) layers.push(loadLayer(loader, config, layer));
+  const outputNorm = loader.required('output_norm.weight', [config.hiddenSize]);
+  const output = config.tiedEmbeddings ? tokenEmbedding : loader.required('output.weight', [config.vocabSize, config.hiddenSize]);
+  const factors = store.get('rope_freqs.weight') ? loader.floats('rope_freqs.weight') : undefined;
+  return { tokenEmbedding, layers, outputNorm, output, ropeFactors: factors };
+}
+
+function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): LayerWeights {
+  const name = (suffix: string): string => `blk.${layer}.${suffix}`;
+  const hidden = config.hiddenSize;
+  const queryRows = config.numHeads * config.headDim;
+  const kvRows = config.numKvHeads * config.headDim;
+  const inter = config.intermediateSize;
+  return {
+    attentionNorm: loader.required(name('attn_norm.weight'), [hidden]),
+    query: loader.required(name('attn_q.weight'), [queryRows, hidden]),
+    key: loader.required(name('attn_k.weight'), [kvRows, hidden]),
+    value: loader.required(name('attn_v.weight'), [kvRows, hidden]),
+    attentionOutput: loader.required(name('attn_output.weight'), [hidden, queryRows]),
+    queryBias: config.qkvBias ? loader.required(name('attn_q.bias'), [queryRows]) : undefined,
+    keyBias: config.qkvBias ? loader.required(name('attn_k.bias'), [kvRows]) : undefined,
+    valueBias: config.qkvBias ? loader.required(name('attn_v.bias'), [kvRows]) : undefined,
+    queryNorm: config.qkNorm ? loader.required(name('attn_q_norm.weight'), [config.headDim]) : undefined,
+    keyNorm: config.qkNorm ? loader.required(name('attn_k_norm.weight'), [config.headDim]) : undefined,
+    feedForwardNorm: loader.required(name('ffn_norm.weight'), [hidden]),
+    gate: loader.required(name('ffn_gate.weight'), [inter, hidden]),
+    up: loader.required(name('ffn_up.weight'), [inter, hidden]),
+    down: loader.required(name('ffn_down.weight'), [hidden, inter]),
+  };
+}
+
+class WeightLoader {
+  private loadedBytes = 0;
+  private readonly totalBytes: number;
+
+  constructor(
+    private readonly store: TensorStore,
+    private readonly backend: Backend,
+    private readonly onProgress?: LoadProgress,
+  ) {
+    this.totalBytes = store.list().reduce((sum, info) => sum + storedBytes(store, info.name), 0);
+  }
+
+  required(name: string, shape: number[]): Weight {
+    const info = this.store.get(name);
+    if (!info) {
+      throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the model has no tensor ${name}; the file is incomplete or not a supported architecture`);
+    }
+    const matches = info.shape.length === shape.length && info.shape.every((size, i) => size === shape[i]);
+    if (!matches) {
+      throw new TesseraError(
+        'TESSERA_ERR_BAD_FORMAT',
+        `tensor ${name} has shape [${info.shape.join(', ')}] but the model config implies [${shape.join(', ')}]`,
+      );
+    }
+    const bytes = this.store.readRows(name, 0, matrixShape(info.shape).rows);
+    this.loadedBytes += bytes.byteLength;
+    this.onProgress?.(this.loadedBytes, this.totalBytes);
+    return this.backend.loadWeight(info.dtype, info.shape, bytes);
+  }
+
+  /** A small float32 tensor kept in JavaScript (e.g. rope_freqs). */
+  floats(name: string): Float32Array {
+    const info = this.store.get(name);
+    if (!info) throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the model has no tensor ${name}`);
+    const weight = this.backend.loadWeight(info.dtype, info.shape, this.store.readRows(name, 0, matrixShape(info.shape).rows));
+    return this.backend.readRows(weight, 0, 1);
+  }
+}
+
+function storedBytes(store: TensorStore, name: string): number {
+  const info = store.get(name);
+  if (!info) return 0;
+  const { rows, cols } = matrixShape(info.shape);
+  return byteSize(info.dtype, rows * cols);
+}
