@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fixture } from '../testing/fixtures.js';
+import { Engine } from './engine.js';
+
+interface Golden {
+  start_token: number;
+  generated_ids: number[];
+  text: string;
+}
+
+test('stories260K greedy from BOS reproduces all 256 golden ids', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  const goldenPath = fixture(t, 'stories260K.greedy.json');
+  if (!model || !goldenPath) return;
+  const golden = JSON.parse(readFileSync(goldenPath, 'utf8')) as Golden;
+  const engine = await Engine.open(model);
+  const result = engine.complete({ promptIds: [golden.start_token], maxTokens: golden.generated_ids.length });
+  assert.deepEqual(result.ids, golden.generated_ids);
+  assert.equal(result.finishReason, 'length');
+  assert.ok(result.text.startsWith('Once upon a time'), result.text.slice(0, 40));
+});
+
+test('logits at every position match the logits of generation steps', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const engine = await Engine.open(model);
+  const prompt = [1, 403, 407, 261, 378];
+  const all = engine.logits(prompt);
+  const vocab = engine.config.vocabSize;
+  // Prefill in one piece vs one token at a time: same bits (DESIGN §4).
+  for (let length = 1; length <= prompt.length; length++) {
+    const prefix = engine.logits(prompt.slice(0, length));
+    assert.deepEqual(prefix.subarray((length - 1) * vocab, length * vocab), all.subarray((length - 1) * vocab, length * vocab));
+  }
+});
+
+test('seeded sampling is reproducible and stop strings end the text', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const engine = await Engine.open(model);
+  const request = { promptIds: [1], maxTokens: 40, sampling: { temperature: 0.9, topP: 0.95, seed: 7 } };
+  const first = engine.complete(request);
+  const second = engine.complete(request);
+  assert.deepEqual(first.ids, second.ids);
+  const other = engine.complete({ ...request, sampling: { ...request.sampling, seed: 8 } });
+  assert.notDeepEqual(first.ids, other.ids);
+  const stopped = engine.complete({ promptIds: [1], maxTokens: 100, stop: ['Lily'] });
+  assert.equal(stopped.finishReason, 'stop');
+  assert.ok(!stopped.text.includes('Lily'));
+  assert.ok(stopped.text.endsWith('named '), JSON.stringify(stopped.text));
+});
+
+test('a prompt longer than the context is refused with a coded error', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const engine = await Engine.open(model);
+  const tooLong = new Array<number>(engine.config.contextLength + 1).fill(5);
+  assert.throws(() => engine.complete({ promptIds: tooLong, maxTokens: 1 }), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
+  assert.throws(() => engine.logits([1, 99999]), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
+});
