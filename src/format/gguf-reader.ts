@@ -42,6 +42,15 @@ const MIN_VALUE_BYTES: Readonly<Record<GgufValueType, number>> = {
   [GgufValueType.FLOAT64]: 8,
 };
 
+/**
+ * Bytes a count may claim before it is called corrupt rather than cut short:
+ * the whole file, but never less than 1 MiB so that a file truncated inside
+ * its header reads as truncated (allocations stay bounded either way).
+ */
+function plausibleBytes(cursor: FileCursor): number {
+  return Math.max(cursor.fileSize, 1 << 20);
+}
+
 function badFormat(path: string, message: string): TesseraError {
   return new TesseraError('TESSERA_ERR_BAD_FORMAT', `${path}: ${message}; the file is corrupt or not a GGUF file`);
 }
@@ -57,7 +66,7 @@ function checkValueType(type: number, path: string, key: string): GgufValueType 
 
 function readArray(cursor: FileCursor, elementType: GgufValueType, path: string, key: string): GgufValue[] {
   const length = cursor.count(`the length of array ${key}`);
-  if (length * MIN_VALUE_BYTES[elementType] > cursor.remaining) {
+  if (length * MIN_VALUE_BYTES[elementType] > plausibleBytes(cursor)) {
     throw badFormat(path, `array ${key} claims ${length} elements, more than the file can hold`);
   }
   const values: GgufValue[] = new Array<GgufValue>(length);
@@ -194,7 +203,7 @@ function parseHeader(fd: number, path: string): GgufHeader {
   const tensorCount = cursor.count('the tensor count');
   const metadataCount = cursor.count('the metadata count');
   // A tensor info takes at least 8 (name) + 4 (dims) + 4 (type) + 8 (offset) bytes; a key/value at least 8 + 4 + 1.
-  if (tensorCount * 24 + metadataCount * 13 > cursor.remaining) {
+  if (tensorCount * 24 + metadataCount * 13 > plausibleBytes(cursor)) {
     throw badFormat(path, `the header claims ${tensorCount} tensors and ${metadataCount} metadata keys, more than the file can hold`);
   }
   const { metadata, types } = readMetadata(cursor, path, metadataCount);
