@@ -45,7 +45,10 @@ export class SafetensorsStore implements TensorStore {
     if (!existsSync(source)) {
       throw new TesseraError('TESSERA_ERR_FILE_NOT_FOUND', `${source} does not exist; check the model path`);
     }
-    if (statSync(source).isDirectory()) return SafetensorsStore.open(findSafetensorsFiles(source));
+    if (statSync(source).isDirectory()) {
+      const indexPath = join(source, SAFETENSORS_INDEX);
+      return existsSync(indexPath) ? SafetensorsStore.fromIndex(indexPath) : new SafetensorsStore(findSafetensorsFiles(source));
+    }
     if (source.endsWith('.index.json')) return SafetensorsStore.fromIndex(source);
     return new SafetensorsStore([source]);
   }
