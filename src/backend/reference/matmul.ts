@@ -25,26 +25,65 @@ export function matmulCanonical(
     `matmul input has ${x.length} values but ${numTokens} tokens of ${K} features need ${numTokens * K}`,
   );
   const numLeaves = Math.ceil(K / leafSize);
-  /** [numLeaves] leaf sums of one (token, row) pair. */
-  const leaves = new Float32Array(numLeaves);
+  /** [TOKEN_TILE, numLeaves] leaf sums of up to TOKEN_TILE tokens against one row. */
+  const leaves = new Float32Array(TOKEN_TILE * numLeaves);
   /** [numTokens, M] */
   const out = new Float32Array(numTokens * M);
-  // Rows outermost so each weight row is read once and reused for every token.
-  for (let m = 0; m < M; m++) {
-    const wRow = m * K;
-    for (let t = 0; t < numTokens; t++) {
-      const xRow = t * K;
-      for (let leaf = 0; leaf < numLeaves; leaf++) {
-        const start = leaf * leafSize;
-        const end = Math.min(start + leafSize, K);
-        let sum = 0;
-        for (let k = start; k < end; k++) sum += x[xRow + k] * w[wRow + k];
-        leaves[leaf] = sum;
+  for (let tileStart = 0; tileStart < numTokens; tileStart += TOKEN_TILE) {
+    const tile = Math.min(TOKEN_TILE, numTokens - tileStart);
+    for (let m = 0; m < M; m++) {
+      if (tile === TOKEN_TILE) leafSumsTile(x, tileStart * K, w, m * K, K, leafSize, leaves);
+      else for (let t = 0; t < tile; t++) leafSumsOne(x, (tileStart + t) * K, w, m * K, K, leafSize, leaves, t * numLeaves);
+      for (let t = 0; t < tile; t++) {
+        out[(tileStart + t) * M + m] = reduceLeaves(leaves, t * numLeaves, (t + 1) * numLeaves);
       }
-      out[t * M + m] = reduceLeaves(leaves, 0, numLeaves);
     }
   }
   return out;
+}
+
+/**
+ * Tokens per pass over a weight row. Each token keeps its own float64 sum in
+ * the same left-to-right order, so tiling changes speed, never bits.
+ */
+const TOKEN_TILE = 4;
+
+/** Leaf sums of one token against one weight row, into leaves[at..]. */
+function leafSumsOne(
+  x: Float32Array, xRow: number, w: Float32Array, wRow: number, K: number, leafSize: number, leaves: Float32Array, at: number,
+): void {
+  for (let start = 0, leaf = at; start < K; start += leafSize, leaf++) {
+    const end = Math.min(start + leafSize, K);
+    let sum = 0;
+    for (let k = start; k < end; k++) sum += x[xRow + k] * w[wRow + k];
+    leaves[leaf] = sum;
+  }
+}
+
+/** Leaf sums of TOKEN_TILE consecutive tokens against one weight row; leaves is [TOKEN_TILE, numLeaves]. */
+function leafSumsTile(
+  x: Float32Array, xRow: number, w: Float32Array, wRow: number, K: number, leafSize: number, leaves: Float32Array,
+): void {
+  const numLeaves = Math.ceil(K / leafSize);
+  for (let start = 0, leaf = 0; start < K; start += leafSize, leaf++) {
+    const end = Math.min(start + leafSize, K);
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let k = start; k < end; k++) {
+      const weight = w[wRow + k];
+      const i = xRow + k;
+      s0 += x[i] * weight;
+      s1 += x[i + K] * weight;
+      s2 += x[i + 2 * K] * weight;
+      s3 += x[i + 3 * K] * weight;
+    }
+    leaves[leaf] = s0;
+    leaves[numLeaves + leaf] = s1;
+    leaves[2 * numLeaves + leaf] = s2;
+    leaves[3 * numLeaves + leaf] = s3;
+  }
 }
 
 /**
