@@ -68,6 +68,14 @@ describe('sampleToken', () => {
   test('greedy is argmax with ties to the lowest id', () => {
     assert.equal(sampleToken(Float32Array.from([0.1, 3, -2, 3]), GREEDY, NO_HISTORY, 0), 1);
     assert.equal(sampleToken(Float32Array.from([-5, -1, -1]), GREEDY, NO_HISTORY, 9), 1);
+    assert.equal(sampleToken(Float32Array.from([Number.NaN, -1, 2]), GREEDY, NO_HISTORY, 0), 2);
+  });
+
+  test('masked (-Infinity) tokens are never drawn', () => {
+    const logits = Float32Array.from([-Infinity, 0, -Infinity, 0.5, -Infinity]);
+    const seen = counts(logits, samplingParams({ seed: 4 }), 300);
+    assert.equal(seen[0] + seen[2] + seen[4], 0);
+    assert.ok(seen[1] > 0 && seen[3] > 0);
   });
 
   test('the same seed and position give the same token; seeds differ', () => {

@@ -65,7 +65,7 @@ function siftDown(scores: Scores, heap: Int32Array, size: number): void {
 /** Index of the best score; ties go to the lowest id. */
 export function argmax(scores: Scores): number {
   let best = 0;
-  for (let id = 1; id < scores.length; id++) if (scores[id] > scores[best]) best = id;
+  for (let id = 1; id < scores.length; id++) if (scores[id] > scores[best] || Number.isNaN(scores[best])) best = id;
   return best;
 }
 
