@@ -1,8 +1,11 @@
 /**
- * The header and byte layout of a karpathy/llama2.c checkpoint (the legacy
- * "v0" float32 format that run.c reads): seven little-endian int32s, then
- * every weight as float32 in one fixed order, with no padding. A negative
- * vocab_size marks an untied classifier stored at the very end.
+ * The header and byte layout of a karpathy/llama2.c checkpoint. The legacy
+ * "v0" float32 format that run.c reads: seven little-endian int32s, then
+ * every weight as float32 in one fixed order, with no padding; a negative
+ * vocab_size marks an untied classifier stored at the very end. The "v1"
+ * float32 export (export.py --version 1) has a 256-byte header starting with
+ * the "ak42" magic and stores the same weights in another order, without the
+ * legacy RoPE tables. The int8 "v2" export is not read.
  */
 import { TesseraError, check } from '../core/errors.js';
 
@@ -16,9 +19,13 @@ export interface Llama2cHeader {
   seqLen: number;
   /** The classifier is the token embedding (vocab_size was positive). */
   sharedClassifier: boolean;
+  /** 0: legacy run.c format; 1: export.py --version 1 (float32, "ak42" header). */
+  exportVersion: 0 | 1;
 }
 
 export const LLAMA2C_HEADER_BYTES = 28;
+/** Header size of the "ak42" exports, zero-padded. */
+export const LLAMA2C_EXPORT_HEADER_BYTES = 256;
 /** Magic of llama2.c's later exports (export.py --version 1/2): "ak42" as a little-endian uint32. */
 export const LLAMA2C_EXPORT_MAGIC = 0x616b3432;
 
@@ -46,7 +53,23 @@ export function decodeLlama2cHeader(bytes: Uint8Array): Llama2cHeader {
     vocabSize: Math.abs(vocab),
     seqLen: int(6),
     sharedClassifier: vocab > 0,
+    exportVersion: 0,
   };
+}
+
+/**
+ * Decodes a version 1 header: magic, version, the same seven ints (vocab
+ * always positive) and a shared-classifier byte, in 256 bytes.
+ */
+export function decodeLlama2cV1Header(bytes: Uint8Array): Llama2cHeader {
+  check(bytes.byteLength >= 37, 'TESSERA_ERR_TRUNCATED', 'the llama2.c checkpoint is shorter than its 256-byte header; download it again');
+  const legacy = decodeLlama2cHeader(bytes.subarray(8, 36));
+  return { ...legacy, sharedClassifier: bytes[36] !== 0, exportVersion: 1 };
+}
+
+/** Bytes before the first weight. */
+export function llama2cHeaderBytes(h: Llama2cHeader): number {
+  return h.exportVersion === 1 ? LLAMA2C_EXPORT_HEADER_BYTES : LLAMA2C_HEADER_BYTES;
 }
 
 /** Why the header cannot be a llama2.c model, or undefined when it is plausible. */
@@ -69,23 +92,28 @@ export function implausibility(h: Llama2cHeader): string | undefined {
 export function llama2cLayout(h: Llama2cHeader): Llama2cRegion[] {
   const headSize = h.dim / h.numHeads;
   const kvDim = headSize * h.numKvHeads;
-  const regions: Llama2cRegion[] = [
-    { name: 'token_embd.weight', perLayer: false, shape: [h.vocabSize, h.dim] },
-    { name: 'blk.{layer}.attn_norm.weight', perLayer: true, shape: [h.dim] },
-    { name: 'blk.{layer}.attn_q.weight', perLayer: true, shape: [h.dim, h.dim] },
-    { name: 'blk.{layer}.attn_k.weight', perLayer: true, shape: [kvDim, h.dim] },
-    { name: 'blk.{layer}.attn_v.weight', perLayer: true, shape: [kvDim, h.dim] },
-    { name: 'blk.{layer}.attn_output.weight', perLayer: true, shape: [h.dim, h.dim] },
-    { name: 'blk.{layer}.ffn_norm.weight', perLayer: true, shape: [h.dim] },
-    { name: 'blk.{layer}.ffn_gate.weight', perLayer: true, shape: [h.hiddenDim, h.dim] },
-    { name: 'blk.{layer}.ffn_down.weight', perLayer: true, shape: [h.dim, h.hiddenDim] },
-    { name: 'blk.{layer}.ffn_up.weight', perLayer: true, shape: [h.hiddenDim, h.dim] },
-    { name: 'output_norm.weight', perLayer: false, shape: [h.dim] },
-    // Legacy RoPE tables (freq_cis_real, freq_cis_imag); run.c recomputes them.
-    { name: undefined, perLayer: false, shape: [h.seqLen, headSize / 2] },
-    { name: undefined, perLayer: false, shape: [h.seqLen, headSize / 2] },
+  const region = (name: string, perLayer: boolean, shape: number[]): Llama2cRegion => ({ name, perLayer, shape });
+  const embedding = region('token_embd.weight', false, [h.vocabSize, h.dim]);
+  const attnNorm = region('blk.{layer}.attn_norm.weight', true, [h.dim]);
+  const ffnNorm = region('blk.{layer}.ffn_norm.weight', true, [h.dim]);
+  const outputNorm = region('output_norm.weight', false, [h.dim]);
+  const matrices = [
+    region('blk.{layer}.attn_q.weight', true, [h.dim, h.dim]),
+    region('blk.{layer}.attn_k.weight', true, [kvDim, h.dim]),
+    region('blk.{layer}.attn_v.weight', true, [kvDim, h.dim]),
+    region('blk.{layer}.attn_output.weight', true, [h.dim, h.dim]),
   ];
-  if (!h.sharedClassifier) regions.push({ name: 'output.weight', perLayer: false, shape: [h.vocabSize, h.dim] });
+  const ffn = [
+    region('blk.{layer}.ffn_gate.weight', true, [h.hiddenDim, h.dim]), // w1
+    region('blk.{layer}.ffn_down.weight', true, [h.dim, h.hiddenDim]), // w2
+    region('blk.{layer}.ffn_up.weight', true, [h.hiddenDim, h.dim]), // w3
+  ];
+  // Legacy RoPE tables (freq_cis_real, freq_cis_imag); run.c recomputes them.
+  const ropeTable: Llama2cRegion = { name: undefined, perLayer: false, shape: [h.seqLen, headSize / 2] };
+  const regions = h.exportVersion === 1
+    ? [attnNorm, ffnNorm, outputNorm, embedding, ...matrices, ...ffn]
+    : [embedding, attnNorm, ...matrices, ffnNorm, ...ffn, outputNorm, ropeTable, ropeTable];
+  if (!h.sharedClassifier) regions.push(region('output.weight', false, [h.vocabSize, h.dim]));
   return regions;
 }
 
@@ -98,24 +126,29 @@ export function regionElements(region: Llama2cRegion, h: Llama2cHeader): number 
 /** Exact file size a header implies. */
 export function llama2cFileSize(h: Llama2cHeader): number {
   const floats = llama2cLayout(h).reduce((sum, r) => sum + regionElements(r, h), 0);
-  return LLAMA2C_HEADER_BYTES + 4 * floats;
+  return llama2cHeaderBytes(h) + 4 * floats;
 }
 
 /**
- * Throws the coded error for a file that starts with the "ak42" magic of the
- * newer llama2.c exports; returns when the magic is absent.
+ * The export version a file's first bytes announce: 0 for the legacy format
+ * (no magic), else the version after the "ak42" magic.
  */
-export function rejectNewerExport(bytes: Uint8Array, path: string): void {
-  if (bytes.byteLength < 8) return;
+export function llama2cExportVersion(bytes: Uint8Array): number {
+  if (bytes.byteLength < 8) return 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
-  if (view.getUint32(0, true) !== LLAMA2C_EXPORT_MAGIC) return;
-  const version = view.getInt32(4, true);
+  return view.getUint32(0, true) === LLAMA2C_EXPORT_MAGIC ? view.getInt32(4, true) : 0;
+}
+
+/** Throws the coded error for an export version Tessera cannot read. */
+export function rejectUnsupportedExport(bytes: Uint8Array, path: string): void {
+  const version = llama2cExportVersion(bytes);
+  if (version === 0 || version === 1) return;
   if (version === 2) {
     throw new TesseraError('TESSERA_ERR_UNSUPPORTED_DTYPE', `${path}: int8 llama2.c export v2 is not supported; use the float32 .bin`);
   }
   throw new TesseraError(
     'TESSERA_ERR_BAD_FORMAT',
-    `${path}: llama2.c export version ${version} is not supported; use the legacy float32 .bin (export.py --version 0)`,
+    `${path}: llama2.c export version ${version} is not supported; use a float32 export (export.py --version 0 or 1)`,
   );
 }
 

@@ -36,7 +36,7 @@ test('stories260K.bin: header, tensor list and shapes', (t) => {
   t.after(() => store.close());
   assert.equal(store.format, 'llama2c');
   assert.deepEqual(store.header, {
-    dim: 64, hiddenDim: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true,
+    dim: 64, hiddenDim: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true, exportVersion: 0,
   });
   assert.equal(store.list().length, 1 + 9 * 5 + 1, 'embedding, 9 tensors per layer, final norm; tied classifier');
   assert.equal(store.get('output.weight'), undefined);
@@ -112,6 +112,40 @@ test('an untied classifier is exposed as output.weight; the layout matches run.c
   const wcls = rmsFinal + dim + seq * headSize;
   assert.equal(first('output.weight'), wcls);
   assert.equal(new Float32Array(store.readRows('output.weight', 9, 10).slice().buffer)[7], total - 1);
+});
+
+test('a float32 "ak42" version 1 export is read with its own order', (t) => {
+  const path = join(tempDir(t), 'v1.bin');
+  const [dim, hidden, layers, kvDim, vocab, seq] = [8, 12, 2, 4, 10, 6];
+  const L = layers;
+  const total = L * dim * 2 + dim + vocab * dim + L * (2 * dim * dim + 2 * kvDim * dim + 3 * dim * hidden) + vocab * dim;
+  const file = Buffer.alloc(256 + 4 * total);
+  file.writeUInt32LE(0x616b3432, 0);
+  file.writeInt32LE(1, 4);
+  [dim, hidden, layers, 4, 2, vocab, seq].forEach((v, i) => file.writeInt32LE(v, 8 + 4 * i));
+  file[36] = 0; // untied classifier
+  for (let k = 0; k < total; k++) file.writeFloatLE(k, 256 + 4 * k);
+  writeFileSync(path, file);
+  assert.equal(isLlama2cCheckpoint(path), true);
+  const store = new Llama2cStore(path);
+  t.after(() => store.close());
+  assert.equal(store.header.exportVersion, 1);
+  assert.equal(store.header.sharedClassifier, false);
+  const first = (name: string): number => new Float32Array(store.readRows(name, 0, 1).slice().buffer)[0];
+  // export.py version1_export: norms first, then the embedding, then the matrices, then the classifier.
+  assert.equal(first('blk.1.attn_norm.weight'), dim);
+  assert.equal(first('blk.0.ffn_norm.weight'), L * dim);
+  assert.equal(first('output_norm.weight'), 2 * L * dim);
+  const embd = 2 * L * dim + dim;
+  assert.equal(first('token_embd.weight'), embd);
+  const wq = embd + vocab * dim;
+  assert.equal(first('blk.1.attn_q.weight'), wq + dim * dim);
+  const w1 = wq + L * (2 * dim * dim + 2 * kvDim * dim);
+  assert.equal(first('blk.1.ffn_gate.weight'), w1 + hidden * dim);
+  assert.equal(first('blk.0.ffn_up.weight'), w1 + 2 * L * hidden * dim);
+  assert.equal(first('output.weight'), total - vocab * dim);
+  writeFileSync(path, file.subarray(0, file.length - 4));
+  assert.throws(() => new Llama2cStore(path), { code: 'TESSERA_ERR_TRUNCATED' });
 });
 
 test('truncated, padded and implausible checkpoints are rejected with coded errors', (t) => {

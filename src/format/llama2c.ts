@@ -9,14 +9,18 @@ import { TesseraError, check } from '../core/errors.js';
 import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
 import { openForReading, readExactly } from './safetensors-header.js';
 import {
+  LLAMA2C_EXPORT_HEADER_BYTES,
   LLAMA2C_EXPORT_MAGIC,
   LLAMA2C_HEADER_BYTES,
   checkLlama2cSize,
   decodeLlama2cHeader,
+  decodeLlama2cV1Header,
   implausibility,
+  llama2cExportVersion,
+  llama2cHeaderBytes,
   llama2cLayout,
   regionElements,
-  rejectNewerExport,
+  rejectUnsupportedExport,
   type Llama2cHeader,
 } from './llama2c-header.js';
 
@@ -50,7 +54,7 @@ export class Llama2cStore implements TensorStore {
   }
 
   private indexTensors(): void {
-    let offset = LLAMA2C_HEADER_BYTES;
+    let offset = llama2cHeaderBytes(this.header);
     for (const region of llama2cLayout(this.header)) {
       const oneBytes = 4 * region.shape.reduce((a, b) => a * b, 1);
       if (region.name !== undefined) {
@@ -110,9 +114,11 @@ export class Llama2cStore implements TensorStore {
 function readLlama2cHeader(fd: number, path: string): Llama2cHeader {
   const fileSize = fstatSync(fd).size;
   check(fileSize >= LLAMA2C_HEADER_BYTES, 'TESSERA_ERR_TRUNCATED', `${path} is ${fileSize} bytes, shorter than a llama2.c header; download it again`);
-  const bytes = readExactly(fd, path, 0, LLAMA2C_HEADER_BYTES);
-  rejectNewerExport(bytes, path);
-  const header = decodeLlama2cHeader(bytes);
+  const start = readExactly(fd, path, 0, LLAMA2C_HEADER_BYTES);
+  rejectUnsupportedExport(start, path);
+  const header = llama2cExportVersion(start) === 1
+    ? decodeLlama2cV1Header(readExactly(fd, path, 0, LLAMA2C_EXPORT_HEADER_BYTES))
+    : decodeLlama2cHeader(start);
   const reason = implausibility(header);
   if (reason !== undefined) {
     throw new TesseraError('TESSERA_ERR_BAD_FORMAT', `${path} is not a llama2.c checkpoint: ${reason}`);
