@@ -70,7 +70,10 @@ test('stories260K.bin: rows come from the byte offsets run.c computes', (t) => {
   const rmsFinal = 1_056_540 - floats * (2 * 512 * 4) - floats * 64;
   assert.deepEqual(readTensor(store, 'output_norm.weight'), bytesAt(path, rmsFinal, 64 * floats));
   // Norm weights of a trained model are positive-ish and not all equal: a sanity check that we did not land in a matrix.
-  const norm = new Float32Array(readTensor(store, 'output_norm.weight').slice().buffer);
+  const normBytes = readTensor(store, 'output_norm.weight');
+  assert.equal(normBytes.byteOffset, 0, 'rows own their buffer, so they can be viewed as float32 directly');
+  const norm = new Float32Array(normBytes.buffer);
+  assert.equal(norm.length, 64);
   assert.ok(norm.every((v) => Number.isFinite(v) && Math.abs(v) < 100));
 });
 

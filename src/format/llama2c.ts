@@ -100,7 +100,7 @@ export class Llama2cStore implements TensorStore {
     const length = (rowEnd - rowStart) * cols * 4;
     const bytes = readExactly(this.fd, this.path, stored.offset + rowStart * cols * 4, length);
     this.bytesReadSoFar += length;
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return bytes;
   }
 
   close(): void {

@@ -35,9 +35,13 @@ export interface SafetensorsHeader {
   readonly fileSize: number;
 }
 
-/** Reads exactly `length` bytes at `position`, or throws TRUNCATED. */
-export function readExactly(fd: number, path: string, position: number, length: number): Buffer {
-  const buffer = Buffer.allocUnsafe(length);
+/**
+ * Reads exactly `length` bytes at `position`, or throws TRUNCATED. The result
+ * owns its ArrayBuffer from offset 0 (never a slice of Node's shared pool), so
+ * callers may view it as a Float32Array directly.
+ */
+export function readExactly(fd: number, path: string, position: number, length: number): Uint8Array {
+  const buffer = new Uint8Array(length);
   let done = 0;
   while (done < length) {
     const n = readSync(fd, buffer, done, length - done, position + done);
@@ -66,7 +70,7 @@ export function openForReading(path: string): number {
 export function readSafetensorsHeader(fd: number, path: string): SafetensorsHeader {
   const fileSize = fstatSync(fd).size;
   check(fileSize >= 8, 'TESSERA_ERR_TRUNCATED', `${path} is ${fileSize} bytes, too short for a safetensors header; download it again`);
-  const headerLength = Number(readExactly(fd, path, 0, 8).readBigUInt64LE(0));
+  const headerLength = Number(new DataView(readExactly(fd, path, 0, 8).buffer).getBigUint64(0, true));
   check(
     headerLength >= 2 && headerLength <= MAX_HEADER_BYTES,
     'TESSERA_ERR_BAD_FORMAT',
@@ -88,10 +92,10 @@ export function readSafetensorsHeader(fd: number, path: string): SafetensorsHead
   return { entries, metadata, fileSize };
 }
 
-function parseHeaderJson(bytes: Buffer, path: string): Record<string, unknown> {
+function parseHeaderJson(bytes: Uint8Array, path: string): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(bytes.toString('utf8'));
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
     throw new TesseraError('TESSERA_ERR_BAD_FORMAT', `${path} has a safetensors header that is not valid JSON; the file is corrupt, download it again`, { cause: error });
   }

@@ -140,7 +140,7 @@ export class SafetensorsStore implements TensorStore {
     const file = this.files[stored.file];
     const bytes = readExactly(file.fd, file.path, stored.entry.offset + rowStart * rowBytes, length);
     this.bytesReadSoFar += length;
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return bytes;
   }
 
   close(): void {
