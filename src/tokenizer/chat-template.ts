@@ -1,0 +1,68 @@
+/**
+ * Chat templates: the Jinja template a model ships (tokenizer_config
+ * chat_template, GGUF tokenizer.chat_template) rendered with
+ * @huggingface/jinja, the same engine transformers.js uses.
+ */
+import { Template } from '@huggingface/jinja';
+import { TesseraError } from '../core/errors.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  bosToken?: string;
+  eosToken?: string;
+  /** End with the opening of an assistant turn, so the model writes the reply. */
+  addGenerationPrompt: boolean;
+}
+
+/**
+ * ChatML (`<|im_start|>role\ncontent<|im_end|>\n`), used when a model ships no
+ * template. It is what Qwen and many fine-tunes use; for a base model without
+ * these tokens in its vocabulary the markers are encoded as plain text, which
+ * still gives the model a readable transcript.
+ */
+export const FALLBACK_CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/** Parsed templates, by text: a server renders the same template for every request. */
+const parsed = new Map<string, Template>();
+const MAX_CACHED_TEMPLATES = 16;
+
+export function renderChatTemplate(template: string, messages: ChatMessage[], options: ChatTemplateOptions): string {
+  const compiled = compile(template);
+  try {
+    return compiled.render({
+      messages,
+      bos_token: options.bosToken ?? '',
+      eos_token: options.eosToken ?? '',
+      add_generation_prompt: options.addGenerationPrompt,
+    });
+  } catch (error) {
+    throw new TesseraError(
+      'TESSERA_ERR_CHAT_TEMPLATE',
+      `the chat template failed on these messages: ${(error as Error).message}; check the message roles and order the model expects, or send a plain prompt`,
+      { cause: error },
+    );
+  }
+}
+
+function compile(template: string): Template {
+  let compiled = parsed.get(template);
+  if (compiled) return compiled;
+  try {
+    compiled = new Template(template);
+  } catch (error) {
+    throw new TesseraError(
+      'TESSERA_ERR_CHAT_TEMPLATE',
+      `the model's chat template does not parse (${(error as Error).message}); supply a corrected template or use a plain prompt`,
+      { cause: error },
+    );
+  }
+  if (parsed.size >= MAX_CACHED_TEMPLATES) parsed.delete(parsed.keys().next().value!);
+  parsed.set(template, compiled);
+  return compiled;
+}
