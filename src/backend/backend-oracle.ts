@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { KvPool } from './backend.js';
 import type { DType } from '../core/dtype.js';
 import type { RopeStyle } from '../core/model-config.js';
+import { dequantize, quantize } from '../core/quant.js';
 
 /** mulberry32: small, seeded, good enough for test data. */
 export class TestRandom {
@@ -53,13 +54,13 @@ export function f32Bytes(values: Float32Array): Uint8Array {
   return out;
 }
 
-/** The dtypes whose weights the suite can build (with core/quant when it is present). */
-export const SUITE_DTYPES: readonly DType[] = ['f32'];
+/** Every weight type a backend must compute with. */
+export const SUITE_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 
 /** Stored bytes of `values` in `dtype`, and the values those bytes decode to. */
 export function encodeWeight(dtype: DType, values: Float32Array): { bytes: Uint8Array; decoded: Float32Array } {
-  if (dtype !== 'f32') throw new Error(`the suite cannot encode ${dtype} yet`);
-  return { bytes: f32Bytes(values), decoded: values };
+  const bytes = quantize(dtype, values);
+  return { bytes, decoded: dequantize(dtype, bytes, values.length) };
 }
 
 /** Asserts |actual - expected| ≤ atol + rtol·|scaleOf(i)| elementwise. */
