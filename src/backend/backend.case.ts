@@ -24,7 +24,7 @@ function f32Weight(backend: Backend, values: Float32Array): Weight {
   return backend.loadWeight('f32', [values.length], f32Bytes(values));
 }
 
-/** Smallest K ≥ `atLeast` that is a whole number of `leaves` leaves of the dtype. */
+/** A K of exactly `leaves` reduction leaves of the dtype (so it splits into aligned shards). */
 function leafAlignedK(dtype: DType, leaves: number): number {
   return reductionLeafSize(dtype) * leaves;
 }
