@@ -63,7 +63,8 @@ export class Engine {
 
   /** Streams generated tokens; the generator's return value is the whole result. */
   *generate(request: GenerationRequest): Generator<GeneratedToken, GenerationResult> {
-    const params = samplingParams(request.sampling ?? {});
+    // An engine request that names no temperature is greedy; the HTTP layer applies OpenAI's default of 1.
+    const params = samplingParams({ temperature: 0, ...request.sampling });
     const promptIds = [...request.promptIds];
     if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
     this.validatePrompt(promptIds, 1);

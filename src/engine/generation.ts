@@ -4,6 +4,7 @@ import type { SamplingParams } from './sampler.js';
 export interface GenerationRequest {
   promptIds: readonly number[];
   maxTokens: number;
+  /** Unset fields take the sampler's defaults, except temperature, which defaults to 0 (greedy). */
   sampling?: Partial<SamplingParams>;
   /** Text that ends the generation when it appears; it is not part of the output. */
   stop?: readonly string[];
