@@ -50,7 +50,7 @@ export interface TokenizerSpec {
   mergeRanks?: Map<string, number>;
 }
 
-const decoder = new TextDecoder('utf-8');
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 export class LibraryTokenizer implements Tokenizer {

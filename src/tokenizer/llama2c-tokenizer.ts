@@ -56,7 +56,7 @@ export function readLlama2cVocabulary(bytes: Uint8Array, vocabSize: number, path
     );
   if (!Number.isInteger(vocabSize) || vocabSize < 3) throw fail('the vocabulary size must be at least 3');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const text = new TextDecoder('utf-8');
+  const text = new TextDecoder('utf-8', { ignoreBOM: true });
   if (bytes.byteLength < 4) throw fail('the file is shorter than its header');
   const maxTokenLength = view.getInt32(0, true);
   if (maxTokenLength <= 0 || maxTokenLength > 1024) throw fail(`max_token_length ${maxTokenLength} is implausible`);

@@ -14,7 +14,7 @@ import type { Tokenizer } from './tokenizer.js';
 
 export class StreamDecoder {
   private readonly tokenizer: Tokenizer;
-  private readonly decoder = new TextDecoder('utf-8');
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   private pending = new Uint8Array(0);
   private atStart: boolean;
 
