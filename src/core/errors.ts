@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'TESSERA_ERR_CONTEXT_OVERFLOW'
   | 'TESSERA_ERR_INVALID_ARGUMENT'
   | 'TESSERA_ERR_UNKNOWN_PRESET'
+  | 'TESSERA_ERR_PEER_UNAVAILABLE'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {

@@ -1,0 +1,196 @@
+/**
+ * Shapes of real models (and tiny ones for tests) that `tessera synth` fills
+ * with random weights. A preset holds shapes only; the architecture (which
+ * decides biases, q/k norms and RoPE layout) is chosen separately.
+ */
+import { TesseraError } from '../../core/errors.js';
+import type { RopeScaling } from '../../core/model-config.js';
+
+export type SynthArch = 'llama' | 'qwen2' | 'qwen3';
+export const SYNTH_ARCHS: readonly SynthArch[] = ['llama', 'qwen2', 'qwen3'];
+
+export type SynthDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+export const SYNTH_DTYPES: readonly SynthDType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+
+/**
+ * - `sentencepiece`: llama/TinyLlama style ('llama' tokenizer model, byte fallback);
+ * - `llama-bpe`: Llama 3 byte-level BPE ('gpt2' model, pre 'llama-bpe');
+ * - `qwen2`: Qwen 2/2.5/3 byte-level BPE ('gpt2' model, pre 'qwen2').
+ */
+export type VocabularyStyle = 'sentencepiece' | 'llama-bpe' | 'qwen2';
+
+export interface SynthPreset {
+  readonly name: string;
+  readonly description: string;
+  readonly defaultArch: SynthArch;
+  /** `undefined`: follows the architecture (llama → sentencepiece, qwen → qwen2). */
+  readonly vocabulary?: VocabularyStyle;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly contextLength: number;
+  readonly ropeTheta: number;
+  readonly ropeScaling?: RopeScaling;
+  readonly rmsNormEps: number;
+  readonly tiedEmbeddings: boolean;
+}
+
+const PRESET_LIST: readonly SynthPreset[] = [
+  {
+    name: 'tinyllama-1.1b',
+    description: 'TinyLlama 1.1B shapes, SentencePiece vocabulary',
+    defaultArch: 'llama',
+    vocabulary: 'sentencepiece',
+    vocabSize: 32000,
+    hiddenSize: 2048,
+    intermediateSize: 5632,
+    numLayers: 22,
+    numHeads: 32,
+    numKvHeads: 4,
+    headDim: 64,
+    contextLength: 2048,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: false,
+  },
+  {
+    name: 'llama-3.2-1b',
+    description: 'Llama 3.2 1B shapes, llama3 RoPE scaling, byte-level BPE vocabulary',
+    defaultArch: 'llama',
+    vocabulary: 'llama-bpe',
+    vocabSize: 128256,
+    hiddenSize: 2048,
+    intermediateSize: 8192,
+    numLayers: 16,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 64,
+    contextLength: 131072,
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 },
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: true,
+  },
+  {
+    name: 'qwen2.5-0.5b',
+    description: 'Qwen2.5 0.5B shapes, qwen2 byte-level BPE vocabulary',
+    defaultArch: 'qwen2',
+    vocabulary: 'qwen2',
+    vocabSize: 151936,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    headDim: 64,
+    contextLength: 32768,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: true,
+  },
+  {
+    name: 'qwen3-0.6b',
+    description: 'Qwen3 0.6B shapes (head_dim 128 ≠ hidden/heads), qwen2 byte-level BPE vocabulary',
+    defaultArch: 'qwen3',
+    vocabulary: 'qwen2',
+    vocabSize: 151936,
+    hiddenSize: 1024,
+    intermediateSize: 3072,
+    numLayers: 28,
+    numHeads: 16,
+    numKvHeads: 8,
+    headDim: 128,
+    contextLength: 40960,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: true,
+  },
+  {
+    name: 'tiny',
+    description: 'test model: hidden 64, 2 layers, GQA 4/2, vocabulary 512 in the architecture\'s style',
+    defaultArch: 'llama',
+    vocabSize: 512,
+    hiddenSize: 64,
+    intermediateSize: 192,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    contextLength: 512,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: false,
+  },
+  {
+    name: 'tiny-wide-head',
+    description: 'test model: hidden 64, head_dim 32 ≠ hidden/heads, 2 layers, GQA 4/2, tied, vocabulary 768',
+    defaultArch: 'qwen3',
+    vocabSize: 768,
+    hiddenSize: 64,
+    intermediateSize: 160,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    contextLength: 1024,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: true,
+  },
+  {
+    name: 'tiny-llama3',
+    description: 'test model: Llama 3 style (llama3 RoPE scaling, tied, byte-level BPE), hidden 128, 2 layers',
+    defaultArch: 'llama',
+    vocabulary: 'llama-bpe',
+    vocabSize: 1024,
+    hiddenSize: 128,
+    intermediateSize: 256,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    contextLength: 4096,
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 },
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: true,
+  },
+  {
+    name: 'small',
+    description: 'test model: hidden 256, 4 layers, GQA 8/2, vocabulary 2000',
+    defaultArch: 'llama',
+    vocabSize: 2000,
+    hiddenSize: 256,
+    intermediateSize: 768,
+    numLayers: 4,
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 32,
+    contextLength: 2048,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: false,
+  },
+];
+
+export const SYNTH_PRESETS: ReadonlyMap<string, SynthPreset> = new Map(PRESET_LIST.map((preset) => [preset.name, preset]));
+
+export function presetNames(): string[] {
+  return PRESET_LIST.map((preset) => preset.name);
+}
+
+export function getPreset(name: string): SynthPreset {
+  const preset = SYNTH_PRESETS.get(name);
+  if (!preset) {
+    throw new TesseraError('TESSERA_ERR_UNKNOWN_PRESET', `unknown preset "${name}"; choose one of: ${presetNames().join(', ')}`);
+  }
+  return preset;
+}
+
+export function vocabularyStyleOf(preset: SynthPreset, arch: SynthArch): VocabularyStyle {
+  return preset.vocabulary ?? (arch === 'llama' ? 'sentencepiece' : 'qwen2');
+}
