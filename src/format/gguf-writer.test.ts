@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { byteSize, DTYPE_LAYOUTS, type DType } from '../core/dtype.js';
 import { readGgufHeader, GgufStore, GgufValueType, getNumber, getString, getArray, getOptionalString } from './gguf-reader.js';
-import { writeGguf, type GgufValue, type GgufMetadataEntry, type GgufWriteTensor } from './gguf-writer.js';
+import { metadataEntries, writeGguf, type GgufValue, type GgufMetadataEntry, type GgufWriteTensor } from './gguf-writer.js';
 import { TesseraError } from '../core/errors.js';
+import { matrixShape } from './tensor-store.js';
+import { fixture } from '../testing/fixtures.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'tessera-gguf-'));
@@ -144,6 +146,28 @@ test('writer streams large tensors: data() is called once per tensor, in order',
     assert.equal(store.bytesRead, 4096);
     store.close();
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('re-writing the tiny Llama 2 fixture from what was read reproduces it byte for byte', (t) => {
+  const path = fixture(t, 'tiny-random-llama2/llama-2-tiny-random.gguf');
+  if (!path) return;
+  const dir = tempDir();
+  const store = new GgufStore(path);
+  try {
+    const copy = join(dir, 'copy.gguf');
+    const { header } = store;
+    const tensors: GgufWriteTensor[] = header.tensors.map((x) => ({
+      name: x.name,
+      dtype: x.dtype,
+      shape: x.shape,
+      data: () => store.readRows(x.name, 0, matrixShape(x.shape).rows),
+    }));
+    writeGguf(copy, { metadata: metadataEntries(header), tensors, version: header.version as 2 | 3 });
+    assert.ok(readFileSync(copy).equals(readFileSync(path)), 'the copy differs from the original');
+  } finally {
+    store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

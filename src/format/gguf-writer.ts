@@ -14,6 +14,7 @@ import {
   GGUF_MAGIC,
   GGUF_MAX_DIMS,
   GgufValueType,
+  type GgufHeader,
   type GgufMetadataEntry,
   type GgufValue,
   type GgufWriteTensor,
@@ -201,6 +202,15 @@ function writeTensorData(sink: FileSink, tensors: GgufWriteTensor[], alignment: 
     sink.bytes(data);
     sink.padTo(alignment);
   }
+}
+
+/** A read header's metadata as writer entries, in file order with their declared types (to copy or re-quantize a file). */
+export function metadataEntries(header: Pick<GgufHeader, 'metadata' | 'types'>): GgufMetadataEntry[] {
+  return [...header.metadata].map(([key, value]) => {
+    const info = header.types.get(key);
+    if (!info) throw invalid(`GGUF metadata ${key} has no recorded type`);
+    return { key, value, type: info.type, arrayType: info.arrayType };
+  });
 }
 
 /** Writes a GGUF file; on failure the partial file is removed. */
