@@ -26,6 +26,11 @@ function buildByteLevelTables(): { byteToChar: string[]; charToByte: Map<string,
 
 const byteLevel = buildByteLevelTables();
 
+/** The 256 code points GPT-2 uses for the bytes 0..255, in byte order. */
+export function byteLevelAlphabet(): string[] {
+  return [...byteLevel.byteToChar];
+}
+
 /** The byte-level spelling of raw text (what a GPT-2 vocabulary stores). */
 export function byteLevelEncode(text: string): string {
   let out = '';
