@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { byteSize, DTYPE_LAYOUTS } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
-import { matrixShape, type TensorInfo, type TensorStore } from '../format/tensor-store.js';
+import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
 import { FileCursor } from './gguf-cursor.js';
 import {
   alignUp,
