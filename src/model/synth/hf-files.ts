@@ -82,7 +82,7 @@ export function writeHfDirectory(model: SynthModel, dir: string, dtype: 'f32' | 
       dtype: spec.isMatrix ? dtype : 'f32',
       shape: spec.shape,
       data: () => {
-        const values = tensorValues(config, seed, spec.name, spec.shape);
+        const values = tensorValues(model.weights, seed, spec.name, spec.shape);
         progress(values.length);
         return quantize(spec.isMatrix ? dtype : 'f32', values);
       },

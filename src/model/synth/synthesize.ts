@@ -17,7 +17,7 @@ import { writeHfDirectory } from './hf-files.js';
 import { presetAndStyle, synthConfig, synthTensorSpecs, type SynthTensorSpec } from './model-spec.js';
 import { SYNTH_DTYPES, type SynthArch, type SynthDType } from './presets.js';
 import { buildVocabulary, type SynthVocabulary } from './vocabulary.js';
-import { permuteForGguf, tensorValues } from './weights.js';
+import { permuteForGguf, tensorValues, type WeightContext } from './weights.js';
 
 export { synthConfig } from './model-spec.js';
 
@@ -39,6 +39,8 @@ export interface SynthModel {
   config: ModelConfig;
   vocabulary: SynthVocabulary;
   tensors: SynthTensorSpec[];
+  /** What the weights depend on besides the seed. */
+  weights: WeightContext;
 }
 
 export function synthModel(preset: string, arch: SynthArch, layers?: number): SynthModel {
@@ -47,7 +49,7 @@ export function synthModel(preset: string, arch: SynthArch, layers?: number): Sy
   const vocabulary = buildVocabulary(style, config.vocabSize);
   config.bosTokenId = vocabulary.bosTokenId;
   config.eosTokenIds = [...vocabulary.eosTokenIds];
-  return { config, vocabulary, tensors: synthTensorSpecs(config) };
+  return { config, vocabulary, tensors: synthTensorSpecs(config), weights: { config, textTokenIds: vocabulary.textTokenIds } };
 }
 
 export async function synthesize(options: SynthOptions): Promise<void> {
@@ -99,7 +101,7 @@ export function storedDType(spec: SynthTensorSpec, dtype: SynthDType): DType {
 /** Values of a tensor as the GGUF file stores them (llama Q/K rows permuted for adjacent-pair RoPE). */
 export function ggufTensorValues(model: SynthModel, seed: number, spec: SynthTensorSpec): Float32Array {
   const { config } = model;
-  const values = tensorValues(config, seed, spec.name, spec.shape);
+  const values = tensorValues(model.weights, seed, spec.name, spec.shape);
   if (config.architecture !== 'llama') return values;
   const cols = spec.shape[spec.shape.length - 1];
   if (spec.name.endsWith('.attn_q.weight')) return permuteForGguf(values, config.numHeads, cols);

@@ -10,19 +10,54 @@
 import type { ModelConfig } from '../../core/model-config.js';
 import { RandomStream } from './random.js';
 
-/** Standard deviations relative to 1/sqrt(inFeatures); tuned for clear top-1 margins (see synthesize.test). */
+/**
+ * Random weights alone give top-1/top-2 logit margins of about 1 logit with
+ * a long tail towards 0, and llama.cpp's 8-bit activations move logits by
+ * ~0.1: greedy runs would then flip tokens between implementations. So the
+ * model gets a planted structure on top of its random weights, which every
+ * layer still computes through:
+ * - hidden dims split into A | B | C; token t embeds as (x_t, x_next(t), 1)
+ *   where next is a fixed cycle over the text tokens;
+ * - in each layer A "shift" FFN units copy B onto A (gate reads the constant
+ *   C dims, so SiLU sits in its linear range): the final A part becomes
+ *   x_t + SHIFT_TOTAL · x_next(t);
+ * - output_norm keeps A and nearly silences B and C, and output rows (or the
+ *   tied embedding) are x_j on A, so token next(t) wins by a wide margin;
+ * - attention and the other FFN units are plain random (gain < 1): they move
+ *   every logit with the context without overturning the winner.
+ */
 export const WEIGHT_GAINS = {
   attention: 1.0,
-  attentionOutput: 0.5,
+  attentionOutput: 0.3,
   feedForward: 1.0,
-  feedForwardDown: 0.5,
-  /** Logit scale: output rows ~ N(0, (gain² / hidden)). */
-  output: 4.0,
+  feedForwardDown: 0.3,
+  /** Sum over layers of the B → A copy. */
+  shiftTotal: 5.0,
+  /** Pre-activation of the shift units' gate (SiLU(6) ≈ 6). */
+  shiftGate: 6.0,
+  /** output_norm weight on the B and C dims. */
+  quietNorm: 0.05,
   /** Spread of norm weights around 1. */
-  norm: 0.1,
+  norm: 0.05,
   /** Std of q/k/v biases (Qwen2). */
   bias: 0.5,
+  /** Scale of the embedding of control/byte/unused tokens (so they are not predicted). */
+  otherToken: 0.3,
 } as const;
+
+/** What weights depend on besides the seed. */
+export interface WeightContext {
+  config: ModelConfig;
+  /** Ids of ordinary text tokens; the planted cycle runs over them. */
+  textTokenIds: readonly number[];
+}
+
+/** Sizes of the A | B | C split of the hidden dims. */
+export function hiddenSplit(hidden: number): { a: number; c: number } {
+  let c = Math.max(4, Math.floor(hidden / 16));
+  if ((hidden - c) % 2 !== 0) c += 1;
+  return { a: (hidden - c) / 2, c };
+}
 
 function suffixOf(name: string): string {
   const match = /^blk\.\d+\.(.+)$/.exec(name);
@@ -33,18 +68,73 @@ function normal(seed: number, name: string, length: number, std: number): Float3
   return new RandomStream(seed, name).fillNormal(new Float32Array(length), std);
 }
 
+const cycleCache = new Map<string, Int32Array>();
+
+/** [vocab] next(t) for text tokens, -1 for the others: one cycle through a seeded shuffle. */
+export function nextTokenCycle(context: WeightContext, seed: number): Int32Array {
+  const key = `${seed}/${context.config.vocabSize}/${context.textTokenIds.length}`;
+  const cached = cycleCache.get(key);
+  if (cached) return cached;
+  const order = [...context.textTokenIds];
+  const random = new RandomStream(seed, 'next-token-cycle');
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random.nextUniform() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const next = new Int32Array(context.config.vocabSize).fill(-1);
+  order.forEach((token, i) => {
+    next[token] = order[(i + 1) % order.length];
+  });
+  cycleCache.set(key, next);
+  return next;
+}
+
+/** [a] the A-part code of token t. */
+function tokenCode(seed: number, token: number, a: number): Float32Array {
+  return normal(seed, `token-code.${token}`, a, 1);
+}
+
+/** [vocab, hidden] (x_t, x_next(t), 1) rows; `withCycle` false leaves B random (output rows). */
+function embeddingRows(context: WeightContext, seed: number, name: string, withCycle: boolean): Float32Array {
+  const { vocabSize: vocab, hiddenSize: hidden } = context.config;
+  const { a } = hiddenSplit(hidden);
+  const next = nextTokenCycle(context, seed);
+  const out = new Float32Array(vocab * hidden);
+  const noise = new RandomStream(seed, name);
+  const scratch = new Float32Array(hidden);
+  for (let t = 0; t < vocab; t++) {
+    const row = out.subarray(t * hidden, (t + 1) * hidden);
+    noise.fillNormal(scratch, 1);
+    if (next[t] < 0) {
+      for (let i = 0; i < hidden; i++) row[i] = scratch[i] * WEIGHT_GAINS.otherToken;
+      continue;
+    }
+    row.set(tokenCode(seed, t, a), 0);
+    if (withCycle) {
+      row.set(tokenCode(seed, next[t], a), a);
+      row.fill(1, 2 * a);
+    } else {
+      for (let i = a; i < hidden; i++) row[i] = scratch[i] * 0.1;
+    }
+  }
+  return out;
+}
+
 /** Values of tensor `name` of shape `shape`, Hugging Face layout, row-major. */
-export function tensorValues(config: ModelConfig, seed: number, name: string, shape: readonly number[]): Float32Array {
+export function tensorValues(context: WeightContext, seed: number, name: string, shape: readonly number[]): Float32Array {
+  const { config } = context;
   const length = shape.reduce((a, b) => a * b, 1);
   const inFeatures = shape[shape.length - 1];
   const g = WEIGHT_GAINS;
   switch (suffixOf(name)) {
     case 'token_embd.weight':
-      return normal(seed, name, length, 1);
+      return embeddingRows(context, seed, name, true);
     case 'output.weight':
-      return normal(seed, name, length, g.output / Math.sqrt(inFeatures));
+      return embeddingRows(context, seed, name, false);
     case 'rope_freqs.weight':
       return llama3RopeFactors(config);
+    case 'output_norm.weight':
+      return outputNorm(config.hiddenSize, normal(seed, name, length, g.norm));
     case 'attn_q.weight':
     case 'attn_k.weight':
     case 'attn_v.weight':
@@ -53,21 +143,57 @@ export function tensorValues(config: ModelConfig, seed: number, name: string, sh
       return normal(seed, name, length, g.attentionOutput / Math.sqrt(inFeatures));
     case 'ffn_gate.weight':
     case 'ffn_up.weight':
-      return normal(seed, name, length, g.feedForward / Math.sqrt(inFeatures));
     case 'ffn_down.weight':
-      return normal(seed, name, length, g.feedForwardDown / Math.sqrt(inFeatures));
+      return feedForward(config, suffixOf(name).replace('.weight', ''), normal(seed, name, length, 1), shape);
     case 'attn_q.bias':
     case 'attn_k.bias':
     case 'attn_v.bias':
       return normal(seed, name, length, g.bias);
     default:
-      // Norm weights: near 1 so RMSNorm keeps activations at unit scale.
+      // Other norm weights: near 1 so RMSNorm keeps activations at unit scale.
       return nearOne(normal(seed, name, length, g.norm));
   }
 }
 
 function nearOne(values: Float32Array): Float32Array {
   for (let i = 0; i < values.length; i++) values[i] += 1;
+  return values;
+}
+
+/** [hidden] ≈1 on A, ≈quietNorm on B and C. */
+function outputNorm(hidden: number, jitter: Float32Array): Float32Array {
+  const { a } = hiddenSplit(hidden);
+  for (let i = 0; i < hidden; i++) jitter[i] = i < a ? 1 + jitter[i] : WEIGHT_GAINS.quietNorm * (1 + jitter[i]);
+  return jitter;
+}
+
+/**
+ * gate/up [ffn, hidden], down [hidden, ffn] from unit normals: units [0, a)
+ * copy B dim u onto A dim u; the rest are random.
+ */
+function feedForward(config: ModelConfig, kind: string, values: Float32Array, shape: readonly number[]): Float32Array {
+  const { hiddenSize: hidden, intermediateSize: ffn, numLayers } = config;
+  const { a, c } = hiddenSplit(hidden);
+  const g = WEIGHT_GAINS;
+  if (kind === 'ffn_down') {
+    const randomStd = g.feedForwardDown / Math.sqrt(ffn);
+    for (let i = 0; i < values.length; i++) values[i] *= randomStd;
+    // SiLU(shiftGate) ≈ shiftGate, so each layer adds shiftTotal / numLayers of B onto A.
+    const copy = g.shiftTotal / numLayers / g.shiftGate;
+    for (let u = 0; u < a; u++) {
+      for (let unit = 0; unit < a; unit++) values[u * ffn + unit] = 0;
+      values[u * ffn + u] = copy;
+    }
+    return values;
+  }
+  const randomStd = g.feedForward / Math.sqrt(hidden);
+  for (let i = 0; i < values.length; i++) values[i] *= randomStd;
+  for (let unit = 0; unit < a; unit++) {
+    const row = values.subarray(unit * shape[1], (unit + 1) * shape[1]);
+    row.fill(0);
+    if (kind === 'ffn_gate') row.fill(g.shiftGate / c, 2 * a);
+    else row[a + unit] = 1;
+  }
   return values;
 }
 
