@@ -60,7 +60,10 @@ test('GGUF SentencePiece decode round-trips text and keeps control tokens out un
   assert.equal(tokenizer.tokenText(13), '<0x0A>');
   assert.deepEqual([...tokenizer.tokenBytes(13)], [0x0a]);
   assert.deepEqual([...tokenizer.tokenBytes(tokenizer.encode('▁the', { addBos: false })[0]!)], [...Buffer.from(' ')]);
-  assert.throws(() => tokenizer.tokenBytes(32000), (error: unknown) => error instanceof TesseraError && error.code === 'TESSERA_ERR_INVALID_ARGUMENT');
+  assert.throws(() => tokenizer.tokenBytes(-1), (error: unknown) => error instanceof TesseraError && error.code === 'TESSERA_ERR_INVALID_ARGUMENT');
+  // Ids of padded embedding rows past the vocabulary decode to nothing rather than failing a stream.
+  assert.equal(tokenizer.tokenBytes(32005).length, 0);
+  assert.equal(tokenizer.decode([32005, 13]), '\n');
 });
 
 test('a tokenizer.json written from the GGUF vocabulary loads with loadHfTokenizer and gives the same ids', (t) => {

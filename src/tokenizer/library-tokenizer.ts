@@ -110,6 +110,8 @@ export class LibraryTokenizer implements Tokenizer {
 
   tokenBytes(id: number): Uint8Array {
     this.checkId(id);
+    // Models pad their embedding past the vocabulary (Qwen2: 151936 rows); those ids have no text.
+    if (id >= this.vocabSize) return EMPTY_BYTES;
     let bytes = this.bytesCache[id];
     if (bytes === undefined) {
       bytes = this.computeTokenBytes(id);
@@ -137,11 +139,8 @@ export class LibraryTokenizer implements Tokenizer {
   }
 
   private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new TesseraError(
-        'TESSERA_ERR_INVALID_ARGUMENT',
-        `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1}); pass ids this model produced`,
-      );
+    if (!Number.isInteger(id) || id < 0) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is not a token id; pass non-negative integer ids`);
     }
   }
 

@@ -36,7 +36,7 @@ export interface Tokenizer {
    * SentencePiece and llama.cpp do; so decode(encode(text)) === text.
    */
   decode(ids: readonly number[], options?: DecodeOptions): string;
-  /** The raw UTF-8 bytes this token contributes to output text (SentencePiece ▁ → space, <0xAB> byte tokens → that byte, byte-level BPE → its bytes, control tokens → nothing). For streaming. */
+  /** The raw UTF-8 bytes this token contributes to output text (SentencePiece ▁ → space, <0xAB> byte tokens → that byte, byte-level BPE → its bytes, control tokens and ids past the vocabulary → nothing). For streaming. */
   tokenBytes(id: number): Uint8Array;
   /** The token as written in the vocabulary (`▁the`, `Ġthe`, `<0x0A>`, `<s>`). */
   tokenText(id: number): string;
