@@ -6,7 +6,6 @@
  * and written one at a time, so memory stays bounded by the largest tensor.
  */
 import { mkdirSync } from 'node:fs';
-import { basename } from 'node:path';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError } from '../../core/errors.js';
 import type { ModelConfig } from '../../core/model-config.js';
@@ -110,7 +109,7 @@ export function ggufTensorValues(model: SynthModel, seed: number, spec: SynthTen
 }
 
 function writeSynthGguf(model: SynthModel, options: SynthOptions, progress: ProgressSink): void {
-  const name = `tessera-synth ${options.preset} ${options.arch} ${basename(options.out)}`;
+  const name = `tessera-synth ${options.preset} ${options.arch}`;
   writeGguf(options.out, {
     metadata: synthGgufMetadata(model.config, model.vocabulary, options.dtype, name),
     tensors: model.tensors.map((spec) => {
