@@ -7,8 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { synthesize } from '../model/synth/synthesize.js';
-import type { SynthArch, SynthDType } from '../model/synth/presets.js';
+import { synthesize } from '../synth/synthesize.js';
+import type { SynthArch, SynthDType } from '../synth/presets.js';
 import { openLlamaCppPeer } from '../peer/llama-cpp.js';
 import { Engine } from './engine.js';
 

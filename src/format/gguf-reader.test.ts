@@ -31,10 +31,7 @@ function assertCode(fn: () => unknown, code: ErrorCode, mention?: string): void 
 test('reads the tiny Llama 2 GGUF fixture', (t: TestContext) => {
   const path = fixture(t, TINY);
   if (!path) return;
-  const started = performance.now();
   const header = readGgufHeader(path);
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 2000, `header of a 32000-token vocabulary took ${elapsed} ms`);
   assert.equal(header.version, 3);
   assert.equal(header.tensors.length, 12);
   assert.equal(header.metadata.size, 18);

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readGgufHeader } from '../format/gguf-reader.js';
-import type { SynthArch, SynthDType } from '../model/synth/presets.js';
-import { synthesize } from '../model/synth/synthesize.js';
+import type { SynthArch, SynthDType } from '../synth/presets.js';
+import { synthesize } from '../synth/synthesize.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf-tokenizer.js';
 import { openLlamaCppPeer } from './llama-cpp.js';
 

@@ -96,17 +96,15 @@ test('a tokenizer.json written from the GGUF vocabulary loads with loadHfTokeniz
   }
 });
 
-test('encoding 10 KB of text takes well under 100 ms', (t) => {
+test('10 KB of text encodes and decodes back to itself', (t) => {
   const path = fixture(t, GGUF);
   if (!path) return;
   const tokenizer = tokenizerFromGguf(readGgufHeader(path).metadata);
-  const text = VARIED_TEXTS.join(' ').repeat(40).slice(0, 10_000);
-  tokenizer.encode(text.slice(0, 100)); // warm the JIT
-  const start = performance.now();
-  const ids = tokenizer.encode(text);
-  const elapsed = performance.now() - start;
+  // Starts with a letter: SentencePiece decode drops one leading space by design.
+  const text = `x${VARIED_TEXTS.join(' ').repeat(Math.ceil(10_000 / VARIED_TEXTS.join(' ').length))}`;
+  const ids = tokenizer.encode(text, { addBos: false, parseSpecial: false });
   assert.ok(ids.length > 1000);
-  assert.ok(elapsed < 100, `10 KB took ${elapsed.toFixed(1)} ms`);
+  assert.equal(tokenizer.decode(ids), text);
 });
 
 test('bad GGUF tokenizer metadata is a TESSERA_ERR_TOKENIZER that says what to do', () => {

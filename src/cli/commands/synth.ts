@@ -2,8 +2,8 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { TesseraError } from '../../core/errors.js';
-import { getPreset, presetNames, SYNTH_ARCHS, SYNTH_DTYPES, type SynthArch, type SynthDType } from '../../model/synth/presets.js';
-import { synthesize } from '../../model/synth/synthesize.js';
+import { getPreset, presetNames, SYNTH_ARCHS, SYNTH_DTYPES, type SynthArch, type SynthDType } from '../../synth/presets.js';
+import { synthesize } from '../../synth/synthesize.js';
 
 interface SynthCliOptions {
   preset: string;

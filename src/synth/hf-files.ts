@@ -7,11 +7,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig } from '../../core/model-config.js';
-import { quantize } from '../../core/quant.js';
-import { hfFromCanonical } from '../../format/hf-names.js';
-import { writeSafetensors } from '../../format/safetensors-writer.js';
-import { tokenizerConfigFromGguf, tokenizerJsonFromGguf } from '../../tokenizer/gguf-tokenizer.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { quantize } from '../core/quant.js';
+import { hfFromCanonical } from '../format/hf-names.js';
+import { writeSafetensors } from '../format/safetensors-writer.js';
+import { tokenizerConfigFromGguf, tokenizerJsonFromGguf } from '../tokenizer/gguf-tokenizer.js';
 import { metadataMap, synthGgufMetadata } from './gguf-metadata.js';
 import type { ProgressSink, SynthModel } from './synthesize.js';
 import { tensorValues } from './weights.js';

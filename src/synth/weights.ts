@@ -7,7 +7,7 @@
  * stream grows slowly, norms near 1. See `WEIGHT_GAINS` for the margins this
  * gives.
  */
-import type { ModelConfig } from '../../core/model-config.js';
+import type { ModelConfig } from '../core/model-config.js';
 import { RandomStream } from './random.js';
 
 /**

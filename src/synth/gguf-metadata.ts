@@ -3,8 +3,8 @@
  * for llama/qwen2/qwen3 (llama-model.cpp load_hparams) and the tokenizer.ggml
  * keys of its vocabulary (llama-vocab.cpp load).
  */
-import type { ModelConfig } from '../../core/model-config.js';
-import { GgufValueType, type GgufMetadataEntry, type GgufValue } from '../../format/gguf-types.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { GgufValueType, type GgufMetadataEntry, type GgufValue } from '../format/gguf-types.js';
 import type { SynthDType } from './presets.js';
 import type { SynthVocabulary } from './vocabulary.js';
 

@@ -3,8 +3,8 @@
  * with random weights. A preset holds shapes only; the architecture (which
  * decides biases, q/k norms and RoPE layout) is chosen separately.
  */
-import { TesseraError } from '../../core/errors.js';
-import type { RopeScaling } from '../../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import type { RopeScaling } from '../core/model-config.js';
 
 export type SynthArch = 'llama' | 'qwen2' | 'qwen3';
 export const SYNTH_ARCHS: readonly SynthArch[] = ['llama', 'qwen2', 'qwen3'];

@@ -6,11 +6,11 @@
  * and written one at a time, so memory stays bounded by the largest tensor.
  */
 import { mkdirSync } from 'node:fs';
-import type { DType } from '../../core/dtype.js';
-import { TesseraError } from '../../core/errors.js';
-import type { ModelConfig } from '../../core/model-config.js';
-import { quantize } from '../../core/quant.js';
-import { writeGguf } from '../../format/gguf-writer.js';
+import type { DType } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { quantize } from '../core/quant.js';
+import { writeGguf } from '../format/gguf-writer.js';
 import { synthGgufMetadata } from './gguf-metadata.js';
 import { writeHfDirectory } from './hf-files.js';
 import { presetAndStyle, synthConfig, synthTensorSpecs, type SynthTensorSpec } from './model-spec.js';

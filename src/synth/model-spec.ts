@@ -2,8 +2,8 @@
  * What a synthetic model is: a preset's shapes under a chosen architecture,
  * as a ModelConfig, plus its vocabulary and the list of tensors it holds.
  */
-import { TesseraError } from '../../core/errors.js';
-import type { ModelConfig } from '../../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import type { ModelConfig } from '../core/model-config.js';
 import { getPreset, SYNTH_ARCHS, vocabularyStyleOf, type SynthArch, type SynthPreset } from './presets.js';
 
 export interface SynthTensorSpec {
