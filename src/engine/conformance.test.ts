@@ -46,7 +46,7 @@ describe('greedy generation equals llama.cpp on the same file', () => {
       const path = await synthGguf(arch, dtype, 11, preset);
       const engine = await Engine.open(path);
       const promptIds = promptFor(engine);
-      const ours = engine.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true }).ids;
+      const ours = (await engine.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true })).ids;
       const peer = await openLlamaCppPeer(path, { threads: 1, contextSize: 128 });
       try {
         const theirs = await peer.greedy(promptIds, GENERATED);
@@ -60,7 +60,7 @@ describe('greedy generation equals llama.cpp on the same file', () => {
         for (const length of [4, 11, PROMPT_LENGTH, sequence.length]) {
           const prefix = sequence.slice(0, length);
           const top = await peer.nextTokenLogits(prefix, 20);
-          const logits = engine.logits(prefix);
+          const logits = await engine.logits(prefix);
           const row = logits.subarray((length - 1) * engine.config.vocabSize);
           for (const { token, logit } of top) {
             assert.ok(Math.abs(row[token] - logit) <= tolerance, `length ${length} token ${token}: ours ${row[token]} vs llama.cpp ${logit}`);
@@ -86,8 +86,8 @@ describe('the same weights as GGUF and as an HF directory', () => {
       const text = 'The little robot read a book about the sea and the stars';
       const promptIds = fromGguf.tokenizer.encode(text, { addBos: true });
       assert.deepEqual(fromHf.tokenizer.encode(text, { addBos: true }), promptIds);
-      const a = fromGguf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
-      const b = fromHf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
+      const a = await fromGguf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
+      const b = await fromHf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
       assert.deepEqual(b.ids, a.ids);
       assert.equal(b.text, a.text);
     });

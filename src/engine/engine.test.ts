@@ -16,7 +16,7 @@ test('stories260K greedy from BOS reproduces all 256 golden ids', async (t) => {
   if (!model || !goldenPath) return;
   const golden = JSON.parse(readFileSync(goldenPath, 'utf8')) as Golden;
   const engine = await Engine.open(model);
-  const result = engine.complete({ promptIds: [golden.start_token], maxTokens: golden.generated_ids.length });
+  const result = await engine.complete({ promptIds: [golden.start_token], maxTokens: golden.generated_ids.length });
   assert.deepEqual(result.ids, golden.generated_ids);
   assert.equal(result.finishReason, 'length');
   assert.ok(result.text.startsWith('Once upon a time'), result.text.slice(0, 40));
@@ -27,11 +27,11 @@ test('logits at every position match the logits of generation steps', async (t) 
   if (!model) return;
   const engine = await Engine.open(model);
   const prompt = [1, 403, 407, 261, 378];
-  const all = engine.logits(prompt);
+  const all = await engine.logits(prompt);
   const vocab = engine.config.vocabSize;
   // Prefill in one piece vs one token at a time: same bits (DESIGN §4).
   for (let length = 1; length <= prompt.length; length++) {
-    const prefix = engine.logits(prompt.slice(0, length));
+    const prefix = await engine.logits(prompt.slice(0, length));
     assert.deepEqual(prefix.subarray((length - 1) * vocab, length * vocab), all.subarray((length - 1) * vocab, length * vocab));
   }
 });
@@ -41,12 +41,12 @@ test('seeded sampling is reproducible and stop strings end the text', async (t) 
   if (!model) return;
   const engine = await Engine.open(model);
   const request = { promptIds: [1], maxTokens: 40, sampling: { temperature: 0.9, topP: 0.95, seed: 7 } };
-  const first = engine.complete(request);
-  const second = engine.complete(request);
+  const first = await engine.complete(request);
+  const second = await engine.complete(request);
   assert.deepEqual(first.ids, second.ids);
-  const other = engine.complete({ ...request, sampling: { ...request.sampling, seed: 8 } });
+  const other = await engine.complete({ ...request, sampling: { ...request.sampling, seed: 8 } });
   assert.notDeepEqual(first.ids, other.ids);
-  const stopped = engine.complete({ promptIds: [1], maxTokens: 100, stop: ['Lily'] });
+  const stopped = await engine.complete({ promptIds: [1], maxTokens: 100, stop: ['Lily'] });
   assert.equal(stopped.finishReason, 'stop');
   assert.ok(!stopped.text.includes('Lily'));
   assert.ok(stopped.text.endsWith('named '), JSON.stringify(stopped.text));
@@ -57,6 +57,6 @@ test('a prompt longer than the context is refused with a coded error', async (t)
   if (!model) return;
   const engine = await Engine.open(model);
   const tooLong = new Array<number>(engine.config.contextLength + 1).fill(5);
-  assert.throws(() => engine.complete({ promptIds: tooLong, maxTokens: 1 }), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
-  assert.throws(() => engine.logits([1, 99999]), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(() => engine.complete({ promptIds: tooLong, maxTokens: 1 }), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
+  await assert.rejects(() => engine.logits([1, 99999]), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
 });

@@ -54,7 +54,7 @@ export class Engine {
   }
 
   /** Logits at every position of a prompt: [promptIds.length, vocabSize]. */
-  logits(promptIds: readonly number[]): Float32Array {
+  async logits(promptIds: readonly number[]): Promise<Float32Array> {
     this.validatePrompt(promptIds, 0);
     const cache = KvCache.forTokens(this.config, promptIds.length);
     const sequence = cache.allocate(promptIds.length);
@@ -62,7 +62,7 @@ export class Engine {
   }
 
   /** Streams generated tokens; the generator's return value is the whole result. */
-  *generate(request: GenerationRequest): Generator<GeneratedToken, GenerationResult> {
+  async *generate(request: GenerationRequest): AsyncGenerator<GeneratedToken, GenerationResult> {
     // An engine request that names no temperature is greedy; the HTTP layer applies OpenAI's default of 1.
     const params = samplingParams({ temperature: 0, ...request.sampling });
     const promptIds = [...request.promptIds];
@@ -78,7 +78,7 @@ export class Engine {
     let finishReason: GenerationResult['finishReason'] = 'length';
 
     const prefillStart = performance.now();
-    let logits = this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'last');
+    let logits = await this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'last');
     const prefillMs = performance.now() - prefillStart;
     const decodeStart = performance.now();
     while (ids.length < maxTokens) {
@@ -97,7 +97,7 @@ export class Engine {
         break;
       }
       if (ids.length >= maxTokens) break;
-      logits = this.transformer.forward(Int32Array.of(id), Int32Array.of(position), sequence, 'last');
+      logits = await this.transformer.forward(Int32Array.of(id), Int32Array.of(position), sequence, 'last');
     }
     const rest = stops.push(decoder.flush()) + stops.flush();
     text += rest;
@@ -120,10 +120,10 @@ export class Engine {
   }
 
   /** Runs a generation to its end. */
-  complete(request: GenerationRequest): GenerationResult {
+  async complete(request: GenerationRequest): Promise<GenerationResult> {
     const steps = this.generate(request);
     for (;;) {
-      const step = steps.next();
+      const step = await steps.next();
       if (step.done) return step.value;
     }
   }

@@ -5,7 +5,7 @@
 import type { KvPool } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
-import type { SequenceKv } from '../model/transformer.js';
+import type { SequenceKv } from '../model/batch.js';
 
 export const DEFAULT_BLOCK_SIZE = 16;
 

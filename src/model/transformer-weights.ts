@@ -7,6 +7,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { byteSize } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorStore } from '../format/tensor-store.js';
+import type { DenseFeedForwardWeights } from './feed-forward.js';
 
 export interface LayerWeights {
   attentionNorm: Weight;
@@ -26,12 +27,7 @@ export interface LayerWeights {
   /** [headDim] */
   keyNorm?: Weight;
   feedForwardNorm: Weight;
-  /** [intermediateSize, hiddenSize] */
-  gate: Weight;
-  /** [intermediateSize, hiddenSize] */
-  up: Weight;
-  /** [hiddenSize, intermediateSize] */
-  down: Weight;
+  feedForward: DenseFeedForwardWeights;
 }
 
 export interface TransformerWeights {
@@ -81,9 +77,11 @@ function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): La
     queryNorm: config.qkNorm ? loader.required(name('attn_q_norm.weight'), [config.headDim]) : undefined,
     keyNorm: config.qkNorm ? loader.required(name('attn_k_norm.weight'), [config.headDim]) : undefined,
     feedForwardNorm: loader.required(name('ffn_norm.weight'), [hidden]),
-    gate: loader.required(name('ffn_gate.weight'), [inter, hidden]),
-    up: loader.required(name('ffn_up.weight'), [inter, hidden]),
-    down: loader.required(name('ffn_down.weight'), [hidden, inter]),
+    feedForward: {
+      gate: loader.required(name('ffn_gate.weight'), [inter, hidden]),
+      up: loader.required(name('ffn_up.weight'), [inter, hidden]),
+      down: loader.required(name('ffn_down.weight'), [hidden, inter]),
+    },
   };
 }
 

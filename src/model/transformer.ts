@@ -1,94 +1,123 @@
 /**
  * The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3), written once
- * against a Backend. It knows nothing of batching policy or parallelism: it
- * runs a run of tokens of one sequence at given positions over that
- * sequence's KV blocks.
+ * against a Backend. It knows nothing of scheduling: it runs a batch of
+ * sequences' tokens at given positions over their KV blocks. Parallelism
+ * reaches it only through the collectives of a TensorParallelGroup, and a
+ * pipeline stage runs just its own layers (embed → layers → head are
+ * separate steps).
  */
-import type { Backend, KvPool } from '../backend/backend.js';
+import type { Backend } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
+import { logitRowIndices, singleSequenceBatch, type Batch, type LogitRows, type SequenceKv } from './batch.js';
+import { DenseFeedForward, type FeedForward } from './feed-forward.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
+import { SINGLE_RANK, type TensorParallelGroup } from './tensor-parallel.js';
 import type { LayerWeights, TransformerWeights } from './transformer-weights.js';
 
-/** Where one sequence's keys and values live. */
-export interface SequenceKv {
-  /** Per layer. */
-  keys: readonly KvPool[];
-  /** Per layer. */
-  values: readonly KvPool[];
-  blockTable: Int32Array;
-}
+export type { LogitRows, SequenceKv } from './batch.js';
 
-export type LogitRows = 'last' | 'all';
+/** The heads and sizes this rank computes (all of them with one rank). */
+export interface LocalDims {
+  numHeads: number;
+  numKvHeads: number;
+}
 
 export class Transformer {
   /** [ropeDims / 2] */
   private readonly inverseFrequencies: Float32Array;
+  private readonly feedForwards: FeedForward[];
+  private readonly local: LocalDims;
 
   constructor(
     readonly config: ModelConfig,
     private readonly weights: TransformerWeights,
     private readonly backend: Backend,
+    private readonly group: TensorParallelGroup = SINGLE_RANK,
+    feedForwards?: FeedForward[],
   ) {
     this.inverseFrequencies = ropeInverseFrequencies(config, weights.ropeFactors);
+    this.local = { numHeads: config.numHeads / group.size, numKvHeads: Math.max(1, config.numKvHeads / group.size) };
+    this.feedForwards = feedForwards ?? weights.layers.map((layer) => new DenseFeedForward(backend, layer.feedForward, group));
   }
 
-  /**
-   * Runs `ids` at `positions` (their KV entries are written), and returns the
-   * logits of the last token or of every token: [rows, vocabSize].
-   */
-  forward(ids: Int32Array, positions: Int32Array, kv: SequenceKv, rows: LogitRows): Float32Array {
-    const numTokens = ids.length;
-    /** [numTokens, hiddenSize] */
-    const hidden = this.backend.embed(ids, this.weights.tokenEmbedding);
-    for (let layer = 0; layer < this.config.numLayers; layer++) {
-      this.attentionBlock(hidden, positions, kv, layer);
-      this.feedForwardBlock(hidden, this.weights.layers[layer], numTokens);
+  /** Logits of one sequence's tokens: [rows, vocabSize]. */
+  async forward(ids: Int32Array, positions: Int32Array, kv: SequenceKv, rows: LogitRows): Promise<Float32Array> {
+    return this.forwardBatch(singleSequenceBatch(ids, positions, kv, rows));
+  }
+
+  /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
+  async forwardBatch(batch: Batch): Promise<Float32Array> {
+    const hidden = this.embed(batch.ids);
+    await this.runLayers(hidden, batch, 0, this.config.numLayers);
+    return this.head(hidden, batch);
+  }
+
+  /** [numTokens, hiddenSize] */
+  embed(ids: Int32Array): Float32Array {
+    return this.backend.embed(ids, this.weights.tokenEmbedding);
+  }
+
+  /** Runs layers [startLayer, endLayer) over hidden [numTokens, hiddenSize], in place. */
+  async runLayers(hidden: Float32Array, batch: Batch, startLayer: number, endLayer: number): Promise<void> {
+    const numTokens = batch.ids.length;
+    for (let layer = startLayer; layer < endLayer; layer++) {
+      const weights = this.weights.layers[layer];
+      await this.attentionBlock(hidden, batch, layer);
+      const normed = this.backend.rmsNorm(hidden, weights.feedForwardNorm, numTokens, this.config.rmsNormEps);
+      this.backend.addInPlace(hidden, await this.feedForwards[layer].forward(normed, numTokens));
     }
-    const selected = rows === 'all' ? hidden : hidden.subarray((numTokens - 1) * this.config.hiddenSize);
-    const selectedRows = rows === 'all' ? numTokens : 1;
-    const normed = this.backend.rmsNorm(selected, this.weights.outputNorm, selectedRows, this.config.rmsNormEps);
-    return this.backend.matmul(normed, this.weights.output, selectedRows);
+  }
+
+  /** Final norm and LM head over the rows that want logits → [rows, vocabSize]. */
+  head(hidden: Float32Array, batch: Batch): Float32Array {
+    const hiddenSize = this.config.hiddenSize;
+    const rows = logitRowIndices(batch);
+    /** [rows.length, hiddenSize] */
+    const selected = new Float32Array(rows.length * hiddenSize);
+    rows.forEach((row, i) => selected.set(hidden.subarray(row * hiddenSize, (row + 1) * hiddenSize), i * hiddenSize));
+    const normed = this.backend.rmsNorm(selected, this.weights.outputNorm, rows.length, this.config.rmsNormEps);
+    return this.backend.matmul(normed, this.weights.output, rows.length);
   }
 
   /** hidden [numTokens, hiddenSize] += attention(rmsNorm(hidden)) */
-  private attentionBlock(hidden: Float32Array, positions: Int32Array, kv: SequenceKv, layer: number): void {
-    const { backend, config } = this;
+  private async attentionBlock(hidden: Float32Array, batch: Batch, layer: number): Promise<void> {
+    const { backend, config, local } = this;
     const weights = this.weights.layers[layer];
-    const numTokens = positions.length;
+    const numTokens = batch.ids.length;
     const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps);
     /** [numTokens, numHeads, headDim] */
-    const query = this.project(normed, weights.query, weights.queryBias, numTokens);
+    const query = this.headNorm(this.project(normed, weights.query, weights.queryBias, numTokens), weights.queryNorm);
     /** [numTokens, numKvHeads, headDim] */
-    const key = this.project(normed, weights.key, weights.keyBias, numTokens);
+    const key = this.headNorm(this.project(normed, weights.key, weights.keyBias, numTokens), weights.keyNorm);
     /** [numTokens, numKvHeads, headDim] */
     const value = this.project(normed, weights.value, weights.valueBias, numTokens);
-    const normedQuery = weights.queryNorm ? this.headNorm(query, weights, 'query') : query;
-    const normedKey = weights.keyNorm ? this.headNorm(key, weights, 'key') : key;
-    this.rotate(normedQuery, positions, config.numHeads);
-    this.rotate(normedKey, positions, config.numKvHeads);
-    backend.writeKv(kv.keys[layer], kv.blockTable, positions, normedKey);
-    backend.writeKv(kv.values[layer], kv.blockTable, positions, value);
-    const attended = backend.attention({
-      query: normedQuery,
-      keyCache: kv.keys[layer],
-      valueCache: kv.values[layer],
-      blockTable: kv.blockTable,
-      positions,
-      numHeads: config.numHeads,
-      numKvHeads: config.numKvHeads,
-      headDim: config.headDim,
-      scale: 1 / Math.sqrt(config.headDim),
-    });
-    backend.addInPlace(hidden, backend.matmul(attended, weights.attentionOutput, numTokens));
-  }
-
-  /** hidden [numTokens, hiddenSize] += down(silu(gate(x)) * up(x)), x = rmsNorm(hidden) */
-  private feedForwardBlock(hidden: Float32Array, weights: LayerWeights, numTokens: number): void {
-    const { backend } = this;
-    const normed = backend.rmsNorm(hidden, weights.feedForwardNorm, numTokens, this.config.rmsNormEps);
-    /** [numTokens, intermediateSize] */
-    const activated = backend.siluMul(backend.matmul(normed, weights.gate, numTokens), backend.matmul(normed, weights.up, numTokens));
-    backend.addInPlace(hidden, backend.matmul(activated, weights.down, numTokens));
+    const queryWidth = local.numHeads * config.headDim;
+    const kvWidth = local.numKvHeads * config.headDim;
+    /** [numTokens, numHeads, headDim] */
+    const attended = new Float32Array(numTokens * queryWidth);
+    for (const segment of batch.segments) {
+      const count = segment.positions.length;
+      const segmentQuery = query.subarray(segment.start * queryWidth, (segment.start + count) * queryWidth);
+      const segmentKey = key.subarray(segment.start * kvWidth, (segment.start + count) * kvWidth);
+      this.rotate(segmentQuery, segment.positions, local.numHeads);
+      this.rotate(segmentKey, segment.positions, local.numKvHeads);
+      backend.writeKv(segment.kv.keys[layer], segment.kv.blockTable, segment.positions, segmentKey);
+      backend.writeKv(segment.kv.values[layer], segment.kv.blockTable, segment.positions, value.subarray(segment.start * kvWidth, (segment.start + count) * kvWidth));
+      const output = backend.attention({
+        query: segmentQuery,
+        keyCache: segment.kv.keys[layer],
+        valueCache: segment.kv.values[layer],
+        blockTable: segment.kv.blockTable,
+        positions: segment.positions,
+        numHeads: local.numHeads,
+        numKvHeads: local.numKvHeads,
+        headDim: config.headDim,
+        scale: 1 / Math.sqrt(config.headDim),
+      });
+      attended.set(output, segment.start * queryWidth);
+    }
+    const projected = await this.group.allReduce(backend.matmul(attended, weights.attentionOutput, numTokens));
+    backend.addInPlace(hidden, projected);
   }
 
   private project(x: Float32Array, weight: LayerWeights['query'], bias: LayerWeights['queryBias'], numTokens: number): Float32Array {
@@ -98,8 +127,7 @@ export class Transformer {
   }
 
   /** Qwen3: RMSNorm over each head vector. */
-  private headNorm(x: Float32Array, weights: LayerWeights, which: 'query' | 'key'): Float32Array {
-    const norm = which === 'query' ? weights.queryNorm : weights.keyNorm;
+  private headNorm(x: Float32Array, norm: LayerWeights['queryNorm']): Float32Array {
     if (!norm) return x;
     return this.backend.rmsNorm(x, norm, x.length / this.config.headDim, this.config.rmsNormEps);
   }

@@ -17,7 +17,7 @@ export function registerLogitsCommand(program: Command): void {
       if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--prompt-ids is empty; give at least one id');
       const engine = await openEngine(options);
       /** [numTokens, vocabSize] */
-      const logits = engine.logits(promptIds);
+      const logits = await engine.logits(promptIds);
       const vocabSize = engine.config.vocabSize;
       const rows: string[] = [];
       for (let t = 0; t < promptIds.length; t++) {

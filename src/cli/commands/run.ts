@@ -42,7 +42,7 @@ export function registerRunCommand(program: Command): void {
     .action(async (options: RunOptions) => {
       const engine = await openEngine(options);
       const promptIds = promptIdsFor(engine, options);
-      const result = generate(engine, promptIds, options);
+      const result = await generate(engine, promptIds, options);
       if (options.json) {
         const { promptIds: ids, ...rest } = result;
         process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings } })}\n`);
@@ -78,7 +78,7 @@ function promptIdsFor(engine: Engine, options: RunOptions): number[] {
   return tokenizer.encode(options.prompt, { addBos: tokenizer.addBosByDefault });
 }
 
-function generate(engine: Engine, promptIds: number[], options: RunOptions): GenerationResult {
+async function generate(engine: Engine, promptIds: number[], options: RunOptions): Promise<GenerationResult> {
   const steps = engine.generate({
     promptIds,
     maxTokens: options.maxTokens,
@@ -95,7 +95,7 @@ function generate(engine: Engine, promptIds: number[], options: RunOptions): Gen
     },
   });
   for (;;) {
-    const step = steps.next();
+    const step = await steps.next();
     if (step.done) return step.value;
     if (!options.json) process.stdout.write(step.value.text);
   }

@@ -1,0 +1,24 @@
+/**
+ * The collectives a model layer calls at its boundaries. A model is written
+ * once; with one rank these are identities, with several they are the
+ * mesh's collectives (DESIGN §3).
+ */
+export interface TensorParallelGroup {
+  readonly size: number;
+  readonly rank: number;
+  /**
+   * Sums the partial results of a row-parallel matrix multiply across ranks,
+   * finishing the canonical reduction tree (DESIGN §4), so the sum equals the
+   * unsplit result bit for bit.
+   */
+  allReduce(partial: Float32Array): Promise<Float32Array>;
+  /** Concatenates each rank's column slice of rows [rows, cols/size] into [rows, cols]. */
+  allGatherColumns(slice: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+export const SINGLE_RANK: TensorParallelGroup = {
+  size: 1,
+  rank: 0,
+  allReduce: async (partial) => partial,
+  allGatherColumns: async (slice) => slice,
+};

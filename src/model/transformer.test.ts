@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { KvCache } from '../engine/kv-cache.js';
+import { Llama2cStore } from '../format/llama2c.js';
+import { fixture } from '../testing/fixtures.js';
+import type { Batch } from './batch.js';
+import { configFromLlama2c } from './config-from-llama2c.js';
+import { loadTransformerWeights } from './transformer-weights.js';
+import { Transformer } from './transformer.js';
+
+function positions(start: number, count: number): Int32Array {
+  return Int32Array.from({ length: count }, (_, i) => start + i);
+}
+
+test('a sequence gives the same logits alone and batched with others, prefilled whole or in chunks', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const store = new Llama2cStore(path);
+  const config = configFromLlama2c(store.header);
+  const backend = new ReferenceBackend();
+  const model = new Transformer(config, loadTransformerWeights(store, config, backend), backend);
+  const cache = new KvCache(config, 64);
+  const vocab = config.vocabSize;
+  const first = [1, 403, 407, 261, 378, 432, 383];
+  const second = [1, 376, 298, 315];
+
+  const alone = cache.allocate(first.length);
+  const aloneLogits = await model.forward(Int32Array.from(first), positions(0, first.length), alone, 'all');
+
+  // The second sequence first prefills 2 tokens alone, then its last 2 share a batch with all of the first.
+  const a = cache.allocate(first.length);
+  const b = cache.allocate(second.length);
+  await model.forward(Int32Array.from(second.slice(0, 2)), positions(0, 2), b, 'none');
+  const batch: Batch = {
+    ids: Int32Array.from([...second.slice(2), ...first]),
+    segments: [
+      { kv: b, start: 0, positions: positions(2, 2), logits: 'last' },
+      { kv: a, start: 2, positions: positions(0, first.length), logits: 'all' },
+    ],
+  };
+  const batched = await model.forwardBatch(batch);
+  assert.equal(batched.length, (1 + first.length) * vocab);
+  assert.deepEqual(batched.subarray(vocab), aloneLogits);
+
+  const secondAlone = await model.forward(Int32Array.from(second), positions(0, second.length), cache.allocate(second.length), 'last');
+  assert.deepEqual(batched.subarray(0, vocab), secondAlone);
+  store.close();
+});
