@@ -3,7 +3,7 @@
  * and between the GGUF and Hugging Face forms of the same synthetic weights.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -79,6 +79,22 @@ describe('greedy generation equals llama.cpp on the same file', () => {
 });
 
 describe('the same weights as GGUF and as an HF directory', () => {
+  test('mistral: an HF Mistral directory runs as the Llama-family decoder it is', async () => {
+    const gguf = await synthGguf('llama', 'f32', 6);
+    const hf = join(scratch, 'mistral-hf');
+    await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'f32', out: hf, format: 'hf', seed: 6 });
+    const configPath = join(hf, 'config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: null }));
+    const fromGguf = await Engine.open(gguf);
+    const fromHf = await Engine.open(hf);
+    assert.equal(fromHf.config.architecture, 'mistral');
+    const promptIds = fromGguf.tokenizer.encode('A small robot sails across the sea', { addBos: true });
+    const a = await fromGguf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
+    const b = await fromHf.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true });
+    assert.deepEqual(b.ids, a.ids);
+  });
+
   for (const arch of ['llama', 'qwen2', 'qwen3'] as SynthArch[]) {
     test(`${arch}: identical greedy tokens`, async () => {
       const gguf = await synthGguf(arch, 'f32', 5);

@@ -40,7 +40,7 @@ export function configFromHf(input: HfConfigInput): ModelConfig {
     ropeStyle: 'halves',
     ropeScaling: ropeScaling(input.config['rope_scaling']),
     rmsNormEps: meta.number('rms_norm_eps', 1e-6),
-    contextLength: meta.number('max_position_embeddings', 2048),
+    contextLength: usableContext(meta),
     // A checkpoint that ties but still saves lm_head holds the same values in both.
     tiedEmbeddings: !input.tensorNames.has('output.weight') || meta.boolean('tie_word_embeddings', false),
     qkvBias: input.tensorNames.has('blk.0.attn_q.bias'),
@@ -65,4 +65,14 @@ function ropeScaling(value: unknown): RopeScaling | undefined {
     highFreqFactor: meta.number('high_freq_factor'),
     originalContextLength: meta.number('original_max_position_embeddings'),
   };
+}
+
+/**
+ * Attention here is full, not windowed, so a sliding-window model (Mistral
+ * v0.1) is exact only up to its window: the context is capped there.
+ */
+function usableContext(meta: MetadataReader): number {
+  const context = meta.number('max_position_embeddings', 2048);
+  const window = meta.optionalNumber('sliding_window');
+  return window !== undefined && window > 0 ? Math.min(context, window) : context;
 }
