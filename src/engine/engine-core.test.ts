@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { synthesize } from '../synth/synthesize.js';
+import { Engine } from './engine.js';
+import { EngineCore, type EngineCoreOptions } from './engine-core.js';
+import { samplingParams } from './sampler.js';
+import type { SequenceRequest } from './sequence.js';
+
+let dir: string;
+let engine: Engine;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tessera-core-'));
+  const path = join(dir, 'tiny.gguf');
+  await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'f32', out: path, format: 'gguf', seed: 11 });
+  engine = await Engine.open(path);
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function core(options: Partial<EngineCoreOptions> = {}): EngineCore {
+  return new EngineCore(engine.transformer, engine.config, engine.tokenizer, { kvCacheMib: 1, maxNumSeqs: 64, maxBatchTokens: 64, ...options });
+}
+
+function request(promptIds: number[], maxTokens: number, sampling: Parameters<typeof samplingParams>[0] = { temperature: 0 }): SequenceRequest {
+  return { promptIds, maxTokens, sampling: samplingParams(sampling), stop: [], ignoreEos: true };
+}
+
+/** Runs requests on one core, all queued at once; returns each one's generated ids. */
+async function runAll(target: EngineCore, requests: SequenceRequest[]): Promise<number[][]> {
+  const ids = requests.map(() => [] as number[]);
+  requests.forEach((r, i) => target.add(i, r));
+  let finished = 0;
+  while (target.hasWork) {
+    const report = await target.step();
+    for (const output of report.outputs) {
+      ids[output.sequenceId].push(...output.ids);
+      if (output.finish) finished++;
+    }
+  }
+  assert.equal(finished, requests.length);
+  return ids;
+}
+
+function prompt(length: number, salt: number): number[] {
+  return Array.from({ length }, (_, i) => 3 + ((i * 7 + salt * 13) % 500));
+}
+
+const mixed = (): SequenceRequest[] => [
+  request(prompt(5, 1), 12),
+  request(prompt(40, 2), 8),
+  request(prompt(17, 3), 20),
+  request(prompt(1, 4), 6),
+  request(prompt(70, 5), 10),
+  request(prompt(33, 6), 15, { temperature: 0.8, topP: 0.9, seed: 42 }),
+  request(prompt(16, 7), 9, { temperature: 1.2, topK: 20, seed: 7 }),
+];
+
+test('a batch gives every sequence the tokens it gets alone, with chunked prefill', async () => {
+  const requests = mixed();
+  const batched = await runAll(core({ maxBatchTokens: 24 }), requests);
+  for (let i = 0; i < requests.length; i++) {
+    const [alone] = await runAll(core({ maxBatchTokens: 512 }), [requests[i]]);
+    assert.deepEqual(batched[i], alone, `sequence ${i}`);
+    assert.equal(alone.length, requests[i].maxTokens);
+  }
+});
+
+test('a prefix-cache hit shares blocks and changes no token', async () => {
+  const shared = prompt(50, 9);
+  const target = core();
+  const [first] = await runAll(target, [request(shared, 10)]);
+  const second = request([...shared, 77, 78], 10);
+  let cached = -1;
+  target.add(100, second);
+  const ids: number[] = [];
+  while (target.hasWork) {
+    for (const output of (await target.step()).outputs) {
+      ids.push(...output.ids);
+      cached = output.cachedPromptTokens;
+    }
+  }
+  assert.equal(cached, 48, 'three full blocks of 16 come from the cache');
+  const [alone] = await runAll(core(), [second]);
+  assert.deepEqual(ids, alone);
+  assert.ok(target.blocks.hitRate > 0);
+  assert.equal(first.length, 10);
+});
+
+test('a full KV cache preempts the newest sequences and recomputes them identically', async () => {
+  const requests = mixed().map((r) => ({ ...r, maxTokens: Math.min(r.maxTokens, 20) }));
+  // 16 KiB blocks: 10 blocks hold 160 tokens, far less than the batch needs at once.
+  const small = core({ kvCacheMib: 160 / 1024, maxBatchTokens: 32 });
+  const batched = await runAll(small, requests);
+  assert.ok(small.scheduler.preemptions > 0, 'the cache was too small, so someone was preempted');
+  for (let i = 0; i < requests.length; i++) {
+    const [alone] = await runAll(core(), [requests[i]]);
+    assert.deepEqual(batched[i], alone, `sequence ${i}`);
+  }
+  assert.equal(small.blocks.usedCount, 0, 'all blocks are free at the end');
+});
+
+test('cancel frees the blocks at once and reports the sequence cancelled', async () => {
+  const target = core();
+  target.add(1, request(prompt(60, 1), 50));
+  await target.step();
+  assert.ok(target.blocks.usedCount > 0);
+  target.cancel(1);
+  assert.equal(target.blocks.usedCount, 0);
+  const report = await target.step();
+  assert.equal(report.outputs[0].finish, 'cancelled');
+  assert.equal(target.hasWork, false);
+});
+
+test('requests beyond the context are refused with a coded error', () => {
+  const target = core({ kvCacheMib: 1 });
+  assert.throws(() => target.add(1, request(prompt(500, 1), 100)), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
+  assert.throws(() => target.add(2, request([], 1)), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
+  assert.throws(() => target.add(3, request([1, 99999], 1)), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
+});

@@ -1,0 +1,236 @@
+/**
+ * The step loop of a server replica: schedule → one batched forward pass →
+ * sample → emit. Requests join and leave between steps (continuous
+ * batching). The model is reached only through `ModelRunner.forwardBatch`,
+ * so a sharded executor (tensor or pipeline parallel) can stand in for the
+ * in-process Transformer.
+ *
+ * Determinism: a token's computation sees only its own sequence's tokens and
+ * KV (the Transformer is batch-invariant, and cached prefix blocks hold the
+ * very bits the sequence would have computed), and its draw is a function of
+ * (seed, position). So outputs do not depend on who else is in the batch,
+ * on chunking, on prefix-cache hits or on preemption.
+ */
+import type { ModelConfig } from '../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import type { Batch, BatchSegment } from '../model/batch.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { BlockManager, blockBytes } from './block-manager.js';
+import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
+import { sampleToken, topLogprobs, logSoftmax } from './sampler.js';
+import { Scheduler, type ScheduledChunk } from './scheduler.js';
+import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
+
+/** What the engine core needs of a model. `Transformer` is one. */
+export interface ModelRunner {
+  /** Logits [rows, vocabSize] of the rows the batch's segments ask for, in segment order. */
+  forwardBatch(batch: Batch): Promise<Float32Array>;
+}
+
+export interface EngineCoreOptions {
+  /** KV cache budget in MiB (keys and values, all layers, float32). */
+  kvCacheMib: number;
+  maxNumSeqs: number;
+  /** Tokens per step (decode + chunked prefill). */
+  maxBatchTokens: number;
+  /** Longest prompt + output; capped by the model's context and the KV cache. */
+  maxModelLen?: number;
+  blockSize?: number;
+}
+
+export const DEFAULT_CORE_OPTIONS: EngineCoreOptions = { kvCacheMib: 256, maxNumSeqs: 64, maxBatchTokens: 512 };
+
+/** Counters and gauges after a step, for metrics. */
+export interface StepStats {
+  /** Sequences computed in this step (0 for a step with nothing to do). */
+  batchSequences: number;
+  batchTokens: number;
+  waiting: number;
+  running: number;
+  blocksUsed: number;
+  blocksFree: number;
+  prefixQueriedTokens: number;
+  prefixHitTokens: number;
+  preemptions: number;
+}
+
+export interface StepReport {
+  outputs: SequenceOutput[];
+  stats: StepStats;
+}
+
+export class EngineCore {
+  readonly blocks: BlockManager;
+  readonly scheduler: Scheduler;
+  readonly maxModelLen: number;
+  private readonly sequences = new Map<number, Sequence>();
+  private readonly eos: ReadonlySet<number>;
+  /** Outputs produced outside a step (cancellations), sent with the next report. */
+  private readonly pending: SequenceOutput[] = [];
+
+  constructor(
+    private readonly runner: ModelRunner,
+    readonly config: ModelConfig,
+    private readonly tokenizer: Tokenizer,
+    options: EngineCoreOptions = DEFAULT_CORE_OPTIONS,
+  ) {
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize));
+    this.blocks = new BlockManager(config, numBlocks, blockSize);
+    this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
+    if (this.maxModelLen < 2) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
+    }
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens });
+    this.eos = new Set(config.eosTokenIds);
+  }
+
+  get hasWork(): boolean {
+    return this.scheduler.hasWork || this.pending.length > 0;
+  }
+
+  /** Queues a sequence; it runs from the next step on. */
+  add(sequenceId: number, request: SequenceRequest): void {
+    this.validate(request);
+    if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
+    const sequence = new Sequence(sequenceId, request, this.tokenizer);
+    this.sequences.set(sequenceId, sequence);
+    this.scheduler.add(sequence);
+  }
+
+  /** Stops a sequence at once and frees its blocks (a client went away). */
+  cancel(sequenceId: number): void {
+    const sequence = this.sequences.get(sequenceId);
+    if (!sequence) return;
+    sequence.finish = 'cancelled';
+    this.retire(sequence);
+    this.pending.push(this.output(sequence, [], undefined, ''));
+  }
+
+  async step(): Promise<StepReport> {
+    const outputs = this.pending.splice(0);
+    const chunks = this.scheduler.schedule();
+    let batchTokens = 0;
+    if (chunks.length > 0) {
+      const batch = this.batchOf(chunks);
+      batchTokens = batch.ids.length;
+      const logits = await this.runner.forwardBatch(batch);
+      outputs.push(...this.afterForward(chunks, logits));
+    }
+    return { outputs, stats: this.stats(chunks.length, batchTokens) };
+  }
+
+  private validate(request: SequenceRequest): void {
+    const { promptIds, maxTokens } = request;
+    if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
+    for (const id of promptIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
+      }
+    }
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
+    if (promptIds.length + maxTokens > this.maxModelLen) {
+      throw new TesseraError(
+        'TESSERA_ERR_CONTEXT_OVERFLOW',
+        `the prompt has ${promptIds.length} tokens and asks for ${maxTokens} more, but the context holds ${this.maxModelLen}; shorten the prompt or lower max_tokens`,
+      );
+    }
+  }
+
+  /** Tokens of all chunks laid end to end; logits only where a chunk reaches its sequence's end. */
+  private batchOf(chunks: readonly ScheduledChunk[]): Batch {
+    const total = chunks.reduce((sum, chunk) => sum + chunk.count, 0);
+    /** [numTokens] */
+    const ids = new Int32Array(total);
+    const segments: BatchSegment[] = [];
+    let start = 0;
+    for (const { sequence, count } of chunks) {
+      const from = sequence.numComputed;
+      /** [count] */
+      const positions = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        ids[start + i] = sequence.tokens[from + i];
+        positions[i] = from + i;
+      }
+      const reachesEnd = from + count === sequence.tokens.length;
+      segments.push({ kv: this.blocks.kvOf(sequence.blocks), start, positions, logits: reachesEnd ? 'last' : 'none' });
+      start += count;
+    }
+    return { ids, segments };
+  }
+
+  /** logits: [rows, vocabSize], one row per chunk that reached its end. */
+  private afterForward(chunks: readonly ScheduledChunk[], logits: Float32Array): SequenceOutput[] {
+    const vocab = this.config.vocabSize;
+    const outputs: SequenceOutput[] = [];
+    let row = 0;
+    for (const chunk of chunks) {
+      this.scheduler.advance(chunk);
+      const sequence = chunk.sequence;
+      if (sequence.pendingCount > 0) continue;
+      /** [vocabSize] */
+      const rowLogits = logits.subarray(row * vocab, (row + 1) * vocab);
+      row++;
+      outputs.push(this.sample(sequence, rowLogits));
+    }
+    return outputs;
+  }
+
+  private sample(sequence: Sequence, logits: Float32Array): SequenceOutput {
+    const { request } = sequence;
+    const position = sequence.tokens.length;
+    const history = { promptIds: request.promptIds, generatedIds: sequence.generatedIds() };
+    const id = sampleToken(logits, request.sampling, history, position);
+    const logprob = request.logprobs === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
+    if (!request.ignoreEos && this.eos.has(id)) return this.end(sequence, 'stop', [], '');
+    sequence.tokens.push(id);
+    const text = sequence.stops.push(sequence.decoder.push(id));
+    const logprobs = logprob ? [logprob] : undefined;
+    if (sequence.stops.stopped) return this.end(sequence, 'stop', [id], text, logprobs);
+    if (sequence.generatedCount >= request.maxTokens) return this.end(sequence, 'length', [id], text, logprobs);
+    return this.output(sequence, [id], logprobs, text);
+  }
+
+  private end(sequence: Sequence, finish: 'stop' | 'length', ids: number[], text: string, logprobs?: TokenLogprob[]): SequenceOutput {
+    const rest = finish === 'length' || !sequence.stops.stopped ? sequence.stops.push(sequence.decoder.flush()) + sequence.stops.flush() : '';
+    sequence.finish = finish;
+    this.retire(sequence);
+    return this.output(sequence, ids, logprobs, text + rest);
+  }
+
+  private retire(sequence: Sequence): void {
+    this.scheduler.finish(sequence);
+    this.sequences.delete(sequence.id);
+  }
+
+  private output(sequence: Sequence, ids: number[], logprobs: TokenLogprob[] | undefined, text: string): SequenceOutput {
+    return {
+      sequenceId: sequence.id,
+      ids,
+      logprobs,
+      text,
+      finish: sequence.finish,
+      promptTokens: sequence.promptLength,
+      cachedPromptTokens: Math.max(0, sequence.cachedPromptTokens),
+    };
+  }
+
+  private stats(batchSequences: number, batchTokens: number): StepStats {
+    return {
+      batchSequences,
+      batchTokens,
+      waiting: this.scheduler.waiting.length,
+      running: this.scheduler.running.length,
+      blocksUsed: this.blocks.usedCount,
+      blocksFree: this.blocks.freeCount,
+      prefixQueriedTokens: this.blocks.queriedTokens,
+      prefixHitTokens: this.blocks.hitTokens,
+      preemptions: this.scheduler.preemptions,
+    };
+  }
+}
+
+function tokenLogprob(logits: Float32Array, id: number, k: number): TokenLogprob {
+  const all = logSoftmax(logits);
+  return { logprob: all[id], top: k > 0 ? topLogprobs(logits, k) : [] };
+}

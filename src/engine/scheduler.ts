@@ -1,0 +1,148 @@
+/**
+ * Decides what each step computes. Running sequences go first, oldest first:
+ * one token for a decoding sequence, a chunk of its prompt for one still in
+ * prefill, all within a per-step token budget, so a long prompt is cut into
+ * chunks and never stalls the streams already running. Waiting sequences are
+ * admitted while budget, sequence slots and KV blocks last, taking cached
+ * prefix blocks first. When blocks run out, the newest running sequence is
+ * preempted: its blocks are released and it goes back to the front of the
+ * queue, to be recomputed later (its full blocks usually still sit in the
+ * prefix cache). Nothing is dropped.
+ */
+import { blockHash, ROOT_HASH, type BlockManager } from './block-manager.js';
+import type { Sequence } from './sequence.js';
+
+export interface SchedulerLimits {
+  /** Sequences running at once. */
+  maxNumSeqs: number;
+  /** Tokens per step, decode and prefill together. */
+  maxBatchTokens: number;
+}
+
+/** `count` tokens of `sequence`, from position `sequence.numComputed`. */
+export interface ScheduledChunk {
+  sequence: Sequence;
+  count: number;
+}
+
+export class Scheduler {
+  readonly waiting: Sequence[] = [];
+  readonly running: Sequence[] = [];
+  preemptions = 0;
+
+  constructor(
+    private readonly blocks: BlockManager,
+    private readonly limits: SchedulerLimits,
+  ) {}
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  add(sequence: Sequence): void {
+    this.waiting.push(sequence);
+  }
+
+  /** Takes a sequence out wherever it is and releases its blocks. */
+  remove(sequence: Sequence): void {
+    const waitingAt = this.waiting.indexOf(sequence);
+    if (waitingAt >= 0) this.waiting.splice(waitingAt, 1);
+    const runningAt = this.running.indexOf(sequence);
+    if (runningAt >= 0) this.running.splice(runningAt, 1);
+    this.freeBlocks(sequence);
+  }
+
+  schedule(): ScheduledChunk[] {
+    const chunks: ScheduledChunk[] = [];
+    let budget = this.limits.maxBatchTokens;
+    let preempted = false;
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const sequence = this.running[i];
+      const count = Math.min(sequence.pendingCount, budget);
+      while (!this.reserve(sequence, sequence.numComputed + count)) {
+        const victim = this.running[this.running.length - 1];
+        this.preempt(victim);
+        preempted = true;
+        if (victim === sequence) break;
+      }
+      if (this.running[i] !== sequence) break; // it preempted itself: nothing after it is left
+      chunks.push({ sequence, count });
+      budget -= count;
+    }
+    // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
+    while (!preempted && budget > 0 && this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs) {
+      const sequence = this.waiting[0];
+      if (sequence.blocks.length === 0) this.takeCachedPrefix(sequence);
+      const count = Math.min(sequence.pendingCount, budget);
+      if (!this.reserve(sequence, sequence.numComputed + count)) {
+        this.freeBlocks(sequence);
+        break;
+      }
+      this.waiting.shift();
+      this.running.push(sequence);
+      chunks.push({ sequence, count });
+      budget -= count;
+    }
+    return chunks;
+  }
+
+  /** After a step computed `chunk`: advance it and name its newly full blocks. */
+  advance(chunk: ScheduledChunk): void {
+    const sequence = chunk.sequence;
+    sequence.numComputed += chunk.count;
+    const size = this.blocks.blockSize;
+    const fullBlocks = Math.floor(sequence.numComputed / size);
+    for (let index = sequence.blockHashes.length; index < fullBlocks; index++) {
+      const parent = index === 0 ? ROOT_HASH : sequence.blockHashes[index - 1];
+      const hash = blockHash(parent, sequence.tokens.slice(index * size, (index + 1) * size));
+      sequence.blockHashes.push(hash);
+      this.blocks.register(sequence.blocks[index], hash);
+    }
+  }
+
+  /** A sequence that finished: out of the running set, blocks released. */
+  finish(sequence: Sequence): void {
+    this.remove(sequence);
+  }
+
+  /**
+   * Cached blocks for the start of a sequence's tokens. The last token is
+   * always recomputed: its logits are what the next sample needs.
+   */
+  private takeCachedPrefix(sequence: Sequence): void {
+    const match = this.blocks.matchPrefix(sequence.tokens, sequence.tokens.length - 1);
+    for (const block of match.blocks) this.blocks.acquire(block);
+    sequence.blocks = match.blocks;
+    sequence.blockHashes = match.hashes;
+    sequence.numComputed = match.blocks.length * this.blocks.blockSize;
+    if (sequence.cachedPromptTokens < 0) {
+      sequence.cachedPromptTokens = Math.min(sequence.numComputed, sequence.promptLength);
+      this.blocks.recordLookup(sequence.promptLength, sequence.cachedPromptTokens);
+    }
+  }
+
+  /** Makes sure the sequence holds blocks for `tokens` tokens. */
+  private reserve(sequence: Sequence, tokens: number): boolean {
+    const needed = Math.ceil(tokens / this.blocks.blockSize) - sequence.blocks.length;
+    if (needed <= 0) return true;
+    if (needed > this.blocks.freeCount) return false;
+    for (let i = 0; i < needed; i++) sequence.blocks.push(this.blocks.allocate() as number);
+    return true;
+  }
+
+  private preempt(sequence: Sequence): void {
+    const at = this.running.indexOf(sequence);
+    if (at >= 0) this.running.splice(at, 1);
+    this.freeBlocks(sequence);
+    sequence.preemptions++;
+    this.preemptions++;
+    this.waiting.unshift(sequence);
+  }
+
+  private freeBlocks(sequence: Sequence): void {
+    this.blocks.release(sequence.blocks);
+    sequence.blocks = [];
+    sequence.blockHashes = [];
+    sequence.numComputed = 0;
+  }
+}
