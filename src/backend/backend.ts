@@ -69,6 +69,14 @@ export interface Backend {
   /** Takes the stored bytes of a tensor (any DType) and keeps it for compute. */
   loadWeight(dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight;
 
+  /**
+   * Optional: the same from the tensor's stored bytes at `byteOffset` of the
+   * file at `path`, memory-mapped where the backend can (no copy; processes
+   * on one host share the page cache). Callers use it when the store knows
+   * the tensor's file location, and loadWeight otherwise.
+   */
+  loadWeightFromFile?(path: string, byteOffset: number, dtype: DType, shape: readonly number[]): Weight;
+
   /** Dequantized float32 copy of rows [rowStart, rowEnd) of a weight; [rows, cols]. */
   readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array;
 
