@@ -2,7 +2,7 @@
  * One normalized description of a decoder-only transformer, whatever file it
  * came from (GGUF metadata, config.json, llama2.c header).
  */
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
 
 /**
  * How RoPE pairs the dimensions of a head:
@@ -43,4 +43,24 @@ export interface ModelConfig {
   qkNorm: boolean;
   bosTokenId?: number;
   eosTokenIds: number[];
+  /** Mixture-of-experts feed-forward (Mixtral, Qwen2-MoE, Qwen3-MoE); absent for dense models. */
+  moe?: MixtureOfExpertsConfig;
+}
+
+/**
+ * The routed feed-forward of an MoE layer: a router (softmax over all
+ * experts, then top-k) picks `numExpertsPerToken` of `numExperts` SwiGLU
+ * experts per token; Qwen2-MoE adds a shared expert behind a sigmoid gate.
+ * Which layers are MoE is decided by the tensors present (a layer with a
+ * router is MoE, the others use the dense `intermediateSize`).
+ */
+export interface MixtureOfExpertsConfig {
+  numExperts: number;
+  numExpertsPerToken: number;
+  /** Renormalise the top-k router weights to sum to 1 (Mixtral: always; Qwen: `norm_topk_prob`). */
+  normTopKProb: boolean;
+  /** Intermediate size of each routed expert. */
+  expertIntermediateSize: number;
+  /** Intermediate size of the shared expert (Qwen2-MoE); absent when there is none. */
+  sharedExpertIntermediateSize?: number;
 }

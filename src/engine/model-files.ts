@@ -8,15 +8,17 @@ import { dirname, join } from 'node:path';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
 import { GgufStore } from '../format/gguf-reader.js';
-import { openHfDirectory } from '../format/hf-directory.js';
+import { openHfDirectory, type HfDirectory } from '../format/hf-directory.js';
 import { Llama2cStore } from '../format/llama2c.js';
 import { detectModelFormat } from '../format/model-format.js';
+import { isSafetensorsFile, openSafetensorsModelFile } from '../format/safetensors-model-file.js';
 import type { ModelFormat, TensorStore } from '../format/tensor-store.js';
 import { configFromGguf } from '../model/config-from-gguf.js';
 import { configFromHf } from '../model/config-from-hf.js';
 import { configFromLlama2c } from '../model/config-from-llama2c.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf-tokenizer.js';
 import { loadHfTokenizer } from '../tokenizer/hf-tokenizer.js';
+import { IdsOnlyTokenizer } from '../tokenizer/ids-only-tokenizer.js';
 import { tokenizerFromLlama2c } from '../tokenizer/llama2c-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -31,6 +33,8 @@ export interface ModelFiles {
 }
 
 export function openModelFiles(path: string, options: { tokenizerPath?: string } = {}): ModelFiles {
+  // NAME.safetensors + NAME_config.json (ids-only test checkpoints such as the MoE fixtures).
+  if (isSafetensorsFile(path)) return openHf(path, openSafetensorsModelFile(path));
   const kind = detectModelFormat(path);
   if (kind === 'gguf') return openGguf(path);
   if (kind === 'hf') return openHf(path);
@@ -46,14 +50,13 @@ function openGguf(path: string): ModelFiles {
   return { path, format: 'gguf', config, store, tokenizer, metadata: printableMetadata(store.header.metadata) };
 }
 
-function openHf(path: string): ModelFiles {
-  const directory = openHfDirectory(path);
+function openHf(path: string, directory: HfDirectory = openHfDirectory(path)): ModelFiles {
   const names = new Set(directory.store.list().map((info) => info.name));
   const config = configFromHf({ config: directory.config, generationConfig: directory.generationConfig, tensorNames: names });
-  if (!directory.tokenizerJsonPath) {
-    throw new TesseraError('TESSERA_ERR_TOKENIZER', `${path} has no tokenizer.json; copy the model's tokenizer.json into the directory`);
-  }
-  const tokenizer = loadHfTokenizer(directory.tokenizerJsonPath, directory.tokenizerConfig);
+  // Without tokenizer.json the model still runs on token ids; text use fails with a coded error.
+  const tokenizer = directory.tokenizerJsonPath
+    ? loadHfTokenizer(directory.tokenizerJsonPath, directory.tokenizerConfig)
+    : new IdsOnlyTokenizer({ vocabSize: config.vocabSize, bosId: config.bosTokenId, eosIds: config.eosTokenIds, modelPath: path });
   return { path, format: 'safetensors', config, store: directory.store, tokenizer, metadata: directory.config };
 }
 

@@ -1,9 +1,17 @@
 /** ModelConfig from a Hugging Face config.json (+ generation_config.json). */
-import type { Architecture, ModelConfig, RopeScaling } from '../core/model-config.js';
+import type { Architecture, MixtureOfExpertsConfig, ModelConfig, RopeScaling } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
 import { MetadataReader } from './metadata-reader.js';
 
-const HF_MODEL_TYPES: Record<string, Architecture> = { llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', qwen3: 'qwen3' };
+const HF_MODEL_TYPES: Record<string, Architecture> = {
+  llama: 'llama',
+  mistral: 'mistral',
+  qwen2: 'qwen2',
+  qwen3: 'qwen3',
+  mixtral: 'mixtral',
+  qwen2_moe: 'qwen2_moe',
+  qwen3_moe: 'qwen3_moe',
+};
 
 export interface HfConfigInput {
   config: Record<string, unknown>;
@@ -47,6 +55,32 @@ export function configFromHf(input: HfConfigInput): ModelConfig {
     qkNorm: input.tensorNames.has('blk.0.attn_q_norm.weight'),
     bosTokenId: meta.optionalNumber('bos_token_id'),
     eosTokenIds: eos.length > 0 ? eos : meta.numberList('eos_token_id'),
+    ...moeFields(architecture, meta),
+  };
+}
+
+/** The MoE block of config.json: Mixtral names it num_local_experts and always renormalises. */
+function moeFields(architecture: Architecture, meta: MetadataReader): { moe?: MixtureOfExpertsConfig } {
+  if (architecture === 'mixtral') {
+    return {
+      moe: {
+        numExperts: meta.number('num_local_experts'),
+        numExpertsPerToken: meta.number('num_experts_per_tok'),
+        normTopKProb: true,
+        expertIntermediateSize: meta.number('intermediate_size'),
+      },
+    };
+  }
+  if (architecture !== 'qwen2_moe' && architecture !== 'qwen3_moe') return {};
+  const shared = architecture === 'qwen2_moe' ? meta.number('shared_expert_intermediate_size', 0) : 0;
+  return {
+    moe: {
+      numExperts: meta.number('num_experts'),
+      numExpertsPerToken: meta.number('num_experts_per_tok'),
+      normTopKProb: meta.boolean('norm_topk_prob', false),
+      expertIntermediateSize: meta.number('moe_intermediate_size'),
+      ...(shared > 0 && { sharedExpertIntermediateSize: shared }),
+    },
   };
 }
 

@@ -6,8 +6,9 @@ import type { Backend, Weight } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { byteSize } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
-import { matrixShape, type TensorStore } from '../format/tensor-store.js';
+import { matrixShape, type TensorInfo, type TensorStore } from '../format/tensor-store.js';
 import type { DenseFeedForwardWeights } from './feed-forward.js';
+import { isMixtureOfExpertsLayer, loadMixtureOfExperts, type MixtureOfExpertsWeights } from './moe-weights.js';
 
 export interface LayerWeights {
   attentionNorm: Weight;
@@ -27,7 +28,10 @@ export interface LayerWeights {
   /** [headDim] */
   keyNorm?: Weight;
   feedForwardNorm: Weight;
-  feedForward: DenseFeedForwardWeights;
+  /** Dense layers; absent on mixture-of-experts layers. */
+  feedForward?: DenseFeedForwardWeights;
+  /** Mixture-of-experts layers (those whose file has a router). */
+  mixtureOfExperts?: MixtureOfExpertsWeights;
 }
 
 export interface TransformerWeights {
@@ -64,7 +68,6 @@ function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): La
   const hidden = config.hiddenSize;
   const queryRows = config.numHeads * config.headDim;
   const kvRows = config.numKvHeads * config.headDim;
-  const inter = config.intermediateSize;
   return {
     attentionNorm: loader.required(name('attn_norm.weight'), [hidden]),
     query: loader.required(name('attn_q.weight'), [queryRows, hidden]),
@@ -77,6 +80,17 @@ function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): La
     queryNorm: config.qkNorm ? loader.required(name('attn_q_norm.weight'), [config.headDim]) : undefined,
     keyNorm: config.qkNorm ? loader.required(name('attn_k_norm.weight'), [config.headDim]) : undefined,
     feedForwardNorm: loader.required(name('ffn_norm.weight'), [hidden]),
+    ...feedForwardWeights(loader, config, layer),
+  };
+}
+
+/** The dense MLP, or the experts when the layer has a router. */
+function feedForwardWeights(loader: WeightLoader, config: ModelConfig, layer: number): Pick<LayerWeights, 'feedForward' | 'mixtureOfExperts'> {
+  if (isMixtureOfExpertsLayer(loader, layer)) return { mixtureOfExperts: loadMixtureOfExperts(loader, config, layer) };
+  const name = (suffix: string): string => `blk.${layer}.${suffix}`;
+  const hidden = config.hiddenSize;
+  const inter = config.intermediateSize;
+  return {
     feedForward: {
       gate: loader.required(name('ffn_gate.weight'), [inter, hidden]),
       up: loader.required(name('ffn_up.weight'), [inter, hidden]),
@@ -85,7 +99,7 @@ function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): La
   };
 }
 
-class WeightLoader {
+export class WeightLoader {
   private loadedBytes = 0;
   private readonly totalBytes: number;
 
@@ -98,6 +112,29 @@ class WeightLoader {
   }
 
   required(name: string, shape: number[]): Weight {
+    const info = this.checked(name, shape);
+    return this.load(name, info.shape, 0, matrixShape(info.shape).rows);
+  }
+
+  has(name: string): boolean {
+    return this.store.get(name) !== undefined;
+  }
+
+  shapeOf(name: string): readonly number[] | undefined {
+    return this.store.get(name)?.shape;
+  }
+
+  /**
+   * Rows [rowStart, rowEnd) of a tensor of shape `fullShape` (seen as a
+   * matrix) as a weight of `shape`: one expert of a packed expert tensor.
+   * Reads only those bytes, so a rank loads only its own experts.
+   */
+  rowRange(name: string, fullShape: number[], rowStart: number, rowEnd: number, shape: number[]): Weight {
+    this.checked(name, fullShape);
+    return this.load(name, shape, rowStart, rowEnd);
+  }
+
+  private checked(name: string, shape: number[]): TensorInfo {
     const info = this.store.get(name);
     if (!info) {
       throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the model has no tensor ${name}; the file is incomplete or not a supported architecture`);
@@ -109,10 +146,15 @@ class WeightLoader {
         `tensor ${name} has shape [${info.shape.join(', ')}] but the model config implies [${shape.join(', ')}]`,
       );
     }
-    const bytes = this.store.readRows(name, 0, matrixShape(info.shape).rows);
+    return info;
+  }
+
+  private load(name: string, shape: readonly number[], rowStart: number, rowEnd: number): Weight {
+    const info = this.store.get(name)!;
+    const bytes = this.store.readRows(name, rowStart, rowEnd);
     this.loadedBytes += bytes.byteLength;
     this.onProgress?.(this.loadedBytes, this.totalBytes);
-    return this.backend.loadWeight(info.dtype, info.shape, bytes);
+    return this.backend.loadWeight(info.dtype, shape, bytes);
   }
 
   /** A small float32 tensor kept in JavaScript (e.g. rope_freqs). */

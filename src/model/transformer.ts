@@ -9,7 +9,9 @@
 import type { Backend } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { logitRowIndices, singleSequenceBatch, type Batch, type LogitRows, type SequenceKv } from './batch.js';
-import { DenseFeedForward, type FeedForward } from './feed-forward.js';
+import type { FeedForward } from './feed-forward.js';
+import { ExpertLoad } from './moe-expert-load.js';
+import { createFeedForwards } from './moe-feed-forward.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
 import { SINGLE_RANK, type TensorParallelGroup } from './tensor-parallel.js';
 import type { LayerWeights, TransformerWeights } from './transformer-weights.js';
@@ -26,6 +28,8 @@ export class Transformer {
   /** [ropeDims / 2] */
   private readonly inverseFrequencies: Float32Array;
   private readonly feedForwards: FeedForward[];
+  /** Tokens routed to each expert of each MoE layer (empty rows for dense layers). */
+  readonly expertLoad: ExpertLoad;
   private readonly local: LocalDims;
 
   constructor(
@@ -37,7 +41,8 @@ export class Transformer {
   ) {
     this.inverseFrequencies = ropeInverseFrequencies(config, weights.ropeFactors);
     this.local = { numHeads: config.numHeads / group.size, numKvHeads: Math.max(1, config.numKvHeads / group.size) };
-    this.feedForwards = feedForwards ?? weights.layers.map((layer) => new DenseFeedForward(backend, layer.feedForward, group));
+    this.expertLoad = new ExpertLoad(config.numLayers);
+    this.feedForwards = feedForwards ?? createFeedForwards(weights, backend, config.moe, config.hiddenSize, group, this.expertLoad);
   }
 
   /** Logits of one sequence's tokens: [rows, vocabSize]. */

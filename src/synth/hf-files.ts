@@ -21,6 +21,9 @@ const HF_CLASSES = {
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
+  mixtral: 'MixtralForCausalLM',
+  qwen2_moe: 'Qwen2MoeForCausalLM',
+  qwen3_moe: 'Qwen3MoeForCausalLM',
 } as const;
 
 export function hfConfigJson(config: ModelConfig, dtype: 'f32' | 'f16'): Record<string, unknown> {
