@@ -1,0 +1,152 @@
+/**
+ * The Transport of ranks in different processes or machines: one framed
+ * stream socket per pair of ranks, TCP (Nagle off) or a Unix domain socket.
+ * Rank r accepts connections from the ranks above it and connects to the
+ * ranks below it; each connection opens with a hello frame naming its rank
+ * and the mesh token, so a stray connection is refused.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { check } from '../core/errors.js';
+import { FramedSocket } from './framed-socket.js';
+import { rankLost } from './message-queue.js';
+import type { Transport, TransportKind } from './transport.js';
+
+export type SocketKind = Exclude<TransportKind, 'in-process'>;
+
+/** Where a rank accepts its peers. */
+export type MeshAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+export class SocketTransport implements Transport {
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+    readonly kind: SocketKind,
+    /** [size]; undefined at this rank's own index. */
+    private readonly peers: (FramedSocket | undefined)[],
+  ) {}
+
+  send(peer: number, message: Uint8Array): Promise<void> {
+    return this.peer(peer).send(message);
+  }
+
+  receive(peer: number): Promise<Uint8Array> {
+    return this.peer(peer).receive();
+  }
+
+  async close(): Promise<void> {
+    for (const peer of this.peers) peer?.close();
+  }
+
+  private peer(peer: number): FramedSocket {
+    const socket = this.peers[peer];
+    check(socket !== undefined, 'TESSERA_ERR_INVALID_ARGUMENT', `rank ${this.rank} cannot talk to rank ${peer} in a mesh of ${this.size}`);
+    return socket;
+  }
+}
+
+/** A listening endpoint for a rank's peers; `host` is the address others reach this machine at. */
+export class MeshListener {
+  private constructor(
+    readonly server: Server,
+    readonly address: MeshAddress,
+  ) {}
+
+  static async open(kind: SocketKind, host = '127.0.0.1'): Promise<MeshListener> {
+    const server = createServer({ noDelay: true });
+    if (kind === 'unix') {
+      const path = join(tmpdir(), `tessera-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+      await listen(server, () => server.listen(path));
+      return new MeshListener(server, { kind, path });
+    }
+    await listen(server, () => server.listen(0, host));
+    const bound = server.address();
+    check(bound !== null && typeof bound === 'object', 'TESSERA_ERR_INTERNAL', 'the mesh listener has no TCP address');
+    return new MeshListener(server, { kind, host, port: bound.port });
+  }
+
+  close(): void {
+    this.server.close();
+    if (this.address.kind === 'unix') rmSync(this.address.path, { force: true });
+  }
+}
+
+/**
+ * Connects this rank to every other rank of the mesh. Resolves once all
+ * size-1 connections are open and greeted; rejects on a bad hello.
+ */
+export async function connectMesh(rank: number, addresses: readonly MeshAddress[], listener: MeshListener, token: string): Promise<SocketTransport> {
+  const size = addresses.length;
+  const kind = listener.address.kind;
+  const peers: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
+  const accepted = acceptPeers(listener.server, rank, size, token, peers);
+  const dialed = addresses.slice(0, rank).map(async (address, peer) => {
+    const socket = await dial(address);
+    const framed = new FramedSocket(socket, (why) => rankLost(peer, why));
+    await framed.send(new TextEncoder().encode(JSON.stringify({ rank, token })));
+    peers[peer] = framed;
+  });
+  await Promise.all([accepted, ...dialed]);
+  listener.close();
+  return new SocketTransport(rank, size, kind, peers);
+}
+
+function acceptPeers(server: Server, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
+  let waiting = size - 1 - rank;
+  if (waiting === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    server.on('connection', (socket: Socket) => {
+      socket.setNoDelay(true);
+      let from = -1;
+      const framed = new FramedSocket(socket, (why) => rankLost(from, why));
+      framed.receive().then((hello) => {
+        const parsed = parseHello(hello);
+        if (parsed.token !== token || parsed.rank <= rank || parsed.rank >= size || peers[parsed.rank] !== undefined) {
+          // A stray or hostile connection is dropped and logged; the mesh keeps waiting for its real peers.
+          process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'} (wrong token or rank)\n`);
+          socket.destroy();
+          return;
+        }
+        from = parsed.rank;
+        peers[from] = framed;
+        if (--waiting === 0) resolve();
+      }, reject);
+    });
+  });
+}
+
+function parseHello(bytes: Uint8Array): { rank: number; token: string } {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(bytes)) as { rank?: unknown; token?: unknown };
+    if (typeof value.rank === 'number' && typeof value.token === 'string') return { rank: value.rank, token: value.token };
+  } catch {
+    // fall through: not a hello
+  }
+  return { rank: -1, token: '' };
+}
+
+/** An open socket to `address`, Nagle off for TCP. */
+export function dial(address: MeshAddress): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = address.kind === 'tcp' ? createConnection({ host: address.host, port: address.port, noDelay: true }) : createConnection({ path: address.path });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+function listen(server: Server, start: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve();
+    });
+    start();
+  });
+}
