@@ -107,6 +107,14 @@ export class EngineCore {
     this.pending.push(this.output(sequence, [], undefined, ''));
   }
 
+  /** Drops every sequence (after a failed step left their state unknown); returns their ids. */
+  failAll(): number[] {
+    const ids = [...this.sequences.keys()];
+    for (const sequence of [...this.sequences.values()]) this.retire(sequence);
+    this.pending.length = 0;
+    return ids;
+  }
+
   async step(): Promise<StepReport> {
     const outputs = this.pending.splice(0);
     const chunks = this.scheduler.schedule();

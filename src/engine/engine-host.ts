@@ -1,0 +1,124 @@
+/**
+ * The API process's handle on an engine core running in a worker thread:
+ * submit sequences, receive their outputs as they are produced, cancel them.
+ * Everything crossing the boundary is a structured-clone message
+ * (engine-messages.ts), so a core in another process or machine can later
+ * stand behind the same methods.
+ */
+import { Worker } from 'node:worker_threads';
+import { TesseraError, type ErrorCode } from '../core/errors.js';
+import type { EngineCoreOptions, StepStats } from './engine-core.js';
+import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { SequenceOutput, SequenceRequest } from './sequence.js';
+
+export interface SequenceListener {
+  onOutput(output: SequenceOutput): void;
+  onError(error: TesseraError): void;
+}
+
+export interface EngineHostOptions {
+  tokenizerPath?: string;
+  core: EngineCoreOptions;
+}
+
+export interface EngineLimits {
+  maxModelLen: number;
+  numBlocks: number;
+  blockSize: number;
+  loadMs: number;
+}
+
+export class EngineHost {
+  private readonly listeners = new Map<number, SequenceListener>();
+  private readonly statsListeners: ((stats: StepStats) => void)[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly limits: EngineLimits,
+  ) {
+    worker.on('message', (message: WorkerMessage) => this.receive(message));
+    worker.on('error', (error: Error) => this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', `the engine worker crashed: ${error.message}`)));
+    worker.on('exit', () => {
+      if (!this.closed) this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker exited; restart the server'));
+    });
+  }
+
+  /** Starts the worker and waits until the model is loaded. */
+  static async start(modelPath: string, options: EngineHostOptions): Promise<EngineHost> {
+    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core };
+    const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
+    const limits = await new Promise<EngineLimits>((resolve, reject) => {
+      const onMessage = (message: WorkerMessage): void => {
+        if (message.type === 'ready') resolve(message);
+        else if (message.type === 'load-failed') reject(new TesseraError(message.code as ErrorCode, message.message));
+        if (message.type === 'ready' || message.type === 'load-failed') worker.off('message', onMessage);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+    return new EngineHost(worker, limits);
+  }
+
+  /** Queues a sequence; returns its id (for cancel). */
+  submit(request: SequenceRequest, listener: SequenceListener): number {
+    if (this.closed) throw new TesseraError('TESSERA_ERR_INTERNAL', 'the engine is shut down');
+    const sequenceId = this.nextId++;
+    this.listeners.set(sequenceId, listener);
+    this.send({ type: 'add', sequenceId, request });
+    return sequenceId;
+  }
+
+  /** Stops a sequence and frees its KV blocks; no more outputs reach its listener. */
+  cancel(sequenceId: number): void {
+    if (!this.listeners.delete(sequenceId)) return;
+    this.send({ type: 'cancel', sequenceId });
+  }
+
+  onStats(listener: (stats: StepStats) => void): void {
+    this.statsListeners.push(listener);
+  }
+
+  get activeSequences(): number {
+    return this.listeners.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.send({ type: 'stop' });
+    await this.worker.terminate();
+  }
+
+  private send(message: HostMessage): void {
+    this.worker.postMessage(message);
+  }
+
+  private receive(message: WorkerMessage): void {
+    if (message.type === 'step') {
+      for (const output of message.report.outputs) {
+        const listener = this.listeners.get(output.sequenceId);
+        if (!listener) continue;
+        if (output.finish) this.listeners.delete(output.sequenceId);
+        listener.onOutput(output);
+      }
+      for (const listener of this.statsListeners) listener(message.report.stats);
+    } else if (message.type === 'rejected') {
+      this.fail(message.sequenceId, new TesseraError(message.code as ErrorCode, message.message));
+    } else if (message.type === 'step-failed') {
+      const error = new TesseraError(message.code as ErrorCode, `the engine failed a step: ${message.message}`);
+      for (const sequenceId of message.sequenceIds) this.fail(sequenceId, error);
+    }
+  }
+
+  private fail(sequenceId: number, error: TesseraError): void {
+    const listener = this.listeners.get(sequenceId);
+    this.listeners.delete(sequenceId);
+    listener?.onError(error);
+  }
+
+  private failEverything(error: TesseraError): void {
+    for (const sequenceId of [...this.listeners.keys()]) this.fail(sequenceId, error);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The worker thread that owns the model and runs the step loop, so compute
+ * never blocks the API process's event loop (DESIGN §1). It loads the model,
+ * then steps while there is work and sleeps while there is none; messages
+ * (add, cancel) land between steps.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { isTesseraError } from '../core/errors.js';
+import { Engine } from './engine.js';
+import { EngineCore } from './engine-core.js';
+import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker.js runs only as a worker thread');
+const setup = workerData as WorkerSetup;
+
+function send(message: WorkerMessage): void {
+  port!.postMessage(message);
+}
+
+function errorFields(error: unknown): { code: string; message: string } {
+  if (isTesseraError(error)) return { code: error.code, message: error.message };
+  return { code: 'TESSERA_ERR_INTERNAL', message: error instanceof Error ? error.message : String(error) };
+}
+
+async function main(): Promise<void> {
+  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath });
+  const core = new EngineCore(engine.transformer, engine.config, engine.tokenizer, setup.core);
+  let wake: (() => void) | undefined;
+  let stopping = false;
+  port!.on('message', (message: HostMessage) => {
+    if (message.type === 'add') {
+      try {
+        core.add(message.sequenceId, message.request);
+      } catch (error) {
+        send({ type: 'rejected', sequenceId: message.sequenceId, ...errorFields(error) });
+      }
+    } else if (message.type === 'cancel') core.cancel(message.sequenceId);
+    else if (message.type === 'stop') stopping = true;
+    wake?.();
+  });
+  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: engine.loadMs });
+  while (!stopping) {
+    if (!core.hasWork) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      continue;
+    }
+    try {
+      const report = await core.step();
+      send({ type: 'step', report });
+    } catch (error) {
+      // A failed step must not take the server down: fail the sequences it held, keep serving.
+      send({ type: 'step-failed', sequenceIds: core.failAll(), ...errorFields(error) });
+    }
+    // Let messages (new requests, cancellations) in between steps.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  port!.close();
+}
+
+main().catch((error) => send({ type: 'load-failed', ...errorFields(error) }));

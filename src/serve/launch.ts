@@ -1,0 +1,54 @@
+/**
+ * Starting a server end to end: listen, get the model (synthesizing it if
+ * asked), start the engine worker, open the generation routes. The CLI, the
+ * tests and the benchmark all start servers this way.
+ */
+import { EngineHost } from '../engine/engine-host.js';
+import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
+import { openModelFiles } from '../engine/model-files.js';
+import { resolveModelSource } from './model-source.js';
+import { DEFAULT_MAX_BODY_BYTES, TesseraServer, type ServerOptions } from './server.js';
+
+export interface LaunchOptions extends Partial<ServerOptions> {
+  model: string;
+  tokenizerPath?: string;
+  servedModelName?: string;
+  core?: Partial<EngineCoreOptions>;
+  /** Sequences waiting beyond the running ones before 429 (default 4 × maxNumSeqs). */
+  maxWaiting?: number;
+  log?: (line: string) => void;
+}
+
+export async function launchServer(options: LaunchOptions): Promise<TesseraServer> {
+  const log = options.log ?? (() => undefined);
+  const server = await TesseraServer.listen({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8000,
+    apiKey: options.apiKey,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+  });
+  try {
+    const source = await resolveModelSource(options.model, log);
+    server.onClose(() => source.cleanup());
+    const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
+    files.store.close();
+    const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
+    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core });
+    const name = options.servedModelName ?? source.defaultName;
+    server.setModel({
+      host,
+      tokenizer: files.tokenizer,
+      config: files.config,
+      name,
+      metrics: server.metrics,
+      created: Math.floor(Date.now() / 1000),
+      maxActiveSequences: core.maxNumSeqs + (options.maxWaiting ?? 4 * core.maxNumSeqs),
+    });
+    const limits = host.limits;
+    log(`serving "${name}" on ${server.url} (max model len ${limits.maxModelLen}, ${limits.numBlocks} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
+    return server;
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
