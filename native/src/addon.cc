@@ -1,0 +1,309 @@
+// The Node-API surface of the native backend: thin wrappers that take typed
+// arrays, call the kernels synchronously, and return new typed arrays. Shapes
+// are validated in TypeScript (src/backend/native/); the checks here only
+// keep a wrong call from touching memory it does not own.
+#include <napi.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "cpu.h"
+#include "matmul.h"
+#include "ops.h"
+#include "thread-pool.h"
+#include "weight.h"
+
+namespace tessera {
+namespace {
+
+/** What a NativeBackend computes with: a kernel variant and a thread pool. */
+struct Context {
+  const KernelTable* kernels;
+  std::shared_ptr<ThreadPool> pool;
+};
+
+/** Pools are shared by thread count, so many backends do not mean many threads. */
+std::shared_ptr<ThreadPool> sharedPool(int threads) {
+  static std::mutex mutex;
+  static std::map<int, std::weak_ptr<ThreadPool>> pools;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::shared_ptr<ThreadPool> pool = pools[threads].lock();
+  if (!pool) {
+    pool = std::make_shared<ThreadPool>(threads);
+    pools[threads] = pool;
+  }
+  return pool;
+}
+
+void require(bool condition, const Napi::Env& env, const std::string& message) {
+  if (!condition) throw Napi::TypeError::New(env, "tessera native: " + message);
+}
+
+Napi::Uint8Array bytesArg(const Napi::CallbackInfo& info, size_t index) {
+  require(info.Length() > index && info[index].IsTypedArray() &&
+              info[index].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
+          info.Env(), "bytes must be a Uint8Array");
+  return info[index].As<Napi::Uint8Array>();
+}
+
+Napi::Float32Array floats(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  require(info.Length() > index && info[index].IsTypedArray() &&
+              info[index].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
+          info.Env(), std::string(name) + " must be a Float32Array");
+  return info[index].As<Napi::Float32Array>();
+}
+
+Napi::Int32Array ints(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  require(info.Length() > index && info[index].IsTypedArray() &&
+              info[index].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+          info.Env(), std::string(name) + " must be an Int32Array");
+  return info[index].As<Napi::Int32Array>();
+}
+
+double number(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  require(info.Length() > index && info[index].IsNumber(), info.Env(), std::string(name) + " must be a number");
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+NativeWeight& weightArg(const Napi::CallbackInfo& info, size_t index) {
+  require(info.Length() > index && info[index].IsExternal(), info.Env(), "weight must be a native weight handle");
+  return *info[index].As<Napi::External<NativeWeight>>().Data();
+}
+
+Napi::Value wrapWeight(Napi::Env env, NativeWeight* weight) {
+  const int64_t owned = static_cast<int64_t>(weight->ownedBytes());
+  Napi::MemoryManagement::AdjustExternalMemory(env, owned);
+  return Napi::External<NativeWeight>::New(env, weight, [owned](Napi::Env finalizeEnv, NativeWeight* w) {
+    Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -owned);
+    delete w;
+  });
+}
+
+Context& contextArg(const Napi::CallbackInfo& info) {
+  require(info.Length() > 0 && info[0].IsExternal(), info.Env(), "the first argument must be a native context");
+  return *info[0].As<Napi::External<Context>>().Data();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("physicalCores", physicalCoreCount());
+  Napi::Array supported = Napi::Array::New(info.Env());
+  for (const KernelTable* table : supportedKernelTables()) supported.Set(supported.Length(), table->isa);
+  out.Set("supportedIsas", supported);
+  return out;
+}
+
+/** createContext(threads, isa) → { context, isa, threads }; 0 threads = physical cores, "auto" = best ISA. */
+Napi::Value CreateContext(const Napi::CallbackInfo& info) {
+  const int requested = static_cast<int>(number(info, 0, "threads"));
+  const std::string isa = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "auto";
+  Context* context = new Context();
+  try {
+    context->kernels = selectKernelTable(isa);
+  } catch (const std::runtime_error& error) {
+    delete context;
+    throw Napi::Error::New(info.Env(), error.what());
+  }
+  context->pool = sharedPool(requested > 0 ? requested : physicalCoreCount());
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("isa", context->kernels->isa);
+  out.Set("threads", context->pool->threads());
+  out.Set("context", Napi::External<Context>::New(info.Env(), context, [](Napi::Env, Context* c) { delete c; }));
+  return out;
+}
+
+DType dtypeArg(const Napi::CallbackInfo& info, size_t index) {
+  const int code = static_cast<int>(number(info, index, "dtype"));
+  require(code >= 0 && code <= static_cast<int>(DType::Q6_K), info.Env(), "unknown dtype code");
+  return static_cast<DType>(code);
+}
+
+/** loadWeight(dtype, rows, cols, bytes) */
+Napi::Value LoadWeight(const Napi::CallbackInfo& info) {
+  const DType dtype = dtypeArg(info, 0);
+  const int64_t rows = static_cast<int64_t>(number(info, 1, "rows"));
+  const int64_t cols = static_cast<int64_t>(number(info, 2, "cols"));
+  Napi::Uint8Array bytes = bytesArg(info, 3);
+  const size_t expected = static_cast<size_t>(cols / blockElements(dtype)) * blockBytes(dtype) * rows;
+  require(bytes.ByteLength() == expected, info.Env(), "weight bytes do not match its shape");
+  return wrapWeight(info.Env(), NativeWeight::copy(dtype, rows, cols, bytes.Data(), bytes.ByteLength()));
+}
+
+/** mapWeight(dtype, rows, cols, path, byteOffset) */
+Napi::Value MapWeight(const Napi::CallbackInfo& info) {
+  const DType dtype = dtypeArg(info, 0);
+  const int64_t rows = static_cast<int64_t>(number(info, 1, "rows"));
+  const int64_t cols = static_cast<int64_t>(number(info, 2, "cols"));
+  require(info.Length() > 3 && info[3].IsString(), info.Env(), "path must be a string");
+  const std::string path = info[3].As<Napi::String>().Utf8Value();
+  const uint64_t offset = static_cast<uint64_t>(number(info, 4, "byteOffset"));
+  try {
+    return wrapWeight(info.Env(), NativeWeight::map(dtype, rows, cols, path, offset));
+  } catch (const std::runtime_error& error) {
+    throw Napi::Error::New(info.Env(), error.what());
+  }
+}
+
+/** readRows(context, weight, rowStart, rowEnd) → Float32Array [rows, cols] */
+Napi::Value ReadRows(const Napi::CallbackInfo& info) {
+  const NativeWeight& weight = weightArg(info, 1);
+  const int64_t start = static_cast<int64_t>(number(info, 2, "rowStart"));
+  const int64_t end = static_cast<int64_t>(number(info, 3, "rowEnd"));
+  require(0 <= start && start <= end && end <= weight.rows(), info.Env(), "rows out of range");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>((end - start) * weight.cols()));
+  for (int64_t r = start; r < end; r++) weight.dequantizeRow(r, out.Data() + (r - start) * weight.cols());
+  return out;
+}
+
+/** embed(context, weight, ids) → Float32Array [numTokens, cols] */
+Napi::Value Embed(const Napi::CallbackInfo& info) {
+  const NativeWeight& weight = weightArg(info, 1);
+  Napi::Int32Array ids = ints(info, 2, "ids");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), ids.ElementLength() * static_cast<size_t>(weight.cols()));
+  for (size_t t = 0; t < ids.ElementLength(); t++) {
+    require(ids[t] >= 0 && ids[t] < weight.rows(), info.Env(), "token id outside the embedding table");
+    weight.dequantizeRow(ids[t], out.Data() + t * weight.cols());
+  }
+  return out;
+}
+
+/** matmul(context, weight, x, numTokens, floatActivations) → Float32Array [numTokens, rows] */
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  const NativeWeight& weight = weightArg(info, 1);
+  Napi::Float32Array x = floats(info, 2, "x");
+  const int numTokens = static_cast<int>(number(info, 3, "numTokens"));
+  require(numTokens >= 0 && x.ElementLength() == static_cast<size_t>(numTokens * weight.cols()), info.Env(),
+          "x does not hold numTokens rows of the weight's columns");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(numTokens * weight.rows()));
+  const Context& r = contextArg(info);
+  const bool floatActivations = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (numTokens > 0) matmul(*r.kernels, *r.pool, weight, x.Data(), numTokens, floatActivations, out.Data());
+  return out;
+}
+
+/** rmsNorm(context, x, weight, numRows, eps) → Float32Array */
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x = floats(info, 1, "x");
+  const NativeWeight& weight = weightArg(info, 2);
+  const int numRows = static_cast<int>(number(info, 3, "numRows"));
+  const float eps = static_cast<float>(number(info, 4, "eps"));
+  const int dim = static_cast<int>(weight.rows() * weight.cols());
+  require(x.ElementLength() == static_cast<size_t>(numRows) * dim, info.Env(), "x does not hold numRows rows of dim");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+  const Context& r = contextArg(info);
+  rmsNormRows(*r.kernels, *r.pool, x.Data(), weight.floats(), numRows, dim, eps, out.Data());
+  return out;
+}
+
+/** addBias(context, x, weight, numRows), in place */
+Napi::Value AddBias(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x = floats(info, 1, "x");
+  const NativeWeight& weight = weightArg(info, 2);
+  const int numRows = static_cast<int>(number(info, 3, "numRows"));
+  const size_t dim = static_cast<size_t>(weight.rows() * weight.cols());
+  require(x.ElementLength() == numRows * dim, info.Env(), "x does not hold numRows rows of the bias");
+  const Context& r = contextArg(info);
+  for (int row = 0; row < numRows; row++) r.kernels->add(x.Data() + row * dim, weight.floats(), dim);
+  return info.Env().Undefined();
+}
+
+/** rope(context, x, positions, numHeads, headDim, ropeDims, halves, inverseFrequencies), in place */
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Napi::Float32Array x = floats(info, 1, "x");
+  Napi::Int32Array positions = ints(info, 2, "positions");
+  const int numHeads = static_cast<int>(number(info, 3, "numHeads"));
+  const int headDim = static_cast<int>(number(info, 4, "headDim"));
+  const int ropeDims = static_cast<int>(number(info, 5, "ropeDims"));
+  const bool halves = info.Length() > 6 && info[6].ToBoolean().Value();
+  Napi::Float32Array frequencies = floats(info, 7, "inverseFrequencies");
+  require(x.ElementLength() == positions.ElementLength() * numHeads * headDim && ropeDims <= headDim &&
+              frequencies.ElementLength() >= static_cast<size_t>(ropeDims / 2),
+          info.Env(), "rope shapes do not match");
+  ropeInPlace(x.Data(), positions.Data(), static_cast<int>(positions.ElementLength()), numHeads, headDim, ropeDims, halves,
+              frequencies.Data());
+  return info.Env().Undefined();
+}
+
+/** attention(context, query, keys, values, blockSize, numKvHeads, blockTable, positions, numHeads, headDim, scale) */
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Float32Array query = floats(info, 1, "query");
+  Napi::Float32Array keys = floats(info, 2, "keys");
+  Napi::Float32Array values = floats(info, 3, "values");
+  Napi::Int32Array blockTable = ints(info, 6, "blockTable");
+  Napi::Int32Array positions = ints(info, 7, "positions");
+  AttentionShape shape;
+  shape.blockSize = static_cast<int>(number(info, 4, "blockSize"));
+  shape.numKvHeads = static_cast<int>(number(info, 5, "numKvHeads"));
+  shape.numHeads = static_cast<int>(number(info, 8, "numHeads"));
+  shape.headDim = static_cast<int>(number(info, 9, "headDim"));
+  shape.scale = static_cast<float>(number(info, 10, "scale"));
+  shape.numTokens = static_cast<int>(positions.ElementLength());
+  require(query.ElementLength() == static_cast<size_t>(shape.numTokens) * shape.numHeads * shape.headDim, info.Env(),
+          "query shape does not match");
+  require(keys.ElementLength() == values.ElementLength(), info.Env(), "key and value pools differ in size");
+  const size_t blockFloats = static_cast<size_t>(shape.blockSize) * shape.numKvHeads * shape.headDim;
+  for (int t = 0; t < shape.numTokens; t++) {
+    require(positions[t] >= 0 && static_cast<size_t>(positions[t] / shape.blockSize) < blockTable.ElementLength(),
+            info.Env(), "position beyond the block table");
+  }
+  for (size_t b = 0; b < blockTable.ElementLength(); b++) {
+    require(blockTable[b] >= 0 && (blockTable[b] + 1) * blockFloats <= keys.ElementLength(), info.Env(),
+            "block table entry outside the pool");
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), query.ElementLength());
+  const Context& r = contextArg(info);
+  if (shape.numTokens > 0) {
+    attentionBatch(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), blockTable.Data(),
+                   positions.Data(), out.Data());
+  }
+  return out;
+}
+
+/** siluMul(context, gate, up) → Float32Array */
+Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+  Napi::Float32Array gate = floats(info, 1, "gate");
+  Napi::Float32Array up = floats(info, 2, "up");
+  require(gate.ElementLength() == up.ElementLength(), info.Env(), "gate and up differ in length");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), gate.ElementLength());
+  const Context& r = contextArg(info);
+  siluMulAll(*r.kernels, *r.pool, gate.Data(), up.Data(), gate.ElementLength(), out.Data());
+  return out;
+}
+
+/** addInPlace(context, a, b): a += b */
+Napi::Value AddInPlace(const Napi::CallbackInfo& info) {
+  Napi::Float32Array a = floats(info, 1, "a");
+  Napi::Float32Array b = floats(info, 2, "b");
+  require(a.ElementLength() == b.ElementLength(), info.Env(), "a and b differ in length");
+  const Context& r = contextArg(info);
+  addAll(*r.kernels, *r.pool, a.Data(), b.Data(), a.ElementLength());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("createContext", Napi::Function::New(env, CreateContext));
+  exports.Set("loadWeight", Napi::Function::New(env, LoadWeight));
+  exports.Set("mapWeight", Napi::Function::New(env, MapWeight));
+  exports.Set("readRows", Napi::Function::New(env, ReadRows));
+  exports.Set("embed", Napi::Function::New(env, Embed));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("addBias", Napi::Function::New(env, AddBias));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("siluMul", Napi::Function::New(env, SiluMul));
+  exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
+  return exports;
+}
+
+}  // namespace tessera
+
+static Napi::Object InitTessera(Napi::Env env, Napi::Object exports) { return tessera::Init(env, exports); }
+
+NODE_API_MODULE(tessera_native, InitTessera)

@@ -1,0 +1,93 @@
+// The per-ISA kernel table. Each kernel source under kernels/ is compiled
+// once per instruction set (see binding.gyp) and fills its part of a table;
+// cpu.cc picks the best table the running CPU supports.
+//
+// Every function here is pure arithmetic on raw pointers: no allocation, no
+// threads, no STL (an inline STL template compiled with AVX-512 flags could be
+// picked by the linker for a portable caller and fault on an older CPU).
+//
+// Determinism: a matmul output is the canonical tree (tree.h) over "leaves".
+// The kernels below produce those leaves with arithmetic that is fixed per
+// leaf and identical in every ISA variant, so results do not depend on the
+// batch size, the thread count or which variant ran.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace tessera {
+
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_K = 5, Q6_K = 6 };
+
+// Byte sizes of ggml's blocks.
+constexpr int kQ8_0BlockBytes = 34;  // f16 d, int8 q[32]
+constexpr int kQ4_0BlockBytes = 18;  // f16 d, uint8 qs[16] (low nibbles: 0..15, high: 16..31)
+constexpr int kQ4_KBlockBytes = 144; // f16 d, f16 dmin, uint8 scales[12], uint8 qs[128]
+constexpr int kQ6_KBlockBytes = 210; // uint8 ql[128], uint8 qh[64], int8 scales[16], f16 d
+
+// One token's activations quantized to 8-bit blocks (what quantized weights
+// dot against). Block size 32 for q8_0/q4_0, 256 for q4_k/q6_k.
+struct QuantizedRow {
+  /** [K] round(x / d) in [-127, 127] */
+  const int8_t* q;
+  /** [K / blockSize] scale of each block */
+  const float* d;
+  /** [K / 16] sum of q over each 16 elements (q6_k); sums over 32 are pairs of these. */
+  const int32_t* sums16;
+};
+
+struct KernelTable {
+  const char* isa;
+
+  // ---- activation quantization (activation-quant.cc) ----
+  /** x [K] → q [K], d [K/blockSize], sums16 [K/16]; blockSize 32 or 256. */
+  void (*quantizeRow)(const float* x, int K, int blockSize, int8_t* q, float* d, int32_t* sums16);
+
+  // ---- leaves of one (weight row, token) pair ----
+  // Float weights: leaf l covers elements [32l, 32l+32), padded with zeros.
+  void (*leavesF32)(const float* w, const float* x, int K, float* leaves);
+  void (*leavesF16)(const uint16_t* w, const float* x, int K, float* leaves);
+  void (*leavesBF16)(const uint16_t* w, const float* x, int K, float* leaves);
+  // Quantized weights: one leaf per weight block (32 or 256 elements).
+  void (*leavesQ8_0)(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* leaves);
+  void (*leavesQ4_0)(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* leaves);
+  void (*leavesQ4_K)(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* leaves);
+  void (*leavesQ6_K)(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* leaves);
+
+  // ---- dequantization (dequantize.cc) ----
+  /** `count` elements (whole blocks) of `dtype` at `bytes` → out[count], ggml's arithmetic. */
+  void (*dequantize)(DType dtype, const uint8_t* bytes, int64_t count, float* out);
+
+  // ---- the canonical tree (tree.cc) ----
+  /**
+   * Sum of leaves [0, n) by the halving tree; `leaves` is clobbered.
+   * `firstLevel` is the tree's shape from tree-plan.h: P = 2^floor(log2 n)
+   * counts (1 or 2) of the nodes at depth log2 P, in order.
+   */
+  float (*reduceLeaves)(float* leaves, int n, const uint8_t* firstLevel);
+
+  // ---- row-wise and elementwise ops (pointwise.cc) ----
+  void (*rmsNorm)(const float* x, const float* weight, int dim, float eps, float* out);
+  void (*siluMul)(const float* gate, const float* up, size_t n, float* out);
+  void (*add)(float* a, const float* b, size_t n);
+
+  // ---- attention (attention.cc) ----
+  /**
+   * One query head over cache positions 0..lastPosition, block by block.
+   * keyBlocks/valueBlocks[b] point at (block b, position 0, this kv head).
+   */
+  void (*attendHead)(const float* query, const float* const* keyBlocks, const float* const* valueBlocks,
+                     int lastPosition, int blockSize, int rowStride, int headDim, float scale, float* scratch,
+                     float* out);
+};
+
+// One getter per compiled ISA (each defined in kernels/kernel-table.cc built for that ISA).
+const KernelTable* kernelTableScalar();
+#if defined(__x86_64__) || defined(_M_X64)
+const KernelTable* kernelTableAvx2();
+const KernelTable* kernelTableAvx512();
+#endif
+#if defined(__aarch64__)
+const KernelTable* kernelTableNeon();
+#endif
+
+}  // namespace tessera

@@ -1,0 +1,151 @@
+#include "matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "tree-plan.h"
+
+namespace tessera {
+namespace {
+
+// Activations of the token tile and the rows of a chunk both stay in L2.
+constexpr size_t kTileBytes = 192 * 1024;
+
+bool isQuantized(DType dtype) { return blockElements(dtype) > 1; }
+
+int leafCount(DType dtype, int64_t K) {
+  if (isQuantized(dtype)) return static_cast<int>(K / blockElements(dtype));
+  return static_cast<int>((K + 31) / 32);
+}
+
+/** Every token's activations as 8-bit blocks. */
+struct QuantizedActivations {
+  std::vector<int8_t> q;       // [numTokens, K]
+  std::vector<float> d;        // [numTokens, K / blockSize]
+  std::vector<int32_t> sums;   // [numTokens, K / 16]
+  int64_t K = 0;
+  int blockSize = 0;
+
+  QuantizedRow row(int t) const {
+    return {q.data() + t * K, d.data() + t * (K / blockSize), sums.data() + t * (K / 16)};
+  }
+};
+
+void quantizeActivations(const KernelTable& kernels, ThreadPool& pool, const float* x, int numTokens, int64_t K,
+                         int blockSize, QuantizedActivations& out) {
+  out.K = K;
+  out.blockSize = blockSize;
+  out.q.resize(static_cast<size_t>(numTokens * K));
+  out.d.resize(static_cast<size_t>(numTokens * (K / blockSize)));
+  out.sums.resize(static_cast<size_t>(numTokens * (K / 16)));
+  auto task = [&](int t) {
+    kernels.quantizeRow(x + t * K, static_cast<int>(K), blockSize, out.q.data() + t * K,
+                        out.d.data() + t * (K / blockSize), out.sums.data() + t * (K / 16));
+  };
+  if (numTokens >= 8) {
+    pool.run(numTokens, task);
+  } else {
+    for (int t = 0; t < numTokens; t++) task(t);
+  }
+}
+
+/**
+ * Leaves of one weight row against each token. With float activations a
+ * quantized row is dequantized once (as readRows would) and dotted as f32,
+ * each 256-element k-quant leaf being its eight 32-element leaves folded
+ * pairwise; otherwise the quantized kernels run on the stored blocks.
+ */
+class RowLeaves {
+ public:
+  RowLeaves(const KernelTable& kernels, const NativeWeight& weight, const float* x, const QuantizedActivations& quantized,
+            bool floatActivations)
+      : kernels_(kernels), weight_(weight), x_(x), quantized_(quantized),
+        dequantizes_(floatActivations && isQuantized(weight.dtype())) {}
+
+  void setRow(int64_t r, std::vector<float>& rowValues) {
+    row_ = weight_.row(r);
+    if (!dequantizes_) return;
+    rowValues.resize(static_cast<size_t>(weight_.cols()));
+    kernels_.dequantize(weight_.dtype(), row_, weight_.cols(), rowValues.data());
+    rowValues_ = rowValues.data();
+  }
+
+  void leaves(int t, float* out) const {
+    const int K = static_cast<int>(weight_.cols());
+    const float* x = x_ + static_cast<int64_t>(t) * K;
+    if (dequantizes_) return floatLeaves(x, out);
+    const int blocks = K / blockElements(weight_.dtype());
+    switch (weight_.dtype()) {
+      case DType::F32: return kernels_.leavesF32(reinterpret_cast<const float*>(row_), x, K, out);
+      case DType::F16: return kernels_.leavesF16(reinterpret_cast<const uint16_t*>(row_), x, K, out);
+      case DType::BF16: return kernels_.leavesBF16(reinterpret_cast<const uint16_t*>(row_), x, K, out);
+      case DType::Q8_0: return kernels_.leavesQ8_0(row_, quantized_.row(t), blocks, out);
+      case DType::Q4_0: return kernels_.leavesQ4_0(row_, quantized_.row(t), blocks, out);
+      case DType::Q4_K: return kernels_.leavesQ4_K(row_, quantized_.row(t), blocks, out);
+      case DType::Q6_K: return kernels_.leavesQ6_K(row_, quantized_.row(t), blocks, out);
+    }
+  }
+
+ private:
+  void floatLeaves(const float* x, float* out) const {
+    const int K = static_cast<int>(weight_.cols());
+    kernels_.leavesF32(rowValues_, x, K, out);
+    if (blockElements(weight_.dtype()) != 256) return;
+    for (int leaf = 0; leaf < K / 256; leaf++) {
+      const float* sub = out + 8 * leaf;
+      out[leaf] = ((sub[0] + sub[1]) + (sub[2] + sub[3])) + ((sub[4] + sub[5]) + (sub[6] + sub[7]));
+    }
+  }
+
+  const KernelTable& kernels_;
+  const NativeWeight& weight_;
+  const float* x_;
+  const QuantizedActivations& quantized_;
+  const bool dequantizes_;
+  const uint8_t* row_ = nullptr;
+  const float* rowValues_ = nullptr;
+};
+
+}  // namespace
+
+void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x, int numTokens,
+            bool floatActivations, float* out) {
+  const int64_t M = weight.rows();
+  const int64_t K = weight.cols();
+  const DType dtype = weight.dtype();
+  const int numLeaves = leafCount(dtype, K);
+  const std::vector<uint8_t> firstLevel = treeFirstLevel(numLeaves);
+
+  const bool quantizes = isQuantized(dtype) && !floatActivations;
+  QuantizedActivations quantized;
+  if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
+
+  const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
+  const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
+  const int64_t chunkRows =
+      std::max<int64_t>(16, std::min<int64_t>(static_cast<int64_t>(kTileBytes / weight.rowBytes()),
+                                              (M + 8 * pool.threads() - 1) / (8 * pool.threads())));
+  const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
+
+  pool.run(chunks, [&](int chunk) {
+    // Room for 32-element sub-leaves of k-quant rows on the float path.
+    thread_local std::vector<float> leaves;
+    thread_local std::vector<float> rowValues;
+    if (leaves.size() < static_cast<size_t>(K / 32 + 16)) leaves.resize(K / 32 + 16);
+    RowLeaves source(kernels, weight, x, quantized, floatActivations);
+    const int64_t rowStart = chunk * chunkRows;
+    const int64_t rowEnd = std::min(M, rowStart + chunkRows);
+    for (int tileStart = 0; tileStart < numTokens; tileStart += tokenTile) {
+      const int tileEnd = std::min(numTokens, tileStart + tokenTile);
+      for (int64_t r = rowStart; r < rowEnd; r++) {
+        source.setRow(r, rowValues);
+        for (int t = tileStart; t < tileEnd; t++) {
+          source.leaves(t, leaves.data());
+          out[t * M + r] = kernels.reduceLeaves(leaves.data(), numLeaves, firstLevel.data());
+        }
+      }
+    }
+  });
+}
+
+}  // namespace tessera

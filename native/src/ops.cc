@@ -1,0 +1,100 @@
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace tessera {
+namespace {
+
+// Below this many elements an elementwise op is cheaper on one thread than a pool hand-off.
+constexpr size_t kParallelElements = 1 << 16;
+constexpr size_t kElementChunk = 1 << 14;
+
+}  // namespace
+
+void rmsNormRows(const KernelTable& kernels, ThreadPool& pool, const float* x, const float* weight, int numRows, int dim,
+                 float eps, float* out) {
+  auto task = [&](int r) { kernels.rmsNorm(x + static_cast<size_t>(r) * dim, weight, dim, eps, out + static_cast<size_t>(r) * dim); };
+  if (numRows >= 4) {
+    pool.run(numRows, task);
+  } else {
+    for (int r = 0; r < numRows; r++) task(r);
+  }
+}
+
+void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims, bool halves,
+                 const float* inverseFrequencies) {
+  const int half = ropeDims / 2;
+  const int pairStride = halves ? 1 : 2;
+  const int partnerOffset = halves ? half : 1;
+  std::vector<double> cosines(half), sines(half);
+  for (int t = 0; t < numTokens; t++) {
+    for (int i = 0; i < half; i++) {
+      const double angle = positions[t] * static_cast<double>(inverseFrequencies[i]);
+      cosines[i] = std::cos(angle);
+      sines[i] = std::sin(angle);
+    }
+    for (int h = 0; h < numHeads; h++) {
+      float* head = x + (static_cast<size_t>(t) * numHeads + h) * headDim;
+      for (int i = 0; i < half; i++) {
+        float* a = head + i * pairStride;
+        float* b = a + partnerOffset;
+        const double x0 = *a, x1 = *b;
+        *a = static_cast<float>(x0 * cosines[i] - x1 * sines[i]);
+        *b = static_cast<float>(x0 * sines[i] + x1 * cosines[i]);
+      }
+    }
+  }
+}
+
+void attentionBatch(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& s, const float* query,
+                    const float* keys, const float* values, const int32_t* blockTable, const int32_t* positions, float* out) {
+  const int group = s.numHeads / s.numKvHeads;
+  const int rowStride = s.numKvHeads * s.headDim;
+  int lastPosition = 0;
+  for (int t = 0; t < s.numTokens; t++) lastPosition = std::max(lastPosition, positions[t]);
+  const int numBlocks = lastPosition / s.blockSize + 1;
+  // [numKvHeads, numBlocks] where (block, position 0, kv head) starts.
+  std::vector<const float*> keyBlocks(static_cast<size_t>(s.numKvHeads) * numBlocks);
+  std::vector<const float*> valueBlocks(keyBlocks.size());
+  for (int kv = 0; kv < s.numKvHeads; kv++) {
+    for (int b = 0; b < numBlocks; b++) {
+      const size_t offset = static_cast<size_t>(blockTable[b]) * s.blockSize * rowStride + static_cast<size_t>(kv) * s.headDim;
+      keyBlocks[kv * numBlocks + b] = keys + offset;
+      valueBlocks[kv * numBlocks + b] = values + offset;
+    }
+  }
+  const int pairs = s.numTokens * s.numHeads;
+  pool.run(pairs, [&](int pair) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(s.blockSize + s.headDim)) scratch.resize(s.blockSize + s.headDim);
+    const int t = pair / s.numHeads;
+    const int h = pair % s.numHeads;
+    const int kv = h / group;
+    const size_t offset = static_cast<size_t>(pair) * s.headDim;
+    kernels.attendHead(query + offset, keyBlocks.data() + static_cast<size_t>(kv) * numBlocks,
+                       valueBlocks.data() + static_cast<size_t>(kv) * numBlocks, positions[t], s.blockSize, rowStride,
+                       s.headDim, s.scale, scratch.data(), out + offset);
+  });
+}
+
+void siluMulAll(const KernelTable& kernels, ThreadPool& pool, const float* gate, const float* up, size_t n, float* out) {
+  if (n < kParallelElements) return kernels.siluMul(gate, up, n, out);
+  const int chunks = static_cast<int>((n + kElementChunk - 1) / kElementChunk);
+  pool.run(chunks, [&](int c) {
+    const size_t start = static_cast<size_t>(c) * kElementChunk;
+    kernels.siluMul(gate + start, up + start, std::min(kElementChunk, n - start), out + start);
+  });
+}
+
+void addAll(const KernelTable& kernels, ThreadPool& pool, float* a, const float* b, size_t n) {
+  if (n < kParallelElements) return kernels.add(a, b, n);
+  const int chunks = static_cast<int>((n + kElementChunk - 1) / kElementChunk);
+  pool.run(chunks, [&](int c) {
+    const size_t start = static_cast<size_t>(c) * kElementChunk;
+    kernels.add(a + start, b + start, std::min(kElementChunk, n - start));
+  });
+}
+
+}  // namespace tessera

@@ -1,0 +1,30 @@
+// The non-matmul ops over whole batches: each splits independent rows, heads
+// or tokens over the pool, so no result depends on the thread count.
+#pragma once
+#include <cstdint>
+#include "kernels/kernel-table.h"
+#include "thread-pool.h"
+#include "weight.h"
+
+namespace tessera {
+
+void rmsNormRows(const KernelTable& kernels, ThreadPool& pool, const float* x, const float* weight, int numRows, int dim,
+                 float eps, float* out);
+
+/** Rotates pairs (2i, 2i+1) when `halves` is false, (i, i + ropeDims/2) when true; cos/sin in float64. */
+void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims, bool halves,
+                 const float* inverseFrequencies);
+
+struct AttentionShape {
+  int numTokens, numHeads, numKvHeads, headDim, blockSize;
+  float scale;
+};
+
+/** query [numTokens, numHeads, headDim] over pools [numBlocks, blockSize, numKvHeads, headDim] → out. */
+void attentionBatch(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                    const float* keys, const float* values, const int32_t* blockTable, const int32_t* positions, float* out);
+
+void siluMulAll(const KernelTable& kernels, ThreadPool& pool, const float* gate, const float* up, size_t n, float* out);
+void addAll(const KernelTable& kernels, ThreadPool& pool, float* a, const float* b, size_t n);
+
+}  // namespace tessera

@@ -1,0 +1,49 @@
+// A persistent pool of worker threads; the calling thread works too. A job is
+// `count` independent tasks handed out in order from a shared counter. Which
+// thread runs a task never changes its result: kernels split output rows (or
+// heads, or tokens), never a reduction.
+//
+// Workers spin briefly after a job (decode issues ops back to back, and a
+// futex wake costs more than a small op) and then sleep.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tessera {
+
+class ThreadPool {
+ public:
+  /** `threads` counts the caller: 1 means no workers. */
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  /** Runs task(0..count-1) over the pool and returns when all are done. */
+  void run(int count, const std::function<void(int)>& task);
+
+ private:
+  void workerLoop();
+  void drain();
+
+  std::vector<std::thread> workers_;
+  std::mutex runMutex_;  // one job at a time (several JS threads may share the pool)
+  std::mutex sleepMutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> busyWorkers_{0};
+  std::atomic<int> next_{0};
+  std::atomic<bool> stop_{false};
+  int count_ = 0;
+  const std::function<void(int)>* task_ = nullptr;
+};
+
+}  // namespace tessera

@@ -1,0 +1,117 @@
+#include "weight.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+
+
+namespace tessera {
+
+int blockElements(DType dtype) {
+  switch (dtype) {
+    case DType::Q8_0:
+    case DType::Q4_0:
+      return 32;
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return 256;
+    default:
+      return 1;
+  }
+}
+
+int blockBytes(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    case DType::Q8_0: return kQ8_0BlockBytes;
+    case DType::Q4_0: return kQ4_0BlockBytes;
+    case DType::Q4_K: return kQ4_KBlockBytes;
+    case DType::Q6_K: return kQ6_KBlockBytes;
+  }
+  return 1;
+}
+
+NativeWeight::NativeWeight(DType dtype, int64_t rows, int64_t cols)
+    : dtype_(dtype), rows_(rows), cols_(cols), rowBytes_(static_cast<size_t>(cols / blockElements(dtype)) * blockBytes(dtype)) {}
+
+NativeWeight* NativeWeight::copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength) {
+  NativeWeight* weight = new NativeWeight(dtype, rows, cols);
+  // Padding past the end lets vector loads of the last block run over safely.
+  const size_t size = (byteLength + 64 + 63) / 64 * 64;
+  weight->base_ = std::aligned_alloc(64, size);
+  if (weight->base_ == nullptr) {
+    delete weight;
+    throw std::runtime_error("out of memory copying a weight of " + std::to_string(byteLength) + " bytes");
+  }
+  std::memcpy(weight->base_, bytes, byteLength);
+  std::memset(static_cast<uint8_t*>(weight->base_) + byteLength, 0, size - byteLength);
+  weight->length_ = size;
+  weight->data_ = static_cast<const uint8_t*>(weight->base_);
+  return weight;
+}
+
+NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset) {
+  NativeWeight* weight = new NativeWeight(dtype, rows, cols);
+  const size_t byteLength = weight->rowBytes_ * static_cast<size_t>(rows);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    delete weight;
+    throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  }
+  struct stat info;
+  if (::fstat(fd, &info) != 0 || static_cast<uint64_t>(info.st_size) < byteOffset + byteLength) {
+    ::close(fd);
+    delete weight;
+    throw std::runtime_error(path + " is shorter than the tensor's byte range; the file may be truncated");
+  }
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t start = byteOffset / page * page;
+  const size_t length = static_cast<size_t>(byteOffset + byteLength - start);
+  void* base = ::mmap(nullptr, length, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(start));
+  ::close(fd);
+  if (base == MAP_FAILED) {
+    delete weight;
+    throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
+  }
+  ::madvise(base, length, MADV_WILLNEED);
+  weight->base_ = base;
+  weight->length_ = length;
+  weight->mapped_ = true;
+  weight->data_ = static_cast<const uint8_t*>(base) + (byteOffset - start);
+  return weight;
+}
+
+NativeWeight::~NativeWeight() {
+  if (mapped_) {
+    ::munmap(base_, length_);
+  } else {
+    std::free(base_);
+  }
+  std::free(floats_);
+}
+
+void NativeWeight::dequantizeRow(int64_t r, float* out) const {
+  // The portable variant: every variant dequantizes to the same values.
+  kernelTableScalar()->dequantize(dtype_, row(r), cols_, out);
+}
+
+const float* NativeWeight::floats() const {
+  if (floats_ == nullptr) {
+    float* values = static_cast<float*>(std::malloc(static_cast<size_t>(rows_ * cols_) * sizeof(float) + 4));
+    if (values == nullptr) throw std::runtime_error("out of memory expanding a weight to float32");
+    for (int64_t r = 0; r < rows_; r++) dequantizeRow(r, values + r * cols_);
+    floats_ = values;
+  }
+  return floats_;
+}
+
+}  // namespace tessera

@@ -1,0 +1,98 @@
+/**
+ * Finding and loading the compiled addon (native/build/Release/
+ * tessera_native.node, built by `npm install` through native/install.mjs),
+ * and the typed shape of what it exports. Loading never throws: a missing or
+ * broken addon is a reason string, so callers can fall back to the reference
+ * backend.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An opaque handle owned by the addon (a weight or a context); freed by GC. */
+export interface NativeHandle {
+  readonly __nativeHandle: never;
+}
+
+export interface NativeContext {
+  readonly isa: string;
+  readonly threads: number;
+  readonly context: NativeHandle;
+}
+
+/** The addon's exports (native/src/addon.cc); shapes are checked by the caller. */
+export interface NativeAddon {
+  info(): { physicalCores: number; supportedIsas: string[] };
+  createContext(threads: number, isa: string): NativeContext;
+  loadWeight(dtype: number, rows: number, cols: number, bytes: Uint8Array): NativeHandle;
+  mapWeight(dtype: number, rows: number, cols: number, path: string, byteOffset: number): NativeHandle;
+  readRows(context: NativeHandle, weight: NativeHandle, rowStart: number, rowEnd: number): Float32Array;
+  embed(context: NativeHandle, weight: NativeHandle, ids: Int32Array): Float32Array;
+  matmul(context: NativeHandle, weight: NativeHandle, x: Float32Array, numTokens: number, floatActivations: boolean): Float32Array;
+  rmsNorm(context: NativeHandle, x: Float32Array, weight: NativeHandle, numRows: number, eps: number): Float32Array;
+  addBias(context: NativeHandle, x: Float32Array, bias: NativeHandle, numRows: number): void;
+  rope(
+    context: NativeHandle,
+    x: Float32Array,
+    positions: Int32Array,
+    numHeads: number,
+    headDim: number,
+    ropeDims: number,
+    halves: boolean,
+    inverseFrequencies: Float32Array,
+  ): void;
+  attention(
+    context: NativeHandle,
+    query: Float32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    blockSize: number,
+    numKvHeads: number,
+    blockTable: Int32Array,
+    positions: Int32Array,
+    numHeads: number,
+    headDim: number,
+    scale: number,
+  ): Float32Array;
+  siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array): Float32Array;
+  addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;
+}
+
+export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+
+/** Where the addon is: $TESSERA_NATIVE_ADDON when set, else the package's own build folder. */
+function candidatePaths(): string[] {
+  const override = process.env.TESSERA_NATIVE_ADDON;
+  if (override) return [resolve(override)];
+  // dist/backend/native → package root
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  return [join(root, 'native', 'build', 'Release', 'tessera_native.node')];
+}
+
+let cached: AddonLoad | undefined;
+
+/** Loads the addon once per process; the result (or the reason it failed) is cached. */
+export function loadNativeAddon(): AddonLoad {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of candidatePaths()) {
+    if (!existsSync(path)) {
+      tried.push(`${path} does not exist`);
+      continue;
+    }
+    try {
+      cached = { ok: true, addon: require(path) as NativeAddon, path };
+      return cached;
+    } catch (error) {
+      tried.push(`${path} failed to load: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  cached = { ok: false, reason: tried.join('; ') };
+  return cached;
+}
+
+/** How to get the native backend, for messages. */
+export const NATIVE_BUILD_HINT =
+  'build it with `npm run build:native` in the tessera package (it needs Python 3 and a C++17 compiler: g++ or clang; on macOS the Xcode command line tools)';

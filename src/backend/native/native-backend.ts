@@ -1,0 +1,202 @@
+/**
+ * The native CPU backend: the Backend interface over the C++ addon in
+ * native/. Every call is synchronous (run it off the API event loop); the
+ * addon splits output rows, heads or tokens over its own thread pool.
+ *
+ * Quantized weights dot against activations quantized to 8-bit blocks, as
+ * llama.cpp does (exact integer dots, one float leaf per block): results stay
+ * bit-identical across batch sizes and thread counts but differ from the
+ * float product by the activation rounding. `floatActivations: true` dots in
+ * float32 instead (within float rounding of the exact product, slower prefill).
+ */
+import type { AttentionArgs, Backend, KvPool, RopeArgs, Weight } from '../backend.js';
+import type { DType } from '../../core/dtype.js';
+import { TesseraError, check } from '../../core/errors.js';
+import { writeKv } from '../reference/attention.js';
+import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
+import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
+
+export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'neon' | 'scalar';
+
+export interface NativeBackendOptions {
+  /** Compute threads including the caller; default: physical cores. */
+  threads?: number;
+  /** Kernel variant; default: the best this CPU supports. */
+  isa?: NativeIsa;
+  /** Dot quantized weights in float32 instead of against 8-bit activations. */
+  floatActivations?: boolean;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+  /** The kernel variant in use. */
+  readonly isa: string;
+  readonly threads: number;
+  readonly floatActivations: boolean;
+  private readonly addon: NativeAddon;
+  private readonly context: NativeHandle;
+
+  constructor(options: NativeBackendOptions = {}) {
+    const load = loadNativeAddon();
+    if (!load.ok) {
+      throw new TesseraError('TESSERA_ERR_BACKEND_UNAVAILABLE', `the native backend is not available (${load.reason}); ${NATIVE_BUILD_HINT}`);
+    }
+    const threads = options.threads ?? 0;
+    check(
+      Number.isInteger(threads) && threads >= 0 && threads <= 1024,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `threads must be a whole number from 1 to 1024 (or 0 for the physical core count), got ${threads}`,
+    );
+    this.addon = load.addon;
+    let created;
+    try {
+      created = this.addon.createContext(threads, options.isa ?? 'auto');
+    } catch (error) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `${(error as Error).message}; pick another isa or leave it on auto`);
+    }
+    this.context = created.context;
+    this.isa = created.isa;
+    this.threads = created.threads;
+    this.floatActivations = options.floatActivations ?? false;
+  }
+
+  /** Kernel variants this CPU can run, best first, and its physical core count. */
+  static describeCpu(): { physicalCores: number; supportedIsas: string[] } | undefined {
+    const load = loadNativeAddon();
+    return load.ok ? load.addon.info() : undefined;
+  }
+
+  loadWeight(dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight {
+    const { rows, cols } = checkWeightShape(dtype, shape, bytes.byteLength);
+    return new NativeWeight(dtype, shape, rows, cols, this.addon.loadWeight(DTYPE_CODES[dtype], rows, cols, bytes));
+  }
+
+  /** Maps the tensor's bytes straight from the model file (no copy; shared page cache). */
+  loadWeightFromFile(path: string, byteOffset: number, dtype: DType, shape: readonly number[]): Weight {
+    const { rows, cols } = checkWeightShape(dtype, shape);
+    check(Number.isSafeInteger(byteOffset) && byteOffset >= 0, 'TESSERA_ERR_INVALID_ARGUMENT', `bad byte offset ${byteOffset}`);
+    try {
+      return new NativeWeight(dtype, shape, rows, cols, this.addon.mapWeight(DTYPE_CODES[dtype], rows, cols, path, byteOffset));
+    } catch (error) {
+      throw new TesseraError('TESSERA_ERR_FILE_READ', `${(error as Error).message}; check that the model file is complete and readable`);
+    }
+  }
+
+  readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array {
+    const w = asNativeWeight(weight);
+    check(
+      Number.isInteger(rowStart) && Number.isInteger(rowEnd) && 0 <= rowStart && rowStart <= rowEnd && rowEnd <= w.rows,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `rows [${rowStart}, ${rowEnd}) are outside a weight of ${w.rows} rows`,
+    );
+    return this.addon.readRows(this.context, w.handle, rowStart, rowEnd);
+  }
+
+  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
+    const w = asNativeWeight(weight);
+    check(
+      Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
+    );
+    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations);
+  }
+
+  embed(ids: Int32Array, table: Weight): Float32Array {
+    const w = asNativeWeight(table);
+    for (const id of ids) {
+      check(
+        id >= 0 && id < w.rows,
+        'TESSERA_ERR_INVALID_ARGUMENT',
+        `token id ${id} is outside the embedding table of ${w.rows} entries; the tokenizer and model do not match`,
+      );
+    }
+    return this.addon.embed(this.context, w.handle, ids);
+  }
+
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
+    const w = asNativeWeight(weight);
+    const dim = w.rows * w.cols;
+    check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `rmsNorm input has ${x.length} values, expected ${numRows} rows of ${dim}`);
+    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps);
+  }
+
+  addBias(x: Float32Array, bias: Weight, numRows: number): void {
+    const w = asNativeWeight(bias);
+    const dim = w.rows * w.cols;
+    check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `addBias input has ${x.length} values, expected ${numRows} rows of ${dim}`);
+    this.addon.addBias(this.context, x, w.handle, numRows);
+  }
+
+  rope(args: RopeArgs): void {
+    const { x, positions, numHeads, headDim, ropeDims, style, inverseFrequencies } = args;
+    check(
+      ropeDims % 2 === 0 && ropeDims <= headDim && inverseFrequencies.length >= ropeDims / 2,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `rope needs an even ropeDims ≤ headDim (${ropeDims}, ${headDim}) and ${ropeDims / 2} inverse frequencies`,
+    );
+    check(
+      x.length === positions.length * numHeads * headDim,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `rope input has ${x.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
+    );
+    this.addon.rope(this.context, x, positions, numHeads, headDim, ropeDims, style === 'halves', inverseFrequencies);
+  }
+
+  writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
+    writeKv(pool, blockTable, positions, values);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    checkAttention(args);
+    const { query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale } = args;
+    return this.addon.attention(
+      this.context, query, keyCache.data, valueCache.data, keyCache.blockSize, numKvHeads,
+      blockTable, positions, numHeads, headDim, scale,
+    );
+  }
+
+  siluMul(gate: Float32Array, up: Float32Array): Float32Array {
+    check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
+    return this.addon.siluMul(this.context, gate, up);
+  }
+
+  addInPlace(a: Float32Array, b: Float32Array): void {
+    check(a.length === b.length, 'TESSERA_ERR_INVALID_ARGUMENT', `addInPlace got arrays of ${a.length} and ${b.length} values`);
+    this.addon.addInPlace(this.context, a, b);
+  }
+}
+
+/** The checks the reference makes, with the same messages, before native code touches the pools. */
+function checkAttention(args: AttentionArgs): void {
+  const { query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim } = args;
+  check(numKvHeads > 0 && numHeads % numKvHeads === 0, 'TESSERA_ERR_INVALID_ARGUMENT', `numHeads ${numHeads} must be a multiple of numKvHeads ${numKvHeads}`);
+  check(
+    query.length === positions.length * numHeads * headDim,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `attention query has ${query.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
+  );
+  for (const pool of [keyCache, valueCache]) {
+    check(
+      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize && pool.data.length === keyCache.data.length,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize or size differ)',
+    );
+  }
+  const blockFloats = keyCache.blockSize * numKvHeads * headDim;
+  for (const position of positions) {
+    check(
+      Number.isInteger(position) && position >= 0 && Math.floor(position / keyCache.blockSize) < blockTable.length,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
+    );
+  }
+  for (let logical = 0; logical < blockTable.length; logical++) {
+    const physical = blockTable[logical];
+    check(
+      physical >= 0 && (physical + 1) * blockFloats <= keyCache.data.length,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
+    );
+  }
+}
