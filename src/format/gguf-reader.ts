@@ -7,6 +7,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { byteSize, DTYPE_LAYOUTS } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
+import { readColumnSlice } from './column-read.js';
 import { FileCursor } from './gguf-cursor.js';
 import {
   alignUp,
@@ -280,6 +281,15 @@ export class GgufStore implements TensorStore {
     const rowBytes = byteSize(tensor.dtype, cols);
     const length = (rowEnd - rowStart) * rowBytes;
     return this.readBytes(tensor.offset + rowStart * rowBytes, length);
+  }
+
+  readColumns(name: string, colStart: number, colEnd: number): Uint8Array {
+    const tensor = this.byName.get(name);
+    if (!tensor) throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `${this.path} has no tensor ${name}; is it complete and of a supported architecture?`);
+    if (this.fd === undefined) throw new TesseraError('TESSERA_ERR_INTERNAL', `${this.path}: the store was closed; open the model again`);
+    const bytes = readColumnSlice(this.fd, this.path, tensor.offset, tensor, colStart, colEnd);
+    this.readCount += bytes.byteLength;
+    return bytes;
   }
 
   private readBytes(position: number, length: number): Uint8Array {

@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TesseraError, check } from '../core/errors.js';
 import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
+import { readColumnSlice } from './column-read.js';
 import { openForReading, readExactly } from './safetensors-header.js';
 import {
   LLAMA2C_EXPORT_HEADER_BYTES,
@@ -100,6 +101,17 @@ export class Llama2cStore implements TensorStore {
     const length = (rowEnd - rowStart) * cols * 4;
     const bytes = readExactly(this.fd, this.path, stored.offset + rowStart * cols * 4, length);
     this.bytesReadSoFar += length;
+    return bytes;
+  }
+
+  readColumns(name: string, colStart: number, colEnd: number): Uint8Array {
+    check(!this.closed, 'TESSERA_ERR_INVALID_ARGUMENT', 'the llama2.c store is closed');
+    const stored = this.tensors.get(name);
+    if (!stored) {
+      throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the llama2.c checkpoint has no tensor ${name}; llama2.c models hold only Llama weights`);
+    }
+    const bytes = readColumnSlice(this.fd, this.path, stored.offset, stored.info, colStart, colEnd);
+    this.bytesReadSoFar += bytes.byteLength;
     return bytes;
   }
 

@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { byteSize } from '../core/dtype.js';
 import { TesseraError, check } from '../core/errors.js';
 import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
+import { readColumnSlice } from './column-read.js';
 import { canonicalFromHf } from './hf-names.js';
 import { openForReading, readExactly, readSafetensorsHeader, type SafetensorsEntry } from './safetensors-header.js';
 
@@ -140,6 +141,18 @@ export class SafetensorsStore implements TensorStore {
     const file = this.files[stored.file];
     const bytes = readExactly(file.fd, file.path, stored.entry.offset + rowStart * rowBytes, length);
     this.bytesReadSoFar += length;
+    return bytes;
+  }
+
+  readColumns(name: string, colStart: number, colEnd: number): Uint8Array {
+    check(!this.closed, 'TESSERA_ERR_INVALID_ARGUMENT', 'the safetensors store is closed');
+    const stored = this.tensors.get(name);
+    if (!stored) {
+      throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `the model has no tensor ${name}; is the checkpoint complete and of a supported architecture?`);
+    }
+    const file = this.files[stored.file];
+    const bytes = readColumnSlice(file.fd, file.path, stored.entry.offset, stored.info, colStart, colEnd);
+    this.bytesReadSoFar += bytes.byteLength;
     return bytes;
   }
 

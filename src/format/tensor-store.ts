@@ -27,6 +27,13 @@ export interface TensorStore {
    * Reads only that byte range from disk.
    */
   readRows(name: string, rowStart: number, rowEnd: number): Uint8Array;
+  /**
+   * Stored bytes of columns [colStart, colEnd) of every row, rows end to end
+   * ([rows, colEnd - colStart]); reads one byte range per row and nothing
+   * else. The bounds must fall on quant block boundaries (a row-parallel
+   * shard's slice of the input features).
+   */
+  readColumns?(name: string, colStart: number, colEnd: number): Uint8Array;
   /** Bytes read from disk through this store so far. */
   readonly bytesRead: number;
   close(): void;

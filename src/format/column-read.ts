@@ -1,0 +1,44 @@
+/**
+ * Reading a column slice of a tensor: columns [colStart, colEnd) of every row
+ * of the tensor seen as a matrix. Within a row the slice is one contiguous
+ * byte range (quant blocks run along the row), so a row-parallel shard reads
+ * exactly its own bytes, one range per row.
+ */
+import { readSync } from 'node:fs';
+import { DTYPE_LAYOUTS, byteSize } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+import { matrixShape, type TensorInfo } from './tensor-store.js';
+
+/**
+ * Bytes of columns [colStart, colEnd) of each row, rows laid end to end:
+ * [rows, colEnd - colStart] in the stored type. `tensorOffset` is the file
+ * offset of the tensor's first byte.
+ */
+export function readColumnSlice(fd: number, path: string, tensorOffset: number, info: TensorInfo, colStart: number, colEnd: number): Uint8Array {
+  const { rows, cols } = matrixShape(info.shape);
+  const block = DTYPE_LAYOUTS[info.dtype].blockSize;
+  if (!(Number.isInteger(colStart) && Number.isInteger(colEnd) && 0 <= colStart && colStart < colEnd && colEnd <= cols)) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `columns [${colStart}, ${colEnd}) are outside tensor ${info.name}, whose rows have ${cols} columns`);
+  }
+  if (colStart % block !== 0 || (colEnd % block !== 0 && colEnd !== cols)) {
+    throw new TesseraError(
+      'TESSERA_ERR_SHARD_CONSTRAINT',
+      `columns [${colStart}, ${colEnd}) of ${info.name} cut through ${block}-element ${info.dtype} blocks; a column shard must start and end on a block boundary`,
+    );
+  }
+  const rowBytes = byteSize(info.dtype, cols);
+  const skip = byteSize(info.dtype, colStart);
+  const length = byteSize(info.dtype, colEnd - colStart);
+  const out = new Uint8Array(rows * length);
+  for (let row = 0; row < rows; row++) readInto(fd, path, out, row * length, length, tensorOffset + row * rowBytes + skip);
+  return out;
+}
+
+function readInto(fd: number, path: string, out: Uint8Array, at: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, at + done, length - done, position + done);
+    if (n === 0) throw new TesseraError('TESSERA_ERR_TRUNCATED', `${path} ends before byte ${position + length}; the file is truncated, download it again`);
+    done += n;
+  }
+}
