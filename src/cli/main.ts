@@ -1,9 +1,11 @@
 /** The `tessera` command line. */
 import { Command } from 'commander';
 import { reportError } from './cli-error.js';
+import { registerBenchCommand } from './commands/bench.js';
 import { registerInspectCommand } from './commands/inspect.js';
 import { registerLogitsCommand } from './commands/logits.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
 import { registerTokenizeCommand } from './commands/tokenize.js';
 
@@ -16,6 +18,8 @@ registerLogitsCommand(program);
 registerTokenizeCommand(program);
 registerInspectCommand(program);
 registerSynthCommand(program);
+registerServeCommand(program);
+registerBenchCommand(program);
 
 const verbose = process.argv.includes('--verbose');
 try {

@@ -58,6 +58,11 @@ export class TesseraServer {
     model.host.onStats((stats) => this.metrics.recordStep(stats));
   }
 
+  /** The model being served, once loaded. */
+  get servingModel(): ServingModel | undefined {
+    return this.model;
+  }
+
   get url(): string {
     const address = this.server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

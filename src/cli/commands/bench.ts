@@ -1,0 +1,13 @@
+/**
+ * `tessera bench`: the group of benchmark subcommands. Each benchmark
+ * registers itself on the group this returns (`bench serve` here; others add
+ * theirs with one line each).
+ */
+import type { Command } from 'commander';
+import { registerBenchServeCommand } from './bench-serve.js';
+
+export function registerBenchCommand(program: Command): Command {
+  const bench = program.command('bench').description('benchmarks (results as JSON under bench/results/)');
+  registerBenchServeCommand(bench);
+  return bench;
+}

@@ -1,0 +1,61 @@
+/** `tessera serve`: the OpenAI-compatible server, embedded mode (one process, model in a worker thread). */
+import type { Command } from 'commander';
+import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
+import { launchServer } from '../../serve/launch.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
+import { numberOption } from '../model-options.js';
+
+interface ServeOptions {
+  model: string;
+  tokenizer?: string;
+  host: string;
+  port: number;
+  apiKey?: string;
+  maxNumSeqs: number;
+  maxModelLen?: number;
+  maxBatchTokens: number;
+  kvCacheMib: number;
+  maxWaiting?: number;
+  maxBodyBytes: number;
+  servedModelName?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, paged KV cache, prefix caching)')
+    .requiredOption('--model <path>', 'GGUF file, HF directory, llama2.c .bin, or synth:PRESET[:DTYPE] for random weights')
+    .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
+    .option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 routes (default: $TESSERA_API_KEY, else none)')
+    .option('--max-num-seqs <n>', 'sequences in the running batch at once', numberOption('--max-num-seqs', 1, 4096, true), DEFAULT_CORE_OPTIONS.maxNumSeqs)
+    .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
+    .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
+    .option('--kv-cache-mib <n>', 'KV cache memory budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), DEFAULT_CORE_OPTIONS.kvCacheMib)
+    .option('--max-waiting <n>', 'queued sequences beyond the running ones before 429 (default 4 × --max-num-seqs)', numberOption('--max-waiting', 0, 1e7, true))
+    .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
+    .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
+    .option('--verbose', 'print stack traces on errors')
+    .action(async (options: ServeOptions) => {
+      const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      const server = await launchServer({
+        model: options.model,
+        tokenizerPath: options.tokenizer,
+        host: options.host,
+        port: options.port,
+        apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
+        maxBodyBytes: options.maxBodyBytes,
+        servedModelName: options.servedModelName,
+        maxWaiting: options.maxWaiting,
+        core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
+        log,
+      });
+      const stop = (): void => {
+        log('shutting down');
+        server.close().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}
