@@ -13,6 +13,7 @@ import type { FeedForward } from './feed-forward.js';
 import { ExpertLoad } from './moe-expert-load.js';
 import { createFeedForwards } from './moe-feed-forward.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
+import { RowParallelProjection, type OutputProjection } from './shard-projection.js';
 import { SINGLE_RANK, type TensorParallelGroup } from './tensor-parallel.js';
 import type { LayerWeights, TransformerWeights } from './transformer-weights.js';
 
@@ -28,6 +29,8 @@ export class Transformer {
   /** [ropeDims / 2] */
   private readonly inverseFrequencies: Float32Array;
   private readonly feedForwards: FeedForward[];
+  /** Per layer: o_proj and its cross-rank sum. */
+  private readonly attentionOutputs: OutputProjection[];
   /** Tokens routed to each expert of each MoE layer (empty rows for dense layers). */
   readonly expertLoad: ExpertLoad;
   private readonly local: LocalDims;
@@ -38,11 +41,13 @@ export class Transformer {
     private readonly backend: Backend,
     private readonly group: TensorParallelGroup = SINGLE_RANK,
     feedForwards?: FeedForward[],
+    attentionOutputs?: OutputProjection[],
   ) {
     this.inverseFrequencies = ropeInverseFrequencies(config, weights.ropeFactors);
     this.local = { numHeads: config.numHeads / group.size, numKvHeads: Math.max(1, config.numKvHeads / group.size) };
     this.expertLoad = new ExpertLoad(config.numLayers);
     this.feedForwards = feedForwards ?? createFeedForwards(weights, backend, config.moe, config.hiddenSize, group, this.expertLoad);
+    this.attentionOutputs = attentionOutputs ?? weights.layers.map((layer) => new RowParallelProjection(backend, layer.attentionOutput, group));
   }
 
   /** Logits of one sequence's tokens: [rows, vocabSize]. */
@@ -121,7 +126,7 @@ export class Transformer {
       });
       attended.set(output, segment.start * queryWidth);
     }
-    const projected = await this.group.allReduce(backend.matmul(attended, weights.attentionOutput, numTokens));
+    const projected = await this.attentionOutputs[layer].forward(attended, numTokens);
     backend.addInPlace(hidden, projected);
   }
 

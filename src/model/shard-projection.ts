@@ -1,0 +1,46 @@
+/**
+ * A linear layer whose output is summed across the tensor-parallel ranks
+ * (o_proj, down_proj), behind one interface so the decoder layer does not
+ * care how the sum is made (see shard-spec.ts for when each is used).
+ */
+import type { Backend, Weight } from '../backend/backend.js';
+import type { TensorParallelGroup } from './tensor-parallel.js';
+
+export interface OutputProjection {
+  /** x [numTokens, this rank's inputs] → [numTokens, outFeatures], complete on every rank. */
+  forward(x: Float32Array, numTokens: number): Promise<Float32Array>;
+}
+
+/** Row-parallel: this rank's partial over its subtree of inputs, then one all-reduce that finishes the tree. */
+export class RowParallelProjection implements OutputProjection {
+  constructor(
+    private readonly backend: Backend,
+    /** [outFeatures, this rank's inputs] */
+    private readonly weight: Weight,
+    private readonly group: TensorParallelGroup,
+  ) {}
+
+  forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
+    return this.group.allReduce(this.backend.matmul(x, this.weight, numTokens));
+  }
+}
+
+/**
+ * Gathered: all-gather the input columns, compute this rank's range of
+ * output rows over every input, all-gather the output columns. Each output
+ * is one rank's whole canonical sum, so no split of the tree is needed.
+ */
+export class GatheredProjection implements OutputProjection {
+  constructor(
+    private readonly backend: Backend,
+    /** [this rank's outFeatures, all inputs] */
+    private readonly weight: Weight,
+    private readonly group: TensorParallelGroup,
+  ) {}
+
+  async forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
+    /** [numTokens, all inputs] */
+    const input = await this.group.allGatherColumns(x, numTokens);
+    return this.group.allGatherColumns(this.backend.matmul(input, this.weight, numTokens), numTokens);
+  }
+}

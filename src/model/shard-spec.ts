@@ -1,0 +1,150 @@
+/**
+ * How one tensor-parallel rank's weights split (DESIGN §3), as a pure
+ * function of the config and the degree. A ShardSpec per weight says which
+ * slice a rank holds: `column` (a range of output rows), `row` (a range of
+ * input columns), `vocab` (a range of vocabulary rows), or `replicated`.
+ *
+ * Row-parallel slices follow the canonical reduction tree (backend.ts): a
+ * row of K inputs is cut into leaves of 32 elements (256 for K-quants; the
+ * last leaf may be short, as K = 172 of stories260K gives leaves of
+ * 32,32,32,32,32,12), and the leaf range [0, L) is cut the way the tree cuts
+ * it, mid = lo + floor((hi - lo) / 2), once per doubling of the degree. Each
+ * rank then owns exactly one subtree, so its local matmul (whose tree over
+ * its own leaves has the same shape) computes that subtree's partial sum,
+ * and the cross-rank all-reduce finishes the tree. Slices may be uneven
+ * (172 over 2 ranks: 96 + 76; over 4: 32 + 64 + 32 + 44); the column-parallel
+ * gate/up rows follow the same cut. No padding is stored or computed.
+ *
+ * Where the tree's cut does not land on head boundaries (o_proj of
+ * stories260K at tp 4: 64 inputs are 2 leaves, 8 heads of 8), the
+ * projection is `gathered` instead: the ranks all-gather the input, each
+ * computes a range of output rows over the whole K, and the outputs are
+ * gathered — exact, at the price of two gathers instead of one all-reduce.
+ */
+import type { DType } from '../core/dtype.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import { reductionLeafSize } from '../backend/backend.js';
+
+export type ShardKind = 'column' | 'row' | 'vocab' | 'replicated';
+
+/** [start, end) along the split dimension: output rows for column/vocab, input columns for row. */
+export interface ShardSpec {
+  readonly kind: ShardKind;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A linear layer that ends in a cross-rank sum: one all-reduce, or gathers when the tree cannot be split. */
+export type ProjectionMode = 'row' | 'gathered';
+
+export interface ShardLayout {
+  readonly tp: number;
+  readonly tpRank: number;
+  /** Query heads of this rank, [start, end). */
+  readonly queryHeads: readonly [number, number];
+  /** KV heads of this rank (one shared head when tp exceeds their count). */
+  readonly kvHeads: readonly [number, number];
+  readonly vocab: readonly [number, number];
+  readonly attentionOutput: ProjectionMode;
+  readonly feedForward: ProjectionMode;
+  /** Rows of gate/up (columns of down) this rank holds. */
+  readonly intermediate: readonly [number, number];
+  /** Output rows this rank computes in a gathered projection. */
+  readonly hidden: readonly [number, number];
+}
+
+/** Refuses degrees that cannot split the model, naming the constraint. */
+export function checkTensorParallel(config: ModelConfig, tp: number): void {
+  const refuse = (why: string): never => {
+    throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', `--tp ${tp} cannot split this model: ${why}`);
+  };
+  if (!Number.isInteger(tp) || tp < 1 || (tp & (tp - 1)) !== 0) refuse('the degree must be a power of two (1, 2, 4, 8…) so that ranks own whole subtrees of the canonical reduction');
+  if (config.numHeads % tp !== 0) refuse(`its ${config.numHeads} attention heads do not divide by ${tp}; use a power of two that divides ${config.numHeads}`);
+  if (config.numKvHeads % tp !== 0 && tp % config.numKvHeads !== 0) {
+    refuse(`its ${config.numKvHeads} KV heads neither divide by ${tp} nor divide ${tp}, so they can be neither split nor replicated`);
+  }
+  if (config.moe !== undefined && tp > 1) refuse('mixture-of-experts layers are not tensor-parallel yet; run it with --tp 1');
+}
+
+/** The layout of rank `tpRank` of `tp`; `dtypes` are the stored types of o_proj and down_proj. */
+export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dtypes: { attentionOutput: DType; down: DType }): ShardLayout {
+  checkTensorParallel(config, tp);
+  const headsPerRank = config.numHeads / tp;
+  const queryHeads: [number, number] = [tpRank * headsPerRank, (tpRank + 1) * headsPerRank];
+  const kvHeads: [number, number] =
+    config.numKvHeads >= tp
+      ? [(tpRank * config.numKvHeads) / tp, ((tpRank + 1) * config.numKvHeads) / tp]
+      : [Math.floor((tpRank * config.numKvHeads) / tp), Math.floor((tpRank * config.numKvHeads) / tp) + 1];
+  const attentionWidth = config.numHeads * config.headDim;
+  const attentionSplit = treeSplit(attentionWidth, reductionLeafSize(dtypes.attentionOutput), tp, tpRank);
+  const headColumns = [queryHeads[0] * config.headDim, queryHeads[1] * config.headDim];
+  const attentionRow = attentionSplit !== undefined && attentionSplit[0] === headColumns[0] && attentionSplit[1] === headColumns[1];
+  const downSplit = treeSplit(config.intermediateSize, reductionLeafSize(dtypes.down), tp, tpRank);
+  return {
+    tp,
+    tpRank,
+    queryHeads,
+    kvHeads,
+    vocab: evenSplit(config.vocabSize, tp, tpRank),
+    attentionOutput: tp > 1 && !attentionRow ? 'gathered' : 'row',
+    feedForward: downSplit === undefined ? 'gathered' : 'row',
+    intermediate: downSplit ?? evenSplit(config.intermediateSize, tp, tpRank),
+    hidden: evenSplit(config.hiddenSize, tp, tpRank),
+  };
+}
+
+/**
+ * Elements [start, end) of a K-long row that rank `index` of `parts` owns
+ * when the canonical tree's leaf range is cut `log2(parts)` times; undefined
+ * when some rank would get no leaf.
+ */
+export function treeSplit(K: number, leafSize: number, parts: number, index: number): [number, number] | undefined {
+  const numLeaves = Math.ceil(K / leafSize);
+  if (numLeaves < parts) return undefined;
+  let [lo, hi, count, at] = [0, numLeaves, parts, index];
+  while (count > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    count /= 2;
+    if (at < count) hi = mid;
+    else {
+      lo = mid;
+      at -= count;
+    }
+  }
+  return [lo * leafSize, Math.min(hi * leafSize, K)];
+}
+
+/** Near-equal contiguous ranges of `length` over `parts`. */
+export function evenSplit(length: number, parts: number, index: number): [number, number] {
+  return [Math.floor((length * index) / parts), Math.floor((length * (index + 1)) / parts)];
+}
+
+/** The ShardSpec of every weight of one layer (canonical names without the `blk.N.` prefix) and the model-wide ones. */
+export function shardSpecs(config: ModelConfig, layout: ShardLayout): Record<string, ShardSpec> {
+  const whole = (length: number): ShardSpec => ({ kind: 'replicated', start: 0, end: length });
+  const column = ([start, end]: readonly [number, number], unit = 1): ShardSpec => ({ kind: 'column', start: start * unit, end: end * unit });
+  const row = ([start, end]: readonly [number, number], unit = 1): ShardSpec => ({ kind: 'row', start: start * unit, end: end * unit });
+  const { headDim, hiddenSize } = config;
+  const attentionOutput = layout.attentionOutput === 'row' ? row(layout.queryHeads, headDim) : column(layout.hidden);
+  const down = layout.feedForward === 'row' ? row(layout.intermediate) : column(layout.hidden);
+  return {
+    'token_embd.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
+    'output.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
+    'output_norm.weight': whole(hiddenSize),
+    'attn_norm.weight': whole(hiddenSize),
+    'ffn_norm.weight': whole(hiddenSize),
+    'attn_q.weight': column(layout.queryHeads, headDim),
+    'attn_k.weight': column(layout.kvHeads, headDim),
+    'attn_v.weight': column(layout.kvHeads, headDim),
+    'attn_q.bias': column(layout.queryHeads, headDim),
+    'attn_k.bias': column(layout.kvHeads, headDim),
+    'attn_v.bias': column(layout.kvHeads, headDim),
+    'attn_q_norm.weight': whole(headDim),
+    'attn_k_norm.weight': whole(headDim),
+    'attn_output.weight': attentionOutput,
+    'ffn_gate.weight': column(layout.intermediate),
+    'ffn_up.weight': column(layout.intermediate),
+    'ffn_down.weight': down,
+  };
+}
