@@ -22,8 +22,11 @@ const array = (key: string, arrayType: GgufValueType, value: GgufValue[]): GgufM
   value,
 });
 
+/** general.architecture of each Tessera architecture (Mixtral files are 'llama' with experts). */
+const GGUF_ARCH_NAMES: Readonly<Record<string, string>> = { mixtral: 'llama', qwen2_moe: 'qwen2moe', qwen3_moe: 'qwen3moe' };
+
 export function synthGgufMetadata(config: ModelConfig, vocabulary: SynthVocabulary, dtype: SynthDType, name: string): GgufMetadataEntry[] {
-  const arch = config.architecture;
+  const arch = GGUF_ARCH_NAMES[config.architecture] ?? config.architecture;
   const entries: GgufMetadataEntry[] = [
     str('general.architecture', arch),
     str('general.name', name),
@@ -41,8 +44,22 @@ export function synthGgufMetadata(config: ModelConfig, vocabulary: SynthVocabula
     f32(`${arch}.attention.layer_norm_rms_epsilon`, config.rmsNormEps),
     f32(`${arch}.rope.freq_base`, config.ropeTheta),
     u32(`${arch}.rope.dimension_count`, config.ropeDims),
+    ...expertMetadata(config, arch),
   ];
   return [...entries, ...vocabularyMetadata(vocabulary)];
+}
+
+/** The MoE keys llama.cpp reads (llama-model.cpp load_hparams, models/qwen2moe.cpp, qwen3moe.cpp). */
+function expertMetadata(config: ModelConfig, arch: string): GgufMetadataEntry[] {
+  const moe = config.moe;
+  if (!moe) return [];
+  const entries = [u32(`${arch}.expert_count`, moe.numExperts), u32(`${arch}.expert_used_count`, moe.numExpertsPerToken)];
+  // A 'llama' file takes feed_forward_length as the expert size (Mixtral presets keep the two equal).
+  if (arch !== 'llama') entries.push(u32(`${arch}.expert_feed_forward_length`, moe.expertIntermediateSize));
+  if (moe.sharedExpertIntermediateSize !== undefined) {
+    entries.push(u32(`${arch}.expert_shared_feed_forward_length`, moe.sharedExpertIntermediateSize));
+  }
+  return entries;
 }
 
 function vocabularyMetadata(vocabulary: SynthVocabulary): GgufMetadataEntry[] {

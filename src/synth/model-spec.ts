@@ -3,8 +3,8 @@
  * as a ModelConfig, plus its vocabulary and the list of tensors it holds.
  */
 import { TesseraError } from '../core/errors.js';
-import type { ModelConfig } from '../core/model-config.js';
-import { getPreset, SYNTH_ARCHS, vocabularyStyleOf, type SynthArch, type SynthPreset } from './presets.js';
+import type { MixtureOfExpertsConfig, ModelConfig } from '../core/model-config.js';
+import { getPreset, SYNTH_ARCHS, SYNTH_MOE_ARCHS, vocabularyStyleOf, type SynthArch, type SynthPreset } from './presets.js';
 
 export interface SynthTensorSpec {
   /** Canonical name. */
@@ -41,9 +41,30 @@ export function synthConfig(presetName: string, arch: SynthArch, layers?: number
     rmsNormEps: preset.rmsNormEps,
     contextLength: preset.contextLength,
     tiedEmbeddings: preset.tiedEmbeddings,
-    qkvBias: arch === 'qwen2',
-    qkNorm: arch === 'qwen3',
+    qkvBias: arch === 'qwen2' || arch === 'qwen2_moe',
+    qkNorm: arch === 'qwen3' || arch === 'qwen3_moe',
     eosTokenIds: [],
+    ...moeOf(preset, arch),
+  };
+}
+
+/** The experts an MoE architecture gets from its preset. */
+function moeOf(preset: SynthPreset, arch: SynthArch): { moe?: MixtureOfExpertsConfig } {
+  if (!SYNTH_MOE_ARCHS.includes(arch)) return {};
+  const experts = preset.moe;
+  if (!experts) {
+    const moePresets = ['tiny-mixtral', 'tiny-qwen3-moe', 'tiny-qwen2-moe', 'mixtral-8x7b', 'qwen3-30b-a3b'];
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `preset "${preset.name}" has no experts for --arch ${arch}; choose one of: ${moePresets.join(', ')}`);
+  }
+  return {
+    moe: {
+      numExperts: experts.numExperts,
+      numExpertsPerToken: experts.numExpertsPerToken,
+      // As llama.cpp computes each architecture (build_moe_ffn norm_w).
+      normTopKProb: arch === 'mixtral' ? true : arch === 'qwen2_moe' ? false : experts.normTopKProb,
+      expertIntermediateSize: experts.expertIntermediateSize,
+      ...(arch === 'qwen2_moe' && { sharedExpertIntermediateSize: experts.sharedExpertIntermediateSize ?? preset.intermediateSize }),
+    },
   };
 }
 
@@ -76,11 +97,36 @@ export function synthTensorSpecs(config: ModelConfig): SynthTensorSpec[] {
     }
     blk('attn_output.weight', [hidden, numHeads * headDim], true);
     blk('ffn_norm.weight', [hidden], false);
+    if (config.moe) {
+      moeTensorSpecs(config.moe, hidden).forEach(([suffix, shape, isMatrix]) => blk(suffix, shape, isMatrix));
+      continue;
+    }
     blk('ffn_gate.weight', [ffn, hidden], true);
     blk('ffn_up.weight', [ffn, hidden], true);
     blk('ffn_down.weight', [hidden, ffn], true);
   }
   specs.push({ name: 'output_norm.weight', shape: [hidden], isMatrix: false });
   if (!config.tiedEmbeddings) specs.push({ name: 'output.weight', shape: [config.vocabSize, hidden], isMatrix: true });
+  return specs;
+}
+
+/** An MoE layer's tensors as llama.cpp names them; the routers stay f32 as llama.cpp's quantizer keeps them. */
+function moeTensorSpecs(moe: MixtureOfExpertsConfig, hidden: number): Array<[string, number[], boolean]> {
+  const { numExperts: experts, expertIntermediateSize: ff } = moe;
+  const specs: Array<[string, number[], boolean]> = [
+    ['ffn_gate_inp.weight', [experts, hidden], false],
+    ['ffn_gate_exps.weight', [experts, ff, hidden], true],
+    ['ffn_up_exps.weight', [experts, ff, hidden], true],
+    ['ffn_down_exps.weight', [experts, hidden, ff], true],
+  ];
+  const shared = moe.sharedExpertIntermediateSize;
+  if (shared !== undefined) {
+    specs.push(
+      ['ffn_gate_inp_shexp.weight', [hidden], false],
+      ['ffn_gate_shexp.weight', [shared, hidden], true],
+      ['ffn_up_shexp.weight', [shared, hidden], true],
+      ['ffn_down_shexp.weight', [hidden, shared], true],
+    );
+  }
   return specs;
 }

@@ -6,8 +6,21 @@
 import { TesseraError } from '../core/errors.js';
 import type { RopeScaling } from '../core/model-config.js';
 
-export type SynthArch = 'llama' | 'qwen2' | 'qwen3';
-export const SYNTH_ARCHS: readonly SynthArch[] = ['llama', 'qwen2', 'qwen3'];
+export type SynthArch = 'llama' | 'qwen2' | 'qwen3' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
+export const SYNTH_ARCHS: readonly SynthArch[] = ['llama', 'qwen2', 'qwen3', 'mixtral', 'qwen2_moe', 'qwen3_moe'];
+/** Architectures whose feed-forward is a mixture of experts (they need a preset with `moe`). */
+export const SYNTH_MOE_ARCHS: readonly SynthArch[] = ['mixtral', 'qwen2_moe', 'qwen3_moe'];
+
+/** The experts of an MoE preset. */
+export interface SynthMixtureOfExperts {
+  readonly numExperts: number;
+  readonly numExpertsPerToken: number;
+  readonly expertIntermediateSize: number;
+  /** Qwen2-MoE shared expert; the dense intermediate size when absent. */
+  readonly sharedExpertIntermediateSize?: number;
+  /** Qwen3-MoE's norm_topk_prob (Mixtral always renormalises, Qwen2-MoE as llama.cpp: never). */
+  readonly normTopKProb: boolean;
+}
 
 export type SynthDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const SYNTH_DTYPES: readonly SynthDType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -37,6 +50,8 @@ export interface SynthPreset {
   readonly ropeScaling?: RopeScaling;
   readonly rmsNormEps: number;
   readonly tiedEmbeddings: boolean;
+  /** Experts, for the MoE architectures. */
+  readonly moe?: SynthMixtureOfExperts;
 }
 
 const PRESET_LIST: readonly SynthPreset[] = [
@@ -175,6 +190,96 @@ const PRESET_LIST: readonly SynthPreset[] = [
     rmsNormEps: 1e-5,
     tiedEmbeddings: false,
   },
+  {
+    name: 'mixtral-8x7b',
+    description: 'Mixtral 8x7B shapes (8 experts, top-2), SentencePiece vocabulary',
+    defaultArch: 'mixtral',
+    vocabulary: 'sentencepiece',
+    vocabSize: 32000,
+    hiddenSize: 4096,
+    intermediateSize: 14336,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    contextLength: 32768,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: false,
+    moe: { numExperts: 8, numExpertsPerToken: 2, expertIntermediateSize: 14336, normTopKProb: true },
+  },
+  {
+    name: 'qwen3-30b-a3b',
+    description: 'Qwen3-30B-A3B shapes (128 experts, top-8, expert ff 768), qwen2 byte-level BPE vocabulary',
+    defaultArch: 'qwen3_moe',
+    vocabulary: 'qwen2',
+    vocabSize: 151936,
+    hiddenSize: 2048,
+    intermediateSize: 6144,
+    numLayers: 48,
+    numHeads: 32,
+    numKvHeads: 4,
+    headDim: 128,
+    contextLength: 40960,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: false,
+    moe: { numExperts: 128, numExpertsPerToken: 8, expertIntermediateSize: 768, normTopKProb: true },
+  },
+  {
+    name: 'tiny-mixtral',
+    description: 'test model: Mixtral style, hidden 128, 2 layers, 4 experts top-2 (ff 128), SentencePiece vocabulary 512',
+    defaultArch: 'mixtral',
+    vocabulary: 'sentencepiece',
+    vocabSize: 512,
+    hiddenSize: 128,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    contextLength: 512,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-5,
+    tiedEmbeddings: false,
+    moe: { numExperts: 4, numExpertsPerToken: 2, expertIntermediateSize: 128, normTopKProb: true },
+  },
+  {
+    name: 'tiny-qwen3-moe',
+    description: 'test model: Qwen3-MoE style, hidden 128, head_dim 64 ≠ hidden/heads, 2 layers, 8 experts top-2 (ff 96), vocabulary 512',
+    defaultArch: 'qwen3_moe',
+    vocabulary: 'qwen2',
+    vocabSize: 512,
+    hiddenSize: 128,
+    intermediateSize: 256,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 64,
+    contextLength: 1024,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: false,
+    moe: { numExperts: 8, numExpertsPerToken: 2, expertIntermediateSize: 96, normTopKProb: true },
+  },
+  {
+    name: 'tiny-qwen2-moe',
+    description: 'test model: Qwen2-MoE style (q/k/v bias, shared expert 192 behind a sigmoid gate), hidden 128, 2 layers, 4 experts top-2 (ff 64), vocabulary 512',
+    defaultArch: 'qwen2_moe',
+    vocabulary: 'qwen2',
+    vocabSize: 512,
+    hiddenSize: 128,
+    intermediateSize: 256,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    contextLength: 1024,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tiedEmbeddings: false,
+    moe: { numExperts: 4, numExpertsPerToken: 2, expertIntermediateSize: 64, sharedExpertIntermediateSize: 192, normTopKProb: false },
+  },
 ];
 
 export const SYNTH_PRESETS: ReadonlyMap<string, SynthPreset> = new Map(PRESET_LIST.map((preset) => [preset.name, preset]));
@@ -192,5 +297,5 @@ export function getPreset(name: string): SynthPreset {
 }
 
 export function vocabularyStyleOf(preset: SynthPreset, arch: SynthArch): VocabularyStyle {
-  return preset.vocabulary ?? (arch === 'llama' ? 'sentencepiece' : 'qwen2');
+  return preset.vocabulary ?? (arch === 'llama' || arch === 'mixtral' ? 'sentencepiece' : 'qwen2');
 }

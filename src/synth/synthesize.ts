@@ -101,7 +101,8 @@ export function storedDType(spec: SynthTensorSpec, dtype: SynthDType): DType {
 export function ggufTensorValues(model: SynthModel, seed: number, spec: SynthTensorSpec): Float32Array {
   const { config } = model;
   const values = tensorValues(model.weights, seed, spec.name, spec.shape);
-  if (config.architecture !== 'llama') return values;
+  // Mixtral GGUFs are 'llama' files: their Q/K rows are permuted too.
+  if (config.architecture !== 'llama' && config.architecture !== 'mixtral') return values;
   const cols = spec.shape[spec.shape.length - 1];
   if (spec.name.endsWith('.attn_q.weight')) return permuteForGguf(values, config.numHeads, cols);
   if (spec.name.endsWith('.attn_k.weight')) return permuteForGguf(values, config.numKvHeads, cols);

@@ -43,6 +43,11 @@ export const WEIGHT_GAINS = {
   bias: 0.5,
   /** Scale of the embedding of control/byte/unused tokens (so they are not predicted). */
   otherToken: 0.3,
+  /**
+   * Std of router logits: wide, so the top-k experts win by margins that
+   * float rounding differences between implementations do not overturn.
+   */
+  router: 4.0,
 } as const;
 
 /** What weights depend on besides the seed. */
@@ -144,7 +149,19 @@ export function tensorValues(context: WeightContext, seed: number, name: string,
     case 'ffn_gate.weight':
     case 'ffn_up.weight':
     case 'ffn_down.weight':
-      return feedForward(config, suffixOf(name).replace('.weight', ''), normal(seed, name, length, 1), shape);
+      return feedForward(config, suffixOf(name).replace('.weight', ''), normal(seed, name, length, 1), shape, config.intermediateSize);
+    case 'ffn_gate_shexp.weight':
+    case 'ffn_up_shexp.weight':
+    case 'ffn_down_shexp.weight':
+      return feedForward(config, suffixOf(name).replace('_shexp.weight', ''), normal(seed, name, length, 1), shape, config.moe?.sharedExpertIntermediateSize ?? 0);
+    case 'ffn_gate_exps.weight':
+    case 'ffn_up_exps.weight':
+    case 'ffn_down_exps.weight':
+      return experts(config, seed, name, shape);
+    case 'ffn_gate_inp.weight':
+      return normal(seed, name, length, g.router / Math.sqrt(inFeatures));
+    case 'ffn_gate_inp_shexp.weight':
+      return normal(seed, name, length, 1 / Math.sqrt(inFeatures));
     case 'attn_q.bias':
     case 'attn_k.bias':
     case 'attn_v.bias':
@@ -168,12 +185,30 @@ function outputNorm(hidden: number, jitter: Float32Array): Float32Array {
 }
 
 /**
+ * [numExperts, ·, ·] every expert planted like a dense feed-forward (so the
+ * weighted sum of the chosen experts still carries the copy), with its own
+ * random part.
+ */
+function experts(config: ModelConfig, seed: number, name: string, shape: readonly number[]): Float32Array {
+  const [count, rows, cols] = shape;
+  const kind = suffixOf(name).replace('_exps.weight', '');
+  const out = new Float32Array(count * rows * cols);
+  for (let expert = 0; expert < count; expert++) {
+    const values = normal(seed, `${name}.${expert}`, rows * cols, 1);
+    out.set(feedForward(config, kind, values, [rows, cols], config.moe?.expertIntermediateSize ?? 0), expert * rows * cols);
+  }
+  return out;
+}
+
+/**
  * gate/up [ffn, hidden], down [hidden, ffn] from unit normals: units [0, a)
  * copy B dim u onto A dim u; the rest are random.
  */
-function feedForward(config: ModelConfig, kind: string, values: Float32Array, shape: readonly number[]): Float32Array {
-  const { hiddenSize: hidden, intermediateSize: ffn, numLayers } = config;
-  const { a, c } = hiddenSplit(hidden);
+function feedForward(config: ModelConfig, kind: string, values: Float32Array, shape: readonly number[], ffn: number): Float32Array {
+  const { hiddenSize: hidden, numLayers } = config;
+  const { a: width, c } = hiddenSplit(hidden);
+  // Experts narrower than A (Qwen3-MoE's ff 768 < hidden/2) copy only their first ffn dims.
+  const a = Math.min(width, ffn);
   const g = WEIGHT_GAINS;
   if (kind === 'ffn_down') {
     const randomStd = g.feedForwardDown / Math.sqrt(ffn);
@@ -191,8 +226,8 @@ function feedForward(config: ModelConfig, kind: string, values: Float32Array, sh
   for (let unit = 0; unit < a; unit++) {
     const row = values.subarray(unit * shape[1], (unit + 1) * shape[1]);
     row.fill(0);
-    if (kind === 'ffn_gate') row.fill(g.shiftGate / c, 2 * a);
-    else row[a + unit] = 1;
+    if (kind === 'ffn_gate') row.fill(g.shiftGate / c, hidden - c);
+    else row[width + unit] = 1;
   }
   return values;
 }
