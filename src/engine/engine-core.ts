@@ -17,7 +17,7 @@ import type { Batch, BatchSegment } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BlockManager, blockBytes } from './block-manager.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
-import { sampleToken, topLogprobs, logSoftmax } from './sampler.js';
+import { sampleToken, topLogprobs } from './sampler.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
 
@@ -239,6 +239,8 @@ export class EngineCore {
 }
 
 function tokenLogprob(logits: Float32Array, id: number, k: number): TokenLogprob {
-  const all = logSoftmax(logits);
-  return { logprob: all[id], top: k > 0 ? topLogprobs(logits, k) : [] };
+  // topLogprobs(logits, 1) gives logits[i] - logSumExp in float64; the chosen token uses the same arithmetic.
+  const best = topLogprobs(logits, 1)[0];
+  const logTotal = logits[best.id] - best.logprob;
+  return { logprob: logits[id] - logTotal, top: k > 0 ? topLogprobs(logits, k) : [] };
 }

@@ -59,6 +59,11 @@ export class ChoiceRun {
   /** Stops every choice still running and frees its blocks. */
   cancel(): void {
     if (this.settled) return;
+    this.metrics.cancelled.inc();
+    this.stopAll();
+  }
+
+  private stopAll(): void {
     this.settled = true;
     for (const sequenceId of this.sequenceIds) this.host.cancel(sequenceId);
   }
@@ -95,7 +100,7 @@ export class ChoiceRun {
 
   private fail(error: TesseraError): void {
     if (this.settled) return;
-    this.cancel();
+    this.stopAll();
     this.reject(error);
   }
 }

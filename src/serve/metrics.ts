@@ -12,6 +12,7 @@ const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 export class ServeMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({ name: 'tessera_requests_total', help: 'HTTP requests by endpoint and status code', labelNames: ['endpoint', 'status'], registers: [this.registry] });
+  readonly cancelled = new Counter({ name: 'tessera_requests_cancelled_total', help: 'Requests whose client went away before the end (their sequences were stopped and their blocks freed)', registers: [this.registry] });
   readonly promptTokens = new Counter({ name: 'tessera_prompt_tokens_total', help: 'Prompt tokens of accepted requests', registers: [this.registry] });
   readonly generationTokens = new Counter({ name: 'tessera_generation_tokens_total', help: 'Generated tokens', registers: [this.registry] });
   readonly timeToFirstToken = new Histogram({ name: 'tessera_time_to_first_token_seconds', help: 'Arrival to first generated token, per choice', buckets: LATENCY_BUCKETS, registers: [this.registry] });
