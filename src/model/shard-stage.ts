@@ -1,0 +1,85 @@
+/**
+ * What one rank of a (tp, pp) mesh computes: the Transformer over its
+ * shards for its stage's layers, plus the vocab-parallel ends — embedding
+ * rows outside this rank's vocab range are zero and one all-reduce fills
+ * them in (exact: only the owning rank adds a nonzero row), and the LM head
+ * computes this rank's vocab columns of the logits, then all-gathers them.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import type { Batch } from './batch.js';
+import type { FeedForward } from './feed-forward.js';
+import { ShardFeedForward } from './shard-feed-forward.js';
+import { GatheredProjection, RowParallelProjection, type OutputProjection } from './shard-projection.js';
+import type { StagePlan, StageWeights } from './shard-weights.js';
+import type { TensorParallelGroup } from './tensor-parallel.js';
+import { Transformer } from './transformer.js';
+
+export class StageModel {
+  readonly transformer: Transformer;
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly weights: StageWeights,
+    private readonly backend: Backend,
+    private readonly group: TensorParallelGroup,
+    readonly plan: StagePlan,
+  ) {
+    const layers = weights.transformer.layers;
+    const projection = (mode: 'row' | 'gathered', weight: Parameters<typeof backend.matmul>[1]): OutputProjection =>
+      mode === 'row' ? new RowParallelProjection(backend, weight, group) : new GatheredProjection(backend, weight, group);
+    const feedForwards: FeedForward[] = layers.map((layer) => {
+      const dense = layer.feedForward;
+      if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers cannot be split by this loader yet; run with --tp 1 --pp 1');
+      return new ShardFeedForward(backend, dense.gate, dense.up, projection(weights.layout.feedForward, dense.down));
+    });
+    const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));
+    this.transformer = new Transformer(config, weights.transformer, backend, group, feedForwards, attentionOutputs);
+  }
+
+  get isFirst(): boolean {
+    return this.plan.startLayer === 0;
+  }
+
+  get isLast(): boolean {
+    return this.plan.endLayer === this.config.numLayers;
+  }
+
+  /** The config of this rank's KV cache: its own KV heads only. */
+  get kvConfig(): ModelConfig {
+    const [start, end] = this.weights.layout.kvHeads;
+    return { ...this.config, numKvHeads: end - start };
+  }
+
+  /** ids [numTokens] → hidden [numTokens, hiddenSize], the same on every rank of the stage. */
+  async embed(ids: Int32Array): Promise<Float32Array> {
+    const { hiddenSize, vocabSize } = this.config;
+    const [start, end] = this.weights.layout.vocab;
+    for (const id of ids) {
+      if (!(id >= 0 && id < vocabSize)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+    }
+    if (this.group.size === 1) return this.backend.embed(ids, this.weights.transformer.tokenEmbedding);
+    const mine = [...ids.keys()].filter((t) => ids[t] >= start && ids[t] < end);
+    /** [numTokens, hiddenSize] */
+    const hidden = new Float32Array(ids.length * hiddenSize);
+    if (mine.length > 0) {
+      const rows = this.backend.embed(Int32Array.from(mine, (t) => ids[t] - start), this.weights.transformer.tokenEmbedding);
+      mine.forEach((t, i) => hidden.set(rows.subarray(i * hiddenSize, (i + 1) * hiddenSize), t * hiddenSize));
+    }
+    return this.group.allReduce(hidden);
+  }
+
+  /** This stage's layers over hidden [numTokens, hiddenSize], in place. */
+  runLayers(hidden: Float32Array, batch: Batch): Promise<void> {
+    return this.transformer.runLayers(hidden, batch, this.plan.startLayer, this.plan.endLayer);
+  }
+
+  /** Final norm and LM head → [rows, vocabSize] on every rank of the last stage. */
+  async head(hidden: Float32Array, batch: Batch): Promise<Float32Array> {
+    /** [rows, this rank's vocab columns] */
+    const slice = this.transformer.head(hidden, batch);
+    const [start, end] = this.weights.layout.vocab;
+    return this.group.allGatherColumns(slice, slice.length / (end - start));
+  }
+}

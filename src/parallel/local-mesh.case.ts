@@ -1,0 +1,49 @@
+/**
+ * A whole (tp, pp) mesh of rank runners inside one process (in-process
+ * transport): the quick way for tests to check sharded arithmetic before
+ * processes and sockets come in.
+ */
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { openModelFiles } from '../engine/model-files.js';
+import { StageModel } from '../model/shard-stage.js';
+import { loadStageWeights } from '../model/shard-weights.js';
+import { CollectiveGroup } from './collective-group.js';
+import { Communicator } from './collectives.js';
+import { inProcessMesh } from './in-process-transport.js';
+import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from './mesh.js';
+import { RankRunner, type StepRequest } from './rank-runner.js';
+
+export interface LocalMesh {
+  runners: RankRunner[];
+  /** Bytes each rank read from the model file. */
+  bytesRead: number[];
+  step(request: StepRequest): Promise<Float32Array>;
+}
+
+export function localMesh(modelPath: string, shape: MeshShape): LocalMesh {
+  const transports = inProcessMesh(meshSize(shape));
+  const bytesRead: number[] = [];
+  const runners = transports.map((transport) => {
+    const files = openModelFiles(modelPath);
+    try {
+      const { stage, tpRank } = placeOf(transport.rank, shape);
+      const [startLayer, endLayer] = stageLayerRanges(files.config.numLayers, shape.pp)[stage];
+      const plan = { tp: shape.tp, tpRank, startLayer, endLayer };
+      const backend = new ReferenceBackend();
+      const weights = loadStageWeights(files.store, files.config, backend, plan);
+      bytesRead.push(files.store.bytesRead);
+      const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
+      return new RankRunner(new StageModel(files.config, weights, backend, group, plan), transport, shape);
+    } finally {
+      files.store.close();
+    }
+  });
+  return {
+    runners,
+    bytesRead,
+    async step(request) {
+      const results = await Promise.all(runners.map((runner) => runner.step(request)));
+      return results.find((result) => result !== undefined)!;
+    },
+  };
+}
