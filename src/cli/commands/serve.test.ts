@@ -1,0 +1,64 @@
+/** `tessera serve` and `tessera bench serve` as a user runs them: real processes, real sockets. */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { projectRoot } from '../../testing/fixtures.js';
+
+const bin = join(projectRoot, 'bin', 'tessera.js');
+
+test('serve --model synth:tiny says the weights are random, serves, and stops on SIGTERM', async () => {
+  const child = spawn(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--port', '0', '--kv-cache-mib', '4', '--api-key', 'k'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      stderr += text;
+      const match = stderr.match(/serving "synth:tiny" on (http:\/\/\S+) /);
+      if (match) resolve(match[1]);
+    });
+    child.on('exit', () => reject(new Error(`serve exited early:\n${stderr}`)));
+  });
+  try {
+    assert.match(stderr, /RANDOM WEIGHTS/);
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'synth:tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }),
+    });
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { choices: { message: { role: string } }[] };
+    assert.equal(body.choices[0].message.role, 'assistant');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, stderr);
+});
+
+test('serve refuses bad flags and unknown presets with one coded line', () => {
+  const flag = spawnSync(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--max-num-seqs', '0'], { encoding: 'utf8', timeout: 30_000 });
+  assert.notEqual(flag.status, 0);
+  assert.match(flag.stderr, /TESSERA_ERR_INVALID_ARGUMENT: --max-num-seqs must be/);
+  const preset = spawnSync(process.execPath, [bin, 'serve', '--model', 'synth:nope', '--port', '0'], { encoding: 'utf8', timeout: 30_000 });
+  assert.notEqual(preset.status, 0);
+  assert.match(preset.stderr, /^error TESSERA_ERR_UNKNOWN_PRESET: /m);
+});
+
+test('bench serve writes a JSON result with every concurrency level', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+  try {
+    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const files = readdirSync(out);
+    assert.equal(files.length, 1);
+    assert.match(files[0], /^serve-.*\.json$/);
+    const report = JSON.parse(readFileSync(join(out, files[0]), 'utf8')) as { results: { concurrency: number; outputTokens: number; requests: number }[]; machine: { logicalCores: number } };
+    assert.deepEqual(report.results.map((level) => [level.concurrency, level.requests, level.outputTokens]), [[1, 1, 3], [2, 2, 6]]);
+    assert.ok(report.machine.logicalCores > 0);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
