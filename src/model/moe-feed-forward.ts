@@ -33,7 +33,7 @@ export class MixtureOfExpertsFeedForward implements FeedForward {
     this.load?.record(this.layer, tokensPerExpert(groups));
     const outputs = this.computeExperts(x, groups);
     const out = combineExpertOutputs(routing, groups, outputs, this.hiddenSize);
-    if (this.weights.shared) this.addSharedExpert(out, x, numTokens);
+    addSharedExpert(this.backend, this.weights, out, x, numTokens, this.hiddenSize);
     return out;
   }
 
@@ -59,19 +59,26 @@ export class MixtureOfExpertsFeedForward implements FeedForward {
     }
     return outputs;
   }
+}
 
-  /** out += sigmoid(x · sharedGate) * sharedExpert(x) (Qwen2-MoE). */
-  private addSharedExpert(out: Float32Array, x: Float32Array, numTokens: number): void {
-    const { backend, weights, hiddenSize } = this;
-    const shared = weights.shared!;
-    /** [numTokens, hiddenSize] */
-    const expertOut = backend.matmul(backend.siluMul(backend.matmul(x, shared.gate, numTokens), backend.matmul(x, shared.up, numTokens)), shared.down, numTokens);
-    /** [numTokens, 1] */
-    const gateLogits = backend.matmul(x, weights.sharedGate!, numTokens);
-    for (let token = 0; token < numTokens; token++) {
-      const gate = Math.fround(1 / (1 + Math.exp(-gateLogits[token])));
-      for (let i = token * hiddenSize; i < (token + 1) * hiddenSize; i++) out[i] += Math.fround(gate * expertOut[i]);
-    }
+/** out [numTokens, hiddenSize] += sigmoid(x · sharedGate) * sharedExpert(x) (Qwen2-MoE); nothing without a shared expert. */
+export function addSharedExpert(
+  backend: Backend,
+  weights: MixtureOfExpertsWeights,
+  out: Float32Array,
+  x: Float32Array,
+  numTokens: number,
+  hiddenSize: number,
+): void {
+  const { shared, sharedGate } = weights;
+  if (!shared || !sharedGate || numTokens === 0) return;
+  /** [numTokens, hiddenSize] */
+  const expertOut = backend.matmul(backend.siluMul(backend.matmul(x, shared.gate, numTokens), backend.matmul(x, shared.up, numTokens)), shared.down, numTokens);
+  /** [numTokens, 1] */
+  const gateLogits = backend.matmul(x, sharedGate, numTokens);
+  for (let token = 0; token < numTokens; token++) {
+    const gate = Math.fround(1 / (1 + Math.exp(-gateLogits[token])));
+    for (let i = token * hiddenSize; i < (token + 1) * hiddenSize; i++) out[i] += Math.fround(gate * expertOut[i]);
   }
 }
 

@@ -52,18 +52,20 @@ export function loadTransformerWeights(
   config: ModelConfig,
   backend: Backend,
   onProgress?: LoadProgress,
+  /** Expert parallelism: the experts this rank holds (default all); the others are not read. */
+  ownsExpert?: (expert: number) => boolean,
 ): TransformerWeights {
   const loader = new WeightLoader(store, backend, onProgress);
   const tokenEmbedding = loader.required('token_embd.weight', [config.vocabSize, config.hiddenSize]);
   const layers: LayerWeights[] = [];
-  for (let layer = 0; layer < config.numLayers; layer++) layers.push(loadLayer(loader, config, layer));
+  for (let layer = 0; layer < config.numLayers; layer++) layers.push(loadLayer(loader, config, layer, ownsExpert));
   const outputNorm = loader.required('output_norm.weight', [config.hiddenSize]);
   const output = config.tiedEmbeddings ? tokenEmbedding : loader.required('output.weight', [config.vocabSize, config.hiddenSize]);
   const factors = store.get('rope_freqs.weight') ? loader.floats('rope_freqs.weight') : undefined;
   return { tokenEmbedding, layers, outputNorm, output, ropeFactors: factors };
 }
 
-function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): LayerWeights {
+function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number, ownsExpert?: (expert: number) => boolean): LayerWeights {
   const name = (suffix: string): string => `blk.${layer}.${suffix}`;
   const hidden = config.hiddenSize;
   const queryRows = config.numHeads * config.headDim;
@@ -80,13 +82,18 @@ function loadLayer(loader: WeightLoader, config: ModelConfig, layer: number): La
     queryNorm: config.qkNorm ? loader.required(name('attn_q_norm.weight'), [config.headDim]) : undefined,
     keyNorm: config.qkNorm ? loader.required(name('attn_k_norm.weight'), [config.headDim]) : undefined,
     feedForwardNorm: loader.required(name('ffn_norm.weight'), [hidden]),
-    ...feedForwardWeights(loader, config, layer),
+    ...feedForwardWeights(loader, config, layer, ownsExpert),
   };
 }
 
 /** The dense MLP, or the experts when the layer has a router. */
-function feedForwardWeights(loader: WeightLoader, config: ModelConfig, layer: number): Pick<LayerWeights, 'feedForward' | 'mixtureOfExperts'> {
-  if (isMixtureOfExpertsLayer(loader, layer)) return { mixtureOfExperts: loadMixtureOfExperts(loader, config, layer) };
+function feedForwardWeights(
+  loader: WeightLoader,
+  config: ModelConfig,
+  layer: number,
+  ownsExpert?: (expert: number) => boolean,
+): Pick<LayerWeights, 'feedForward' | 'mixtureOfExperts'> {
+  if (isMixtureOfExpertsLayer(loader, layer)) return { mixtureOfExperts: loadMixtureOfExperts(loader, config, layer, ownsExpert) };
   const name = (suffix: string): string => `blk.${layer}.${suffix}`;
   const hidden = config.hiddenSize;
   const inter = config.intermediateSize;
