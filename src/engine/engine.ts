@@ -45,6 +45,15 @@ export class Engine {
     }
   }
 
+  /**
+   * An engine over a model built elsewhere — the ranks of a mesh
+   * (src/parallel/mesh-transformer.ts) — with the same sampling, stop and
+   * streaming logic as a local one.
+   */
+  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number): Engine {
+    return new Engine(files, transformer, backend, loadMs);
+  }
+
   get config(): ModelConfig {
     return this.files.config;
   }

@@ -1,0 +1,46 @@
+/**
+ * The control protocol between the coordinator (the process that runs the
+ * engine) and its workers, over one framed TCP connection each: a JSON
+ * header, then optional binary bytes (logits), in one frame.
+ */
+import type { LogitRows } from '../model/batch.js';
+import type { ErrorCode } from '../core/errors.js';
+import type { MeshAddress, SocketKind } from './socket-transport.js';
+
+export type ControlMessage =
+  | { type: 'hello'; token: string; pid: number }
+  | { type: 'refused'; message: string }
+  | { type: 'assign'; rank: number; size: number; transport: SocketKind }
+  | { type: 'listening'; address: MeshAddress }
+  | { type: 'plan'; addresses: MeshAddress[]; meshToken: string; modelPath: string; tokenizerPath?: string; tp: number; pp: number; layers: [number, number][] }
+  | { type: 'ready'; bytesRead: number; loadMs: number }
+  | { type: 'step'; sequence: number; capacity: number; rows: LogitRows; ids: number[]; positions: number[] }
+  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
+  | { type: 'logits'; computeMs: number; waitMs: number }
+  | { type: 'release'; sequence: number }
+  | { type: 'shutdown' }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+export interface Envelope {
+  message: ControlMessage;
+  body: Uint8Array;
+}
+
+export function encodeControl(message: ControlMessage, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(message));
+  // The body starts on a 4-byte boundary so float32 logits can be viewed in place.
+  const headerBytes = 4 + json.byteLength;
+  const padded = headerBytes + ((4 - (headerBytes % 4)) % 4);
+  const out = new Uint8Array(padded + body.byteLength);
+  new DataView(out.buffer).setUint32(0, padded, true);
+  out.set(json, 4);
+  out.fill(0x20, headerBytes, padded);
+  out.set(body, padded);
+  return out;
+}
+
+export function decodeControl(frame: Uint8Array): Envelope {
+  const bodyStart = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0, true);
+  const message = JSON.parse(new TextDecoder().decode(frame.subarray(4, bodyStart))) as ControlMessage;
+  return { message, body: frame.subarray(bodyStart) };
+}

@@ -1,0 +1,132 @@
+/**
+ * A worker process: joins a coordinator with its token, takes a rank, opens
+ * its mesh connections, loads its shards, then runs steps until told to
+ * stop. `tessera worker --join HOST:PORT --token T` and the locally forked
+ * ranks of `--tp/--pp` both run this.
+ */
+import type { Socket } from 'node:net';
+import type { Backend } from '../backend/backend.js';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { TesseraError, isTesseraError } from '../core/errors.js';
+import { openModelFiles } from '../engine/model-files.js';
+import { StageModel } from '../model/shard-stage.js';
+import { loadStageWeights } from '../model/shard-weights.js';
+import { CollectiveGroup } from './collective-group.js';
+import { Communicator } from './collectives.js';
+import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
+import { FramedSocket } from './framed-socket.js';
+import { placeOf, stageRanks } from './mesh.js';
+import { RankRunner } from './rank-runner.js';
+import { MeshListener, connectMesh, dial } from './socket-transport.js';
+import { TimedTransport } from './timed-transport.js';
+import { floatBytes } from './transport.js';
+
+export interface WorkerOptions {
+  /** HOST:PORT of the coordinator. */
+  join: string;
+  token: string;
+  /** Makes the backend this worker computes with (default: the reference backend). */
+  backend?: () => Backend;
+  log?: (line: string) => void;
+}
+
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const control = new FramedSocket(await dialCoordinator(options.join), (why) => new TesseraError('TESSERA_ERR_RANK_LOST', `the coordinator at ${options.join} went away (${why}); start the run again`));
+  const send = (message: ControlMessage, body?: Uint8Array): Promise<void> => control.send(encodeControl(message, body));
+  const next = async (): Promise<Envelope> => decodeControl(await control.receive());
+  try {
+    await send({ type: 'hello', token: options.token, pid: process.pid });
+    const runner = await setUp(control, next, send, options.backend ?? (() => new ReferenceBackend()), log);
+    await serve(runner.runner, runner.transport, next, send);
+  } catch (error) {
+    if (!control.closed && isTesseraError(error)) await send({ type: 'error', code: error.code, message: error.message }).catch(() => undefined);
+    throw error;
+  } finally {
+    control.close();
+  }
+}
+
+async function setUp(
+  control: FramedSocket,
+  next: () => Promise<Envelope>,
+  send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
+  makeBackend: () => Backend,
+  log: (line: string) => void,
+): Promise<{ runner: RankRunner; transport: TimedTransport }> {
+  const assigned = (await next()).message;
+  if (assigned.type === 'refused') throw new TesseraError('TESSERA_ERR_JOIN_REFUSED', assigned.message);
+  if (assigned.type !== 'assign') throw unexpected(assigned);
+  const host = assigned.transport === 'tcp' ? control.socket.localAddress ?? '127.0.0.1' : undefined;
+  const listener = await MeshListener.open(assigned.transport, host);
+  await send({ type: 'listening', address: listener.address });
+  const plan = (await next()).message;
+  if (plan.type !== 'plan') throw unexpected(plan);
+  const started = performance.now();
+  const transport = new TimedTransport(await connectMesh(assigned.rank, plan.addresses, listener, plan.meshToken));
+  const shape = { tp: plan.tp, pp: plan.pp };
+  const { stage, tpRank } = placeOf(assigned.rank, shape);
+  const [startLayer, endLayer] = plan.layers[stage];
+  const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
+  try {
+    const backend = makeBackend();
+    const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
+    const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
+    const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
+    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan), transport, shape);
+    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend)`);
+    await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
+    return { runner, transport };
+  } finally {
+    files.store.close();
+  }
+}
+
+async function serve(
+  runner: RankRunner,
+  transport: TimedTransport,
+  next: () => Promise<Envelope>,
+  send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
+): Promise<void> {
+  try {
+    for (;;) {
+      const { message } = await next();
+      if (message.type === 'shutdown') return;
+      if (message.type === 'release') {
+        runner.release(message.sequence);
+        continue;
+      }
+      if (message.type !== 'step') throw unexpected(message);
+      const started = performance.now();
+      transport.waitMs = 0;
+      const logits = await runner.step({
+        sequence: message.sequence,
+        capacity: message.capacity,
+        rows: message.rows,
+        ids: Int32Array.from(message.ids),
+        positions: Int32Array.from(message.positions),
+      });
+      const waitMs = transport.waitMs;
+      if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
+    }
+  } finally {
+    await transport.close();
+  }
+}
+
+function unexpected(message: ControlMessage): TesseraError {
+  if (message.type === 'error') return new TesseraError(message.code, message.message);
+  return new TesseraError('TESSERA_ERR_INTERNAL', `the coordinator sent an unexpected ${message.type} message; are the coordinator and worker the same version?`);
+}
+
+function dialCoordinator(join: string): Promise<Socket> {
+  const at = join.lastIndexOf(':');
+  const host = join.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(join.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--join ${join} is not HOST:PORT; give the address the coordinator printed, e.g. 10.0.0.1:7070`);
+  }
+  return dial({ kind: 'tcp', host, port }).catch((error: Error) => {
+    throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${error.message}); check the address and that it is running`);
+  });
+}
