@@ -8,13 +8,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../core/model-config.js';
-import { quantize } from '../core/quant.js';
-import { hfFromCanonical } from '../format/hf-names.js';
 import { writeSafetensors } from '../format/safetensors-writer.js';
 import { tokenizerConfigFromGguf, tokenizerJsonFromGguf } from '../tokenizer/gguf-tokenizer.js';
 import { metadataMap, synthGgufMetadata } from './gguf-metadata.js';
 import type { ProgressSink, SynthModel } from './synthesize.js';
-import { tensorValues } from './weights.js';
+import { hfMoeConfig, hfTensorSources } from './hf-experts.js';
 
 const HF_CLASSES = {
   llama: 'LlamaForCausalLM',
@@ -61,7 +59,7 @@ export function hfConfigJson(config: ModelConfig, dtype: 'f32' | 'f16'): Record<
   if (config.architecture !== 'llama') {
     Object.assign(json, { use_sliding_window: false, sliding_window: null, max_window_layers: config.numLayers });
   }
-  return json;
+  return Object.assign(json, hfMoeConfig(config));
 }
 
 export function writeHfDirectory(model: SynthModel, dir: string, dtype: 'f32' | 'f16', seed: number, progress: ProgressSink): void {
@@ -80,16 +78,7 @@ export function writeHfDirectory(model: SynthModel, dir: string, dtype: 'f32' | 
   const tensors = model.tensors.filter((spec) => spec.name !== 'rope_freqs.weight');
   writeSafetensors(
     join(dir, 'model.safetensors'),
-    tensors.map((spec) => ({
-      name: hfFromCanonical(spec.name),
-      dtype: spec.isMatrix ? dtype : 'f32',
-      shape: spec.shape,
-      data: () => {
-        const values = tensorValues(model.weights, seed, spec.name, spec.shape);
-        progress(values.length);
-        return quantize(spec.isMatrix ? dtype : 'f32', values);
-      },
-    })),
+    tensors.flatMap((spec) => hfTensorSources(spec, { weights: model.weights, seed, dtype, progress })),
     { format: 'pt' },
   );
 }
