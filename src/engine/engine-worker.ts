@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   const core = new EngineCore(engine.transformer, engine.config, engine.tokenizer, setup.core);
   let wake: (() => void) | undefined;
   let stopping = false;
-  port!.on('message', (message: HostMessage) => {
+  // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.
+  const inbox: HostMessage[] = [];
+  const apply = (message: HostMessage): void => {
     if (message.type === 'add') {
       try {
         core.add(message.sequenceId, message.request);
@@ -36,13 +38,18 @@ async function main(): Promise<void> {
         send({ type: 'rejected', sequenceId: message.sequenceId, ...errorFields(error) });
       }
     } else if (message.type === 'cancel') core.cancel(message.sequenceId);
-    else if (message.type === 'stop') stopping = true;
+    else stopping = true;
+  };
+  port!.on('message', (message: HostMessage) => {
+    inbox.push(message);
     wake?.();
   });
   send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: engine.loadMs });
-  while (!stopping) {
+  for (;;) {
+    for (const message of inbox.splice(0)) apply(message);
+    if (stopping) break;
     if (!core.hasWork) {
-      await new Promise<void>((resolve) => (wake = resolve));
+      if (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
       continue;
     }
