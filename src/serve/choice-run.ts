@@ -4,7 +4,7 @@
  * every choice has finished, fails as a whole when one fails, and can be
  * cancelled (client gone), which frees every choice's blocks at once.
  */
-import type { TesseraError } from '../core/errors.js';
+import { TesseraError } from '../core/errors.js';
 import type { EngineHost } from '../engine/engine-host.js';
 import type { SequenceOutput, SequenceRequest, TokenLogprob } from '../engine/sequence.js';
 import type { ServeMetrics } from './metrics.js';
@@ -61,6 +61,8 @@ export class ChoiceRun {
     if (this.settled) return;
     this.metrics.cancelled.inc();
     this.stopAll();
+    // Nobody is left to answer; settle so the handler does not wait forever.
+    this.reject(new TesseraError('TESSERA_ERR_INTERNAL', 'the client went away; the request was cancelled'));
   }
 
   private stopAll(): void {
