@@ -8,6 +8,7 @@ import { registerRunCommand } from './commands/run.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
 import { registerTokenizeCommand } from './commands/tokenize.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 const program = new Command();
 program.name('tessera').description('Distributed inference for large language models').version('0.1.0');
@@ -16,6 +17,7 @@ program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
 registerRunCommand(program);
 registerLogitsCommand(program);
 registerTokenizeCommand(program);
+registerWorkerCommand(program);
 registerInspectCommand(program);
 registerSynthCommand(program);
 registerServeCommand(program);

@@ -12,7 +12,19 @@ export type ControlMessage =
   | { type: 'refused'; message: string }
   | { type: 'assign'; rank: number; size: number; transport: SocketKind }
   | { type: 'listening'; address: MeshAddress }
-  | { type: 'plan'; addresses: MeshAddress[]; meshToken: string; modelPath: string; tokenizerPath?: string; tp: number; pp: number; layers: [number, number][] }
+  | {
+      type: 'plan';
+      addresses: MeshAddress[];
+      meshToken: string;
+      modelPath: string;
+      tokenizerPath?: string;
+      tp: number;
+      pp: number;
+      layers: [number, number][];
+      /** The backend every rank computes with, and its threads per rank. */
+      backend: RankBackend;
+      threads?: number;
+    }
   | { type: 'ready'; bytesRead: number; loadMs: number }
   | { type: 'step'; sequence: number; capacity: number; rows: LogitRows; ids: number[]; positions: number[] }
   /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
@@ -20,6 +32,8 @@ export type ControlMessage =
   | { type: 'release'; sequence: number }
   | { type: 'shutdown' }
   | { type: 'error'; code: ErrorCode; message: string };
+
+export type RankBackend = 'auto' | 'native' | 'reference';
 
 export interface Envelope {
   message: ControlMessage;

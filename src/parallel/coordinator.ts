@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError, check } from '../core/errors.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
-import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
+import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
 import { FramedSocket } from './framed-socket.js';
 import { meshSize, rankAt, stageLayerRanges, type MeshShape } from './mesh.js';
 import type { StepRequest } from './rank-runner.js';
@@ -33,6 +33,9 @@ export interface CoordinatorOptions extends MeshShape {
   port?: number;
   /** The join token (default: a random one). */
   token?: string;
+  /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
+  backend?: RankBackend;
+  threads?: number;
   log?: (line: string) => void;
 }
 
@@ -77,7 +80,8 @@ export class MeshCoordinator {
     const children = options.spawn ? spawnWorkers(size, join, token) : [];
     if (!options.spawn) log(`waiting for ${size} workers: tessera worker --join ${join} --token ${token}`);
     try {
-      const links = await acceptWorkers(server, size, token, log, children);
+      // Forked ranks joining is routine; remote joins are worth a line each.
+      const links = await acceptWorkers(server, size, token, options.spawn ? quietJoins(log) : log, children);
       server.close();
       const ready = await handOutPlan(links, options, layers);
       const reporter = rankAt({ stage: options.pp - 1, tpRank: 0 }, options);
@@ -158,7 +162,18 @@ async function handOutPlan(links: FramedSocket[], options: CoordinatorOptions, l
   await Promise.all(links.map((link, rank) => link.send(encodeControl({ type: 'assign', rank, size, transport: options.transport }))));
   const addresses = await Promise.all(links.map(async (link): Promise<MeshAddress> => expect(await next(link), 'listening').address));
   const meshToken = randomBytes(16).toString('hex');
-  const plan: ControlMessage = { type: 'plan', addresses, meshToken, modelPath: options.modelPath, tokenizerPath: options.tokenizerPath, tp: options.tp, pp: options.pp, layers };
+  const plan: ControlMessage = {
+    type: 'plan',
+    addresses,
+    meshToken,
+    modelPath: options.modelPath,
+    tokenizerPath: options.tokenizerPath,
+    tp: options.tp,
+    pp: options.pp,
+    layers,
+    backend: options.backend ?? 'reference',
+    threads: options.threads,
+  };
   await Promise.all(links.map((link) => link.send(encodeControl(plan))));
   const ready = await Promise.all(links.map(async (link) => expect(await next(link), 'ready')));
   return ready.map((message) => message.bytesRead);
@@ -172,6 +187,12 @@ function expect<T extends ControlMessage['type']>(message: ControlMessage, type:
   if (message.type === type) return message as Extract<ControlMessage, { type: T }>;
   if (message.type === 'error') throw new TesseraError(message.code, message.message);
   throw new TesseraError('TESSERA_ERR_INTERNAL', `a worker sent ${message.type} where ${type} was due; are the coordinator and workers the same version?`);
+}
+
+function quietJoins(log: (line: string) => void): (line: string) => void {
+  return (line) => {
+    if (!line.startsWith('worker ')) log(line);
+  };
 }
 
 function acceptWorkers(server: Server, size: number, token: string, log: (line: string) => void, children: ChildProcess[]): Promise<FramedSocket[]> {

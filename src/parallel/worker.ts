@@ -5,8 +5,7 @@
  * ranks of `--tp/--pp` both run this.
  */
 import type { Socket } from 'node:net';
-import type { Backend } from '../backend/backend.js';
-import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { createBackend } from '../backend/native/select-backend.js';
 import { TesseraError, isTesseraError } from '../core/errors.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { StageModel } from '../model/shard-stage.js';
@@ -25,8 +24,8 @@ export interface WorkerOptions {
   /** HOST:PORT of the coordinator. */
   join: string;
   token: string;
-  /** Makes the backend this worker computes with (default: the reference backend). */
-  backend?: () => Backend;
+  /** Threads of this worker's backend; overrides the coordinator's plan. */
+  threads?: number;
   log?: (line: string) => void;
 }
 
@@ -37,7 +36,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const next = async (): Promise<Envelope> => decodeControl(await control.receive());
   try {
     await send({ type: 'hello', token: options.token, pid: process.pid });
-    const runner = await setUp(control, next, send, options.backend ?? (() => new ReferenceBackend()), log);
+    const runner = await setUp(control, next, send, options.threads, log);
     await serve(runner.runner, runner.transport, next, send);
   } catch (error) {
     if (!control.closed && isTesseraError(error)) await send({ type: 'error', code: error.code, message: error.message }).catch(() => undefined);
@@ -51,7 +50,7 @@ async function setUp(
   control: FramedSocket,
   next: () => Promise<Envelope>,
   send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
-  makeBackend: () => Backend,
+  threads: number | undefined,
   log: (line: string) => void,
 ): Promise<{ runner: RankRunner; transport: TimedTransport }> {
   const assigned = (await next()).message;
@@ -69,7 +68,7 @@ async function setUp(
   const [startLayer, endLayer] = plan.layers[stage];
   const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
   try {
-    const backend = makeBackend();
+    const backend = createBackend(plan.backend, { threads: threads ?? plan.threads });
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
     const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
     const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));

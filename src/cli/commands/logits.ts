@@ -1,23 +1,25 @@
 /** `tessera logits`: the float32 logits at every prompt position, for conformance checks. */
 import type { Command } from 'commander';
 import { TesseraError } from '../../core/errors.js';
-import { addModelOptions, openEngine, parseIdList, type ModelOptions } from '../model-options.js';
+import { addModelOptions, parseIdList, type ModelOptions } from '../model-options.js';
+import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
 
-interface LogitsOptions extends ModelOptions {
+interface LogitsOptions extends ModelOptions, ParallelOptions {
   promptIds: string;
   json?: boolean;
 }
 
 export function registerLogitsCommand(program: Command): void {
-  addModelOptions(program.command('logits').description('print the logits of every prompt position'))
+  addParallelOptions(addModelOptions(program.command('logits').description('print the logits of every prompt position')))
     .requiredOption('--prompt-ids <ids>', 'comma-separated token ids')
     .option('--json', 'print {"logits": [[...], ...]} (the only output form)')
     .action(async (options: LogitsOptions) => {
       const promptIds = parseIdList(options.promptIds);
       if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--prompt-ids is empty; give at least one id');
-      const engine = await openEngine(options);
+      const { engine, close } = await openEngineFor(options);
       /** [numTokens, vocabSize] */
       const logits = await engine.logits(promptIds);
+      await close();
       const vocabSize = engine.config.vocabSize;
       const rows: string[] = [];
       for (let t = 0; t < promptIds.length; t++) {

@@ -4,9 +4,10 @@ import { TesseraError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { GenerationResult } from '../../engine/generation.js';
 import { renderChatTemplate, FALLBACK_CHAT_TEMPLATE } from '../../tokenizer/chat-template.js';
-import { addModelOptions, numberOption, openEngine, parseIdList, type ModelOptions } from '../model-options.js';
+import { addModelOptions, numberOption, parseIdList, type ModelOptions } from '../model-options.js';
+import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
 
-interface RunOptions extends ModelOptions {
+interface RunOptions extends ModelOptions, ParallelOptions {
   prompt?: string;
   promptIds?: string;
   maxTokens: number;
@@ -24,7 +25,7 @@ interface RunOptions extends ModelOptions {
 }
 
 export function registerRunCommand(program: Command): void {
-  addModelOptions(program.command('run').description('generate text from a prompt'))
+  addParallelOptions(addModelOptions(program.command('run').description('generate text from a prompt')))
     .option('--prompt <text>', 'prompt text (default: start from BOS)')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids')
     .option('--max-tokens <n>', 'tokens to generate', numberOption('--max-tokens', 1, 1e9, true), 128)
@@ -40,9 +41,10 @@ export function registerRunCommand(program: Command): void {
     .option('--chat', "wrap the prompt in the model's chat template as a user message")
     .option('--json', 'print one JSON object instead of streaming text')
     .action(async (options: RunOptions) => {
-      const engine = await openEngine(options);
+      const { engine, close } = await openEngineFor(options);
       const promptIds = promptIdsFor(engine, options);
       const result = await generate(engine, promptIds, options);
+      await close();
       if (options.json) {
         const { promptIds: ids, ...rest } = result;
         process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings } })}\n`);

@@ -1,0 +1,74 @@
+/**
+ * `--tp N --pp M` and friends on commands that run a model: with either
+ * above 1 the model runs on a mesh of worker processes (forked here, or
+ * joining with `tessera worker`), with output identical to one process.
+ */
+import type { Command } from 'commander';
+import { TesseraError } from '../core/errors.js';
+import type { Engine } from '../engine/engine.js';
+import { openMeshEngine } from '../parallel/mesh-engine.js';
+import type { RankBackend } from '../parallel/control-message.js';
+import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
+
+export interface ParallelOptions {
+  tp: number;
+  pp: number;
+  ppLayers?: string;
+  transport: 'tcp' | 'unix';
+  listen?: string;
+  token?: string;
+  rankBackend: RankBackend;
+  rankThreads?: number;
+}
+
+export function addParallelOptions(command: Command): Command {
+  return command
+    .option('--tp <n>', 'tensor-parallel degree (ranks per stage)', numberOption('--tp', 1, 1024, true), 1)
+    .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
+    .option('--pp-layers <counts>', 'layers per stage, e.g. 10,12 (default: even)')
+    .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
+    .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
+    .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
+    .option('--rank-backend <b>', 'backend of each rank: reference (default, as one process), native or auto', rankBackendOption, 'reference')
+    .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true));
+}
+
+/** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
+export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+  if (options.tp === 1 && options.pp === 1 && options.listen === undefined) return { engine: await openEngine(options), close: async () => undefined };
+  const listen = options.listen === undefined ? undefined : hostAndPort(options.listen);
+  const { engine, coordinator } = await openMeshEngine(options.model, {
+    tokenizerPath: options.tokenizer,
+    tp: options.tp,
+    pp: options.pp,
+    ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
+    transport: options.transport,
+    spawn: listen === undefined,
+    host: listen?.host,
+    port: listen?.port,
+    token: options.token,
+    backend: options.rankBackend,
+    threads: options.rankThreads,
+    log: (line) => process.stderr.write(`tessera: ${line}\n`),
+  });
+  return { engine, close: () => coordinator.close() };
+}
+
+function transportOption(value: string): 'tcp' | 'unix' {
+  if (value === 'tcp' || value === 'unix') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be tcp or unix, got "${value}"`);
+}
+
+function rankBackendOption(value: string): RankBackend {
+  if (value === 'reference' || value === 'native' || value === 'auto') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--rank-backend must be reference, native or auto, got "${value}"`);
+}
+
+export function hostAndPort(text: string): { host: string; port: number } {
+  const at = text.lastIndexOf(':');
+  const port = Number(text.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${text}" is not HOST:PORT; e.g. 0.0.0.0:7070`);
+  }
+  return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
+}
