@@ -53,7 +53,7 @@ function moeOf(preset: SynthPreset, arch: SynthArch): { moe?: MixtureOfExpertsCo
   if (!SYNTH_MOE_ARCHS.includes(arch)) return {};
   const experts = preset.moe;
   if (!experts) {
-    const moePresets = ['tiny-mixtral', 'tiny-qwen3-moe', 'tiny-qwen2-moe', 'mixtral-8x7b', 'qwen3-30b-a3b'];
+    const moePresets = ['tiny-mixtral', 'tiny-qwen3-moe', 'tiny-qwen2-moe', 'small-mixtral', 'mixtral-8x7b', 'qwen3-30b-a3b'];
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `preset "${preset.name}" has no experts for --arch ${arch}; choose one of: ${moePresets.join(', ')}`);
   }
   return {
