@@ -9,6 +9,8 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { loadNativeAddon } from '../backend/native/native-addon.js';
+import { NativeBackend } from '../backend/native/native-backend.js';
 import { isTesseraError } from '../core/errors.js';
 import { Engine } from '../engine/engine.js';
 import { KvCache } from '../engine/kv-cache.js';
@@ -53,6 +55,17 @@ for (const name of FIXTURES) {
     const rows = (JSON.parse(result.stdout) as { logits: number[][] }).logits;
     assert.equal(rows.length, found.ref.input_ids.length);
     const difference = maxAbsDifference(rows.flat(), found.ref.hf_logits);
+    assert.ok(difference <= TOLERANCE, `max |Δ| ${difference} > ${TOLERANCE}`);
+  });
+}
+
+const nativeLoad = loadNativeAddon();
+for (const name of FIXTURES) {
+  test(`${name}: the native backend's grouped expert matmuls match the HF logits too`, { skip: nativeLoad.ok ? false : `the native addon is not built` }, async (t) => {
+    const found = reference(t, name);
+    if (!found) return;
+    const engine = await Engine.open(found.model, { backend: new NativeBackend({ threads: 1 }) });
+    const difference = maxAbsDifference(await engine.logits(found.ref.input_ids), found.ref.hf_logits);
     assert.ok(difference <= TOLERANCE, `max |Δ| ${difference} > ${TOLERANCE}`);
   });
 }
