@@ -1,0 +1,42 @@
+/**
+ * Helpers for tests that run a model on real worker processes: compare a
+ * mesh's prefill and decode logits and greedy tokens with one process.
+ */
+import assert from 'node:assert/strict';
+import { Engine } from '../engine/engine.js';
+import { openMeshEngine } from './mesh-engine.js';
+import type { MeshShape } from './mesh.js';
+import type { SocketKind } from './socket-transport.js';
+
+export interface Expected {
+  /** [prompt.length + 1, vocabSize]: the prompt's logits, then the decode step's. */
+  logits: Float32Array;
+  /** Greedy continuation of the prompt. */
+  ids: number[];
+}
+
+export async function expectedFromOneProcess(path: string, prompt: number[], maxTokens: number): Promise<Expected> {
+  const engine = await Engine.open(path);
+  const { ids } = await engine.complete({ promptIds: prompt, maxTokens });
+  return { logits: await engine.logits([...prompt, ids[0]]), ids };
+}
+
+/** Asserts the mesh gives the same logits (prefill and one decode step) and the same greedy tokens. */
+export async function checkMesh(path: string, shape: MeshShape, transport: SocketKind, prompt: number[], expected: Expected): Promise<number[]> {
+  const { engine, coordinator } = await openMeshEngine(path, { ...shape, transport, spawn: true });
+  const label = `tp=${shape.tp} pp=${shape.pp} over ${transport}`;
+  try {
+    const vocab = engine.config.vocabSize;
+    const capacity = prompt.length + 16;
+    const prefill = await coordinator.step({ sequence: 1, capacity, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+    assert.deepEqual(prefill, expected.logits.subarray(0, prompt.length * vocab), `prefill logits, ${label}`);
+    const decode = await coordinator.step({ sequence: 1, capacity, ids: Int32Array.of(expected.ids[0]), positions: Int32Array.of(prompt.length), rows: 'last' });
+    assert.deepEqual(decode, expected.logits.subarray(prompt.length * vocab), `decode logits, ${label}`);
+    await coordinator.release(1);
+    const { ids } = await engine.complete({ promptIds: prompt, maxTokens: expected.ids.length });
+    assert.deepEqual(ids, expected.ids, `greedy tokens, ${label}`);
+    return coordinator.bytesRead;
+  } finally {
+    await coordinator.close();
+  }
+}
