@@ -121,3 +121,23 @@ test('requests beyond the context are refused with a coded error', () => {
   assert.throws(() => target.add(2, request([], 1)), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
   assert.throws(() => target.add(3, request([1, 99999], 1)), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
 });
+
+test('a long prompt is prefilled in chunks while a running stream gets a token every step', async () => {
+  const target = core({ maxBatchTokens: 16, maxNumSeqs: 2 });
+  target.add(1, request(prompt(3, 1), 40));
+  await target.step(); // prefill of the short prompt, first token
+  target.add(2, request(prompt(120, 2), 2));
+  target.add(3, request(prompt(5, 3), 2));
+  let steps = 0;
+  let longFirstToken = -1;
+  while (target.hasWork && longFirstToken < 0) {
+    const report = await target.step();
+    steps++;
+    assert.ok(report.stats.batchTokens <= 16, 'the step stays within its token budget');
+    assert.ok(report.stats.running <= 2, 'no more than max-num-seqs run at once');
+    assert.ok(report.outputs.some((output) => output.sequenceId === 1 && output.ids.length === 1), `step ${steps} decoded the running stream`);
+    if (report.outputs.some((output) => output.sequenceId === 2 && output.ids.length === 1)) longFirstToken = steps;
+  }
+  // 120 prompt tokens at 15 per step (one token of the budget goes to the stream).
+  assert.equal(longFirstToken, 8);
+});
