@@ -64,7 +64,7 @@ export function checkTensorParallel(config: ModelConfig, tp: number): void {
   if (config.numKvHeads % tp !== 0 && tp % config.numKvHeads !== 0) {
     refuse(`its ${config.numKvHeads} KV heads neither divide by ${tp} nor divide ${tp}, so they can be neither split nor replicated`);
   }
-  if (config.moe !== undefined && tp > 1) refuse('mixture-of-experts layers are not tensor-parallel yet; run it with --tp 1');
+  // MoE layers: StageModel refuses them unless given expert feed-forwards (moe-stage.ts: experts whole or spread over the tp ranks).
 }
 
 /** The layout of rank `tpRank` of `tp`; `dtypes` are the stored types of o_proj and down_proj. */

@@ -25,13 +25,17 @@ export class StageModel {
     private readonly backend: Backend,
     private readonly group: TensorParallelGroup,
     readonly plan: StagePlan,
+    /** Per layer, replacing the dense tensor-parallel MLPs (MoE layers: moe-stage.ts). */
+    feedForwardOverrides?: FeedForward[],
   ) {
     const layers = weights.transformer.layers;
     const projection = (mode: 'row' | 'gathered', weight: Parameters<typeof backend.matmul>[1]): OutputProjection =>
       mode === 'row' ? new RowParallelProjection(backend, weight, group) : new GatheredProjection(backend, weight, group);
-    const feedForwards: FeedForward[] = layers.map((layer) => {
+    const feedForwards: FeedForward[] = layers.map((layer, index) => {
+      const override = feedForwardOverrides?.[index];
+      if (override) return override;
       const dense = layer.feedForward;
-      if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers cannot be split by this loader yet; run with --tp 1 --pp 1');
+      if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers are not split across ranks by this command yet; run it with --tp 1 --pp 1');
       return new ShardFeedForward(backend, dense.gate, dense.up, projection(weights.layout.feedForward, dense.down));
     });
     const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));

@@ -69,11 +69,16 @@ function loadLayer(reader: ShardReader, config: ModelConfig, layer: number): Lay
     queryNorm: config.qkNorm ? load('attn_q_norm.weight', [config.headDim]) : undefined,
     keyNorm: config.qkNorm ? load('attn_k_norm.weight', [config.headDim]) : undefined,
     feedForwardNorm: load('ffn_norm.weight', [hidden]),
-    feedForward: {
-      gate: load('ffn_gate.weight', [inter, hidden]),
-      up: load('ffn_up.weight', [inter, hidden]),
-      down: load('ffn_down.weight', [hidden, inter]),
-    },
+    // MoE layers hold experts instead (moe-stage.ts places them on ranks and loads them).
+    ...(config.moe
+      ? {}
+      : {
+          feedForward: {
+            gate: load('ffn_gate.weight', [inter, hidden]),
+            up: load('ffn_up.weight', [inter, hidden]),
+            down: load('ffn_down.weight', [hidden, inter]),
+          },
+        }),
   };
 }
 
