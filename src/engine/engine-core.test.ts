@@ -141,3 +141,20 @@ test('a long prompt is prefilled in chunks while a running stream gets a token e
   // 120 prompt tokens at 15 per step (one token of the budget goes to the stream).
   assert.equal(longFirstToken, 8);
 });
+
+test('sequences sharing a prompt wait for the first prefill and reuse its blocks', async () => {
+  const target = core({ maxBatchTokens: 64 });
+  const shared = prompt(50, 4);
+  const requests = [request(shared, 5), request(shared, 5, { temperature: 1, seed: 3 }), request([...shared, 9], 5), request(prompt(40, 5), 5)];
+  const cached = new Map<number, number>();
+  const ids = requests.map(() => [] as number[]);
+  requests.forEach((r, i) => target.add(i, r));
+  while (target.hasWork) {
+    for (const output of (await target.step()).outputs) {
+      ids[output.sequenceId].push(...output.ids);
+      cached.set(output.sequenceId, output.cachedPromptTokens);
+    }
+  }
+  assert.deepEqual([...cached.entries()].sort((a, b) => a[0] - b[0]), [[0, 0], [1, 48], [2, 48], [3, 0]]);
+  for (let i = 0; i < requests.length; i++) assert.deepEqual(ids[i], (await runAll(core(), [requests[i]]))[0], `sequence ${i}`);
+});

@@ -70,20 +70,46 @@ export class Scheduler {
       budget -= count;
     }
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
-    while (!preempted && budget > 0 && this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs) {
-      const sequence = this.waiting[0];
+    if (!preempted) budget = this.admit(chunks, budget);
+    return chunks;
+  }
+
+  /**
+   * Admits waiting sequences in order while budget, slots and blocks last. A
+   * sequence whose first block is being prefilled right now by a running one
+   * waits a little, so it will find the shared prefix in the cache instead of
+   * computing it again (n choices of one prompt; requests sharing a system prompt).
+   */
+  private admit(chunks: ScheduledChunk[], budget: number): number {
+    const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
+    for (let index = 0; index < this.waiting.length && budget > 0 && this.running.length < this.limits.maxNumSeqs; ) {
+      const sequence = this.waiting[index];
+      const first = this.firstBlockHash(sequence);
+      if (first !== undefined && prefilling.has(first) && sequence.blocks.length === 0) {
+        index++;
+        continue;
+      }
       if (sequence.blocks.length === 0) this.takeCachedPrefix(sequence);
       const count = Math.min(sequence.pendingCount, budget);
       if (!this.reserve(sequence, sequence.numComputed + count)) {
         this.freeBlocks(sequence);
         break;
       }
-      this.waiting.shift();
+      this.waiting.splice(index, 1);
       this.running.push(sequence);
       chunks.push({ sequence, count });
       budget -= count;
+      if (first !== undefined && sequence.numComputed < sequence.promptLength) prefilling.add(first);
     }
-    return chunks;
+    return budget;
+  }
+
+  /** Hash of the first full block of a prompt that has more than one block's worth of tokens to share. */
+  private firstBlockHash(sequence: Sequence): string | undefined {
+    const size = this.blocks.blockSize;
+    if (sequence.promptLength <= size) return undefined;
+    sequence.firstBlockHash ??= blockHash(ROOT_HASH, sequence.tokens.slice(0, size));
+    return sequence.firstBlockHash;
   }
 
   /** After a step computed `chunk`: advance it and name its newly full blocks. */

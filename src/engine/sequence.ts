@@ -54,6 +54,8 @@ export class Sequence {
   blocks: number[] = [];
   /** Prefix hash of each full block in `blocks` that has been hashed. */
   blockHashes: string[] = [];
+  /** Hash of the prompt's first full block (scheduler's cache, set on first use). */
+  firstBlockHash: string | undefined;
   cachedPromptTokens = -1;
   preemptions = 0;
   finish: SequenceFinish | undefined;
