@@ -150,7 +150,10 @@ test('32 concurrent greedy requests of mixed lengths each equal the request serv
   }));
   const alone: string[] = [];
   for (const request of requests) alone.push((await complete(request.prompt, { max_tokens: request.max_tokens, ignore_eos: true })).choices[0].text);
+  // Bad requests mixed in are refused on their own and disturb nobody.
+  const refused = [{ top_k: 'many' }, { max_tokens: 10_000 }, { model: 'other' }].map((fields) => complete('x', fields).then(() => 'accepted', () => 'refused'));
   const together = await Promise.all(requests.map((request) => complete(request.prompt, { max_tokens: request.max_tokens, ignore_eos: true })));
+  assert.deepEqual(await Promise.all(refused), ['refused', 'refused', 'refused']);
   together.forEach((result, i) => {
     assert.equal(result.choices[0].text, alone[i], `request ${i}`);
     assert.equal(result.usage?.completion_tokens, requests[i].max_tokens);
