@@ -6,6 +6,7 @@
  * stand behind the same methods.
  */
 import { Worker } from 'node:worker_threads';
+import type { BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError, type ErrorCode } from '../core/errors.js';
 import type { EngineCoreOptions, StepStats } from './engine-core.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
@@ -19,6 +20,8 @@ export interface SequenceListener {
 export interface EngineHostOptions {
   tokenizerPath?: string;
   core: EngineCoreOptions;
+  backend?: BackendChoice;
+  threads?: number;
 }
 
 export interface EngineLimits {
@@ -26,6 +29,8 @@ export interface EngineLimits {
   numBlocks: number;
   blockSize: number;
   loadMs: number;
+  /** The backend the worker computes with. */
+  backend: string;
 }
 
 export class EngineHost {
@@ -47,7 +52,7 @@ export class EngineHost {
 
   /** Starts the worker and waits until the model is loaded. */
   static async start(modelPath: string, options: EngineHostOptions): Promise<EngineHost> {
-    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core };
+    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads };
     const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
     const limits = await new Promise<EngineLimits>((resolve, reject) => {
       const onMessage = (message: WorkerMessage): void => {

@@ -1,4 +1,5 @@
 /** Messages between the API process (EngineHost) and the engine worker thread. */
+import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { EngineCoreOptions, StepReport } from './engine-core.js';
 import type { SequenceRequest } from './sequence.js';
 
@@ -6,6 +7,9 @@ export interface WorkerSetup {
   modelPath: string;
   tokenizerPath?: string;
   core: EngineCoreOptions;
+  backend?: BackendChoice;
+  /** Compute threads of the native backend. */
+  threads?: number;
 }
 
 export type HostMessage =
@@ -14,7 +18,7 @@ export type HostMessage =
   | { type: 'stop' };
 
 export type WorkerMessage =
-  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; loadMs: number }
+  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; loadMs: number; backend: string }
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }

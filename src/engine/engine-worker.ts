@@ -5,6 +5,7 @@
  * (add, cancel) land between steps.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { createBackend } from '../backend/native/select-backend.js';
 import { isTesseraError } from '../core/errors.js';
 import { Engine } from './engine.js';
 import { EngineCore } from './engine-core.js';
@@ -24,7 +25,8 @@ function errorFields(error: unknown): { code: string; message: string } {
 }
 
 async function main(): Promise<void> {
-  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath });
+  const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
+  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend });
   const core = new EngineCore(engine.transformer, engine.config, engine.tokenizer, setup.core);
   let wake: (() => void) | undefined;
   let stopping = false;
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
     inbox.push(message);
     wake?.();
   });
-  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: engine.loadMs });
+  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: engine.loadMs, backend: backend.name });
   for (;;) {
     for (const message of inbox.splice(0)) apply(message);
     if (stopping) break;

@@ -3,6 +3,7 @@
  * asked), start the engine worker, open the generation routes. The CLI, the
  * tests and the benchmark all start servers this way.
  */
+import type { BackendChoice } from '../backend/native/select-backend.js';
 import { EngineHost } from '../engine/engine-host.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
@@ -16,6 +17,9 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   core?: Partial<EngineCoreOptions>;
   /** Sequences waiting beyond the running ones before 429 (default 4 × maxNumSeqs). */
   maxWaiting?: number;
+  backend?: BackendChoice;
+  /** Compute threads of the native backend (default: physical cores). */
+  threads?: number;
   log?: (line: string) => void;
 }
 
@@ -33,7 +37,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
-    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core });
+    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads });
     const name = options.servedModelName ?? source.defaultName;
     server.setModel({
       host,
@@ -45,7 +49,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
       maxActiveSequences: core.maxNumSeqs + (options.maxWaiting ?? 4 * core.maxNumSeqs),
     });
     const limits = host.limits;
-    log(`serving "${name}" on ${server.url} (max model len ${limits.maxModelLen}, ${limits.numBlocks} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
+    log(`serving "${name}" on ${server.url} (${limits.backend} backend, max model len ${limits.maxModelLen}, ${limits.numBlocks} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
     return server;
   } catch (error) {
     await server.close();

@@ -2,7 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select-backend.js';
 import { TesseraError } from '../../core/errors.js';
 import { launchServer } from '../../serve/launch.js';
 import { benchmarkLevel, type LevelResult } from '../../serve/serve-benchmark.js';
@@ -11,6 +12,8 @@ import { numberOption } from '../model-options.js';
 interface BenchServeOptions {
   model: string;
   tokenizer?: string;
+  backend: BackendChoice;
+  threads?: number;
   concurrency: string;
   promptLen: number;
   outputLen: number;
@@ -26,6 +29,8 @@ export function registerBenchServeCommand(bench: Command): void {
     .command('serve')
     .description('start a server in this process and measure output tok/s, TTFT and TPOT at each concurrency')
     .requiredOption('--model <path>', 'model path or synth:PRESET[:DTYPE]')
+    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
+    .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--concurrency <list>', 'concurrency levels, comma-separated', '1,4,16,64')
     .option('--prompt-len <n>', 'prompt tokens per request', numberOption('--prompt-len', 1, 1e6, true), 32)
@@ -45,6 +50,8 @@ export function registerBenchServeCommand(bench: Command): void {
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
+        backend: options.backend,
+        threads: options.threads,
         port: 0,
         servedModelName: 'bench',
         core: { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
@@ -67,7 +74,8 @@ export function registerBenchServeCommand(bench: Command): void {
           benchmark: 'serve',
           date: new Date().toISOString(),
           model: options.model,
-          backend: 'reference',
+          backend: server.servingModel!.host.limits.backend,
+          threads: options.threads ?? 'default',
           options: { promptLen: options.promptLen, outputLen: options.outputLen, rounds: options.rounds, maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
           machine: machineDescription(loadBefore),
           results,

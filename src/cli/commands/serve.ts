@@ -1,5 +1,6 @@
 /** `tessera serve`: the OpenAI-compatible server, embedded mode (one process, model in a worker thread). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select-backend.js';
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
@@ -8,6 +9,8 @@ import { numberOption } from '../model-options.js';
 interface ServeOptions {
   model: string;
   tokenizer?: string;
+  backend: BackendChoice;
+  threads?: number;
   host: string;
   port: number;
   apiKey?: string;
@@ -25,6 +28,8 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, paged KV cache, prefix caching)')
     .requiredOption('--model <path>', 'GGUF file, HF directory, llama2.c .bin, or synth:PRESET[:DTYPE] for random weights')
+    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
+    .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
@@ -42,6 +47,8 @@ export function registerServeCommand(program: Command): void {
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
+        backend: options.backend,
+        threads: options.threads,
         host: options.host,
         port: options.port,
         apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
