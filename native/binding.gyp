@@ -40,6 +40,7 @@
       "target_name": "tessera_native",
       "sources": [
         "src/addon.cc",
+        "src/bandwidth.cc",
         "src/cpu.cc",
         "src/matmul.cc",
         "src/ops.cc",

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bandwidth.h"
 #include "cpu.h"
 #include "matmul.h"
 #include "ops.h"
@@ -283,6 +284,14 @@ Napi::Value AddInPlace(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** memoryBandwidth(context, bytesPerArray, repeats) → GB/s of a STREAM triad on the context's threads */
+Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
+  const Context& r = contextArg(info);
+  const size_t bytes = static_cast<size_t>(number(info, 1, "bytesPerArray"));
+  const int repeats = static_cast<int>(number(info, 2, "repeats"));
+  return Napi::Number::New(info.Env(), measureTriadBandwidth(*r.pool, bytes, repeats));
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -299,6 +308,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
+  exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   return exports;
 }
 

@@ -19,7 +19,10 @@ constexpr auto kSpin = std::chrono::microseconds(1000);
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; i++) workers_.emplace_back([this] { workerLoop(); });
+  // A worker waits for generations after this one; read here, not on the new
+  // thread, or a job posted before the thread starts would never be seen.
+  const uint64_t start = generation_.load();
+  for (int i = 1; i < threads; i++) workers_.emplace_back([this, start] { workerLoop(start); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -61,8 +64,7 @@ void ThreadPool::run(int count, const std::function<void(int)>& task) {
   task_ = nullptr;
 }
 
-void ThreadPool::workerLoop() {
-  uint64_t seen = generation_.load();
+void ThreadPool::workerLoop(uint64_t seen) {
   for (;;) {
     auto spinStart = std::chrono::steady_clock::now();
     int spins = 0;

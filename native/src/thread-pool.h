@@ -30,7 +30,7 @@ class ThreadPool {
   void run(int count, const std::function<void(int)>& task);
 
  private:
-  void workerLoop();
+  void workerLoop(uint64_t seen);
   void drain();
 
   std::vector<std::thread> workers_;

@@ -57,6 +57,8 @@ export interface NativeAddon {
   ): Float32Array;
   siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array): Float32Array;
   addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;
+  /** GB/s of a STREAM triad over three arrays of `bytesPerArray` on the context's threads. */
+  memoryBandwidth(context: NativeHandle, bytesPerArray: number, repeats: number): number;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };

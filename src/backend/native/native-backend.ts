@@ -66,6 +66,11 @@ export class NativeBackend implements Backend {
     return load.ok ? load.addon.info() : undefined;
   }
 
+  /** This machine's memory bandwidth in GB/s (STREAM triad on this backend's threads), for benchmarks. */
+  measureMemoryBandwidth(bytesPerArray = 256 * 1024 * 1024, repeats = 5): number {
+    return this.addon.memoryBandwidth(this.context, bytesPerArray, repeats);
+  }
+
   loadWeight(dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight {
     const { rows, cols } = checkWeightShape(dtype, shape, bytes.byteLength);
     return new NativeWeight(dtype, shape, rows, cols, this.addon.loadWeight(DTYPE_CODES[dtype], rows, cols, bytes));
