@@ -13,6 +13,7 @@ import { numberOption, openEngine, parseIdList, type ModelOptions } from './mode
 export interface ParallelOptions {
   tp: number;
   pp: number;
+  ep: number;
   ppLayers?: string;
   transport: 'tcp' | 'unix';
   listen?: string;
@@ -25,6 +26,7 @@ export function addParallelOptions(command: Command): Command {
   return command
     .option('--tp <n>', 'tensor-parallel degree (ranks per stage)', numberOption('--tp', 1, 1024, true), 1)
     .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
+    .option('--ep <n>', 'expert-parallel degree: MoE experts spread over the ranks of a stage, whose attention splits by heads (--tp defaults to --ep)', numberOption('--ep', 1, 1024, true), 1)
     .option('--pp-layers <counts>', 'layers per stage, e.g. 10,12 (default: even)')
     .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
@@ -35,12 +37,15 @@ export function addParallelOptions(command: Command): Command {
 
 /** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
 export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
-  if (options.tp === 1 && options.pp === 1 && options.listen === undefined) return { engine: await openEngine(options), close: async () => undefined };
+  // --ep N puts N ranks in each stage: the experts spread over them and attention splits by heads.
+  const tp = options.ep > 1 && options.tp === 1 ? options.ep : options.tp;
+  if (tp === 1 && options.pp === 1 && options.listen === undefined) return { engine: await openEngine(options), close: async () => undefined };
   const listen = options.listen === undefined ? undefined : hostAndPort(options.listen);
   const { engine, coordinator } = await openMeshEngine(options.model, {
     tokenizerPath: options.tokenizer,
-    tp: options.tp,
+    tp,
     pp: options.pp,
+    ep: options.ep,
     ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
     transport: options.transport,
     spawn: listen === undefined,

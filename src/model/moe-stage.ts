@@ -30,9 +30,7 @@ export function loadStageExpertFeedForwards(
   const moe = config.moe;
   const feedForwards: FeedForward[] = new Array<FeedForward>(config.numLayers);
   if (!moe) return feedForwards;
-  if (experts && experts.size > 1 && experts.size !== plan.tp) {
-    throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', `--ep ${experts.size} must be 1 or equal --tp ${plan.tp}: experts spread over the ranks that split attention`);
-  }
+  checkExpertParallel(config, plan.tp, experts?.size ?? 1);
   const placement = placeExperts(moe.numExperts, experts?.size ?? 1);
   const rank = experts?.rank ?? 0;
   const loader = new WeightLoader(store, backend);
@@ -45,4 +43,16 @@ export function loadStageExpertFeedForwards(
         : new MixtureOfExpertsFeedForward(backend, moe, weights, config.hiddenSize, layer, load);
   }
   return feedForwards;
+}
+
+/** Refuses expert-parallel degrees this build cannot run, naming the constraint. */
+export function checkExpertParallel(config: ModelConfig, tp: number, ep: number): void {
+  if (ep === 1) return;
+  if (!config.moe) {
+    throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', `--ep ${ep} needs a mixture-of-experts model; this one is dense, so drop --ep`);
+  }
+  if (ep !== tp) {
+    throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', `--ep ${ep} must equal --tp ${tp} (experts spread over the ranks that split attention), or be 1`);
+  }
+  placeExperts(config.moe.numExperts, ep);
 }

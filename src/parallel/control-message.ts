@@ -20,6 +20,8 @@ export type ControlMessage =
       tokenizerPath?: string;
       tp: number;
       pp: number;
+      /** Expert-parallel degree: MoE experts spread over each stage's tp ranks (1 or tp). */
+      ep?: number;
       layers: [number, number][];
       /** The backend every rank computes with, and its threads per rank. */
       backend: RankBackend;

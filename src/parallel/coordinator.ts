@@ -12,6 +12,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError, check } from '../core/errors.js';
+import { checkExpertParallel } from '../model/moe-stage.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
 import { FramedSocket } from './framed-socket.js';
@@ -25,6 +26,8 @@ export interface CoordinatorOptions extends MeshShape {
   tokenizerPath?: string;
   /** Layers per stage (`--pp-layers 10,12`); even when absent. */
   ppLayers?: number[];
+  /** Expert parallelism: 1 (default) or tp; checked by checkExpertParallel. */
+  ep?: number;
   transport: SocketKind;
   /** Fork the ranks on this machine; when false, wait for workers to join. */
   spawn: boolean;
@@ -71,6 +74,7 @@ export class MeshCoordinator {
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
     const started = performance.now();
     checkTensorParallel(config, options.tp);
+    checkExpertParallel(config, options.tp, options.ep ?? 1);
     const layers = stageLayerRanges(config.numLayers, options.pp, options.ppLayers);
     const size = meshSize(options);
     const log = options.log ?? (() => undefined);
@@ -170,6 +174,7 @@ async function handOutPlan(links: FramedSocket[], options: CoordinatorOptions, l
     tokenizerPath: options.tokenizerPath,
     tp: options.tp,
     pp: options.pp,
+    ep: options.ep ?? 1,
     layers,
     backend: options.backend ?? 'reference',
     threads: options.threads,

@@ -10,7 +10,9 @@ import { TesseraError, isTesseraError } from '../core/errors.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { StageModel } from '../model/shard-stage.js';
 import { loadStageWeights } from '../model/shard-weights.js';
+import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
 import { CollectiveGroup } from './collective-group.js';
+import { ExpertGroup } from './expert-group.js';
 import { Communicator } from './collectives.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
 import { FramedSocket } from './framed-socket.js';
@@ -72,7 +74,10 @@ async function setUp(
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
     const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
     const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
-    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan), transport, shape);
+    // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
+    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
+    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts) : undefined;
+    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape);
     log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend)`);
     await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
     return { runner, transport };
