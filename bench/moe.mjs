@@ -5,7 +5,7 @@
 // against one process (ep=1) on the same backend. Ratios matter more than
 // absolute figures on a shared machine; the load average goes in the JSON.
 //   npm run build && node bench/moe.mjs [--preset small-mixtral] [--dtype q8_0] [--threads 1] [--prompt 64] [--tokens 32] [--runs 3]
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -140,22 +140,36 @@ async function llamaCpp(path, vocabSize) {
   }
 }
 
+/** `tessera run --ep 2` as a user runs it: two forked ranks, attention split by heads (tp = ep), experts spread. */
+function cliMesh(path, vocabSize) {
+  const cli = fileURLToPath(new URL('../bin/tessera.js', import.meta.url));
+  // The CLI stops at EOS (it has no ignore-EOS flag); the ids are compared as a prefix.
+  const args = ['run', '--model', path, '--prompt-ids', promptIds(vocabSize).join(','), '--max-tokens', String(tokens), '--json',
+    '--ep', '2', '--transport', 'unix', '--rank-backend', 'native', '--rank-threads', String(threads)];
+  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr);
+  const output = JSON.parse(result.stdout);
+  return { prefillTokensPerSecond: output.timings.prefillTokensPerSecond, decodeTokensPerSecond: output.timings.decodeTokensPerSecond, ids: output.ids };
+}
+
 const best = (runs, key) => Math.max(...runs.map((run) => run[key]));
 const scratch = mkdtempSync(join(os.tmpdir(), 'tessera-bench-moe-'));
 const path = join(scratch, `${options.preset}-${options.dtype}.gguf`);
 await synthesize({ preset: options.preset, arch: 'mixtral', dtype: options.dtype, out: path, format: 'gguf', seed: 1 });
 const vocabSize = openModelFiles(path).config.vocabSize;
 const loadBefore = os.loadavg();
-const runs = { tessera: [], llamaCpp: [], ep2: [] };
+const runs = { tessera: [], llamaCpp: [], ep2: [], cliEp2: [] };
 for (let run = 0; run < Number(options.runs); run++) {
   runs.tessera.push(await tessera(path));
   runs.llamaCpp.push(await llamaCpp(path, vocabSize));
   runs.ep2.push(await twoProcessExpertParallel(path));
+  runs.cliEp2.push(cliMesh(path, vocabSize));
 }
 const summary = (list) => ({ prefillTokensPerSecond: best(list, 'prefillTokensPerSecond'), decodeTokensPerSecond: best(list, 'decodeTokensPerSecond') });
 const ours = summary(runs.tessera);
 const theirs = summary(runs.llamaCpp);
 const ep2 = summary(runs.ep2);
+const cliEp2 = summary(runs.cliEp2);
 const report = {
   benchmark: 'moe',
   date: new Date().toISOString(),
@@ -164,15 +178,19 @@ const report = {
   tessera: ours,
   llamaCpp: theirs,
   expertParallel2Processes: ep2,
+  cliMeshEp2: cliEp2,
   ratios: {
     prefillTesseraOverLlamaCpp: ours.prefillTokensPerSecond / theirs.prefillTokensPerSecond,
     decodeTesseraOverLlamaCpp: ours.decodeTokensPerSecond / theirs.decodeTokensPerSecond,
     prefillEp2OverEp1: ep2.prefillTokensPerSecond / ours.prefillTokensPerSecond,
     decodeEp2OverEp1: ep2.decodeTokensPerSecond / ours.decodeTokensPerSecond,
+    prefillCliEp2OverEp1: cliEp2.prefillTokensPerSecond / ours.prefillTokensPerSecond,
+    decodeCliEp2OverEp1: cliEp2.decodeTokensPerSecond / ours.decodeTokensPerSecond,
   },
   checks: {
     ep2SameIdsAsEp1: runs.ep2.every((run) => JSON.stringify(run.ids) === JSON.stringify(runs.tessera[0].ids)),
     ep2SameIdsOnBothRanks: runs.ep2.every((run) => run.sameIdsOnBothRanks),
+    cliEp2SameIdsAsEp1: runs.cliEp2.every((run) => JSON.stringify(run.ids) === JSON.stringify(runs.tessera[0].ids.slice(0, run.ids.length))),
     greedyMatchesLlamaCpp: JSON.stringify(runs.llamaCpp[0].ids) === JSON.stringify(runs.tessera[0].ids.slice(0, runs.llamaCpp[0].ids.length)),
   },
   runs,
@@ -181,5 +199,5 @@ const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), 'results')
 mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, `moe-${report.date.replace(/[:.]/g, '-')}.json`);
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-console.log(JSON.stringify({ tessera: ours, llamaCpp: theirs, expertParallel2Processes: ep2, ratios: report.ratios, checks: report.checks, machine: report.machine }, null, 2));
+console.log(JSON.stringify({ tessera: ours, llamaCpp: theirs, expertParallel2Processes: ep2, cliMeshEp2: cliEp2, ratios: report.ratios, checks: report.checks, machine: report.machine }, null, 2));
 console.log(`wrote ${out}`);
