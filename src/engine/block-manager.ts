@@ -40,7 +40,12 @@ export class BlockManager {
   queriedTokens = 0;
   hitTokens = 0;
 
-  constructor(config: ModelConfig, numBlocks: number, readonly blockSize: number) {
+  constructor(
+    config: ModelConfig,
+    numBlocks: number,
+    readonly blockSize: number,
+    readonly prefixCaching = true,
+  ) {
     if (numBlocks < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the KV cache must hold at least one block; raise --kv-cache-mib');
     this.cache = new KvCache(config, numBlocks, blockSize);
     this.refCounts = new Int32Array(numBlocks);
@@ -121,6 +126,7 @@ export class BlockManager {
 
   /** Names a block that has just become full, so later sequences can share it. */
   register(block: number, hash: string): void {
+    if (!this.prefixCaching) return;
     if (this.hashes[block] !== undefined) return;
     if (this.byHash.has(hash)) return; // another block already holds the same tokens
     this.hashes[block] = hash;

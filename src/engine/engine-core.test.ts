@@ -157,4 +157,8 @@ test('sequences sharing a prompt wait for the first prefill and reuse its blocks
   }
   assert.deepEqual([...cached.entries()].sort((a, b) => a[0] - b[0]), [[0, 0], [1, 48], [2, 48], [3, 0]]);
   for (let i = 0; i < requests.length; i++) assert.deepEqual(ids[i], (await runAll(core(), [requests[i]]))[0], `sequence ${i}`);
+  // Without prefix caching (a runner that keeps KV elsewhere) nothing is shared and nothing changes.
+  const plain = core({ prefixCaching: false });
+  assert.deepEqual(await runAll(plain, requests), ids);
+  assert.equal(plain.blocks.hitTokens, 0);
 });

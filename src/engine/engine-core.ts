@@ -13,7 +13,7 @@
  */
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
-import type { Batch, BatchSegment } from '../model/batch.js';
+import type { Batch, BatchSegment, SequenceKv } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BlockManager, blockBytes } from './block-manager.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
@@ -36,6 +36,11 @@ export interface EngineCoreOptions {
   /** Longest prompt + output; capped by the model's context and the KV cache. */
   maxModelLen?: number;
   blockSize?: number;
+  /**
+   * Share full blocks between sequences (default true). A runner that keeps
+   * KV outside these blocks (ranks of a mesh) needs it off.
+   */
+  prefixCaching?: boolean;
 }
 
 export const DEFAULT_CORE_OPTIONS: EngineCoreOptions = { kvCacheMib: 256, maxNumSeqs: 64, maxBatchTokens: 512 };
@@ -76,7 +81,7 @@ export class EngineCore {
   ) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize));
-    this.blocks = new BlockManager(config, numBlocks, blockSize);
+    this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true);
     this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
@@ -161,10 +166,16 @@ export class EngineCore {
         positions[i] = from + i;
       }
       const reachesEnd = from + count === sequence.tokens.length;
-      segments.push({ kv: this.blocks.kvOf(sequence.blocks), start, positions, logits: reachesEnd ? 'last' : 'none' });
+      segments.push({ kv: this.kvOf(sequence), start, positions, logits: reachesEnd ? 'last' : 'none' });
       start += count;
     }
     return { ids, segments };
+  }
+
+  private kvOf(sequence: Sequence): SequenceKv {
+    if (!sequence.kv) sequence.kv = this.blocks.kvOf(sequence.blocks);
+    else sequence.kv.blockTable = Int32Array.from(sequence.blocks);
+    return sequence.kv;
   }
 
   /** logits: [rows, vocabSize], one row per chunk that reached its end. */

@@ -107,7 +107,7 @@ export class Scheduler {
   /** Hash of the first full block of a prompt that has more than one block's worth of tokens to share. */
   private firstBlockHash(sequence: Sequence): string | undefined {
     const size = this.blocks.blockSize;
-    if (sequence.promptLength <= size) return undefined;
+    if (sequence.promptLength <= size || !this.blocks.prefixCaching) return undefined;
     sequence.firstBlockHash ??= blockHash(ROOT_HASH, sequence.tokens.slice(0, size));
     return sequence.firstBlockHash;
   }

@@ -5,6 +5,7 @@
  * resume it after a preemption lives here: the tokens and the sampler's seed;
  * the cache contents can always be recomputed from them.
  */
+import type { SequenceKv } from '../model/batch.js';
 import type { SamplingParams } from './sampler.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -52,6 +53,12 @@ export class Sequence {
   numComputed = 0;
   /** Physical KV blocks, in logical order. */
   blocks: number[] = [];
+  /**
+   * The KV view handed to the model, one object for the sequence's whole life
+   * (its block table is refreshed each step): a sharded runner that keeps KV
+   * on its ranks knows the sequence by this object's identity.
+   */
+  kv: SequenceKv | undefined;
   /** Prefix hash of each full block in `blocks` that has been hashed. */
   blockHashes: string[] = [];
   /** Hash of the prompt's first full block (scheduler's cache, set on first use). */

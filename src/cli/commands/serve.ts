@@ -21,6 +21,7 @@ interface ServeOptions {
   maxWaiting?: number;
   maxBodyBytes: number;
   servedModelName?: string;
+  prefixCaching: boolean;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -40,6 +41,7 @@ export function registerServeCommand(program: Command): void {
     .option('--kv-cache-mib <n>', 'KV cache memory budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), DEFAULT_CORE_OPTIONS.kvCacheMib)
     .option('--max-waiting <n>', 'queued sequences beyond the running ones before 429 (default 4 × --max-num-seqs)', numberOption('--max-waiting', 0, 1e7, true))
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
+    .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
     .option('--verbose', 'print stack traces on errors')
     .action(async (options: ServeOptions) => {
@@ -55,7 +57,7 @@ export function registerServeCommand(program: Command): void {
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
-        core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
+        core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, prefixCaching: options.prefixCaching },
         log,
       });
       const stop = (): void => {
