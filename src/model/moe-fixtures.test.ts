@@ -207,3 +207,18 @@ test('a lone safetensors file without a config beside it is TESSERA_ERR_BAD_CONF
   writeFileSync(join(dir, 'lonely_config.json'), readFileSync(found.model.replace('.safetensors', '_config.json')));
   assert.equal((await Engine.open(lone)).config.architecture, 'mixtral');
 });
+
+test('tessera run --json reports tokens per expert per layer for an MoE model', (t) => {
+  const found = reference(t, 'qwen_moe_tiny');
+  if (!found) return;
+  const bin = join(projectRoot, 'bin', 'tessera.js');
+  const args = ['run', '--model', found.model, '--prompt-ids', found.ref.input_ids.join(','), '--max-tokens', '4', '--json'];
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(result.status, 0, result.stderr);
+  const output = JSON.parse(result.stdout) as { ids: number[]; expertLoad: { steps: number[]; tokens: number[][] } };
+  // One prefill step over the prompt, then one step per generated token but the last.
+  const steps = 1 + output.ids.length - (output.ids.length === 4 ? 1 : 0);
+  const routed = (found.ref.input_ids.length + steps - 1) * 2;
+  assert.deepEqual(output.expertLoad.steps, [steps, steps]);
+  for (const row of output.expertLoad.tokens) assert.equal(row.reduce((a, b) => a + b, 0), routed);
+});

@@ -47,7 +47,10 @@ export function registerRunCommand(program: Command): void {
       await close();
       if (options.json) {
         const { promptIds: ids, ...rest } = result;
-        process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings } })}\n`);
+        // MoE models run in this process: tokens per expert per layer (empty rows for dense layers).
+        const load = engine.transformer.expertLoad.snapshot();
+        const expertLoad = engine.config.moe && load.steps.some((steps) => steps > 0) ? { expertLoad: load } : {};
+        process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings }, ...expertLoad })}\n`);
       } else {
         process.stdout.write('\n');
         const t = result.timings;
