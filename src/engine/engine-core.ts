@@ -25,6 +25,8 @@ import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob 
 export interface ModelRunner {
   /** Logits [rows, vocabSize] of the rows the batch's segments ask for, in segment order. */
   forwardBatch(batch: Batch): Promise<Float32Array>;
+  /** A sequence ended: a runner that keeps its own KV per sequence (mesh ranks) frees it. */
+  release?(kv: SequenceKv): void;
 }
 
 export interface EngineCoreOptions {
@@ -219,6 +221,7 @@ export class EngineCore {
 
   private retire(sequence: Sequence): void {
     this.scheduler.finish(sequence);
+    if (sequence.kv) this.runner.release?.(sequence.kv);
     this.sequences.delete(sequence.id);
   }
 
