@@ -13,6 +13,7 @@
       "src/kernels/matmul-float.cc",
       "src/kernels/matmul-kquant.cc",
       "src/kernels/matmul-q8-q4.cc",
+      "src/kernels/matmul-tile.cc",
       "src/kernels/pointwise.cc",
       "src/kernels/tree.cc"
     ],

@@ -1,6 +1,7 @@
 #include "matmul.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "tree-plan.h"
@@ -106,6 +107,50 @@ class RowLeaves {
   const float* rowValues_ = nullptr;
 };
 
+bool usesTiles(const KernelTable& kernels, DType dtype, bool quantizes, int numTokens) {
+  // Packing a tile pays for itself from a few tokens on.
+  return quantizes && kernels.tileMatmul != nullptr && (dtype == DType::Q8_0 || dtype == DType::Q4_0) && numTokens >= 4;
+}
+
+/** Batches over packed tiles: each chunk packs its rows once and runs every token over them. */
+void matmulTiles(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const QuantizedActivations& quantized,
+                 int numTokens, const TreePlan& plan, float* out) {
+  const int64_t M = weight.rows();
+  const int numBlocks = static_cast<int>(weight.cols() / 32);
+  constexpr int kTilesPerChunk = 4;
+  constexpr int kTokenTile = 64;
+  const int64_t chunkRows = kTileRows * kTilesPerChunk;
+  const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
+  std::vector<QuantizedRow> tokens(numTokens);
+  for (int t = 0; t < numTokens; t++) tokens[t] = quantized.row(t);
+  pool.run(chunks, [&](int chunk) {
+    thread_local std::vector<uint8_t> packed;
+    thread_local std::vector<float> scratch;
+    const size_t tileBytes = static_cast<size_t>(numBlocks) * kTileBlockBytes;
+    if (packed.size() < tileBytes * kTilesPerChunk + 64) packed.resize(tileBytes * kTilesPerChunk + 64);
+    if (scratch.size() < kTileScratchFloats(numBlocks) + 16) scratch.resize(kTileScratchFloats(numBlocks) + 16);
+    // 64-byte alignment for the tile loads and the leaf vectors.
+    uint8_t* tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
+    float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+    const int64_t rowStart = chunk * chunkRows;
+    const int tiles_ = static_cast<int>(std::min<int64_t>(kTilesPerChunk, (M - rowStart + kTileRows - 1) / kTileRows));
+    for (int tile = 0; tile < tiles_; tile++) {
+      const int64_t first = rowStart + tile * kTileRows;
+      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
+      kernels.packTile(weight.dtype(), weight.row(first), weight.rowBytes(), rows, numBlocks, tiles + tile * tileBytes);
+    }
+    for (int t = 0; t < numTokens; t += kTokenTile) {
+      const int count = std::min(kTokenTile, numTokens - t);
+      for (int tile = 0; tile < tiles_; tile++) {
+        const int64_t first = rowStart + tile * kTileRows;
+        const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
+        kernels.tileMatmul(weight.dtype(), tiles + tile * tileBytes, numBlocks, tokens.data() + t, count, plan, leaves,
+                           out + t * M + first, M, rows);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x, int numTokens,
@@ -114,11 +159,13 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   const int64_t K = weight.cols();
   const DType dtype = weight.dtype();
   const int numLeaves = leafCount(dtype, K);
-  const std::vector<uint8_t> firstLevel = treeFirstLevel(numLeaves);
+  const TreePlanStorage tree(numLeaves);
 
   const bool quantizes = isQuantized(dtype) && !floatActivations;
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
+
+  if (usesTiles(kernels, dtype, quantizes, numTokens)) return matmulTiles(kernels, pool, weight, quantized, numTokens, tree.plan(), out);
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
@@ -131,7 +178,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
     // Room for 32-element sub-leaves of k-quant rows on the float path.
     thread_local std::vector<float> leaves;
     thread_local std::vector<float> rowValues;
-    if (leaves.size() < static_cast<size_t>(K / 32 + 16)) leaves.resize(K / 32 + 16);
+    if (leaves.size() < static_cast<size_t>(K / 32 + 48)) leaves.resize(K / 32 + 48);
     RowLeaves source(kernels, weight, x, quantized, floatActivations);
     const int64_t rowStart = chunk * chunkRows;
     const int64_t rowEnd = std::min(M, rowStart + chunkRows);
@@ -141,7 +188,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
         source.setRow(r, rowValues);
         for (int t = tileStart; t < tileEnd; t++) {
           source.leaves(t, leaves.data());
-          out[t * M + r] = kernels.reduceLeaves(leaves.data(), numLeaves, firstLevel.data());
+          out[t * M + r] = kernels.reduceLeaves(leaves.data(), tree.plan());
         }
       }
     }

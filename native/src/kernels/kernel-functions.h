@@ -20,7 +20,12 @@ void leavesQ6_K(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* l
 
 void dequantize(DType dtype, const uint8_t* bytes, int64_t count, float* out);
 
-float reduceLeaves(float* leaves, int n, const uint8_t* firstLevel);
+float reduceLeaves(float* leaves, const TreePlan& plan);
+
+/** Null where this variant has no tile kernels. */
+extern void (*const packTile)(DType, const uint8_t*, size_t, int, int, uint8_t*);
+extern void (*const tileMatmul)(DType, const uint8_t*, int, const QuantizedRow*, int, const TreePlan&, float*, float*, int64_t,
+                                int);
 
 void rmsNorm(const float* x, const float* weight, int dim, float eps, float* out);
 void siluMul(const float* gate, const float* up, size_t n, float* out);

@@ -23,6 +23,8 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::leavesQ6_K,
       k::dequantize,
       k::reduceLeaves,
+      k::packTile,
+      k::tileMatmul,
       k::rmsNorm,
       k::siluMul,
       k::add,

@@ -35,6 +35,26 @@ struct QuantizedRow {
   const int32_t* sums16;
 };
 
+/**
+ * The shape of the canonical halving tree over n leaves (built by
+ * tree-plan.h). Every node at depth log2(width) covers one or two leaves
+ * (width = 2^floor(log2 n)); above that depth the tree is perfect.
+ */
+struct TreePlan {
+  int n;
+  int width;
+  /** [width] node i covers leaves [start[i], start[i] + count[i]). */
+  const int32_t* start;
+  const uint8_t* count;
+};
+
+/** Rows per packed tile, bytes per packed block (16 rows × 32 quants, then 16 float scales). */
+constexpr int kTileRows = 16;
+constexpr int kTileBlockBytes = 16 * 32 + 16 * 4;
+/** Tokens a tile pass computes together, and the scratch it needs. */
+constexpr int kTileTokens = 4;
+constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(kTileTokens) * (numBlocks + 32) * 16; }
+
 struct KernelTable {
   const char* isa;
 
@@ -58,12 +78,19 @@ struct KernelTable {
   void (*dequantize)(DType dtype, const uint8_t* bytes, int64_t count, float* out);
 
   // ---- the canonical tree (tree.cc) ----
+  /** Sum of leaves [0, plan.n) by the halving tree; `leaves` (room for n + 32) is clobbered. */
+  float (*reduceLeaves)(float* leaves, const TreePlan& plan);
+
+  // ---- batches: tiles of 16 rows with lanes = rows (matmul-tile.cc) ----
+  // nullptr in variants without them; results are bit-identical to the leaf kernels + reduceLeaves.
+  /** q8_0/q4_0 rows [numRows ≤ 16] → a packed tile of kTileBlockBytes per block (missing rows are zero). */
+  void (*packTile)(DType dtype, const uint8_t* firstRow, size_t rowBytes, int numRows, int numBlocks, uint8_t* packed);
   /**
-   * Sum of leaves [0, n) by the halving tree; `leaves` is clobbered.
-   * `firstLevel` is the tree's shape from tree-plan.h: P = 2^floor(log2 n)
-   * counts (1 or 2) of the nodes at depth log2 P, in order.
+   * out[t·outStride + r] for tokens [0, numTokens) and rows r < numRows of a
+   * packed tile. scratch: kTileScratchFloats(numBlocks) floats.
    */
-  float (*reduceLeaves)(float* leaves, int n, const uint8_t* firstLevel);
+  void (*tileMatmul)(DType dtype, const uint8_t* packed, int numBlocks, const QuantizedRow* tokens, int numTokens,
+                     const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
   // ---- row-wise and elementwise ops (pointwise.cc) ----
   void (*rmsNorm)(const float* x, const float* weight, int dim, float eps, float* out);

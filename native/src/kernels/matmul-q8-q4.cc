@@ -45,10 +45,10 @@ void leavesPortable(const uint8_t* w, const QuantizedRow& x, int first, int numB
 #if defined(TESSERA_AVX512)
 /** 16 f16 scales at stride `blockBytes` → float32. */
 inline __m512 gatherScales(const uint8_t* first, int blockBytes) {
-  const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32(blockBytes));
-  const __m512i words = _mm512_i32gather_epi32(offsets, first, 1);
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+  // Scalar loads beat vpgatherdd here (gathers are slow on AMD and small cores).
+  alignas(32) uint16_t halves[16];
+  for (int j = 0; j < 16; j++) halves[j] = loadU16(first + j * blockBytes);
+  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(halves)));
 }
 
 inline void storeLeaves16(float* leaves, __m512i isum, const uint8_t* firstBlock, int blockBytes, const float* xd) {
