@@ -169,26 +169,45 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
-  const int64_t chunkRows =
-      std::max<int64_t>(16, std::min<int64_t>(static_cast<int64_t>(kTileBytes / weight.rowBytes()),
-                                              (M + 8 * pool.threads() - 1) / (8 * pool.threads())));
+  // Chunks of whole 16-row groups: about 8 per thread, each small enough to stay in L2.
+  const int64_t groups = (M + 15) / 16;
+  const int64_t chunkGroups = std::max<int64_t>(
+      1, std::min<int64_t>(static_cast<int64_t>(kTileBytes / (16 * weight.rowBytes())), (groups + 8 * pool.threads() - 1) / (8 * pool.threads())));
+  const int64_t chunkRows = 16 * chunkGroups;
   const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
+  const bool dequantizes = floatActivations && isQuantized(dtype);
+  // Leaves of one row, with room for 32-element sub-leaves of k-quant rows on the float path.
+  const size_t stride = static_cast<size_t>(K / 32 + 48);
 
   pool.run(chunks, [&](int chunk) {
-    // Room for 32-element sub-leaves of k-quant rows on the float path.
-    thread_local std::vector<float> leaves;
-    thread_local std::vector<float> rowValues;
-    if (leaves.size() < static_cast<size_t>(K / 32 + 48)) leaves.resize(K / 32 + 48);
+    thread_local std::vector<float> leaves, rowValues, scratch;
+    if (leaves.size() < 16 * stride) leaves.resize(16 * stride);
+    if (scratch.size() < 16 * stride + 16) scratch.resize(16 * stride + 16);
+    float* aligned = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
     RowLeaves source(kernels, weight, x, quantized, floatActivations);
     const int64_t rowStart = chunk * chunkRows;
     const int64_t rowEnd = std::min(M, rowStart + chunkRows);
     for (int tileStart = 0; tileStart < numTokens; tileStart += tokenTile) {
       const int tileEnd = std::min(numTokens, tileStart + tokenTile);
-      for (int64_t r = rowStart; r < rowEnd; r++) {
-        source.setRow(r, rowValues);
+      if (dequantizes) {
+        // One dequantized row serves every token of the tile.
+        for (int64_t r = rowStart; r < rowEnd; r++) {
+          source.setRow(r, rowValues);
+          for (int t = tileStart; t < tileEnd; t++) {
+            source.leaves(t, leaves.data());
+            out[t * M + r] = kernels.reduceLeaves(leaves.data(), tree.plan());
+          }
+        }
+        continue;
+      }
+      for (int64_t first = rowStart; first < rowEnd; first += 16) {
+        const int rows = static_cast<int>(std::min<int64_t>(16, rowEnd - first));
         for (int t = tileStart; t < tileEnd; t++) {
-          source.leaves(t, leaves.data());
-          out[t * M + r] = kernels.reduceLeaves(leaves.data(), tree.plan());
+          for (int i = 0; i < rows; i++) {
+            source.setRow(first + i, rowValues);
+            source.leaves(t, leaves.data() + i * stride);
+          }
+          kernels.reduceLeavesRows(leaves.data(), stride, rows, tree.plan(), aligned, out + t * M + first);
         }
       }
     }

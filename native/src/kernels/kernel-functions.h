@@ -21,6 +21,7 @@ void leavesQ6_K(const uint8_t* w, const QuantizedRow& x, int numBlocks, float* l
 void dequantize(DType dtype, const uint8_t* bytes, int64_t count, float* out);
 
 float reduceLeaves(float* leaves, const TreePlan& plan);
+void reduceLeavesRows(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out);
 
 /** Null where this variant has no tile kernels. */
 extern void (*const packTile)(DType, const uint8_t*, size_t, int, int, uint8_t*);

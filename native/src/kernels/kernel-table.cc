@@ -23,6 +23,7 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::leavesQ6_K,
       k::dequantize,
       k::reduceLeaves,
+      k::reduceLeavesRows,
       k::packTile,
       k::tileMatmul,
       k::rmsNorm,

@@ -80,6 +80,11 @@ struct KernelTable {
   // ---- the canonical tree (tree.cc) ----
   /** Sum of leaves [0, plan.n) by the halving tree; `leaves` (room for n + 32) is clobbered. */
   float (*reduceLeaves)(float* leaves, const TreePlan& plan);
+  /**
+   * The same for rows ≤ 16 rows of leaves at `leaves + r·stride` (each with
+   * room for n + 16) → out[rows]; scratch: 16·(n + 16) floats, 64-byte aligned.
+   */
+  void (*reduceLeavesRows)(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out);
 
   // ---- batches: tiles of 16 rows with lanes = rows (matmul-tile.cc) ----
   // nullptr in variants without them; results are bit-identical to the leaf kernels + reduceLeaves.

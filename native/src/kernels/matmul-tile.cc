@@ -8,6 +8,7 @@
 // exact integer dot, leaf = float(isum) · (wd · xd), then the halving tree with
 // the same pairs. So a row's result is the same bits in a batch as alone.
 #include "kernel-functions.h"
+#include "tree-vector.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
@@ -67,20 +68,6 @@ void packTileAvx512(DType dtype, const uint8_t* firstRow, size_t rowBytes, int n
       _mm512_storeu_si512(out + 64 * g, lanes);
     }
   }
-}
-
-/** The halving tree over leaves[0, plan.n) (each 16 rows wide), the same pairs as reduceLeaves. */
-inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
-  if (plan.width != plan.n) {
-    for (int i = 0; i < plan.width; i++) {
-      const int s = plan.start[i];
-      leaves[i] = plan.count[i] == 2 ? _mm512_add_ps(leaves[s], leaves[s + 1]) : leaves[s];
-    }
-  }
-  for (int width = plan.width; width > 1; width /= 2) {
-    for (int i = 0; i < width / 2; i++) leaves[i] = _mm512_add_ps(leaves[2 * i], leaves[2 * i + 1]);
-  }
-  return leaves[0];
 }
 
 template <int kTokens>

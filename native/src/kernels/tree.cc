@@ -5,6 +5,7 @@
 // adjacent pairs. Each partial is one float32 add, as the contract says; the
 // vector path pairs exactly the same values.
 #include "kernel-functions.h"
+#include "tree-vector.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
@@ -87,6 +88,22 @@ float reduceLeaves(float* leaves, const TreePlan& plan) {
   if (plan.width != plan.n) foldFirstLevel(leaves, plan, 0);
 #endif
   return pairwise(leaves, width);
+}
+
+void reduceLeavesRows(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out) {
+#if defined(TESSERA_AVX512)
+  // Transpose to lanes = rows, then one vector add per pair of the tree.
+  __m512* columns = reinterpret_cast<__m512*>(scratch);
+  for (int group = 0; group * 16 < plan.n; group++) {
+    __m512 block[16];
+    for (int r = 0; r < 16; r++) block[r] = r < rows ? _mm512_loadu_ps(leaves + r * stride + 16 * group) : _mm512_setzero_ps();
+    transposeSixteen(block, columns + 16 * group);
+  }
+  _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << rows) - 1), reduceTile(columns, plan));
+#else
+  (void)scratch;
+  for (int r = 0; r < rows; r++) out[r] = reduceLeaves(leaves + r * stride, plan);
+#endif
 }
 
 }  // namespace TESSERA_ISA_NS

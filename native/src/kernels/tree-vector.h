@@ -1,0 +1,60 @@
+// The canonical halving tree over leaves that are each a vector of 16 rows
+// (lanes = rows): the same pairs as reduceLeaves, one vector add per pair.
+#pragma once
+#include "isa.h"
+
+namespace tessera {
+namespace TESSERA_ISA_NS {
+namespace {
+
+#if defined(TESSERA_AVX512)
+/** leaves[0, plan.n) → their sums per lane; `leaves` (room for n) is clobbered. */
+inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
+  if (plan.width != plan.n) {
+    for (int i = 0; i < plan.width; i++) {
+      const int s = plan.start[i];
+      leaves[i] = plan.count[i] == 2 ? _mm512_add_ps(leaves[s], leaves[s + 1]) : leaves[s];
+    }
+  }
+  for (int width = plan.width; width > 1; width /= 2) {
+    for (int i = 0; i < width / 2; i++) leaves[i] = _mm512_add_ps(leaves[2 * i], leaves[2 * i + 1]);
+  }
+  return leaves[0];
+}
+
+/** 16 rows of 16 floats → 16 columns (out[i] lane r = rows[r] lane i). */
+inline void transposeSixteen(const __m512* rows, __m512* out) {
+  __m512 t[16], u[16], v[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d b0 = _mm512_castps_pd(t[4 * i + 2]), b1 = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));
+  }
+  // u[4i + k] holds, per 128-bit quarter q, element 4q + k of rows 4i..4i+3.
+  for (int i = 0; i < 2; i++) {
+    for (int k = 0; k < 4; k++) {
+      const __m512 a = u[8 * i + k], b = u[8 * i + 4 + k];
+      v[8 * i + k] = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0));      // quarters 0, 2 of rows 8i..8i+7
+      v[8 * i + 4 + k] = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // quarters 1, 3
+    }
+  }
+  for (int k = 0; k < 4; k++) {
+    for (int h = 0; h < 2; h++) {
+      const __m512 a = v[4 * h + k], b = v[8 + 4 * h + k];
+      out[4 * h + k] = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+      out[8 + 4 * h + k] = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace TESSERA_ISA_NS
+}  // namespace tessera
