@@ -42,6 +42,17 @@ export class Communicator {
   /** The canonical-tree sum of every member's values, on every member. */
   async allReduce(values: Float32Array): Promise<Float32Array> {
     if (this.size === 1) return values;
+    if (values.length <= SEGMENT_FLOATS) return this.allReduceSegment(values);
+    // Long vectors go in segments: each element's sum is the same tree, and
+    // the working set stays in cache instead of streaming whole-vector copies.
+    const out = new Float32Array(values.length);
+    for (let start = 0; start < values.length; start += SEGMENT_FLOATS) {
+      out.set(await this.allReduceSegment(values.subarray(start, Math.min(start + SEGMENT_FLOATS, values.length))), start);
+    }
+    return out;
+  }
+
+  private async allReduceSegment(values: Float32Array): Promise<Float32Array> {
     const mine = await this.reduceScatter(values);
     const chunks = await this.allGather(floatBytes(mine));
     const out = new Float32Array(values.length);
@@ -95,6 +106,9 @@ export class Communicator {
     return received;
   }
 }
+
+/** Floats per all-reduce segment (1 MiB). */
+const SEGMENT_FLOATS = 256 * 1024;
 
 /** First element of chunk i when `length` elements are cut into `count` near-equal chunks. */
 export function chunkStart(length: number, count: number, i: number): number {

@@ -4,10 +4,12 @@
  * theirs with one line each).
  */
 import type { Command } from 'commander';
+import { registerBenchCommCommand } from './bench-comm.js';
 import { registerBenchServeCommand } from './bench-serve.js';
 
 export function registerBenchCommand(program: Command): Command {
   const bench = program.command('bench').description('benchmarks (results as JSON under bench/results/)');
   registerBenchServeCommand(bench);
+  registerBenchCommCommand(bench);
   return bench;
 }

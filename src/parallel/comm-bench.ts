@@ -1,0 +1,71 @@
+/**
+ * `tessera bench comm`: forks N ranks on this machine, connects them over
+ * TCP or Unix sockets, and runs the collective sweep (comm-sweep.ts).
+ * Results, with the machine and its load, go to bench/results/ as JSON.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TesseraError } from '../core/errors.js';
+import type { SweepResults, SweepSettings } from './comm-sweep.js';
+import type { MeshAddress, SocketKind } from './socket-transport.js';
+
+export interface CommBenchOptions extends SweepSettings {
+  ranks: number;
+  transport: SocketKind;
+  /** Folder for the JSON result. */
+  outDir: string;
+}
+
+export interface CommBenchReport extends SweepResults {
+  transport: SocketKind;
+  machine: { cpu: string; cores: number; memoryGiB: number; loadBefore: number[]; loadAfter: number[] };
+  date: string;
+  file: string;
+}
+
+export async function runCommBench(options: CommBenchOptions): Promise<CommBenchReport> {
+  if (!Number.isInteger(options.ranks) || options.ranks < 2) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--ranks must be 2 or more, got ${options.ranks}`);
+  const loadBefore = loadavg();
+  const entry = fileURLToPath(new URL('./comm-bench-rank.js', import.meta.url));
+  const children = Array.from({ length: options.ranks }, () =>
+    fork(entry, [], { env: { ...process.env, TESSERA_BENCH_TRANSPORT: options.transport }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
+  try {
+    const addresses = await Promise.all(children.map((child) => nextMessage<{ address: MeshAddress }>(child).then((m) => m.address)));
+    const results = nextMessage<{ results: SweepResults }>(children[0]);
+    const token = randomBytes(8).toString('hex');
+    const settings: SweepSettings = { sizes: options.sizes, budgetSeconds: options.budgetSeconds };
+    children.forEach((child, rank) => child.send({ rank, addresses, token, settings }));
+    const sweep = (await results).results;
+    const date = new Date().toISOString();
+    mkdirSync(options.outDir, { recursive: true });
+    const file = join(options.outDir, `comm-${options.transport}-${options.ranks}ranks-${date.replace(/[:.]/g, '-')}.json`);
+    const cpu = cpus();
+    const report: CommBenchReport = {
+      ...sweep,
+      transport: options.transport,
+      machine: { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter: loadavg() },
+      date,
+      file,
+    };
+    writeFileSync(file, `${JSON.stringify(report, null, 1)}\n`);
+    return report;
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill();
+  }
+}
+
+function nextMessage<T>(child: ReturnType<typeof fork>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null): void => reject(new TesseraError('TESSERA_ERR_RANK_LOST', `a benchmark rank exited (code ${code}) early; its error is printed above`));
+    child.once('exit', onExit);
+    child.once('message', (message) => {
+      child.off('exit', onExit);
+      resolve(message as T);
+    });
+  });
+}
