@@ -56,6 +56,8 @@ interface Pending {
 export class MeshCoordinator {
   /** Timings of the last step, from the reporting rank. */
   lastTimings: StepTimings = { computeMs: 0, waitMs: 0 };
+  /** Sums over every step so far, from the reporting rank (reset freely). */
+  totals = { steps: 0, computeMs: 0, waitMs: 0 };
   private pending: Pending | undefined;
   private failure: Error | undefined;
   private closing = false;
@@ -115,6 +117,9 @@ export class MeshCoordinator {
     try {
       const { logits, timings } = await result;
       this.lastTimings = timings;
+      this.totals.steps++;
+      this.totals.computeMs += timings.computeMs;
+      this.totals.waitMs += timings.waitMs;
       return logits;
     } finally {
       this.pending = undefined;
