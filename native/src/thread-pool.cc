@@ -14,8 +14,22 @@
 namespace tessera {
 
 namespace {
-// How long an idle worker keeps spinning before it sleeps.
-constexpr auto kSpin = std::chrono::microseconds(1000);
+// An idle worker spins (the next op of a decode step comes within microseconds),
+// then yields its core to other runnable threads, then sleeps. Yielding early
+// matters when the machine is oversubscribed: a spinning thread must not keep
+// the thread it waits for (often our own caller) off the core.
+constexpr auto kSpin = std::chrono::microseconds(50);
+constexpr auto kYield = std::chrono::microseconds(2000);
+
+/** Waits until `done()` with pause, then yield; returns when done. */
+template <typename Done>
+void waitUntil(Done done) {
+  for (int i = 0; i < 2000; i++) {
+    if (done()) return;
+    TESSERA_PAUSE();
+  }
+  while (!done()) std::this_thread::yield();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -60,7 +74,7 @@ void ThreadPool::run(int count, const std::function<void(int)>& task) {
     wake_.notify_all();
   }
   drain();
-  while (busyWorkers_.load(std::memory_order_acquire) > 0) TESSERA_PAUSE();
+  waitUntil([this] { return busyWorkers_.load(std::memory_order_acquire) == 0; });
   task_ = nullptr;
 }
 
@@ -69,8 +83,16 @@ void ThreadPool::workerLoop(uint64_t seen) {
     auto spinStart = std::chrono::steady_clock::now();
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen) {
-      TESSERA_PAUSE();
-      if (++spins % 256 != 0 || std::chrono::steady_clock::now() - spinStart < kSpin) continue;
+      if (++spins % 64 != 0) {
+        TESSERA_PAUSE();
+        continue;
+      }
+      const auto idle = std::chrono::steady_clock::now() - spinStart;
+      if (idle < kSpin) continue;
+      if (idle < kYield) {
+        std::this_thread::yield();
+        continue;
+      }
       std::unique_lock<std::mutex> lock(sleepMutex_);
       sleepers_.fetch_add(1);
       wake_.wait(lock, [&] { return generation_.load() != seen; });

@@ -4,7 +4,7 @@
 // heads, or tokens), never a reduction.
 //
 // Workers spin briefly after a job (decode issues ops back to back, and a
-// futex wake costs more than a small op) and then sleep.
+// futex wake costs more than a small op), then yield, then sleep.
 #pragma once
 #include <atomic>
 #include <condition_variable>
