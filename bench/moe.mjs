@@ -23,7 +23,7 @@ import { loadTransformerWeights } from '../dist/model/transformer-weights.js';
 import { Transformer } from '../dist/model/transformer.js';
 import { Communicator } from '../dist/parallel/collectives.js';
 import { MeshListener, connectMesh } from '../dist/parallel/socket-transport.js';
-import { asFloats, floatBytes } from '../dist/parallel/transport.js';
+import { ExpertGroup } from '../dist/parallel/expert-group.js';
 import { synthesize } from '../dist/synth/synthesize.js';
 
 const { values: options } = parseArgs({
@@ -56,12 +56,7 @@ async function runExpertParallel(path, rank, size, transport) {
   const weights = loadTransformerWeights(files.store, config, backend, undefined, (expert) => placement.ownerOf[expert] === rank);
   files.store.close();
   const communicator = new Communicator(transport);
-  const group = {
-    size,
-    rank,
-    allToAll: async (parts) => (await communicator.allToAll(parts.map(floatBytes))).map(asFloats),
-    allGather: async (mine) => (await communicator.allGather(floatBytes(mine))).map(asFloats),
-  };
+  const group = new ExpertGroup(communicator);
   const load = new ExpertLoad(config.numLayers);
   const transformer = new Transformer(config, weights, backend, SINGLE_RANK, createExpertParallelFeedForwards(weights, backend, config, placement, group, load));
   const ids = promptIds(config.vocabSize);

@@ -15,25 +15,15 @@ import { KvCache } from '../engine/kv-cache.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
-import { asFloats, floatBytes } from '../parallel/transport.js';
+import { ExpertGroup } from '../parallel/expert-group.js';
 import { synthesize } from '../synth/synthesize.js';
 import { fixture } from '../testing/fixtures.js';
 import { ExpertLoad } from './moe-expert-load.js';
-import { createExpertParallelFeedForwards, type ExpertParallelGroup } from './moe-expert-parallel.js';
+import { createExpertParallelFeedForwards } from './moe-expert-parallel.js';
 import { expertsOf, homeTokens, placeExperts } from './moe-placement.js';
 import { SINGLE_RANK } from './tensor-parallel.js';
 import { loadTransformerWeights } from './transformer-weights.js';
 import { Transformer } from './transformer.js';
-
-/** The model layer's view of a Communicator (as src/parallel would adapt it). */
-function expertGroup(communicator: Communicator): ExpertParallelGroup {
-  return {
-    size: communicator.size,
-    rank: communicator.index,
-    allToAll: async (parts) => (await communicator.allToAll(parts.map(floatBytes))).map(asFloats),
-    allGather: async (mine) => (await communicator.allGather(floatBytes(mine))).map(asFloats),
-  };
-}
 
 interface RankModel {
   transformer: Transformer;
@@ -49,7 +39,7 @@ function openRanks(path: string, ep: number): RankModel[] {
     const weights = loadTransformerWeights(files.store, files.config, backend, undefined, (expert) => placement.ownerOf[expert] === transport.rank);
     const bytesRead = files.store.bytesRead;
     files.store.close();
-    const group = expertGroup(new Communicator(transport));
+    const group = new ExpertGroup(new Communicator(transport));
     const load = new ExpertLoad(files.config.numLayers);
     const feedForwards = createExpertParallelFeedForwards(weights, backend, files.config, placement, group, load);
     return { transformer: new Transformer(files.config, weights, backend, SINGLE_RANK, feedForwards), load, bytesRead };

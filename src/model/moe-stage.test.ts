@@ -15,24 +15,14 @@ import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
 import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
 import { RankRunner, type StepRequest } from '../parallel/rank-runner.js';
-import { asFloats, floatBytes } from '../parallel/transport.js';
+import { ExpertGroup } from '../parallel/expert-group.js';
 import { fixture } from '../testing/fixtures.js';
-import type { ExpertParallelGroup } from './moe-expert-parallel.js';
 import { loadStageExpertFeedForwards } from './moe-stage.js';
 import { StageModel } from './shard-stage.js';
 import { loadStageWeights } from './shard-weights.js';
 
 interface Shape extends MeshShape {
   ep: number;
-}
-
-function expertGroup(communicator: Communicator): ExpertParallelGroup {
-  return {
-    size: communicator.size,
-    rank: communicator.index,
-    allToAll: async (parts) => (await communicator.allToAll(parts.map(floatBytes))).map(asFloats),
-    allGather: async (mine) => (await communicator.allGather(floatBytes(mine))).map(asFloats),
-  };
 }
 
 function moeMesh(path: string, shape: Shape): { step(request: StepRequest): Promise<Float32Array> } {
@@ -48,7 +38,7 @@ function moeMesh(path: string, shape: Shape): { step(request: StepRequest): Prom
       const ranks = stageRanks(stage, shape);
       const group = new CollectiveGroup(new Communicator(transport, ranks));
       // Its own communicator over the same ranks, so expert messages never interleave with TP ones.
-      const experts = shape.ep > 1 ? expertGroup(new Communicator(transport, ranks)) : undefined;
+      const experts = shape.ep > 1 ? new ExpertGroup(new Communicator(transport, ranks)) : undefined;
       const feedForwards = loadStageExpertFeedForwards(files.store, files.config, backend, plan, experts);
       return new RankRunner(new StageModel(files.config, weights, backend, group, plan, feedForwards), transport, shape);
     } finally {
