@@ -37,7 +37,7 @@ export class MixtureOfExpertsFeedForward implements FeedForward {
     return out;
   }
 
-  /** The router's choice for every token (exposed for tests and expert-parallel dispatch). */
+  /** The router's choice for every token: top-k experts and their weights. */
   route(x: Float32Array, numTokens: number): Routing {
     /** [numTokens, numExperts] */
     const logits = this.backend.matmul(x, this.weights.router, numTokens);
