@@ -174,6 +174,12 @@ export class EngineCore {
     return { ids, segments };
   }
 
+  /** Tokens a sequence may grow to: its prompt plus its max_tokens. */
+  capacityOf(kv: SequenceKv): number {
+    for (const sequence of this.sequences.values()) if (sequence.kv === kv) return sequence.promptLength + sequence.request.maxTokens;
+    throw new TesseraError('TESSERA_ERR_INTERNAL', 'capacity asked for a sequence the engine does not hold');
+  }
+
   private kvOf(sequence: Sequence): SequenceKv {
     if (!sequence.kv) sequence.kv = this.blocks.kvOf(sequence.blocks);
     else sequence.kv.blockTable = Int32Array.from(sequence.blocks);

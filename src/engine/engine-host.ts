@@ -22,6 +22,7 @@ export interface EngineHostOptions {
   core: EngineCoreOptions;
   backend?: BackendChoice;
   threads?: number;
+  mesh?: WorkerSetup['mesh'];
 }
 
 export interface EngineLimits {
@@ -52,7 +53,7 @@ export class EngineHost {
 
   /** Starts the worker and waits until the model is loaded. */
   static async start(modelPath: string, options: EngineHostOptions): Promise<EngineHost> {
-    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads };
+    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh };
     const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
     const limits = await new Promise<EngineLimits>((resolve, reject) => {
       const onMessage = (message: WorkerMessage): void => {
@@ -92,8 +93,12 @@ export class EngineHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A graceful stop lets the worker close what it opened (a mesh's rank processes).
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.send({ type: 'stop' });
-    await this.worker.terminate();
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await exited;
+    clearTimeout(timer);
   }
 
   private send(message: HostMessage): void {

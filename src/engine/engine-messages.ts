@@ -1,5 +1,6 @@
 /** Messages between the API process (EngineHost) and the engine worker thread. */
 import type { BackendChoice } from '../backend/native/select-backend.js';
+import type { MeshEngineOptions } from '../parallel/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from './engine-core.js';
 import type { SequenceRequest } from './sequence.js';
 
@@ -10,6 +11,8 @@ export interface WorkerSetup {
   backend?: BackendChoice;
   /** Compute threads of the native backend. */
   threads?: number;
+  /** Run the model on a mesh of worker processes (--tp/--pp) instead of this thread. */
+  mesh?: Omit<MeshEngineOptions, 'log'>;
 }
 
 export type HostMessage =

@@ -7,8 +7,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import { isTesseraError } from '../core/errors.js';
+import { openMeshEngine } from '../parallel/mesh-engine.js';
 import { Engine } from './engine.js';
-import { EngineCore } from './engine-core.js';
+import { EngineCore, type ModelRunner } from './engine-core.js';
+import { MeshRunner } from './mesh-runner.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 
 const port = parentPort;
@@ -25,9 +27,9 @@ function errorFields(error: unknown): { code: string; message: string } {
 }
 
 async function main(): Promise<void> {
-  const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
-  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend });
-  const core = new EngineCore(engine.transformer, engine.config, engine.tokenizer, setup.core);
+  const model = await openModel();
+  const core = new EngineCore(model.runner, model.engine.config, model.engine.tokenizer, { ...setup.core, prefixCaching: model.mesh ? false : setup.core.prefixCaching });
+  if (model.runner instanceof MeshRunner) model.runner.capacityOf = (kv) => core.capacityOf(kv);
   let wake: (() => void) | undefined;
   let stopping = false;
   // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.
@@ -46,7 +48,7 @@ async function main(): Promise<void> {
     inbox.push(message);
     wake?.();
   });
-  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: engine.loadMs, backend: backend.name });
+  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: model.engine.loadMs, backend: model.backendName });
   for (;;) {
     for (const message of inbox.splice(0)) apply(message);
     if (stopping) break;
@@ -65,7 +67,28 @@ async function main(): Promise<void> {
     // Let messages (new requests, cancellations) in between steps.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  port!.close();
+  await model.close();
+  process.exit(0);
+}
+
+interface OpenedModel {
+  engine: Engine;
+  runner: ModelRunner;
+  backendName: string;
+  mesh: boolean;
+  close(): Promise<void>;
+}
+
+async function openModel(): Promise<OpenedModel> {
+  if (setup.mesh) {
+    const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
+    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, log });
+    const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
+    return { engine, runner: new MeshRunner(coordinator), backendName: name, mesh: true, close: () => coordinator.close() };
+  }
+  const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
+  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend });
+  return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => undefined };
 }
 
 main().catch((error) => send({ type: 'load-failed', ...errorFields(error) }));

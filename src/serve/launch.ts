@@ -4,7 +4,7 @@
  * tests and the benchmark all start servers this way.
  */
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import { EngineHost } from '../engine/engine-host.js';
+import { EngineHost, type EngineHostOptions } from '../engine/engine-host.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -20,6 +20,8 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   backend?: BackendChoice;
   /** Compute threads of the native backend (default: physical cores). */
   threads?: number;
+  /** --tp/--pp: the model runs on a mesh of worker processes. */
+  mesh?: EngineHostOptions['mesh'];
   log?: (line: string) => void;
 }
 
@@ -37,7 +39,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
-    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads });
+    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh });
     const name = options.servedModelName ?? source.defaultName;
     server.setModel({
       host,

@@ -4,9 +4,11 @@ import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
-import { numberOption } from '../model-options.js';
+import { numberOption, parseIdList } from '../model-options.js';
+import { addParallelOptions, hostAndPort, type ParallelOptions } from '../parallel-options.js';
+import type { LaunchOptions } from '../../serve/launch.js';
 
-interface ServeOptions {
+interface ServeOptions extends ParallelOptions {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -25,7 +27,7 @@ interface ServeOptions {
 }
 
 export function registerServeCommand(program: Command): void {
-  program
+  const command = program
     .command('serve')
     .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, paged KV cache, prefix caching)')
     .requiredOption('--model <path>', 'GGUF file, HF directory, llama2.c .bin, or synth:PRESET[:DTYPE] for random weights')
@@ -43,8 +45,8 @@ export function registerServeCommand(program: Command): void {
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
-    .option('--verbose', 'print stack traces on errors')
-    .action(async (options: ServeOptions) => {
+    .option('--verbose', 'print stack traces on errors');
+  addParallelOptions(command).action(async (options: ServeOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const server = await launchServer({
         model: options.model,
@@ -57,6 +59,7 @@ export function registerServeCommand(program: Command): void {
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
+        mesh: meshOptions(options),
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, prefixCaching: options.prefixCaching },
         log,
       });
@@ -67,4 +70,25 @@ export function registerServeCommand(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+/** --tp/--pp/--listen: the model runs on a mesh of worker processes; undefined for one process. */
+function meshOptions(options: ServeOptions): LaunchOptions['mesh'] {
+  // --ep N puts N ranks in each stage (as on run and logits).
+  const tp = options.ep > 1 && options.tp === 1 ? options.ep : options.tp;
+  if (tp === 1 && options.pp === 1 && options.listen === undefined) return undefined;
+  const listen = options.listen === undefined ? undefined : hostAndPort(options.listen);
+  return {
+    tp,
+    pp: options.pp,
+    ep: options.ep,
+    ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
+    transport: options.transport,
+    spawn: listen === undefined,
+    host: listen?.host,
+    port: listen?.port,
+    token: options.token,
+    backend: options.rankBackend,
+    threads: options.rankThreads,
+  };
 }

@@ -1,0 +1,62 @@
+/**
+ * The engine core's model on a mesh of worker processes (tensor/pipeline
+ * parallel ranks). The ranks keep each sequence's KV themselves, under a
+ * number this runner gives the sequence's (lifelong) SequenceKv, sized once
+ * for the whole sequence — so the core runs with prefix caching off, and
+ * tells the runner each sequence's capacity and when it ends.
+ */
+import { TesseraError } from '../core/errors.js';
+import type { Batch, SequenceKv } from '../model/batch.js';
+import type { MeshCoordinator } from '../parallel/coordinator.js';
+import type { ModelRunner } from './engine-core.js';
+
+export class MeshRunner implements ModelRunner {
+  private readonly ids = new WeakMap<SequenceKv, number>();
+  private nextId = 1;
+  /** Tokens a sequence may grow to; set by the engine core. */
+  capacityOf: (kv: SequenceKv) => number = () => {
+    throw new TesseraError('TESSERA_ERR_INTERNAL', 'MeshRunner.capacityOf was not set');
+  };
+
+  constructor(readonly coordinator: MeshCoordinator) {}
+
+  /** Logits [rows, vocabSize]; the mesh runs one sequence's segment per step. */
+  async forwardBatch(batch: Batch): Promise<Float32Array> {
+    const parts: Float32Array[] = [];
+    for (const segment of batch.segments) {
+      const count = segment.positions.length;
+      parts.push(
+        await this.coordinator.step({
+          sequence: this.idOf(segment.kv),
+          capacity: this.capacityOf(segment.kv),
+          ids: batch.ids.subarray(segment.start, segment.start + count),
+          positions: segment.positions,
+          rows: segment.logits,
+        }),
+      );
+    }
+    const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  release(kv: SequenceKv): void {
+    const id = this.ids.get(kv);
+    if (id === undefined) return;
+    this.ids.delete(kv);
+    void this.coordinator.release(id).catch(() => undefined);
+  }
+
+  private idOf(kv: SequenceKv): number {
+    let id = this.ids.get(kv);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(kv, id);
+    }
+    return id;
+  }
+}
