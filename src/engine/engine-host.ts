@@ -39,6 +39,7 @@ export class EngineHost {
   private readonly statsListeners: ((stats: StepStats) => void)[] = [];
   private nextId = 1;
   private closed = false;
+  private exited = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -47,6 +48,7 @@ export class EngineHost {
     worker.on('message', (message: WorkerMessage) => this.receive(message));
     worker.on('error', (error: Error) => this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', `the engine worker crashed: ${error.message}`)));
     worker.on('exit', () => {
+      this.exited = true;
       if (!this.closed) this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker exited; restart the server'));
     });
   }
@@ -94,7 +96,7 @@ export class EngineHost {
     if (this.closed) return;
     this.closed = true;
     // A graceful stop lets the worker close what it opened (a mesh's rank processes).
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const exited = this.exited ? Promise.resolve() : new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.send({ type: 'stop' });
     const timer = setTimeout(() => void this.worker.terminate(), 10_000);
     await exited;
