@@ -107,6 +107,8 @@ function ropeScaling(value: unknown): RopeScaling | undefined {
  */
 function usableContext(meta: MetadataReader): number {
   const context = meta.number('max_position_embeddings', 2048);
+  // Qwen2 configs state a window but switch it off with use_sliding_window: false.
+  if (!meta.boolean('use_sliding_window', true)) return context;
   const window = meta.optionalNumber('sliding_window');
   return window !== undefined && window > 0 ? Math.min(context, window) : context;
 }
