@@ -31,7 +31,7 @@ export async function serveChatCompletion(model: ServingModel, body: unknown, re
     return undefined;
   }
   const run = new ChoiceRun(model.host, sequences, model.metrics);
-  response.on('close', () => run.cancel());
+  run.cancelOnClose(response);
   const results = await run.done;
   return {
     ...envelope,
@@ -69,7 +69,7 @@ async function streamChat(model: ServingModel, request: ChatRequest, sequences: 
     stream.send(chunk([{ index, delta, logprobs, finish_reason: output.finish ?? null }]));
   };
   const run = new ChoiceRun(model.host, sequences, model.metrics, onOutput);
-  response.on('close', () => run.cancel());
+  run.cancelOnClose(response);
   let results: ChoiceResult[];
   try {
     results = await run.done;

@@ -4,6 +4,7 @@
  * every choice has finished, fails as a whole when one fails, and can be
  * cancelled (client gone), which frees every choice's blocks at once.
  */
+import type { ServerResponse } from 'node:http';
 import { TesseraError } from '../core/errors.js';
 import type { EngineHost } from '../engine/engine-host.js';
 import type { SequenceOutput, SequenceRequest, TokenLogprob } from '../engine/sequence.js';
@@ -54,6 +55,12 @@ export class ChoiceRun {
       });
       this.sequenceIds.push(sequenceId);
     });
+  }
+
+  /** Cancels the run when the client goes away (or has already gone). */
+  cancelOnClose(response: ServerResponse): void {
+    response.on('close', () => this.cancel());
+    if (response.destroyed) this.cancel();
   }
 
   /** Stops every choice still running and frees its blocks. */

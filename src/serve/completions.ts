@@ -30,7 +30,7 @@ export async function serveCompletion(model: ServingModel, body: unknown, respon
     return undefined;
   }
   const run = new ChoiceRun(model.host, sequences, model.metrics);
-  response.on('close', () => run.cancel());
+  run.cancelOnClose(response);
   const results = await run.done;
   return {
     ...envelope,
@@ -61,7 +61,7 @@ async function streamCompletion(model: ServingModel, request: CompletionRequest,
     stream.send(chunk([{ index, text: output.text, logprobs, finish_reason: output.finish ?? null }]));
   };
   const run = new ChoiceRun(model.host, sequences, model.metrics, onOutput);
-  response.on('close', () => run.cancel());
+  run.cancelOnClose(response);
   let results: ChoiceResult[];
   try {
     results = await run.done;

@@ -188,6 +188,7 @@ test('errors: 401, 404, 400 (types, ranges, JSON, context), 413, in the OpenAI s
     { prompt: Array.from({ length: 600 }, () => 5) },
     { prompt: [1, 99999] },
     { logprobs: 50 },
+    { prompt: Array.from({ length: 21 }, () => 'a'), n: 16 },
   ];
   for (const fields of badRequests) {
     await assert.rejects(complete('x', fields), (error: unknown) => error instanceof OpenAI.BadRequestError && typeof error.message === 'string', JSON.stringify(fields).slice(0, 60));

@@ -35,6 +35,9 @@ export function checkModelName(model: ServingModel, name: string): void {
 
 /** 429 when the queue is full, before any work is queued. */
 export function checkCapacity(model: ServingModel, sequences: number): void {
+  if (sequences > model.maxActiveSequences) {
+    throw new ApiError(400, `the request asks for ${sequences} sequences (prompts × n) but the server holds at most ${model.maxActiveSequences}; send fewer prompts or a smaller n`, 'invalid_request_error', 'n', 'too_many_sequences');
+  }
   if (model.host.activeSequences + sequences > model.maxActiveSequences) {
     throw new ApiError(429, `the server is at capacity (${model.maxActiveSequences} sequences queued or running); retry shortly`, 'rate_limit_exceeded', null, 'server_busy');
   }
