@@ -71,7 +71,7 @@ export class EngineHost {
 
   /** Queues a sequence; returns its id (for cancel). */
   submit(request: SequenceRequest, listener: SequenceListener): number {
-    if (this.closed) throw new TesseraError('TESSERA_ERR_INTERNAL', 'the engine is shut down');
+    if (this.closed || this.exited) throw new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker is not running; restart the server');
     const sequenceId = this.nextId++;
     this.listeners.set(sequenceId, listener);
     this.send({ type: 'add', sequenceId, request });
@@ -86,6 +86,11 @@ export class EngineHost {
 
   onStats(listener: (stats: StepStats) => void): void {
     this.statsListeners.push(listener);
+  }
+
+  /** False once the worker has exited (crashed or closed). */
+  get alive(): boolean {
+    return !this.exited && !this.closed;
   }
 
   get activeSequences(): number {

@@ -121,8 +121,9 @@ export class TesseraServer {
   }
 
   private sendReady(response: ServerResponse): void {
-    if (this.model) sendJson(response, 200, { status: 'ready', model: this.model.name });
-    else sendJson(response, 503, { status: 'loading' });
+    if (!this.model) sendJson(response, 503, { status: 'loading' });
+    else if (!this.model.host.alive) sendJson(response, 503, { status: 'engine stopped' });
+    else sendJson(response, 200, { status: 'ready', model: this.model.name });
   }
 
   private async sendMetrics(response: ServerResponse): Promise<void> {
