@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { createBackend } from '../backend/native/select-backend.js';
 import { synthesize } from '../synth/synthesize.js';
 import { Engine } from './engine.js';
 import { EngineCore, type EngineCoreOptions } from './engine-core.js';
@@ -11,10 +12,11 @@ import type { SequenceRequest } from './sequence.js';
 
 let dir: string;
 let engine: Engine;
+let path: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-core-'));
-  const path = join(dir, 'tiny.gguf');
+  path = join(dir, 'tiny.gguf');
   await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'f32', out: path, format: 'gguf', seed: 11 });
   engine = await Engine.open(path);
 });
@@ -161,4 +163,12 @@ test('sequences sharing a prompt wait for the first prefill and reuse its blocks
   const plain = core({ prefixCaching: false });
   assert.deepEqual(await runAll(plain, requests), ids);
   assert.equal(plain.blocks.hitTokens, 0);
+});
+
+test('with the default backend (native when built) a batch also gives each sequence its tokens alone', async () => {
+  const auto = await Engine.open(path, { backend: createBackend('auto', { threads: 2 }, () => undefined) });
+  const make = (maxBatchTokens: number): EngineCore => new EngineCore(auto.transformer, auto.config, auto.tokenizer, { kvCacheMib: 1, maxNumSeqs: 64, maxBatchTokens });
+  const requests = mixed();
+  const batched = await runAll(make(24), requests);
+  for (let i = 0; i < requests.length; i++) assert.deepEqual(batched[i], (await runAll(make(512), [requests[i]]))[0], `sequence ${i} on ${auto.backend.name}`);
 });
