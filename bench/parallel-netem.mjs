@@ -1,7 +1,8 @@
 // Decode tokens/s with the ranks on two "hosts" (network namespaces joined by
 // a veth bridge), plain and shaped with `tc netem` (default 1 Gbit/s and
-// 0.2 ms on every packet a host sends), to show where the network starts to
-// dominate (issue 4). Each rank is one process with 1 native thread.
+// 0.2 ms on every packet a host sends; a tbf rate limit alone where the
+// kernel has no netem), to show where the network starts to dominate
+// (issue 4). Each rank is one process with 1 native thread.
 //
 //   node bench/parallel-netem.mjs --model /tmp/tinyllama-q8.gguf [--tokens 16] [--rate 1gbit] [--delay 0.2ms]
 //
@@ -45,7 +46,7 @@ async function run(shape, shaping) {
     const result = await engine.complete({ promptIds: prompt, maxTokens: Number(values.tokens), ignoreEos: true });
     const { steps, computeMs, waitMs } = coordinator.totals;
     await coordinator.close();
-    return { ids: result.ids, tokensPerSecond: result.timings.decodeTokensPerSecond, computeMsPerToken: computeMs / steps, waitMsPerToken: waitMs / steps };
+    return { shaping: hosts.shaping, ids: result.ids, tokensPerSecond: result.timings.decodeTokensPerSecond, computeMsPerToken: computeMs / steps, waitMsPerToken: waitMs / steps };
   } finally {
     for (const worker of workers) worker.kill('SIGKILL');
     hosts.remove();
@@ -60,7 +61,7 @@ for (const shape of [{ tp: 2, pp: 1 }, { tp: 1, pp: 2 }]) {
     const result = await run(shape, shaping);
     reference ??= result.ids;
     if (JSON.stringify(result.ids) !== JSON.stringify(reference)) throw new Error('a configuration generated different tokens');
-    const name = `tp${shape.tp} pp${shape.pp} ${shaping ? `netem ${shaping.rate} ${shaping.delay}` : 'veth, unshaped'}`;
+    const name = `tp${shape.tp} pp${shape.pp} ${shaping ? result.shaping : 'veth, unshaped'}`;
     rows.push({ config: name, ...result, ids: undefined });
     console.log(`${name.padEnd(32)} ${result.tokensPerSecond.toFixed(2).padStart(7)} tok/s  per token: compute ${result.computeMsPerToken.toFixed(1)} ms, waiting ${result.waitMsPerToken.toFixed(1)} ms`);
   }

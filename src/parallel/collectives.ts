@@ -42,6 +42,9 @@ export class Communicator {
   /** The canonical-tree sum of every member's values, on every member. */
   async allReduce(values: Float32Array): Promise<Float32Array> {
     if (this.size === 1) return values;
+    // Short vectors (decode activations) in one round: every member gets every
+    // partial and sums the same tree itself; latency, not bytes, dominates there.
+    if (values.length <= ONE_ROUND_FLOATS) return treeSum((await this.allGather(floatBytes(values))).map(asFloats), 0, this.size);
     if (values.length <= SEGMENT_FLOATS) return this.allReduceSegment(values);
     // Long vectors go in segments: each element's sum is the same tree, and
     // the working set stays in cache instead of streaming whole-vector copies.
@@ -106,6 +109,9 @@ export class Communicator {
     return received;
   }
 }
+
+/** Longest all-reduce done in one round (64 KiB). */
+const ONE_ROUND_FLOATS = 16 * 1024;
 
 /** Floats per all-reduce segment (1 MiB). */
 const SEGMENT_FLOATS = 256 * 1024;

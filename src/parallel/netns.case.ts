@@ -13,6 +13,8 @@ export interface Hosts {
   bridgeAddress: string;
   namespaces: string[];
   addresses: string[];
+  /** The qdisc actually applied: netem, or tbf (rate only) where the kernel has no netem. */
+  shaping: string;
   remove(): void;
 }
 
@@ -34,6 +36,7 @@ export function makeHosts(count: number, shaping?: Shaping): Hosts | string {
     namespaces.forEach((_, i) => quiet(['link', 'del', `${tag}h${i}`]));
     quiet(['link', 'del', bridge]);
   };
+  let applied = 'none';
   try {
     ip(['link', 'add', bridge, 'type', 'bridge']);
     ip(['addr', 'add', `${subnet}.1/24`, 'dev', bridge]);
@@ -48,12 +51,24 @@ export function makeHosts(count: number, shaping?: Shaping): Hosts | string {
       ip(['-n', ns, 'addr', 'add', `${addresses[i]}/24`, 'dev', inside]);
       ip(['-n', ns, 'link', 'set', inside, 'up']);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      if (shaping) execFileSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', inside, 'root', 'netem', 'delay', shaping.delay, 'rate', shaping.rate], { stdio: 'pipe' });
+      if (shaping) applied = shape(ns, inside, shaping);
     });
-    return { bridgeAddress: `${subnet}.1`, namespaces, addresses, remove };
+    return { bridgeAddress: `${subnet}.1`, namespaces, addresses, shaping: applied, remove };
   } catch (error) {
     remove();
     return `network namespaces cannot be made here (${(error as Error).message.split('\n')[0]})`;
+  }
+}
+
+/** netem delay + rate; where this kernel lacks sch_netem, a tbf rate limit alone. */
+function shape(ns: string, device: string, shaping: Shaping): string {
+  const tc = (args: string[]): void => void execFileSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', device, 'root', ...args], { stdio: 'pipe' });
+  try {
+    tc(['netem', 'delay', shaping.delay, 'rate', shaping.rate]);
+    return `netem delay ${shaping.delay} rate ${shaping.rate}`;
+  } catch {
+    tc(['tbf', 'rate', shaping.rate, 'burst', '256kb', 'latency', '50ms']);
+    return `tbf rate ${shaping.rate} (no delay: this kernel has no sch_netem)`;
   }
 }
 

@@ -58,6 +58,17 @@ export function transportSuite(name: string, makeMesh: MeshFactory): void {
       });
     }
 
+    it('all-reduces short (one round), medium (reduce-scatter + all-gather) and long (segmented) vectors to the same tree sum', async () => {
+      await withMesh(makeMesh, 4, async (transports) => {
+        for (const length of [1_000, 100_000, 600_001]) {
+          const inputs = transports.map((transport) => randomFloats(length, 10 + transport.rank));
+          const expected = treeSum(inputs, 0, 4);
+          const sums = await Promise.all(transports.map((transport) => new Communicator(transport).allReduce(inputs[transport.rank])));
+          for (const sum of sums) assert.deepEqual(sum, expected);
+        }
+      });
+    });
+
     it('all-gathers, gathers uneven column slices, broadcasts, all-to-alls and reduce-scatters', async () => {
       await withMesh(makeMesh, 4, async (transports) => {
         const results = await Promise.all(
