@@ -85,6 +85,9 @@ export class TesseraServer {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const endpoint = endpointLabel(path);
     response.on('finish', () => this.metrics.requests.inc({ endpoint, status: String(response.statusCode) }));
+    // A client that vanishes mid-write must not surface as an unhandled 'error' event (which would end the process).
+    response.on('error', () => undefined);
+    request.on('error', () => undefined);
     const method = request.method ?? 'GET';
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
