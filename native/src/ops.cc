@@ -65,17 +65,35 @@ void attentionBatch(const KernelTable& kernels, ThreadPool& pool, const Attentio
       valueBlocks[kv * numBlocks + b] = values + offset;
     }
   }
-  const int pairs = s.numTokens * s.numHeads;
-  pool.run(pairs, [&](int pair) {
+  // A task is one KV head for a run of tokens: all query heads of its group, so
+  // each transposed key block serves group·tokens queries.
+  constexpr int kTokensPerTask = 16;
+  const int tokenChunks = (s.numTokens + kTokensPerTask - 1) / kTokensPerTask;
+  pool.run(tokenChunks * s.numKvHeads, [&](int task) {
+    const int kv = task % s.numKvHeads;
+    const int firstToken = (task / s.numKvHeads) * kTokensPerTask;
+    const int tokens = std::min(kTokensPerTask, s.numTokens - firstToken);
+    thread_local std::vector<const float*> queries;
+    thread_local std::vector<float*> outs;
+    thread_local std::vector<int32_t> lasts;
     thread_local std::vector<float> scratch;
-    if (scratch.size() < static_cast<size_t>(s.blockSize + s.headDim)) scratch.resize(s.blockSize + s.headDim);
-    const int t = pair / s.numHeads;
-    const int h = pair % s.numHeads;
-    const int kv = h / group;
-    const size_t offset = static_cast<size_t>(pair) * s.headDim;
-    kernels.attendHead(query + offset, keyBlocks.data() + static_cast<size_t>(kv) * numBlocks,
-                       valueBlocks.data() + static_cast<size_t>(kv) * numBlocks, positions[t], s.blockSize, rowStride,
-                       s.headDim, s.scale, scratch.data(), out + offset);
+    queries.clear();
+    outs.clear();
+    lasts.clear();
+    for (int t = firstToken; t < firstToken + tokens; t++) {
+      for (int h = kv * group; h < (kv + 1) * group; h++) {
+        const size_t offset = (static_cast<size_t>(t) * s.numHeads + h) * s.headDim;
+        queries.push_back(query + offset);
+        outs.push_back(out + offset);
+        lasts.push_back(positions[t]);
+      }
+    }
+    const int count = static_cast<int>(queries.size());
+    const size_t needed = attentionScratchFloats(count, s.blockSize, s.headDim);
+    if (scratch.size() < needed) scratch.resize(needed);
+    kernels.attendKvHead(queries.data(), lasts.data(), outs.data(), count, keyBlocks.data() + static_cast<size_t>(kv) * numBlocks,
+                         valueBlocks.data() + static_cast<size_t>(kv) * numBlocks, s.blockSize, rowStride, s.headDim, s.scale,
+                         scratch.data());
   });
 }
 

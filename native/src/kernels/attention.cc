@@ -1,61 +1,193 @@
-// One query head attending over its sequence's paged cache: positions in
-// order, one KV block at a time, online softmax. The arithmetic of a head
-// never looks at other tokens or heads, so prefill, chunked prefill and decode
-// give the same bits, and so does any split of heads over threads.
+// Queries attending over a sequence's paged cache: positions in order, one KV
+// block at a time, online softmax. All queries that share a KV head run
+// together, so each key block is transposed (lanes = keys) once for all of
+// them. The arithmetic of one query never depends on the others, so prefill,
+// chunked prefill and decode give the same bits, and so does any split over
+// threads. The fixed order, per query and block:
+//   s_j  = ((p0 + p1) + (p2 + p3)) · scale, p_k = fma chain over dims d ≡ k (mod 4)
+//   m'   = max(m, max_j s_j);  r = exp(m - m') (0 for the first block)
+//   e_j  = exp(s_j - m');  sum = sum · r + Σ_j e_j (pairwise over 16 lanes, chunks in order)
+//   acc  = acc · r, then acc = fma(e_j, v_j, acc) for j in order
+//   out  = acc / sum
 #include "kernel-functions.h"
 #include "exp.h"
+#include "tree-vector.h"
+#include <cmath>
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
 namespace {
 
-/** q·k in a fixed order: 16 strided partial sums, then folded 8, 4, 2, 1. */
-inline float dotFixed(const float* q, const float* k, int n) {
-  float part[16] = {0};
-  int d = 0;
-  for (; d + 16 <= n; d += 16) {
-    for (int i = 0; i < 16; i++) part[i] += q[d + i] * k[d + i];
+constexpr int kLanes = 16;
+
+/** Keys [count ≤ 16] at stride `rowStride` → kt[d·16 + j], zero-padded. */
+void transposeKeys(const float* keys, int count, int rowStride, int headDim, float* kt) {
+#if defined(TESSERA_AVX512)
+  for (int d = 0; d < headDim; d += 16) {
+    const __mmask16 dims = static_cast<__mmask16>(headDim - d >= 16 ? 0xffff : (1u << (headDim - d)) - 1);
+    __m512 rows[16], columns[16];
+    for (int j = 0; j < 16; j++) {
+      rows[j] = j < count ? _mm512_maskz_loadu_ps(dims, keys + static_cast<size_t>(j) * rowStride + d) : _mm512_setzero_ps();
+    }
+    transposeSixteen(rows, columns);
+    for (int i = 0; i < 16 && d + i < headDim; i++) _mm512_storeu_ps(kt + (d + i) * kLanes, columns[i]);
   }
-  for (; d < n; d++) part[d % 16] += q[d] * k[d];
-  for (int width = 8; width >= 1; width /= 2) {
-    for (int i = 0; i < width; i++) part[i] += part[i + width];
+#else
+  for (int d = 0; d < headDim; d++) {
+    for (int j = 0; j < kLanes; j++) kt[d * kLanes + j] = j < count ? keys[static_cast<size_t>(j) * rowStride + d] : 0.0f;
   }
-  return part[0];
+#endif
 }
+
+/** Scores of one query against 16 transposed keys; lanes ≥ count are -inf. */
+[[maybe_unused]] inline void scoreChunk(const float* q, const float* kt, int headDim, float scale, int count, float* s) {
+  float partial[4][kLanes] = {};
+  for (int d = 0; d < headDim; d++) {
+    float* p = partial[d % 4];
+    const float qd = q[d];
+    for (int j = 0; j < kLanes; j++) p[j] = std::fma(qd, kt[d * kLanes + j], p[j]);
+  }
+  for (int j = 0; j < kLanes; j++) {
+    const float dot = (partial[0][j] + partial[1][j]) + (partial[2][j] + partial[3][j]);
+    s[j] = j < count ? dot * scale : -__builtin_inff();
+  }
+}
+
+[[maybe_unused]] inline float pairwiseSum16(const float* v) {
+  float t[8];
+  for (int i = 0; i < 8; i++) t[i] = v[2 * i] + v[2 * i + 1];
+  for (int i = 0; i < 4; i++) t[i] = t[2 * i] + t[2 * i + 1];
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+struct QueryState {
+  float max;
+  float sum;
+  float* acc;  // [headDim]
+};
+
+#if defined(TESSERA_AVX512)
+inline float pairwiseSum16(__m512 v) {
+  v = _mm512_add_ps(_mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1)));
+  v = _mm512_add_ps(v, _mm512_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_cvtss_f32(v);
+}
+
+inline __m512 scoreChunk16(const float* q, const float* kt, int headDim, float scale, int count) {
+  __m512 p[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int d = 0; d < headDim; d++) p[d % 4] = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + d * kLanes), p[d % 4]);
+  const __m512 dot = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3]));
+  const __mmask16 valid = static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << count) - 1);
+  return _mm512_mask_mov_ps(_mm512_set1_ps(-__builtin_inff()), valid, _mm512_mul_ps(dot, _mm512_set1_ps(scale)));
+}
+
+void attendBlock(const float* q, const float* kt, const float* values, int count, int rowStride, int headDim, float scale,
+                 float* scores, QueryState& state) {
+  const int chunks = (count + kLanes - 1) / kLanes;
+  float blockMax = -__builtin_inff();
+  for (int c = 0; c < chunks; c++) {
+    const __m512 s = scoreChunk16(q, kt + static_cast<size_t>(c) * headDim * kLanes, headDim, scale, count - c * kLanes);
+    _mm512_storeu_ps(scores + c * kLanes, s);
+    const float m = _mm512_reduce_max_ps(s);
+    blockMax = m > blockMax ? m : blockMax;
+  }
+  const float newMax = blockMax > state.max ? blockMax : state.max;
+  const float rescale = state.max == -__builtin_inff() ? 0.0f : expFloat(state.max - newMax);
+  float blockSum = 0.0f;
+  for (int c = 0; c < chunks; c++) {
+    const __m512 e = expFloat16(_mm512_sub_ps(_mm512_loadu_ps(scores + c * kLanes), _mm512_set1_ps(newMax)));
+    _mm512_storeu_ps(scores + c * kLanes, e);
+    blockSum += pairwiseSum16(e);
+  }
+  state.sum = state.sum * rescale + blockSum;
+  for (int d = 0; d < headDim; d += 16) {
+    const __mmask16 dims = static_cast<__mmask16>(headDim - d >= 16 ? 0xffff : (1u << (headDim - d)) - 1);
+    __m512 acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, state.acc + d), _mm512_set1_ps(rescale));
+    for (int j = 0; j < count; j++) {
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(scores[j]), _mm512_maskz_loadu_ps(dims, values + static_cast<size_t>(j) * rowStride + d), acc);
+    }
+    _mm512_mask_storeu_ps(state.acc + d, dims, acc);
+  }
+  state.max = newMax;
+}
+#else
+/** One query over one block whose keys are transposed in kt (chunks of 16). */
+void attendBlock(const float* q, const float* kt, const float* values, int count, int rowStride, int headDim, float scale,
+                 float* scores, QueryState& state) {
+  const int chunks = (count + kLanes - 1) / kLanes;
+  float blockMax = -__builtin_inff();
+  for (int c = 0; c < chunks; c++) {
+    float* s = scores + c * kLanes;
+    scoreChunk(q, kt + static_cast<size_t>(c) * headDim * kLanes, headDim, scale, count - c * kLanes, s);
+    for (int j = 0; j < kLanes; j++) blockMax = s[j] > blockMax ? s[j] : blockMax;
+  }
+  const float newMax = blockMax > state.max ? blockMax : state.max;
+  const float rescale = state.max == -__builtin_inff() ? 0.0f : expFloat(state.max - newMax);
+  float blockSum = 0.0f;
+  for (int c = 0; c < chunks; c++) {
+    float* e = scores + c * kLanes;
+    for (int j = 0; j < kLanes; j++) e[j] = expFloat(e[j] - newMax);
+    blockSum += pairwiseSum16(e);
+  }
+  state.sum = state.sum * rescale + blockSum;
+  float* acc = state.acc;
+  for (int d = 0; d < headDim; d++) acc[d] *= rescale;
+  for (int j = 0; j < count; j++) {
+    const float e = scores[j];
+    const float* v = values + static_cast<size_t>(j) * rowStride;
+    for (int d = 0; d < headDim; d++) acc[d] = std::fma(e, v[d], acc[d]);
+  }
+  state.max = newMax;
+}
+#endif
 
 }  // namespace
 
-void attendHead(const float* query, const float* const* keyBlocks, const float* const* valueBlocks, int lastPosition,
-                int blockSize, int rowStride, int headDim, float scale, float* scratch, float* out) {
-  float* scores = scratch;              // [blockSize]
-  float* acc = scratch + blockSize;     // [headDim]
-  for (int d = 0; d < headDim; d++) acc[d] = 0.0f;
-  float max = -__builtin_inff();
-  float sum = 0.0f;
-  for (int block = 0; block * blockSize <= lastPosition; block++) {
-    const int remaining = lastPosition + 1 - block * blockSize;
-    const int count = remaining < blockSize ? remaining : blockSize;
-    const float* keys = keyBlocks[block];
-    const float* values = valueBlocks[block];
-    float blockMax = -__builtin_inff();
-    for (int j = 0; j < count; j++) {
-      const float s = dotFixed(query, keys + static_cast<size_t>(j) * rowStride, headDim) * scale;
-      scores[j] = s;
-      blockMax = s > blockMax ? s : blockMax;
+void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                  const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride, int headDim,
+                  float scale, float* scratch) {
+  const int chunks = (blockSize + kLanes - 1) / kLanes;
+  float* kt = scratch;                                          // [chunks][headDim][16]
+  float* accs = kt + static_cast<size_t>(chunks) * headDim * kLanes;  // [count][headDim]
+  float* scores = accs + static_cast<size_t>(count) * headDim;  // [chunks · 16]
+  int lastOfAll = 0;
+  for (int i = 0; i < count; i++) lastOfAll = lastPosition[i] > lastOfAll ? lastPosition[i] : lastOfAll;
+  // Up to a few hundred queries; their max and sum live on the stack in batches of 64.
+  for (int first = 0; first < count; first += 64) {
+    const int batch = count - first < 64 ? count - first : 64;
+    QueryState states[64];
+    for (int i = 0; i < batch; i++) {
+      states[i] = {-__builtin_inff(), 0.0f, accs + static_cast<size_t>(first + i) * headDim};
+      for (int d = 0; d < headDim; d++) states[i].acc[d] = 0.0f;
     }
-    const float newMax = blockMax > max ? blockMax : max;
-    const float rescale = max == -__builtin_inff() ? 0.0f : expFloat(max - newMax);
-    sum *= rescale;
-    for (int d = 0; d < headDim; d++) acc[d] *= rescale;
-    for (int j = 0; j < count; j++) {
-      const float p = expFloat(scores[j] - newMax);
-      sum += p;
-      const float* v = values + static_cast<size_t>(j) * rowStride;
-      for (int d = 0; d < headDim; d++) acc[d] += p * v[d];
+    for (int block = 0; block * blockSize <= lastOfAll; block++) {
+      const int start = block * blockSize;
+      int needed = 0;  // positions of this block any query of the batch reads
+      for (int i = 0; i < batch; i++) {
+        const int reach = lastPosition[first + i] + 1 - start;
+        needed = reach > needed ? reach : needed;
+      }
+      if (needed <= 0) continue;
+      if (needed > blockSize) needed = blockSize;
+      for (int c = 0; c * kLanes < needed; c++) {
+        const int inChunk = needed - c * kLanes < kLanes ? needed - c * kLanes : kLanes;
+        transposeKeys(keyBlocks[block] + static_cast<size_t>(c) * kLanes * rowStride, inChunk, rowStride, headDim,
+                      kt + static_cast<size_t>(c) * headDim * kLanes);
+      }
+      for (int i = 0; i < batch; i++) {
+        const int reach = lastPosition[first + i] + 1 - start;
+        if (reach <= 0) continue;
+        attendBlock(queries[first + i], kt, valueBlocks[block], reach < blockSize ? reach : blockSize, rowStride, headDim,
+                    scale, scores, states[i]);
+      }
     }
-    max = newMax;
+    for (int i = 0; i < batch; i++) {
+      float* o = out[first + i];
+      for (int d = 0; d < headDim; d++) o[d] = states[i].acc[d] / states[i].sum;
+    }
   }
-  for (int d = 0; d < headDim; d++) out[d] = acc[d] / sum;
 }
 
 }  // namespace TESSERA_ISA_NS

@@ -32,8 +32,9 @@ void rmsNorm(const float* x, const float* weight, int dim, float eps, float* out
 void siluMul(const float* gate, const float* up, size_t n, float* out);
 void add(float* a, const float* b, size_t n);
 
-void attendHead(const float* query, const float* const* keyBlocks, const float* const* valueBlocks, int lastPosition,
-                int blockSize, int rowStride, int headDim, float scale, float* scratch, float* out);
+void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                  const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride, int headDim,
+                  float scale, float* scratch);
 
 }  // namespace TESSERA_ISA_NS
 }  // namespace tessera

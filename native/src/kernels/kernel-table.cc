@@ -29,7 +29,7 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::rmsNorm,
       k::siluMul,
       k::add,
-      k::attendHead,
+      k::attendKvHead,
   };
   return &table;
 }

@@ -55,6 +55,11 @@ constexpr int kTileBlockBytes = 16 * 32 + 16 * 4;
 constexpr int kTileTokens = 4;
 constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(kTileTokens) * (numBlocks + 32) * 16; }
 
+constexpr size_t attentionScratchFloats(int count, int blockSize, int headDim) {
+  return static_cast<size_t>(headDim) * ((blockSize + 15) / 16 * 16) + static_cast<size_t>(count) * (headDim + 2) +
+         static_cast<size_t>(blockSize) + 32;
+}
+
 struct KernelTable {
   const char* isa;
 
@@ -104,12 +109,14 @@ struct KernelTable {
 
   // ---- attention (attention.cc) ----
   /**
-   * One query head over cache positions 0..lastPosition, block by block.
+   * Queries that share one KV head, each over its cache positions
+   * 0..lastPosition[i], block by block with online softmax → out[i].
    * keyBlocks/valueBlocks[b] point at (block b, position 0, this kv head).
+   * scratch: attentionScratchFloats(count, blockSize, headDim).
    */
-  void (*attendHead)(const float* query, const float* const* keyBlocks, const float* const* valueBlocks,
-                     int lastPosition, int blockSize, int rowStride, int headDim, float scale, float* scratch,
-                     float* out);
+  void (*attendKvHead)(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                       const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride,
+                       int headDim, float scale, float* scratch);
 };
 
 // One getter per compiled ISA (each defined in kernels/kernel-table.cc built for that ISA).
