@@ -64,6 +64,13 @@ Napi::Int32Array ints(const Napi::CallbackInfo& info, size_t index, const char* 
   return info[index].As<Napi::Int32Array>();
 }
 
+/** The caller's output array at `index`, which must hold exactly `length` floats (JS allocates it faster). */
+Napi::Float32Array outputArg(const Napi::CallbackInfo& info, size_t index, size_t length) {
+  Napi::Float32Array out = floats(info, index, "out");
+  require(out.ElementLength() == length, info.Env(), "out has the wrong length");
+  return out;
+}
+
 double number(const Napi::CallbackInfo& info, size_t index, const char* name) {
   require(info.Length() > index && info[index].IsNumber(), info.Env(), std::string(name) + " must be a number");
   return info[index].As<Napi::Number>().DoubleValue();
@@ -148,22 +155,22 @@ Napi::Value MapWeight(const Napi::CallbackInfo& info) {
   }
 }
 
-/** readRows(context, weight, rowStart, rowEnd) → Float32Array [rows, cols] */
+/** readRows(context, weight, rowStart, rowEnd, out [rows, cols]) → out */
 Napi::Value ReadRows(const Napi::CallbackInfo& info) {
   const NativeWeight& weight = weightArg(info, 1);
   const int64_t start = static_cast<int64_t>(number(info, 2, "rowStart"));
   const int64_t end = static_cast<int64_t>(number(info, 3, "rowEnd"));
   require(0 <= start && start <= end && end <= weight.rows(), info.Env(), "rows out of range");
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>((end - start) * weight.cols()));
+  Napi::Float32Array out = outputArg(info, 4, static_cast<size_t>((end - start) * weight.cols()));
   for (int64_t r = start; r < end; r++) weight.dequantizeRow(r, out.Data() + (r - start) * weight.cols());
   return out;
 }
 
-/** embed(context, weight, ids) → Float32Array [numTokens, cols] */
+/** embed(context, weight, ids, out [numTokens, cols]) → out */
 Napi::Value Embed(const Napi::CallbackInfo& info) {
   const NativeWeight& weight = weightArg(info, 1);
   Napi::Int32Array ids = ints(info, 2, "ids");
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), ids.ElementLength() * static_cast<size_t>(weight.cols()));
+  Napi::Float32Array out = outputArg(info, 3, ids.ElementLength() * static_cast<size_t>(weight.cols()));
   for (size_t t = 0; t < ids.ElementLength(); t++) {
     require(ids[t] >= 0 && ids[t] < weight.rows(), info.Env(), "token id outside the embedding table");
     weight.dequantizeRow(ids[t], out.Data() + t * weight.cols());
@@ -171,21 +178,21 @@ Napi::Value Embed(const Napi::CallbackInfo& info) {
   return out;
 }
 
-/** matmul(context, weight, x, numTokens, floatActivations) → Float32Array [numTokens, rows] */
+/** matmul(context, weight, x, numTokens, floatActivations, out [numTokens, rows]) → out */
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const NativeWeight& weight = weightArg(info, 1);
   Napi::Float32Array x = floats(info, 2, "x");
   const int numTokens = static_cast<int>(number(info, 3, "numTokens"));
   require(numTokens >= 0 && x.ElementLength() == static_cast<size_t>(numTokens * weight.cols()), info.Env(),
           "x does not hold numTokens rows of the weight's columns");
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(numTokens * weight.rows()));
+  Napi::Float32Array out = outputArg(info, 5, static_cast<size_t>(numTokens * weight.rows()));
   const Context& r = contextArg(info);
   const bool floatActivations = info.Length() > 4 && info[4].ToBoolean().Value();
   if (numTokens > 0) matmul(*r.kernels, *r.pool, weight, x.Data(), numTokens, floatActivations, out.Data());
   return out;
 }
 
-/** rmsNorm(context, x, weight, numRows, eps) → Float32Array */
+/** rmsNorm(context, x, weight, numRows, eps, out) → out */
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   Napi::Float32Array x = floats(info, 1, "x");
   const NativeWeight& weight = weightArg(info, 2);
@@ -193,7 +200,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const float eps = static_cast<float>(number(info, 4, "eps"));
   const int dim = static_cast<int>(weight.rows() * weight.cols());
   require(x.ElementLength() == static_cast<size_t>(numRows) * dim, info.Env(), "x does not hold numRows rows of dim");
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+  Napi::Float32Array out = outputArg(info, 5, x.ElementLength());
   const Context& r = contextArg(info);
   rmsNormRows(*r.kernels, *r.pool, x.Data(), weight.floats(), numRows, dim, eps, out.Data());
   return out;
@@ -228,7 +235,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** attention(context, query, keys, values, blockSize, numKvHeads, blockTable, positions, numHeads, headDim, scale) */
+/** attention(context, query, keys, values, blockSize, numKvHeads, blockTable, positions, numHeads, headDim, scale, out) → out */
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Float32Array query = floats(info, 1, "query");
   Napi::Float32Array keys = floats(info, 2, "keys");
@@ -254,7 +261,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     require(blockTable[b] >= 0 && (blockTable[b] + 1) * blockFloats <= keys.ElementLength(), info.Env(),
             "block table entry outside the pool");
   }
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), query.ElementLength());
+  Napi::Float32Array out = outputArg(info, 11, query.ElementLength());
   const Context& r = contextArg(info);
   if (shape.numTokens > 0) {
     attentionBatch(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), blockTable.Data(),
@@ -263,12 +270,12 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return out;
 }
 
-/** siluMul(context, gate, up) → Float32Array */
+/** siluMul(context, gate, up, out) → out */
 Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   Napi::Float32Array gate = floats(info, 1, "gate");
   Napi::Float32Array up = floats(info, 2, "up");
   require(gate.ElementLength() == up.ElementLength(), info.Env(), "gate and up differ in length");
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), gate.ElementLength());
+  Napi::Float32Array out = outputArg(info, 3, gate.ElementLength());
   const Context& r = contextArg(info);
   siluMulAll(*r.kernels, *r.pool, gate.Data(), up.Data(), gate.ElementLength(), out.Data());
   return out;

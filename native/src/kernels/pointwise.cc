@@ -1,6 +1,7 @@
-// Row-wise and elementwise ops. rmsNorm rounds exactly like the reference
-// backend (and llama.cpp): squares in float32 summed in float64 left to right,
-// scale = 1 / sqrtf(mean + eps), out = (x · scale) · weight.
+// Row-wise and elementwise ops. rmsNorm rounds like llama.cpp: squares in
+// float32 summed in float64, scale = 1 / sqrtf(mean + eps), out = (x · scale)
+// · weight; the float64 sum runs in 8 strided lanes (element i in lane i % 8)
+// folded pairwise, so it vectorizes.
 #include "kernel-functions.h"
 #include "exp.h"
 #include <cmath>
@@ -9,11 +10,19 @@ namespace tessera {
 namespace TESSERA_ISA_NS {
 
 void rmsNorm(const float* x, const float* weight, int dim, float eps, float* out) {
-  double sumSquares = 0.0;
-  for (int i = 0; i < dim; i++) {
-    const float square = x[i] * x[i];
-    sumSquares += square;
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    for (int j = 0; j < 8; j++) {
+      const float square = x[i + j] * x[i + j];
+      lanes[j] += square;
+    }
   }
+  for (; i < dim; i++) {
+    const float square = x[i] * x[i];
+    lanes[i % 8] += square;
+  }
+  const double sumSquares = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   const float mean = static_cast<float>(sumSquares / dim);
   const float scale = 1.0f / std::sqrt(mean + eps);
   for (int i = 0; i < dim; i++) out[i] = (x[i] * scale) * weight[i];

@@ -27,10 +27,18 @@ export interface NativeAddon {
   createContext(threads: number, isa: string): NativeContext;
   loadWeight(dtype: number, rows: number, cols: number, bytes: Uint8Array): NativeHandle;
   mapWeight(dtype: number, rows: number, cols: number, path: string, byteOffset: number): NativeHandle;
-  readRows(context: NativeHandle, weight: NativeHandle, rowStart: number, rowEnd: number): Float32Array;
-  embed(context: NativeHandle, weight: NativeHandle, ids: Int32Array): Float32Array;
-  matmul(context: NativeHandle, weight: NativeHandle, x: Float32Array, numTokens: number, floatActivations: boolean): Float32Array;
-  rmsNorm(context: NativeHandle, x: Float32Array, weight: NativeHandle, numRows: number, eps: number): Float32Array;
+  // Ops that produce an array fill `out`, allocated by the caller (cheaper from JS than from C++), and return it.
+  readRows(context: NativeHandle, weight: NativeHandle, rowStart: number, rowEnd: number, out: Float32Array): Float32Array;
+  embed(context: NativeHandle, weight: NativeHandle, ids: Int32Array, out: Float32Array): Float32Array;
+  matmul(
+    context: NativeHandle,
+    weight: NativeHandle,
+    x: Float32Array,
+    numTokens: number,
+    floatActivations: boolean,
+    out: Float32Array,
+  ): Float32Array;
+  rmsNorm(context: NativeHandle, x: Float32Array, weight: NativeHandle, numRows: number, eps: number, out: Float32Array): Float32Array;
   addBias(context: NativeHandle, x: Float32Array, bias: NativeHandle, numRows: number): void;
   rope(
     context: NativeHandle,
@@ -54,8 +62,9 @@ export interface NativeAddon {
     numHeads: number,
     headDim: number,
     scale: number,
+    out: Float32Array,
   ): Float32Array;
-  siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array): Float32Array;
+  siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array, out: Float32Array): Float32Array;
   addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;
   /** GB/s of a STREAM triad over three arrays of `bytesPerArray` on the context's threads. */
   memoryBandwidth(context: NativeHandle, bytesPerArray: number, repeats: number): number;

@@ -94,7 +94,7 @@ export class NativeBackend implements Backend {
       'TESSERA_ERR_INVALID_ARGUMENT',
       `rows [${rowStart}, ${rowEnd}) are outside a weight of ${w.rows} rows`,
     );
-    return this.addon.readRows(this.context, w.handle, rowStart, rowEnd);
+    return this.addon.readRows(this.context, w.handle, rowStart, rowEnd, new Float32Array((rowEnd - rowStart) * w.cols));
   }
 
   matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
@@ -104,7 +104,7 @@ export class NativeBackend implements Backend {
       'TESSERA_ERR_INVALID_ARGUMENT',
       `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
     );
-    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations);
+    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, new Float32Array(numTokens * w.rows));
   }
 
   embed(ids: Int32Array, table: Weight): Float32Array {
@@ -116,14 +116,14 @@ export class NativeBackend implements Backend {
         `token id ${id} is outside the embedding table of ${w.rows} entries; the tokenizer and model do not match`,
       );
     }
-    return this.addon.embed(this.context, w.handle, ids);
+    return this.addon.embed(this.context, w.handle, ids, new Float32Array(ids.length * w.cols));
   }
 
   rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
     const w = asNativeWeight(weight);
     const dim = w.rows * w.cols;
     check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `rmsNorm input has ${x.length} values, expected ${numRows} rows of ${dim}`);
-    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps);
+    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps, new Float32Array(x.length));
   }
 
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
@@ -157,13 +157,13 @@ export class NativeBackend implements Backend {
     const { query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale } = args;
     return this.addon.attention(
       this.context, query, keyCache.data, valueCache.data, keyCache.blockSize, numKvHeads,
-      blockTable, positions, numHeads, headDim, scale,
+      blockTable, positions, numHeads, headDim, scale, new Float32Array(query.length),
     );
   }
 
   siluMul(gate: Float32Array, up: Float32Array): Float32Array {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
-    return this.addon.siluMul(this.context, gate, up);
+    return this.addon.siluMul(this.context, gate, up, new Float32Array(gate.length));
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {
