@@ -172,3 +172,24 @@ test('with the default backend (native when built) a batch also gives each seque
   const batched = await runAll(make(24), requests);
   for (let i = 0; i < requests.length; i++) assert.deepEqual(batched[i], (await runAll(make(512), [requests[i]]))[0], `sequence ${i} on ${auto.backend.name}`);
 });
+
+test('a step that throws fails only the sequences of its batch; the queue goes on', async () => {
+  const poison = 499;
+  // Fault injection around the real model: any batch holding the poison token fails.
+  const runner = {
+    forwardBatch: async (batch: Parameters<typeof engine.transformer.forwardBatch>[0]) => {
+      if (batch.ids.includes(poison)) throw new Error('injected fault');
+      return engine.transformer.forwardBatch(batch);
+    },
+  };
+  const target = new EngineCore(runner, engine.config, engine.tokenizer, { kvCacheMib: 1, maxNumSeqs: 1, maxBatchTokens: 64 });
+  target.add(0, request([5, poison, 6], 4));
+  target.add(1, request(prompt(9, 1), 6));
+  const outputs = [];
+  while (target.hasWork) outputs.push(...(await target.step()).outputs);
+  const failed = outputs.filter((output) => output.finish === 'error');
+  assert.deepEqual(failed.map((output) => [output.sequenceId, output.error?.message]), [[0, 'injected fault']]);
+  const survivor = outputs.filter((output) => output.sequenceId === 1).flatMap((output) => output.ids);
+  assert.deepEqual(survivor, (await runAll(core(), [request(prompt(9, 1), 6)]))[0]);
+  assert.equal(target.blocks.usedCount, 0);
+});

@@ -12,7 +12,7 @@
  * on chunking, on prefix-cache hits or on preemption.
  */
 import type { ModelConfig } from '../core/model-config.js';
-import { TesseraError } from '../core/errors.js';
+import { isTesseraError, TesseraError } from '../core/errors.js';
 import type { Batch, BatchSegment, SequenceKv } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BlockManager, blockBytes } from './block-manager.js';
@@ -129,10 +129,22 @@ export class EngineCore {
     if (chunks.length > 0) {
       const batch = this.batchOf(chunks);
       batchTokens = batch.ids.length;
-      const logits = await this.runner.forwardBatch(batch);
-      outputs.push(...this.afterForward(chunks, logits));
+      try {
+        const logits = await this.runner.forwardBatch(batch);
+        outputs.push(...this.afterForward(chunks, logits));
+      } catch (error) {
+        // Only the sequences of this batch are lost; waiting and other running ones go on.
+        outputs.push(...chunks.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error)));
+      }
     }
     return { outputs, stats: this.stats(chunks.length, batchTokens) };
+  }
+
+  private fail(sequence: Sequence, error: unknown): SequenceOutput {
+    sequence.finish = 'error';
+    this.retire(sequence);
+    const code = isTesseraError(error) ? error.code : 'TESSERA_ERR_INTERNAL';
+    return { ...this.output(sequence, [], undefined, ''), error: { code, message: error instanceof Error ? error.message : String(error) } };
   }
 
   private validate(request: SequenceRequest): void {

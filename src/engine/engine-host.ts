@@ -117,6 +117,10 @@ export class EngineHost {
       for (const output of message.report.outputs) {
         const listener = this.listeners.get(output.sequenceId);
         if (!listener) continue;
+        if (output.error) {
+          this.fail(output.sequenceId, new TesseraError(output.error.code as ErrorCode, `the engine failed a step: ${output.error.message}`));
+          continue;
+        }
         if (output.finish) this.listeners.delete(output.sequenceId);
         listener.onOutput(output);
       }

@@ -22,7 +22,7 @@ export interface SequenceRequest {
   logprobs?: number;
 }
 
-export type SequenceFinish = 'stop' | 'length' | 'cancelled';
+export type SequenceFinish = 'stop' | 'length' | 'cancelled' | 'error';
 
 export interface TokenLogprob {
   logprob: number;
@@ -40,6 +40,8 @@ export interface SequenceOutput {
   /** Text that became safe to show. */
   text: string;
   finish?: SequenceFinish;
+  /** Why the sequence failed (finish 'error'): the step that computed it threw. */
+  error?: { code: string; message: string };
   promptTokens: number;
   /** Prompt tokens whose KV came from the prefix cache at first admission. */
   cachedPromptTokens: number;
