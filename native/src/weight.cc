@@ -45,9 +45,14 @@ NativeWeight::NativeWeight(DType dtype, int64_t rows, int64_t cols)
 
 NativeWeight* NativeWeight::copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength) {
   NativeWeight* weight = new NativeWeight(dtype, rows, cols);
-  // Padding past the end lets vector loads of the last block run over safely.
-  const size_t size = (byteLength + 64 + 63) / 64 * 64;
-  weight->base_ = std::aligned_alloc(64, size);
+  // Large weights go on 2 MiB pages where the kernel allows (THP "madvise"
+  // mode): decode streams every byte once per token, and 4 KiB pages would
+  // cost a TLB miss per page. Padding lets vector loads run past the end.
+  constexpr size_t kHugePage = size_t(2) << 20;
+  const size_t alignment = byteLength >= kHugePage ? kHugePage : 64;
+  const size_t size = (byteLength + 64 + alignment - 1) / alignment * alignment;
+  weight->base_ = std::aligned_alloc(alignment, size);
+  if (weight->base_ != nullptr && alignment == kHugePage) ::madvise(weight->base_, size, MADV_HUGEPAGE);
   if (weight->base_ == nullptr) {
     delete weight;
     throw std::runtime_error("out of memory copying a weight of " + std::to_string(byteLength) + " bytes");
