@@ -171,8 +171,10 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
   // Chunks of whole 16-row groups: about 8 per thread, each small enough to stay in L2.
   const int64_t groups = (M + 15) / 16;
-  const int64_t chunkGroups = std::max<int64_t>(
-      1, std::min<int64_t>(static_cast<int64_t>(kTileBytes / (16 * weight.rowBytes())), (groups + 8 * pool.threads() - 1) / (8 * pool.threads())));
+  // A few tokens' activations are tiny: then only balance matters, and longer runs of rows stream better.
+  const int64_t balanced = (groups + 8 * pool.threads() - 1) / (8 * pool.threads());
+  const int64_t cached = static_cast<int64_t>(kTileBytes / (16 * weight.rowBytes()));
+  const int64_t chunkGroups = std::max<int64_t>(1, numTokens < 4 ? balanced : std::min(cached, balanced));
   const int64_t chunkRows = 16 * chunkGroups;
   const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
   const bool dequantizes = floatActivations && isQuantized(dtype);
