@@ -4,14 +4,18 @@
  * a wrong token, assigns ranks, hands out the plan (model, stage layer
  * ranges, every rank's mesh address), and then runs steps: each step goes
  * to every rank and the logits come back from the last stage's tp rank 0.
- * A worker that dies or fails turns the pending step into a coded error.
+ * Several steps may be in flight: every rank takes them in the order sent,
+ * so with pipeline stages, stage 0 starts step i+1 while stage 1 runs step i
+ * (micro-batches of different sequences overlap), and logits come back in
+ * order. A worker that dies or fails turns every pending step into a coded
+ * error.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
-import { TesseraError, check } from '../core/errors.js';
+import { TesseraError } from '../core/errors.js';
 import { checkExpertParallel } from '../model/moe-stage.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
@@ -58,7 +62,8 @@ export class MeshCoordinator {
   lastTimings: StepTimings = { computeMs: 0, waitMs: 0 };
   /** Sums over every step so far, from the reporting rank (reset freely). */
   totals = { steps: 0, computeMs: 0, waitMs: 0 };
-  private pending: Pending | undefined;
+  /** Steps sent and not yet answered, oldest first. */
+  private readonly pending: Pending[] = [];
   private failure: Error | undefined;
   private closing = false;
 
@@ -102,8 +107,7 @@ export class MeshCoordinator {
   /** Runs one step on every rank; the logits [rows, vocabSize]. */
   async step(request: StepRequest): Promise<Float32Array> {
     if (this.failure) throw this.failure;
-    check(this.pending === undefined, 'TESSERA_ERR_INTERNAL', 'a mesh runs one step at a time; await the previous step');
-    const result = new Promise<{ logits: Float32Array; timings: StepTimings }>((resolve, reject) => (this.pending = { resolve, reject }));
+    const result = new Promise<{ logits: Float32Array; timings: StepTimings }>((resolve, reject) => this.pending.push({ resolve, reject }));
     const message: ControlMessage = {
       type: 'step',
       sequence: request.sequence,
@@ -113,17 +117,15 @@ export class MeshCoordinator {
       positions: Array.from(request.positions),
     };
     const frame = encodeControl(message);
-    await Promise.all(this.links.map((link) => link.send(frame))).catch((error: Error) => this.fail(error));
-    try {
-      const { logits, timings } = await result;
-      this.lastTimings = timings;
-      this.totals.steps++;
-      this.totals.computeMs += timings.computeMs;
-      this.totals.waitMs += timings.waitMs;
-      return logits;
-    } finally {
-      this.pending = undefined;
-    }
+    // Written synchronously in call order, so every rank sees steps in the same order.
+    const sent = Promise.all(this.links.map((link) => link.send(frame))).catch((error: Error) => this.fail(error));
+    const { logits, timings } = await result;
+    await sent;
+    this.lastTimings = timings;
+    this.totals.steps++;
+    this.totals.computeMs += timings.computeMs;
+    this.totals.waitMs += timings.waitMs;
+    return logits;
   }
 
   async release(sequence: number): Promise<void> {
@@ -153,7 +155,7 @@ export class MeshCoordinator {
       const { message, body } = envelope;
       if (message.type === 'logits' && rank === this.reporter) {
         // A copy: the frame's buffer may be shared with other messages.
-        this.pending?.resolve({ logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+        this.pending.shift()?.resolve({ logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
       } else if (message.type === 'error') {
         this.fail(new TesseraError(message.code, `rank ${rank}: ${message.message}`));
       }
@@ -162,7 +164,7 @@ export class MeshCoordinator {
 
   private fail(error: Error): void {
     this.failure ??= error;
-    this.pending?.reject(this.failure);
+    for (const pending of this.pending.splice(0)) pending.reject(this.failure);
   }
 }
 

@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { Engine } from '../engine/engine.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
+import { openMeshEngine } from './mesh-engine.js';
 import { checkMesh, expectedFromOneProcess } from './mesh-process.case.js';
 
 const SHAPES = [
@@ -50,4 +52,28 @@ test('a degree that cannot split the heads is refused with a coded error naming 
   assert.match(run.stderr, /TESSERA_ERR_SHARD_CONSTRAINT.*8 attention heads/);
   const pp = spawnSync(process.execPath, [cli, 'logits', '--model', path, '--prompt-ids', '1', '--pp', '2', '--pp-layers', '4,2'], { encoding: 'utf8' });
   assert.match(pp.stderr, /TESSERA_ERR_SHARD_CONSTRAINT.*add up to the model's 5 layers/);
+});
+
+test('several sequences in flight at once pipeline through the stages with unchanged logits', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const prompts = [
+    [1, 403, 407],
+    [1, 261, 378, 290],
+    [1, 300],
+  ];
+  const engine = await Engine.open(path);
+  const expected = await Promise.all(prompts.map((prompt) => engine.logits(prompt)));
+  const { coordinator } = await openMeshEngine(path, { tp: 2, pp: 2, transport: 'unix', spawn: true });
+  try {
+    // All three prefills are sent before any answer: stage 0 runs sequence 2 while stage 1 runs sequence 1.
+    const results = await Promise.all(
+      prompts.map((prompt, i) =>
+        coordinator.step({ sequence: i + 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' }),
+      ),
+    );
+    results.forEach((logits, i) => assert.deepEqual(logits, expected[i], `sequence ${i + 1}`));
+  } finally {
+    await coordinator.close();
+  }
 });

@@ -26,19 +26,18 @@ export class MeshTransformer extends Transformer {
 
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
-    const parts: Float32Array[] = [];
-    for (const segment of batch.segments) {
-      const count = segment.positions.length;
-      parts.push(
-        await this.coordinator.step({
+    // One step per sequence, all in flight at once: pipeline stages overlap them.
+    const parts = await Promise.all(
+      batch.segments.map((segment) =>
+        this.coordinator.step({
           sequence: this.sequenceOf(segment.kv),
           capacity: segment.kv.blockTable.length * (segment.kv.keys[0]?.blockSize ?? 0),
-          ids: batch.ids.subarray(segment.start, segment.start + count),
+          ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
           positions: segment.positions,
           rows: segment.logits,
         }),
-      );
-    }
+      ),
+    );
     if (parts.length === 1) return parts[0];
     const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
     let at = 0;
