@@ -20,6 +20,7 @@ export interface ParallelOptions {
   token?: string;
   rankBackend: RankBackend;
   rankThreads?: number;
+  trace?: string;
 }
 
 export function addParallelOptions(command: Command): Command {
@@ -32,7 +33,8 @@ export function addParallelOptions(command: Command): Command {
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
     .option('--rank-backend <b>', 'backend of each rank: reference (default, as one process), native or auto', rankBackendOption, 'reference')
-    .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true));
+    .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
+    .option('--trace <file>', "write every rank's step and message spans (bytes, peer, wait vs transfer) as Chrome trace JSON");
 }
 
 /** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
@@ -54,6 +56,7 @@ export async function openEngineFor(options: ModelOptions & ParallelOptions): Pr
     token: options.token,
     backend: options.rankBackend,
     threads: options.rankThreads,
+    trace: options.trace,
     log: (line) => process.stderr.write(`tessera: ${line}\n`),
   });
   return { engine, close: () => coordinator.close() };

@@ -5,6 +5,7 @@
  */
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
+import type { TraceEvent } from './timed-transport.js';
 import type { MeshAddress, SocketKind } from './socket-transport.js';
 
 export type ControlMessage =
@@ -25,6 +26,8 @@ export type ControlMessage =
       layers: [number, number][];
       /** The backend every rank computes with, and its threads per rank. */
       backend: RankBackend;
+      /** Record spans and send them at shutdown. */
+      trace?: boolean;
       threads?: number;
     }
   | { type: 'ready'; bytesRead: number; loadMs: number }
@@ -33,6 +36,8 @@ export type ControlMessage =
   | { type: 'logits'; computeMs: number; waitMs: number }
   | { type: 'release'; sequence: number }
   | { type: 'shutdown' }
+  /** A tracing rank's spans, sent once as it shuts down. */
+  | { type: 'trace'; events: TraceEvent[] }
   | { type: 'error'; code: ErrorCode; message: string };
 
 export type RankBackend = 'auto' | 'native' | 'reference';

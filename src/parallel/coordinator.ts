@@ -24,6 +24,8 @@ import { meshSize, rankAt, stageLayerRanges, type MeshShape } from './mesh.js';
 import type { StepRequest } from './rank-runner.js';
 import type { MeshAddress, SocketKind } from './socket-transport.js';
 import { asFloats } from './transport.js';
+import type { TraceEvent } from './timed-transport.js';
+import { writeFileSync } from 'node:fs';
 
 export interface CoordinatorOptions extends MeshShape {
   modelPath: string;
@@ -40,6 +42,8 @@ export interface CoordinatorOptions extends MeshShape {
   port?: number;
   /** The join token (default: a random one). */
   token?: string;
+  /** Write every rank's step and message spans here (Chrome trace JSON) at close. */
+  trace?: string;
   /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
   backend?: RankBackend;
   threads?: number;
@@ -66,6 +70,10 @@ export class MeshCoordinator {
   private readonly pending: Pending[] = [];
   private failure: Error | undefined;
   private closing = false;
+  /** The control connections' reading loops; each ends when its worker goes. */
+  private readonly listeners: Promise<void>[];
+  /** Spans sent by tracing ranks at shutdown. */
+  private readonly traceEvents: TraceEvent[] = [];
 
   private constructor(
     private readonly links: FramedSocket[],
@@ -74,8 +82,10 @@ export class MeshCoordinator {
     /** Bytes each rank read from the model file while loading. */
     readonly bytesRead: number[],
     readonly loadMs: number,
+    /** Where to write the ranks' Chrome trace at close, when tracing. */
+    private readonly tracePath?: string,
   ) {
-    links.forEach((link, rank) => void this.listen(link, rank));
+    this.listeners = links.map((link, rank) => this.listen(link, rank));
   }
 
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
@@ -96,7 +106,7 @@ export class MeshCoordinator {
       server.close();
       const ready = await handOutPlan(links, options, layers);
       const reporter = rankAt({ stage: options.pp - 1, tpRank: 0 }, options);
-      return new MeshCoordinator(links, reporter, children, ready, performance.now() - started);
+      return new MeshCoordinator(links, reporter, children, ready, performance.now() - started, options.trace);
     } catch (error) {
       server.close();
       for (const child of children) child.kill();
@@ -140,6 +150,11 @@ export class MeshCoordinator {
     const frame = encodeControl({ type: 'shutdown' });
     await Promise.all(this.links.map((link) => link.send(frame).catch(() => undefined)));
     await Promise.all(this.children.map((child) => exited(child)));
+    if (this.tracePath) {
+      // Tracing ranks send their spans before they hang up.
+      await Promise.race([Promise.all(this.listeners), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+      writeChromeTrace(this.tracePath, this.traceEvents, this.links.length);
+    }
     for (const link of this.links) link.close();
   }
 
@@ -156,6 +171,8 @@ export class MeshCoordinator {
       if (message.type === 'logits' && rank === this.reporter) {
         // A copy: the frame's buffer may be shared with other messages.
         this.pending.shift()?.resolve({ logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+      } else if (message.type === 'trace') {
+        this.traceEvents.push(...message.events);
       } else if (message.type === 'error') {
         this.fail(new TesseraError(message.code, `rank ${rank}: ${message.message}`));
       }
@@ -184,6 +201,7 @@ async function handOutPlan(links: FramedSocket[], options: CoordinatorOptions, l
     ep: options.ep ?? 1,
     layers,
     backend: options.backend ?? 'reference',
+    trace: options.trace !== undefined,
     threads: options.threads,
   };
   await Promise.all(links.map((link) => link.send(encodeControl(plan))));
@@ -271,4 +289,10 @@ function exited(child: ChildProcess): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Chrome trace JSON (chrome://tracing, Perfetto): one process per rank. */
+function writeChromeTrace(path: string, events: TraceEvent[], ranks: number): void {
+  const names: TraceEvent[] = Array.from({ length: ranks }, (_, rank) => ({ name: 'process_name', ph: 'M', pid: rank, args: { name: `rank ${rank}` } }));
+  writeFileSync(path, `${JSON.stringify({ traceEvents: [...names, ...events], displayTimeUnit: 'ms' })}\n`);
 }

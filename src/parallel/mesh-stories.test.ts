@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
@@ -37,10 +39,16 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   const cli = join(projectRoot, 'dist', 'cli', 'main.js');
   const args = ['logits', '--model', path, '--prompt-ids', '1,403,407'];
   const one = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  const mesh = spawnSync(process.execPath, [cli, ...args, '--tp', '2', '--pp', '2', '--transport', 'unix'], { encoding: 'utf8' });
+  const trace = join(mkdtempSync(join(tmpdir(), 'tessera-trace-')), 'trace.json');
+  const mesh = spawnSync(process.execPath, [cli, ...args, '--tp', '2', '--pp', '2', '--transport', 'unix', '--trace', trace], { encoding: 'utf8' });
   assert.equal(one.status, 0, one.stderr);
   assert.equal(mesh.status, 0, mesh.stderr);
   assert.equal(mesh.stdout, one.stdout);
+  // --trace: every rank's step span, and message spans with peer and bytes.
+  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; args?: { bytes?: number } }[] }).traceEvents;
+  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3]);
+  assert.ok(events.some((e) => e.name === 'send' && (e.args?.bytes ?? 0) > 0));
+  assert.ok(events.some((e) => e.name === 'receive (wait)'));
 });
 
 test('a degree that cannot split the heads is refused with a coded error naming the constraint', (t) => {

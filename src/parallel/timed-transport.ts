@@ -1,11 +1,37 @@
-/** A Transport that adds up the time spent waiting for messages (communication, as seen by compute). */
+/**
+ * A Transport that adds up the time spent waiting for messages
+ * (communication, as seen by compute) and, when tracing, records a span per
+ * message: sends with their transfer time, receives with their wait, each
+ * with its peer and bytes (Chrome trace events, one process per rank).
+ */
 import type { Transport } from './transport.js';
+
+/** A Chrome trace event (the JSON Object Format's traceEvents entries). */
+export interface TraceEvent {
+  name: string;
+  ph: 'X' | 'M';
+  /** Microseconds since the Unix epoch, so ranks in different processes line up. */
+  ts?: number;
+  dur?: number;
+  pid: number;
+  tid?: number;
+  args?: Record<string, number | string>;
+}
+
+/** Now, in microseconds since the Unix epoch. */
+export function epochMicros(): number {
+  return (performance.timeOrigin + performance.now()) * 1000;
+}
 
 export class TimedTransport implements Transport {
   /** Milliseconds spent awaiting receives since the last reset. */
   waitMs = 0;
 
-  constructor(private readonly inner: Transport) {}
+  /** `spans`, when given, collects a trace event per message. */
+  constructor(
+    private readonly inner: Transport,
+    readonly spans?: TraceEvent[],
+  ) {}
 
   get rank(): number {
     return this.inner.rank;
@@ -19,16 +45,23 @@ export class TimedTransport implements Transport {
     return this.inner.kind;
   }
 
-  send(peer: number, message: Uint8Array): Promise<void> {
-    return this.inner.send(peer, message);
+  async send(peer: number, message: Uint8Array): Promise<void> {
+    const started = epochMicros();
+    await this.inner.send(peer, message);
+    this.spans?.push({ name: 'send', ph: 'X', ts: started, dur: epochMicros() - started, pid: this.rank, tid: 1, args: { peer, bytes: message.byteLength } });
   }
 
   async receive(peer: number): Promise<Uint8Array> {
-    const started = performance.now();
+    const started = epochMicros();
+    let bytes = 0;
     try {
-      return await this.inner.receive(peer);
+      const message = await this.inner.receive(peer);
+      bytes = message.byteLength;
+      return message;
     } finally {
-      this.waitMs += performance.now() - started;
+      const waited = epochMicros() - started;
+      this.waitMs += waited / 1000;
+      this.spans?.push({ name: 'receive (wait)', ph: 'X', ts: started, dur: waited, pid: this.rank, tid: 2, args: { peer, bytes } });
     }
   }
 

@@ -19,7 +19,7 @@ import { FramedSocket } from './framed-socket.js';
 import { placeOf, stageRanks } from './mesh.js';
 import { RankRunner } from './rank-runner.js';
 import { MeshListener, connectMesh, dial } from './socket-transport.js';
-import { TimedTransport } from './timed-transport.js';
+import { TimedTransport, epochMicros } from './timed-transport.js';
 import { floatBytes } from './transport.js';
 
 export interface WorkerOptions {
@@ -64,7 +64,7 @@ async function setUp(
   const plan = (await next()).message;
   if (plan.type !== 'plan') throw unexpected(plan);
   const started = performance.now();
-  const transport = new TimedTransport(await connectMesh(assigned.rank, plan.addresses, listener, plan.meshToken));
+  const transport = new TimedTransport(await connectMesh(assigned.rank, plan.addresses, listener, plan.meshToken), plan.trace ? [] : undefined);
   const shape = { tp: plan.tp, pp: plan.pp };
   const { stage, tpRank } = placeOf(assigned.rank, shape);
   const [startLayer, endLayer] = plan.layers[stage];
@@ -95,13 +95,17 @@ async function serve(
   try {
     for (;;) {
       const { message } = await next();
-      if (message.type === 'shutdown') return;
+      if (message.type === 'shutdown') {
+        if (transport.spans) await send({ type: 'trace', events: transport.spans });
+        return;
+      }
       if (message.type === 'release') {
         runner.release(message.sequence);
         continue;
       }
       if (message.type !== 'step') throw unexpected(message);
       const started = performance.now();
+      const startedEpoch = epochMicros();
       transport.waitMs = 0;
       const logits = await runner.step({
         sequence: message.sequence,
@@ -111,6 +115,8 @@ async function serve(
         positions: Int32Array.from(message.positions),
       });
       const waitMs = transport.waitMs;
+      const rank = transport.rank;
+      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: 0, args: { tokens: message.ids.length, waitMs } });
       if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
     }
   } finally {
