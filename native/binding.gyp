@@ -45,6 +45,7 @@
         "src/cpu.cc",
         "src/matmul.cc",
         "src/ops.cc",
+        "src/packed-tile.cc",
         "src/thread-pool.cc",
         "src/weight.cc"
       ],

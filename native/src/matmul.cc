@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "packed-tile.h"
 #include "tree-plan.h"
 
 namespace tessera {
@@ -67,7 +68,11 @@ class RowLeaves {
     row_ = weight_.row(r);
     if (!dequantizes_) return;
     rowValues.resize(static_cast<size_t>(weight_.cols()));
-    kernels_.dequantize(weight_.dtype(), row_, weight_.cols(), rowValues.data());
+    if (weight_.tiles() != nullptr) {
+      weight_.dequantizeRow(r, rowValues.data());
+    } else {
+      kernels_.dequantize(weight_.dtype(), row_, weight_.cols(), rowValues.data());
+    }
     rowValues_ = rowValues.data();
   }
 
@@ -107,44 +112,32 @@ class RowLeaves {
   const float* rowValues_ = nullptr;
 };
 
-bool usesTiles(const KernelTable& kernels, DType dtype, bool quantizes, int numTokens) {
-  // Packing a tile pays for itself from a few tokens on.
-  return quantizes && kernels.tileMatmul != nullptr && (dtype == DType::Q8_0 || dtype == DType::Q4_0) && numTokens >= 4;
-}
-
-/** Batches over packed tiles: each chunk packs its rows once and runs every token over them. */
-void matmulTiles(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const QuantizedActivations& quantized,
-                 int numTokens, const TreePlan& plan, float* out) {
+/** Weights packed in 16-row tiles: each chunk of tiles runs every token, so weights stream once per batch. */
+void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const QuantizedActivations& quantized,
+                  int numTokens, const TreePlan& plan, float* out) {
   const int64_t M = weight.rows();
   const int numBlocks = static_cast<int>(weight.cols() / 32);
-  constexpr int kTilesPerChunk = 4;
+  const size_t tileBytes = packedTileBytes(weight.dtype(), numBlocks);
+  const int64_t tiles = (M + kTileRows - 1) / kTileRows;
   constexpr int kTokenTile = 64;
-  const int64_t chunkRows = kTileRows * kTilesPerChunk;
-  const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
+  // Decode: long runs of tiles per chunk, about 8 chunks per thread; batches: 4 tiles (in L2) per chunk.
+  const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * pool.threads() - 1) / (8 * pool.threads()));
+  const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(4, balanced);
+  const int chunks = static_cast<int>((tiles + chunkTiles - 1) / chunkTiles);
   std::vector<QuantizedRow> tokens(numTokens);
   for (int t = 0; t < numTokens; t++) tokens[t] = quantized.row(t);
   pool.run(chunks, [&](int chunk) {
-    thread_local std::vector<uint8_t> packed;
     thread_local std::vector<float> scratch;
-    const size_t tileBytes = static_cast<size_t>(numBlocks) * kTileBlockBytes;
-    if (packed.size() < tileBytes * kTilesPerChunk + 64) packed.resize(tileBytes * kTilesPerChunk + 64);
     if (scratch.size() < kTileScratchFloats(numBlocks) + 16) scratch.resize(kTileScratchFloats(numBlocks) + 16);
-    // 64-byte alignment for the tile loads and the leaf vectors.
-    uint8_t* tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
     float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    const int64_t rowStart = chunk * chunkRows;
-    const int tiles_ = static_cast<int>(std::min<int64_t>(kTilesPerChunk, (M - rowStart + kTileRows - 1) / kTileRows));
-    for (int tile = 0; tile < tiles_; tile++) {
-      const int64_t first = rowStart + tile * kTileRows;
-      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
-      kernels.packTile(weight.dtype(), weight.row(first), weight.rowBytes(), rows, numBlocks, tiles + tile * tileBytes);
-    }
+    const int64_t firstTile = chunk * chunkTiles;
+    const int64_t endTile = std::min(tiles, firstTile + chunkTiles);
     for (int t = 0; t < numTokens; t += kTokenTile) {
       const int count = std::min(kTokenTile, numTokens - t);
-      for (int tile = 0; tile < tiles_; tile++) {
-        const int64_t first = rowStart + tile * kTileRows;
+      for (int64_t tile = firstTile; tile < endTile; tile++) {
+        const int64_t first = tile * kTileRows;
         const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
-        kernels.tileMatmul(weight.dtype(), tiles + tile * tileBytes, numBlocks, tokens.data() + t, count, plan, leaves,
+        kernels.tileMatmul(weight.dtype(), weight.tiles() + tile * tileBytes, numBlocks, tokens.data() + t, count, plan, leaves,
                            out + t * M + first, M, rows);
       }
     }
@@ -165,7 +158,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
 
-  if (usesTiles(kernels, dtype, quantizes, numTokens)) return matmulTiles(kernels, pool, weight, quantized, numTokens, tree.plan(), out);
+  if (quantizes && weight.tiles() != nullptr) return matmulPacked(kernels, pool, weight, quantized, numTokens, tree.plan(), out);
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));

@@ -3,12 +3,15 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "packed-tile.h"
 
 
 
@@ -43,28 +46,46 @@ int blockBytes(DType dtype) {
 NativeWeight::NativeWeight(DType dtype, int64_t rows, int64_t cols)
     : dtype_(dtype), rows_(rows), cols_(cols), rowBytes_(static_cast<size_t>(cols / blockElements(dtype)) * blockBytes(dtype)) {}
 
-NativeWeight* NativeWeight::copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength) {
-  NativeWeight* weight = new NativeWeight(dtype, rows, cols);
+uint8_t* NativeWeight::allocate(size_t byteLength) {
   // Large weights go on 2 MiB pages where the kernel allows (THP "madvise"
   // mode): decode streams every byte once per token, and 4 KiB pages would
   // cost a TLB miss per page. Padding lets vector loads run past the end.
   constexpr size_t kHugePage = size_t(2) << 20;
   const size_t alignment = byteLength >= kHugePage ? kHugePage : 64;
   const size_t size = (byteLength + 64 + alignment - 1) / alignment * alignment;
-  weight->base_ = std::aligned_alloc(alignment, size);
-  if (weight->base_ != nullptr && alignment == kHugePage) ::madvise(weight->base_, size, MADV_HUGEPAGE);
-  if (weight->base_ == nullptr) {
-    delete weight;
-    throw std::runtime_error("out of memory copying a weight of " + std::to_string(byteLength) + " bytes");
-  }
-  std::memcpy(weight->base_, bytes, byteLength);
-  std::memset(static_cast<uint8_t*>(weight->base_) + byteLength, 0, size - byteLength);
-  weight->length_ = size;
-  weight->data_ = static_cast<const uint8_t*>(weight->base_);
-  return weight;
+  base_ = std::aligned_alloc(alignment, size);
+  if (base_ == nullptr) throw std::runtime_error("out of memory for a weight of " + std::to_string(byteLength) + " bytes");
+  if (alignment == kHugePage) ::madvise(base_, size, MADV_HUGEPAGE);
+  length_ = size;
+  return static_cast<uint8_t*>(base_);
 }
 
-NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset) {
+void NativeWeight::packFrom(const uint8_t* stored, ThreadPool& pool) {
+  const int numBlocks = static_cast<int>(cols_ / blockElements(dtype_));
+  const size_t bytes = packedTileBytes(dtype_, numBlocks) * static_cast<size_t>((rows_ + 15) / 16);
+  uint8_t* tiles = allocate(bytes);
+  std::memset(tiles + bytes, 0, length_ - bytes);
+  packTiles(dtype_, stored, rowBytes_, rows_, numBlocks, tiles, pool);
+  data_ = tiles;
+  packed_ = true;
+}
+
+NativeWeight* NativeWeight::copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength, bool pack,
+                                 ThreadPool& pool) {
+  std::unique_ptr<NativeWeight> weight(new NativeWeight(dtype, rows, cols));
+  if (pack && packable(dtype)) {
+    weight->packFrom(bytes, pool);
+    return weight.release();
+  }
+  uint8_t* copy = weight->allocate(byteLength);
+  std::memcpy(copy, bytes, byteLength);
+  std::memset(copy + byteLength, 0, weight->length_ - byteLength);
+  weight->data_ = copy;
+  return weight.release();
+}
+
+NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset, bool pack,
+                                ThreadPool& pool) {
   NativeWeight* weight = new NativeWeight(dtype, rows, cols);
   const size_t byteLength = weight->rowBytes_ * static_cast<size_t>(rows);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -88,10 +109,23 @@ NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const s
     throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
   }
   ::madvise(base, length, MADV_WILLNEED);
+  const uint8_t* stored = static_cast<const uint8_t*>(base) + (byteOffset - start);
+  if (pack && packable(dtype)) {
+    // The tiles are private memory; the mapping was only the way in.
+    try {
+      weight->packFrom(stored, pool);
+    } catch (...) {
+      ::munmap(base, length);
+      delete weight;
+      throw;
+    }
+    ::munmap(base, length);
+    return weight;
+  }
   weight->base_ = base;
   weight->length_ = length;
   weight->mapped_ = true;
-  weight->data_ = static_cast<const uint8_t*>(base) + (byteOffset - start);
+  weight->data_ = stored;
   return weight;
 }
 
@@ -105,6 +139,7 @@ NativeWeight::~NativeWeight() {
 }
 
 void NativeWeight::dequantizeRow(int64_t r, float* out) const {
+  if (packed_) return unpackRow(dtype_, data_, static_cast<int>(cols_ / blockElements(dtype_)), r, out);
   // The portable variant: every variant dequantizes to the same values.
   kernelTableScalar()->dequantize(dtype_, row(r), cols_, out);
 }

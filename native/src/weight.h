@@ -1,12 +1,14 @@
 // A weight as the native backend keeps it: ggml's stored bytes, unchanged,
-// either copied into 64-byte-aligned memory or memory-mapped from the model
-// file (no copy; processes on one host share the page cache). The kernels
-// read the stored block layout directly, so both paths run the same code.
+// either copied into aligned memory or memory-mapped from the model file (no
+// copy; processes on one host share the page cache); or, for q8_0 and q4_0
+// when asked, repacked into 16-row tiles (packed-tile.h) for the VNNI
+// kernels. Both forms give the same bits; the tiles give faster decode.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include "kernels/kernel-table.h"
+#include "thread-pool.h"
 
 namespace tessera {
 
@@ -16,10 +18,15 @@ int blockBytes(DType dtype);
 
 class NativeWeight {
  public:
-  /** Copies `byteLength` bytes. */
-  static NativeWeight* copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength);
-  /** Maps bytes [byteOffset, byteOffset + rows·rowBytes) of a file (throws std::runtime_error). */
-  static NativeWeight* map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset);
+  /** Copies `byteLength` bytes, or packs them into tiles when `pack` and the dtype allows. */
+  static NativeWeight* copy(DType dtype, int64_t rows, int64_t cols, const uint8_t* bytes, size_t byteLength, bool pack,
+                            ThreadPool& pool);
+  /**
+   * Maps bytes [byteOffset, byteOffset + rows·rowBytes) of a file, or packs
+   * them from the mapping when `pack` and the dtype allows (throws std::runtime_error).
+   */
+  static NativeWeight* map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset, bool pack,
+                           ThreadPool& pool);
   ~NativeWeight();
   NativeWeight(const NativeWeight&) = delete;
   NativeWeight& operator=(const NativeWeight&) = delete;
@@ -28,7 +35,10 @@ class NativeWeight {
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   size_t rowBytes() const { return rowBytes_; }
+  /** Stored row r; only when not packed. */
   const uint8_t* row(int64_t r) const { return data_ + static_cast<size_t>(r) * rowBytes_; }
+  /** The 16-row tiles (packed-tile.h), or null when the weight keeps its stored layout. */
+  const uint8_t* tiles() const { return packed_ ? data_ : nullptr; }
   /** Bytes held on the heap (0 when mapped): what JS's GC is told about. */
   size_t ownedBytes() const { return mapped_ ? 0 : length_; }
   bool mapped() const { return mapped_; }
@@ -40,6 +50,9 @@ class NativeWeight {
 
  private:
   NativeWeight(DType dtype, int64_t rows, int64_t cols);
+  /** Heap memory for `byteLength` bytes (huge pages when large); sets base_, length_. */
+  uint8_t* allocate(size_t byteLength);
+  void packFrom(const uint8_t* stored, ThreadPool& pool);
 
   DType dtype_;
   int64_t rows_;
@@ -49,6 +62,7 @@ class NativeWeight {
   void* base_ = nullptr;  // what to free or unmap
   size_t length_ = 0;
   bool mapped_ = false;
+  bool packed_ = false;
   mutable float* floats_ = nullptr;
 };
 

@@ -23,10 +23,8 @@ void dequantize(DType dtype, const uint8_t* bytes, int64_t count, float* out);
 float reduceLeaves(float* leaves, const TreePlan& plan);
 void reduceLeavesRows(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out);
 
-/** Null where this variant has no tile kernels. */
-extern void (*const packTile)(DType, const uint8_t*, size_t, int, int, uint8_t*);
-extern void (*const tileMatmul)(DType, const uint8_t*, int, const QuantizedRow*, int, const TreePlan&, float*, float*, int64_t,
-                                int);
+void tileMatmul(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
+                const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
 void rmsNorm(const float* x, const float* weight, int dim, float eps, float* out);
 void siluMul(const float* gate, const float* up, size_t n, float* out);

@@ -24,7 +24,6 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::dequantize,
       k::reduceLeaves,
       k::reduceLeavesRows,
-      k::packTile,
       k::tileMatmul,
       k::rmsNorm,
       k::siluMul,

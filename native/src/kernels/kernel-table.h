@@ -48,9 +48,8 @@ struct TreePlan {
   const uint8_t* count;
 };
 
-/** Rows per packed tile, bytes per packed block (16 rows × 32 quants, then 16 float scales). */
+/** Rows per packed tile. */
 constexpr int kTileRows = 16;
-constexpr int kTileBlockBytes = 16 * 32 + 16 * 4;
 /** Tokens a tile pass computes together, and the scratch it needs. */
 constexpr int kTileTokens = 4;
 constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(kTileTokens) * (numBlocks + 32) * 16; }
@@ -91,15 +90,13 @@ struct KernelTable {
    */
   void (*reduceLeavesRows)(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out);
 
-  // ---- batches: tiles of 16 rows with lanes = rows (matmul-tile.cc) ----
-  // nullptr in variants without them; results are bit-identical to the leaf kernels + reduceLeaves.
-  /** q8_0/q4_0 rows [numRows ≤ 16] → a packed tile of kTileBlockBytes per block (missing rows are zero). */
-  void (*packTile)(DType dtype, const uint8_t* firstRow, size_t rowBytes, int numRows, int numBlocks, uint8_t* packed);
+  // ---- q8_0/q4_0 weights packed in tiles of 16 rows (packed-tile.h; matmul-tile.cc) ----
   /**
-   * out[t·outStride + r] for tokens [0, numTokens) and rows r < numRows of a
-   * packed tile. scratch: kTileScratchFloats(numBlocks) floats.
+   * out[t·outStride + r] for tokens [0, numTokens) and rows r < numRows of one
+   * packed tile: bit-identical to the leaf kernels + reduceLeaves on the
+   * stored rows. scratch: kTileScratchFloats(numBlocks) floats, 64-byte aligned.
    */
-  void (*tileMatmul)(DType dtype, const uint8_t* packed, int numBlocks, const QuantizedRow* tokens, int numTokens,
+  void (*tileMatmul)(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                      const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
   // ---- row-wise and elementwise ops (pointwise.cc) ----

@@ -25,8 +25,9 @@ export interface NativeContext {
 export interface NativeAddon {
   info(): { physicalCores: number; supportedIsas: string[] };
   createContext(threads: number, isa: string): NativeContext;
-  loadWeight(dtype: number, rows: number, cols: number, bytes: Uint8Array): NativeHandle;
-  mapWeight(dtype: number, rows: number, cols: number, path: string, byteOffset: number): NativeHandle;
+  /** `pack`: q8_0/q4_0 go into 16-row tiles (faster decode; the bits do not change). */
+  loadWeight(context: NativeHandle, dtype: number, rows: number, cols: number, bytes: Uint8Array, pack: boolean): NativeHandle;
+  mapWeight(context: NativeHandle, dtype: number, rows: number, cols: number, path: string, byteOffset: number, pack: boolean): NativeHandle;
   // Ops that produce an array fill `out`, allocated by the caller (cheaper from JS than from C++), and return it.
   readRows(context: NativeHandle, weight: NativeHandle, rowStart: number, rowEnd: number, out: Float32Array): Float32Array;
   embed(context: NativeHandle, weight: NativeHandle, ids: Int32Array, out: Float32Array): Float32Array;

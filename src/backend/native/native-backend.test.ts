@@ -120,11 +120,15 @@ function determinismCases(isas: readonly NativeIsa[]): void {
     });
   }
 
-  test('every op gives the same bits on every kernel variant and thread count', () => {
-    const configs = isas.flatMap((isa) => [1, 2, 3].map((threads) => ({ isa, threads })));
-    const results = configs.map(({ isa, threads }) => runAllOps(new NativeBackend({ isa, threads })));
+  test('every op gives the same bits on every kernel variant, thread count and weight layout', () => {
+    const configs = isas.flatMap((isa) => [
+      ...[1, 2, 3].map((threads) => ({ isa, threads, repack: true })),
+      { isa, threads: 2, repack: false },
+    ]);
+    const results = configs.map((options) => runAllOps(new NativeBackend(options)));
     results.forEach((result, c) => {
-      for (const [label, values] of result) assertBitwise(values, results[0].get(label)!, `${configs[c].isa}×${configs[c].threads}: ${label}`);
+      const { isa, threads, repack } = configs[c];
+      for (const [label, values] of result) assertBitwise(values, results[0].get(label)!, `${isa}×${threads}${repack ? '' : ' unpacked'}: ${label}`);
     });
   });
 }
@@ -156,12 +160,12 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
 }
 
 function loadingCases(): void {
-  test('loadWeightFromFile maps the tensor at its byte offset and computes like loadWeight', () => {
-    const backend = new NativeBackend();
+  for (const repack of [true, false]) test(`loadWeightFromFile${repack ? ' (repacked)' : ''} reads the tensor at its byte offset and computes like loadWeight`, () => {
+    const backend = new NativeBackend({ repack });
     const random = new TestRandom(141);
     const directory = mkdtempSync(join(tmpdir(), 'tessera-native-'));
     try {
-      for (const dtype of ['q8_0', 'f16'] as const) {
+      for (const dtype of ['q8_0', 'q4_0', 'f16'] as const) {
         const [M, K, offset] = [13, 64, 4099];
         const { bytes } = encodeWeight(dtype, random.floats(M * K));
         const file = join(directory, `${dtype}.bin`);
@@ -179,6 +183,7 @@ function loadingCases(): void {
       rmSync(directory, { recursive: true, force: true });
     }
   });
+
 
   test('weights from another backend and bad options are coded errors', () => {
     assert.throws(() => new NativeBackend({ threads: -1 }), (e: unknown) => (e as { code?: string }).code === 'TESSERA_ERR_INVALID_ARGUMENT');

@@ -1,0 +1,92 @@
+#include "packed-tile.h"
+
+#include <cstring>
+
+namespace tessera {
+namespace {
+
+float halfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1f;
+  uint32_t mantissa = h & 0x3ff;
+  uint32_t bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {
+    int shift = 0;
+    while ((mantissa & 0x400) == 0) {
+      mantissa <<= 1;
+      shift++;
+    }
+    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mantissa & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+int groups(DType dtype) { return dtype == DType::Q8_0 ? 8 : 4; }
+size_t storedBlockBytes(DType dtype) { return dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes; }
+
+}  // namespace
+
+bool packable(DType dtype) { return dtype == DType::Q8_0 || dtype == DType::Q4_0; }
+
+size_t packedTileBytes(DType dtype, int numBlocks) { return static_cast<size_t>(numBlocks) * 16 * storedBlockBytes(dtype); }
+
+void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int numBlocks, uint8_t* out,
+               ThreadPool& pool) {
+  const int64_t tiles = (numRows + 15) / 16;
+  const size_t tileBytes = packedTileBytes(dtype, numBlocks);
+  const size_t blockBytes = 16 * storedBlockBytes(dtype);
+  const int g = groups(dtype);
+  const uint8_t flip = dtype == DType::Q8_0 ? 0x80 : 0x00;
+  pool.run(static_cast<int>(tiles), [&](int tile) {
+    uint8_t* tileOut = out + static_cast<size_t>(tile) * tileBytes;
+    std::memset(tileOut, 0, tileBytes);
+    for (int lane = 0; lane < 16; lane++) {
+      const int64_t r = static_cast<int64_t>(tile) * 16 + lane;
+      if (r >= numRows) break;
+      const uint8_t* row = rows + static_cast<size_t>(r) * rowBytes;
+      for (int b = 0; b < numBlocks; b++) {
+        const uint8_t* block = row + static_cast<size_t>(b) * storedBlockBytes(dtype);
+        uint8_t* blockOut = tileOut + static_cast<size_t>(b) * blockBytes;
+        for (int group = 0; group < g; group++) {
+          for (int i = 0; i < 4; i++) blockOut[64 * group + 4 * lane + i] = block[2 + 4 * group + i] ^ flip;
+        }
+        std::memcpy(blockOut + 64 * g + 2 * lane, block, 2);
+      }
+    }
+  });
+}
+
+void unpackRow(DType dtype, const uint8_t* tiles, int numBlocks, int64_t row, float* out) {
+  const size_t blockBytes = 16 * storedBlockBytes(dtype);
+  const uint8_t* tile = tiles + static_cast<size_t>(row / 16) * packedTileBytes(dtype, numBlocks);
+  const int lane = static_cast<int>(row % 16);
+  const int g = groups(dtype);
+  for (int b = 0; b < numBlocks; b++) {
+    const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
+    uint16_t half;
+    std::memcpy(&half, block + 64 * g + 2 * lane, 2);
+    const float d = halfToFloat(half);
+    float* y = out + 32 * b;
+    for (int group = 0; group < g; group++) {
+      for (int i = 0; i < 4; i++) {
+        const uint8_t byte = block[64 * group + 4 * lane + i];
+        if (dtype == DType::Q8_0) {
+          y[4 * group + i] = static_cast<int8_t>(byte ^ 0x80) * d;
+        } else {
+          y[4 * group + i] = ((byte & 0x0f) - 8) * d;
+          y[16 + 4 * group + i] = ((byte >> 4) - 8) * d;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace tessera
