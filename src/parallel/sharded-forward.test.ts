@@ -32,6 +32,16 @@ test('stories260K: prefill and decode logits are bit-identical for every (tp, pp
   }
 });
 
+test('tp=8 on stories260K: KV heads replicated (4 for 8 ranks), o_proj and down_proj gathered, logits unchanged', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const prompt = [1, 403, 407];
+  const expected = await (await Engine.open(path)).logits(prompt);
+  const mesh = localMesh(path, { tp: 8, pp: 1 });
+  const logits = await mesh.step({ sequence: 1, capacity: 4, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+  assert.deepEqual(logits, expected);
+});
+
 test('each rank reads only its shards: tp=2 ranks read about half the file each', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
