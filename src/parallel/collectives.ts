@@ -46,12 +46,55 @@ export class Communicator {
     // partial and sums the same tree itself; latency, not bytes, dominates there.
     if (values.length <= ONE_ROUND_FLOATS) return treeSum((await this.allGather(floatBytes(values))).map(asFloats), 0, this.size);
     if (values.length <= SEGMENT_FLOATS) return this.allReduceSegment(values);
-    // Long vectors go in segments: each element's sum is the same tree, and
-    // the working set stays in cache instead of streaming whole-vector copies.
+    return this.allReducePipelined(values);
+  }
+
+  /**
+   * Long vectors in segments, each a reduce-scatter then an all-gather, two
+   * segments deep: segment k+1's reduce-scatter is on the wire while segment
+   * k is summed and gathered. Each element's sum is still the one tree. The
+   * order of sends and receives is fixed (not timing-dependent) and the same
+   * on every member, so per-pair FIFO delivery matches them: sends go
+   * RS0, RS1, AG0, RS2, AG1, …, and receives are taken in that order.
+   */
+  private async allReducePipelined(values: Float32Array): Promise<Float32Array> {
+    const { size, index } = this;
     const out = new Float32Array(values.length);
-    for (let start = 0; start < values.length; start += SEGMENT_FLOATS) {
-      out.set(await this.allReduceSegment(values.subarray(start, Math.min(start + SEGMENT_FLOATS, values.length))), start);
+    const starts: number[] = [];
+    for (let start = 0; start < values.length; start += SEGMENT_FLOATS) starts.push(start);
+    const segmentLength = (k: number): number => Math.min(SEGMENT_FLOATS, values.length - starts[k]);
+    /** Where member i's chunk of segment k starts in the whole vector. */
+    const at = (k: number, i: number): number => starts[k] + chunkStart(segmentLength(k), size, i);
+    const sends: Promise<void>[] = [];
+    const sendToPeers = (bytesFor: (peer: number) => Uint8Array): void => {
+      for (let peer = 0; peer < size; peer++) if (peer !== index) sends.push(this.send(peer, bytesFor(peer)));
+    };
+    const scatter = (k: number): void => sendToPeers((peer) => floatBytes(values.subarray(at(k, peer), at(k, peer + 1))));
+    const receiveParts = async (k: number): Promise<Float32Array[]> => {
+      const parts: Float32Array[] = [];
+      for (let peer = 0; peer < size; peer++) parts.push(peer === index ? values.subarray(at(k, index), at(k, index + 1)) : asFloats(await this.receive(peer)));
+      return parts;
+    };
+    const reduceAndShare = (k: number, parts: Float32Array[]): void => {
+      const sum = treeSum(parts, 0, size);
+      out.set(sum, at(k, index));
+      sendToPeers(() => floatBytes(sum));
+    };
+    const gather = async (k: number): Promise<void> => {
+      for (let peer = 0; peer < size; peer++) if (peer !== index) out.set(asFloats(await this.receive(peer)), at(k, peer));
+    };
+    const count = starts.length;
+    scatter(0);
+    scatter(1);
+    reduceAndShare(0, await receiveParts(0));
+    for (let k = 1; k < count; k++) {
+      const parts = await receiveParts(k);
+      await gather(k - 1);
+      if (k + 1 < count) scatter(k + 1);
+      reduceAndShare(k, parts);
     }
+    await gather(count - 1);
+    await Promise.all(sends);
     return out;
   }
 
