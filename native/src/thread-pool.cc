@@ -14,17 +14,18 @@
 namespace tessera {
 
 namespace {
-// An idle worker spins (the next op of a decode step comes within microseconds),
-// then yields its core to other runnable threads, then sleeps. Yielding early
-// matters when the machine is oversubscribed: a spinning thread must not keep
-// the thread it waits for (often our own caller) off the core.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// An idle worker spins for a moment (the next op of a decode step comes
+// within microseconds), then yields its core between checks, then sleeps.
+// Spins are short and waits yield early because the kernel sometimes puts
+// two of our threads on one core: a spinning thread must not keep the thread
+// it waits for off that core.
+constexpr auto kSpin = std::chrono::microseconds(5);
 constexpr auto kYield = std::chrono::microseconds(2000);
 
-/** Waits until `done()` with pause, then yield; returns when done. */
+/** Waits until `done()`: a few pauses, then yields. */
 template <typename Done>
 void waitUntil(Done done) {
-  for (int i = 0; i < 2000; i++) {
+  for (int i = 0; i < 64; i++) {
     if (done()) return;
     TESSERA_PAUSE();
   }
@@ -83,7 +84,7 @@ void ThreadPool::workerLoop(uint64_t seen) {
     auto spinStart = std::chrono::steady_clock::now();
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen) {
-      if (++spins % 64 != 0) {
+      if (++spins % 16 != 0) {
         TESSERA_PAUSE();
         continue;
       }
