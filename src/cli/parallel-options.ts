@@ -6,8 +6,8 @@
 import type { Command } from 'commander';
 import { TesseraError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { openMeshEngine } from '../parallel/mesh-engine.js';
-import type { RankBackend } from '../parallel/control-message.js';
+import { openMeshEngine } from '../cluster/mesh-engine.js';
+import type { RankBackend } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 
 export interface ParallelOptions {

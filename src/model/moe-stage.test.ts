@@ -14,7 +14,7 @@ import { CollectiveGroup } from '../parallel/collective-group.js';
 import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
 import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
-import { RankRunner, type StepRequest } from '../parallel/rank-runner.js';
+import { RankRunner, type StepRequest } from '../cluster/rank-runner.js';
 import { ExpertGroup } from '../parallel/expert-group.js';
 import { fixture } from '../testing/fixtures.js';
 import { loadStageExpertFeedForwards } from './moe-stage.js';

@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { TesseraError } from '../core/errors.js';
-import type { EngineHost } from '../engine/engine-host.js';
+import type { EngineHost } from './engine-host.js';
 import type { SequenceOutput, SequenceRequest, TokenLogprob } from '../engine/sequence.js';
 import type { ServeMetrics } from './metrics.js';
 

@@ -4,7 +4,7 @@
  * tests and the benchmark all start servers this way.
  */
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import { EngineHost, type EngineHostOptions } from '../engine/engine-host.js';
+import { EngineHost, type EngineHostOptions } from './engine-host.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';

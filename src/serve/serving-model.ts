@@ -6,7 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
-import type { EngineHost } from '../engine/engine-host.js';
+import type { EngineHost } from './engine-host.js';
 import { samplingParams } from '../engine/sampler.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';

@@ -1,7 +1,7 @@
 /** `tessera worker`: join a coordinator as one rank of a mesh and serve its steps. */
 import type { Command } from 'commander';
 import { TesseraError } from '../../core/errors.js';
-import { runWorker } from '../../parallel/worker.js';
+import { runWorker } from '../../cluster/worker.js';
 import { numberOption } from '../model-options.js';
 
 interface WorkerOptions {

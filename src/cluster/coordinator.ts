@@ -19,12 +19,12 @@ import { TesseraError } from '../core/errors.js';
 import { checkExpertParallel } from '../model/moe-stage.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
-import { FramedSocket } from './framed-socket.js';
-import { meshSize, rankAt, stageLayerRanges, type MeshShape } from './mesh.js';
+import { FramedSocket } from '../parallel/framed-socket.js';
+import { meshSize, rankAt, stageLayerRanges, type MeshShape } from '../parallel/mesh.js';
 import type { StepRequest } from './rank-runner.js';
-import type { MeshAddress, SocketKind } from './socket-transport.js';
-import { asFloats } from './transport.js';
-import type { TraceEvent } from './timed-transport.js';
+import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
+import { asFloats } from '../parallel/transport.js';
+import type { TraceEvent } from '../parallel/timed-transport.js';
 import { writeFileSync } from 'node:fs';
 
 export interface CoordinatorOptions extends MeshShape {

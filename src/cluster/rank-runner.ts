@@ -7,8 +7,8 @@
 import { KvCache } from '../engine/kv-cache.js';
 import { singleSequenceBatch, type LogitRows, type SequenceKv } from '../model/batch.js';
 import type { StageModel } from '../model/shard-stage.js';
-import { placeOf, rankAt, type MeshShape } from './mesh.js';
-import { asFloats, floatBytes, type Transport } from './transport.js';
+import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
+import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
 
 /** One forward step of one sequence, as every rank receives it. */
 export interface StepRequest {

@@ -8,9 +8,9 @@
 import { Worker } from 'node:worker_threads';
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError, type ErrorCode } from '../core/errors.js';
-import type { EngineCoreOptions, StepStats } from './engine-core.js';
+import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
-import type { SequenceOutput, SequenceRequest } from './sequence.js';
+import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
 
 export interface SequenceListener {
   onOutput(output: SequenceOutput): void;

@@ -7,10 +7,10 @@ import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { StageModel } from '../model/shard-stage.js';
 import { loadStageWeights } from '../model/shard-weights.js';
-import { CollectiveGroup } from './collective-group.js';
-import { Communicator } from './collectives.js';
-import { inProcessMesh } from './in-process-transport.js';
-import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from './mesh.js';
+import { CollectiveGroup } from '../parallel/collective-group.js';
+import { Communicator } from '../parallel/collectives.js';
+import { inProcessMesh } from '../parallel/in-process-transport.js';
+import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
 import { RankRunner, type StepRequest } from './rank-runner.js';
 
 export interface LocalMesh {

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { Engine } from '../engine/engine.js';
 import { openMeshEngine } from './mesh-engine.js';
-import type { MeshShape } from './mesh.js';
-import type { SocketKind } from './socket-transport.js';
+import type { MeshShape } from '../parallel/mesh.js';
+import type { SocketKind } from '../parallel/socket-transport.js';
 
 export interface Expected {
   /** [prompt.length + 1, vocabSize]: the prompt's logits, then the decode step's. */

@@ -7,8 +7,8 @@
  */
 import { TesseraError } from '../core/errors.js';
 import type { Batch, SequenceKv } from '../model/batch.js';
-import type { MeshCoordinator } from '../parallel/coordinator.js';
-import type { ModelRunner } from './engine-core.js';
+import type { MeshCoordinator } from '../cluster/coordinator.js';
+import type { ModelRunner } from '../engine/engine-core.js';
 
 export class MeshRunner implements ModelRunner {
   private readonly ids = new WeakMap<SequenceKv, number>();

@@ -5,8 +5,8 @@
  */
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
-import type { TraceEvent } from './timed-transport.js';
-import type { MeshAddress, SocketKind } from './socket-transport.js';
+import type { TraceEvent } from '../parallel/timed-transport.js';
+import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 
 export type ControlMessage =
   | { type: 'hello'; token: string; pid: number }

@@ -1,8 +1,8 @@
 /** Messages between the API process (EngineHost) and the engine worker thread. */
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import type { MeshEngineOptions } from '../parallel/mesh-engine.js';
-import type { EngineCoreOptions, StepReport } from './engine-core.js';
-import type { SequenceRequest } from './sequence.js';
+import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
+import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
+import type { SequenceRequest } from '../engine/sequence.js';
 
 export interface WorkerSetup {
   modelPath: string;

@@ -7,9 +7,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import { isTesseraError } from '../core/errors.js';
-import { openMeshEngine } from '../parallel/mesh-engine.js';
-import { Engine } from './engine.js';
-import { EngineCore, type ModelRunner } from './engine-core.js';
+import { openMeshEngine } from '../cluster/mesh-engine.js';
+import { Engine } from '../engine/engine.js';
+import { EngineCore, type ModelRunner } from '../engine/engine-core.js';
 import { MeshRunner } from './mesh-runner.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 

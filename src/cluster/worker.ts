@@ -11,16 +11,16 @@ import { openModelFiles } from '../engine/model-files.js';
 import { StageModel } from '../model/shard-stage.js';
 import { loadStageWeights } from '../model/shard-weights.js';
 import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
-import { CollectiveGroup } from './collective-group.js';
-import { ExpertGroup } from './expert-group.js';
-import { Communicator } from './collectives.js';
+import { CollectiveGroup } from '../parallel/collective-group.js';
+import { ExpertGroup } from '../parallel/expert-group.js';
+import { Communicator } from '../parallel/collectives.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
-import { FramedSocket } from './framed-socket.js';
-import { placeOf, stageRanks } from './mesh.js';
+import { FramedSocket } from '../parallel/framed-socket.js';
+import { placeOf, stageRanks } from '../parallel/mesh.js';
 import { RankRunner } from './rank-runner.js';
-import { MeshListener, connectMesh, dial } from './socket-transport.js';
-import { TimedTransport, epochMicros } from './timed-transport.js';
-import { floatBytes } from './transport.js';
+import { MeshListener, connectMesh, dial } from '../parallel/socket-transport.js';
+import { TimedTransport, epochMicros } from '../parallel/timed-transport.js';
+import { floatBytes } from '../parallel/transport.js';
 
 export interface WorkerOptions {
   /** HOST:PORT of the coordinator. */
