@@ -1,5 +1,6 @@
 /** Options every model-using command shares, and opening the engine from them. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { BACKEND_CHOICES, createBackend, type BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError } from '../core/errors.js';
 import { Engine } from '../engine/engine.js';
 import { loadProgressBar } from './load-progress.js';
@@ -8,6 +9,8 @@ export interface ModelOptions {
   model: string;
   tokenizer?: string;
   verbose?: boolean;
+  backend?: BackendChoice;
+  threads?: number;
 }
 
 export function addModelOptions(command: Command): Command {
@@ -17,10 +20,20 @@ export function addModelOptions(command: Command): Command {
     .option('--verbose', 'print stack traces on errors');
 }
 
+/** --backend and --threads, for commands that compute. */
+export function addComputeOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'),
+    )
+    .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true));
+}
+
 export async function openEngine(options: ModelOptions): Promise<Engine> {
   const progress = loadProgressBar('loading');
   try {
-    return await Engine.open(options.model, { tokenizerPath: options.tokenizer, onProgress: progress.onProgress });
+    const backend = createBackend(options.backend ?? 'auto', { threads: options.threads });
+    return await Engine.open(options.model, { backend, tokenizerPath: options.tokenizer, onProgress: progress.onProgress });
   } finally {
     progress.stop();
   }

@@ -4,6 +4,7 @@
  * joining with `tessera worker`), with output identical to one process.
  */
 import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
 import { TesseraError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { openMeshEngine } from '../cluster/mesh-engine.js';
@@ -18,7 +19,7 @@ export interface ParallelOptions {
   transport: 'tcp' | 'unix';
   listen?: string;
   token?: string;
-  rankBackend: RankBackend;
+  rankBackend?: RankBackend;
   rankThreads?: number;
   trace?: string;
 }
@@ -32,7 +33,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
-    .option('--rank-backend <b>', 'backend of each rank: reference (default, as one process), native or auto', rankBackendOption, 'reference')
+    .option('--rank-backend <b>', 'backend of each rank: reference, native or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
     .option('--trace <file>', "write every rank's step and message spans (bytes, peer, wait vs transfer) as Chrome trace JSON");
 }
@@ -54,8 +55,8 @@ export async function openEngineFor(options: ModelOptions & ParallelOptions): Pr
     host: listen?.host,
     port: listen?.port,
     token: options.token,
-    backend: options.rankBackend,
-    threads: options.rankThreads,
+    backend: options.rankBackend ?? options.backend ?? 'auto',
+    threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
     trace: options.trace,
     log: (line) => process.stderr.write(`tessera: ${line}\n`),
   });
@@ -79,4 +80,9 @@ export function hostAndPort(text: string): { host: string; port: number } {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${text}" is not HOST:PORT; e.g. 0.0.0.0:7070`);
   }
   return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** Ranks forked on this machine share its cores: more busy threads than cores collapses throughput. */
+function localRankThreads(ranks: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / ranks));
 }

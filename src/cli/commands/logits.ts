@@ -1,7 +1,7 @@
 /** `tessera logits`: the float32 logits at every prompt position, for conformance checks. */
 import type { Command } from 'commander';
 import { TesseraError } from '../../core/errors.js';
-import { addModelOptions, parseIdList, type ModelOptions } from '../model-options.js';
+import { addComputeOptions, addModelOptions, parseIdList, type ModelOptions } from '../model-options.js';
 import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
 
 interface LogitsOptions extends ModelOptions, ParallelOptions {
@@ -10,7 +10,7 @@ interface LogitsOptions extends ModelOptions, ParallelOptions {
 }
 
 export function registerLogitsCommand(program: Command): void {
-  addParallelOptions(addModelOptions(program.command('logits').description('print the logits of every prompt position')))
+  addParallelOptions(addComputeOptions(addModelOptions(program.command('logits').description('print the logits of every prompt position'))))
     .requiredOption('--prompt-ids <ids>', 'comma-separated token ids')
     .option('--json', 'print {"logits": [[...], ...]} (the only output form)')
     .action(async (options: LogitsOptions) => {

@@ -4,7 +4,7 @@ import { TesseraError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { GenerationResult } from '../../engine/generation.js';
 import { renderChatTemplate, FALLBACK_CHAT_TEMPLATE } from '../../tokenizer/chat-template.js';
-import { addModelOptions, numberOption, parseIdList, type ModelOptions } from '../model-options.js';
+import { addComputeOptions, addModelOptions, numberOption, parseIdList, type ModelOptions } from '../model-options.js';
 import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
 
 interface RunOptions extends ModelOptions, ParallelOptions {
@@ -25,7 +25,7 @@ interface RunOptions extends ModelOptions, ParallelOptions {
 }
 
 export function registerRunCommand(program: Command): void {
-  addParallelOptions(addModelOptions(program.command('run').description('generate text from a prompt')))
+  addParallelOptions(addComputeOptions(addModelOptions(program.command('run').description('generate text from a prompt'))))
     .option('--prompt <text>', 'prompt text (default: start from BOS)')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids')
     .option('--max-tokens <n>', 'tokens to generate', numberOption('--max-tokens', 1, 1e9, true), 128)

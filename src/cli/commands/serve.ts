@@ -88,7 +88,7 @@ function meshOptions(options: ServeOptions): LaunchOptions['mesh'] {
     host: listen?.host,
     port: listen?.port,
     token: options.token,
-    backend: options.rankBackend,
+    backend: options.rankBackend ?? options.backend,
     threads: options.rankThreads,
   };
 }
