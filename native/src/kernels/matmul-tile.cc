@@ -11,7 +11,6 @@
 // then the halving tree with the same pairs. So the bits do not depend on
 // the layout, the batch or the variant.
 #include "kernel-functions.h"
-#include "tree-vector.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
@@ -21,67 +20,94 @@ inline int32_t blockSum(const QuantizedRow& x, int b) { return x.sums16[2 * b] +
 inline size_t tileBlockBytes(DType dtype) { return 16 * (dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes); }
 
 #if defined(TESSERA_AVX512)
+/** Leaves of block b (16 rows each) for kTokens tokens. */
 template <int kTokens, bool kQ4>
-void tilePass(const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, __m512* leaves, size_t stride) {
+inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves) {
   constexpr int32_t bias = kQ4 ? 8 : 128;
   constexpr size_t blockBytes = 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes);
   constexpr int quantBytes = kQ4 ? 256 : 512;
-  const __m512i low = _mm512_set1_epi8(0x0f);
-  for (int b = 0; b < numBlocks; b++) {
-    const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
-    __m512i w[8];  // w[g]: elements 4g..4g+3 of each row (q4_0: w[4 + g] holds 16 + 4g..)
-    if (kQ4) {
-      for (int g = 0; g < 4; g++) {
-        const __m512i bytes = _mm512_loadu_si512(block + 64 * g);
-        w[g] = _mm512_and_si512(bytes, low);
-        w[4 + g] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
-      }
-    } else {
-      for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(block + 64 * g);
+  const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
+  __m512i w[8];  // w[g]: elements 4g..4g+3 of each row (q4_0: w[4 + g] holds 16 + 4g..)
+  if (kQ4) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 4; g++) {
+      const __m512i bytes = _mm512_loadu_si512(block + 64 * g);
+      w[g] = _mm512_and_si512(bytes, low);
+      w[4 + g] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
     }
-    const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + quantBytes)));
-    for (int j = 0; j < kTokens; j++) {
-      const QuantizedRow& x = tokens[j];
-      const int8_t* xq = x.q + 32 * b;
-      // q8_0 runs two accumulator chains (integer sums are exact in any order) to halve the
-      // dpbusd latency chain; q4_0, bound by its nibble unpacking, is faster with one (measured).
-      __m512i acc = _mm512_set1_epi32(-bias * blockSum(x, b));
-      __m512i other = _mm512_setzero_si512();
-      for (int g = 0; g < 8; g++) {
-        // q4_0's w[4 + g] pairs with elements 16 + 4g; q8_0's w[g] with 4g.
-        const int element = kQ4 && g >= 4 ? 16 + 4 * (g - 4) : 4 * g;
-        int32_t four;
-        std::memcpy(&four, xq + element, 4);
-        if (kQ4 || g % 2 == 0) {
-          acc = _mm512_dpbusd_epi32(acc, w[g], _mm512_set1_epi32(four));
-        } else {
-          other = _mm512_dpbusd_epi32(other, w[g], _mm512_set1_epi32(four));
-        }
+  } else {
+    for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(block + 64 * g);
+  }
+  const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + quantBytes)));
+  for (int j = 0; j < kTokens; j++) {
+    const QuantizedRow& x = tokens[j];
+    const int8_t* xq = x.q + 32 * b;
+    // q8_0 runs two accumulator chains (integer sums are exact in any order) to halve the
+    // dpbusd latency chain; q4_0, bound by its nibble unpacking, is faster with one (measured).
+    __m512i acc = _mm512_set1_epi32(-bias * blockSum(x, b));
+    __m512i other = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+      // q4_0's w[4 + g] pairs with elements 16 + 4g; q8_0's w[g] with 4g.
+      const int element = kQ4 && g >= 4 ? 16 + 4 * (g - 4) : 4 * g;
+      int32_t four;
+      std::memcpy(&four, xq + element, 4);
+      if (kQ4 || g % 2 == 0) {
+        acc = _mm512_dpbusd_epi32(acc, w[g], _mm512_set1_epi32(four));
+      } else {
+        other = _mm512_dpbusd_epi32(other, w[g], _mm512_set1_epi32(four));
       }
-      acc = _mm512_add_epi32(acc, other);
-      const __m512 scale = _mm512_mul_ps(wd, _mm512_set1_ps(x.d[b]));
-      leaves[j * stride + b] = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
     }
+    acc = _mm512_add_epi32(acc, other);
+    const __m512 scale = _mm512_mul_ps(wd, _mm512_set1_ps(x.d[b]));
+    leaves[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
   }
 }
 
+/**
+ * The tile's results for kTokens tokens: leaves are folded into the halving
+ * tree as they come (level 0, then a stack for the perfect part), so no
+ * buffer of leaves competes with the weights for L1 — a buffer as long as a
+ * row of blocks halved decode bandwidth on long rows.
+ */
+template <int kTokens, bool kQ4>
+void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, __m512* results) {
+  __m512 stack[kTokens][32];
+  int depth = 0;
+  int b = 0;
+  for (int node = 0; node < plan.width; node++) {
+    __m512 value[kTokens];
+    blockLeaves<kTokens, kQ4>(tile, b, tokens, value);
+    if (plan.count[node] == 2) {
+      __m512 second[kTokens];
+      blockLeaves<kTokens, kQ4>(tile, b + 1, tokens, second);
+      for (int j = 0; j < kTokens; j++) value[j] = _mm512_add_ps(value[j], second[j]);
+    }
+    b += plan.count[node];
+    for (int j = 0; j < kTokens; j++) stack[j][depth] = value[j];
+    depth++;
+    // After node i, the nodes ending at i pair up: as many as (i + 1) has trailing zero bits.
+    for (unsigned m = static_cast<unsigned>(node) + 1; (m & 1u) == 0; m >>= 1) {
+      depth--;
+      for (int j = 0; j < kTokens; j++) stack[j][depth - 1] = _mm512_add_ps(stack[j][depth - 1], stack[j][depth]);
+    }
+  }
+  for (int j = 0; j < kTokens; j++) results[j] = stack[j][0];
+}
+
 template <bool kQ4>
-void tileMatmulAvx512(const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens, const TreePlan& plan,
-                      float* scratch, float* out, int64_t outStride, int numRows) {
-  __m512* leaves = reinterpret_cast<__m512*>(scratch);
-  const size_t stride = static_cast<size_t>(numBlocks) + 32;
+void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTokens, const TreePlan& plan, float* out,
+                      int64_t outStride, int numRows) {
   const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
   for (int t = 0; t < numTokens; t += kTileTokens) {
     const int count = numTokens - t < kTileTokens ? numTokens - t : kTileTokens;
+    __m512 results[kTileTokens];
     switch (count) {
-      case 4: tilePass<4, kQ4>(tile, numBlocks, tokens + t, leaves, stride); break;
-      case 3: tilePass<3, kQ4>(tile, numBlocks, tokens + t, leaves, stride); break;
-      case 2: tilePass<2, kQ4>(tile, numBlocks, tokens + t, leaves, stride); break;
-      default: tilePass<1, kQ4>(tile, numBlocks, tokens + t, leaves, stride); break;
+      case 4: tilePass<4, kQ4>(tile, tokens + t, plan, results); break;
+      case 3: tilePass<3, kQ4>(tile, tokens + t, plan, results); break;
+      case 2: tilePass<2, kQ4>(tile, tokens + t, plan, results); break;
+      default: tilePass<1, kQ4>(tile, tokens + t, plan, results); break;
     }
-    for (int j = 0; j < count; j++) {
-      _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, reduceTile(leaves + j * stride, plan));
-    }
+    for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
   }
 }
 #endif
@@ -116,8 +142,10 @@ void tileMatmulAvx512(const uint8_t* tile, int numBlocks, const QuantizedRow* to
 void tileMatmul(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                 const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows) {
 #if defined(TESSERA_AVX512)
-  if (dtype == DType::Q4_0) return tileMatmulAvx512<true>(tile, numBlocks, tokens, numTokens, plan, scratch, out, outStride, numRows);
-  return tileMatmulAvx512<false>(tile, numBlocks, tokens, numTokens, plan, scratch, out, outStride, numRows);
+  (void)numBlocks;
+  (void)scratch;
+  if (dtype == DType::Q4_0) return tileMatmulAvx512<true>(tile, tokens, numTokens, plan, out, outStride, numRows);
+  return tileMatmulAvx512<false>(tile, tokens, numTokens, plan, out, outStride, numRows);
 #else
   for (int t = 0; t < numTokens; t++) {
     for (int r = 0; r < numRows; r++) tileRowPortable(dtype, tile, numBlocks, r, tokens[t], plan, scratch, out + t * outStride + r);

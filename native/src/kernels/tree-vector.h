@@ -8,12 +8,15 @@ namespace TESSERA_ISA_NS {
 namespace {
 
 #if defined(TESSERA_AVX512)
-/** leaves[0, plan.n) → their sums per lane; `leaves` (room for n) is clobbered. */
+/** leaves[0, plan.n) → their sums per lane; `leaves` (room for n + 1) is clobbered. */
 inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
   if (plan.width != plan.n) {
+    // Branch-free: the 1-or-2 pattern is irregular, and a mispredict per node costs more than the add.
+    // (A blend, not "+ 0": adding zero would turn a -0 leaf into +0.)
     for (int i = 0; i < plan.width; i++) {
       const int s = plan.start[i];
-      leaves[i] = plan.count[i] == 2 ? _mm512_add_ps(leaves[s], leaves[s + 1]) : leaves[s];
+      const __mmask16 pair = static_cast<__mmask16>(-static_cast<int>(plan.count[i] == 2));
+      leaves[i] = _mm512_mask_add_ps(leaves[s], pair, leaves[s], leaves[s + 1]);
     }
   }
   for (int width = plan.width; width > 1; width /= 2) {
