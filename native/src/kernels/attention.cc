@@ -75,43 +75,72 @@ inline float pairwiseSum16(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
-inline __m512 scoreChunk16(const float* q, const float* kt, int headDim, float scale, int count) {
-  __m512 p[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int d = 0; d < headDim; d++) p[d % 4] = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + d * kLanes), p[d % 4]);
-  const __m512 dot = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3]));
-  const __mmask16 valid = static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << count) - 1);
-  return _mm512_mask_mov_ps(_mm512_set1_ps(-__builtin_inff()), valid, _mm512_mul_ps(dot, _mm512_set1_ps(scale)));
-}
-
-void attendBlock(const float* q, const float* kt, const float* values, int count, int rowStride, int headDim, float scale,
-                 float* scores, QueryState& state) {
-  const int chunks = (count + kLanes - 1) / kLanes;
-  float blockMax = -__builtin_inff();
+/**
+ * kQueries queries over one block at once: the same operations per query as
+ * the portable attendBlock, interleaved so their latency chains overlap and
+ * each key and value load serves every query. counts[i] ≥ 1.
+ */
+template <int kQueries>
+void attendGroup(const float* const* queries, QueryState* const* states, const int* counts, const float* kt,
+                 const float* values, int rowStride, int headDim, float scale, float* scores) {
+  int most = 0;
+  for (int i = 0; i < kQueries; i++) most = counts[i] > most ? counts[i] : most;
+  const int chunks = (most + kLanes - 1) / kLanes;
+  const int scoreStride = chunks * kLanes;
+  float blockMax[kQueries];
+  for (int i = 0; i < kQueries; i++) blockMax[i] = -__builtin_inff();
   for (int c = 0; c < chunks; c++) {
-    const __m512 s = scoreChunk16(q, kt + static_cast<size_t>(c) * headDim * kLanes, headDim, scale, count - c * kLanes);
-    _mm512_storeu_ps(scores + c * kLanes, s);
-    const float m = _mm512_reduce_max_ps(s);
-    blockMax = m > blockMax ? m : blockMax;
+    __m512 p[kQueries][4];
+    for (int i = 0; i < kQueries; i++) {
+      for (int k = 0; k < 4; k++) p[i][k] = _mm512_setzero_ps();
+    }
+    const float* keys = kt + static_cast<size_t>(c) * headDim * kLanes;
+    for (int d = 0; d < headDim; d++) {
+      const __m512 key = _mm512_loadu_ps(keys + d * kLanes);
+      for (int i = 0; i < kQueries; i++) p[i][d % 4] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d]), key, p[i][d % 4]);
+    }
+    for (int i = 0; i < kQueries; i++) {
+      const __m512 dot = _mm512_add_ps(_mm512_add_ps(p[i][0], p[i][1]), _mm512_add_ps(p[i][2], p[i][3]));
+      const int valid = counts[i] - c * kLanes;
+      const __mmask16 lanes = static_cast<__mmask16>(valid >= 16 ? 0xffff : valid <= 0 ? 0 : (1u << valid) - 1);
+      const __m512 s = _mm512_mask_mov_ps(_mm512_set1_ps(-__builtin_inff()), lanes, _mm512_mul_ps(dot, _mm512_set1_ps(scale)));
+      _mm512_storeu_ps(scores + i * scoreStride + c * kLanes, s);
+      const float m = _mm512_reduce_max_ps(s);
+      blockMax[i] = m > blockMax[i] ? m : blockMax[i];
+    }
   }
-  const float newMax = blockMax > state.max ? blockMax : state.max;
-  const float rescale = state.max == -__builtin_inff() ? 0.0f : expFloat(state.max - newMax);
-  float blockSum = 0.0f;
-  for (int c = 0; c < chunks; c++) {
-    const __m512 e = expFloat16(_mm512_sub_ps(_mm512_loadu_ps(scores + c * kLanes), _mm512_set1_ps(newMax)));
-    _mm512_storeu_ps(scores + c * kLanes, e);
-    blockSum += pairwiseSum16(e);
+  float rescale[kQueries];
+  for (int i = 0; i < kQueries; i++) {
+    QueryState& state = *states[i];
+    const float newMax = blockMax[i] > state.max ? blockMax[i] : state.max;
+    rescale[i] = state.max == -__builtin_inff() ? 0.0f : expFloat(state.max - newMax);
+    float blockSum = 0.0f;
+    // A query's chunks past its own count are all -inf: their e are exact zeros and never read.
+    for (int c = 0; c * kLanes < counts[i]; c++) {
+      float* e = scores + i * scoreStride + c * kLanes;
+      const __m512 weights = expFloat16(_mm512_sub_ps(_mm512_loadu_ps(e), _mm512_set1_ps(newMax)));
+      _mm512_storeu_ps(e, weights);
+      blockSum += pairwiseSum16(weights);
+    }
+    state.sum = state.sum * rescale[i] + blockSum;
+    state.max = newMax;
   }
-  state.sum = state.sum * rescale + blockSum;
   for (int d = 0; d < headDim; d += 16) {
     const __mmask16 dims = static_cast<__mmask16>(headDim - d >= 16 ? 0xffff : (1u << (headDim - d)) - 1);
-    __m512 acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, state.acc + d), _mm512_set1_ps(rescale));
-    for (int j = 0; j < count; j++) {
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(scores[j]), _mm512_maskz_loadu_ps(dims, values + static_cast<size_t>(j) * rowStride + d), acc);
+    __m512 acc[kQueries];
+    for (int i = 0; i < kQueries; i++) acc[i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, states[i]->acc + d), _mm512_set1_ps(rescale[i]));
+    for (int j = 0; j < most; j++) {
+      const __m512 v = _mm512_maskz_loadu_ps(dims, values + static_cast<size_t>(j) * rowStride + d);
+      for (int i = 0; i < kQueries; i++) {
+        // Positions past a query's own count are skipped, not multiplied by zero.
+        const __mmask16 take = static_cast<__mmask16>(-static_cast<int>(j < counts[i]));
+        acc[i] = _mm512_mask3_fmadd_ps(_mm512_set1_ps(scores[i * scoreStride + j]), v, acc[i], take);
+      }
     }
-    _mm512_mask_storeu_ps(state.acc + d, dims, acc);
+    for (int i = 0; i < kQueries; i++) _mm512_mask_storeu_ps(states[i]->acc + d, dims, acc[i]);
   }
-  state.max = newMax;
 }
+
 #else
 /** One query over one block whose keys are transposed in kt (chunks of 16). */
 void attendBlock(const float* q, const float* kt, const float* values, int count, int rowStride, int headDim, float scale,
@@ -151,7 +180,7 @@ void attendKvHead(const float* const* queries, const int32_t* lastPosition, floa
   const int chunks = (blockSize + kLanes - 1) / kLanes;
   float* kt = scratch;                                          // [chunks][headDim][16]
   float* accs = kt + static_cast<size_t>(chunks) * headDim * kLanes;  // [count][headDim]
-  float* scores = accs + static_cast<size_t>(count) * headDim;  // [chunks · 16]
+  float* scores = accs + static_cast<size_t>(count) * headDim;  // [4][chunks · 16]
   int lastOfAll = 0;
   for (int i = 0; i < count; i++) lastOfAll = lastPosition[i] > lastOfAll ? lastPosition[i] : lastOfAll;
   // Up to a few hundred queries; their max and sum live on the stack in batches of 64.
@@ -176,12 +205,39 @@ void attendKvHead(const float* const* queries, const int32_t* lastPosition, floa
         transposeKeys(keyBlocks[block] + static_cast<size_t>(c) * kLanes * rowStride, inChunk, rowStride, headDim,
                       kt + static_cast<size_t>(c) * headDim * kLanes);
       }
+#if defined(TESSERA_AVX512)
+      // Queries that reach into this block, four at a time.
+      const float* group[4];
+      QueryState* groupStates[4];
+      int groupCounts[4];
+      int members = 0;
+      for (int i = 0; i <= batch; i++) {
+        if (i < batch) {
+          const int reach = lastPosition[first + i] + 1 - start;
+          if (reach <= 0) continue;
+          group[members] = queries[first + i];
+          groupStates[members] = &states[i];
+          groupCounts[members] = reach < blockSize ? reach : blockSize;
+          members++;
+        }
+        if (members == 4 || (i == batch && members > 0)) {
+          switch (members) {
+            case 4: attendGroup<4>(group, groupStates, groupCounts, kt, valueBlocks[block], rowStride, headDim, scale, scores); break;
+            case 3: attendGroup<3>(group, groupStates, groupCounts, kt, valueBlocks[block], rowStride, headDim, scale, scores); break;
+            case 2: attendGroup<2>(group, groupStates, groupCounts, kt, valueBlocks[block], rowStride, headDim, scale, scores); break;
+            default: attendGroup<1>(group, groupStates, groupCounts, kt, valueBlocks[block], rowStride, headDim, scale, scores); break;
+          }
+          members = 0;
+        }
+      }
+#else
       for (int i = 0; i < batch; i++) {
         const int reach = lastPosition[first + i] + 1 - start;
         if (reach <= 0) continue;
         attendBlock(queries[first + i], kt, valueBlocks[block], reach < blockSize ? reach : blockSize, rowStride, headDim,
                     scale, scores, states[i]);
       }
+#endif
     }
     for (int i = 0; i < batch; i++) {
       float* o = out[first + i];

@@ -56,7 +56,7 @@ constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(
 
 constexpr size_t attentionScratchFloats(int count, int blockSize, int headDim) {
   return static_cast<size_t>(headDim) * ((blockSize + 15) / 16 * 16) + static_cast<size_t>(count) * (headDim + 2) +
-         static_cast<size_t>(blockSize) + 32;
+         4 * static_cast<size_t>((blockSize + 15) / 16 * 16) + 32;
 }
 
 struct KernelTable {
