@@ -4,6 +4,7 @@
 // keep a wrong call from touching memory it does not own.
 #include <napi.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -265,7 +266,9 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     require(positions[t] >= 0 && static_cast<size_t>(positions[t] / shape.blockSize) < blockTable.ElementLength(),
             info.Env(), "position beyond the block table");
   }
-  for (size_t b = 0; b < blockTable.ElementLength(); b++) {
+  int lastPosition = 0;
+  for (int t = 0; t < shape.numTokens; t++) lastPosition = std::max(lastPosition, static_cast<int>(positions[t]));
+  for (size_t b = 0; b <= static_cast<size_t>(lastPosition / shape.blockSize) && shape.numTokens > 0; b++) {
     require(blockTable[b] >= 0 && (blockTable[b] + 1) * blockFloats <= keys.ElementLength(), info.Env(),
             "block table entry outside the pool");
   }
@@ -276,6 +279,29 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
                    positions.Data(), out.Data());
   }
   return out;
+}
+
+/** writeKv(context, pool, blockSize, rowSize, blockTable, positions, values) */
+Napi::Value WriteKv(const Napi::CallbackInfo& info) {
+  Napi::Float32Array pool = floats(info, 1, "pool");
+  const int blockSize = static_cast<int>(number(info, 2, "blockSize"));
+  const int rowSize = static_cast<int>(number(info, 3, "rowSize"));
+  Napi::Int32Array blockTable = ints(info, 4, "blockTable");
+  Napi::Int32Array positions = ints(info, 5, "positions");
+  Napi::Float32Array values = floats(info, 6, "values");
+  require(blockSize > 0 && rowSize > 0 && values.ElementLength() == positions.ElementLength() * rowSize, info.Env(),
+          "values do not hold one row per position");
+  const size_t blockFloats = static_cast<size_t>(blockSize) * rowSize;
+  for (size_t t = 0; t < positions.ElementLength(); t++) {
+    const int position = positions[t];
+    require(position >= 0 && static_cast<size_t>(position / blockSize) < blockTable.ElementLength(), info.Env(),
+            "position beyond the block table");
+    const int physical = blockTable[position / blockSize];
+    require(physical >= 0 && (physical + 1) * blockFloats <= pool.ElementLength(), info.Env(), "block outside the pool");
+  }
+  writeKvRows(pool.Data(), blockSize, rowSize, blockTable.Data(), positions.Data(), static_cast<int>(positions.ElementLength()),
+              values.Data());
+  return info.Env().Undefined();
 }
 
 /** siluMul(context, gate, up, out) → out */
@@ -322,6 +348,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
+  exports.Set("writeKv", Napi::Function::New(env, WriteKv));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   return exports;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace tessera {
@@ -45,6 +46,15 @@ void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads
         *b = static_cast<float>(x0 * sines[i] + x1 * cosines[i]);
       }
     }
+  }
+}
+
+void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,
+                 const float* values) {
+  for (int t = 0; t < numTokens; t++) {
+    const int position = positions[t];
+    const size_t slot = static_cast<size_t>(blockTable[position / blockSize]) * blockSize + position % blockSize;
+    std::memcpy(pool + slot * rowSize, values + static_cast<size_t>(t) * rowSize, sizeof(float) * rowSize);
   }
 }
 

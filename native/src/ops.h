@@ -15,6 +15,10 @@ void rmsNormRows(const KernelTable& kernels, ThreadPool& pool, const float* x, c
 void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims, bool halves,
                  const float* inverseFrequencies);
 
+/** values [numTokens, rowSize] → pool rows of `positions` through the block table (checked by the caller). */
+void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,
+                 const float* values);
+
 struct AttentionShape {
   int numTokens, numHeads, numKvHeads, headDim, blockSize;
   float scale;

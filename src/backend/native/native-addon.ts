@@ -66,6 +66,15 @@ export interface NativeAddon {
     out: Float32Array,
   ): Float32Array;
   siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array, out: Float32Array): Float32Array;
+  writeKv(
+    context: NativeHandle,
+    pool: Float32Array,
+    blockSize: number,
+    rowSize: number,
+    blockTable: Int32Array,
+    positions: Int32Array,
+    values: Float32Array,
+  ): void;
   addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;
   /** GB/s of a STREAM triad over three arrays of `bytesPerArray` on the context's threads. */
   memoryBandwidth(context: NativeHandle, bytesPerArray: number, repeats: number): number;

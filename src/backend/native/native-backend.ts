@@ -12,7 +12,6 @@
 import type { AttentionArgs, Backend, KvPool, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
-import { writeKv } from '../reference/attention.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
 
@@ -161,7 +160,14 @@ export class NativeBackend implements Backend {
   }
 
   writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
-    writeKv(pool, blockTable, positions, values);
+    const rowSize = pool.numKvHeads * pool.headDim;
+    check(
+      values.length === positions.length * rowSize,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `writeKv got ${values.length} values for ${positions.length} positions of ${rowSize}`,
+    );
+    checkBlocks(pool, blockTable, positions);
+    this.addon.writeKv(this.context, pool.data, pool.blockSize, rowSize, blockTable, positions, values);
   }
 
   attention(args: AttentionArgs): Float32Array {
@@ -200,18 +206,22 @@ function checkAttention(args: AttentionArgs): void {
       'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize or size differ)',
     );
   }
-  const blockFloats = keyCache.blockSize * numKvHeads * headDim;
+  checkBlocks(keyCache, blockTable, positions);
+}
+
+/** Every position maps through the block table to a block inside the pool (the reference's messages). */
+function checkBlocks(pool: KvPool, blockTable: Int32Array, positions: Int32Array): void {
+  const blockFloats = pool.blockSize * pool.numKvHeads * pool.headDim;
   for (const position of positions) {
+    const logical = Math.floor(position / pool.blockSize);
     check(
-      Number.isInteger(position) && position >= 0 && Math.floor(position / keyCache.blockSize) < blockTable.length,
+      Number.isInteger(position) && position >= 0 && logical < blockTable.length,
       'TESSERA_ERR_INVALID_ARGUMENT',
       `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
     );
-  }
-  for (let logical = 0; logical < blockTable.length; logical++) {
     const physical = blockTable[logical];
     check(
-      physical >= 0 && (physical + 1) * blockFloats <= keyCache.data.length,
+      physical >= 0 && (physical + 1) * blockFloats <= pool.data.length,
       'TESSERA_ERR_INVALID_ARGUMENT',
       `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
     );
