@@ -5,11 +5,13 @@
  */
 import type { Command } from 'commander';
 import { registerBenchCommCommand } from './bench-comm.js';
+import { registerBenchEngineCommand } from './bench-engine.js';
 import { registerBenchServeCommand } from './bench-serve.js';
 
 export function registerBenchCommand(program: Command): Command {
   const bench = program.command('bench').description('benchmarks (results as JSON under bench/results/)');
   registerBenchServeCommand(bench);
   registerBenchCommCommand(bench);
+  registerBenchEngineCommand(bench);
   return bench;
 }

@@ -1,0 +1,131 @@
+/**
+ * Tessera and llama.cpp side by side on one GGUF file with the same threads:
+ * prefill and decode rates, load time, and decode's share of the memory
+ * bandwidth measured in the same run. Rounds alternate between the two so
+ * the machine's noise falls on both; each figure is the best of its rounds.
+ */
+import { byteSize } from '../core/dtype.js';
+import { NativeBackend } from '../backend/native/native-backend.js';
+import { createBackend, type BackendChoice } from '../backend/native/select-backend.js';
+import { Engine } from '../engine/engine.js';
+import { matrixShape } from '../format/tensor-store.js';
+import { describeMachine, type MachineDescription } from './machine.js';
+import { openPeerTimings } from './peer-timing.js';
+
+export interface EngineBenchOptions {
+  model: string;
+  threads: number;
+  backend: BackendChoice;
+  peer: boolean;
+  flashAttention: boolean;
+  rounds: number;
+  promptLengths: number[];
+  decodeTokens: number;
+  log: (line: string) => void;
+}
+
+export interface SideFigures {
+  loadMs: number;
+  /** Prompt length → tokens per second. */
+  prefill: Record<string, number>;
+  decode: number;
+  /** model bytes × decode tok/s ÷ measured bandwidth */
+  decodeBandwidthFraction: number;
+}
+
+export interface EngineBenchResult {
+  kind: 'engine';
+  date: string;
+  machine: MachineDescription;
+  model: { path: string; architecture: string; dtypes: string[]; bytes: number };
+  threads: number;
+  backend: string;
+  memoryBandwidthGBs: number;
+  decodeTokens: number;
+  flashAttention: boolean;
+  tessera: SideFigures;
+  llamaCpp?: SideFigures;
+  /** Tessera ÷ llama.cpp for each figure (higher is better for Tessera; for load time, lower). */
+  ratios?: { prefill: Record<string, number>; decode: number; loadTime: number };
+}
+
+export async function runEngineBenchmark(options: EngineBenchOptions): Promise<EngineBenchResult> {
+  const machine = describeMachine();
+  const backend = createBackend(options.backend, { threads: options.threads });
+  const bandwidth = measureBandwidth(backend, options.threads);
+  options.log(`memory bandwidth (STREAM triad, ${options.threads} threads): ${bandwidth.toFixed(1)} GB/s`);
+  const engine = await Engine.open(options.model, { backend });
+  const bytes = modelBytes(engine);
+  const vocab = engine.config.vocabSize;
+  const prompt = (length: number): number[] => Array.from({ length }, (_, i) => 100 + ((i * 7919) % Math.max(1, vocab - 200)));
+  const maxPrompt = Math.max(...options.promptLengths);
+  const peer = options.peer
+    ? await openPeerTimings(options.model, { threads: options.threads, flashAttention: options.flashAttention, contextSize: maxPrompt + options.decodeTokens + 16 })
+    : undefined;
+  const tessera = emptyFigures(engine.loadMs);
+  const llama = peer ? emptyFigures(peer.loadMs) : undefined;
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      for (const length of options.promptLengths) {
+        const ours = (await engine.complete({ promptIds: prompt(length), maxTokens: 1, ignoreEos: true })).timings.prefillTokensPerSecond;
+        keepBest(tessera.prefill, String(length), ours);
+        if (peer && llama) keepBest(llama.prefill, String(length), await peer.prefill(prompt(length)));
+      }
+      const decodePrompt = prompt(16);
+      const ours = await engine.complete({ promptIds: decodePrompt, maxTokens: options.decodeTokens + 1, ignoreEos: true });
+      tessera.decode = Math.max(tessera.decode, ours.timings.decodeTokensPerSecond);
+      if (peer && llama) llama.decode = Math.max(llama.decode, await peer.decode(decodePrompt, options.decodeTokens));
+      options.log(`round ${round + 1}/${options.rounds}: tessera decode ${tessera.decode.toFixed(2)} tok/s${llama ? `, llama.cpp ${llama.decode.toFixed(2)} tok/s` : ''}`);
+    }
+  } finally {
+    await peer?.close();
+  }
+  for (const side of [tessera, llama]) if (side) side.decodeBandwidthFraction = (bytes * side.decode) / (bandwidth * 1e9);
+  const info = engine.files.store.list();
+  return {
+    kind: 'engine',
+    date: new Date().toISOString(),
+    machine,
+    model: { path: options.model, architecture: engine.config.architecture, dtypes: [...new Set(info.map((t) => t.dtype))], bytes },
+    threads: options.threads,
+    backend: backend.name,
+    memoryBandwidthGBs: bandwidth,
+    decodeTokens: options.decodeTokens,
+    flashAttention: options.flashAttention,
+    tessera,
+    llamaCpp: llama,
+    ratios: llama ? ratiosOf(tessera, llama) : undefined,
+  };
+}
+
+function emptyFigures(loadMs: number): SideFigures {
+  return { loadMs, prefill: {}, decode: 0, decodeBandwidthFraction: 0 };
+}
+
+function keepBest(figures: Record<string, number>, key: string, value: number): void {
+  figures[key] = Math.max(figures[key] ?? 0, value);
+}
+
+function ratiosOf(tessera: SideFigures, llama: SideFigures): NonNullable<EngineBenchResult['ratios']> {
+  const prefill: Record<string, number> = {};
+  for (const key of Object.keys(tessera.prefill)) prefill[key] = tessera.prefill[key] / llama.prefill[key];
+  return { prefill, decode: tessera.decode / llama.decode, loadTime: tessera.loadMs / llama.loadMs };
+}
+
+/** Bytes of the weights a decode step reads: all but an untied embedding table, of which it reads one row. */
+function modelBytes(engine: Engine): number {
+  const tensors = engine.files.store.list();
+  const untied = tensors.some((info) => info.name === 'output.weight');
+  return tensors.reduce((sum, info) => {
+    if (untied && info.name === 'token_embd.weight') return sum;
+    const { rows, cols } = matrixShape(info.shape);
+    return sum + byteSize(info.dtype, rows * cols);
+  }, 0);
+}
+
+/** GB/s from the native addon's STREAM triad; NaN when the addon is not built. */
+function measureBandwidth(backend: unknown, threads: number): number {
+  if (backend instanceof NativeBackend) return backend.measureMemoryBandwidth();
+  return NativeBackend.describeCpu() ? new NativeBackend({ threads }).measureMemoryBandwidth() : Number.NaN;
+}
+
