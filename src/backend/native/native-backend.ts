@@ -105,7 +105,7 @@ export class NativeBackend implements Backend {
       'TESSERA_ERR_INVALID_ARGUMENT',
       `rows [${rowStart}, ${rowEnd}) are outside a weight of ${w.rows} rows`,
     );
-    return this.addon.readRows(this.context, w.handle, rowStart, rowEnd, new Float32Array((rowEnd - rowStart) * w.cols));
+    return this.addon.readRows(this.context, w.handle, rowStart, rowEnd, outputArray((rowEnd - rowStart) * w.cols));
   }
 
   matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
@@ -115,7 +115,7 @@ export class NativeBackend implements Backend {
       'TESSERA_ERR_INVALID_ARGUMENT',
       `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
     );
-    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, new Float32Array(numTokens * w.rows));
+    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outputArray(numTokens * w.rows));
   }
 
   embed(ids: Int32Array, table: Weight): Float32Array {
@@ -127,14 +127,14 @@ export class NativeBackend implements Backend {
         `token id ${id} is outside the embedding table of ${w.rows} entries; the tokenizer and model do not match`,
       );
     }
-    return this.addon.embed(this.context, w.handle, ids, new Float32Array(ids.length * w.cols));
+    return this.addon.embed(this.context, w.handle, ids, outputArray(ids.length * w.cols));
   }
 
   rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
     const w = asNativeWeight(weight);
     const dim = w.rows * w.cols;
     check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `rmsNorm input has ${x.length} values, expected ${numRows} rows of ${dim}`);
-    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps, new Float32Array(x.length));
+    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps, outputArray(x.length));
   }
 
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
@@ -175,19 +175,29 @@ export class NativeBackend implements Backend {
     const { query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale } = args;
     return this.addon.attention(
       this.context, query, keyCache.data, valueCache.data, keyCache.blockSize, numKvHeads,
-      blockTable, positions, numHeads, headDim, scale, new Float32Array(query.length),
+      blockTable, positions, numHeads, headDim, scale, outputArray(query.length),
     );
   }
 
   siluMul(gate: Float32Array, up: Float32Array): Float32Array {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
-    return this.addon.siluMul(this.context, gate, up, new Float32Array(gate.length));
+    return this.addon.siluMul(this.context, gate, up, outputArray(gate.length));
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {
     check(a.length === b.length, 'TESSERA_ERR_INVALID_ARGUMENT', `addInPlace got arrays of ${a.length} and ${b.length} values`);
     this.addon.addInPlace(this.context, a, b);
   }
+}
+
+/**
+ * An array the addon fills completely; large ones skip zero-filling (a
+ * prefill allocates about a gigabyte of activations).
+ */
+function outputArray(length: number): Float32Array {
+  if (length < 65536) return new Float32Array(length);
+  const bytes = Buffer.allocUnsafeSlow(length * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, length);
 }
 
 /** The checks the reference makes, with the same messages, before native code touches the pools. */
