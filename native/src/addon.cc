@@ -134,14 +134,14 @@ DType dtypeArg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<DType>(code);
 }
 
-/** loadWeight(context, dtype, rows, cols, bytes, pack) */
+/** loadWeight(context, dtype, rows, cols, bytes, pack): packs only where the context's kernels have fast tiles */
 Napi::Value LoadWeight(const Napi::CallbackInfo& info) {
   const Context& context = contextArg(info);
   const DType dtype = dtypeArg(info, 1);
   const int64_t rows = static_cast<int64_t>(number(info, 2, "rows"));
   const int64_t cols = static_cast<int64_t>(number(info, 3, "cols"));
   Napi::Uint8Array bytes = bytesArg(info, 4);
-  const bool pack = info.Length() > 5 && info[5].ToBoolean().Value();
+  const bool pack = info.Length() > 5 && info[5].ToBoolean().Value() && context.kernels->fastTiles;
   const size_t expected = static_cast<size_t>(cols / blockElements(dtype)) * blockBytes(dtype) * rows;
   require(bytes.ByteLength() == expected, info.Env(), "weight bytes do not match its shape");
   try {
@@ -160,7 +160,7 @@ Napi::Value MapWeight(const Napi::CallbackInfo& info) {
   require(info.Length() > 4 && info[4].IsString(), info.Env(), "path must be a string");
   const std::string path = info[4].As<Napi::String>().Utf8Value();
   const uint64_t offset = static_cast<uint64_t>(number(info, 5, "byteOffset"));
-  const bool pack = info.Length() > 6 && info[6].ToBoolean().Value();
+  const bool pack = info.Length() > 6 && info[6].ToBoolean().Value() && context.kernels->fastTiles;
   try {
     return wrapWeight(info.Env(), NativeWeight::map(dtype, rows, cols, path, offset, pack, *context.pool));
   } catch (const std::runtime_error& error) {

@@ -13,6 +13,11 @@ const KernelTable* TESSERA_TABLE_GETTER() {
   namespace k = TESSERA_ISA_NS;
   static const KernelTable table = {
       TESSERA_STRINGIFY(TESSERA_ISA_NS),
+#if defined(TESSERA_AVX512)
+      true,
+#else
+      false,
+#endif
       k::quantizeRow,
       k::leavesF32,
       k::leavesF16,

@@ -61,6 +61,8 @@ constexpr size_t attentionScratchFloats(int count, int blockSize, int headDim) {
 
 struct KernelTable {
   const char* isa;
+  /** Whether tileMatmul beats the row kernels (so weights are worth repacking into tiles). */
+  bool fastTiles;
 
   // ---- activation quantization (activation-quant.cc) ----
   /** x [K] → q [K], d [K/blockSize], sums16 [K/16]; blockSize 32 or 256. */

@@ -186,6 +186,20 @@ function loadingCases(): void {
   });
 
 
+  test('a weight packed for one kernel variant computes the same bits on another', () => {
+    const isas = load.ok ? load.addon.info().supportedIsas : [];
+    const random = new TestRandom(151);
+    const packer = new NativeBackend({ isa: isas[0] as NativeIsa });
+    const other = new NativeBackend({ isa: isas[isas.length - 1] as NativeIsa });
+    for (const dtype of ['q8_0', 'q4_0'] as const) {
+      const { bytes } = encodeWeight(dtype, random.floats(37 * 96));
+      const weight = packer.loadWeight(dtype, [37, 96], bytes);
+      const x = random.floats(3 * 96);
+      assertBitwise(other.matmul(x, weight, 3), packer.matmul(x, weight, 3), dtype);
+      assertBitwise(other.readRows(weight, 5, 9), packer.readRows(weight, 5, 9), `${dtype} rows`);
+    }
+  });
+
   test('weights from another backend and bad options are coded errors', () => {
     assert.throws(() => new NativeBackend({ threads: -1 }), (e: unknown) => (e as { code?: string }).code === 'TESSERA_ERR_INVALID_ARGUMENT');
     assert.throws(() => new NativeBackend({ isa: 'neon' as NativeIsa }).name, (e: unknown) => (e as { code?: string }).code === 'TESSERA_ERR_INVALID_ARGUMENT');

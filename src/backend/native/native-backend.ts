@@ -26,8 +26,9 @@ export interface NativeBackendOptions {
   floatActivations?: boolean;
   /**
    * Repack q8_0/q4_0 weights into 16-row tiles for the VNNI kernels (default
-   * true): several times less decode compute, same bits. Off, a weight from
-   * loadWeightFromFile stays memory-mapped from the file (no copy).
+   * true; only done where the kernel variant has them): several times less
+   * decode compute, same bits. Otherwise a weight from loadWeightFromFile
+   * stays memory-mapped from the file (no copy).
    */
   repack?: boolean;
 }
