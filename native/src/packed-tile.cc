@@ -44,7 +44,7 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
   const size_t tileBytes = packedTileBytes(dtype, numBlocks);
   const size_t blockBytes = 16 * storedBlockBytes(dtype);
   const int g = groups(dtype);
-  const uint8_t flip = dtype == DType::Q8_0 ? 0x80 : 0x00;
+  const uint32_t flip = dtype == DType::Q8_0 ? 0x80808080u : 0u;
   pool.run(static_cast<int>(tiles), [&](int tile) {
     uint8_t* tileOut = out + static_cast<size_t>(tile) * tileBytes;
     std::memset(tileOut, 0, tileBytes);
@@ -56,7 +56,10 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
         const uint8_t* block = row + static_cast<size_t>(b) * storedBlockBytes(dtype);
         uint8_t* blockOut = tileOut + static_cast<size_t>(b) * blockBytes;
         for (int group = 0; group < g; group++) {
-          for (int i = 0; i < 4; i++) blockOut[64 * group + 4 * lane + i] = block[2 + 4 * group + i] ^ flip;
+          uint32_t four;
+          std::memcpy(&four, block + 2 + 4 * group, 4);
+          four ^= flip;
+          std::memcpy(blockOut + 64 * group + 4 * lane, &four, 4);
         }
         std::memcpy(blockOut + 64 * g + 2 * lane, block, 2);
       }
