@@ -113,22 +113,35 @@ class RowLeaves {
 };
 
 /** Weights packed in 16-row tiles: each chunk of tiles runs every token, so weights stream once per batch. */
-void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const QuantizedActivations& quantized,
-                  int numTokens, const TreePlan& plan, float* out) {
+void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x,
+                  const QuantizedActivations& quantized, int numTokens, const TreePlan& plan, float* out) {
   const int64_t M = weight.rows();
-  const int numBlocks = static_cast<int>(weight.cols() / 32);
-  const size_t tileBytes = packedTileBytes(weight.dtype(), numBlocks);
+  const int64_t K = weight.cols();
+  const bool isFloat = weight.dtype() == DType::F16;
+  const int units = packedUnits(weight.dtype(), K);
+  const size_t tileBytes = packedTileBytes(weight.dtype(), K);
   const int64_t tiles = (M + kTileRows - 1) / kTileRows;
   constexpr int kTokenTile = 64;
   // Decode: long runs of tiles per chunk, about 8 chunks per thread; batches: 4 tiles (in L2) per chunk.
   const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * pool.threads() - 1) / (8 * pool.threads()));
   const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(4, balanced);
   const int chunks = static_cast<int>((tiles + chunkTiles - 1) / chunkTiles);
-  std::vector<QuantizedRow> tokens(numTokens);
-  for (int t = 0; t < numTokens; t++) tokens[t] = quantized.row(t);
+  std::vector<QuantizedRow> tokens;
+  std::vector<const float*> xs;
+  std::vector<float> padded;  // float activations zero-padded to whole leaves, when K is not
+  if (isFloat) {
+    const int64_t width = static_cast<int64_t>(units) * 32;
+    if (width != K) {
+      padded.assign(static_cast<size_t>(numTokens * width), 0.0f);
+      for (int t = 0; t < numTokens; t++) std::copy(x + t * K, x + (t + 1) * K, padded.begin() + t * width);
+    }
+    for (int t = 0; t < numTokens; t++) xs.push_back(width != K ? padded.data() + t * width : x + t * K);
+  } else {
+    for (int t = 0; t < numTokens; t++) tokens.push_back(quantized.row(t));
+  }
   pool.run(chunks, [&](int chunk) {
     thread_local std::vector<float> scratch;
-    if (scratch.size() < kTileScratchFloats(numBlocks) + 16) scratch.resize(kTileScratchFloats(numBlocks) + 16);
+    if (scratch.size() < kTileScratchFloats(units) + 16) scratch.resize(kTileScratchFloats(units) + 16);
     float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
     const int64_t firstTile = chunk * chunkTiles;
     const int64_t endTile = std::min(tiles, firstTile + chunkTiles);
@@ -137,8 +150,13 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeig
       for (int64_t tile = firstTile; tile < endTile; tile++) {
         const int64_t first = tile * kTileRows;
         const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
-        kernels.tileMatmul(weight.dtype(), weight.tiles() + tile * tileBytes, numBlocks, tokens.data() + t, count, plan, leaves,
-                           out + t * M + first, M, rows);
+        const uint8_t* bytes = weight.tiles() + tile * tileBytes;
+        if (isFloat) {
+          kernels.tileMatmulF16(reinterpret_cast<const uint16_t*>(bytes), units, xs.data() + t, count, plan, leaves,
+                                out + t * M + first, M, rows);
+        } else {
+          kernels.tileMatmul(weight.dtype(), bytes, units, tokens.data() + t, count, plan, leaves, out + t * M + first, M, rows);
+        }
       }
     }
   });
@@ -158,7 +176,10 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
 
-  if (quantizes && weight.tiles() != nullptr) return matmulPacked(kernels, pool, weight, quantized, numTokens, tree.plan(), out);
+  const bool floatTiles = weight.tiles() != nullptr && dtype == DType::F16;
+  if (floatTiles || (quantizes && weight.tiles() != nullptr)) {
+    return matmulPacked(kernels, pool, weight, x, quantized, numTokens, tree.plan(), out);
+  }
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));

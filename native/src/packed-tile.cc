@@ -34,20 +34,42 @@ size_t storedBlockBytes(DType dtype) { return dtype == DType::Q8_0 ? kQ8_0BlockB
 
 }  // namespace
 
-bool packable(DType dtype) { return dtype == DType::Q8_0 || dtype == DType::Q4_0; }
+bool packable(DType dtype) { return dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::F16; }
 
-size_t packedTileBytes(DType dtype, int numBlocks) { return static_cast<size_t>(numBlocks) * 16 * storedBlockBytes(dtype); }
+int packedUnits(DType dtype, int64_t cols) { return static_cast<int>((cols + 31) / 32); }
 
-void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int numBlocks, uint8_t* out,
+size_t packedTileBytes(DType dtype, int64_t cols) {
+  const size_t unitBytes = dtype == DType::F16 ? 32 * 16 * 2 : 16 * storedBlockBytes(dtype);
+  return static_cast<size_t>(packedUnits(dtype, cols)) * unitBytes;
+}
+
+namespace {
+
+/** f16 rows → tiles: leaf l of a tile holds element 32l + k of lane r at half (32l + k)·16 + r. */
+void packF16Tile(const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, int64_t tile, uint8_t* tileOut) {
+  uint16_t* halves = reinterpret_cast<uint16_t*>(tileOut);
+  for (int lane = 0; lane < 16; lane++) {
+    const int64_t r = tile * 16 + lane;
+    if (r >= numRows) break;
+    const uint8_t* row = rows + static_cast<size_t>(r) * rowBytes;
+    for (int64_t k = 0; k < cols; k++) std::memcpy(&halves[k * 16 + lane], row + 2 * k, 2);
+  }
+}
+
+}  // namespace
+
+void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, uint8_t* out,
                ThreadPool& pool) {
   const int64_t tiles = (numRows + 15) / 16;
-  const size_t tileBytes = packedTileBytes(dtype, numBlocks);
+  const size_t tileBytes = packedTileBytes(dtype, cols);
+  const int numBlocks = packedUnits(dtype, cols);
   const size_t blockBytes = 16 * storedBlockBytes(dtype);
   const int g = groups(dtype);
   const uint32_t flip = dtype == DType::Q8_0 ? 0x80808080u : 0u;
   pool.run(static_cast<int>(tiles), [&](int tile) {
     uint8_t* tileOut = out + static_cast<size_t>(tile) * tileBytes;
     std::memset(tileOut, 0, tileBytes);
+    if (dtype == DType::F16) return packF16Tile(rows, rowBytes, numRows, cols, tile, tileOut);
     for (int lane = 0; lane < 16; lane++) {
       const int64_t r = static_cast<int64_t>(tile) * 16 + lane;
       if (r >= numRows) break;
@@ -67,10 +89,20 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
   });
 }
 
-void unpackRow(DType dtype, const uint8_t* tiles, int numBlocks, int64_t row, float* out) {
-  const size_t blockBytes = 16 * storedBlockBytes(dtype);
-  const uint8_t* tile = tiles + static_cast<size_t>(row / 16) * packedTileBytes(dtype, numBlocks);
+void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, float* out) {
+  const uint8_t* tile = tiles + static_cast<size_t>(row / 16) * packedTileBytes(dtype, cols);
   const int lane = static_cast<int>(row % 16);
+  if (dtype == DType::F16) {
+    const uint8_t* halves = tile;
+    for (int64_t k = 0; k < cols; k++) {
+      uint16_t half;
+      std::memcpy(&half, halves + 2 * (k * 16 + lane), 2);
+      out[k] = halfToFloat(half);
+    }
+    return;
+  }
+  const int numBlocks = packedUnits(dtype, cols);
+  const size_t blockBytes = 16 * storedBlockBytes(dtype);
   const int g = groups(dtype);
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;

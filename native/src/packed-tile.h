@@ -6,6 +6,9 @@
 //   then the 16 rows' f16 scales.
 // That is 16 × the stored block size per tile-block, so a packed weight takes
 // the same memory as the file's; rows past the end of the weight are zero.
+//
+// f16 weights: per tile and 32-element leaf, element k of the 16 rows as 16
+// consecutive halves (32 bytes), k = 0..31; past the row's end, zeros.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,14 +19,17 @@ namespace tessera {
 
 bool packable(DType dtype);
 
-/** Bytes of one tile of `numBlocks` blocks per row. */
-size_t packedTileBytes(DType dtype, int numBlocks);
+/** Units a row is packed in: q8_0/q4_0 blocks, or f16 leaves of 32 (the last zero-padded). */
+int packedUnits(DType dtype, int64_t cols);
 
-/** Rows [numRows] of stored blocks (rowBytes apart) → ceil(numRows / 16) tiles at out. */
-void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int numBlocks, uint8_t* out,
+/** Bytes of one tile of rows of `cols` elements. */
+size_t packedTileBytes(DType dtype, int64_t cols);
+
+/** Rows [numRows] of stored bytes (rowBytes apart) → ceil(numRows / 16) tiles at out. */
+void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, uint8_t* out,
                ThreadPool& pool);
 
-/** Row `row` of packed tiles → float32 [numBlocks · 32], with ggml's dequantization arithmetic. */
-void unpackRow(DType dtype, const uint8_t* tiles, int numBlocks, int64_t row, float* out);
+/** Row `row` of packed tiles → float32 [cols] (ggml's dequantization arithmetic for q8_0/q4_0). */
+void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, float* out);
 
 }  // namespace tessera

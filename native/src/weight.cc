@@ -61,11 +61,10 @@ uint8_t* NativeWeight::allocate(size_t byteLength) {
 }
 
 void NativeWeight::packFrom(const uint8_t* stored, ThreadPool& pool) {
-  const int numBlocks = static_cast<int>(cols_ / blockElements(dtype_));
-  const size_t bytes = packedTileBytes(dtype_, numBlocks) * static_cast<size_t>((rows_ + 15) / 16);
+  const size_t bytes = packedTileBytes(dtype_, cols_) * static_cast<size_t>((rows_ + 15) / 16);
   uint8_t* tiles = allocate(bytes);
   std::memset(tiles + bytes, 0, length_ - bytes);
-  packTiles(dtype_, stored, rowBytes_, rows_, numBlocks, tiles, pool);
+  packTiles(dtype_, stored, rowBytes_, rows_, cols_, tiles, pool);
   data_ = tiles;
   packed_ = true;
 }
@@ -139,7 +138,7 @@ NativeWeight::~NativeWeight() {
 }
 
 void NativeWeight::dequantizeRow(int64_t r, float* out) const {
-  if (packed_) return unpackRow(dtype_, data_, static_cast<int>(cols_ / blockElements(dtype_)), r, out);
+  if (packed_) return unpackRow(dtype_, data_, cols_, r, out);
   // The portable variant: every variant dequantizes to the same values.
   kernelTableScalar()->dequantize(dtype_, row(r), cols_, out);
 }

@@ -101,6 +101,13 @@ struct KernelTable {
   void (*tileMatmul)(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                      const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
+  /**
+   * The same for an f16 tile of numLeaves 32-element leaves; xs[t] is token
+   * t's activations padded with zeros to numLeaves · 32 (matmul-tile-float.cc).
+   */
+  void (*tileMatmulF16)(const uint16_t* tile, int numLeaves, const float* const* xs, int numTokens, const TreePlan& plan,
+                        float* scratch, float* out, int64_t outStride, int numRows);
+
   // ---- row-wise and elementwise ops (pointwise.cc) ----
   void (*rmsNorm)(const float* x, const float* weight, int dim, float eps, float* out);
   void (*siluMul)(const float* gate, const float* up, size_t n, float* out);

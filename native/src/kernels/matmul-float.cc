@@ -6,23 +6,13 @@
 // them with a transpose; the pairing of every add is the one above.
 #include "kernel-functions.h"
 #include "fold.h"
+#include "float-leaf.h"
 #include <cmath>
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
 namespace {
 
-constexpr int kLeaf = 32;
-
-/** The leaf of 32 zero-padded values, the definition every path matches. */
-inline float leafPortable(const float* x, const float* w) {
-  float p[16];
-  for (int i = 0; i < 16; i++) p[i] = std::fma(x[i + 16], w[i + 16], x[i] * w[i]);
-  for (int width = 8; width >= 1; width /= 2) {
-    for (int i = 0; i < width; i++) p[i] = p[i] + p[i + width];
-  }
-  return p[0];
-}
 
 template <typename Decode>
 void leavesPortable(const float* x, int K, int firstLeaf, float* leaves, Decode decode) {

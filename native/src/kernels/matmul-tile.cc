@@ -11,6 +11,7 @@
 // then the halving tree with the same pairs. So the bits do not depend on
 // the layout, the batch or the variant.
 #include "kernel-functions.h"
+#include "tree-vector.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
@@ -64,34 +65,13 @@ inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, 
 }
 
 /**
- * The tile's results for kTokens tokens: leaves are folded into the halving
- * tree as they come (level 0, then a stack for the perfect part), so no
- * buffer of leaves competes with the weights for L1 — a buffer as long as a
- * row of blocks halved decode bandwidth on long rows.
+ * The tile's results for kTokens tokens. Leaves are folded into the tree as
+ * they come: a buffer of leaves as long as a row of blocks competed with the
+ * weights for L1 and halved decode bandwidth on long rows.
  */
 template <int kTokens, bool kQ4>
 void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, __m512* results) {
-  __m512 stack[kTokens][32];
-  int depth = 0;
-  int b = 0;
-  for (int node = 0; node < plan.width; node++) {
-    __m512 value[kTokens];
-    blockLeaves<kTokens, kQ4>(tile, b, tokens, value);
-    if (plan.count[node] == 2) {
-      __m512 second[kTokens];
-      blockLeaves<kTokens, kQ4>(tile, b + 1, tokens, second);
-      for (int j = 0; j < kTokens; j++) value[j] = _mm512_add_ps(value[j], second[j]);
-    }
-    b += plan.count[node];
-    for (int j = 0; j < kTokens; j++) stack[j][depth] = value[j];
-    depth++;
-    // After node i, the nodes ending at i pair up: as many as (i + 1) has trailing zero bits.
-    for (unsigned m = static_cast<unsigned>(node) + 1; (m & 1u) == 0; m >>= 1) {
-      depth--;
-      for (int j = 0; j < kTokens; j++) stack[j][depth - 1] = _mm512_add_ps(stack[j][depth - 1], stack[j][depth]);
-    }
-  }
-  for (int j = 0; j < kTokens; j++) results[j] = stack[j][0];
+  foldTree<kTokens>(plan, [&](int b, __m512* values) { blockLeaves<kTokens, kQ4>(tile, b, tokens, values); }, results);
 }
 
 template <bool kQ4>

@@ -25,6 +25,36 @@ inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
   return leaves[0];
 }
 
+/**
+ * The halving tree over leaves produced in order, folded as they come (level
+ * 0, then a stack for the perfect part): the same pairs as reduceTile with no
+ * buffer of leaves. leafAt(unit, values) writes unit's leaf for kTokens tokens.
+ */
+template <int kTokens, typename LeafAt>
+inline void foldTree(const TreePlan& plan, LeafAt leafAt, __m512* results) {
+  __m512 stack[kTokens][32];
+  int depth = 0;
+  int unit = 0;
+  for (int node = 0; node < plan.width; node++) {
+    __m512 value[kTokens];
+    leafAt(unit, value);
+    if (plan.count[node] == 2) {
+      __m512 second[kTokens];
+      leafAt(unit + 1, second);
+      for (int j = 0; j < kTokens; j++) value[j] = _mm512_add_ps(value[j], second[j]);
+    }
+    unit += plan.count[node];
+    for (int j = 0; j < kTokens; j++) stack[j][depth] = value[j];
+    depth++;
+    // After node i, the nodes ending at i pair up: as many as (i + 1) has trailing zero bits.
+    for (unsigned m = static_cast<unsigned>(node) + 1; (m & 1u) == 0; m >>= 1) {
+      depth--;
+      for (int j = 0; j < kTokens; j++) stack[j][depth - 1] = _mm512_add_ps(stack[j][depth - 1], stack[j][depth]);
+    }
+  }
+  for (int j = 0; j < kTokens; j++) results[j] = stack[j][0];
+}
+
 /** 16 rows of 16 floats → 16 columns (out[i] lane r = rows[r] lane i). */
 inline void transposeSixteen(const __m512* rows, __m512* out) {
   __m512 t[16], u[16], v[16];

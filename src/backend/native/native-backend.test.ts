@@ -144,6 +144,13 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
     const { weight } = randomWeight(backend, dtype, M, K, random);
     out.set(`matmul ${dtype}`, backend.matmul(random.floats(N * K), weight, N));
   }
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+    // A short last leaf, and a row count that is not a whole tile.
+    const [N, M, K] = [3, 21, 172];
+    const { weight } = randomWeight(backend, dtype, M, K, random);
+    out.set(`matmul ${dtype} K=${K}`, backend.matmul(random.floats(N * K), weight, N));
+    out.set(`readRows ${dtype} K=${K}`, backend.readRows(weight, 2, 19));
+  }
   const x = random.floats(6 * 300, 3);
   out.set('rmsNorm', backend.rmsNorm(x, backend.loadWeight('f32', [300], new Uint8Array(random.floats(300).buffer)), 6, 1e-5));
   const gate = random.floats(100_000, 8);

@@ -1,0 +1,80 @@
+// f16 matmul on weights packed in tiles of 16 rows (packed-tile.h): element k
+// of a leaf is one load of 16 halves, one per row, so a leaf's 16 products
+// p_i = fma(x[i+16], w[i+16], x[i]·w[i]) and their folds (i + 8, + 4, + 2, + 1)
+// run with lanes = rows, exactly the order of the row kernels
+// (matmul-float.cc), and leaves go straight into the tree.
+#include "kernel-functions.h"
+#include "float-leaf.h"
+#include "tree-vector.h"
+
+namespace tessera {
+namespace TESSERA_ISA_NS {
+namespace {
+
+constexpr int kFloatTileTokens = 2;
+
+#if defined(TESSERA_AVX512)
+inline __m512 halves(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+/** Leaf l of 16 rows for kTokens tokens (x padded with zeros to whole leaves). */
+template <int kTokens>
+inline void leafF16(const uint16_t* tile, int l, const float* const* xs, __m512* out) {
+  const uint16_t* leaf = tile + static_cast<size_t>(l) * 32 * 16;
+  __m512 f8[kTokens][8];
+  for (int i = 0; i < 8; i++) {
+    const __m512 w0 = halves(leaf + i * 16), w8 = halves(leaf + (i + 8) * 16);
+    const __m512 w16 = halves(leaf + (i + 16) * 16), w24 = halves(leaf + (i + 24) * 16);
+    for (int j = 0; j < kTokens; j++) {
+      const float* x = xs[j] + 32 * l;
+      const __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 16]), w16, _mm512_mul_ps(_mm512_set1_ps(x[i]), w0));
+      const __m512 p8 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 24]), w24, _mm512_mul_ps(_mm512_set1_ps(x[i + 8]), w8));
+      f8[j][i] = _mm512_add_ps(p, p8);
+    }
+  }
+  for (int j = 0; j < kTokens; j++) {
+    __m512 f4[4], f2[2];
+    for (int i = 0; i < 4; i++) f4[i] = _mm512_add_ps(f8[j][i], f8[j][i + 4]);
+    for (int i = 0; i < 2; i++) f2[i] = _mm512_add_ps(f4[i], f4[i + 2]);
+    out[j] = _mm512_add_ps(f2[0], f2[1]);
+  }
+}
+#endif
+
+/** One row (lane) of a tile, portably: the defining leaf, then the scalar tree. */
+[[maybe_unused]] void tileRowF16Portable(const uint16_t* tile, int numLeaves, int lane, const float* x, const TreePlan& plan,
+                                         float* leaves, float* out) {
+  for (int l = 0; l < numLeaves; l++) {
+    float w[32];
+    for (int k = 0; k < 32; k++) w[k] = halfToFloat(tile[(static_cast<size_t>(l) * 32 + k) * 16 + lane]);
+    leaves[l] = leafPortable(x + 32 * l, w);
+  }
+  *out = reduceLeaves(leaves, plan);
+}
+
+}  // namespace
+
+void tileMatmulF16(const uint16_t* tile, int numLeaves, const float* const* xs, int numTokens, const TreePlan& plan,
+                   float* scratch, float* out, int64_t outStride, int numRows) {
+#if defined(TESSERA_AVX512)
+  (void)numLeaves;
+  (void)scratch;
+  const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
+  for (int t = 0; t < numTokens; t += kFloatTileTokens) {
+    __m512 results[kFloatTileTokens];
+    const int count = numTokens - t < kFloatTileTokens ? numTokens - t : kFloatTileTokens;
+    if (count == 2) {
+      foldTree<2>(plan, [&](int l, __m512* values) { leafF16<2>(tile, l, xs + t, values); }, results);
+    } else {
+      foldTree<1>(plan, [&](int l, __m512* values) { leafF16<1>(tile, l, xs + t, values); }, results);
+    }
+    for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
+  }
+#else
+  for (int t = 0; t < numTokens; t++) {
+    for (int r = 0; r < numRows; r++) tileRowF16Portable(tile, numLeaves, r, xs[t], plan, scratch, out + t * outStride + r);
+  }
+#endif
+}
+
+}  // namespace TESSERA_ISA_NS
+}  // namespace tessera
