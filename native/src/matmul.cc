@@ -117,7 +117,7 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeig
                   const QuantizedActivations& quantized, int numTokens, const TreePlan& plan, float* out) {
   const int64_t M = weight.rows();
   const int64_t K = weight.cols();
-  const bool isFloat = weight.dtype() == DType::F16;
+  const bool isFloat = !isQuantized(weight.dtype());
   const int units = packedUnits(weight.dtype(), K);
   const size_t tileBytes = packedTileBytes(weight.dtype(), K);
   const int64_t tiles = (M + kTileRows - 1) / kTileRows;
@@ -152,8 +152,8 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeig
         const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
         const uint8_t* bytes = weight.tiles() + tile * tileBytes;
         if (isFloat) {
-          kernels.tileMatmulF16(reinterpret_cast<const uint16_t*>(bytes), units, xs.data() + t, count, plan, leaves,
-                                out + t * M + first, M, rows);
+          kernels.tileMatmulFloat(weight.dtype(), bytes, units, xs.data() + t, count, plan, leaves, out + t * M + first, M,
+                                  rows);
         } else {
           kernels.tileMatmul(weight.dtype(), bytes, units, tokens.data() + t, count, plan, leaves, out + t * M + first, M, rows);
         }
@@ -176,7 +176,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
 
-  const bool floatTiles = weight.tiles() != nullptr && dtype == DType::F16;
+  const bool floatTiles = weight.tiles() != nullptr && !isQuantized(dtype);
   if (floatTiles || (quantizes && weight.tiles() != nullptr)) {
     return matmulPacked(kernels, pool, weight, x, quantized, numTokens, tree.plan(), out);
   }

@@ -30,29 +30,34 @@ float halfToFloat(uint16_t h) {
 }
 
 int groups(DType dtype) { return dtype == DType::Q8_0 ? 8 : 4; }
+bool isFloat(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+size_t elementBytes(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
 size_t storedBlockBytes(DType dtype) { return dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes; }
 
 }  // namespace
 
-bool packable(DType dtype) { return dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::F16; }
+// f32 stays in rows: its tiles (2 KiB per leaf) decoded slower than the row kernel (measured).
+bool packable(DType dtype) {
+  return dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::F16 || dtype == DType::BF16;
+}
 
 int packedUnits(DType dtype, int64_t cols) { return static_cast<int>((cols + 31) / 32); }
 
 size_t packedTileBytes(DType dtype, int64_t cols) {
-  const size_t unitBytes = dtype == DType::F16 ? 32 * 16 * 2 : 16 * storedBlockBytes(dtype);
+  const size_t unitBytes = isFloat(dtype) ? 32 * 16 * elementBytes(dtype) : 16 * storedBlockBytes(dtype);
   return static_cast<size_t>(packedUnits(dtype, cols)) * unitBytes;
 }
 
 namespace {
 
-/** f16 rows → tiles: leaf l of a tile holds element 32l + k of lane r at half (32l + k)·16 + r. */
-void packF16Tile(const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, int64_t tile, uint8_t* tileOut) {
-  uint16_t* halves = reinterpret_cast<uint16_t*>(tileOut);
+/** Float rows → tiles: element k of lane r at element (k·16 + r) of the tile. */
+void packFloatTile(size_t size, const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, int64_t tile,
+                   uint8_t* tileOut) {
   for (int lane = 0; lane < 16; lane++) {
     const int64_t r = tile * 16 + lane;
     if (r >= numRows) break;
     const uint8_t* row = rows + static_cast<size_t>(r) * rowBytes;
-    for (int64_t k = 0; k < cols; k++) std::memcpy(&halves[k * 16 + lane], row + 2 * k, 2);
+    for (int64_t k = 0; k < cols; k++) std::memcpy(tileOut + (k * 16 + lane) * size, row + size * k, size);
   }
 }
 
@@ -69,7 +74,7 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
   pool.run(static_cast<int>(tiles), [&](int tile) {
     uint8_t* tileOut = out + static_cast<size_t>(tile) * tileBytes;
     std::memset(tileOut, 0, tileBytes);
-    if (dtype == DType::F16) return packF16Tile(rows, rowBytes, numRows, cols, tile, tileOut);
+    if (isFloat(dtype)) return packFloatTile(elementBytes(dtype), rows, rowBytes, numRows, cols, tile, tileOut);
     for (int lane = 0; lane < 16; lane++) {
       const int64_t r = static_cast<int64_t>(tile) * 16 + lane;
       if (r >= numRows) break;
@@ -92,12 +97,18 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
 void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, float* out) {
   const uint8_t* tile = tiles + static_cast<size_t>(row / 16) * packedTileBytes(dtype, cols);
   const int lane = static_cast<int>(row % 16);
-  if (dtype == DType::F16) {
-    const uint8_t* halves = tile;
+  if (isFloat(dtype)) {
+    const size_t size = elementBytes(dtype);
     for (int64_t k = 0; k < cols; k++) {
-      uint16_t half;
-      std::memcpy(&half, halves + 2 * (k * 16 + lane), 2);
-      out[k] = halfToFloat(half);
+      const uint8_t* element = tile + (k * 16 + lane) * size;
+      uint32_t bits = 0;
+      std::memcpy(&bits, element, size);
+      if (dtype == DType::F16) {
+        out[k] = halfToFloat(static_cast<uint16_t>(bits));
+      } else {
+        if (dtype == DType::BF16) bits <<= 16;
+        std::memcpy(&out[k], &bits, 4);
+      }
     }
     return;
   }

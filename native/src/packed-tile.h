@@ -7,8 +7,8 @@
 // That is 16 × the stored block size per tile-block, so a packed weight takes
 // the same memory as the file's; rows past the end of the weight are zero.
 //
-// f16 weights: per tile and 32-element leaf, element k of the 16 rows as 16
-// consecutive halves (32 bytes), k = 0..31; past the row's end, zeros.
+// f32/f16/bf16 weights: per tile and 32-element leaf, element k of the 16
+// rows as 16 consecutive values, k = 0..31; past the row's end, zeros.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,7 +19,7 @@ namespace tessera {
 
 bool packable(DType dtype);
 
-/** Units a row is packed in: q8_0/q4_0 blocks, or f16 leaves of 32 (the last zero-padded). */
+/** Units a row is packed in: q8_0/q4_0 blocks, or float leaves of 32 (the last zero-padded). */
 int packedUnits(DType dtype, int64_t cols);
 
 /** Bytes of one tile of rows of `cols` elements. */

@@ -26,8 +26,8 @@ void reduceLeavesRows(float* leaves, size_t stride, int rows, const TreePlan& pl
 void tileMatmul(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                 const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
-void tileMatmulF16(const uint16_t* tile, int numLeaves, const float* const* xs, int numTokens, const TreePlan& plan,
-                   float* scratch, float* out, int64_t outStride, int numRows);
+void tileMatmulFloat(DType dtype, const uint8_t* tile, int numLeaves, const float* const* xs, int numTokens,
+                     const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
 void rmsNorm(const float* x, const float* weight, int dim, float eps, float* out);
 void siluMul(const float* gate, const float* up, size_t n, float* out);

@@ -30,7 +30,7 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::reduceLeaves,
       k::reduceLeavesRows,
       k::tileMatmul,
-      k::tileMatmulF16,
+      k::tileMatmulFloat,
       k::rmsNorm,
       k::siluMul,
       k::add,

@@ -102,11 +102,11 @@ struct KernelTable {
                      const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
   /**
-   * The same for an f16 tile of numLeaves 32-element leaves; xs[t] is token
-   * t's activations padded with zeros to numLeaves · 32 (matmul-tile-float.cc).
+   * The same for an f32/f16/bf16 tile of numLeaves 32-element leaves; xs[t] is
+   * token t's activations padded with zeros to numLeaves · 32 (matmul-tile-float.cc).
    */
-  void (*tileMatmulF16)(const uint16_t* tile, int numLeaves, const float* const* xs, int numTokens, const TreePlan& plan,
-                        float* scratch, float* out, int64_t outStride, int numRows);
+  void (*tileMatmulFloat)(DType dtype, const uint8_t* tile, int numLeaves, const float* const* xs, int numTokens,
+                          const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
   // ---- row-wise and elementwise ops (pointwise.cc) ----
   void (*rmsNorm)(const float* x, const float* weight, int dim, float eps, float* out);
