@@ -18,6 +18,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BlockManager, blockBytes } from './block-manager.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
 import { sampleToken, topLogprobs } from './sampler.js';
+import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
 
@@ -27,6 +28,8 @@ export interface ModelRunner {
   forwardBatch(batch: Batch): Promise<Float32Array>;
   /** A sequence ended: a runner that keeps its own KV per sequence (mesh ranks) frees it. */
   release?(kv: SequenceKv): void;
+  /** Tokens routed to each expert so far, for MoE models run in this process. */
+  readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
 }
 
 export interface EngineCoreOptions {
@@ -59,6 +62,8 @@ export interface StepStats {
   prefixQueriedTokens: number;
   prefixHitTokens: number;
   preemptions: number;
+  /** [numLayers][numExperts] tokens routed so far (MoE models; empty rows for dense layers). */
+  expertTokens?: number[][];
 }
 
 export interface StepReport {
@@ -266,7 +271,13 @@ export class EngineCore {
       prefixQueriedTokens: this.blocks.queriedTokens,
       prefixHitTokens: this.blocks.hitTokens,
       preemptions: this.scheduler.preemptions,
+      expertTokens: this.expertTokens(),
     };
+  }
+
+  private expertTokens(): number[][] | undefined {
+    const tokens = this.runner.expertLoad?.snapshot().tokens;
+    return tokens?.some((row) => row.length > 0) ? tokens : undefined;
   }
 }
 

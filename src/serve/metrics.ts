@@ -28,6 +28,8 @@ export class ServeMetrics {
   readonly preemptions = new Gauge({ name: 'tessera_preemptions', help: 'Sequences preempted for lack of KV blocks (cumulative)', registers: [this.registry] });
   readonly batchSize = new Histogram({ name: 'tessera_batch_size', help: 'Sequences per engine step', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [this.registry] });
   readonly batchTokens = new Histogram({ name: 'tessera_batch_tokens', help: 'Tokens per engine step', buckets: [1, 4, 16, 64, 256, 1024, 4096], registers: [this.registry] });
+  readonly expertTokens = new Gauge({ name: 'tessera_expert_routed_tokens', help: 'Tokens routed to each expert of each MoE layer (cumulative)', labelNames: ['layer', 'expert'], registers: [this.registry] });
+  readonly expertImbalance = new Gauge({ name: 'tessera_expert_load_imbalance', help: 'Per MoE layer: tokens of its busiest expert / mean tokens per expert (1 = balanced)', labelNames: ['layer'], registers: [this.registry] });
 
   /** Folds one engine step's statistics into the gauges. */
   recordStep(stats: StepStats): void {
@@ -39,9 +41,20 @@ export class ServeMetrics {
     this.prefixHits.set(stats.prefixHitTokens);
     this.prefixHitRate.set(stats.prefixQueriedTokens === 0 ? 0 : stats.prefixHitTokens / stats.prefixQueriedTokens);
     this.preemptions.set(stats.preemptions);
+    if (stats.expertTokens) this.recordExperts(stats.expertTokens);
     if (stats.batchSequences > 0) {
       this.batchSize.observe(stats.batchSequences);
       this.batchTokens.observe(stats.batchTokens);
     }
+  }
+
+  /** [numLayers][numExperts] cumulative routed tokens → per-expert gauges and per-layer imbalance. */
+  private recordExperts(tokens: number[][]): void {
+    tokens.forEach((row, layer) => {
+      if (row.length === 0) return;
+      row.forEach((count, expert) => this.expertTokens.set({ layer: String(layer), expert: String(expert) }, count));
+      const total = row.reduce((a, b) => a + b, 0);
+      this.expertImbalance.set({ layer: String(layer) }, total === 0 ? 0 : Math.max(...row) / (total / row.length));
+    });
   }
 }
