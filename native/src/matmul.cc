@@ -25,11 +25,19 @@ struct QuantizedActivations {
   std::vector<int8_t> q;       // [numTokens, K]
   std::vector<float> d;        // [numTokens, K / blockSize]
   std::vector<int32_t> sums;   // [numTokens, K / 16]
+  std::vector<int32_t> bias;   // [numTokens, K / 32] for the tile kernels, or empty
   int64_t K = 0;
   int blockSize = 0;
 
   QuantizedRow row(int t) const {
-    return {q.data() + t * K, d.data() + t * (K / blockSize), sums.data() + t * (K / 16)};
+    return {q.data() + t * K, d.data() + t * (K / blockSize), sums.data() + t * (K / 16),
+            bias.empty() ? nullptr : bias.data() + t * (K / 32)};
+  }
+
+  /** -bias · Σq per block of 32 (128 for q8_0 stored as q + 128, 8 for q4_0 nibbles). */
+  void computeTileBias(int32_t perUnit) {
+    bias.resize(sums.size() / 2);
+    for (size_t b = 0; b < bias.size(); b++) bias[b] = -perUnit * (sums[2 * b] + sums[2 * b + 1]);
   }
 };
 
@@ -175,6 +183,8 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   const bool quantizes = isQuantized(dtype) && !floatActivations;
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
+  // Precomputed once per call, not once per tile and block.
+  if (quantizes && weight.tiles() != nullptr) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
 
   const bool floatTiles = weight.tiles() != nullptr && !isQuantized(dtype);
   if (floatTiles || (quantizes && weight.tiles() != nullptr)) {

@@ -33,6 +33,11 @@ struct QuantizedRow {
   const float* d;
   /** [K / 16] sum of q over each 16 elements (q6_k); sums over 32 are pairs of these. */
   const int32_t* sums16;
+  /**
+   * [K / 32] for the q8_0/q4_0 tile kernels: -bias · Σq over each block of 32,
+   * what their unsigned weights (q + 128, or the q4_0 nibble) over-count; null otherwise.
+   */
+  const int32_t* tileBias;
 };
 
 /**

@@ -17,14 +17,12 @@ namespace tessera {
 namespace TESSERA_ISA_NS {
 namespace {
 
-inline int32_t blockSum(const QuantizedRow& x, int b) { return x.sums16[2 * b] + x.sums16[2 * b + 1]; }
 inline size_t tileBlockBytes(DType dtype) { return 16 * (dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes); }
 
 #if defined(TESSERA_AVX512)
 /** Leaves of block b (16 rows each) for kTokens tokens. */
 template <int kTokens, bool kQ4>
 inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves) {
-  constexpr int32_t bias = kQ4 ? 8 : 128;
   constexpr size_t blockBytes = 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes);
   constexpr int quantBytes = kQ4 ? 256 : 512;
   const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
@@ -45,7 +43,7 @@ inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, 
     const int8_t* xq = x.q + 32 * b;
     // q8_0 runs two accumulator chains (integer sums are exact in any order) to halve the
     // dpbusd latency chain; q4_0, bound by its nibble unpacking, is faster with one (measured).
-    __m512i acc = _mm512_set1_epi32(-bias * blockSum(x, b));
+    __m512i acc = _mm512_set1_epi32(x.tileBias[b]);
     __m512i other = _mm512_setzero_si512();
     for (int g = 0; g < 8; g++) {
       // q4_0's w[4 + g] pairs with elements 16 + 4g; q8_0's w[g] with 4g.
@@ -100,7 +98,7 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * tileBlockBytes(dtype);
     const int8_t* xq = x.q + 32 * b;
-    int32_t isum = -(q4 ? 8 : 128) * blockSum(x, b);
+    int32_t isum = x.tileBias[b];
     for (int g = 0; g < (q4 ? 4 : 8); g++) {
       for (int i = 0; i < 4; i++) {
         const uint8_t byte = block[64 * g + 4 * lane + i];
