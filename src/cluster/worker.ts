@@ -10,6 +10,7 @@ import { TesseraError, isTesseraError } from '../core/errors.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { StageModel } from '../model/shard-stage.js';
 import { loadStageWeights } from '../model/shard-weights.js';
+import { ExpertLoad } from '../model/moe-expert-load.js';
 import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
 import { CollectiveGroup } from '../parallel/collective-group.js';
 import { ExpertGroup } from '../parallel/expert-group.js';
@@ -19,7 +20,7 @@ import { FramedSocket } from '../parallel/framed-socket.js';
 import { placeOf, stageRanks } from '../parallel/mesh.js';
 import { RankRunner } from './rank-runner.js';
 import { MeshListener, connectMesh, dial } from '../parallel/socket-transport.js';
-import { TimedTransport, epochMicros } from '../parallel/timed-transport.js';
+import { TimedTransport, epochMicros, type TraceEvent } from '../parallel/timed-transport.js';
 import { floatBytes } from '../parallel/transport.js';
 
 export interface WorkerOptions {
@@ -39,7 +40,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   try {
     await send({ type: 'hello', token: options.token, pid: process.pid });
     const runner = await setUp(control, next, send, options.threads, log);
-    await serve(runner.runner, runner.transport, next, send);
+    await serve(runner.runner, runner.transport, next, send, runner.expertLoad);
   } catch (error) {
     if (!control.closed && isTesseraError(error)) await send({ type: 'error', code: error.code, message: error.message }).catch(() => undefined);
     throw error;
@@ -54,7 +55,7 @@ async function setUp(
   send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
   threads: number | undefined,
   log: (line: string) => void,
-): Promise<{ runner: RankRunner; transport: TimedTransport }> {
+): Promise<{ runner: RankRunner; transport: TimedTransport; expertLoad?: ExpertLoad }> {
   const assigned = (await next()).message;
   if (assigned.type === 'refused') throw new TesseraError('TESSERA_ERR_JOIN_REFUSED', assigned.message);
   if (assigned.type !== 'assign') throw unexpected(assigned);
@@ -76,11 +77,12 @@ async function setUp(
     const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
     // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
     const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
-    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts) : undefined;
+    const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
+    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
     const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape);
     log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend)`);
     await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
-    return { runner, transport };
+    return { runner, transport, expertLoad };
   } finally {
     files.store.close();
   }
@@ -91,6 +93,7 @@ async function serve(
   transport: TimedTransport,
   next: () => Promise<Envelope>,
   send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
+  expertLoad?: ExpertLoad,
 ): Promise<void> {
   try {
     for (;;) {
@@ -117,6 +120,7 @@ async function serve(
       const waitMs = transport.waitMs;
       const rank = transport.rank;
       transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: 0, args: { tokens: message.ids.length, waitMs } });
+      if (transport.spans && expertLoad) transport.spans.push(...expertCounters(expertLoad, rank, startedEpoch));
       if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
     }
   } finally {
@@ -139,4 +143,18 @@ function dialCoordinator(join: string): Promise<Socket> {
   return dial({ kind: 'tcp', host, port }).catch((error: Error) => {
     throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${error.message}); check the address and that it is running`);
   });
+}
+
+/** Chrome trace counters: tokens routed so far to each of this rank's experts, one counter track per MoE layer. */
+function expertCounters(load: ExpertLoad, rank: number, ts: number): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  load.snapshot().tokens.forEach((row, layer) => {
+    if (row.length === 0) return;
+    const args: Record<string, number> = {};
+    row.forEach((count, expert) => {
+      if (count > 0) args[`expert ${expert}`] = count;
+    });
+    events.push({ name: `layer ${layer} expert tokens`, ph: 'C', ts, pid: rank, args });
+  });
+  return events;
 }

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixture, projectRoot } from '../testing/fixtures.js';
@@ -51,4 +53,20 @@ test('--ep that the model or --tp cannot take is TESSERA_ERR_SHARD_CONSTRAINT', 
     assert.match(result.stderr, /^error TESSERA_ERR_SHARD_CONSTRAINT: /);
     assert.match(result.stderr, message);
   }
+});
+
+test("--trace of an --ep run carries each rank's expert token counters", (t) => {
+  const path = fixture(t, 'moe-fixtures/mixtral_scale.safetensors');
+  if (!path) return;
+  const trace = join(mkdtempSync(join(tmpdir(), 'tessera-moe-trace-')), 'trace.json');
+  const prompt = [28, 28, 10, 13, 27];
+  const result = tessera('run', '--model', path, '--prompt-ids', prompt.join(','), '--max-tokens', '1', '--json', '--ep', '2', '--transport', 'unix', '--trace', trace);
+  assert.equal(result.status, 0, result.stderr);
+  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; ph: string; pid: number; args?: Record<string, number> }[] }).traceEvents;
+  const counters = events.filter((event) => event.ph === 'C' && event.name === 'layer 0 expert tokens');
+  assert.deepEqual([...new Set(counters.map((event) => event.pid))].sort(), [0, 1]);
+  // Each rank counts its own experts; together they routed every prompt token to its top 2.
+  const lastOfRank = (rank: number): Record<string, number> => counters.filter((event) => event.pid === rank).at(-1)?.args ?? {};
+  const total = [0, 1].reduce((sum, rank) => sum + Object.values(lastOfRank(rank)).reduce((a, b) => a + b, 0), 0);
+  assert.equal(total, prompt.length * 2);
 });

@@ -9,7 +9,8 @@ import type { Transport } from './transport.js';
 /** A Chrome trace event (the JSON Object Format's traceEvents entries). */
 export interface TraceEvent {
   name: string;
-  ph: 'X' | 'M';
+  /** Complete span, metadata, or counter. */
+  ph: 'X' | 'M' | 'C';
   /** Microseconds since the Unix epoch, so ranks in different processes line up. */
   ts?: number;
   dur?: number;
