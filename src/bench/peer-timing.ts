@@ -2,32 +2,13 @@
  * llama.cpp timed the way Tessera's engine times itself: prefill is the time
  * to the first generated token, decode the rate of the tokens after it.
  */
-import { TesseraError } from '../core/errors.js';
+import { importNodeLlamaCpp } from '../peer/llama-cpp.js';
 
 export interface PeerTimings {
   loadMs: number;
   prefill(promptIds: number[]): Promise<number>;
   decode(promptIds: number[], tokens: number): Promise<number>;
   close(): Promise<void>;
-}
-
-interface NlcSequence {
-  evaluate(tokens: number[], options: { temperature: number }): AsyncGenerator<number, void, void>;
-}
-interface NlcContext {
-  getSequence(): NlcSequence;
-  dispose(): Promise<void>;
-}
-interface NlcModel {
-  createContext(options: { contextSize: number; threads: number; sequences: number; batchSize: number; flashAttention: boolean }): Promise<NlcContext>;
-  dispose(): Promise<void>;
-}
-interface NlcLlama {
-  loadModel(options: { modelPath: string }): Promise<NlcModel>;
-  dispose(): Promise<void>;
-}
-interface NlcModule {
-  getLlama(options: { gpu: false; build: 'never'; logLevel: 'error' }): Promise<NlcLlama>;
 }
 
 export interface PeerOptions {
@@ -37,10 +18,7 @@ export interface PeerOptions {
 }
 
 export async function openPeerTimings(modelPath: string, options: PeerOptions): Promise<PeerTimings> {
-  const name = 'node-llama-cpp';
-  const module = (await import(name).catch((cause: unknown) => {
-    throw new TesseraError('TESSERA_ERR_PEER_UNAVAILABLE', 'the llama.cpp peer needs the node-llama-cpp dev dependency; run npm install', { cause });
-  })) as NlcModule;
+  const module = await importNodeLlamaCpp();
   const llama = await module.getLlama({ gpu: false, build: 'never', logLevel: 'error' });
   const started = performance.now();
   const model = await llama.loadModel({ modelPath });

@@ -30,32 +30,32 @@ export interface LlamaCppPeer {
 }
 
 /* Only the parts of node-llama-cpp's API used here, so this module boundary has no `any`. */
-interface NlcSequence {
+export interface NlcSequence {
   evaluate(tokens: number[], options: { temperature: number }): AsyncGenerator<number, void, void>;
   controlledEvaluate(
     input: Array<number | [number, { generateNext: { logits: { filter: { tokens: number[]; includeTop: number } } } }]>,
   ): Promise<Array<undefined | { next: { logits?: Map<number, number> } }>>;
 }
-interface NlcContext {
+export interface NlcContext {
   getSequence(): NlcSequence;
   dispose(): Promise<void>;
 }
-interface NlcModel {
+export interface NlcModel {
   tokenize(text: string, specialTokens?: boolean): number[];
   detokenize(tokens: number[], specialTokens?: boolean): string;
   isEogToken(token: number): boolean;
-  createContext(options: { contextSize: number; threads: number; sequences: number }): Promise<NlcContext>;
+  createContext(options: { contextSize: number; threads: number; sequences: number; batchSize?: number; flashAttention?: boolean }): Promise<NlcContext>;
   dispose(): Promise<void>;
 }
-interface NlcLlama {
+export interface NlcLlama {
   loadModel(options: { modelPath: string }): Promise<NlcModel>;
   dispose(): Promise<void>;
 }
-interface NlcModule {
+export interface NlcModule {
   getLlama(options: { gpu: false; build: 'never'; logLevel: 'error' }): Promise<NlcLlama>;
 }
 
-async function importNodeLlamaCpp(): Promise<NlcModule> {
+export async function importNodeLlamaCpp(): Promise<NlcModule> {
   const name = 'node-llama-cpp';
   try {
     return (await import(name)) as NlcModule;
