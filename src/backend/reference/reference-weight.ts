@@ -4,8 +4,9 @@
  * a few rows (embedding lookups, readRows) decode only those rows, so a large
  * embedding table never has to be expanded.
  */
+import { checkWeightShape } from '../weight-shape.js';
 import type { Weight } from '../backend.js';
-import { DTYPE_LAYOUTS, byteSize, type DType } from '../../core/dtype.js';
+import { byteSize, type DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
 import { decodeValues } from './weight-values.js';
 
@@ -21,25 +22,7 @@ export class ReferenceWeight implements Weight {
   private dense: Float32Array | undefined;
 
   constructor(dtype: DType, shape: readonly number[], bytes: Uint8Array) {
-    check(shape.length > 0, 'TESSERA_ERR_INVALID_ARGUMENT', 'a weight needs at least one dimension');
-    check(
-      shape.every((d) => Number.isInteger(d) && d > 0),
-      'TESSERA_ERR_BAD_FORMAT',
-      `weight shape [${shape.join(', ')}] has a dimension that is not a positive integer; the model file is corrupt`,
-    );
-    const cols = shape[shape.length - 1];
-    const blockSize = DTYPE_LAYOUTS[dtype].blockSize;
-    check(
-      cols % blockSize === 0,
-      'TESSERA_ERR_BAD_FORMAT',
-      `a ${dtype} weight needs rows of whole ${blockSize}-element blocks but shape [${shape.join(', ')}] has rows of ${cols}`,
-    );
-    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    check(
-      bytes.byteLength === byteSize(dtype, rows * cols),
-      'TESSERA_ERR_TRUNCATED',
-      `a ${dtype} weight of shape [${shape.join(', ')}] needs ${byteSize(dtype, rows * cols)} bytes but got ${bytes.byteLength}; the model file may be truncated`,
-    );
+    const { rows, cols } = checkWeightShape(dtype, shape, bytes.byteLength);
     this.dtype = dtype;
     this.shape = [...shape];
     this.rows = rows;
