@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { TesseraError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { openMeshEngine } from '../cluster/mesh-engine.js';
+import { openMeshEngine, type MeshEngineOptions } from '../cluster/mesh-engine.js';
+import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { RankBackend } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 
@@ -38,13 +39,13 @@ export function addParallelOptions(command: Command): Command {
     .option('--trace <file>', "write every rank's step and message spans (bytes, peer, wait vs transfer) as Chrome trace JSON");
 }
 
-/** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
-export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+/** The mesh the parallel flags ask for (--tp/--pp/--ep/--listen), or undefined for one process. */
+export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; backend?: BackendChoice }): Omit<MeshEngineOptions, 'log'> | undefined {
   // --ep N puts N ranks in each stage: the experts spread over them and attention splits by heads.
   const tp = options.ep > 1 && options.tp === 1 ? options.ep : options.tp;
-  if (tp === 1 && options.pp === 1 && options.listen === undefined) return { engine: await openEngine(options), close: async () => undefined };
+  if (tp === 1 && options.pp === 1 && options.listen === undefined) return undefined;
   const listen = options.listen === undefined ? undefined : hostAndPort(options.listen);
-  const { engine, coordinator } = await openMeshEngine(options.model, {
+  return {
     tokenizerPath: options.tokenizer,
     tp,
     pp: options.pp,
@@ -58,8 +59,14 @@ export async function openEngineFor(options: ModelOptions & ParallelOptions): Pr
     backend: options.rankBackend ?? options.backend ?? 'auto',
     threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
     trace: options.trace,
-    log: (line) => process.stderr.write(`tessera: ${line}\n`),
-  });
+  };
+}
+
+/** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
+export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+  const plan = meshPlanOf(options);
+  if (!plan) return { engine: await openEngine(options), close: async () => undefined };
+  const { engine, coordinator } = await openMeshEngine(options.model, { ...plan, log: (line) => process.stderr.write(`tessera: ${line}\n`) });
   return { engine, close: () => coordinator.close() };
 }
 

@@ -4,9 +4,8 @@ import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
-import { numberOption, parseIdList } from '../model-options.js';
-import { addParallelOptions, hostAndPort, type ParallelOptions } from '../parallel-options.js';
-import type { LaunchOptions } from '../../serve/launch.js';
+import { numberOption } from '../model-options.js';
+import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 
 interface ServeOptions extends ParallelOptions {
   model: string;
@@ -59,7 +58,7 @@ export function registerServeCommand(program: Command): void {
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
-        mesh: meshOptions(options),
+        mesh: meshPlanOf(options),
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, prefixCaching: options.prefixCaching },
         log,
       });
@@ -70,25 +69,4 @@ export function registerServeCommand(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-}
-
-/** --tp/--pp/--listen: the model runs on a mesh of worker processes; undefined for one process. */
-function meshOptions(options: ServeOptions): LaunchOptions['mesh'] {
-  // --ep N puts N ranks in each stage (as on run and logits).
-  const tp = options.ep > 1 && options.tp === 1 ? options.ep : options.tp;
-  if (tp === 1 && options.pp === 1 && options.listen === undefined) return undefined;
-  const listen = options.listen === undefined ? undefined : hostAndPort(options.listen);
-  return {
-    tp,
-    pp: options.pp,
-    ep: options.ep,
-    ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
-    transport: options.transport,
-    spawn: listen === undefined,
-    host: listen?.host,
-    port: listen?.port,
-    token: options.token,
-    backend: options.rankBackend ?? options.backend,
-    threads: options.rankThreads,
-  };
 }
