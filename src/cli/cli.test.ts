@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GgufValueType } from '../format/gguf-types.js';
 import { writeGguf } from '../format/gguf-writer.js';
+import { synthesize } from '../synth/synthesize.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
@@ -153,3 +154,14 @@ function patchTensorType(path: string, tensorName: string, typeId: number): void
     closeSync(fd);
   }
 }
+
+test('a GGUF model generates the same greedy tokens on the native (file-mapped) and reference backends', async () => {
+  const model = join(scratch, 'tiny-q8.gguf');
+  await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'q8_0', out: model, format: 'gguf', seed: 9 });
+  const ids = (backend: string): number[] => {
+    const result = tessera('run', '--model', model, '--prompt', 'the robot and the sea', '--max-tokens', '16', '--json', '--backend', backend);
+    assert.equal(result.status, 0, result.stderr);
+    return (JSON.parse(result.stdout) as { ids: number[] }).ids;
+  };
+  assert.deepEqual(ids('auto'), ids('reference'));
+});

@@ -269,6 +269,14 @@ export class GgufStore implements TensorStore {
     return this.byName.get(name);
   }
 
+  fileRange(name: string, rowStart: number, rowEnd: number): { path: string; byteOffset: number } | undefined {
+    const tensor = this.byName.get(name);
+    if (!tensor || rowStart < 0 || rowEnd < rowStart) return undefined;
+    const { rows } = matrixShape(tensor.shape);
+    if (rowEnd > rows) return undefined;
+    return { path: this.path, byteOffset: tensor.offset + (tensor.byteLength / rows) * rowStart };
+  }
+
   readRows(name: string, rowStart: number, rowEnd: number): Uint8Array {
     const tensor = this.byName.get(name);
     if (!tensor) {

@@ -34,6 +34,12 @@ export interface TensorStore {
    * shard's slice of the input features).
    */
   readColumns?(name: string, colStart: number, colEnd: number): Uint8Array;
+  /**
+   * Where rows [rowStart, rowEnd) of a tensor lie in one file, for backends
+   * that map weights straight from it; undefined when they do not lie
+   * contiguously in one file.
+   */
+  fileRange?(name: string, rowStart: number, rowEnd: number): { path: string; byteOffset: number } | undefined;
   /** Bytes read from disk through this store so far. */
   readonly bytesRead: number;
   close(): void;

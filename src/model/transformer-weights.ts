@@ -158,6 +158,13 @@ export class WeightLoader {
 
   private load(name: string, shape: readonly number[], rowStart: number, rowEnd: number): Weight {
     const info = this.store.get(name)!;
+    // A backend that maps weights from the file (native) needs no copy through JavaScript.
+    const range = this.backend.loadWeightFromFile ? this.store.fileRange?.(name, rowStart, rowEnd) : undefined;
+    if (range && this.backend.loadWeightFromFile) {
+      this.loadedBytes += byteSize(info.dtype, matrixShape(shape).rows * matrixShape(shape).cols);
+      this.onProgress?.(this.loadedBytes, this.totalBytes);
+      return this.backend.loadWeightFromFile(range.path, range.byteOffset, info.dtype, shape);
+    }
     const bytes = this.store.readRows(name, rowStart, rowEnd);
     this.loadedBytes += bytes.byteLength;
     this.onProgress?.(this.loadedBytes, this.totalBytes);
