@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include "kernel-table.h"
+#include "../half-bits.h"
 
 #ifndef TESSERA_ISA_NS
 #error "kernel sources are compiled once per ISA; binding.gyp defines TESSERA_ISA_NS"
@@ -33,30 +34,7 @@ namespace TESSERA_ISA_NS {
 namespace {
 
 /** IEEE half bits → float, exact (portable; vector paths use F16C/NEON instead). */
-inline float halfToFloat(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {
-    // Subnormal half: normalize into a float exponent.
-    int shift = 0;
-    while ((mantissa & 0x400) == 0) {
-      mantissa <<= 1;
-      shift++;
-    }
-    bits = sign | ((uint32_t)(113 - shift) << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+inline float halfToFloat(uint16_t h) { return halfBitsToFloat(h); }
 
 inline float bf16ToFloat(uint16_t h) {
   const uint32_t bits = (uint32_t)h << 16;
