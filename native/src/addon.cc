@@ -14,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "bandwidth.h"
 #include "cpu.h"
@@ -248,6 +249,67 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/**
+ * Every position lies in the block table and maps to a block inside a pool of
+ * `poolFloats`; with `wholePrefix`, so do all blocks up to the last position
+ * (attention reads them all).
+ */
+void requireBlocks(const Napi::Env& env, const int32_t* positions, int count, const int32_t* blockTable, size_t tableLength,
+                   int blockSize, size_t blockFloats, size_t poolFloats, bool wholePrefix) {
+  int lastPosition = -1;
+  for (int t = 0; t < count; t++) {
+    require(positions[t] >= 0 && static_cast<size_t>(positions[t] / blockSize) < tableLength, env, "position beyond the block table");
+    const int physical = blockTable[positions[t] / blockSize];
+    require(physical >= 0 && (physical + 1) * blockFloats <= poolFloats, env, "block table entry outside the pool");
+    lastPosition = std::max(lastPosition, static_cast<int>(positions[t]));
+  }
+  for (int b = 0; wholePrefix && b <= lastPosition / blockSize && lastPosition >= 0; b++) {
+    require(blockTable[b] >= 0 && (blockTable[b] + 1) * blockFloats <= poolFloats, env, "block table entry outside the pool");
+  }
+}
+
+/**
+ * The segments of a batched KV op from three arrays at `index`: segments
+ * [numSegments, 4] (first row, row count, offset and length of its block
+ * table), positions (every segment's, end to end) and block tables (end to
+ * end); checked so that no row, position or block lies outside its array.
+ */
+std::vector<KvSegmentView> segmentsArg(const Napi::CallbackInfo& info, size_t index, size_t numTokens, int blockSize,
+                                       size_t blockFloats, size_t poolFloats, bool wholePrefix) {
+  const Napi::Env env = info.Env();
+  Napi::Int32Array layout = ints(info, index, "segments");
+  Napi::Int32Array positions = ints(info, index + 1, "positions");
+  Napi::Int32Array tables = ints(info, index + 2, "blockTables");
+  require(layout.ElementLength() % 4 == 0, env, "segments must hold 4 numbers per segment");
+  std::vector<KvSegmentView> segments;
+  size_t used = 0;
+  for (size_t i = 0; i < layout.ElementLength(); i += 4) {
+    const int start = layout[i], count = layout[i + 1], tableOffset = layout[i + 2], tableLength = layout[i + 3];
+    require(start >= 0 && count >= 0 && static_cast<size_t>(start) + count <= numTokens, env, "segment rows outside the batch");
+    require(used + count <= positions.ElementLength(), env, "positions are fewer than the segments' rows");
+    require(tableOffset >= 0 && tableLength >= 0 && static_cast<size_t>(tableOffset) + tableLength <= tables.ElementLength(), env,
+            "a segment's block table lies outside blockTables");
+    const KvSegmentView segment{start, count, positions.Data() + used, tables.Data() + tableOffset};
+    requireBlocks(env, segment.positions, count, segment.blockTable, tableLength, blockSize, blockFloats, poolFloats, wholePrefix);
+    segments.push_back(segment);
+    used += count;
+  }
+  return segments;
+}
+
+/** The attention shape from (blockSize, numKvHeads, numHeads, headDim, scale) at these indices. */
+AttentionShape attentionShapeArg(const Napi::CallbackInfo& info, size_t blockSize, size_t numKvHeads, size_t numHeads) {
+  AttentionShape shape;
+  shape.blockSize = static_cast<int>(number(info, blockSize, "blockSize"));
+  shape.numKvHeads = static_cast<int>(number(info, numKvHeads, "numKvHeads"));
+  shape.numHeads = static_cast<int>(number(info, numHeads, "numHeads"));
+  shape.headDim = static_cast<int>(number(info, numHeads + 1, "headDim"));
+  shape.scale = static_cast<float>(number(info, numHeads + 2, "scale"));
+  require(shape.blockSize > 0 && shape.numKvHeads > 0 && shape.headDim > 0 && shape.numHeads % shape.numKvHeads == 0,
+          info.Env(), "attention shape is not valid");
+  return shape;
+}
+
 /** attention(context, query, keys, values, blockSize, numKvHeads, blockTable, positions, numHeads, headDim, scale, out) → out */
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Float32Array query = floats(info, 1, "query");
@@ -255,33 +317,40 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Float32Array values = floats(info, 3, "values");
   Napi::Int32Array blockTable = ints(info, 6, "blockTable");
   Napi::Int32Array positions = ints(info, 7, "positions");
-  AttentionShape shape;
-  shape.blockSize = static_cast<int>(number(info, 4, "blockSize"));
-  shape.numKvHeads = static_cast<int>(number(info, 5, "numKvHeads"));
-  shape.numHeads = static_cast<int>(number(info, 8, "numHeads"));
-  shape.headDim = static_cast<int>(number(info, 9, "headDim"));
-  shape.scale = static_cast<float>(number(info, 10, "scale"));
-  shape.numTokens = static_cast<int>(positions.ElementLength());
-  require(query.ElementLength() == static_cast<size_t>(shape.numTokens) * shape.numHeads * shape.headDim, info.Env(),
+  const AttentionShape shape = attentionShapeArg(info, 4, 5, 8);
+  const int numTokens = static_cast<int>(positions.ElementLength());
+  require(query.ElementLength() == static_cast<size_t>(numTokens) * shape.numHeads * shape.headDim, info.Env(),
           "query shape does not match");
   require(keys.ElementLength() == values.ElementLength(), info.Env(), "key and value pools differ in size");
   const size_t blockFloats = static_cast<size_t>(shape.blockSize) * shape.numKvHeads * shape.headDim;
-  for (int t = 0; t < shape.numTokens; t++) {
-    require(positions[t] >= 0 && static_cast<size_t>(positions[t] / shape.blockSize) < blockTable.ElementLength(),
-            info.Env(), "position beyond the block table");
-  }
-  int lastPosition = 0;
-  for (int t = 0; t < shape.numTokens; t++) lastPosition = std::max(lastPosition, static_cast<int>(positions[t]));
-  for (size_t b = 0; b <= static_cast<size_t>(lastPosition / shape.blockSize) && shape.numTokens > 0; b++) {
-    require(blockTable[b] >= 0 && (blockTable[b] + 1) * blockFloats <= keys.ElementLength(), info.Env(),
-            "block table entry outside the pool");
-  }
+  requireBlocks(info.Env(), positions.Data(), numTokens, blockTable.Data(), blockTable.ElementLength(), shape.blockSize,
+                blockFloats, keys.ElementLength(), true);
   Napi::Float32Array out = outputArg(info, 11, query.ElementLength());
   const Context& r = contextArg(info);
-  if (shape.numTokens > 0) {
-    attentionBatch(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), blockTable.Data(),
-                   positions.Data(), out.Data());
-  }
+  const KvSegmentView segment{0, numTokens, positions.Data(), blockTable.Data()};
+  if (numTokens > 0) attentionSegments(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), &segment, 1, out.Data());
+  return out;
+}
+
+/**
+ * attentionBatch(context, query, keys, values, blockSize, numKvHeads, numHeads, headDim, scale,
+ *                segments, positions, blockTables, out) → out; rows outside every segment are left as they are.
+ */
+Napi::Value AttentionBatch(const Napi::CallbackInfo& info) {
+  Napi::Float32Array query = floats(info, 1, "query");
+  Napi::Float32Array keys = floats(info, 2, "keys");
+  Napi::Float32Array values = floats(info, 3, "values");
+  const AttentionShape shape = attentionShapeArg(info, 4, 5, 6);
+  const size_t rowSize = static_cast<size_t>(shape.numHeads) * shape.headDim;
+  require(query.ElementLength() % rowSize == 0, info.Env(), "query shape does not match");
+  require(keys.ElementLength() == values.ElementLength(), info.Env(), "key and value pools differ in size");
+  const size_t blockFloats = static_cast<size_t>(shape.blockSize) * shape.numKvHeads * shape.headDim;
+  const std::vector<KvSegmentView> segments =
+      segmentsArg(info, 9, query.ElementLength() / rowSize, shape.blockSize, blockFloats, keys.ElementLength(), true);
+  Napi::Float32Array out = outputArg(info, 12, query.ElementLength());
+  const Context& r = contextArg(info);
+  attentionSegments(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), segments.data(),
+                    static_cast<int>(segments.size()), out.Data());
   return out;
 }
 
@@ -295,16 +364,32 @@ Napi::Value WriteKv(const Napi::CallbackInfo& info) {
   Napi::Float32Array values = floats(info, 6, "values");
   require(blockSize > 0 && rowSize > 0 && values.ElementLength() == positions.ElementLength() * rowSize, info.Env(),
           "values do not hold one row per position");
-  const size_t blockFloats = static_cast<size_t>(blockSize) * rowSize;
-  for (size_t t = 0; t < positions.ElementLength(); t++) {
-    const int position = positions[t];
-    require(position >= 0 && static_cast<size_t>(position / blockSize) < blockTable.ElementLength(), info.Env(),
-            "position beyond the block table");
-    const int physical = blockTable[position / blockSize];
-    require(physical >= 0 && (physical + 1) * blockFloats <= pool.ElementLength(), info.Env(), "block outside the pool");
-  }
+  requireBlocks(info.Env(), positions.Data(), static_cast<int>(positions.ElementLength()), blockTable.Data(),
+                blockTable.ElementLength(), blockSize, static_cast<size_t>(blockSize) * rowSize, pool.ElementLength(), false);
   writeKvRows(pool.Data(), blockSize, rowSize, blockTable.Data(), positions.Data(), static_cast<int>(positions.ElementLength()),
               values.Data());
+  return info.Env().Undefined();
+}
+
+/** writeKvBatch(context, keyPool, valuePool, blockSize, rowSize, segments, positions, blockTables, keys, values) */
+Napi::Value WriteKvBatch(const Napi::CallbackInfo& info) {
+  Napi::Float32Array keyPool = floats(info, 1, "keyPool");
+  Napi::Float32Array valuePool = floats(info, 2, "valuePool");
+  const int blockSize = static_cast<int>(number(info, 3, "blockSize"));
+  const int rowSize = static_cast<int>(number(info, 4, "rowSize"));
+  Napi::Float32Array keys = floats(info, 8, "keys");
+  Napi::Float32Array values = floats(info, 9, "values");
+  require(blockSize > 0 && rowSize > 0 && keys.ElementLength() % rowSize == 0 && keys.ElementLength() == values.ElementLength(),
+          info.Env(), "keys and values must hold the same whole rows");
+  require(keyPool.ElementLength() == valuePool.ElementLength(), info.Env(), "key and value pools differ in size");
+  const std::vector<KvSegmentView> segments = segmentsArg(info, 5, keys.ElementLength() / rowSize, blockSize,
+                                                          static_cast<size_t>(blockSize) * rowSize, keyPool.ElementLength(), false);
+  // In segment order, on this thread: a few rows per sequence, and a slot two segments share ends with the last.
+  for (const KvSegmentView& s : segments) {
+    const size_t first = static_cast<size_t>(s.start) * rowSize;
+    writeKvRows(keyPool.Data(), blockSize, rowSize, s.blockTable, s.positions, s.count, keys.Data() + first);
+    writeKvRows(valuePool.Data(), blockSize, rowSize, s.blockTable, s.positions, s.count, values.Data() + first);
+  }
   return info.Env().Undefined();
 }
 
@@ -368,8 +453,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addBias", Napi::Function::New(env, AddBias));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionBatch", Napi::Function::New(env, AttentionBatch));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
   exports.Set("writeKv", Napi::Function::New(env, WriteKv));
+  exports.Set("writeKvBatch", Napi::Function::New(env, WriteKvBatch));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   return exports;

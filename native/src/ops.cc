@@ -58,52 +58,79 @@ void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTa
   }
 }
 
-void attentionBatch(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& s, const float* query,
-                    const float* keys, const float* values, const int32_t* blockTable, const int32_t* positions, float* out) {
-  const int group = s.numHeads / s.numKvHeads;
-  const int rowStride = s.numKvHeads * s.headDim;
-  int lastPosition = 0;
-  for (int t = 0; t < s.numTokens; t++) lastPosition = std::max(lastPosition, positions[t]);
-  const int numBlocks = lastPosition / s.blockSize + 1;
-  // [numKvHeads, numBlocks] where (block, position 0, kv head) starts.
-  std::vector<const float*> keyBlocks(static_cast<size_t>(s.numKvHeads) * numBlocks);
-  std::vector<const float*> valueBlocks(keyBlocks.size());
-  for (int kv = 0; kv < s.numKvHeads; kv++) {
-    for (int b = 0; b < numBlocks; b++) {
-      const size_t offset = static_cast<size_t>(blockTable[b]) * s.blockSize * rowStride + static_cast<size_t>(kv) * s.headDim;
-      keyBlocks[kv * numBlocks + b] = keys + offset;
-      valueBlocks[kv * numBlocks + b] = values + offset;
+namespace {
+
+/** One KV head for a run of a segment's tokens: all query heads of its group. */
+struct AttentionTask {
+  int segment, firstToken, tokens, kvHead;
+  int64_t cost;  // query-key pairs per query head
+};
+
+// Up to this many tokens per task, so each transposed key block serves
+// group·tokens queries, while a long prefill still splits over threads.
+constexpr int kTokensPerTask = 16;
+
+std::vector<AttentionTask> attentionTasks(const KvSegmentView* segments, int numSegments, int numKvHeads) {
+  std::vector<AttentionTask> tasks;
+  for (int s = 0; s < numSegments; s++) {
+    for (int first = 0; first < segments[s].count; first += kTokensPerTask) {
+      const int tokens = std::min(kTokensPerTask, segments[s].count - first);
+      int64_t cost = 0;
+      for (int t = first; t < first + tokens; t++) cost += segments[s].positions[t] + 1;
+      for (int kv = 0; kv < numKvHeads; kv++) tasks.push_back({s, first, tokens, kv, cost});
     }
   }
-  // A task is one KV head for a run of tokens: all query heads of its group, so
-  // each transposed key block serves group·tokens queries.
-  constexpr int kTokensPerTask = 16;
-  const int tokenChunks = (s.numTokens + kTokensPerTask - 1) / kTokensPerTask;
-  pool.run(tokenChunks * s.numKvHeads, [&](int task) {
-    const int kv = task % s.numKvHeads;
-    const int firstToken = (task / s.numKvHeads) * kTokensPerTask;
-    const int tokens = std::min(kTokensPerTask, s.numTokens - firstToken);
-    thread_local std::vector<const float*> queries;
-    thread_local std::vector<float*> outs;
-    thread_local std::vector<int32_t> lasts;
-    thread_local std::vector<float> scratch;
-    queries.clear();
-    outs.clear();
-    lasts.clear();
-    for (int t = firstToken; t < firstToken + tokens; t++) {
-      for (int h = kv * group; h < (kv + 1) * group; h++) {
-        const size_t offset = (static_cast<size_t>(t) * s.numHeads + h) * s.headDim;
-        queries.push_back(query + offset);
-        outs.push_back(out + offset);
-        lasts.push_back(positions[t]);
-      }
+  // Threads take tasks in order from one counter: costliest first, so a long
+  // one never starts last while the other threads sit idle. Results do not
+  // depend on which thread runs a task.
+  std::stable_sort(tasks.begin(), tasks.end(), [](const AttentionTask& a, const AttentionTask& b) { return a.cost > b.cost; });
+  return tasks;
+}
+
+void runAttentionTask(const KernelTable& kernels, const AttentionShape& s, const float* query, const float* keys,
+                      const float* values, const KvSegmentView& segment, const AttentionTask& task, float* out) {
+  const int group = s.numHeads / s.numKvHeads;
+  const int rowStride = s.numKvHeads * s.headDim;
+  thread_local std::vector<const float*> queries, keyBlocks, valueBlocks;
+  thread_local std::vector<float*> outs;
+  thread_local std::vector<int32_t> lasts;
+  thread_local std::vector<float> scratch;
+  queries.clear();
+  outs.clear();
+  lasts.clear();
+  int lastPosition = 0;
+  for (int t = task.firstToken; t < task.firstToken + task.tokens; t++) {
+    lastPosition = std::max(lastPosition, static_cast<int>(segment.positions[t]));
+    for (int h = task.kvHead * group; h < (task.kvHead + 1) * group; h++) {
+      const size_t offset = (static_cast<size_t>(segment.start + t) * s.numHeads + h) * s.headDim;
+      queries.push_back(query + offset);
+      outs.push_back(out + offset);
+      lasts.push_back(segment.positions[t]);
     }
-    const int count = static_cast<int>(queries.size());
-    const size_t needed = attentionScratchFloats(count, s.blockSize, s.headDim);
-    if (scratch.size() < needed) scratch.resize(needed);
-    kernels.attendKvHead(queries.data(), lasts.data(), outs.data(), count, keyBlocks.data() + static_cast<size_t>(kv) * numBlocks,
-                         valueBlocks.data() + static_cast<size_t>(kv) * numBlocks, s.blockSize, rowStride, s.headDim, s.scale,
-                         scratch.data());
+  }
+  // Where (block, position 0, this KV head) starts, for the blocks the task reads.
+  const int numBlocks = lastPosition / s.blockSize + 1;
+  keyBlocks.resize(numBlocks);
+  valueBlocks.resize(numBlocks);
+  for (int b = 0; b < numBlocks; b++) {
+    const size_t offset = static_cast<size_t>(segment.blockTable[b]) * s.blockSize * rowStride + static_cast<size_t>(task.kvHead) * s.headDim;
+    keyBlocks[b] = keys + offset;
+    valueBlocks[b] = values + offset;
+  }
+  const int count = static_cast<int>(queries.size());
+  const size_t needed = attentionScratchFloats(count, s.blockSize, s.headDim);
+  if (scratch.size() < needed) scratch.resize(needed);
+  kernels.attendKvHead(queries.data(), lasts.data(), outs.data(), count, keyBlocks.data(), valueBlocks.data(), s.blockSize,
+                       rowStride, s.headDim, s.scale, scratch.data());
+}
+
+}  // namespace
+
+void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                       const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out) {
+  const std::vector<AttentionTask> tasks = attentionTasks(segments, numSegments, shape.numKvHeads);
+  pool.run(static_cast<int>(tasks.size()), [&](int i) {
+    runAttentionTask(kernels, shape, query, keys, values, segments[tasks[i].segment], tasks[i], out);
   });
 }
 

@@ -19,14 +19,25 @@ void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads
 void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,
                  const float* values);
 
+/** One sequence's rows [start, start + count) of a batch, at `positions` through `blockTable` (checked by the caller). */
+struct KvSegmentView {
+  int start, count;
+  const int32_t* positions;   // [count]
+  const int32_t* blockTable;  // covers every position
+};
+
 struct AttentionShape {
-  int numTokens, numHeads, numKvHeads, headDim, blockSize;
+  int numHeads, numKvHeads, headDim, blockSize;
   float scale;
 };
 
-/** query [numTokens, numHeads, headDim] over pools [numBlocks, blockSize, numKvHeads, headDim] → out. */
-void attentionBatch(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
-                    const float* keys, const float* values, const int32_t* blockTable, const int32_t* positions, float* out);
+/**
+ * Each segment's queries (rows of query [numTokens, numHeads, headDim]) over
+ * its own blocks of the pools [numBlocks, blockSize, numKvHeads, headDim] →
+ * the same rows of out. Rows outside every segment are left alone.
+ */
+void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                       const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out);
 
 void siluMulAll(const KernelTable& kernels, ThreadPool& pool, const float* gate, const float* up, size_t n, float* out);
 void addAll(const KernelTable& kernels, ThreadPool& pool, float* a, const float* b, size_t n);

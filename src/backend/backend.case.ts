@@ -13,6 +13,7 @@ import {
   SUITE_DTYPES, TestRandom, assertBitwise, assertClose, combineShards, encodeWeight, f32Bytes, makePool,
   naiveAttention, naiveMatmul, naiveRmsNorm, naiveRope,
 } from './backend-oracle.js';
+import { batchedKvCases } from './backend-batch.case.js';
 
 /** A weight [M, K] of random values in `dtype`, with the values its bytes decode to. */
 function randomWeight(backend: Backend, dtype: DType, M: number, K: number, random: TestRandom) {
@@ -36,6 +37,7 @@ export function runBackendSuite(name: string, makeBackend: () => Backend): void 
     rowCases(makeBackend);
     pointwiseCases(makeBackend);
     attentionCases(makeBackend);
+    batchedKvCases(makeBackend);
   });
 }
 

@@ -13,6 +13,8 @@
  * - No result depends on how many tokens are in the call or on thread count.
  * - `attention` walks KV positions in order, block by block, with online
  *   softmax, the same for prefill, chunked prefill and decode.
+ * - The batched ops (`writeKvBatch`, `attentionBatch`) give each segment
+ *   exactly the bits of the per-sequence op on that segment alone.
  */
 import type { DType } from '../core/dtype.js';
 import type { RopeStyle } from '../core/model-config.js';
@@ -47,6 +49,47 @@ export interface KvPool {
   readonly blockSize: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+}
+
+/** One sequence's run of consecutive rows in a batched KV op. */
+export interface KvSegment {
+  /** First row of the segment in the batch. */
+  start: number;
+  /** [count] position of each row in its sequence. */
+  positions: Int32Array;
+  /** Physical block of each logical block of the sequence. */
+  blockTable: Int32Array;
+}
+
+/**
+ * The keys and values of a batch's rows, written to one layer's pools: each
+ * segment's rows at its own positions through its own block table. Segments
+ * do not overlap and lie inside the batch's rows.
+ */
+export interface KvWriteBatchArgs {
+  keyCache: KvPool;
+  valueCache: KvPool;
+  /** [numTokens, numKvHeads, headDim] */
+  keys: Float32Array;
+  /** [numTokens, numKvHeads, headDim] */
+  values: Float32Array;
+  segments: readonly KvSegment[];
+}
+
+/**
+ * Causal attention of a batch's queries, each segment over its own
+ * sequence's blocks of one layer's pools (segments as in KvWriteBatchArgs).
+ */
+export interface AttentionBatchArgs {
+  /** [numTokens, numHeads, headDim] */
+  query: Float32Array;
+  keyCache: KvPool;
+  valueCache: KvPool;
+  segments: readonly KvSegment[];
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  scale: number;
 }
 
 export interface RopeArgs {
@@ -100,6 +143,20 @@ export interface Backend {
 
   /** Causal attention of the queries over the sequence's cache → [numTokens, numHeads, headDim]. */
   attention(args: AttentionArgs): Float32Array;
+
+  /**
+   * writeKv of the keys and of the values of every segment, in one call.
+   * Segments write in order, so a slot two segments share ends with the last
+   * one's row (the same bits anyway: same tokens at the same position).
+   */
+  writeKvBatch(args: KvWriteBatchArgs): void;
+
+  /**
+   * `attention` of every segment in one call → [numTokens, numHeads, headDim];
+   * rows outside every segment are zero. Each segment's rows are bitwise
+   * what `attention` gives for that segment alone.
+   */
+  attentionBatch(args: AttentionBatchArgs): Float32Array;
 
   /** silu(gate) * up, elementwise → new array. */
   siluMul(gate: Float32Array, up: Float32Array): Float32Array;

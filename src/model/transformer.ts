@@ -9,6 +9,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { logitRowIndices, singleSequenceBatch, type Batch, type LogitRows, type SequenceKv } from './batch.js';
+import { batchKv, copySegmentRows, type BatchKv } from './batch-kv.js';
 import type { FeedForward } from './feed-forward.js';
 import { ExpertLoad } from './moe-expert-load.js';
 import { createFeedForwards } from './moe-feed-forward.js';
@@ -70,9 +71,10 @@ export class Transformer {
   /** Runs layers [startLayer, endLayer) over hidden [numTokens, hiddenSize], in place. */
   async runLayers(hidden: Float32Array, batch: Batch, startLayer: number, endLayer: number): Promise<void> {
     const numTokens = batch.ids.length;
+    const kv = batchKv(batch);
     for (let layer = startLayer; layer < endLayer; layer++) {
       const weights = this.weights.layers[layer];
-      await this.attentionBlock(hidden, batch, layer);
+      await this.attentionBlock(hidden, numTokens, kv, layer);
       const normed = this.backend.rmsNorm(hidden, weights.feedForwardNorm, numTokens, this.config.rmsNormEps);
       this.backend.addInPlace(hidden, await this.feedForwards[layer].forward(normed, numTokens));
     }
@@ -89,44 +91,43 @@ export class Transformer {
     return this.backend.matmul(normed, this.weights.output, rows.length);
   }
 
-  /** hidden [numTokens, hiddenSize] += attention(rmsNorm(hidden)) */
-  private async attentionBlock(hidden: Float32Array, batch: Batch, layer: number): Promise<void> {
+  /**
+   * hidden [numTokens, hiddenSize] += attention(rmsNorm(hidden)). Each op runs
+   * once over the whole batch (once per KV cache for the KV ops), so a decode
+   * step of many sequences makes a handful of backend calls per layer.
+   */
+  private async attentionBlock(hidden: Float32Array, numTokens: number, kv: BatchKv, layer: number): Promise<void> {
     const { backend, config, local } = this;
     const weights = this.weights.layers[layer];
-    const numTokens = batch.ids.length;
     const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps);
     /** [numTokens, numHeads, headDim] */
     const query = this.headNorm(this.project(normed, weights.query, weights.queryBias, numTokens), weights.queryNorm);
     /** [numTokens, numKvHeads, headDim] */
-    const key = this.headNorm(this.project(normed, weights.key, weights.keyBias, numTokens), weights.keyNorm);
+    const keys = this.headNorm(this.project(normed, weights.key, weights.keyBias, numTokens), weights.keyNorm);
     /** [numTokens, numKvHeads, headDim] */
-    const value = this.project(normed, weights.value, weights.valueBias, numTokens);
+    const values = this.project(normed, weights.value, weights.valueBias, numTokens);
+    this.rotate(query, kv.positions, local.numHeads);
+    this.rotate(keys, kv.positions, local.numKvHeads);
     const queryWidth = local.numHeads * config.headDim;
-    const kvWidth = local.numKvHeads * config.headDim;
     /** [numTokens, numHeads, headDim] */
-    const attended = new Float32Array(numTokens * queryWidth);
-    for (const segment of batch.segments) {
-      const count = segment.positions.length;
-      const segmentQuery = query.subarray(segment.start * queryWidth, (segment.start + count) * queryWidth);
-      const segmentKey = key.subarray(segment.start * kvWidth, (segment.start + count) * kvWidth);
-      this.rotate(segmentQuery, segment.positions, local.numHeads);
-      this.rotate(segmentKey, segment.positions, local.numKvHeads);
-      backend.writeKv(segment.kv.keys[layer], segment.kv.blockTable, segment.positions, segmentKey);
-      backend.writeKv(segment.kv.values[layer], segment.kv.blockTable, segment.positions, value.subarray(segment.start * kvWidth, (segment.start + count) * kvWidth));
-      const output = backend.attention({
-        query: segmentQuery,
-        keyCache: segment.kv.keys[layer],
-        valueCache: segment.kv.values[layer],
-        blockTable: segment.kv.blockTable,
-        positions: segment.positions,
+    let attended: Float32Array | undefined;
+    for (const cache of kv.caches) {
+      const [keyCache, valueCache] = [cache.keys[layer], cache.values[layer]];
+      backend.writeKvBatch({ keyCache, valueCache, keys, values, segments: cache.segments });
+      const output = backend.attentionBatch({
+        query,
+        keyCache,
+        valueCache,
+        segments: cache.segments,
         numHeads: local.numHeads,
         numKvHeads: local.numKvHeads,
         headDim: config.headDim,
         scale: 1 / Math.sqrt(config.headDim),
       });
-      attended.set(output, segment.start * queryWidth);
+      if (kv.caches.length === 1) attended = output;
+      else copySegmentRows(output, (attended ??= new Float32Array(numTokens * queryWidth)), cache.segments, queryWidth);
     }
-    const projected = await this.attentionOutputs[layer].forward(attended, numTokens);
+    const projected = await this.attentionOutputs[layer].forward(attended ?? new Float32Array(numTokens * queryWidth), numTokens);
     backend.addInPlace(hidden, projected);
   }
 

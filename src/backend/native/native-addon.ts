@@ -65,6 +65,22 @@ export interface NativeAddon {
     scale: number,
     out: Float32Array,
   ): Float32Array;
+  /** `segments` [numSegments, 4]: first row, row count, offset and length of its table in `blockTables`. */
+  attentionBatch(
+    context: NativeHandle,
+    query: Float32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    blockSize: number,
+    numKvHeads: number,
+    numHeads: number,
+    headDim: number,
+    scale: number,
+    segments: Int32Array,
+    positions: Int32Array,
+    blockTables: Int32Array,
+    out: Float32Array,
+  ): Float32Array;
   siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array, out: Float32Array): Float32Array;
   writeKv(
     context: NativeHandle,
@@ -73,6 +89,19 @@ export interface NativeAddon {
     rowSize: number,
     blockTable: Int32Array,
     positions: Int32Array,
+    values: Float32Array,
+  ): void;
+  /** Segments as in attentionBatch. */
+  writeKvBatch(
+    context: NativeHandle,
+    keyPool: Float32Array,
+    valuePool: Float32Array,
+    blockSize: number,
+    rowSize: number,
+    segments: Int32Array,
+    positions: Int32Array,
+    blockTables: Int32Array,
+    keys: Float32Array,
     values: Float32Array,
   ): void;
   addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;

@@ -9,9 +9,10 @@
  * float product by the activation rounding. `floatActivations: true` dots in
  * float32 instead (within float rounding of the exact product, slower prefill).
  */
-import type { AttentionArgs, Backend, KvPool, RopeArgs, Weight } from '../backend.js';
+import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvWriteBatchArgs, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
+import { batchRows, checkKvSegments, checkSamePools } from '../kv-segments.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
 
@@ -180,6 +181,33 @@ export class NativeBackend implements Backend {
     );
   }
 
+  writeKvBatch(args: KvWriteBatchArgs): void {
+    const { keyCache, valueCache, keys, values, segments } = args;
+    const rowSize = keyCache.numKvHeads * keyCache.headDim;
+    check(keys.length === values.length, 'TESSERA_ERR_INVALID_ARGUMENT', `writeKvBatch got ${keys.length} keys but ${values.length} values`);
+    checkKvSegments(batchRows(keys.length, rowSize, 'writeKvBatch keys'), segments);
+    checkSamePools(keyCache, valueCache);
+    for (const segment of segments) checkBlocks(keyCache, segment.blockTable, segment.positions);
+    const packed = packSegments(segments);
+    this.addon.writeKvBatch(
+      this.context, keyCache.data, valueCache.data, keyCache.blockSize, rowSize,
+      packed.layout, packed.positions, packed.blockTables, keys, values,
+    );
+  }
+
+  attentionBatch(args: AttentionBatchArgs): Float32Array {
+    const { query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale } = args;
+    check(numKvHeads > 0 && numHeads % numKvHeads === 0, 'TESSERA_ERR_INVALID_ARGUMENT', `numHeads ${numHeads} must be a multiple of numKvHeads ${numKvHeads}`);
+    checkKvSegments(batchRows(query.length, numHeads * headDim, 'attentionBatch query'), segments);
+    checkAttentionPools(keyCache, valueCache, numKvHeads, headDim);
+    for (const segment of segments) checkBlocks(keyCache, segment.blockTable, segment.positions);
+    const packed = packSegments(segments);
+    return this.addon.attentionBatch(
+      this.context, query, keyCache.data, valueCache.data, keyCache.blockSize, numKvHeads, numHeads, headDim, scale,
+      packed.layout, packed.positions, packed.blockTables, new Float32Array(query.length),
+    );
+  }
+
   siluMul(gate: Float32Array, up: Float32Array): Float32Array {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
     return this.addon.siluMul(this.context, gate, up, outputArray(gate.length));
@@ -210,6 +238,11 @@ function checkAttention(args: AttentionArgs): void {
     'TESSERA_ERR_INVALID_ARGUMENT',
     `attention query has ${query.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
   );
+  checkAttentionPools(keyCache, valueCache, numKvHeads, headDim);
+  checkBlocks(keyCache, blockTable, positions);
+}
+
+function checkAttentionPools(keyCache: KvPool, valueCache: KvPool, numKvHeads: number, headDim: number): void {
   for (const pool of [keyCache, valueCache]) {
     check(
       pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize && pool.data.length === keyCache.data.length,
@@ -217,7 +250,33 @@ function checkAttention(args: AttentionArgs): void {
       'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize or size differ)',
     );
   }
-  checkBlocks(keyCache, blockTable, positions);
+}
+
+/**
+ * Segments as the addon takes them: layout [numSegments, 4] (first row, row
+ * count, offset and length of the block table), and the positions and block
+ * tables of all segments end to end.
+ */
+function packSegments(segments: readonly KvSegment[]): { layout: Int32Array; positions: Int32Array; blockTables: Int32Array } {
+  let rows = 0;
+  let tableLength = 0;
+  for (const segment of segments) {
+    rows += segment.positions.length;
+    tableLength += segment.blockTable.length;
+  }
+  const layout = new Int32Array(segments.length * 4);
+  const positions = new Int32Array(rows);
+  const blockTables = new Int32Array(tableLength);
+  let row = 0;
+  let table = 0;
+  segments.forEach((segment, i) => {
+    layout.set([segment.start, segment.positions.length, table, segment.blockTable.length], i * 4);
+    positions.set(segment.positions, row);
+    blockTables.set(segment.blockTable, table);
+    row += segment.positions.length;
+    table += segment.blockTable.length;
+  });
+  return { layout, positions, blockTables };
 }
 
 /** Every position maps through the block table to a block inside the pool (the reference's messages). */

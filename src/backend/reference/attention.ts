@@ -4,8 +4,9 @@
  * softmax. The arithmetic for a pair never looks at the other tokens of the
  * call, so prefill, chunked prefill and decode give the same bits.
  */
-import type { AttentionArgs, KvPool } from '../backend.js';
+import type { AttentionArgs, AttentionBatchArgs, KvPool, KvWriteBatchArgs } from '../backend.js';
 import { check } from '../../core/errors.js';
+import { batchRows, checkKvSegments, checkSamePools, segmentRows } from '../kv-segments.js';
 
 /** Index in pool.data of (position, kv head 0, dim 0) of a sequence. */
 function slotOffset(pool: KvPool, blockTable: Int32Array, position: number): number {
@@ -75,6 +76,33 @@ export function attention(args: AttentionArgs): Float32Array {
       attendOne(scratch, query, queryOffset, keyCache, valueCache, blockTable, positions[t], kvHead, scale);
       for (let d = 0; d < headDim; d++) out[queryOffset + d] = scratch.acc[d] / scratch.sum;
     }
+  }
+  return out;
+}
+
+/** writeKv of each segment's keys and values, segment by segment. */
+export function writeKvBatch(args: KvWriteBatchArgs): void {
+  const { keyCache, valueCache, keys, values, segments } = args;
+  const rowSize = keyCache.numKvHeads * keyCache.headDim;
+  check(keys.length === values.length, 'TESSERA_ERR_INVALID_ARGUMENT', `writeKvBatch got ${keys.length} keys but ${values.length} values`);
+  checkKvSegments(batchRows(keys.length, rowSize, 'writeKvBatch keys'), segments);
+  checkSamePools(keyCache, valueCache);
+  for (const segment of segments) {
+    writeKv(keyCache, segment.blockTable, segment.positions, segmentRows(keys, segment, rowSize));
+    writeKv(valueCache, segment.blockTable, segment.positions, segmentRows(values, segment, rowSize));
+  }
+}
+
+/** attention of each segment over its own blocks → [numTokens, numHeads, headDim]. */
+export function attentionBatch(args: AttentionBatchArgs): Float32Array {
+  const { query, segments, numHeads, headDim } = args;
+  const rowSize = numHeads * headDim;
+  checkKvSegments(batchRows(query.length, rowSize, 'attentionBatch query'), segments);
+  /** [numTokens, numHeads, headDim] */
+  const out = new Float32Array(query.length);
+  for (const segment of segments) {
+    const { positions, blockTable } = segment;
+    out.set(attention({ ...args, query: segmentRows(query, segment, rowSize), blockTable, positions }), segment.start * rowSize);
   }
   return out;
 }

@@ -3,12 +3,14 @@
  * but exact to the contract in backend.ts. Models run on it in tests and
  * wherever the native addon is missing.
  */
-import { reductionLeafSize, type AttentionArgs, type Backend, type KvPool, type RopeArgs, type Weight } from '../backend.js';
+import {
+  reductionLeafSize, type AttentionArgs, type AttentionBatchArgs, type Backend, type KvPool, type KvWriteBatchArgs, type RopeArgs, type Weight,
+} from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
 import { ReferenceWeight, asReferenceWeight } from './reference-weight.js';
 import { matmulCanonical } from './matmul.js';
-import { attention, writeKv } from './attention.js';
+import { attention, attentionBatch, writeKv, writeKvBatch } from './attention.js';
 import { addBias, addInPlace, rmsNorm, rope, siluMul } from './pointwise.js';
 
 export class ReferenceBackend implements Backend {
@@ -61,6 +63,14 @@ export class ReferenceBackend implements Backend {
 
   attention(args: AttentionArgs): Float32Array {
     return attention(args);
+  }
+
+  writeKvBatch(args: KvWriteBatchArgs): void {
+    writeKvBatch(args);
+  }
+
+  attentionBatch(args: AttentionBatchArgs): Float32Array {
+    return attentionBatch(args);
   }
 
   siluMul(gate: Float32Array, up: Float32Array): Float32Array {

@@ -1,0 +1,50 @@
+/**
+ * The checks every backend makes on the segments of a batched KV op
+ * (writeKvBatch, attentionBatch), with one set of messages: each segment's
+ * rows lie inside the batch and no two segments share a row, so segments can
+ * run in any order, or at once, without touching each other's rows.
+ */
+import type { KvPool, KvSegment } from './backend.js';
+import { check } from '../core/errors.js';
+
+/** Rows of a batch of `length` values, `rowSize` values a row; throws when it is not whole rows. */
+export function batchRows(length: number, rowSize: number, what: string): number {
+  check(
+    rowSize > 0 && length % rowSize === 0,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `${what} has ${length} values, not a whole number of rows of ${rowSize}`,
+  );
+  return length / rowSize;
+}
+
+/** Each segment's rows [start, start + count) lie inside [0, numTokens), and no row is in two segments. */
+export function checkKvSegments(numTokens: number, segments: readonly KvSegment[]): void {
+  const taken = new Uint8Array(numTokens);
+  for (const { start, positions } of segments) {
+    const end = start + positions.length;
+    check(
+      Number.isInteger(start) && start >= 0 && end <= numTokens,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `a segment covers rows [${start}, ${end}) but the batch has ${numTokens} rows`,
+    );
+    for (let row = start; row < end; row++) {
+      check(taken[row] === 0, 'TESSERA_ERR_INVALID_ARGUMENT', `row ${row} of the batch is in two segments; segments must not overlap`);
+      taken[row] = 1;
+    }
+  }
+}
+
+/** Rows [segment.start, segment.start + count) of x [numTokens, rowSize]. */
+export function segmentRows(x: Float32Array, segment: KvSegment, rowSize: number): Float32Array {
+  return x.subarray(segment.start * rowSize, (segment.start + segment.positions.length) * rowSize);
+}
+
+/** The key and value pools of a layer have one shape. */
+export function checkSamePools(keyCache: KvPool, valueCache: KvPool): void {
+  check(
+    valueCache.numKvHeads === keyCache.numKvHeads && valueCache.headDim === keyCache.headDim &&
+      valueCache.blockSize === keyCache.blockSize && valueCache.data.length === keyCache.data.length,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    'the key and value pools differ (numKvHeads, headDim, blockSize or size)',
+  );
+}
