@@ -19,6 +19,8 @@ namespace TESSERA_ISA_NS {
 namespace {
 
 constexpr int kLanes = 16;
+// Blocks of one KV head asked for ahead of the one computing.
+constexpr int kPrefetchBlocks = 4;
 
 /** Keys [count ≤ 16] at stride `rowStride` → kt[d·16 + j], zero-padded. */
 void transposeKeys(const float* keys, int count, int rowStride, int headDim, float* kt) {
@@ -76,6 +78,38 @@ inline float pairwiseSum16(__m512 v) {
 }
 
 /**
+ * acc = acc · rescale, then acc = fma(e_j, v_j, acc) for j in order, over
+ * dims [d, d + 16·kChunks) of kQueries queries: kChunks·kQueries independent
+ * chains per value row, so the FMA latency hides behind the others.
+ */
+template <int kQueries, int kChunks>
+void accumulateValues(QueryState* const* states, const float* rescale, const int* counts, int most, const float* scores,
+                      int scoreStride, const float* values, int rowStride, int headDim, int d) {
+  __mmask16 dims[kChunks];
+  __m512 acc[kQueries][kChunks];
+  for (int c = 0; c < kChunks; c++) {
+    const int left = headDim - d - 16 * c;
+    dims[c] = static_cast<__mmask16>(left >= 16 ? 0xffff : (1u << left) - 1);
+    for (int i = 0; i < kQueries; i++) {
+      acc[i][c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(dims[c], states[i]->acc + d + 16 * c), _mm512_set1_ps(rescale[i]));
+    }
+  }
+  for (int j = 0; j < most; j++) {
+    __m512 v[kChunks];
+    for (int c = 0; c < kChunks; c++) v[c] = _mm512_maskz_loadu_ps(dims[c], values + static_cast<size_t>(j) * rowStride + d + 16 * c);
+    for (int i = 0; i < kQueries; i++) {
+      // Positions past a query's own count are skipped, not multiplied by zero.
+      const __mmask16 take = static_cast<__mmask16>(-static_cast<int>(j < counts[i]));
+      const __m512 e = _mm512_set1_ps(scores[i * scoreStride + j]);
+      for (int c = 0; c < kChunks; c++) acc[i][c] = _mm512_mask3_fmadd_ps(e, v[c], acc[i][c], take);
+    }
+  }
+  for (int c = 0; c < kChunks; c++) {
+    for (int i = 0; i < kQueries; i++) _mm512_mask_storeu_ps(states[i]->acc + d + 16 * c, dims[c], acc[i][c]);
+  }
+}
+
+/**
  * kQueries queries over one block at once: the same operations per query as
  * the portable attendBlock, interleaved so their latency chains overlap and
  * each key and value load serves every query. counts[i] ≥ 1.
@@ -95,9 +129,27 @@ void attendGroup(const float* const* queries, QueryState* const* states, const i
       for (int k = 0; k < 4; k++) p[i][k] = _mm512_setzero_ps();
     }
     const float* keys = kt + static_cast<size_t>(c) * headDim * kLanes;
-    for (int d = 0; d < headDim; d++) {
-      const __m512 key = _mm512_loadu_ps(keys + d * kLanes);
-      for (int i = 0; i < kQueries; i++) p[i][d % 4] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d]), key, p[i][d % 4]);
+    // Four dims a step, so every p[i][k] has a fixed register (p[i][d % 4]
+    // with a variable d kept them in memory); the chains are the same.
+    int d = 0;
+    for (; d + 4 <= headDim; d += 4) {
+      const __m512 k0 = _mm512_loadu_ps(keys + d * kLanes), k1 = _mm512_loadu_ps(keys + (d + 1) * kLanes);
+      const __m512 k2 = _mm512_loadu_ps(keys + (d + 2) * kLanes), k3 = _mm512_loadu_ps(keys + (d + 3) * kLanes);
+      for (int i = 0; i < kQueries; i++) {
+        p[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d]), k0, p[i][0]);
+        p[i][1] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d + 1]), k1, p[i][1]);
+        p[i][2] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d + 2]), k2, p[i][2]);
+        p[i][3] = _mm512_fmadd_ps(_mm512_set1_ps(queries[i][d + 3]), k3, p[i][3]);
+      }
+    }
+    for (int k = 0; d + k < headDim; k++) {
+      const __m512 key = _mm512_loadu_ps(keys + (d + k) * kLanes);
+      for (int i = 0; i < kQueries; i++) {
+        const __m512 q = _mm512_set1_ps(queries[i][d + k]);
+        if (k == 0) p[i][0] = _mm512_fmadd_ps(q, key, p[i][0]);
+        if (k == 1) p[i][1] = _mm512_fmadd_ps(q, key, p[i][1]);
+        if (k == 2) p[i][2] = _mm512_fmadd_ps(q, key, p[i][2]);
+      }
     }
     for (int i = 0; i < kQueries; i++) {
       const __m512 dot = _mm512_add_ps(_mm512_add_ps(p[i][0], p[i][1]), _mm512_add_ps(p[i][2], p[i][3]));
@@ -125,19 +177,13 @@ void attendGroup(const float* const* queries, QueryState* const* states, const i
     state.sum = state.sum * rescale[i] + blockSum;
     state.max = newMax;
   }
-  for (int d = 0; d < headDim; d += 16) {
-    const __mmask16 dims = static_cast<__mmask16>(headDim - d >= 16 ? 0xffff : (1u << (headDim - d)) - 1);
-    __m512 acc[kQueries];
-    for (int i = 0; i < kQueries; i++) acc[i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, states[i]->acc + d), _mm512_set1_ps(rescale[i]));
-    for (int j = 0; j < most; j++) {
-      const __m512 v = _mm512_maskz_loadu_ps(dims, values + static_cast<size_t>(j) * rowStride + d);
-      for (int i = 0; i < kQueries; i++) {
-        // Positions past a query's own count are skipped, not multiplied by zero.
-        const __mmask16 take = static_cast<__mmask16>(-static_cast<int>(j < counts[i]));
-        acc[i] = _mm512_mask3_fmadd_ps(_mm512_set1_ps(scores[i * scoreStride + j]), v, acc[i], take);
-      }
+  for (int d = 0; d < headDim; d += 64) {
+    switch ((headDim - d + 15) / 16) {
+      case 1: accumulateValues<kQueries, 1>(states, rescale, counts, most, scores, scoreStride, values, rowStride, headDim, d); break;
+      case 2: accumulateValues<kQueries, 2>(states, rescale, counts, most, scores, scoreStride, values, rowStride, headDim, d); break;
+      case 3: accumulateValues<kQueries, 3>(states, rescale, counts, most, scores, scoreStride, values, rowStride, headDim, d); break;
+      default: accumulateValues<kQueries, 4>(states, rescale, counts, most, scores, scoreStride, values, rowStride, headDim, d); break;
     }
-    for (int i = 0; i < kQueries; i++) _mm512_mask_storeu_ps(states[i]->acc + d, dims, acc[i]);
   }
 }
 
@@ -172,6 +218,20 @@ void attendBlock(const float* q, const float* kt, const float* values, int count
 }
 #endif
 
+/**
+ * Asks for one KV head's rows of a block while the block before it computes:
+ * they are strided (one row per position) and a decode step reads every
+ * sequence's cache once, mostly from memory.
+ */
+void prefetchBlock(const float* keys, const float* values, int blockSize, int rowStride, int headDim) {
+  for (int j = 0; j < blockSize; j++) {
+    for (int d = 0; d < headDim; d += 16) {
+      __builtin_prefetch(keys + static_cast<size_t>(j) * rowStride + d);
+      __builtin_prefetch(values + static_cast<size_t>(j) * rowStride + d);
+    }
+  }
+}
+
 }  // namespace
 
 void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
@@ -191,6 +251,9 @@ void attendKvHead(const float* const* queries, const int32_t* lastPosition, floa
       states[i] = {-__builtin_inff(), 0.0f, accs + static_cast<size_t>(first + i) * headDim};
       for (int d = 0; d < headDim; d++) states[i].acc[d] = 0.0f;
     }
+    for (int block = 0; block < kPrefetchBlocks && block * blockSize <= lastOfAll; block++) {
+      prefetchBlock(keyBlocks[block], valueBlocks[block], blockSize, rowStride, headDim);
+    }
     for (int block = 0; block * blockSize <= lastOfAll; block++) {
       const int start = block * blockSize;
       int needed = 0;  // positions of this block any query of the batch reads
@@ -200,6 +263,8 @@ void attendKvHead(const float* const* queries, const int32_t* lastPosition, floa
       }
       if (needed <= 0) continue;
       if (needed > blockSize) needed = blockSize;
+      const int ahead = block + kPrefetchBlocks;
+      if (ahead * blockSize <= lastOfAll) prefetchBlock(keyBlocks[ahead], valueBlocks[ahead], blockSize, rowStride, headDim);
       for (int c = 0; c * kLanes < needed; c++) {
         const int inChunk = needed - c * kLanes < kLanes ? needed - c * kLanes : kLanes;
         transposeKeys(keyBlocks[block] + static_cast<size_t>(c) * kLanes * rowStride, inChunk, rowStride, headDim,
