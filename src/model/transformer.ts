@@ -95,12 +95,11 @@ export class Transformer {
     const weights = this.weights.layers[layer];
     const numTokens = batch.ids.length;
     const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps);
+    const [queryProjected, keyProjected, value] = this.projectQkv(normed, weights, numTokens);
     /** [numTokens, numHeads, headDim] */
-    const query = this.headNorm(this.project(normed, weights.query, weights.queryBias, numTokens), weights.queryNorm);
+    const query = this.headNorm(queryProjected, weights.queryNorm);
     /** [numTokens, numKvHeads, headDim] */
-    const key = this.headNorm(this.project(normed, weights.key, weights.keyBias, numTokens), weights.keyNorm);
-    /** [numTokens, numKvHeads, headDim] */
-    const value = this.project(normed, weights.value, weights.valueBias, numTokens);
+    const key = this.headNorm(keyProjected, weights.keyNorm);
     const queryWidth = local.numHeads * config.headDim;
     const kvWidth = local.numKvHeads * config.headDim;
     /** [numTokens, numHeads, headDim] */
@@ -130,9 +129,12 @@ export class Transformer {
     backend.addInPlace(hidden, projected);
   }
 
-  private project(x: Float32Array, weight: LayerWeights['query'], bias: LayerWeights['queryBias'], numTokens: number): Float32Array {
-    const projected = this.backend.matmul(x, weight, numTokens);
-    if (bias) this.backend.addBias(projected, bias, numTokens);
+  /** → query [numTokens, numHeads·headDim], key and value [numTokens, numKvHeads·headDim], biases added; one backend job. */
+  private projectQkv(x: Float32Array, weights: LayerWeights, numTokens: number): Float32Array[] {
+    const projected = this.backend.matmulMany(x, [weights.query, weights.key, weights.value], numTokens);
+    [weights.queryBias, weights.keyBias, weights.valueBias].forEach((bias, i) => {
+      if (bias) this.backend.addBias(projected[i], bias, numTokens);
+    });
     return projected;
   }
 
