@@ -2,6 +2,8 @@
  * `--tp N --pp M` and friends on commands that run a model: with either
  * above 1 the model runs on a mesh of worker processes (forked here, or
  * joining with `tessera worker`), with output identical to one process.
+ * `--trace FILE` works with or without a mesh: every rank (or the one
+ * process, as rank 0) records its steps, backend ops and messages.
  */
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
