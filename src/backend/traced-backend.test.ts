@@ -114,7 +114,8 @@ test('an op the decorator does not know is forwarded with its type and traced wi
 
 test('optional methods stay absent where the wrapped backend lacks them, and present where it has them', () => {
   const reference = new ReferenceBackend() as Backend;
-  const traced = tracedBackend(reference, { events: [], pid: 0 });
+  const events: TraceEvent[] = [];
+  const traced = tracedBackend(reference, { events, pid: 0 });
   assert.equal('loadWeightFromFile' in traced, 'loadWeightFromFile' in reference);
   assert.equal(traced.loadWeightFromFile, undefined);
   if (nativeLoaded) {
@@ -123,6 +124,9 @@ test('optional methods stay absent where the wrapped backend lacks them, and pre
   }
   // A method read twice is one function (callers may compare or cache it).
   assert.equal(traced.matmul, traced.matmul);
+  // Object's methods are not ops.
+  assert.equal(String(traced), '[object Object]');
+  assert.equal(events.length, 0);
 });
 
 test("an op's error passes through unchanged, and its span is still recorded", () => {

@@ -57,7 +57,8 @@ export function tracedBackend<B extends Backend>(inner: B, track: TraceTrack): B
     get(target, property) {
       // `target` as receiver: getters and #private fields see the real backend.
       const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function' || typeof property !== 'string' || property === 'constructor') return value;
+      // Only the backend's own methods are ops; Object's (toString, constructor, …) pass through.
+      if (typeof value !== 'function' || typeof property !== 'string' || property in Object.prototype) return value;
       let wrapper = wrappers.get(property);
       if (wrapper === undefined) {
         wrapper = spanned(property, value as (...args: unknown[]) => unknown, target, track);
