@@ -38,6 +38,13 @@ const DESCRIBE: { [K in Op]?: Describe<K> } = {
   loadWeightFromFile: (path, byteOffset, dtype, shape) => ({ dtype, shape: shapeText(shape), bytes: bytesOf(dtype, shape), path, byteOffset }),
   readRows: (weight, rowStart, rowEnd) => ({ rows: rowEnd - rowStart, dtype: weight.dtype, shape: shapeText(weight.shape) }),
   matmul: (_x, weight, numTokens) => ({ numTokens, ...weightArgs(weight), flops: 2 * numTokens * elementsOf(weight.shape) }),
+  matmulMany: (_x, weights, numTokens) => ({
+    numTokens,
+    shapes: weights.map((w) => shapeText(w.shape)).join(' + '),
+    dtype: weights.map((w) => w.dtype).join(','),
+    weightBytes: weights.reduce((sum, w) => sum + bytesOf(w.dtype, w.shape), 0),
+    flops: weights.reduce((sum, w) => sum + 2 * numTokens * elementsOf(w.shape), 0),
+  }),
   // Only the looked-up rows of the table are read.
   embed: (ids, table) => ({ numTokens: ids.length, dtype: table.dtype, shape: shapeText(table.shape), weightBytes: ids.length * bytesOf(table.dtype, table.shape.slice(1)) }),
   rmsNorm: (x, weight, numRows) => ({ rows: numRows, dim: x.length / Math.max(1, numRows), weightBytes: bytesOf(weight.dtype, weight.shape) }),

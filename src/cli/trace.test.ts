@@ -16,7 +16,9 @@ const bin = join(projectRoot, 'bin', 'tessera.js');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-trace-'));
 const LAYERS = 5;
 /** q, k, v, o, gate, up, down per layer, and the LM head. */
-const MATMULS_PER_STEP = 7 * LAYERS + 1;
+// Per layer: o and down alone, q/k/v and gate/up as one matmulMany each; plus the LM head.
+const MATMULS_PER_STEP = 2 * LAYERS + 1;
+const MATMUL_MANYS_PER_STEP = 2 * LAYERS;
 /** Ops a model calls while loading, before any step. */
 const LOAD_OPS = new Set(['loadWeight', 'loadWeightFromFile', 'readRows']);
 
@@ -91,6 +93,7 @@ test('run --trace on one process: op spans nested in step spans, and the same to
   assert.deepEqual(steps.map((step) => step.args?.tokens), [3, ...output.ids.slice(1).map(() => 1)]);
   const stepsRun = steps.length;
   assert.equal(count(ops, 'matmul'), MATMULS_PER_STEP * stepsRun);
+  assert.equal(count(ops, 'matmulMany'), MATMUL_MANYS_PER_STEP * stepsRun);
   for (const name of ['attention', 'writeKv', 'siluMul']) assert.equal(count(ops, name), LAYERS * stepsRun * (name === 'writeKv' ? 2 : 1), name);
   assert.equal(count(ops, 'rope'), 2 * LAYERS * stepsRun);
   assert.equal(count(ops, 'rmsNorm'), (2 * LAYERS + 1) * stepsRun);
@@ -134,6 +137,7 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside s
   for (const rank of [0, 1]) {
     const { steps, ops } = checkRank(events, rank);
     assert.equal(count(ops, 'matmul'), MATMULS_PER_STEP * steps.length, `rank ${rank} matmuls`);
+    assert.equal(count(ops, 'matmulMany'), MATMUL_MANYS_PER_STEP * steps.length, `rank ${rank} matmulManys`);
     assert.equal(count(ops, 'attention'), LAYERS * steps.length, `rank ${rank} attention`);
     // Heads split by tensor parallelism: each rank attends with 4 of 8 query heads and 2 of 4 KV heads.
     const attention = ops.find((op) => op.name === 'attention');
