@@ -19,6 +19,7 @@
 #include "bandwidth.h"
 #include "cpu.h"
 #include "matmul.h"
+#include <vector>
 #include "ops.h"
 #include "thread-pool.h"
 #include "weight.h"
@@ -204,6 +205,33 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const bool floatActivations = info.Length() > 4 && info[4].ToBoolean().Value();
   if (numTokens > 0) matmul(*r.kernels, *r.pool, weight, x.Data(), numTokens, floatActivations, out.Data());
   return out;
+}
+
+/** matmulMany(context, [weights], x, numTokens, floatActivations, [outs]) → outs: one job, each out as matmul's */
+Napi::Value MatmulMany(const Napi::CallbackInfo& info) {
+  require(info.Length() > 5 && info[1].IsArray() && info[5].IsArray(), info.Env(), "weights and outs must be arrays");
+  Napi::Array weights = info[1].As<Napi::Array>();
+  Napi::Array outs = info[5].As<Napi::Array>();
+  require(weights.Length() == outs.Length() && weights.Length() > 0, info.Env(), "weights and outs differ in length");
+  Napi::Float32Array x = floats(info, 2, "x");
+  const int numTokens = static_cast<int>(number(info, 3, "numTokens"));
+  std::vector<MatmulTarget> targets;
+  for (uint32_t i = 0; i < weights.Length(); i++) {
+    Napi::Value w = weights[i];
+    Napi::Value o = outs[i];
+    require(w.IsExternal(), info.Env(), "weight must be a native weight handle");
+    const NativeWeight* weight = w.As<Napi::External<NativeWeight>>().Data();
+    require(numTokens >= 0 && x.ElementLength() == static_cast<size_t>(numTokens * weight->cols()), info.Env(),
+            "x does not hold numTokens rows of every weight's columns");
+    require(o.IsTypedArray() && o.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array &&
+                o.As<Napi::Float32Array>().ElementLength() == static_cast<size_t>(numTokens * weight->rows()),
+            info.Env(), "out has the wrong length");
+    targets.push_back({weight, o.As<Napi::Float32Array>().Data()});
+  }
+  const Context& r = contextArg(info);
+  const bool floatActivations = info[4].ToBoolean().Value();
+  matmulMany(*r.kernels, *r.pool, targets.data(), static_cast<int>(targets.size()), x.Data(), numTokens, floatActivations);
+  return outs;
 }
 
 /** rmsNorm(context, x, weight, numRows, eps, out) → out */
@@ -449,6 +477,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readRows", Napi::Function::New(env, ReadRows));
   exports.Set("embed", Napi::Function::New(env, Embed));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("matmulMany", Napi::Function::New(env, MatmulMany));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("addBias", Napi::Function::New(env, AddBias));
   exports.Set("rope", Napi::Function::New(env, Rope));

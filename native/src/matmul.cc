@@ -120,54 +120,108 @@ class RowLeaves {
   const float* rowValues_ = nullptr;
 };
 
-/** Weights packed in 16-row tiles: each chunk of tiles runs every token, so weights stream once per batch. */
-void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x,
-                  const QuantizedActivations& quantized, int numTokens, const TreePlan& plan, float* out) {
-  const int64_t M = weight.rows();
-  const int64_t K = weight.cols();
-  const bool isFloat = !isQuantized(weight.dtype());
-  const int units = packedUnits(weight.dtype(), K);
-  const size_t tileBytes = packedTileBytes(weight.dtype(), K);
-  const int64_t tiles = (M + kTileRows - 1) / kTileRows;
-  constexpr int kTokenTile = 64;
-  // Decode: long runs of tiles per chunk, about 8 chunks per thread; batches: 4 tiles (in L2) per chunk.
-  const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * pool.threads() - 1) / (8 * pool.threads()));
-  const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(4, balanced);
-  const int chunks = static_cast<int>((tiles + chunkTiles - 1) / chunkTiles);
+/** Activations as the tile kernels read them: 8-bit rows, or float rows padded to whole leaves. */
+struct PackedInputs {
   std::vector<QuantizedRow> tokens;
   std::vector<const float*> xs;
   std::vector<float> padded;  // float activations zero-padded to whole leaves, when K is not
-  if (isFloat) {
-    const int64_t width = static_cast<int64_t>(units) * 32;
-    if (width != K) {
-      padded.assign(static_cast<size_t>(numTokens * width), 0.0f);
-      for (int t = 0; t < numTokens; t++) std::copy(x + t * K, x + (t + 1) * K, padded.begin() + t * width);
-    }
-    for (int t = 0; t < numTokens; t++) xs.push_back(width != K ? padded.data() + t * width : x + t * K);
-  } else {
-    for (int t = 0; t < numTokens; t++) tokens.push_back(quantized.row(t));
+  int units = 0;
+};
+
+PackedInputs packedInputs(DType dtype, int64_t K, const float* x, const QuantizedActivations& quantized, int numTokens) {
+  PackedInputs inputs;
+  inputs.units = packedUnits(dtype, K);
+  if (isQuantized(dtype)) {
+    for (int t = 0; t < numTokens; t++) inputs.tokens.push_back(quantized.row(t));
+    return inputs;
   }
-  pool.run(chunks, [&](int chunk) {
-    thread_local std::vector<float> scratch;
-    if (scratch.size() < kTileScratchFloats(units) + 16) scratch.resize(kTileScratchFloats(units) + 16);
-    float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    const int64_t firstTile = chunk * chunkTiles;
-    const int64_t endTile = std::min(tiles, firstTile + chunkTiles);
-    for (int t = 0; t < numTokens; t += kTokenTile) {
-      const int count = std::min(kTokenTile, numTokens - t);
-      for (int64_t tile = firstTile; tile < endTile; tile++) {
-        const int64_t first = tile * kTileRows;
-        const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
-        const uint8_t* bytes = weight.tiles() + tile * tileBytes;
-        if (isFloat) {
-          kernels.tileMatmulFloat(weight.dtype(), bytes, units, xs.data() + t, count, plan, leaves, out + t * M + first, M,
-                                  rows);
-        } else {
-          kernels.tileMatmul(weight.dtype(), bytes, units, tokens.data() + t, count, plan, leaves, out + t * M + first, M, rows);
-        }
+  const int64_t width = static_cast<int64_t>(inputs.units) * 32;
+  if (width != K) {
+    inputs.padded.assign(static_cast<size_t>(numTokens * width), 0.0f);
+    for (int t = 0; t < numTokens; t++) std::copy(x + t * K, x + (t + 1) * K, inputs.padded.begin() + t * width);
+  }
+  for (int t = 0; t < numTokens; t++) inputs.xs.push_back(width != K ? inputs.padded.data() + t * width : x + t * K);
+  return inputs;
+}
+
+/** One packed weight's part of a call: its tiles cut into chunks that threads take in turn. */
+struct PackedTarget {
+  const NativeWeight* weight;
+  float* out;
+  int64_t tiles;
+  int64_t chunkTiles;
+  int chunks;
+};
+
+PackedTarget planPacked(const MatmulTarget& target, int numTokens, int threads) {
+  const int64_t tiles = (target.weight->rows() + kTileRows - 1) / kTileRows;
+  // Decode: long runs of tiles per chunk, about 8 chunks per thread; batches: 4 tiles (in L2) per chunk.
+  const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * threads - 1) / (8 * threads));
+  const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(4, balanced);
+  return {target.weight, target.out, tiles, chunkTiles, static_cast<int>((tiles + chunkTiles - 1) / chunkTiles)};
+}
+
+/** Every token against the tiles of one chunk, so weights stream once per batch. */
+void runPackedChunk(const KernelTable& kernels, const PackedTarget& target, int chunk, const PackedInputs& inputs,
+                    int numTokens, const TreePlan& plan, float* leaves) {
+  const NativeWeight& weight = *target.weight;
+  const int64_t M = weight.rows();
+  const size_t tileBytes = packedTileBytes(weight.dtype(), weight.cols());
+  const bool isFloat = !isQuantized(weight.dtype());
+  constexpr int kTokenTile = 64;
+  const int64_t firstTile = chunk * target.chunkTiles;
+  const int64_t endTile = std::min(target.tiles, firstTile + target.chunkTiles);
+  for (int t = 0; t < numTokens; t += kTokenTile) {
+    const int count = std::min(kTokenTile, numTokens - t);
+    for (int64_t tile = firstTile; tile < endTile; tile++) {
+      const int64_t first = tile * kTileRows;
+      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
+      const uint8_t* bytes = weight.tiles() + tile * tileBytes;
+      float* out = target.out + t * M + first;
+      if (isFloat) {
+        kernels.tileMatmulFloat(weight.dtype(), bytes, inputs.units, inputs.xs.data() + t, count, plan, leaves, out, M, rows);
+      } else {
+        kernels.tileMatmul(weight.dtype(), bytes, inputs.units, inputs.tokens.data() + t, count, plan, leaves, out, M, rows);
       }
     }
+  }
+}
+
+/**
+ * Packed weights of one dtype and width against the same activations: the
+ * chunks of every weight go to the pool as one job, so small projections
+ * (k, v) ride along with a big one instead of each paying a call's ramp-up.
+ */
+void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget* targets, int count, const float* x,
+                  const QuantizedActivations& quantized, int numTokens, const TreePlan& plan) {
+  const NativeWeight& first = *targets[0].weight;
+  const PackedInputs inputs = packedInputs(first.dtype(), first.cols(), x, quantized, numTokens);
+  std::vector<PackedTarget> planned;
+  std::vector<int> firstChunk;  // chunk index where each target starts
+  int chunks = 0;
+  for (int i = 0; i < count; i++) {
+    planned.push_back(planPacked(targets[i], numTokens, pool.threads()));
+    firstChunk.push_back(chunks);
+    chunks += planned.back().chunks;
+  }
+  pool.run(chunks, [&](int index) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < kTileScratchFloats(inputs.units) + 16) scratch.resize(kTileScratchFloats(inputs.units) + 16);
+    float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+    const int target = static_cast<int>(std::upper_bound(firstChunk.begin(), firstChunk.end(), index) - firstChunk.begin()) - 1;
+    runPackedChunk(kernels, planned[target], index - firstChunk[target], inputs, numTokens, plan, leaves);
   });
+}
+
+/** Whether the targets can share one activation format and one packed job. */
+bool sharesPackedJob(const MatmulTarget* targets, int count, bool floatActivations) {
+  const NativeWeight& first = *targets[0].weight;
+  if (first.tiles() == nullptr || (isQuantized(first.dtype()) && floatActivations)) return false;
+  for (int i = 1; i < count; i++) {
+    const NativeWeight& w = *targets[i].weight;
+    if (w.tiles() == nullptr || w.dtype() != first.dtype() || w.cols() != first.cols()) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -186,9 +240,9 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   // Precomputed once per call, not once per tile and block.
   if (quantizes && weight.tiles() != nullptr) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
 
-  const bool floatTiles = weight.tiles() != nullptr && !isQuantized(dtype);
-  if (floatTiles || (quantizes && weight.tiles() != nullptr)) {
-    return matmulPacked(kernels, pool, weight, x, quantized, numTokens, tree.plan(), out);
+  const MatmulTarget target{&weight, out};
+  if (sharesPackedJob(&target, 1, floatActivations)) {
+    return matmulPacked(kernels, pool, &target, 1, x, quantized, numTokens, tree.plan());
   }
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
@@ -238,6 +292,24 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
       }
     }
   });
+}
+
+void matmulMany(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget* targets, int count, const float* x,
+                int numTokens, bool floatActivations) {
+  if (count <= 0 || numTokens <= 0) return;
+  if (count == 1 || !sharesPackedJob(targets, count, floatActivations)) {
+    for (int i = 0; i < count; i++) matmul(kernels, pool, *targets[i].weight, x, numTokens, floatActivations, targets[i].out);
+    return;
+  }
+  const NativeWeight& first = *targets[0].weight;
+  const DType dtype = first.dtype();
+  const TreePlanStorage tree(leafCount(dtype, first.cols()));
+  QuantizedActivations quantized;
+  if (isQuantized(dtype)) {
+    quantizeActivations(kernels, pool, x, numTokens, first.cols(), blockElements(dtype), quantized);
+    quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
+  }
+  matmulPacked(kernels, pool, targets, count, x, quantized, numTokens, tree.plan());
 }
 
 }  // namespace tessera

@@ -13,6 +13,19 @@
 
 namespace tessera {
 
+/** One weight of a matmulMany call and where its [numTokens, rows] result goes. */
+struct MatmulTarget {
+  const NativeWeight* weight;
+  float* out;
+};
+
+/**
+ * x against several weights of the same width in one job (q, k, v; gate, up):
+ * each result has exactly the bits of its own matmul call.
+ */
+void matmulMany(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget* targets, int count, const float* x,
+                int numTokens, bool floatActivations);
+
 void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x, int numTokens,
             bool floatActivations, float* out);
 

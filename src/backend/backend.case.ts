@@ -71,6 +71,23 @@ function matmulCases(makeBackend: () => Backend): void {
 
 function determinismCases(makeBackend: () => Backend): void {
   for (const dtype of SUITE_DTYPES) {
+    test(`matmulMany ${dtype}: each result is bitwise the weight's own matmul`, () => {
+      const backend = makeBackend();
+      const random = new TestRandom(44);
+      const K = leafAlignedK(dtype, 4);
+      // Rows not a multiple of 16 and a weight of another type: the shared job and the fallback.
+      const weights = [40, 7, 16, 33].map((M) => randomWeight(backend, dtype, M, K, random).weight);
+      const other = randomWeight(backend, dtype === 'f32' ? 'f16' : 'f32', 9, K, random).weight;
+      for (const N of [1, 3, 17]) {
+        const x = random.floats(N * K);
+        for (const set of [weights, [weights[1]], [weights[0], other, weights[2]]]) {
+          const outs = backend.matmulMany(x, set, N);
+          assert.equal(outs.length, set.length);
+          set.forEach((w, i) => assertBitwise(outs[i], backend.matmul(x, w, N), `N=${N} weight ${i}`));
+        }
+      }
+    });
+
     test(`matmul ${dtype}: a row's result is bitwise the same alone and in batches of 1..64`, () => {
       const backend = makeBackend();
       const random = new TestRandom(21);

@@ -126,6 +126,13 @@ export interface Backend {
   /** x [numTokens, K] · Wᵀ with W [M, K] → [numTokens, M], canonical reduction order. */
   matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array;
 
+  /**
+   * x against several weights of the same width → one [numTokens, M_i] per
+   * weight, each bitwise what matmul gives it alone. One call lets a backend
+   * run them as one job (q, k, v; gate and up) and quantize x once.
+   */
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[];
+
   /** Rows `ids` of an embedding table [vocab, dim] → [numTokens, dim]. */
   embed(ids: Int32Array, table: Weight): Float32Array;
 

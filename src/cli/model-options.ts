@@ -2,8 +2,10 @@
 import { Option, type Command } from 'commander';
 import { BACKEND_CHOICES, createBackend, type BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError } from '../core/errors.js';
+import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
 import { loadProgressBar } from './load-progress.js';
+import { openTracedEngine } from './traced-engine.js';
 
 export interface ModelOptions {
   model: string;
@@ -29,11 +31,14 @@ export function addComputeOptions(command: Command): Command {
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true));
 }
 
-export async function openEngine(options: ModelOptions): Promise<Engine> {
+/** The engine on this process; with `trace`, every step and backend op is recorded there as a span. */
+export async function openEngine(options: ModelOptions, trace?: TraceEvent[]): Promise<Engine> {
   const progress = loadProgressBar('loading');
   try {
     const backend = createBackend(options.backend ?? 'auto', { threads: options.threads });
-    return await Engine.open(options.model, { backend, tokenizerPath: options.tokenizer, onProgress: progress.onProgress });
+    const engineOptions = { backend, tokenizerPath: options.tokenizer, onProgress: progress.onProgress };
+    // Untraced runs compute on the plain backend: tracing costs nothing when off.
+    return await (trace ? openTracedEngine(options.model, engineOptions, trace) : Engine.open(options.model, engineOptions));
   } finally {
     progress.stop();
   }

@@ -2,10 +2,14 @@
  * `--tp N --pp M` and friends on commands that run a model: with either
  * above 1 the model runs on a mesh of worker processes (forked here, or
  * joining with `tessera worker`), with output identical to one process.
+ * `--trace FILE` works with or without a mesh: every rank (or the one
+ * process, as rank 0) records its steps, backend ops and messages.
  */
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { TesseraError } from '../core/errors.js';
+import type { TraceEvent } from '../core/trace-event.js';
+import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import type { Engine } from '../engine/engine.js';
 import { openMeshEngine, type MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { BackendChoice } from '../backend/native/select-backend.js';
@@ -36,7 +40,10 @@ export function addParallelOptions(command: Command): Command {
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
     .option('--rank-backend <b>', 'backend of each rank: reference, native or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
-    .option('--trace <file>', "write every rank's step and message spans (bytes, peer, wait vs transfer) as Chrome trace JSON");
+    .option(
+      '--trace <file>',
+      "write a Chrome trace JSON (opens in Perfetto) of every rank's steps, backend ops (tokens, weight dtype, shape and bytes) and messages (bytes, peer, wait vs transfer); one process or a mesh",
+    );
 }
 
 /** The mesh the parallel flags ask for (--tp/--pp/--ep/--listen), or undefined for one process. */
@@ -65,9 +72,18 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
 /** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
 export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
   const plan = meshPlanOf(options);
-  if (!plan) return { engine: await openEngine(options), close: async () => undefined };
+  if (!plan) return openLocalEngine(options);
   const { engine, coordinator } = await openMeshEngine(options.model, { ...plan, log: (line) => process.stderr.write(`tessera: ${line}\n`) });
   return { engine, close: () => coordinator.close() };
+}
+
+/** The engine on this process; with --trace, `close` writes its spans as rank 0. */
+async function openLocalEngine(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+  const tracePath = options.trace;
+  if (tracePath === undefined) return { engine: await openEngine(options), close: async () => undefined };
+  const events: TraceEvent[] = [];
+  const engine = await openEngine(options, events);
+  return { engine, close: async () => writeChromeTrace(tracePath, events, 1) };
 }
 
 function transportOption(value: string): 'tcp' | 'unix' {

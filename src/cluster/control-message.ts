@@ -5,7 +5,7 @@
  */
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
-import type { TraceEvent } from '../parallel/timed-transport.js';
+import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 
 export type ControlMessage =

@@ -24,8 +24,8 @@ import { meshSize, rankAt, stageLayerRanges, type MeshShape } from '../parallel/
 import type { StepRequest } from './rank-runner.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import { asFloats } from '../parallel/transport.js';
-import type { TraceEvent } from '../parallel/timed-transport.js';
-import { writeFileSync } from 'node:fs';
+import type { TraceEvent } from '../core/trace-event.js';
+import { writeChromeTrace } from '../profiler/chrome-trace.js';
 
 export interface CoordinatorOptions extends MeshShape {
   modelPath: string;
@@ -42,7 +42,7 @@ export interface CoordinatorOptions extends MeshShape {
   port?: number;
   /** The join token (default: a random one). */
   token?: string;
-  /** Write every rank's step and message spans here (Chrome trace JSON) at close. */
+  /** Write every rank's step, backend op and message spans here (Chrome trace JSON) at close. */
   trace?: string;
   /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
   backend?: RankBackend;
@@ -289,10 +289,4 @@ function exited(child: ChildProcess): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Chrome trace JSON (chrome://tracing, Perfetto): one process per rank. */
-function writeChromeTrace(path: string, events: TraceEvent[], ranks: number): void {
-  const names: TraceEvent[] = Array.from({ length: ranks }, (_, rank) => ({ name: 'process_name', ph: 'M', pid: rank, args: { name: `rank ${rank}` } }));
-  writeFileSync(path, `${JSON.stringify({ traceEvents: [...names, ...events], displayTimeUnit: 'ms' })}\n`);
 }

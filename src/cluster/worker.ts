@@ -20,7 +20,9 @@ import { FramedSocket } from '../parallel/framed-socket.js';
 import { placeOf, stageRanks } from '../parallel/mesh.js';
 import { RankRunner } from './rank-runner.js';
 import { MeshListener, connectMesh, dial } from '../parallel/socket-transport.js';
-import { TimedTransport, epochMicros, type TraceEvent } from '../parallel/timed-transport.js';
+import { TimedTransport } from '../parallel/timed-transport.js';
+import { tracedBackend } from '../backend/traced-backend.js';
+import { TRACE_THREADS, epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { floatBytes } from '../parallel/transport.js';
 
 export interface WorkerOptions {
@@ -71,7 +73,9 @@ async function setUp(
   const [startLayer, endLayer] = plan.layers[stage];
   const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
   try {
-    const backend = createBackend(plan.backend, { threads: threads ?? plan.threads });
+    const plain = createBackend(plan.backend, { threads: threads ?? plan.threads });
+    // Tracing: every op of this rank is a span beside its step and message spans.
+    const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: assigned.rank }) : plain;
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
     const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
     const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
@@ -119,7 +123,7 @@ async function serve(
       });
       const waitMs = transport.waitMs;
       const rank = transport.rank;
-      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: 0, args: { tokens: message.ids.length, waitMs } });
+      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens: message.ids.length, waitMs } });
       if (transport.spans && expertLoad) transport.spans.push(...expertCounters(expertLoad, rank, startedEpoch));
       if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
     }

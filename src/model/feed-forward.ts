@@ -30,7 +30,8 @@ export class DenseFeedForward implements FeedForward {
   async forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
     const { backend, weights } = this;
     /** [numTokens, intermediateSize] */
-    const activated = backend.siluMul(backend.matmul(x, weights.gate, numTokens), backend.matmul(x, weights.up, numTokens));
+    const [gate, up] = backend.matmulMany(x, [weights.gate, weights.up], numTokens);
+    const activated = backend.siluMul(gate, up);
     return this.group.allReduce(backend.matmul(activated, weights.down, numTokens));
   }
 }

@@ -73,7 +73,7 @@ export function addSharedExpert(
   const { shared, sharedGate } = weights;
   if (!shared || !sharedGate || numTokens === 0) return;
   /** [numTokens, hiddenSize] */
-  const expertOut = backend.matmul(backend.siluMul(backend.matmul(x, shared.gate, numTokens), backend.matmul(x, shared.up, numTokens)), shared.down, numTokens);
+  const expertOut = runExpert(backend, shared, x, numTokens);
   /** [numTokens, 1] */
   const gateLogits = backend.matmul(x, sharedGate, numTokens);
   for (let token = 0; token < numTokens; token++) {
@@ -85,7 +85,8 @@ export function addSharedExpert(
 /** down(silu(gate(x)) * up(x)) of one expert over its gathered rows x [count, hiddenSize]. */
 export function runExpert(backend: Backend, weights: ExpertWeights, x: Float32Array, count: number): Float32Array {
   /** [count, expertIntermediateSize] */
-  const activated = backend.siluMul(backend.matmul(x, weights.gate, count), backend.matmul(x, weights.up, count));
+  const [gate, up] = backend.matmulMany(x, [weights.gate, weights.up], count);
+  const activated = backend.siluMul(gate, up);
   return backend.matmul(activated, weights.down, count);
 }
 

@@ -20,7 +20,8 @@ export class ShardFeedForward implements FeedForward {
   forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
     const { backend } = this;
     /** [numTokens, this rank's intermediate rows] */
-    const activated = backend.siluMul(backend.matmul(x, this.gate, numTokens), backend.matmul(x, this.up, numTokens));
+    const [gate, up] = backend.matmulMany(x, [this.gate, this.up], numTokens);
+    const activated = backend.siluMul(gate, up);
     return this.down.forward(activated, numTokens);
   }
 }

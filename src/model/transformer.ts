@@ -100,12 +100,12 @@ export class Transformer {
     const { backend, config, local } = this;
     const weights = this.weights.layers[layer];
     const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps);
+    /** values: [numTokens, numKvHeads, headDim] */
+    const [queryProjected, keyProjected, values] = this.projectQkv(normed, weights, numTokens);
     /** [numTokens, numHeads, headDim] */
-    const query = this.headNorm(this.project(normed, weights.query, weights.queryBias, numTokens), weights.queryNorm);
+    const query = this.headNorm(queryProjected, weights.queryNorm);
     /** [numTokens, numKvHeads, headDim] */
-    const keys = this.headNorm(this.project(normed, weights.key, weights.keyBias, numTokens), weights.keyNorm);
-    /** [numTokens, numKvHeads, headDim] */
-    const values = this.project(normed, weights.value, weights.valueBias, numTokens);
+    const keys = this.headNorm(keyProjected, weights.keyNorm);
     this.rotate(query, kv.positions, local.numHeads);
     this.rotate(keys, kv.positions, local.numKvHeads);
     const queryWidth = local.numHeads * config.headDim;
@@ -131,9 +131,12 @@ export class Transformer {
     backend.addInPlace(hidden, projected);
   }
 
-  private project(x: Float32Array, weight: LayerWeights['query'], bias: LayerWeights['queryBias'], numTokens: number): Float32Array {
-    const projected = this.backend.matmul(x, weight, numTokens);
-    if (bias) this.backend.addBias(projected, bias, numTokens);
+  /** → query [numTokens, numHeads·headDim], key and value [numTokens, numKvHeads·headDim], biases added; one backend job. */
+  private projectQkv(x: Float32Array, weights: LayerWeights, numTokens: number): Float32Array[] {
+    const projected = this.backend.matmulMany(x, [weights.query, weights.key, weights.value], numTokens);
+    [weights.queryBias, weights.keyBias, weights.valueBias].forEach((bias, i) => {
+      if (bias) this.backend.addBias(projected[i], bias, numTokens);
+    });
     return projected;
   }
 

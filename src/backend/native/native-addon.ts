@@ -39,6 +39,14 @@ export interface NativeAddon {
     floatActivations: boolean,
     out: Float32Array,
   ): Float32Array;
+  matmulMany(
+    context: NativeHandle,
+    weights: NativeHandle[],
+    x: Float32Array,
+    numTokens: number,
+    floatActivations: boolean,
+    outs: Float32Array[],
+  ): Float32Array[];
   rmsNorm(context: NativeHandle, x: Float32Array, weight: NativeHandle, numRows: number, eps: number, out: Float32Array): Float32Array;
   addBias(context: NativeHandle, x: Float32Array, bias: NativeHandle, numRows: number): void;
   rope(

@@ -120,6 +120,22 @@ export class NativeBackend implements Backend {
     return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outputArray(numTokens * w.rows));
   }
 
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[] {
+    const ws = weights.map(asNativeWeight);
+    check(ws.length > 0, 'TESSERA_ERR_INVALID_ARGUMENT', 'matmulMany needs at least one weight');
+    for (const w of ws) {
+      check(
+        Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
+        'TESSERA_ERR_INVALID_ARGUMENT',
+        `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
+      );
+    }
+    const outs = ws.map((w) => outputArray(numTokens * w.rows));
+    if (numTokens === 0) return outs;
+    return this.addon.matmulMany(this.context, ws.map((w) => w.handle), x, numTokens, this.floatActivations, outs);
+  }
+
+
   embed(ids: Int32Array, table: Weight): Float32Array {
     const w = asNativeWeight(table);
     for (const id of ids) {

@@ -29,6 +29,10 @@ export class ReferenceBackend implements Backend {
     return matmulCanonical(x, w.values(), numTokens, w.rows, w.cols, reductionLeafSize(w.dtype));
   }
 
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[] {
+    return weights.map((weight) => this.matmul(x, weight, numTokens));
+  }
+
   embed(ids: Int32Array, table: Weight): Float32Array {
     const w = asReferenceWeight(table);
     /** [numTokens, dim] */

@@ -1,6 +1,7 @@
 /** `tessera serve`: the OpenAI-compatible server, embedded mode (one process, model in a worker thread). */
 import { Option, type Command } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select-backend.js';
+import { TesseraError } from '../../core/errors.js';
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
@@ -47,6 +48,11 @@ export function registerServeCommand(program: Command): void {
     .option('--verbose', 'print stack traces on errors');
   addParallelOptions(command).action(async (options: ServeOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      const mesh = meshPlanOf(options);
+      if (options.trace !== undefined && !mesh) {
+        // The embedded engine runs in a worker thread that does not record spans yet; say so rather than write nothing.
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--trace on `tessera serve` needs a mesh (--tp, --pp or --listen); to trace one process, use `tessera run --trace FILE`');
+      }
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
@@ -58,7 +64,7 @@ export function registerServeCommand(program: Command): void {
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
-        mesh: meshPlanOf(options),
+        mesh,
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, prefixCaching: options.prefixCaching },
         log,
       });
