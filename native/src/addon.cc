@@ -272,8 +272,8 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   require(x.ElementLength() == positions.ElementLength() * numHeads * headDim && ropeDims <= headDim &&
               frequencies.ElementLength() >= static_cast<size_t>(ropeDims / 2),
           info.Env(), "rope shapes do not match");
-  ropeInPlace(x.Data(), positions.Data(), static_cast<int>(positions.ElementLength()), numHeads, headDim, ropeDims, halves,
-              frequencies.Data());
+  ropeInPlace(*contextArg(info).pool, x.Data(), positions.Data(), static_cast<int>(positions.ElementLength()), numHeads, headDim,
+              ropeDims, halves, frequencies.Data());
   return info.Env().Undefined();
 }
 

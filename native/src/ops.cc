@@ -24,13 +24,18 @@ void rmsNormRows(const KernelTable& kernels, ThreadPool& pool, const float* x, c
   }
 }
 
-void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims, bool halves,
-                 const float* inverseFrequencies) {
+namespace {
+
+/** Rotates tokens [first, first + count) of x; cos/sin of each token's angles in float64. */
+void ropeTokens(float* x, const int32_t* positions, int first, int count, int numHeads, int headDim, int ropeDims, bool halves,
+                const float* inverseFrequencies) {
   const int half = ropeDims / 2;
   const int pairStride = halves ? 1 : 2;
   const int partnerOffset = halves ? half : 1;
-  std::vector<double> cosines(half), sines(half);
-  for (int t = 0; t < numTokens; t++) {
+  thread_local std::vector<double> cosines, sines;
+  cosines.resize(half);
+  sines.resize(half);
+  for (int t = first; t < first + count; t++) {
     for (int i = 0; i < half; i++) {
       const double angle = positions[t] * static_cast<double>(inverseFrequencies[i]);
       cosines[i] = std::cos(angle);
@@ -47,6 +52,24 @@ void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads
       }
     }
   }
+}
+
+// Pairs a rope task rotates at least: fewer cost less on one thread than a pool hand-off.
+constexpr int64_t kRopeTaskPairs = 8192;
+
+}  // namespace
+
+void ropeInPlace(ThreadPool& pool, float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims,
+                 bool halves, const float* inverseFrequencies) {
+  // Tokens rotate independently: any split over threads gives the same bits.
+  const int64_t pairsPerToken = static_cast<int64_t>(numHeads) * (ropeDims / 2);
+  const int tokensPerTask = static_cast<int>(std::max<int64_t>(1, kRopeTaskPairs / std::max<int64_t>(1, pairsPerToken)));
+  const int tasks = (numTokens + tokensPerTask - 1) / tokensPerTask;
+  pool.run(tasks, [&](int task) {
+    const int first = task * tokensPerTask;
+    ropeTokens(x, positions, first, std::min(tokensPerTask, numTokens - first), numHeads, headDim, ropeDims, halves,
+               inverseFrequencies);
+  });
 }
 
 void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,

@@ -12,8 +12,8 @@ void rmsNormRows(const KernelTable& kernels, ThreadPool& pool, const float* x, c
                  float eps, float* out);
 
 /** Rotates pairs (2i, 2i+1) when `halves` is false, (i, i + ropeDims/2) when true; cos/sin in float64. */
-void ropeInPlace(float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims, bool halves,
-                 const float* inverseFrequencies);
+void ropeInPlace(ThreadPool& pool, float* x, const int32_t* positions, int numTokens, int numHeads, int headDim, int ropeDims,
+                 bool halves, const float* inverseFrequencies);
 
 /** values [numTokens, rowSize] → pool rows of `positions` through the block table (checked by the caller). */
 void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,

@@ -155,6 +155,11 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
   out.set('rmsNorm', backend.rmsNorm(x, backend.loadWeight('f32', [300], new Uint8Array(random.floats(300).buffer)), 6, 1e-5));
   const gate = random.floats(100_000, 8);
   out.set('siluMul', backend.siluMul(gate, random.floats(100_000)));
+  // Enough tokens that rope splits them over threads.
+  const rotated = random.floats(300 * 8 * 40);
+  const inverseFrequencies = Float32Array.from({ length: 16 }, (_, i) => 10000 ** (-i / 16));
+  backend.rope({ x: rotated, positions: Int32Array.from({ length: 300 }, (_, i) => i * 7), numHeads: 8, headDim: 40, ropeDims: 32, style: 'halves', inverseFrequencies });
+  out.set('rope', rotated);
   const [numHeads, numKvHeads, headDim, blockSize, seqLen] = [8, 2, 40, 16, 70];
   const keyCache = makePool(6, blockSize, numKvHeads, headDim);
   const valueCache = makePool(6, blockSize, numKvHeads, headDim);

@@ -285,13 +285,17 @@ function packSegments(segments: readonly KvSegment[]): { layout: Int32Array; pos
   const blockTables = new Int32Array(tableLength);
   let row = 0;
   let table = 0;
-  segments.forEach((segment, i) => {
-    layout.set([segment.start, segment.positions.length, table, segment.blockTable.length], i * 4);
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i];
+    layout[4 * i] = segment.start;
+    layout[4 * i + 1] = segment.positions.length;
+    layout[4 * i + 2] = table;
+    layout[4 * i + 3] = segment.blockTable.length;
     positions.set(segment.positions, row);
     blockTables.set(segment.blockTable, table);
     row += segment.positions.length;
     table += segment.blockTable.length;
-  });
+  }
   return { layout, positions, blockTables };
 }
 
