@@ -83,24 +83,38 @@ void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTa
 
 namespace {
 
-/** One KV head for a run of a segment's tokens: all query heads of its group. */
+/** KV heads [kvHead, kvHead + kvHeads) for a run of a segment's tokens: all query heads of their groups. */
 struct AttentionTask {
-  int segment, firstToken, tokens, kvHead;
+  int segment, firstToken, tokens, kvHead, kvHeads;
   int64_t cost;  // query-key pairs per query head
 };
 
 // Up to this many tokens per task, so each transposed key block serves
 // group·tokens queries, while a long prefill still splits over threads.
 constexpr int kTokensPerTask = 16;
+// Tasks per thread wanted before a task takes a sequence's KV heads together.
+constexpr int kTasksPerThread = 4;
 
-std::vector<AttentionTask> attentionTasks(const KvSegmentView* segments, int numSegments, int numKvHeads) {
+std::vector<AttentionTask> attentionTasks(const KvSegmentView* segments, int numSegments, int numKvHeads, int threads) {
+  int64_t runs = 0;
+  for (int s = 0; s < numSegments; s++) runs += (segments[s].count + kTokensPerTask - 1) / kTokensPerTask;
+  // With token runs enough for every thread, a task takes all KV heads of its
+  // run: whole cache rows of one sequence, read in order, instead of every
+  // thread reading a slice of the same rows. Otherwise heads split too.
+  int kvHeads = numKvHeads;
+  while (kvHeads > 1 && runs * ((numKvHeads + kvHeads - 1) / kvHeads) < static_cast<int64_t>(kTasksPerThread) * threads) {
+    kvHeads = (kvHeads + 1) / 2;
+  }
   std::vector<AttentionTask> tasks;
   for (int s = 0; s < numSegments; s++) {
     for (int first = 0; first < segments[s].count; first += kTokensPerTask) {
       const int tokens = std::min(kTokensPerTask, segments[s].count - first);
       int64_t cost = 0;
       for (int t = first; t < first + tokens; t++) cost += segments[s].positions[t] + 1;
-      for (int kv = 0; kv < numKvHeads; kv++) tasks.push_back({s, first, tokens, kv, cost});
+      for (int kv = 0; kv < numKvHeads; kv += kvHeads) {
+        const int heads = std::min(kvHeads, numKvHeads - kv);
+        tasks.push_back({s, first, tokens, kv, heads, cost * heads});
+      }
     }
   }
   // Threads take tasks in order from one counter: costliest first, so a long
@@ -110,8 +124,9 @@ std::vector<AttentionTask> attentionTasks(const KvSegmentView* segments, int num
   return tasks;
 }
 
-void runAttentionTask(const KernelTable& kernels, const AttentionShape& s, const float* query, const float* keys,
-                      const float* values, const KvSegmentView& segment, const AttentionTask& task, float* out) {
+/** One KV head of a task: its group's queries over the segment's blocks. */
+void attendTaskHead(const KernelTable& kernels, const AttentionShape& s, const float* query, const float* keys,
+                    const float* values, const KvSegmentView& segment, const AttentionTask& task, int kvHead, float* out) {
   const int group = s.numHeads / s.numKvHeads;
   const int rowStride = s.numKvHeads * s.headDim;
   thread_local std::vector<const float*> queries, keyBlocks, valueBlocks;
@@ -124,7 +139,7 @@ void runAttentionTask(const KernelTable& kernels, const AttentionShape& s, const
   int lastPosition = 0;
   for (int t = task.firstToken; t < task.firstToken + task.tokens; t++) {
     lastPosition = std::max(lastPosition, static_cast<int>(segment.positions[t]));
-    for (int h = task.kvHead * group; h < (task.kvHead + 1) * group; h++) {
+    for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
       const size_t offset = (static_cast<size_t>(segment.start + t) * s.numHeads + h) * s.headDim;
       queries.push_back(query + offset);
       outs.push_back(out + offset);
@@ -136,7 +151,7 @@ void runAttentionTask(const KernelTable& kernels, const AttentionShape& s, const
   keyBlocks.resize(numBlocks);
   valueBlocks.resize(numBlocks);
   for (int b = 0; b < numBlocks; b++) {
-    const size_t offset = static_cast<size_t>(segment.blockTable[b]) * s.blockSize * rowStride + static_cast<size_t>(task.kvHead) * s.headDim;
+    const size_t offset = static_cast<size_t>(segment.blockTable[b]) * s.blockSize * rowStride + static_cast<size_t>(kvHead) * s.headDim;
     keyBlocks[b] = keys + offset;
     valueBlocks[b] = values + offset;
   }
@@ -151,9 +166,12 @@ void runAttentionTask(const KernelTable& kernels, const AttentionShape& s, const
 
 void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
                        const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out) {
-  const std::vector<AttentionTask> tasks = attentionTasks(segments, numSegments, shape.numKvHeads);
+  const std::vector<AttentionTask> tasks = attentionTasks(segments, numSegments, shape.numKvHeads, pool.threads());
   pool.run(static_cast<int>(tasks.size()), [&](int i) {
-    runAttentionTask(kernels, shape, query, keys, values, segments[tasks[i].segment], tasks[i], out);
+    const AttentionTask& task = tasks[i];
+    for (int kv = task.kvHead; kv < task.kvHead + task.kvHeads; kv++) {
+      attendTaskHead(kernels, shape, query, keys, values, segments[task.segment], task, kv, out);
+    }
   });
 }
 

@@ -169,12 +169,13 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
   backend.writeKv(valueCache, blockTable, positions, random.floats(seqLen * numKvHeads * headDim));
   const query = random.floats(seqLen * numHeads * headDim, 2);
   out.set('attention', backend.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale: 0.15 }));
-  // A decode token and a chunk of two sequences sharing the pools: tasks of different sizes on every thread count.
+  // A chunk and five decode tokens of sequences sharing the pools: on one thread a task takes both KV heads of
+  // a sequence, on more threads one head each, and tasks differ in size.
   const segments = [
-    { start: 0, positions: Int32Array.of(69), blockTable },
-    { start: 1, positions: Int32Array.from([17, 18, 19]), blockTable: Int32Array.from([3, 2]) },
+    { start: 0, positions: Int32Array.from([17, 18, 19]), blockTable: Int32Array.from([3, 2]) },
+    ...[69, 5, 33, 16, 47].map((position, i) => ({ start: 3 + i, positions: Int32Array.of(position), blockTable })),
   ];
-  const batchQuery = query.subarray(0, 4 * numHeads * headDim);
+  const batchQuery = query.subarray(0, 8 * numHeads * headDim);
   out.set('attentionBatch', backend.attentionBatch({ query: batchQuery, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale: 0.15 }));
   return out;
 }
