@@ -5,6 +5,7 @@
  * cache (one in practice: a replica's sequences share its cache).
  */
 import type { KvPool, KvSegment } from '../backend/backend.js';
+import { check } from '../core/errors.js';
 import type { Batch } from './batch.js';
 
 /** Segments whose sequences keep their keys and values in the same pools. */
@@ -26,6 +27,11 @@ export function batchKv(batch: Batch): BatchKv {
   const positions = new Int32Array(batch.ids.length);
   const caches: CacheSegments[] = [];
   for (const { kv, start, positions: segmentPositions } of batch.segments) {
+    check(
+      Number.isInteger(start) && start >= 0 && start + segmentPositions.length <= positions.length,
+      'TESSERA_ERR_INVALID_ARGUMENT',
+      `a batch segment covers rows [${start}, ${start + segmentPositions.length}) but the batch has ${positions.length} tokens`,
+    );
     positions.set(segmentPositions, start);
     let cache = caches.find((c) => c.keys === kv.keys && c.values === kv.values);
     if (!cache) {

@@ -47,3 +47,35 @@ test('a sequence gives the same logits alone and batched with others, prefilled 
   assert.deepEqual(batched.subarray(0, vocab), secondAlone);
   store.close();
 });
+
+test('sequences of two KV caches in one batch give the logits each gives alone', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const store = new Llama2cStore(path);
+  const config = configFromLlama2c(store.header);
+  const backend = new ReferenceBackend();
+  const model = new Transformer(config, loadTransformerWeights(store, config, backend), backend);
+  const vocab = config.vocabSize;
+  const first = [1, 403, 407, 261, 378];
+  const second = [1, 376, 298, 315];
+  const alone = async (ids: number[]) => model.forward(Int32Array.from(ids), positions(0, ids.length), new KvCache(config, 4).allocate(ids.length), 'all');
+
+  // The first sequence has 3 tokens cached in one cache; the second starts in another; the batch interleaves them.
+  const [cacheA, cacheB] = [new KvCache(config, 4), new KvCache(config, 4)];
+  const a = cacheA.allocate(first.length);
+  const b = cacheB.allocate(second.length);
+  await model.forward(Int32Array.from(first.slice(0, 3)), positions(0, 3), a, 'none');
+  const batched = await model.forwardBatch({
+    ids: Int32Array.from([second[0], ...first.slice(3), ...second.slice(1)]),
+    segments: [
+      { kv: b, start: 0, positions: positions(0, 1), logits: 'all' },
+      { kv: a, start: 1, positions: positions(3, 2), logits: 'all' },
+      { kv: b, start: 3, positions: positions(1, 3), logits: 'all' },
+    ],
+  });
+  const [firstAlone, secondAlone] = [await alone(first), await alone(second)];
+  assert.deepEqual(batched.subarray(0, vocab), secondAlone.subarray(0, vocab));
+  assert.deepEqual(batched.subarray(vocab, 3 * vocab), firstAlone.subarray(3 * vocab));
+  assert.deepEqual(batched.subarray(3 * vocab), secondAlone.subarray(vocab));
+  store.close();
+});
