@@ -203,6 +203,12 @@ export class NativeBackend implements Backend {
     check(keys.length === values.length, 'TESSERA_ERR_INVALID_ARGUMENT', `writeKvBatch got ${keys.length} keys but ${values.length} values`);
     checkKvSegments(batchRows(keys.length, rowSize, 'writeKvBatch keys'), segments);
     checkSamePools(keyCache, valueCache);
+    if (segments.length === 1 && segments[0].start === 0 && segments[0].positions.length * rowSize === keys.length) {
+      // One sequence filling the batch (a lone decode or prefill): the per-sequence writes, nothing to pack.
+      this.writeKv(keyCache, segments[0].blockTable, segments[0].positions, keys);
+      this.writeKv(valueCache, segments[0].blockTable, segments[0].positions, values);
+      return;
+    }
     for (const segment of segments) checkBlocks(keyCache, segment.blockTable, segment.positions);
     const packed = packSegments(segments);
     this.addon.writeKvBatch(
@@ -213,6 +219,11 @@ export class NativeBackend implements Backend {
 
   attentionBatch(args: AttentionBatchArgs): Float32Array {
     const { query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale } = args;
+    if (segments.length === 1 && segments[0].start === 0 && segments[0].positions.length * numHeads * headDim === query.length) {
+      // One sequence filling the batch: the per-sequence call (same kernel, same bits), nothing to pack.
+      const { blockTable, positions } = segments[0];
+      return this.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale });
+    }
     check(numKvHeads > 0 && numHeads % numKvHeads === 0, 'TESSERA_ERR_INVALID_ARGUMENT', `numHeads ${numHeads} must be a multiple of numKvHeads ${numKvHeads}`);
     checkKvSegments(batchRows(query.length, numHeads * headDim, 'attentionBatch query'), segments);
     checkAttentionPools(keyCache, valueCache, numKvHeads, headDim);
