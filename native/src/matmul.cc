@@ -155,9 +155,11 @@ struct PackedTarget {
 
 PackedTarget planPacked(const MatmulTarget& target, int numTokens, int threads) {
   const int64_t tiles = (target.weight->rows() + kTileRows - 1) / kTileRows;
-  // Decode: long runs of tiles per chunk, about 8 chunks per thread; batches: 4 tiles (in L2) per chunk.
+  // Decode: long runs of tiles per chunk, about 8 chunks per thread. Batches of up to 64 tokens (one
+  // pass of tokens per tile) stream best in runs of up to 16 tiles (the kernel prefetches the next
+  // tile: 317 → 338 GOP/s at 16 tokens); longer batches revisit a chunk per 64 tokens, so 4 tiles, in L2.
   const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * threads - 1) / (8 * threads));
-  const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(4, balanced);
+  const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(numTokens <= 64 ? 16 : 4, balanced);
   return {target.weight, target.out, tiles, chunkTiles, static_cast<int>((tiles + chunkTiles - 1) / chunkTiles)};
 }
 
