@@ -240,7 +240,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
   // Precomputed once per call, not once per tile and block.
-  if (quantizes && weight.tiles() != nullptr) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
+  if (quantizes && weight.tiles() != nullptr && blockElements(dtype) == 32) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
 
   const MatmulTarget target{&weight, out};
   if (sharesPackedJob(&target, 1, floatActivations)) {
@@ -309,7 +309,8 @@ void matmulMany(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget
   QuantizedActivations quantized;
   if (isQuantized(dtype)) {
     quantizeActivations(kernels, pool, x, numTokens, first.cols(), blockElements(dtype), quantized);
-    quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
+    // q4_k tiles take the sums over 16 as they are; q8_0/q4_0 tiles a bias per block of 32.
+    if (blockElements(dtype) == 32) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
   }
   matmulPacked(kernels, pool, targets, count, x, quantized, numTokens, tree.plan());
 }
