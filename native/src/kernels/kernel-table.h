@@ -25,6 +25,8 @@ constexpr int kQ4_KBlockBytes = 144; // f16 d, f16 dmin, uint8 scales[12], uint8
 constexpr int kQ6_KBlockBytes = 210; // uint8 ql[128], uint8 qh[64], int8 scales[16], f16 d
 // One q4_k super-block of a 16-row tile (packed-tile.h): quants 2048, scales 128, mins 128, d 32, dmin 32.
 constexpr size_t kQ4_KTileBlockBytes = 2368;
+// One q6_k super-block of a 16-row tile: ql/qh groups 3072, int8 scales 256, d 32 (16 stored blocks exactly).
+constexpr size_t kQ6_KTileBlockBytes = 3360;
 
 // One token's activations quantized to 8-bit blocks (what quantized weights
 // dot against). Block size 32 for q8_0/q4_0, 256 for q4_k/q6_k.

@@ -132,7 +132,9 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
 
 void tileMatmul(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                 const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows) {
-  if (dtype == DType::Q4_K) return tileMatmulQ4_K(tile, numBlocks, tokens, numTokens, plan, scratch, out, outStride, numRows);
+  if (dtype == DType::Q4_K || dtype == DType::Q6_K) {
+    return tileMatmulKQuant(dtype, tile, numBlocks, tokens, numTokens, plan, scratch, out, outStride, numRows);
+  }
 #if defined(TESSERA_AVX512)
   (void)numBlocks;
   (void)scratch;

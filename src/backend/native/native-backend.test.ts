@@ -174,8 +174,8 @@ function loadingCases(): void {
     const random = new TestRandom(141);
     const directory = mkdtempSync(join(tmpdir(), 'tessera-native-'));
     try {
-      for (const dtype of ['q8_0', 'q4_0', 'q4_k', 'f16'] as const) {
-        const [M, K, offset] = [13, dtype === 'q4_k' ? 512 : 64, 4099];
+      for (const dtype of ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16'] as const) {
+        const [M, K, offset] = [13, dtype === 'q4_k' || dtype === 'q6_k' ? 512 : 64, 4099];
         const { bytes } = encodeWeight(dtype, random.floats(M * K));
         const file = join(directory, `${dtype}.bin`);
         const contents = new Uint8Array(offset + bytes.length + 7);
@@ -199,8 +199,8 @@ function loadingCases(): void {
     const random = new TestRandom(151);
     const packer = new NativeBackend({ isa: isas[0] as NativeIsa });
     const other = new NativeBackend({ isa: isas[isas.length - 1] as NativeIsa });
-    for (const dtype of ['q8_0', 'q4_0', 'q4_k'] as const) {
-      const K = dtype === 'q4_k' ? 512 : 96;
+    for (const dtype of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
+      const K = dtype === 'q4_k' || dtype === 'q6_k' ? 512 : 96;
       const { bytes } = encodeWeight(dtype, random.floats(37 * K));
       const weight = packer.loadWeight(dtype, [37, K], bytes);
       const x = random.floats(3 * K);
