@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Engine } from '../dist/engine/engine.js';
 import { createBackend } from '../dist/backend/native/select-backend.js';
-import { openMeshEngine } from '../dist/parallel/mesh-engine.js';
+import { openMeshEngine } from '../dist/cluster/mesh-engine.js';
 
 const { values } = parseArgs({
   options: {

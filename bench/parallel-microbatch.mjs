@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { openMeshEngine } from '../dist/parallel/mesh-engine.js';
+import { openMeshEngine } from '../dist/cluster/mesh-engine.js';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, sequences: { type: 'string', default: '4' }, tokens: { type: 'string', default: '16' }, pp: { type: 'string', default: '2' }, out: { type: 'string', default: 'bench/results' } } });
 const S = Number(values.sequences);

@@ -11,8 +11,8 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { makeHosts } from '../dist/parallel/netns.case.js';
-import { openMeshEngine } from '../dist/parallel/mesh-engine.js';
+import { makeHosts } from '../dist/cluster/netns.case.js';
+import { openMeshEngine } from '../dist/cluster/mesh-engine.js';
 
 const { values } = parseArgs({
   options: {

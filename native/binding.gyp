@@ -14,6 +14,7 @@
       "src/kernels/matmul-kquant.cc",
       "src/kernels/matmul-q8-q4.cc",
       "src/kernels/matmul-tile.cc",
+      "src/kernels/matmul-tile-kquant.cc",
       "src/kernels/matmul-tile-float.cc",
       "src/kernels/pointwise.cc",
       "src/kernels/tree.cc"

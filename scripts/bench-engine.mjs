@@ -1,4 +1,4 @@
-// `npm run bench:engine`: synthesizes TinyLlama-1.1B-shape models (Q8_0, Q4_0, F16) once into a cache
+// `npm run bench:engine`: synthesizes TinyLlama-1.1B-shape models (Q8_0, Q4_0, F16, Q4_K_M) once into a cache
 // folder, then runs `tessera bench engine` on each with the given extra flags (e.g. -- --threads 2).
 // Results go to bench/results/engine-*.json.
 import { existsSync, mkdirSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const cache = process.env.TESSERA_BENCH_MODELS ?? join(tmpdir(), 'tessera-bench-models');
-const dtypes = (process.env.TESSERA_BENCH_DTYPES ?? 'q8_0,q4_0,f16').split(',');
+const dtypes = (process.env.TESSERA_BENCH_DTYPES ?? 'q8_0,q4_0,f16,q4_k_m').split(',');
 const extra = process.argv.slice(2);
 const bin = new URL('../bin/tessera.js', import.meta.url).pathname;
 mkdirSync(cache, { recursive: true });

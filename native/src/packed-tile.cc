@@ -13,16 +13,21 @@ bool isFloat(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 ||
 size_t elementBytes(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
 size_t storedBlockBytes(DType dtype) { return dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes; }
 
+bool isKQuant(DType dtype) { return dtype == DType::Q4_K || dtype == DType::Q6_K; }
+
 }  // namespace
 
 // f32 stays in rows: its tiles (2 KiB per leaf) decoded slower than the row kernel (measured).
 bool packable(DType dtype) {
-  return dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::F16 || dtype == DType::BF16;
+  return dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::Q4_K || dtype == DType::Q6_K || dtype == DType::F16 ||
+         dtype == DType::BF16;
 }
 
-int packedUnits(DType dtype, int64_t cols) { return static_cast<int>((cols + 31) / 32); }
+int packedUnits(DType dtype, int64_t cols) { return static_cast<int>(isKQuant(dtype) ? cols / 256 : (cols + 31) / 32); }
 
 size_t packedTileBytes(DType dtype, int64_t cols) {
+  if (dtype == DType::Q4_K) return static_cast<size_t>(packedUnits(dtype, cols)) * kQ4_KTileBlockBytes;
+  if (dtype == DType::Q6_K) return static_cast<size_t>(packedUnits(dtype, cols)) * kQ6_KTileBlockBytes;
   const size_t unitBytes = isFloat(dtype) ? 32 * 16 * elementBytes(dtype) : 16 * storedBlockBytes(dtype);
   return static_cast<size_t>(packedUnits(dtype, cols)) * unitBytes;
 }
@@ -40,6 +45,93 @@ void packFloatTile(size_t size, const uint8_t* rows, size_t rowBytes, int64_t nu
   }
 }
 
+/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes. */
+void scaleMinK4(int j, const uint8_t* packed, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = packed[j] & 63;
+    *min = packed[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
+  }
+}
+
+// q4_k tile block offsets (kernels/matmul-tile-kquant.cc reads the same).
+constexpr size_t kQ4_KScalesAt = 2048, kQ4_KMinsAt = 2176, kQ4_KDAt = 2304, kQ4_KDminAt = 2336;
+
+/** Row `lane`'s q4_k super-blocks → its lane of each tile block. */
+void packQ4_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut) {
+  for (int b = 0; b < numBlocks; b++) {
+    const uint8_t* block = row + static_cast<size_t>(b) * kQ4_KBlockBytes;
+    uint8_t* out = tileOut + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
+    for (int group = 0; group < 32; group++) std::memcpy(out + 64 * group + 4 * lane, block + 16 + 4 * group, 4);
+    for (int sub = 0; sub < 8; sub++) scaleMinK4(sub, block + 4, out + kQ4_KScalesAt + 16 * sub + lane, out + kQ4_KMinsAt + 16 * sub + lane);
+    std::memcpy(out + kQ4_KDAt + 2 * lane, block, 2);
+    std::memcpy(out + kQ4_KDminAt + 2 * lane, block + 2, 2);
+  }
+}
+
+/** Lane `lane` of a q4_k tile → float32 [numBlocks · 256], ggml's dequantize_row_q4_K arithmetic. */
+void unpackQ4_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
+  for (int b = 0; b < numBlocks; b++) {
+    const uint8_t* block = tile + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
+    uint16_t bits;
+    std::memcpy(&bits, block + kQ4_KDAt + 2 * lane, 2);
+    const float d = halfToFloat(bits);
+    std::memcpy(&bits, block + kQ4_KDminAt + 2 * lane, 2);
+    const float dmin = halfToFloat(bits);
+    for (int sub = 0; sub < 8; sub++) {
+      const float scale = d * block[kQ4_KScalesAt + 16 * sub + lane];
+      const float min = dmin * block[kQ4_KMinsAt + 16 * sub + lane];
+      const int shift = 4 * (sub % 2);
+      for (int l = 0; l < 32; l++) {
+        const uint8_t byte = block[64 * (8 * (sub / 2) + l / 4) + 4 * lane + l % 4];
+        *y++ = scale * ((byte >> shift) & 0x0f) - min;
+      }
+    }
+  }
+}
+
+// q6_k tile block offsets (kernels/matmul-tile-kquant.cc reads the same).
+constexpr size_t kQ6_KScalesAt = 3072, kQ6_KDAt = 3328;
+
+/** Row `lane`'s q6_k super-blocks → its lane of each tile block. */
+void packQ6_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut) {
+  for (int b = 0; b < numBlocks; b++) {
+    const uint8_t* block = row + static_cast<size_t>(b) * kQ6_KBlockBytes;
+    uint8_t* out = tileOut + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
+    for (int n = 0; n < 2; n++) {
+      for (int g = 0; g < 8; g++) {
+        uint8_t* group = out + 64 * 3 * (8 * n + g) + 4 * lane;
+        std::memcpy(group, block + 64 * n + 4 * g, 4);
+        std::memcpy(group + 64, block + 64 * n + 32 + 4 * g, 4);
+        std::memcpy(group + 128, block + 128 + 32 * n + 4 * g, 4);
+      }
+    }
+    for (int sub = 0; sub < 16; sub++) out[kQ6_KScalesAt + 16 * sub + lane] = block[192 + sub];
+    std::memcpy(out + kQ6_KDAt + 2 * lane, block + 208, 2);
+  }
+}
+
+/** Lane `lane` of a q6_k tile → float32 [numBlocks · 256], ggml's dequantize_row_q6_K arithmetic. */
+void unpackQ6_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
+  for (int b = 0; b < numBlocks; b++) {
+    const uint8_t* block = tile + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
+    uint16_t bits;
+    std::memcpy(&bits, block + kQ6_KDAt + 2 * lane, 2);
+    const float d = halfToFloat(bits);
+    for (int e = 0; e < 256; e++) {
+      const int n = e / 128, quarter = (e % 128) / 32, l = e % 32;
+      const uint8_t* group = block + 64 * 3 * (8 * n + l / 4) + 4 * lane + l % 4;
+      const uint8_t ql = quarter % 2 == 0 ? group[0] : group[64];
+      const int nibble = quarter < 2 ? (ql & 0x0f) : (ql >> 4);
+      const int q = (nibble | (((group[128] >> (2 * quarter)) & 3) << 4)) - 32;
+      const int8_t scale = static_cast<int8_t>(block[kQ6_KScalesAt + 16 * (e / 16) + lane]);
+      y[256 * b + e] = d * scale * q;
+    }
+  }
+}
+
 }  // namespace
 
 void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRows, int64_t cols, uint8_t* out,
@@ -54,6 +146,17 @@ void packTiles(DType dtype, const uint8_t* rows, size_t rowBytes, int64_t numRow
     uint8_t* tileOut = out + static_cast<size_t>(tile) * tileBytes;
     std::memset(tileOut, 0, tileBytes);
     if (isFloat(dtype)) return packFloatTile(elementBytes(dtype), rows, rowBytes, numRows, cols, tile, tileOut);
+    if (isKQuant(dtype)) {
+      for (int lane = 0; lane < 16 && tile * 16 + lane < numRows; lane++) {
+        const uint8_t* row = rows + static_cast<size_t>(tile * 16 + lane) * rowBytes;
+        if (dtype == DType::Q4_K) {
+          packQ4_KLane(row, numBlocks, lane, tileOut);
+        } else {
+          packQ6_KLane(row, numBlocks, lane, tileOut);
+        }
+      }
+      return;
+    }
     for (int lane = 0; lane < 16; lane++) {
       const int64_t r = static_cast<int64_t>(tile) * 16 + lane;
       if (r >= numRows) break;
@@ -92,6 +195,8 @@ void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, flo
     return;
   }
   const int numBlocks = packedUnits(dtype, cols);
+  if (dtype == DType::Q4_K) return unpackQ4_KLane(tile, numBlocks, lane, out);
+  if (dtype == DType::Q6_K) return unpackQ6_KLane(tile, numBlocks, lane, out);
   const size_t blockBytes = 16 * storedBlockBytes(dtype);
   const int g = groups(dtype);
   for (int b = 0; b < numBlocks; b++) {

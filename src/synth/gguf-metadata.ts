@@ -9,7 +9,7 @@ import type { SynthDType } from './presets.js';
 import type { SynthVocabulary } from './vocabulary.js';
 
 /** llama_ftype: what most tensors of the file are. */
-const FILE_TYPES: Readonly<Record<SynthDType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
+const FILE_TYPES: Readonly<Record<SynthDType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15 };
 
 const u32 = (key: string, value: number): GgufMetadataEntry => ({ key, type: GgufValueType.UINT32, value });
 const f32 = (key: string, value: number): GgufMetadataEntry => ({ key, type: GgufValueType.FLOAT32, value });

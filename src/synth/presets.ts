@@ -22,8 +22,9 @@ export interface SynthMixtureOfExperts {
   readonly normTopKProb: boolean;
 }
 
-export type SynthDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
-export const SYNTH_DTYPES: readonly SynthDType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+/** q4_k_m: llama.cpp's mix (q4_k matrices; q6_k for ffn_down, attn_v and the output head). */
+export type SynthDType = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k_m';
+export const SYNTH_DTYPES: readonly SynthDType[] = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m'];
 
 /**
  * - `sentencepiece`: llama/TinyLlama style ('llama' tokenizer model, byte fallback);

@@ -130,3 +130,23 @@ for (const arch of ['llama', 'qwen2', 'qwen3'] as SynthArch[]) {
     assert.equal((header.metadata.get('tokenizer.ggml.tokens') as string[]).length, config.vocabSize);
   });
 }
+
+test("q4_k_m follows llama.cpp's mix: q4_k matrices, q6_k for ffn_down, attn_v and the head, within q4_k error of f32", async () => {
+  const [mixed, exact] = [join(dir, 'q4km.gguf'), join(dir, 'q4km-f32.gguf')];
+  await synthesize({ preset: 'small', arch: 'llama', dtype: 'q4_k_m', out: mixed, format: 'gguf', seed: 5, layers: 1 });
+  await synthesize({ preset: 'small', arch: 'llama', dtype: 'f32', out: exact, format: 'gguf', seed: 5, layers: 1 });
+  const store = new GgufStore(mixed);
+  const reference = new GgufStore(exact);
+  assert.equal(store.get('blk.0.attn_q.weight')?.dtype, 'q4_k');
+  assert.equal(store.get('blk.0.ffn_gate.weight')?.dtype, 'q4_k');
+  assert.equal(store.get('blk.0.ffn_down.weight')?.dtype, 'q6_k');
+  assert.equal(store.get('blk.0.attn_v.weight')?.dtype, 'q6_k');
+  assert.equal(store.get('blk.0.attn_norm.weight')?.dtype, 'f32');
+  assert.equal(readGgufHeader(mixed).metadata.get('general.file_type'), 15);
+  for (const name of ['blk.0.attn_q.weight', 'blk.0.ffn_down.weight']) {
+    const [ours, truth] = [floats(store, name), floats(reference, name)];
+    const scale = truth.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+    const worst = ours.reduce((max, v, i) => Math.max(max, Math.abs(v - truth[i])), 0);
+    assert.ok(worst > 0 && worst < 0.1 * scale, `${name}: max error ${worst} of ${scale}`);
+  }
+});

@@ -93,6 +93,11 @@ function progressCounter(tensors: SynthTensorSpec[], onProgress?: (done: number,
 export function storedDType(spec: SynthTensorSpec, dtype: SynthDType): DType {
   if (!spec.isMatrix) return 'f32';
   const cols = spec.shape[spec.shape.length - 1];
+  if (dtype === 'q4_k_m') {
+    // Rows that are not whole super-blocks fall back as llama.cpp's mixes do (to an 8-bit type here).
+    if (cols % 256 !== 0) return cols % 32 === 0 ? 'q8_0' : 'f32';
+    return /(ffn_down|attn_v|^output)\.weight$/.test(spec.name) ? 'q6_k' : 'q4_k';
+  }
   const blockSize = dtype === 'q8_0' || dtype === 'q4_0' ? 32 : 1;
   return cols % blockSize === 0 ? dtype : 'f32';
 }

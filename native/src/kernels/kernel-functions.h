@@ -26,6 +26,10 @@ void reduceLeavesRows(float* leaves, size_t stride, int rows, const TreePlan& pl
 void tileMatmul(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
                 const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 
+/** tileMatmul for q4_k and q6_k tiles (matmul-tile-kquant.cc). */
+void tileMatmulKQuant(DType dtype, const uint8_t* tile, int numBlocks, const QuantizedRow* tokens, int numTokens,
+                      const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
+
 void tileMatmulFloat(DType dtype, const uint8_t* tile, int numLeaves, const float* const* xs, int numTokens,
                      const TreePlan& plan, float* scratch, float* out, int64_t outStride, int numRows);
 

@@ -23,6 +23,10 @@ constexpr int kQ8_0BlockBytes = 34;  // f16 d, int8 q[32]
 constexpr int kQ4_0BlockBytes = 18;  // f16 d, uint8 qs[16] (low nibbles: 0..15, high: 16..31)
 constexpr int kQ4_KBlockBytes = 144; // f16 d, f16 dmin, uint8 scales[12], uint8 qs[128]
 constexpr int kQ6_KBlockBytes = 210; // uint8 ql[128], uint8 qh[64], int8 scales[16], f16 d
+// One q4_k super-block of a 16-row tile (packed-tile.h): quants 2048, scales 128, mins 128, d 32, dmin 32.
+constexpr size_t kQ4_KTileBlockBytes = 2368;
+// One q6_k super-block of a 16-row tile: ql/qh groups 3072, int8 scales 256, d 32 (16 stored blocks exactly).
+constexpr size_t kQ6_KTileBlockBytes = 3360;
 
 // One token's activations quantized to 8-bit blocks (what quantized weights
 // dot against). Block size 32 for q8_0/q4_0, 256 for q4_k/q6_k.
@@ -97,7 +101,7 @@ struct KernelTable {
    */
   void (*reduceLeavesRows)(float* leaves, size_t stride, int rows, const TreePlan& plan, float* scratch, float* out);
 
-  // ---- q8_0/q4_0 weights packed in tiles of 16 rows (packed-tile.h; matmul-tile.cc) ----
+  // ---- q8_0/q4_0/q4_k weights packed in tiles of 16 rows (packed-tile.h; matmul-tile.cc) ----
   /**
    * out[t·outStride + r] for tokens [0, numTokens) and rows r < numRows of one
    * packed tile: bit-identical to the leaf kernels + reduceLeaves on the

@@ -143,6 +143,7 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
     const [N, M, K] = [5, 67, reductionLeafSize(dtype) === 32 ? 32 * 37 : 256 * 5];
     const { weight } = randomWeight(backend, dtype, M, K, random);
     out.set(`matmul ${dtype}`, backend.matmul(random.floats(N * K), weight, N));
+    out.set(`readRows ${dtype}`, backend.readRows(weight, 15, 33));
   }
   for (const dtype of ['f32', 'f16', 'bf16'] as const) {
     // A short last leaf, and a row count that is not a whole tile.
@@ -186,8 +187,8 @@ function loadingCases(): void {
     const random = new TestRandom(141);
     const directory = mkdtempSync(join(tmpdir(), 'tessera-native-'));
     try {
-      for (const dtype of ['q8_0', 'q4_0', 'f16'] as const) {
-        const [M, K, offset] = [13, 64, 4099];
+      for (const dtype of ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16'] as const) {
+        const [M, K, offset] = [13, dtype === 'q4_k' || dtype === 'q6_k' ? 512 : 64, 4099];
         const { bytes } = encodeWeight(dtype, random.floats(M * K));
         const file = join(directory, `${dtype}.bin`);
         const contents = new Uint8Array(offset + bytes.length + 7);
@@ -211,10 +212,11 @@ function loadingCases(): void {
     const random = new TestRandom(151);
     const packer = new NativeBackend({ isa: isas[0] as NativeIsa });
     const other = new NativeBackend({ isa: isas[isas.length - 1] as NativeIsa });
-    for (const dtype of ['q8_0', 'q4_0'] as const) {
-      const { bytes } = encodeWeight(dtype, random.floats(37 * 96));
-      const weight = packer.loadWeight(dtype, [37, 96], bytes);
-      const x = random.floats(3 * 96);
+    for (const dtype of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
+      const K = dtype === 'q4_k' || dtype === 'q6_k' ? 512 : 96;
+      const { bytes } = encodeWeight(dtype, random.floats(37 * K));
+      const weight = packer.loadWeight(dtype, [37, K], bytes);
+      const x = random.floats(3 * K);
       assertBitwise(other.matmul(x, weight, 3), packer.matmul(x, weight, 3), dtype);
       assertBitwise(other.readRows(weight, 5, 9), packer.readRows(weight, 5, 9), `${dtype} rows`);
     }
