@@ -70,6 +70,32 @@ function matmulCases(makeBackend: () => Backend): void {
 }
 
 function determinismCases(makeBackend: () => Backend): void {
+  test('ops given output buffers fill and return them with the bits of a fresh result', () => {
+    const backend = makeBackend();
+    const random = new TestRandom(46);
+    const [N, K] = [3, 64];
+    const weights = [24, 40].map((M) => randomWeight(backend, 'q8_0', M, K, random).weight);
+    const x = random.floats(N * K);
+    const outs = [new Float32Array(N * 24).fill(7), new Float32Array(N * 40).fill(7)];
+    const returned = backend.matmulMany(x, weights, N, outs);
+    returned.forEach((out, i) => {
+      assert.equal(out, outs[i]);
+      assertBitwise(out, backend.matmul(x, weights[i], N), `matmulMany out ${i}`);
+    });
+    const norm = backend.loadWeight('f32', [K], f32Bytes(random.floats(K)));
+    const normOut = new Float32Array(N * K).fill(3);
+    assert.equal(backend.rmsNorm(x, norm, N, 1e-5, normOut), normOut);
+    assertBitwise(normOut, backend.rmsNorm(x, norm, N, 1e-5), 'rmsNorm out');
+    const [gate, up] = [random.floats(N * K, 3), random.floats(N * K)];
+    const fresh = backend.siluMul(gate, up);
+    // In place over gate, as the feed-forward block does.
+    assert.equal(backend.siluMul(gate, up, gate), gate);
+    assertBitwise(gate, fresh, 'siluMul in place');
+    for (const bad of [() => backend.rmsNorm(x, norm, N, 1e-5, new Float32Array(5)), () => backend.siluMul(up, up, new Float32Array(2))]) {
+      assert.throws(bad, (error: unknown) => isTesseraError(error) && error.code === 'TESSERA_ERR_INVALID_ARGUMENT');
+    }
+  });
+
   for (const dtype of SUITE_DTYPES) {
     test(`matmulMany ${dtype}: each result is bitwise the weight's own matmul`, () => {
       const backend = makeBackend();

@@ -129,15 +129,18 @@ export interface Backend {
   /**
    * x against several weights of the same width → one [numTokens, M_i] per
    * weight, each bitwise what matmul gives it alone. One call lets a backend
-   * run them as one job (q, k, v; gate and up) and quantize x once.
+   * run them as one job (q, k, v; gate and up) and quantize x once. `outs`,
+   * when given, receive the results (and are returned): callers that reuse
+   * buffers spare the allocations.
    */
-  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[];
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, outs?: readonly Float32Array[]): Float32Array[];
 
   /** Rows `ids` of an embedding table [vocab, dim] → [numTokens, dim]. */
   embed(ids: Int32Array, table: Weight): Float32Array;
 
   /** RMSNorm of each row of x [numRows, dim] times weight [dim] (a float32 weight). */
-  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array;
+  /** `out` ([numRows, dim], not x), when given, receives the result. */
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number, out?: Float32Array): Float32Array;
 
   /** x [numRows, dim] += bias [dim], in place. */
   addBias(x: Float32Array, bias: Weight, numRows: number): void;
@@ -165,8 +168,8 @@ export interface Backend {
    */
   attentionBatch(args: AttentionBatchArgs): Float32Array;
 
-  /** silu(gate) * up, elementwise → new array. */
-  siluMul(gate: Float32Array, up: Float32Array): Float32Array;
+  /** silu(gate) * up, elementwise → a new array, or `out` (which may be gate itself). */
+  siluMul(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array;
 
   /** a += b, elementwise, in place. */
   addInPlace(a: Float32Array, b: Float32Array): void;

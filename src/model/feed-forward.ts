@@ -3,11 +3,15 @@
  * and a mixture of experts are interchangeable inside the decoder layer.
  */
 import type { Backend, Weight } from '../backend/backend.js';
+import type { ScratchLease } from './scratch-buffers.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
 
 export interface FeedForward {
-  /** x [numTokens, hiddenSize] (already normed) → [numTokens, hiddenSize], reduced across ranks. */
-  forward(x: Float32Array, numTokens: number): Promise<Float32Array>;
+  /**
+   * x [numTokens, hiddenSize] (already normed) → [numTokens, hiddenSize], reduced across ranks.
+   * `scratch` may hold the block's temporaries; the result must not live in it.
+   */
+  forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array>;
 }
 
 export interface DenseFeedForwardWeights {
@@ -27,11 +31,17 @@ export class DenseFeedForward implements FeedForward {
     private readonly group: TensorParallelGroup,
   ) {}
 
-  async forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
+  async forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
     const { backend, weights } = this;
     /** [numTokens, intermediateSize] */
-    const [gate, up] = backend.matmulMany(x, [weights.gate, weights.up], numTokens);
-    const activated = backend.siluMul(gate, up);
+    const activated = gatedActivation(backend, x, weights.gate, weights.up, numTokens, scratch);
     return this.group.allReduce(backend.matmul(activated, weights.down, numTokens));
   }
+}
+
+/** silu(x·gateᵀ) * (x·upᵀ) → [numTokens, rows]: in scratch buffers when given (the product over gate's). */
+export function gatedActivation(backend: Backend, x: Float32Array, gate: Weight, up: Weight, numTokens: number, scratch?: ScratchLease): Float32Array {
+  const outs = scratch && [scratch.take('gate', numTokens * gate.shape[0]), scratch.take('up', numTokens * up.shape[0])];
+  const [gated, upped] = backend.matmulMany(x, [gate, up], numTokens, outs);
+  return backend.siluMul(gated, upped, scratch ? gated : undefined);
 }

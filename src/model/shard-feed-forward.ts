@@ -4,7 +4,8 @@
  * across ranks in the canonical order.
  */
 import type { Backend, Weight } from '../backend/backend.js';
-import type { FeedForward } from './feed-forward.js';
+import { gatedActivation, type FeedForward } from './feed-forward.js';
+import type { ScratchLease } from './scratch-buffers.js';
 import type { OutputProjection } from './shard-projection.js';
 
 export class ShardFeedForward implements FeedForward {
@@ -17,11 +18,9 @@ export class ShardFeedForward implements FeedForward {
     private readonly down: OutputProjection,
   ) {}
 
-  forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
-    const { backend } = this;
+  forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
     /** [numTokens, this rank's intermediate rows] */
-    const [gate, up] = backend.matmulMany(x, [this.gate, this.up], numTokens);
-    const activated = backend.siluMul(gate, up);
+    const activated = gatedActivation(this.backend, x, this.gate, this.up, numTokens, scratch);
     return this.down.forward(activated, numTokens);
   }
 }

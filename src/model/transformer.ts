@@ -14,6 +14,7 @@ import type { FeedForward } from './feed-forward.js';
 import { ExpertLoad } from './moe-expert-load.js';
 import { createFeedForwards } from './moe-feed-forward.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
+import { ScratchBuffers, type ScratchLease } from './scratch-buffers.js';
 import { RowParallelProjection, type OutputProjection } from './shard-projection.js';
 import { SINGLE_RANK, type TensorParallelGroup } from './tensor-parallel.js';
 import type { LayerWeights, TransformerWeights } from './transformer-weights.js';
@@ -35,6 +36,8 @@ export class Transformer {
   /** Tokens routed to each expert of each MoE layer (empty rows for dense layers). */
   readonly expertLoad: ExpertLoad;
   private readonly local: LocalDims;
+  /** Temporaries of runLayers, reused across layers and steps. */
+  private readonly scratch = new ScratchBuffers();
 
   constructor(
     readonly config: ModelConfig,
@@ -72,11 +75,16 @@ export class Transformer {
   async runLayers(hidden: Float32Array, batch: Batch, startLayer: number, endLayer: number): Promise<void> {
     const numTokens = batch.ids.length;
     const kv = batchKv(batch);
-    for (let layer = startLayer; layer < endLayer; layer++) {
-      const weights = this.weights.layers[layer];
-      await this.attentionBlock(hidden, numTokens, kv, layer);
-      const normed = this.backend.rmsNorm(hidden, weights.feedForwardNorm, numTokens, this.config.rmsNormEps);
-      this.backend.addInPlace(hidden, await this.feedForwards[layer].forward(normed, numTokens));
+    const scratch = this.scratch.lease();
+    try {
+      for (let layer = startLayer; layer < endLayer; layer++) {
+        const weights = this.weights.layers[layer];
+        await this.attentionBlock(hidden, numTokens, kv, layer, scratch);
+        const normed = this.backend.rmsNorm(hidden, weights.feedForwardNorm, numTokens, this.config.rmsNormEps, scratch?.take('normed', hidden.length));
+        this.backend.addInPlace(hidden, await this.feedForwards[layer].forward(normed, numTokens, scratch));
+      }
+    } finally {
+      scratch?.release();
     }
   }
 
@@ -96,12 +104,12 @@ export class Transformer {
    * once over the whole batch (once per KV cache for the KV ops), so a decode
    * step of many sequences makes a handful of backend calls per layer.
    */
-  private async attentionBlock(hidden: Float32Array, numTokens: number, kv: BatchKv, layer: number): Promise<void> {
+  private async attentionBlock(hidden: Float32Array, numTokens: number, kv: BatchKv, layer: number, scratch?: ScratchLease): Promise<void> {
     const { backend, config, local } = this;
     const weights = this.weights.layers[layer];
-    const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps);
+    const normed = backend.rmsNorm(hidden, weights.attentionNorm, numTokens, config.rmsNormEps, scratch?.take('normed', hidden.length));
     /** values: [numTokens, numKvHeads, headDim] */
-    const [queryProjected, keyProjected, values] = this.projectQkv(normed, weights, numTokens);
+    const [queryProjected, keyProjected, values] = this.projectQkv(normed, weights, numTokens, scratch);
     /** [numTokens, numHeads, headDim] */
     const query = this.headNorm(queryProjected, weights.queryNorm);
     /** [numTokens, numKvHeads, headDim] */
@@ -132,8 +140,10 @@ export class Transformer {
   }
 
   /** → query [numTokens, numHeads·headDim], key and value [numTokens, numKvHeads·headDim], biases added; one backend job. */
-  private projectQkv(x: Float32Array, weights: LayerWeights, numTokens: number): Float32Array[] {
-    const projected = this.backend.matmulMany(x, [weights.query, weights.key, weights.value], numTokens);
+  private projectQkv(x: Float32Array, weights: LayerWeights, numTokens: number, scratch?: ScratchLease): Float32Array[] {
+    const qkv = [weights.query, weights.key, weights.value];
+    const outs = scratch && qkv.map((weight, i) => scratch.take(`qkv${i}`, numTokens * weight.shape[0]));
+    const projected = this.backend.matmulMany(x, qkv, numTokens, outs);
     [weights.queryBias, weights.keyBias, weights.valueBias].forEach((bias, i) => {
       if (bias) this.backend.addBias(projected[i], bias, numTokens);
     });

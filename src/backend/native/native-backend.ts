@@ -13,6 +13,7 @@ import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvW
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
 import { batchRows, checkKvSegments, checkSamePools } from '../kv-segments.js';
+import { checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
 
@@ -120,7 +121,7 @@ export class NativeBackend implements Backend {
     return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outputArray(numTokens * w.rows));
   }
 
-  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[] {
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, given?: readonly Float32Array[]): Float32Array[] {
     const ws = weights.map(asNativeWeight);
     check(ws.length > 0, 'TESSERA_ERR_INVALID_ARGUMENT', 'matmulMany needs at least one weight');
     for (const w of ws) {
@@ -130,7 +131,8 @@ export class NativeBackend implements Backend {
         `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
       );
     }
-    const outs = ws.map((w) => outputArray(numTokens * w.rows));
+    check(!given || given.length === ws.length, 'TESSERA_ERR_INVALID_ARGUMENT', `matmulMany got ${given?.length} outs for ${ws.length} weights`);
+    const outs = ws.map((w, i) => outOrNew(given?.[i], numTokens * w.rows));
     if (numTokens === 0) return outs;
     return this.addon.matmulMany(this.context, ws.map((w) => w.handle), x, numTokens, this.floatActivations, outs);
   }
@@ -148,11 +150,11 @@ export class NativeBackend implements Backend {
     return this.addon.embed(this.context, w.handle, ids, outputArray(ids.length * w.cols));
   }
 
-  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number, out?: Float32Array): Float32Array {
     const w = asNativeWeight(weight);
     const dim = w.rows * w.cols;
     check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `rmsNorm input has ${x.length} values, expected ${numRows} rows of ${dim}`);
-    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps, outputArray(x.length));
+    return this.addon.rmsNorm(this.context, x, w.handle, numRows, eps, outOrNew(out, x.length));
   }
 
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
@@ -235,9 +237,9 @@ export class NativeBackend implements Backend {
     );
   }
 
-  siluMul(gate: Float32Array, up: Float32Array): Float32Array {
+  siluMul(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
-    return this.addon.siluMul(this.context, gate, up, outputArray(gate.length));
+    return this.addon.siluMul(this.context, gate, up, outOrNew(out, gate.length));
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {
@@ -250,6 +252,13 @@ export class NativeBackend implements Backend {
  * An array the addon fills completely; large ones skip zero-filling (a
  * prefill allocates about a gigabyte of activations).
  */
+/** The caller's buffer (checked) or a new one. */
+function outOrNew(out: Float32Array | undefined, length: number): Float32Array {
+  if (!out) return outputArray(length);
+  checkOutLength(out, length);
+  return out;
+}
+
 function outputArray(length: number): Float32Array {
   if (length < 65536) return new Float32Array(length);
   const bytes = Buffer.allocUnsafeSlow(length * 4);

@@ -8,6 +8,7 @@ import {
 } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
+import { checkOutLength } from '../out-buffer.js';
 import { ReferenceWeight, asReferenceWeight } from './reference-weight.js';
 import { matmulCanonical } from './matmul.js';
 import { attention, attentionBatch, writeKv, writeKvBatch } from './attention.js';
@@ -29,8 +30,8 @@ export class ReferenceBackend implements Backend {
     return matmulCanonical(x, w.values(), numTokens, w.rows, w.cols, reductionLeafSize(w.dtype));
   }
 
-  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number): Float32Array[] {
-    return weights.map((weight) => this.matmul(x, weight, numTokens));
+  matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, outs?: readonly Float32Array[]): Float32Array[] {
+    return weights.map((weight, i) => intoOut(this.matmul(x, weight, numTokens), outs?.[i]));
   }
 
   embed(ids: Int32Array, table: Weight): Float32Array {
@@ -49,8 +50,8 @@ export class ReferenceBackend implements Backend {
     return out;
   }
 
-  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number): Float32Array {
-    return rmsNorm(x, asReferenceWeight(weight).values(), numRows, eps);
+  rmsNorm(x: Float32Array, weight: Weight, numRows: number, eps: number, out?: Float32Array): Float32Array {
+    return intoOut(rmsNorm(x, asReferenceWeight(weight).values(), numRows, eps), out);
   }
 
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
@@ -77,11 +78,19 @@ export class ReferenceBackend implements Backend {
     return attentionBatch(args);
   }
 
-  siluMul(gate: Float32Array, up: Float32Array): Float32Array {
-    return siluMul(gate, up);
+  siluMul(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array {
+    return intoOut(siluMul(gate, up), out);
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {
     addInPlace(a, b);
   }
+}
+
+/** `result`, or a copy of it in the caller's `out` (same length, else a coded error). */
+function intoOut(result: Float32Array, out: Float32Array | undefined): Float32Array {
+  if (!out) return result;
+  checkOutLength(out, result.length);
+  out.set(result);
+  return out;
 }
