@@ -72,10 +72,15 @@ async function measureCollective(communicator: Communicator, collective: Collect
   return { collective: collective.name, bytes, iterations, latencyUs: perCall * 1e6, algorithmGBps: algorithm, busGBps: algorithm * collective.busFactor(communicator.size) };
 }
 
-/** Ranks 0 and 1 stream `bytes`-sized frames; the others wait. */
+/**
+ * Ranks 0 and 1 stream `bytes`-sized frames; the others wait. Frames take
+ * the collectives' own path: sent whole, received straight into a buffer
+ * allocated once (receiveInto), so the link is measured at its best.
+ */
 async function measureLink(communicator: Communicator, bytes: number, budgetSeconds: number): Promise<LinkFigure> {
   const index = communicator.index;
   const frame = new Uint8Array(bytes);
+  const landing = new Uint8Array(bytes);
   const count = Math.max(4, Math.min(256, Math.floor((budgetSeconds * 1e9) / Math.max(bytes, 1) / 4)));
   const oneWay = async (): Promise<void> => {
     if (index === 0) {
@@ -83,16 +88,15 @@ async function measureLink(communicator: Communicator, bytes: number, budgetSeco
       await Promise.all(Array.from({ length: count }, () => communicator.send(1, frame)));
       await communicator.receive(1);
     } else if (index === 1) {
-      for (let i = 0; i < count; i++) await communicator.receive(0);
+      // Every receive posted at once, as the all-reduce does, so no frame waits for one.
+      await Promise.all(Array.from({ length: count }, () => communicator.receiveInto(0, landing)));
       await communicator.send(0, new Uint8Array(1));
     }
   };
   const bothWays = async (): Promise<void> => {
     if (index > 1) return;
     const peer = 1 - index;
-    const receiving = (async () => {
-      for (let i = 0; i < count; i++) await communicator.receive(peer);
-    })();
+    const receiving = Promise.all(Array.from({ length: count }, () => communicator.receiveInto(peer, landing)));
     await Promise.all([...Array.from({ length: count }, () => communicator.send(peer, frame)), receiving]);
   };
   await barrier(communicator);

@@ -60,10 +60,22 @@ export class SocketTransport implements Transport {
 
 /** A listening endpoint for a rank's peers; `host` is the address others reach this machine at. */
 export class MeshListener {
+  /** Connections that came before connectMesh asked for them (peers dial as soon as they know the addresses). */
+  private readonly early: Socket[] = [];
+  private handler: ((socket: Socket) => void) | undefined;
+
   private constructor(
     readonly server: Server,
     readonly address: MeshAddress,
-  ) {}
+  ) {
+    server.on('connection', (socket: Socket) => (this.handler ? this.handler(socket) : this.early.push(socket)));
+  }
+
+  /** Hands every connection to `handler`, those that arrived before this call first. */
+  onConnection(handler: (socket: Socket) => void): void {
+    this.handler = handler;
+    for (const socket of this.early.splice(0)) handler(socket);
+  }
 
   static async open(kind: SocketKind, host = '127.0.0.1'): Promise<MeshListener> {
     const server = createServer({ noDelay: true });
@@ -93,7 +105,7 @@ export async function connectMesh(rank: number, addresses: readonly MeshAddress[
   const kind = listener.address.kind;
   const incoming: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
   const outgoing: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
-  const accepted = acceptPeers(listener.server, rank, size, token, outgoing);
+  const accepted = acceptPeers(listener, rank, size, token, outgoing);
   const dialed = addresses.map(async (address, peer) => {
     if (peer === rank) return;
     const reader = new FrameReader();
@@ -108,11 +120,11 @@ export async function connectMesh(rank: number, addresses: readonly MeshAddress[
 }
 
 /** Waits for a greeted connection from every other rank; refuses stray ones. */
-function acceptPeers(server: Server, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
+function acceptPeers(listener: MeshListener, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
   let waiting = size - 1;
   if (waiting === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    server.on('connection', (socket: Socket) => {
+    listener.onConnection((socket: Socket) => {
       socket.setNoDelay(true);
       let from = -1;
       const framed = new FramedSocket(socket, (why) => rankLost(from, why));
