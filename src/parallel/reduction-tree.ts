@@ -41,8 +41,24 @@ export function treeSumInPlace(parts: readonly Float32Array[], lo: number, hi: n
   return out;
 }
 
-/** out[i] = fround(left[i] + right[i]); out may be left or right (each element is read before it is written). */
+/**
+ * out[i] = fround(left[i] + right[i]); out may be left or right (each
+ * statement reads element i before writing it). Unrolled by 8: V8 then runs
+ * it about twice as fast as the one-line loop, which is most of the
+ * all-reduce's own CPU time.
+ */
 function addInto(out: Float32Array, left: Float32Array, right: Float32Array): void {
   const length = out.length;
-  for (let i = 0; i < length; i++) out[i] = left[i] + right[i];
+  let i = 0;
+  for (; i + 8 <= length; i += 8) {
+    out[i] = left[i] + right[i];
+    out[i + 1] = left[i + 1] + right[i + 1];
+    out[i + 2] = left[i + 2] + right[i + 2];
+    out[i + 3] = left[i + 3] + right[i + 3];
+    out[i + 4] = left[i + 4] + right[i + 4];
+    out[i + 5] = left[i + 5] + right[i + 5];
+    out[i + 6] = left[i + 6] + right[i + 6];
+    out[i + 7] = left[i + 7] + right[i + 7];
+  }
+  for (; i < length; i++) out[i] = left[i] + right[i];
 }
