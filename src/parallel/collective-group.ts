@@ -19,6 +19,7 @@ export class CollectiveGroup {
     return this.communicator.index;
   }
 
+  /** Sums in place: `partial` holds the sum afterwards and is returned. */
   allReduce(partial: Float32Array): Promise<Float32Array> {
     return this.communicator.allReduce(partial);
   }

@@ -1,9 +1,7 @@
 /**
  * Collectives over a Transport for a group of ranks. All-reduce finishes the
- * canonical reduction tree of DESIGN §4 across the group: the partials of
- * ranks [lo, hi) combine as sum([lo, mid)) + sum([mid, hi)) with
- * mid = lo + floor((hi - lo) / 2), every partial rounded to float32 — for
- * 2 ranks fround(p0 + p1), for 4 fround(fround(p0 + p1) + fround(p2 + p3)).
+ * canonical reduction tree of DESIGN §4 across the group (reduction-tree.ts):
+ * for 2 ranks fround(p0 + p1), for 4 fround(fround(p0 + p1) + fround(p2 + p3)).
  * A row-parallel shard that owns the matching subtree of leaves therefore
  * gets the unsplit result bit for bit, whatever the group size.
  *
@@ -11,11 +9,17 @@
  * (SPMD); per-pair FIFO delivery then matches the messages up.
  */
 import { check } from '../core/errors.js';
+import { allReduceSegmented, scratchFloats } from './all-reduce.js';
+import { chunkStart, treeSum } from './reduction-tree.js';
 import { asFloats, floatBytes, type Transport } from './transport.js';
+
+export { chunkStart, treeSum } from './reduction-tree.js';
 
 export class Communicator {
   /** This rank's index within the group. */
   readonly index: number;
+  /** The all-reduce's receive buffer, kept between calls: a fresh one would page-fault on every call. */
+  private scratch: Float32Array | undefined;
 
   /** `ranks` are the transport ranks of the group, in group order. */
   constructor(
@@ -39,71 +43,31 @@ export class Communicator {
     return this.transport.receive(this.ranks[peer]);
   }
 
-  /** The canonical-tree sum of every member's values, on every member. */
+  /** Writes the next message from `peer` into `into` (its length must be the message's). */
+  receiveInto(peer: number, into: Uint8Array): Promise<void> {
+    return this.transport.receiveInto(this.ranks[peer], into);
+  }
+
+  /**
+   * The canonical-tree sum of every member's values, on every member, in
+   * place: `values` holds the sum afterwards and is returned (as with one
+   * member, where there is nothing to add).
+   */
   async allReduce(values: Float32Array): Promise<Float32Array> {
     if (this.size === 1) return values;
     // Short vectors (decode activations) in one round: every member gets every
     // partial and sums the same tree itself; latency, not bytes, dominates there.
-    if (values.length <= ONE_ROUND_FLOATS) return treeSum((await this.allGather(floatBytes(values))).map(asFloats), 0, this.size);
-    if (values.length <= SEGMENT_FLOATS) return this.allReduceSegment(values);
-    return this.allReducePipelined(values);
-  }
-
-  /**
-   * Long vectors in segments, each a reduce-scatter then an all-gather, two
-   * segments deep: segment k+1's reduce-scatter is on the wire while segment
-   * k is summed and gathered. Each element's sum is still the one tree. The
-   * order of sends and receives is fixed (not timing-dependent) and the same
-   * on every member, so per-pair FIFO delivery matches them: sends go
-   * RS0, RS1, AG0, RS2, AG1, …, and receives are taken in that order.
-   */
-  private async allReducePipelined(values: Float32Array): Promise<Float32Array> {
-    const { size, index } = this;
-    const out = new Float32Array(values.length);
-    const starts: number[] = [];
-    for (let start = 0; start < values.length; start += SEGMENT_FLOATS) starts.push(start);
-    const segmentLength = (k: number): number => Math.min(SEGMENT_FLOATS, values.length - starts[k]);
-    /** Where member i's chunk of segment k starts in the whole vector. */
-    const at = (k: number, i: number): number => starts[k] + chunkStart(segmentLength(k), size, i);
-    const sends: Promise<void>[] = [];
-    const sendToPeers = (bytesFor: (peer: number) => Uint8Array): void => {
-      for (let peer = 0; peer < size; peer++) if (peer !== index) sends.push(this.send(peer, bytesFor(peer)));
-    };
-    const scatter = (k: number): void => sendToPeers((peer) => floatBytes(values.subarray(at(k, peer), at(k, peer + 1))));
-    const receiveParts = async (k: number): Promise<Float32Array[]> => {
-      const parts: Float32Array[] = [];
-      for (let peer = 0; peer < size; peer++) parts.push(peer === index ? values.subarray(at(k, index), at(k, index + 1)) : asFloats(await this.receive(peer)));
-      return parts;
-    };
-    const reduceAndShare = (k: number, parts: Float32Array[]): void => {
-      const sum = treeSum(parts, 0, size);
-      out.set(sum, at(k, index));
-      sendToPeers(() => floatBytes(sum));
-    };
-    const gather = async (k: number): Promise<void> => {
-      for (let peer = 0; peer < size; peer++) if (peer !== index) out.set(asFloats(await this.receive(peer)), at(k, peer));
-    };
-    const count = starts.length;
-    scatter(0);
-    scatter(1);
-    reduceAndShare(0, await receiveParts(0));
-    for (let k = 1; k < count; k++) {
-      const parts = await receiveParts(k);
-      await gather(k - 1);
-      if (k + 1 < count) scatter(k + 1);
-      reduceAndShare(k, parts);
+    if (values.length <= ONE_ROUND_FLOATS) {
+      values.set(treeSum((await this.allGather(floatBytes(values))).map(asFloats), 0, this.size));
+      return values;
     }
-    await gather(count - 1);
-    await Promise.all(sends);
-    return out;
-  }
-
-  private async allReduceSegment(values: Float32Array): Promise<Float32Array> {
-    const mine = await this.reduceScatter(values);
-    const chunks = await this.allGather(floatBytes(mine));
-    const out = new Float32Array(values.length);
-    chunks.forEach((chunk, i) => out.set(asFloats(chunk), chunkStart(values.length, this.size, i)));
-    return out;
+    const needed = scratchFloats(values.length, this.size, this.index);
+    // Taken while in use, so overlapping calls (not SPMD-safe anyway) cannot share it.
+    const scratch = this.scratch !== undefined && this.scratch.length >= needed ? this.scratch : new Float32Array(needed);
+    this.scratch = undefined;
+    await allReduceSegmented(this, values, scratch);
+    this.scratch = scratch;
+    return values;
   }
 
   /**
@@ -155,23 +119,3 @@ export class Communicator {
 
 /** Longest all-reduce done in one round (64 KiB). */
 const ONE_ROUND_FLOATS = 16 * 1024;
-
-/** Floats per all-reduce segment (1 MiB). */
-const SEGMENT_FLOATS = 256 * 1024;
-
-/** First element of chunk i when `length` elements are cut into `count` near-equal chunks. */
-export function chunkStart(length: number, count: number, i: number): number {
-  return Math.floor((length * i) / count);
-}
-
-/** Elementwise canonical-tree sum of parts [lo, hi), each partial rounded to float32. */
-export function treeSum(parts: readonly Float32Array[], lo: number, hi: number): Float32Array {
-  if (hi - lo === 1) return parts[lo];
-  const mid = lo + Math.floor((hi - lo) / 2);
-  const left = treeSum(parts, lo, mid);
-  const right = treeSum(parts, mid, hi);
-  /** A Float32Array store rounds each sum to float32, as Math.fround would. */
-  const out = new Float32Array(left.length);
-  for (let i = 0; i < out.length; i++) out[i] = left[i] + right[i];
-  return out;
-}

@@ -1,30 +1,33 @@
 /**
  * Length-prefixed frames over a stream socket (TCP or Unix domain): a 4-byte
  * little-endian length, then the payload. Payloads are written without a
- * copy; a received payload is a view of the socket's chunk when it arrived
- * whole, else one buffer of its exact size that the chunks are copied into.
+ * copy; frame-reader.ts parses what arrives, straight into the buffer a
+ * receiver named (`receiveInto`) when the socket reads through it.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { TesseraError } from '../core/errors.js';
-import { MessageQueue } from './message-queue.js';
+import { FrameReader } from './frame-reader.js';
+import type { MessageQueue } from './message-queue.js';
 
 const MAX_FRAME = 0xffff_ffff;
 
 export class FramedSocket {
-  private readonly queue = new MessageQueue();
-  private readonly header = new Uint8Array(4);
-  private headerFilled = 0;
-  /** The frame being assembled across chunks. */
-  private body: Uint8Array | undefined;
-  private bodyFilled = 0;
+  private readonly queue: MessageQueue;
   private ended = false;
 
-  /** `lost` makes the error for a far end that went away. */
+  /**
+   * `lost` makes the error for a far end that went away. `reader` is the one
+   * a socket made with `onread: readInto(reader)` already reads into; without
+   * it, frames are parsed from the socket's 'data' chunks.
+   */
   constructor(
     readonly socket: Socket,
     private readonly lost: (why: string) => Error,
+    reader?: FrameReader,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const frames = reader ?? new FrameReader();
+    this.queue = frames.queue;
+    if (reader === undefined) socket.on('data', (chunk: Buffer) => frames.chunk(chunk));
     socket.on('error', (error) => this.end(error.message));
     socket.on('close', () => this.end('connection closed'));
   }
@@ -52,6 +55,11 @@ export class FramedSocket {
     return this.queue.next();
   }
 
+  /** The next frame, written into `into`, which must have the frame's length. */
+  receiveInto(into: Uint8Array): Promise<void> {
+    return this.queue.nextInto(into);
+  }
+
   close(): void {
     this.ended = true;
     this.socket.end();
@@ -62,48 +70,15 @@ export class FramedSocket {
     this.ended = true;
     this.queue.fail(this.lost(why));
   }
+}
 
-  private onData(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.body === undefined) {
-        const length = this.readHeader(chunk, offset);
-        if (length < 0) return;
-        // A zero-length frame is complete as soon as its header is.
-        offset = this.afterHeader;
-        if (chunk.length - offset >= length) {
-          this.queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset + offset, length));
-          offset += length;
-          continue;
-        }
-        this.body = new Uint8Array(length);
-        this.bodyFilled = 0;
-      }
-      const count = Math.min(this.body.length - this.bodyFilled, chunk.length - offset);
-      this.body.set(chunk.subarray(offset, offset + count), this.bodyFilled);
-      this.bodyFilled += count;
-      offset += count;
-      if (this.bodyFilled === this.body.length) {
-        this.queue.push(this.body);
-        this.body = undefined;
-      }
-    }
-  }
-
-  private afterHeader = 0;
-
-  /** The frame length once all 4 header bytes are in (setting afterHeader), else -1. */
-  private readHeader(chunk: Buffer, offset: number): number {
-    if (this.headerFilled === 0 && chunk.length - offset >= 4) {
-      this.afterHeader = offset + 4;
-      return chunk.readUInt32LE(offset);
-    }
-    const count = Math.min(4 - this.headerFilled, chunk.length - offset);
-    this.header.set(chunk.subarray(offset, offset + count), this.headerFilled);
-    this.headerFilled += count;
-    this.afterHeader = offset + count;
-    if (this.headerFilled < 4) return -1;
-    this.headerFilled = 0;
-    return new DataView(this.header.buffer).getUint32(0, true);
-  }
+/** The `onread` option (net.connect) that makes a socket read where `reader` says. */
+export function readInto(reader: FrameReader): OnReadOpts {
+  return {
+    buffer: () => reader.nextBuffer(),
+    callback: (count: number) => {
+      reader.filled(count);
+      return true;
+    },
+  };
 }

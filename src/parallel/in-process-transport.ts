@@ -34,6 +34,11 @@ export class InProcessTransport implements Transport {
     return this.queues[this.rank][peer].next();
   }
 
+  receiveInto(peer: number, into: Uint8Array): Promise<void> {
+    this.checkPeer(peer);
+    return this.queues[this.rank][peer].nextInto(into);
+  }
+
   async close(): Promise<void> {
     if (this.closed[this.rank]) return;
     this.closed[this.rank] = true;

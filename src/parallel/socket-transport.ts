@@ -1,9 +1,12 @@
 /**
- * The Transport of ranks in different processes or machines: one framed
- * stream socket per pair of ranks, TCP (Nagle off) or a Unix domain socket.
- * Rank r accepts connections from the ranks above it and connects to the
- * ranks below it; each connection opens with a hello frame naming its rank
- * and the mesh token, so a stray connection is refused.
+ * The Transport of ranks in different processes or machines: framed stream
+ * sockets, TCP (Nagle off) or Unix domain, two per pair of ranks, one per
+ * direction. Every rank dials every other rank and reads only from the
+ * sockets it dialed, because only a dialed socket can take `onread`, which
+ * lets the kernel write payloads straight into their final buffers
+ * (frame-reader.ts); it writes on the sockets it accepted. Each dialed
+ * connection opens with a hello frame naming its rank and the mesh token,
+ * so a stray connection is refused.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
@@ -11,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../core/errors.js';
-import { FramedSocket } from './framed-socket.js';
+import { FrameReader } from './frame-reader.js';
+import { FramedSocket, readInto } from './framed-socket.js';
 import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
 
@@ -25,24 +29,30 @@ export class SocketTransport implements Transport {
     readonly rank: number,
     readonly size: number,
     readonly kind: SocketKind,
-    /** [size]; undefined at this rank's own index. */
-    private readonly peers: (FramedSocket | undefined)[],
+    /** [size]: the sockets this rank dialed, read from; undefined at its own index. */
+    private readonly incoming: (FramedSocket | undefined)[],
+    /** [size]: the sockets this rank accepted, written to. */
+    private readonly outgoing: (FramedSocket | undefined)[],
   ) {}
 
   send(peer: number, message: Uint8Array): Promise<void> {
-    return this.peer(peer).send(message);
+    return this.peer(this.outgoing, peer).send(message);
   }
 
   receive(peer: number): Promise<Uint8Array> {
-    return this.peer(peer).receive();
+    return this.peer(this.incoming, peer).receive();
+  }
+
+  receiveInto(peer: number, into: Uint8Array): Promise<void> {
+    return this.peer(this.incoming, peer).receiveInto(into);
   }
 
   async close(): Promise<void> {
-    for (const peer of this.peers) peer?.close();
+    for (const socket of [...this.incoming, ...this.outgoing]) socket?.close();
   }
 
-  private peer(peer: number): FramedSocket {
-    const socket = this.peers[peer];
+  private peer(sockets: (FramedSocket | undefined)[], peer: number): FramedSocket {
+    const socket = sockets[peer];
     check(socket !== undefined, 'TESSERA_ERR_INVALID_ARGUMENT', `rank ${this.rank} cannot talk to rank ${peer} in a mesh of ${this.size}`);
     return socket;
   }
@@ -50,10 +60,22 @@ export class SocketTransport implements Transport {
 
 /** A listening endpoint for a rank's peers; `host` is the address others reach this machine at. */
 export class MeshListener {
+  /** Connections that came before connectMesh asked for them (peers dial as soon as they know the addresses). */
+  private readonly early: Socket[] = [];
+  private handler: ((socket: Socket) => void) | undefined;
+
   private constructor(
     readonly server: Server,
     readonly address: MeshAddress,
-  ) {}
+  ) {
+    server.on('connection', (socket: Socket) => (this.handler ? this.handler(socket) : this.early.push(socket)));
+  }
+
+  /** Hands every connection to `handler`, those that arrived before this call first. */
+  onConnection(handler: (socket: Socket) => void): void {
+    this.handler = handler;
+    for (const socket of this.early.splice(0)) handler(socket);
+  }
 
   static async open(kind: SocketKind, host = '127.0.0.1'): Promise<MeshListener> {
     const server = createServer({ noDelay: true });
@@ -75,36 +97,40 @@ export class MeshListener {
 }
 
 /**
- * Connects this rank to every other rank of the mesh. Resolves once all
- * size-1 connections are open and greeted; rejects on a bad hello.
+ * Connects this rank to every other rank of the mesh, both ways. Resolves
+ * once all 2(size-1) connections are open and greeted.
  */
 export async function connectMesh(rank: number, addresses: readonly MeshAddress[], listener: MeshListener, token: string): Promise<SocketTransport> {
   const size = addresses.length;
   const kind = listener.address.kind;
-  const peers: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
-  const accepted = acceptPeers(listener.server, rank, size, token, peers);
-  const dialed = addresses.slice(0, rank).map(async (address, peer) => {
-    const socket = await dial(address);
-    const framed = new FramedSocket(socket, (why) => rankLost(peer, why));
+  const incoming: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
+  const outgoing: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
+  const accepted = acceptPeers(listener, rank, size, token, outgoing);
+  const dialed = addresses.map(async (address, peer) => {
+    if (peer === rank) return;
+    const reader = new FrameReader();
+    const socket = await dial(address, reader);
+    const framed = new FramedSocket(socket, (why) => rankLost(peer, why), reader);
     await framed.send(new TextEncoder().encode(JSON.stringify({ rank, token })));
-    peers[peer] = framed;
+    incoming[peer] = framed;
   });
   await Promise.all([accepted, ...dialed]);
   listener.close();
-  return new SocketTransport(rank, size, kind, peers);
+  return new SocketTransport(rank, size, kind, incoming, outgoing);
 }
 
-function acceptPeers(server: Server, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
-  let waiting = size - 1 - rank;
+/** Waits for a greeted connection from every other rank; refuses stray ones. */
+function acceptPeers(listener: MeshListener, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
+  let waiting = size - 1;
   if (waiting === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    server.on('connection', (socket: Socket) => {
+    listener.onConnection((socket: Socket) => {
       socket.setNoDelay(true);
       let from = -1;
       const framed = new FramedSocket(socket, (why) => rankLost(from, why));
       framed.receive().then((hello) => {
         const parsed = parseHello(hello);
-        if (parsed.token !== token || parsed.rank <= rank || parsed.rank >= size || peers[parsed.rank] !== undefined) {
+        if (parsed.token !== token || parsed.rank === rank || parsed.rank < 0 || parsed.rank >= size || peers[parsed.rank] !== undefined) {
           // A stray or hostile connection is dropped and logged; the mesh keeps waiting for its real peers.
           process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'} (wrong token or rank)\n`);
           socket.destroy();
@@ -128,10 +154,11 @@ function parseHello(bytes: Uint8Array): { rank: number; token: string } {
   return { rank: -1, token: '' };
 }
 
-/** An open socket to `address`, Nagle off for TCP. */
-export function dial(address: MeshAddress): Promise<Socket> {
+/** An open socket to `address`, Nagle off for TCP; with `reader`, it reads into the reader's buffers. */
+export function dial(address: MeshAddress, reader?: FrameReader): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = address.kind === 'tcp' ? createConnection({ host: address.host, port: address.port, noDelay: true }) : createConnection({ path: address.path });
+    const onread = reader && readInto(reader);
+    const socket = address.kind === 'tcp' ? createConnection({ host: address.host, port: address.port, noDelay: true, onread }) : createConnection({ path: address.path, onread });
     socket.once('connect', () => {
       socket.off('error', reject);
       resolve(socket);

@@ -25,8 +25,14 @@ export function epochMicros(): number {
 }
 
 export class TimedTransport implements Transport {
-  /** Milliseconds spent awaiting receives since the last reset. */
+  /**
+   * Milliseconds with at least one receive pending since the last reset.
+   * Counted once however many receives overlap (collectives post several at
+   * a time), so compute = step time - waitMs stays meaningful.
+   */
   waitMs = 0;
+  private pending = 0;
+  private waitingSince = 0;
 
   /** `spans`, when given, collects a trace event per message. */
   constructor(
@@ -53,20 +59,40 @@ export class TimedTransport implements Transport {
   }
 
   async receive(peer: number): Promise<Uint8Array> {
-    const started = epochMicros();
+    const started = this.startWaiting();
     let bytes = 0;
     try {
       const message = await this.inner.receive(peer);
       bytes = message.byteLength;
       return message;
     } finally {
-      const waited = epochMicros() - started;
-      this.waitMs += waited / 1000;
-      this.spans?.push({ name: 'receive (wait)', ph: 'X', ts: started, dur: waited, pid: this.rank, tid: 2, args: { peer, bytes } });
+      this.waited(started, peer, bytes);
+    }
+  }
+
+  async receiveInto(peer: number, into: Uint8Array): Promise<void> {
+    const started = this.startWaiting();
+    try {
+      await this.inner.receiveInto(peer, into);
+    } finally {
+      this.waited(started, peer, into.byteLength);
     }
   }
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  private startWaiting(): number {
+    const now = epochMicros();
+    if (this.pending++ === 0) this.waitingSince = now;
+    return now;
+  }
+
+  private waited(started: number, peer: number, bytes: number): void {
+    const now = epochMicros();
+    if (--this.pending === 0) this.waitMs += (now - this.waitingSince) / 1000;
+    const waited = now - started;
+    this.spans?.push({ name: 'receive (wait)', ph: 'X', ts: started, dur: waited, pid: this.rank, tid: 2, args: { peer, bytes } });
   }
 }

@@ -25,6 +25,20 @@ export function transportSuite(name: string, makeMesh: MeshFactory): void {
       });
     });
 
+    it('receives into named buffers, in order with plain receives, and refuses a buffer of the wrong length', async () => {
+      await withMesh(makeMesh, 2, async ([a, b]) => {
+        const sizes = [5, 3 * 1024 * 1024 + 1, 0, 70_000, 9];
+        const sent = sizes.map((size, i) => patterned(size, i + 3));
+        // Receives posted before anything is sent (as the all-reduce does), mixing both kinds.
+        const into = sizes.map((size, i) => (i % 2 === 0 ? new Uint8Array(size) : undefined));
+        const received = sent.map((_, i) => (into[i] ? b.receiveInto(0, into[i]!).then(() => into[i]!) : b.receive(0)));
+        const wrong = b.receiveInto(0, new Uint8Array(2));
+        await Promise.all([...sent, Uint8Array.of(1, 2, 3)].map((message) => a.send(1, message)));
+        assert.deepEqual(await Promise.all(received), sent);
+        await assert.rejects(wrong, { code: 'TESSERA_ERR_INTERNAL' });
+      });
+    });
+
     it('carries large messages both ways at once without deadlock', async () => {
       await withMesh(makeMesh, 2, async ([a, b]) => {
         const big = 8 * 1024 * 1024;

@@ -16,6 +16,13 @@ export interface Transport {
   send(peer: number, message: Uint8Array): Promise<void>;
   /** The next message from `peer`; its bytes belong to the caller. */
   receive(peer: number): Promise<Uint8Array>;
+  /**
+   * The next message from `peer`, written into `into` (which must be the
+   * message's length, else TESSERA_ERR_INTERNAL). Sockets write a message
+   * straight there when this was called before it arrived, so a collective
+   * that knows where its data goes allocates and copies nothing more.
+   */
+  receiveInto(peer: number, into: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 

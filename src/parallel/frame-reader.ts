@@ -1,0 +1,97 @@
+/**
+ * The receiving half of the frame format (framed-socket.ts): a 4-byte
+ * little-endian length, then the payload. Bytes come in two ways:
+ * - `chunk`: a buffer the socket allocated for one read ('data' events);
+ *   a frame found whole inside it is handed out as a view, without a copy.
+ * - `nextBuffer` / `filled`: the socket reads where this reader says
+ *   (net.Socket's `onread`). Between frames that is a small staging buffer;
+ *   inside a frame's payload it is the rest of the payload's own buffer —
+ *   the receiver's destination (`receiveInto`) when one is waiting — so the
+ *   kernel writes each payload byte straight into its place: no allocation,
+ *   no copy in JavaScript.
+ */
+import { MessageQueue } from './message-queue.js';
+
+/** Staging for headers and small frames between payload reads (bytes). */
+const STAGING_BYTES = 64 * 1024;
+
+export class FrameReader {
+  readonly queue = new MessageQueue();
+  private readonly header = new Uint8Array(4);
+  private headerFilled = 0;
+  /** The payload being filled, across reads. */
+  private body: Uint8Array | undefined;
+  private bodyFilled = 0;
+  private staging: Uint8Array | undefined;
+  /** Whether the last buffer handed to the socket was the body (else staging). */
+  private readingBody = false;
+
+  /** Where the socket should read next: the rest of the current payload, else staging. */
+  nextBuffer(): Uint8Array {
+    this.readingBody = this.body !== undefined;
+    if (this.body !== undefined) return this.body.subarray(this.bodyFilled);
+    this.staging ??= new Uint8Array(STAGING_BYTES);
+    return this.staging;
+  }
+
+  /** The socket read `count` bytes into the buffer nextBuffer() returned. */
+  filled(count: number): void {
+    if (this.readingBody) this.fillBody(count);
+    // Staging is reused by the next read, so frames in it are copied out.
+    else this.parse(this.staging!.subarray(0, count), false);
+  }
+
+  /** A chunk the socket allocated for this read; whole frames in it are handed out as views. */
+  chunk(chunk: Uint8Array): void {
+    this.parse(chunk, true);
+  }
+
+  private parse(bytes: Uint8Array, ownsBytes: boolean): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      if (this.body === undefined) {
+        const afterHeader = this.readHeader(bytes, offset);
+        if (afterHeader < 0) return;
+        offset = afterHeader;
+        const length = this.frameLength;
+        const destination = this.queue.destination;
+        if (length > 0 && destination?.byteLength === length) {
+          this.body = destination;
+        } else if (bytes.length - offset >= length) {
+          const payload = bytes.subarray(offset, offset + length);
+          this.queue.push(ownsBytes ? payload : payload.slice());
+          offset += length;
+          continue;
+        } else {
+          this.body = new Uint8Array(length);
+        }
+        this.bodyFilled = 0;
+      }
+      const count = Math.min(this.body.length - this.bodyFilled, bytes.length - offset);
+      this.body.set(bytes.subarray(offset, offset + count), this.bodyFilled);
+      offset += count;
+      this.fillBody(count);
+    }
+  }
+
+  private fillBody(count: number): void {
+    const body = this.body!;
+    this.bodyFilled += count;
+    if (this.bodyFilled < body.length) return;
+    this.body = undefined;
+    this.queue.push(body);
+  }
+
+  private frameLength = 0;
+
+  /** Reads header bytes from `offset`; once all 4 are in, sets frameLength and returns where the payload starts, else -1. */
+  private readHeader(bytes: Uint8Array, offset: number): number {
+    const count = Math.min(4 - this.headerFilled, bytes.length - offset);
+    this.header.set(bytes.subarray(offset, offset + count), this.headerFilled);
+    this.headerFilled += count;
+    if (this.headerFilled < 4) return -1;
+    this.headerFilled = 0;
+    this.frameLength = new DataView(this.header.buffer).getUint32(0, true);
+    return offset + count;
+  }
+}
