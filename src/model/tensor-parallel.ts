@@ -9,7 +9,8 @@ export interface TensorParallelGroup {
   /**
    * Sums the partial results of a row-parallel matrix multiply across ranks,
    * finishing the canonical reduction tree (DESIGN §4), so the sum equals the
-   * unsplit result bit for bit.
+   * unsplit result bit for bit. The sum is written over `partial` (and
+   * returned), so callers pass a temporary they no longer need.
    */
   allReduce(partial: Float32Array): Promise<Float32Array>;
   /** Concatenates each rank's column slice of rows [rows, cols/size] into [rows, cols]. */
