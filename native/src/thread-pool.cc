@@ -22,6 +22,15 @@ namespace {
 constexpr auto kSpin = std::chrono::microseconds(5);
 constexpr auto kYield = std::chrono::microseconds(2000);
 
+// state_: the job's generation in the high 32 bits, then a closed flag, the
+// workers that joined (15 bits) and the workers that finished (16 bits).
+constexpr uint64_t kClosed = uint64_t(1) << 31;
+constexpr uint64_t kJoinedOne = uint64_t(1) << 16;
+constexpr uint64_t kFinishedMask = 0xffff;
+
+uint64_t generationOf(uint64_t state) { return state >> 32; }
+uint64_t joinedOf(uint64_t state) { return (state >> 16) & 0x7fff; }
+
 /** Waits until `done()`: a few pauses, then yields. */
 template <typename Done>
 void waitUntil(Done done) {
@@ -36,7 +45,7 @@ void waitUntil(Done done) {
 ThreadPool::ThreadPool(int threads) {
   // A worker waits for generations after this one; read here, not on the new
   // thread, or a job posted before the thread starts would never be seen.
-  const uint64_t start = generation_.load();
+  const uint64_t start = generationOf(state_.load());
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, start] { workerLoop(start); });
 }
 
@@ -44,7 +53,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(sleepMutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    state_.store((generationOf(state_.load()) + 1) << 32);
   }
   wake_.notify_all();
   for (std::thread& worker : workers_) worker.join();
@@ -52,7 +61,7 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::drain() {
   for (;;) {
-    const int index = next_.fetch_add(1, std::memory_order_relaxed);
+    const int index = next_.fetch_add(1, std::memory_order_acq_rel);
     if (index >= count_) return;
     (*task_)(index);
   }
@@ -68,22 +77,34 @@ void ThreadPool::run(int count, const std::function<void(int)>& task) {
   count_ = count;
   task_ = &task;
   next_.store(0, std::memory_order_relaxed);
-  busyWorkers_.store(static_cast<int>(workers_.size()));
-  generation_.fetch_add(1);  // seq_cst: pairs with the sleepers_ check in workerLoop
+  state_.store((generationOf(state_.load()) + 1) << 32);  // seq_cst: pairs with the sleepers_ check in workerLoop
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(sleepMutex_);
     wake_.notify_all();
   }
   drain();
-  waitUntil([this] { return busyWorkers_.load(std::memory_order_acquire) == 0; });
+  // Every task is taken. Close the job: a worker that has not joined yet (the
+  // OS has it off its core) stays out instead of being waited for; only the
+  // workers that joined, and may still run a task, are.
+  const uint64_t joined = joinedOf(state_.fetch_or(kClosed));
+  waitUntil([this, joined] { return (state_.load(std::memory_order_acquire) & kFinishedMask) == joined; });
   task_ = nullptr;
+}
+
+/** Joins the job of generation `generation` unless it is closed (or gone); true when joined. */
+bool ThreadPool::join(uint64_t generation) {
+  uint64_t state = state_.load();
+  while (generationOf(state) == generation && (state & kClosed) == 0) {
+    if (state_.compare_exchange_weak(state, state + kJoinedOne)) return true;
+  }
+  return false;
 }
 
 void ThreadPool::workerLoop(uint64_t seen) {
   for (;;) {
     auto spinStart = std::chrono::steady_clock::now();
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    while (generationOf(state_.load(std::memory_order_acquire)) == seen) {
       if (++spins % 16 != 0) {
         TESSERA_PAUSE();
         continue;
@@ -96,14 +117,15 @@ void ThreadPool::workerLoop(uint64_t seen) {
       }
       std::unique_lock<std::mutex> lock(sleepMutex_);
       sleepers_.fetch_add(1);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
+      wake_.wait(lock, [&] { return generationOf(state_.load()) != seen; });
       sleepers_.fetch_sub(1);
       break;
     }
-    seen = generation_.load(std::memory_order_acquire);
+    seen = generationOf(state_.load(std::memory_order_acquire));
     if (stop_.load()) return;
+    if (!join(seen)) continue;
     drain();
-    busyWorkers_.fetch_sub(1, std::memory_order_release);
+    state_.fetch_add(1, std::memory_order_acq_rel);  // finished
   }
 }
 

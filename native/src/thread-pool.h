@@ -4,7 +4,9 @@
 // heads, or tokens), never a reduction.
 //
 // Workers spin briefly after a job (decode issues ops back to back, and a
-// futex wake costs more than a small op), then yield, then sleep.
+// futex wake costs more than a small op), then yield, then sleep. A job does
+// not wait for a worker the OS keeps off its core: once the caller has taken
+// the last task, workers that have not joined stay out of that job.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -31,15 +33,16 @@ class ThreadPool {
 
  private:
   void workerLoop(uint64_t seen);
+  bool join(uint64_t generation);
   void drain();
 
   std::vector<std::thread> workers_;
   std::mutex runMutex_;  // one job at a time (several JS threads may share the pool)
   std::mutex sleepMutex_;
   std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
+  /** Generation of the current job, closed flag, workers joined and finished (thread-pool.cc). */
+  std::atomic<uint64_t> state_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<int> busyWorkers_{0};
   std::atomic<int> next_{0};
   std::atomic<bool> stop_{false};
   int count_ = 0;
