@@ -124,7 +124,7 @@ export interface Backend {
   readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array;
 
   /** x [numTokens, K] · Wᵀ with W [M, K] → [numTokens, M], canonical reduction order. */
-  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array;
+  matmul(x: Float32Array, weight: Weight, numTokens: number, out?: Float32Array): Float32Array;
 
   /**
    * x against several weights of the same width → one [numTokens, M_i] per

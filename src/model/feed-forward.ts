@@ -35,7 +35,8 @@ export class DenseFeedForward implements FeedForward {
     const { backend, weights } = this;
     /** [numTokens, intermediateSize] */
     const activated = gatedActivation(backend, x, weights.gate, weights.up, numTokens, scratch);
-    return this.group.allReduce(backend.matmul(activated, weights.down, numTokens));
+    const out = scratch?.take('projected', numTokens * weights.down.shape[0]);
+    return this.group.allReduce(backend.matmul(activated, weights.down, numTokens, out));
   }
 }
 

@@ -21,6 +21,6 @@ export class ShardFeedForward implements FeedForward {
   forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
     /** [numTokens, this rank's intermediate rows] */
     const activated = gatedActivation(this.backend, x, this.gate, this.up, numTokens, scratch);
-    return this.down.forward(activated, numTokens);
+    return this.down.forward(activated, numTokens, scratch);
   }
 }

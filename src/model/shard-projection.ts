@@ -4,11 +4,15 @@
  * care how the sum is made (see shard-spec.ts for when each is used).
  */
 import type { Backend, Weight } from '../backend/backend.js';
+import type { ScratchLease } from './scratch-buffers.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
 
 export interface OutputProjection {
-  /** x [numTokens, this rank's inputs] → [numTokens, outFeatures], complete on every rank. */
-  forward(x: Float32Array, numTokens: number): Promise<Float32Array>;
+  /**
+   * x [numTokens, this rank's inputs] → [numTokens, outFeatures], complete on every rank;
+   * with `scratch`, possibly in its 'projected' buffer (valid until that is taken again).
+   */
+  forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array>;
 }
 
 /** Row-parallel: this rank's partial over its subtree of inputs, then one all-reduce that finishes the tree. */
@@ -20,8 +24,10 @@ export class RowParallelProjection implements OutputProjection {
     private readonly group: TensorParallelGroup,
   ) {}
 
-  forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
-    return this.group.allReduce(this.backend.matmul(x, this.weight, numTokens));
+  forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
+    const out = scratch?.take('projected', numTokens * this.weight.shape[0]);
+    // The all-reduce sums in place, so the result stays in `out`.
+    return this.group.allReduce(this.backend.matmul(x, this.weight, numTokens, out));
   }
 }
 

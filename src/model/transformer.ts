@@ -135,7 +135,7 @@ export class Transformer {
       if (kv.caches.length === 1) attended = output;
       else copySegmentRows(output, (attended ??= new Float32Array(numTokens * queryWidth)), cache.segments, queryWidth);
     }
-    const projected = await this.attentionOutputs[layer].forward(attended ?? new Float32Array(numTokens * queryWidth), numTokens);
+    const projected = await this.attentionOutputs[layer].forward(attended ?? new Float32Array(numTokens * queryWidth), numTokens, scratch);
     backend.addInPlace(hidden, projected);
   }
 

@@ -111,14 +111,14 @@ export class NativeBackend implements Backend {
     return this.addon.readRows(this.context, w.handle, rowStart, rowEnd, outputArray((rowEnd - rowStart) * w.cols));
   }
 
-  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
+  matmul(x: Float32Array, weight: Weight, numTokens: number, out?: Float32Array): Float32Array {
     const w = asNativeWeight(weight);
     check(
       Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
       'TESSERA_ERR_INVALID_ARGUMENT',
       `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
     );
-    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outputArray(numTokens * w.rows));
+    return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outOrNew(out, numTokens * w.rows));
   }
 
   matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, given?: readonly Float32Array[]): Float32Array[] {

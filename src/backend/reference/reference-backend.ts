@@ -25,9 +25,9 @@ export class ReferenceBackend implements Backend {
     return asReferenceWeight(weight).rowValues(rowStart, rowEnd);
   }
 
-  matmul(x: Float32Array, weight: Weight, numTokens: number): Float32Array {
+  matmul(x: Float32Array, weight: Weight, numTokens: number, out?: Float32Array): Float32Array {
     const w = asReferenceWeight(weight);
-    return matmulCanonical(x, w.values(), numTokens, w.rows, w.cols, reductionLeafSize(w.dtype));
+    return intoOut(matmulCanonical(x, w.values(), numTokens, w.rows, w.cols, reductionLeafSize(w.dtype)), out);
   }
 
   matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, outs?: readonly Float32Array[]): Float32Array[] {
