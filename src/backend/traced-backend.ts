@@ -136,7 +136,7 @@ function weightArgs(weight: Weight): TraceArgs {
 }
 
 function poolArgs(pool: KvPool): TraceArgs {
-  return { numKvHeads: pool.numKvHeads, headDim: pool.headDim, blockSize: pool.blockSize };
+  return { numKvHeads: pool.numKvHeads, headDim: pool.headDim, blockSize: pool.blockSize, dtype: pool.dtype };
 }
 
 function ropeArgs(args: RopeArgs): TraceArgs {
