@@ -5,9 +5,12 @@
 // it the old way (five calls per sequence and layer) and batched (one rope
 // call each for queries and keys, one writeKvBatch, one attentionBatch per
 // layer), alternating, and prints the medians and the per-op split.
-//   node bench/attention.mjs [--threads N] [--seqs 16] [--context 36] [--layers 22] [--steps 40]
+// `--kv-dtype f16` keeps the cache in IEEE half; `both` alternates f32 and f16
+// pools in one run, so their ratio is measured under the same machine load.
+//   node bench/attention.mjs [--threads N] [--seqs 16] [--context 36] [--layers 22] [--steps 40] [--kv-dtype f32|f16|both]
 import { parseArgs } from 'node:util';
 import { NativeBackend } from '../dist/backend/native/native-backend.js';
+import { f32ArrayToF16 } from '../dist/core/half.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -16,6 +19,7 @@ const { values: options } = parseArgs({
     context: { type: 'string', default: '36' },
     layers: { type: 'string', default: '22' },
     steps: { type: 'string', default: '40' },
+    'kv-dtype': { type: 'string', default: 'f32' },
   },
 });
 const backend = new NativeBackend({ threads: Number(options.threads) });
@@ -33,8 +37,13 @@ function randomFloats(n) {
 
 // Each sequence's blocks interleave with the others' in the pools, as a busy cache's would.
 const blocksPerSequence = Math.ceil((context + 1) / blockSize);
-const pool = () => ({ data: randomFloats(seqs * blocksPerSequence * blockSize * numKvHeads * headDim), blockSize, numKvHeads, headDim });
-const pools = Array.from({ length: layers }, () => ({ keyCache: pool(), valueCache: pool() }));
+const dtypes = options['kv-dtype'] === 'both' ? ['f32', 'f16'] : [options['kv-dtype']];
+if (!dtypes.every((dtype) => dtype === 'f32' || dtype === 'f16')) throw new Error('--kv-dtype must be f32, f16 or both');
+const pool = (dtype) => {
+  const values = randomFloats(seqs * blocksPerSequence * blockSize * numKvHeads * headDim);
+  return { dtype, data: dtype === 'f16' ? f32ArrayToF16(values) : values, blockSize, numKvHeads, headDim };
+};
+const poolsOf = Object.fromEntries(dtypes.map((dtype) => [dtype, Array.from({ length: layers }, () => ({ keyCache: pool(dtype), valueCache: pool(dtype) }))]));
 const segments = Array.from({ length: seqs }, (_, i) => ({
   start: i,
   positions: Int32Array.of(context),
@@ -54,7 +63,7 @@ const timed = (name, f) => {
   return result;
 };
 
-function perSequence() {
+function perSequence(pools) {
   for (const { keyCache, valueCache } of pools) {
     const attended = new Float32Array(seqs * queryWidth);
     for (const { start, positions: at, blockTable } of segments) {
@@ -68,27 +77,37 @@ function perSequence() {
   }
 }
 
-function batched() {
+function batched(pools) {
+  const dtype = pools[0].keyCache.dtype;
   for (const { keyCache, valueCache } of pools) {
-    timed('rope', () => rope(query, positions, numHeads));
-    timed('rope', () => rope(keys, positions, numKvHeads));
-    timed('writeKvBatch', () => backend.writeKvBatch({ keyCache, valueCache, keys, values, segments }));
-    timed('attentionBatch', () => backend.attentionBatch({ query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale }));
+    timed(`${dtype} rope`, () => rope(query, positions, numHeads));
+    timed(`${dtype} rope`, () => rope(keys, positions, numKvHeads));
+    timed(`${dtype} writeKvBatch`, () => backend.writeKvBatch({ keyCache, valueCache, keys, values, segments }));
+    timed(`${dtype} attentionBatch`, () => backend.attentionBatch({ query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale }));
   }
 }
 
 const median = (samples) => [...samples].sort((a, b) => a - b)[samples.length >> 1];
-const samples = { perSequence: [], batched: [] };
+const samples = Object.fromEntries(dtypes.flatMap((dtype) => [[`perSequence ${dtype}`, []], [`batched ${dtype}`, []]]));
 for (let step = 0; step < steps + 5; step++) {
-  for (const [name, run] of [['perSequence', perSequence], ['batched', batched]]) {
-    const start = performance.now();
-    run();
-    if (step >= 5) samples[name].push(performance.now() - start);
+  for (const dtype of dtypes) {
+    for (const [name, run] of [['perSequence', perSequence], ['batched', batched]]) {
+      const start = performance.now();
+      run(poolsOf[dtype]);
+      if (step >= 5) samples[`${name} ${dtype}`].push(performance.now() - start);
+    }
   }
 }
 const split = Object.fromEntries(Object.entries(times).map(([name, ms]) => [name, +(ms / (steps + 5)).toFixed(2)]));
-console.log(
-  `${seqs} sequences × ${context} positions, ${layers} layers, ${backend.isa} × ${backend.threads} threads: ` +
-    `per sequence ${median(samples.perSequence).toFixed(2)} ms/step, batched ${median(samples.batched).toFixed(2)} ms/step ` +
-    `(medians of ${steps}); batched split (means) ${JSON.stringify(split)}`,
-);
+for (const dtype of dtypes) {
+  console.log(
+    `${dtype} KV: ${seqs} sequences × ${context} positions, ${layers} layers, ${backend.isa} × ${backend.threads} threads: ` +
+      `per sequence ${median(samples[`perSequence ${dtype}`]).toFixed(2)} ms/step, batched ${median(samples[`batched ${dtype}`]).toFixed(2)} ms/step ` +
+      `(medians of ${steps})`,
+  );
+}
+if (dtypes.length === 2) {
+  const ratio = median(samples['batched f16']) / median(samples['batched f32']);
+  console.log(`batched f16 / f32: ${ratio.toFixed(3)}`);
+}
+console.log(`batched split (means, ms/step) ${JSON.stringify(split)}`);

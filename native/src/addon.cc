@@ -71,6 +71,51 @@ Napi::Int32Array ints(const Napi::CallbackInfo& info, size_t index, const char* 
   return info[index].As<Napi::Int32Array>();
 }
 
+/** A KV pool: float32 values or IEEE half bits. */
+struct KvPoolArg {
+  void* data;
+  size_t elements;
+  bool half;
+};
+
+KvPoolArg kvPoolArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  require(info.Length() > index && info[index].IsTypedArray(), info.Env(), std::string(name) + " must be a typed array");
+  Napi::TypedArray array = info[index].As<Napi::TypedArray>();
+  const napi_typedarray_type type = array.TypedArrayType();
+  require(type == napi_float32_array || type == napi_uint16_array, info.Env(),
+          std::string(name) + " must be a Float32Array (f32) or a Uint16Array (f16 bits)");
+  uint8_t* bytes = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  return {bytes, array.ElementLength(), type == napi_uint16_array};
+}
+
+/** Key and value pools of one dtype and size. */
+void requireSamePools(const Napi::Env& env, const KvPoolArg& keys, const KvPoolArg& values) {
+  require(keys.elements == values.elements, env, "key and value pools differ in size");
+  require(keys.half == values.half, env, "key and value pools differ in dtype");
+}
+
+/** writeKvRows into either kind of pool. */
+void writeKvPool(const KernelTable& kernels, const KvPoolArg& pool, int blockSize, int rowSize, const int32_t* blockTable,
+                 const int32_t* positions, int numTokens, const float* values) {
+  if (pool.half) {
+    writeKvRows(kernels, static_cast<uint16_t*>(pool.data), blockSize, rowSize, blockTable, positions, numTokens, values);
+  } else {
+    writeKvRows(kernels, static_cast<float*>(pool.data), blockSize, rowSize, blockTable, positions, numTokens, values);
+  }
+}
+
+/** attentionSegments over either kind of pool (checked to match by requireSamePools). */
+void attendPools(const Context& r, const AttentionShape& shape, const float* query, const KvPoolArg& keys,
+                 const KvPoolArg& values, const KvSegmentView* segments, int numSegments, float* out) {
+  if (keys.half) {
+    attentionSegments(*r.kernels, *r.pool, shape, query, static_cast<const uint16_t*>(keys.data),
+                      static_cast<const uint16_t*>(values.data), segments, numSegments, out);
+  } else {
+    attentionSegments(*r.kernels, *r.pool, shape, query, static_cast<const float*>(keys.data),
+                      static_cast<const float*>(values.data), segments, numSegments, out);
+  }
+}
+
 /** The caller's output array at `index`, which must hold exactly `length` floats (JS allocates it faster). */
 Napi::Float32Array outputArg(const Napi::CallbackInfo& info, size_t index, size_t length) {
   Napi::Float32Array out = floats(info, index, "out");
@@ -341,22 +386,22 @@ AttentionShape attentionShapeArg(const Napi::CallbackInfo& info, size_t blockSiz
 /** attention(context, query, keys, values, blockSize, numKvHeads, blockTable, positions, numHeads, headDim, scale, out) → out */
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Float32Array query = floats(info, 1, "query");
-  Napi::Float32Array keys = floats(info, 2, "keys");
-  Napi::Float32Array values = floats(info, 3, "values");
+  const KvPoolArg keys = kvPoolArg(info, 2, "keys");
+  const KvPoolArg values = kvPoolArg(info, 3, "values");
   Napi::Int32Array blockTable = ints(info, 6, "blockTable");
   Napi::Int32Array positions = ints(info, 7, "positions");
   const AttentionShape shape = attentionShapeArg(info, 4, 5, 8);
   const int numTokens = static_cast<int>(positions.ElementLength());
   require(query.ElementLength() == static_cast<size_t>(numTokens) * shape.numHeads * shape.headDim, info.Env(),
           "query shape does not match");
-  require(keys.ElementLength() == values.ElementLength(), info.Env(), "key and value pools differ in size");
+  requireSamePools(info.Env(), keys, values);
   const size_t blockFloats = static_cast<size_t>(shape.blockSize) * shape.numKvHeads * shape.headDim;
   requireBlocks(info.Env(), positions.Data(), numTokens, blockTable.Data(), blockTable.ElementLength(), shape.blockSize,
-                blockFloats, keys.ElementLength(), true);
+                blockFloats, keys.elements, true);
   Napi::Float32Array out = outputArg(info, 11, query.ElementLength());
   const Context& r = contextArg(info);
   const KvSegmentView segment{0, numTokens, positions.Data(), blockTable.Data()};
-  if (numTokens > 0) attentionSegments(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), &segment, 1, out.Data());
+  if (numTokens > 0) attendPools(r, shape, query.Data(), keys, values, &segment, 1, out.Data());
   return out;
 }
 
@@ -366,25 +411,24 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
  */
 Napi::Value AttentionBatch(const Napi::CallbackInfo& info) {
   Napi::Float32Array query = floats(info, 1, "query");
-  Napi::Float32Array keys = floats(info, 2, "keys");
-  Napi::Float32Array values = floats(info, 3, "values");
+  const KvPoolArg keys = kvPoolArg(info, 2, "keys");
+  const KvPoolArg values = kvPoolArg(info, 3, "values");
   const AttentionShape shape = attentionShapeArg(info, 4, 5, 6);
   const size_t rowSize = static_cast<size_t>(shape.numHeads) * shape.headDim;
   require(query.ElementLength() % rowSize == 0, info.Env(), "query shape does not match");
-  require(keys.ElementLength() == values.ElementLength(), info.Env(), "key and value pools differ in size");
+  requireSamePools(info.Env(), keys, values);
   const size_t blockFloats = static_cast<size_t>(shape.blockSize) * shape.numKvHeads * shape.headDim;
   const std::vector<KvSegmentView> segments =
-      segmentsArg(info, 9, query.ElementLength() / rowSize, shape.blockSize, blockFloats, keys.ElementLength(), true);
+      segmentsArg(info, 9, query.ElementLength() / rowSize, shape.blockSize, blockFloats, keys.elements, true);
   Napi::Float32Array out = outputArg(info, 12, query.ElementLength());
   const Context& r = contextArg(info);
-  attentionSegments(*r.kernels, *r.pool, shape, query.Data(), keys.Data(), values.Data(), segments.data(),
-                    static_cast<int>(segments.size()), out.Data());
+  attendPools(r, shape, query.Data(), keys, values, segments.data(), static_cast<int>(segments.size()), out.Data());
   return out;
 }
 
 /** writeKv(context, pool, blockSize, rowSize, blockTable, positions, values) */
 Napi::Value WriteKv(const Napi::CallbackInfo& info) {
-  Napi::Float32Array pool = floats(info, 1, "pool");
+  const KvPoolArg pool = kvPoolArg(info, 1, "pool");
   const int blockSize = static_cast<int>(number(info, 2, "blockSize"));
   const int rowSize = static_cast<int>(number(info, 3, "rowSize"));
   Napi::Int32Array blockTable = ints(info, 4, "blockTable");
@@ -393,30 +437,31 @@ Napi::Value WriteKv(const Napi::CallbackInfo& info) {
   require(blockSize > 0 && rowSize > 0 && values.ElementLength() == positions.ElementLength() * rowSize, info.Env(),
           "values do not hold one row per position");
   requireBlocks(info.Env(), positions.Data(), static_cast<int>(positions.ElementLength()), blockTable.Data(),
-                blockTable.ElementLength(), blockSize, static_cast<size_t>(blockSize) * rowSize, pool.ElementLength(), false);
-  writeKvRows(pool.Data(), blockSize, rowSize, blockTable.Data(), positions.Data(), static_cast<int>(positions.ElementLength()),
-              values.Data());
+                blockTable.ElementLength(), blockSize, static_cast<size_t>(blockSize) * rowSize, pool.elements, false);
+  writeKvPool(*contextArg(info).kernels, pool, blockSize, rowSize, blockTable.Data(), positions.Data(),
+              static_cast<int>(positions.ElementLength()), values.Data());
   return info.Env().Undefined();
 }
 
 /** writeKvBatch(context, keyPool, valuePool, blockSize, rowSize, segments, positions, blockTables, keys, values) */
 Napi::Value WriteKvBatch(const Napi::CallbackInfo& info) {
-  Napi::Float32Array keyPool = floats(info, 1, "keyPool");
-  Napi::Float32Array valuePool = floats(info, 2, "valuePool");
+  const KvPoolArg keyPool = kvPoolArg(info, 1, "keyPool");
+  const KvPoolArg valuePool = kvPoolArg(info, 2, "valuePool");
   const int blockSize = static_cast<int>(number(info, 3, "blockSize"));
   const int rowSize = static_cast<int>(number(info, 4, "rowSize"));
   Napi::Float32Array keys = floats(info, 8, "keys");
   Napi::Float32Array values = floats(info, 9, "values");
   require(blockSize > 0 && rowSize > 0 && keys.ElementLength() % rowSize == 0 && keys.ElementLength() == values.ElementLength(),
           info.Env(), "keys and values must hold the same whole rows");
-  require(keyPool.ElementLength() == valuePool.ElementLength(), info.Env(), "key and value pools differ in size");
+  requireSamePools(info.Env(), keyPool, valuePool);
   const std::vector<KvSegmentView> segments = segmentsArg(info, 5, keys.ElementLength() / rowSize, blockSize,
-                                                          static_cast<size_t>(blockSize) * rowSize, keyPool.ElementLength(), false);
+                                                          static_cast<size_t>(blockSize) * rowSize, keyPool.elements, false);
+  const KernelTable& kernels = *contextArg(info).kernels;
   // In segment order, on this thread: a few rows per sequence, and a slot two segments share ends with the last.
   for (const KvSegmentView& s : segments) {
     const size_t first = static_cast<size_t>(s.start) * rowSize;
-    writeKvRows(keyPool.Data(), blockSize, rowSize, s.blockTable, s.positions, s.count, keys.Data() + first);
-    writeKvRows(valuePool.Data(), blockSize, rowSize, s.blockTable, s.positions, s.count, values.Data() + first);
+    writeKvPool(kernels, keyPool, blockSize, rowSize, s.blockTable, s.positions, s.count, keys.Data() + first);
+    writeKvPool(kernels, valuePool, blockSize, rowSize, s.blockTable, s.positions, s.count, values.Data() + first);
   }
   return info.Env().Undefined();
 }

@@ -72,12 +72,28 @@ void ropeInPlace(ThreadPool& pool, float* x, const int32_t* positions, int numTo
   });
 }
 
-void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,
-                 const float* values) {
+namespace {
+
+/** The slot of `position` through the block table. */
+size_t kvSlot(int blockSize, const int32_t* blockTable, int position) {
+  return static_cast<size_t>(blockTable[position / blockSize]) * blockSize + position % blockSize;
+}
+
+}  // namespace
+
+void writeKvRows(const KernelTable&, float* pool, int blockSize, int rowSize, const int32_t* blockTable,
+                 const int32_t* positions, int numTokens, const float* values) {
   for (int t = 0; t < numTokens; t++) {
-    const int position = positions[t];
-    const size_t slot = static_cast<size_t>(blockTable[position / blockSize]) * blockSize + position % blockSize;
+    const size_t slot = kvSlot(blockSize, blockTable, positions[t]);
     std::memcpy(pool + slot * rowSize, values + static_cast<size_t>(t) * rowSize, sizeof(float) * rowSize);
+  }
+}
+
+void writeKvRows(const KernelTable& kernels, uint16_t* pool, int blockSize, int rowSize, const int32_t* blockTable,
+                 const int32_t* positions, int numTokens, const float* values) {
+  for (int t = 0; t < numTokens; t++) {
+    const size_t slot = kvSlot(blockSize, blockTable, positions[t]);
+    kernels.floatsToHalves(values + static_cast<size_t>(t) * rowSize, rowSize, pool + slot * rowSize);
   }
 }
 
@@ -124,12 +140,28 @@ std::vector<AttentionTask> attentionTasks(const KvSegmentView* segments, int num
   return tasks;
 }
 
-/** One KV head of a task: its group's queries over the segment's blocks. */
-void attendTaskHead(const KernelTable& kernels, const AttentionShape& s, const float* query, const float* keys,
-                    const float* values, const KvSegmentView& segment, const AttentionTask& task, int kvHead, float* out) {
+/** The kernel for the cache's element type. */
+void attendKvHead(const KernelTable& kernels, const float* const* queries, const int32_t* lasts, float* const* outs, int count,
+                  const float* const* keyBlocks, const float* const* valueBlocks, const AttentionShape& s, int rowStride,
+                  float* scratch) {
+  kernels.attendKvHead(queries, lasts, outs, count, keyBlocks, valueBlocks, s.blockSize, rowStride, s.headDim, s.scale, scratch);
+}
+
+void attendKvHead(const KernelTable& kernels, const float* const* queries, const int32_t* lasts, float* const* outs, int count,
+                  const uint16_t* const* keyBlocks, const uint16_t* const* valueBlocks, const AttentionShape& s, int rowStride,
+                  float* scratch) {
+  kernels.attendKvHeadF16(queries, lasts, outs, count, keyBlocks, valueBlocks, s.blockSize, rowStride, s.headDim, s.scale,
+                          scratch);
+}
+
+/** One KV head of a task: its group's queries over the segment's blocks (T: float or half bits). */
+template <typename T>
+void attendTaskHead(const KernelTable& kernels, const AttentionShape& s, const float* query, const T* keys, const T* values,
+                    const KvSegmentView& segment, const AttentionTask& task, int kvHead, float* out) {
   const int group = s.numHeads / s.numKvHeads;
   const int rowStride = s.numKvHeads * s.headDim;
-  thread_local std::vector<const float*> queries, keyBlocks, valueBlocks;
+  thread_local std::vector<const float*> queries;
+  thread_local std::vector<const T*> keyBlocks, valueBlocks;
   thread_local std::vector<float*> outs;
   thread_local std::vector<int32_t> lasts;
   thread_local std::vector<float> scratch;
@@ -158,14 +190,13 @@ void attendTaskHead(const KernelTable& kernels, const AttentionShape& s, const f
   const int count = static_cast<int>(queries.size());
   const size_t needed = attentionScratchFloats(count, s.blockSize, s.headDim);
   if (scratch.size() < needed) scratch.resize(needed);
-  kernels.attendKvHead(queries.data(), lasts.data(), outs.data(), count, keyBlocks.data(), valueBlocks.data(), s.blockSize,
-                       rowStride, s.headDim, s.scale, scratch.data());
+  attendKvHead(kernels, queries.data(), lasts.data(), outs.data(), count, keyBlocks.data(), valueBlocks.data(), s, rowStride,
+               scratch.data());
 }
 
-}  // namespace
-
-void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
-                       const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out) {
+template <typename T>
+void attentionSegmentsOf(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                         const T* keys, const T* values, const KvSegmentView* segments, int numSegments, float* out) {
   const std::vector<AttentionTask> tasks = attentionTasks(segments, numSegments, shape.numKvHeads, pool.threads());
   pool.run(static_cast<int>(tasks.size()), [&](int i) {
     const AttentionTask& task = tasks[i];
@@ -173,6 +204,18 @@ void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const Atten
       attendTaskHead(kernels, shape, query, keys, values, segments[task.segment], task, kv, out);
     }
   });
+}
+
+}  // namespace
+
+void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                       const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out) {
+  attentionSegmentsOf(kernels, pool, shape, query, keys, values, segments, numSegments, out);
+}
+
+void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                       const uint16_t* keys, const uint16_t* values, const KvSegmentView* segments, int numSegments, float* out) {
+  attentionSegmentsOf(kernels, pool, shape, query, keys, values, segments, numSegments, out);
 }
 
 void siluMulAll(const KernelTable& kernels, ThreadPool& pool, const float* gate, const float* up, size_t n, float* out) {

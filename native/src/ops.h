@@ -16,8 +16,11 @@ void ropeInPlace(ThreadPool& pool, float* x, const int32_t* positions, int numTo
                  bool halves, const float* inverseFrequencies);
 
 /** values [numTokens, rowSize] → pool rows of `positions` through the block table (checked by the caller). */
-void writeKvRows(float* pool, int blockSize, int rowSize, const int32_t* blockTable, const int32_t* positions, int numTokens,
-                 const float* values);
+void writeKvRows(const KernelTable& kernels, float* pool, int blockSize, int rowSize, const int32_t* blockTable,
+                 const int32_t* positions, int numTokens, const float* values);
+/** The same into a pool of IEEE half bits, each value rounded to nearest even. */
+void writeKvRows(const KernelTable& kernels, uint16_t* pool, int blockSize, int rowSize, const int32_t* blockTable,
+                 const int32_t* positions, int numTokens, const float* values);
 
 /** One sequence's rows [start, start + count) of a batch, at `positions` through `blockTable` (checked by the caller). */
 struct KvSegmentView {
@@ -38,6 +41,9 @@ struct AttentionShape {
  */
 void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
                        const float* keys, const float* values, const KvSegmentView* segments, int numSegments, float* out);
+/** The same over pools of IEEE half bits (bitwise what f32 pools holding the widened values give). */
+void attentionSegments(const KernelTable& kernels, ThreadPool& pool, const AttentionShape& shape, const float* query,
+                       const uint16_t* keys, const uint16_t* values, const KvSegmentView* segments, int numSegments, float* out);
 
 void siluMulAll(const KernelTable& kernels, ThreadPool& pool, const float* gate, const float* up, size_t n, float* out);
 void addAll(const KernelTable& kernels, ThreadPool& pool, float* a, const float* b, size_t n);

@@ -2,15 +2,16 @@
  * The batched KV ops of the shared backend suite: writeKvBatch and
  * attentionBatch over a batch of several sequences (prefill chunks and decode
  * tokens of different lengths, each sequence with its own shuffled block
- * table in shared pools) must give each segment exactly the bits of the
- * per-sequence writeKv and attention, and leave rows outside every segment
- * zero.
+ * table in shared pools, f32 and f16 KV) must give each segment exactly the
+ * bits of the per-sequence writeKv and attention, and leave rows outside
+ * every segment zero.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend, KvPool, KvSegment } from './backend.js';
 import { isTesseraError } from '../core/errors.js';
-import { TestRandom, assertBitwise, makePool } from './backend-oracle.js';
+import { KV_DTYPES, type KvDtype } from '../core/kv-dtype.js';
+import { TestRandom, assertBitwise, assertSamePool, makePool } from './backend-oracle.js';
 
 interface BatchShape {
   numHeads: number;
@@ -48,10 +49,12 @@ const PLANS: SequencePlan[] = [
 
 export function batchedKvCases(makeBackend: () => Backend): void {
   for (const shape of SHAPES) {
-    const label = `${shape.numHeads}/${shape.numKvHeads} heads of ${shape.headDim}, block ${shape.blockSize}`;
-    test(`writeKvBatch and attentionBatch (${label}) give every segment the bits of its own writeKv and attention`, () => {
-      batchScenario(makeBackend(), shape, new TestRandom(70 + shape.headDim));
-    });
+    for (const dtype of KV_DTYPES) {
+      const label = `${shape.numHeads}/${shape.numKvHeads} heads of ${shape.headDim}, block ${shape.blockSize}, ${dtype} KV`;
+      test(`writeKvBatch and attentionBatch (${label}) give every segment the bits of its own writeKv and attention`, () => {
+        batchScenario(makeBackend(), shape, dtype, new TestRandom(70 + shape.headDim));
+      });
+    }
   }
 
   test('writeKvBatch and attentionBatch reject overlapping or out-of-batch segments and positions beyond a block table', () => {
@@ -77,7 +80,7 @@ export function batchedKvCases(makeBackend: () => Backend): void {
   });
 }
 
-function batchScenario(backend: Backend, shape: BatchShape, random: TestRandom): void {
+function batchScenario(backend: Backend, shape: BatchShape, dtype: KvDtype, random: TestRandom): void {
   const { numHeads, numKvHeads, headDim, blockSize } = shape;
   const rowKv = numKvHeads * headDim;
   const rowQ = numHeads * headDim;
@@ -96,7 +99,7 @@ function batchScenario(backend: Backend, shape: BatchShape, random: TestRandom):
 
   /** Pools holding every sequence's history, written per sequence. */
   const historyPools = (): [KvPool, KvPool] => {
-    const pools: [KvPool, KvPool] = [makePool(numBlocks, blockSize, numKvHeads, headDim), makePool(numBlocks, blockSize, numKvHeads, headDim)];
+    const pools: [KvPool, KvPool] = [makePool(numBlocks, blockSize, numKvHeads, headDim, dtype), makePool(numBlocks, blockSize, numKvHeads, headDim, dtype)];
     for (const { plan, blockTable, keys, values } of sequences) {
       backend.writeKv(pools[0], blockTable, range(0, plan.history), keys.subarray(0, plan.history * rowKv));
       backend.writeKv(pools[1], blockTable, range(0, plan.history), values.subarray(0, plan.history * rowKv));
@@ -133,8 +136,8 @@ function batchScenario(backend: Backend, shape: BatchShape, random: TestRandom):
   query.fill(7, spare * rowQ, (spare + 1) * rowQ);
   const [keyCache, valueCache] = historyPools();
   backend.writeKvBatch({ keyCache, valueCache, keys, values, segments });
-  assertBitwise(keyCache.data, keyAlone.data, 'key pool after writeKvBatch');
-  assertBitwise(valueCache.data, valueAlone.data, 'value pool after writeKvBatch');
+  assertSamePool(keyCache, keyAlone, 'key pool after writeKvBatch');
+  assertSamePool(valueCache, valueAlone, 'value pool after writeKvBatch');
   const out = backend.attentionBatch({ query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale });
   assert.equal(out.length, numTokens * rowQ);
   sequences.forEach(({ plan }, i) => {

@@ -4,7 +4,9 @@
  * fast or used in production.
  */
 import assert from 'node:assert/strict';
-import type { KvPool } from './backend.js';
+import { createKvPool, type KvPool } from './backend.js';
+import type { KvDtype } from '../core/kv-dtype.js';
+import { f16ToF32, f32ToF16 } from '../core/half.js';
 import type { DType } from '../core/dtype.js';
 import type { RopeStyle } from '../core/model-config.js';
 import { dequantize, quantize } from '../core/quant.js';
@@ -86,6 +88,22 @@ export function assertBitwise(actual: Float32Array, expected: Float32Array, labe
   for (let i = 0; i < a.length; i++) {
     if (a[i] !== b[i]) assert.fail(`${label}[${i}]: ${actual[i]} !== ${expected[i]}`);
   }
+}
+
+/** Two KV pools hold the same bytes (f32 values or f16 bits). */
+export function assertSamePool(actual: KvPool, expected: KvPool, label: string): void {
+  assert.equal(actual.dtype, expected.dtype, `${label}: dtype`);
+  const a = new Uint8Array(actual.data.buffer, actual.data.byteOffset, actual.data.byteLength);
+  const b = new Uint8Array(expected.data.buffer, expected.data.byteOffset, expected.data.byteLength);
+  assert.equal(a.length, b.length, `${label}: length`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) assert.fail(`${label}: byte ${i} differs (${a[i]} !== ${b[i]})`);
+  }
+}
+
+/** Values as an f16 KV cache keeps them: rounded to half (nearest even) and widened back. */
+export function roundToF16(values: Float32Array): Float32Array {
+  return values.map((v) => f16ToF32(f32ToF16(v)));
 }
 
 /** x [N, K] · Wᵀ, w [M, K] → { value, absolute: Σ|x·w| } each [N, M], in float64. */
@@ -184,8 +202,8 @@ export function naiveAttention(
   return out;
 }
 
-export function makePool(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvPool {
-  return { data: new Float32Array(numBlocks * blockSize * numKvHeads * headDim), blockSize, numKvHeads, headDim };
+export function makePool(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: KvDtype = 'f32'): KvPool {
+  return createKvPool(dtype, numBlocks, blockSize, numKvHeads, headDim);
 }
 
 /** Canonical tree over the partial results of K-shards: each [N, M], combined elementwise. */

@@ -11,8 +11,10 @@ import { DTYPE_LAYOUTS, byteSize, type DType } from '../core/dtype.js';
 import { isTesseraError } from '../core/errors.js';
 import {
   SUITE_DTYPES, TestRandom, assertBitwise, assertClose, combineShards, encodeWeight, f32Bytes, makePool,
-  naiveAttention, naiveMatmul, naiveRmsNorm, naiveRope,
+  naiveAttention, naiveMatmul, naiveRmsNorm, naiveRope, roundToF16,
 } from './backend-oracle.js';
+import type { KvDtype } from '../core/kv-dtype.js';
+import { f32ToF16 } from '../core/half.js';
 import { batchedKvCases } from './backend-batch.case.js';
 
 /** A weight [M, K] of random values in `dtype`, with the values its bytes decode to. */
@@ -250,7 +252,28 @@ function attentionCases(makeBackend: () => Backend): void {
     // position 1 → block 2 slot 1; position 4 → block 3 slot 0; a slot is numKvHeads·headDim = 6 values.
     assert.deepEqual([...pool.data.subarray((2 * 2 + 1) * 6, (2 * 2 + 2) * 6)], [1, 2, 3, 4, 5, 6]);
     assert.deepEqual([...pool.data.subarray(3 * 2 * 6, 3 * 2 * 6 + 6)], [7, 8, 9, 10, 11, 12]);
-    assert.equal(pool.data.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0), 12);
+    assert.equal([...pool.data].filter((v) => v !== 0).length, 12);
+  });
+
+  test('writeKv to an f16 pool rounds each value to nearest even (ties, subnormals, overflow, NaN), as f32ToF16', () => {
+    const backend = makeBackend();
+    // 40 values a row, so vector conversions see whole groups and a tail.
+    const special = [
+      1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 65519.99, 65520, 1e6, -1e6, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -26,
+      2 ** -14 - 2 ** -25, 1e-9, -0, 0, Infinity, -Infinity, NaN, -(2 ** -24) * 1.5, 0.1, -0.3, 1e-40,
+    ];
+    const random = new TestRandom(57);
+    const values = Float32Array.from({ length: 3 * 40 }, (_, i) => (i < special.length ? special[i] : random.floats(1, 4)[0]));
+    const pool = makePool(2, 2, 2, 20, 'f16');
+    backend.writeKv(pool, Int32Array.from([1, 0]), Int32Array.from([0, 1, 2]), values);
+    // Position p is in logical block p >> 1 (physical 1 then 0), slot p & 1; a slot is 40 values.
+    const slots = [2, 3, 0];
+    slots.forEach((slot, t) => {
+      for (let i = 0; i < 40; i++) {
+        const expected = f32ToF16(values[t * 40 + i]);
+        assert.equal(pool.data[slot * 40 + i], expected, `value ${values[t * 40 + i]} → 0x${expected.toString(16)}`);
+      }
+    });
   });
 
   const cases: AttentionCase[] = [
@@ -261,26 +284,35 @@ function attentionCases(makeBackend: () => Backend): void {
   for (const shape of cases) {
     const label = `${shape.numHeads}/${shape.numKvHeads} heads, block ${shape.blockSize}, ${shape.seqLen} tokens`;
     test(`attention (${label}) over a shuffled block table matches softmax attention; prefill, chunks and decode agree bitwise`, () => {
-      attentionScenario(makeBackend(), shape, new TestRandom(60 + shape.seqLen));
+      const backend = makeBackend();
+      const f32 = attentionScenario(backend, shape, 'f32', new TestRandom(60 + shape.seqLen));
+      const f16 = attentionScenario(backend, shape, 'f16', new TestRandom(60 + shape.seqLen));
+      // Keys and values rounded to half (relative error ≤ 2^-11) move the outputs (mixes of values of magnitude ≤ 1) by about that much.
+      assertClose(f16.prefill, f32.prefill, { atol: 5e-3, rtol: 5e-3 }, 'f16 KV vs f32 KV');
+      // An f16 cache gives the bits of an f32 cache holding the widened halves.
+      assertBitwise(f16.prefill, f16.fromWidened, 'f16 KV vs f32 KV of the rounded values');
     });
   }
 }
 
-function attentionScenario(backend: Backend, shape: AttentionCase, random: TestRandom): void {
+/** The scenario on pools of `dtype` → its prefill output, and what f32 pools of the same (rounded) values give. */
+function attentionScenario(backend: Backend, shape: AttentionCase, dtype: KvDtype, random: TestRandom): { prefill: Float32Array; fromWidened: Float32Array } {
   const { numHeads, numKvHeads, headDim, blockSize, seqLen } = shape;
   const numBlocks = Math.ceil(seqLen / blockSize) + 3;
   const blockTable = random.permutation(numBlocks).subarray(0, Math.ceil(seqLen / blockSize));
   const query = random.floats(seqLen * numHeads * headDim, 2);
-  const keys = random.floats(seqLen * numKvHeads * headDim, 2);
-  const values = random.floats(seqLen * numKvHeads * headDim);
+  const keysIn = random.floats(seqLen * numKvHeads * headDim, 2);
+  const valuesIn = random.floats(seqLen * numKvHeads * headDim);
+  // What the cache holds: the values themselves, or rounded to half.
+  const [keys, values] = dtype === 'f16' ? [roundToF16(keysIn), roundToF16(valuesIn)] : [keysIn, valuesIn];
   const scale = 1 / Math.sqrt(headDim);
   const rowQ = numHeads * headDim;
   const rowKv = numKvHeads * headDim;
 
   /** Runs the sequence in calls covering [start, end) each; → [seqLen, numHeads, headDim]. */
-  const run = (chunks: [number, number][]): Float32Array => {
-    const keyCache = makePool(numBlocks, blockSize, numKvHeads, headDim);
-    const valueCache = makePool(numBlocks, blockSize, numKvHeads, headDim);
+  const run = (chunks: [number, number][], poolDtype = dtype, keys = keysIn, values = valuesIn): Float32Array => {
+    const keyCache = makePool(numBlocks, blockSize, numKvHeads, headDim, poolDtype);
+    const valueCache = makePool(numBlocks, blockSize, numKvHeads, headDim, poolDtype);
     const out = new Float32Array(seqLen * rowQ);
     for (const [start, end] of chunks) {
       const positions = Int32Array.from({ length: end - start }, (_, i) => start + i);
@@ -299,4 +331,5 @@ function attentionScenario(backend: Backend, shape: AttentionCase, random: TestR
   const third = Math.floor(seqLen / 3);
   assertBitwise(run([[0, third], [third, third + 5], [third + 5, seqLen]]), prefill, 'chunked prefill');
   assertBitwise(run(Array.from({ length: seqLen }, (_, i): [number, number] => [i, i + 1])), prefill, 'token by token');
+  return { prefill, fromWidened: run([[0, seqLen]], 'f32', keys, values) };
 }

@@ -17,6 +17,7 @@
  *   exactly the bits of the per-sequence op on that segment alone.
  */
 import type { DType } from '../core/dtype.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 import type { RopeStyle } from '../core/model-config.js';
 
 export interface Weight {
@@ -40,16 +41,22 @@ export interface AttentionArgs {
   scale: number;
 }
 
-/**
- * One layer's keys or values in fixed-size blocks:
- * data is [numBlocks, blockSize, numKvHeads, headDim].
- */
-export interface KvPool {
-  readonly data: Float32Array;
+interface KvPoolShape {
   readonly blockSize: number;
   readonly numKvHeads: number;
   readonly headDim: number;
 }
+
+/**
+ * One layer's keys or values in fixed-size blocks:
+ * data is [numBlocks, blockSize, numKvHeads, headDim], float32 values or
+ * IEEE half bits. Writes round float32 to f16 (nearest even); attention
+ * widens f16 exactly and then computes as from an f32 pool holding the
+ * widened values, bit for bit.
+ */
+export type KvPool =
+  | (KvPoolShape & { readonly dtype: 'f32'; readonly data: Float32Array })
+  | (KvPoolShape & { readonly dtype: 'f16'; readonly data: Uint16Array });
 
 /** One sequence's run of consecutive rows in a batched KV op. */
 export interface KvSegment {
@@ -173,6 +180,13 @@ export interface Backend {
 
   /** a += b, elementwise, in place. */
   addInPlace(a: Float32Array, b: Float32Array): void;
+}
+
+/** A zeroed pool of `numBlocks` blocks of `dtype`. */
+export function createKvPool(dtype: KvDtype, numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvPool {
+  const elements = numBlocks * blockSize * numKvHeads * headDim;
+  const shape = { blockSize, numKvHeads, headDim };
+  return dtype === 'f16' ? { ...shape, dtype, data: new Uint16Array(elements) } : { ...shape, dtype, data: new Float32Array(elements) };
 }
 
 /** Leaf size of the canonical reduction for a weight type: one quant block, or 32 elements. */

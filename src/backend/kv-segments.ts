@@ -43,8 +43,9 @@ export function segmentRows(x: Float32Array, segment: KvSegment, rowSize: number
 export function checkSamePools(keyCache: KvPool, valueCache: KvPool): void {
   check(
     valueCache.numKvHeads === keyCache.numKvHeads && valueCache.headDim === keyCache.headDim &&
-      valueCache.blockSize === keyCache.blockSize && valueCache.data.length === keyCache.data.length,
+      valueCache.blockSize === keyCache.blockSize && valueCache.data.length === keyCache.data.length &&
+      valueCache.dtype === keyCache.dtype,
     'TESSERA_ERR_INVALID_ARGUMENT',
-    'the key and value pools differ (numKvHeads, headDim, blockSize or size)',
+    'the key and value pools differ (numKvHeads, headDim, blockSize, size or dtype)',
   );
 }

@@ -93,10 +93,10 @@ test('norm, embedding, rope, KV writes, attention and pointwise ops record their
   assert.deepEqual(spansOf(events, 'embed')[0].args, { numTokens: 3, dtype: 'f32', shape: '[10, 8]', weightBytes: 3 * headDim * 4 });
   assert.deepEqual(spansOf(events, 'rmsNorm')[0].args, { rows: 3, dim: headDim, weightBytes: headDim * 4 });
   assert.equal(spansOf(events, 'writeKv').length, 2);
-  assert.deepEqual(spansOf(events, 'writeKv')[0].args, { numTokens: 5, numKvHeads, headDim, blockSize, bytes: 5 * numKvHeads * headDim * 4 });
+  assert.deepEqual(spansOf(events, 'writeKv')[0].args, { numTokens: 5, numKvHeads, headDim, blockSize, dtype: 'f32', bytes: 5 * numKvHeads * headDim * 4 });
   // Queries at positions 3 and 4 read keys and values 0..4.
   assert.deepEqual(spansOf(events, 'attention')[0].args, { numTokens: 2, numHeads, numKvHeads, headDim, kvPositions: 5, kvBytes: 2 * 5 * numKvHeads * headDim * 4 });
-  assert.deepEqual(spansOf(events, 'writeKvBatch')[0].args, { numTokens: 3, segments: 2, numKvHeads, headDim, blockSize, bytes: 2 * 3 * numKvHeads * headDim * 4 });
+  assert.deepEqual(spansOf(events, 'writeKvBatch')[0].args, { numTokens: 3, segments: 2, numKvHeads, headDim, blockSize, dtype: 'f32', bytes: 2 * 3 * numKvHeads * headDim * 4 });
   // Each segment reads its own sequence: positions 0..6 and 0..2.
   assert.deepEqual(spansOf(events, 'attentionBatch')[0].args, { numTokens: 3, segments: 2, numHeads, numKvHeads, headDim, kvPositions: 10, kvBytes: 2 * 10 * numKvHeads * headDim * 4 });
   assert.deepEqual(spansOf(events, 'siluMul')[0].args, { elements: 12 });

@@ -18,6 +18,7 @@
 import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, RopeArgs, Weight } from './backend.js';
 import { byteSize, type DType } from '../core/dtype.js';
 import { TRACE_THREADS, epochMicros, type TraceArgs, type TraceEvent } from '../core/trace-event.js';
+import { kvDtypeBytes } from '../core/kv-dtype.js';
 
 /** Where spans go: a rank's event list, and the process (rank) and track they are drawn on. */
 export interface TraceTrack {
@@ -50,14 +51,15 @@ const DESCRIBE: { [K in Op]?: Describe<K> } = {
   rmsNorm: (x, weight, numRows) => ({ rows: numRows, dim: x.length / Math.max(1, numRows), weightBytes: bytesOf(weight.dtype, weight.shape) }),
   addBias: (x, bias, numRows) => ({ rows: numRows, dim: x.length / Math.max(1, numRows), weightBytes: bytesOf(bias.dtype, bias.shape) }),
   rope: (args) => ropeArgs(args),
-  writeKv: (pool, _blockTable, positions, values) => ({ numTokens: positions.length, ...poolArgs(pool), bytes: values.byteLength }),
+  // Bytes stored in the cache (half of the values' bytes for an f16 pool).
+  writeKv: (pool, _blockTable, positions, values) => ({ numTokens: positions.length, ...poolArgs(pool), bytes: values.length * kvDtypeBytes(pool.dtype) }),
   attention: (args) => attentionArgs(args),
   // Keys and values of every segment's rows.
   writeKvBatch: ({ keyCache, segments }) => ({
     numTokens: rowsOf(segments),
     segments: segments.length,
     ...poolArgs(keyCache),
-    bytes: 2 * rowsOf(segments) * keyCache.numKvHeads * keyCache.headDim * Float32Array.BYTES_PER_ELEMENT,
+    bytes: 2 * rowsOf(segments) * keyCache.numKvHeads * keyCache.headDim * kvDtypeBytes(keyCache.dtype),
   }),
   attentionBatch: (args) => attentionBatchArgs(args),
   siluMul: (gate) => ({ elements: gate.length }),
@@ -136,7 +138,7 @@ function weightArgs(weight: Weight): TraceArgs {
 }
 
 function poolArgs(pool: KvPool): TraceArgs {
-  return { numKvHeads: pool.numKvHeads, headDim: pool.headDim, blockSize: pool.blockSize };
+  return { numKvHeads: pool.numKvHeads, headDim: pool.headDim, blockSize: pool.blockSize, dtype: pool.dtype };
 }
 
 function ropeArgs(args: RopeArgs): TraceArgs {
@@ -162,7 +164,7 @@ function attentionBatchArgs(args: AttentionBatchArgs): TraceArgs {
     numKvHeads: args.numKvHeads,
     headDim: args.headDim,
     kvPositions,
-    kvBytes: 2 * kvPositions * args.numKvHeads * args.headDim * Float32Array.BYTES_PER_ELEMENT,
+    kvBytes: 2 * kvPositions * args.numKvHeads * args.headDim * kvDtypeBytes(args.keyCache.dtype),
   };
 }
 
@@ -174,7 +176,7 @@ function attentionArgs(args: AttentionArgs): TraceArgs {
     numKvHeads: args.numKvHeads,
     headDim: args.headDim,
     kvPositions,
-    kvBytes: 2 * kvPositions * args.numKvHeads * args.headDim * Float32Array.BYTES_PER_ELEMENT,
+    kvBytes: 2 * kvPositions * args.numKvHeads * args.headDim * kvDtypeBytes(args.keyCache.dtype),
   };
 }
 

@@ -71,6 +71,28 @@ test('logits --json prints one float row per position', (t) => {
   assert.equal(argmax, 403);
 });
 
+test('--kv-cache-dtype f16 on run and logits: the same text from BOS, logits within the half rounding; a bad value is coded', (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const ids = '1,403,407,261,378,432';
+  const logitsOf = (dtype: string) => {
+    const result = tessera('logits', '--model', model, '--prompt-ids', ids, '--json', '--kv-cache-dtype', dtype);
+    assert.equal(result.status, 0, result.stderr);
+    return (JSON.parse(result.stdout) as { logits: number[][] }).logits.flat();
+  };
+  const [f32, f16] = [logitsOf('f32'), logitsOf('f16')];
+  const delta = Math.max(...f32.map((v, i) => Math.abs(v - f16[i])));
+  assert.ok(delta > 0 && delta < 0.05, `max |Δ| ${delta}`);
+  const run = (dtype: string) => tessera('run', '--model', model, '--max-tokens', '16', '--json', '--kv-cache-dtype', dtype);
+  const [runF32, runF16] = [run('f32'), run('f16')];
+  assert.equal(runF16.status, 0, runF16.stderr);
+  // stories260K's greedy margins are wide: 16 tokens do not flip under half-rounded keys and values.
+  assert.deepEqual((JSON.parse(runF16.stdout) as { ids: number[] }).ids, (JSON.parse(runF32.stdout) as { ids: number[] }).ids);
+  const bad = tessera('run', '--model', model, '--max-tokens', '1', '--kv-cache-dtype', 'bf16');
+  assertCodedFailure(bad, 'TESSERA_ERR_INVALID_ARGUMENT');
+  assert.match(bad.stderr, /--kv-cache-dtype must be one of f32, f16/);
+});
+
 test('a missing model file is a coded one-line error', () => {
   assertCodedFailure(tessera('run', '--model', join(scratch, 'nope.gguf'), '--max-tokens', '1'), 'TESSERA_ERR_FILE_NOT_FOUND');
 });

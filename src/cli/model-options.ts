@@ -6,6 +6,7 @@ import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
 import { loadProgressBar } from './load-progress.js';
 import { openTracedEngine } from './traced-engine.js';
+import { DEFAULT_KV_DTYPE, KV_DTYPES, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 
 export interface ModelOptions {
   model: string;
@@ -13,6 +14,7 @@ export interface ModelOptions {
   verbose?: boolean;
   backend?: BackendChoice;
   threads?: number;
+  kvCacheDtype?: KvDtype;
 }
 
 export function addModelOptions(command: Command): Command {
@@ -28,7 +30,15 @@ export function addComputeOptions(command: Command): Command {
     .addOption(
       new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'),
     )
-    .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true));
+    .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
+    .addOption(kvCacheDtypeOption());
+}
+
+/** --kv-cache-dtype (vLLM's name): the KV cache's element type; a bad value is a coded error naming the choices. */
+export function kvCacheDtypeOption(): Option {
+  return new Option('--kv-cache-dtype <dtype>', `KV cache element type: ${KV_DTYPES.join(' or ')} (f16: half the memory, twice the blocks per --kv-cache-mib)`)
+    .argParser((value: string) => parseKvDtype(value))
+    .default(DEFAULT_KV_DTYPE);
 }
 
 /** The engine on this process; with `trace`, every step and backend op is recorded there as a span. */
@@ -36,7 +46,7 @@ export async function openEngine(options: ModelOptions, trace?: TraceEvent[]): P
   const progress = loadProgressBar('loading');
   try {
     const backend = createBackend(options.backend ?? 'auto', { threads: options.threads });
-    const engineOptions = { backend, tokenizerPath: options.tokenizer, onProgress: progress.onProgress };
+    const engineOptions = { backend, tokenizerPath: options.tokenizer, onProgress: progress.onProgress, kvCacheDtype: options.kvCacheDtype };
     // Untraced runs compute on the plain backend: tracing costs nothing when off.
     return await (trace ? openTracedEngine(options.model, engineOptions, trace) : Engine.open(options.model, engineOptions));
   } finally {

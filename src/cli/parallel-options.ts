@@ -15,6 +15,7 @@ import { openMeshEngine, type MeshEngineOptions } from '../cluster/mesh-engine.j
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { RankBackend } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface ParallelOptions {
   tp: number;
@@ -47,7 +48,7 @@ export function addParallelOptions(command: Command): Command {
 }
 
 /** The mesh the parallel flags ask for (--tp/--pp/--ep/--listen), or undefined for one process. */
-export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; backend?: BackendChoice }): Omit<MeshEngineOptions, 'log'> | undefined {
+export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; backend?: BackendChoice; kvCacheDtype?: KvDtype }): Omit<MeshEngineOptions, 'log'> | undefined {
   // --ep N puts N ranks in each stage: the experts spread over them and attention splits by heads.
   const tp = options.ep > 1 && options.tp === 1 ? options.ep : options.tp;
   if (tp === 1 && options.pp === 1 && options.listen === undefined) return undefined;
@@ -66,6 +67,7 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     backend: options.rankBackend ?? options.backend ?? 'auto',
     threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
     trace: options.trace,
+    kvCacheDtype: options.kvCacheDtype,
   };
 }
 

@@ -12,6 +12,7 @@ import { openModelFiles } from '../engine/model-files.js';
 import type { Batch } from '../model/batch.js';
 import { Transformer } from '../model/transformer.js';
 import { loadTransformerWeights, type LoadProgress, type TransformerWeights } from '../model/transformer-weights.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 /** A run on one process is drawn as rank 0. */
 const PID = 0;
@@ -43,6 +44,7 @@ export interface TracedEngineOptions {
   backend: Backend;
   tokenizerPath?: string;
   onProgress?: LoadProgress;
+  kvCacheDtype?: KvDtype;
 }
 
 /** Engine.open, with every step and backend op (weight loads included) recorded into `events`. */
@@ -53,7 +55,7 @@ export async function openTracedEngine(modelPath: string, options: TracedEngineO
     const backend = tracedBackend(options.backend, { events, pid: PID });
     const weights = loadTransformerWeights(files.store, files.config, backend, options.onProgress);
     const transformer = new SteppedTransformer(files.config, weights, backend, events);
-    return Engine.fromTransformer(files, transformer, backend, performance.now() - started);
+    return Engine.fromTransformer(files, transformer, backend, performance.now() - started, options.kvCacheDtype);
   } finally {
     files.store.close();
   }

@@ -7,6 +7,7 @@ import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export type ControlMessage =
   | { type: 'hello'; token: string; pid: number }
@@ -29,6 +30,8 @@ export type ControlMessage =
       /** Record spans and send them at shutdown. */
       trace?: boolean;
       threads?: number;
+      /** Element type of the ranks' KV caches (default f32). */
+      kvCacheDtype?: KvDtype;
     }
   | { type: 'ready'; bytesRead: number; loadMs: number }
   | { type: 'step'; sequence: number; capacity: number; rows: LogitRows; ids: number[]; positions: number[] }

@@ -26,6 +26,7 @@ import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import { asFloats } from '../parallel/transport.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface CoordinatorOptions extends MeshShape {
   modelPath: string;
@@ -47,6 +48,8 @@ export interface CoordinatorOptions extends MeshShape {
   /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
   backend?: RankBackend;
   threads?: number;
+  /** Element type of every rank's KV cache (default f32). */
+  kvCacheDtype?: KvDtype;
   log?: (line: string) => void;
 }
 
@@ -203,6 +206,7 @@ async function handOutPlan(links: FramedSocket[], options: CoordinatorOptions, l
     backend: options.backend ?? 'reference',
     trace: options.trace !== undefined,
     threads: options.threads,
+    kvCacheDtype: options.kvCacheDtype,
   };
   await Promise.all(links.map((link) => link.send(encodeControl(plan))));
   const ready = await Promise.all(links.map(async (link) => expect(await next(link), 'ready')));

@@ -12,6 +12,7 @@ import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
 import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
 import { RankRunner, type StepRequest } from './rank-runner.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface LocalMesh {
   runners: RankRunner[];
@@ -20,7 +21,7 @@ export interface LocalMesh {
   step(request: StepRequest): Promise<Float32Array>;
 }
 
-export function localMesh(modelPath: string, shape: MeshShape): LocalMesh {
+export function localMesh(modelPath: string, shape: MeshShape, kvDtype: KvDtype = 'f32'): LocalMesh {
   const transports = inProcessMesh(meshSize(shape));
   const bytesRead: number[] = [];
   const runners = transports.map((transport) => {
@@ -33,7 +34,7 @@ export function localMesh(modelPath: string, shape: MeshShape): LocalMesh {
       const weights = loadStageWeights(files.store, files.config, backend, plan);
       bytesRead.push(files.store.bytesRead);
       const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
-      return new RankRunner(new StageModel(files.config, weights, backend, group, plan), transport, shape);
+      return new RankRunner(new StageModel(files.config, weights, backend, group, plan), transport, shape, kvDtype);
     } finally {
       files.store.close();
     }

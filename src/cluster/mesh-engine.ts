@@ -20,6 +20,6 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
   files.store.close();
   const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
-  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs);
+  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, options.kvCacheDtype);
   return { engine, coordinator };
 }

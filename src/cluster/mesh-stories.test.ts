@@ -51,6 +51,21 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   assert.ok(events.some((e) => e.name === 'receive (wait)'));
 });
 
+test('logits --kv-cache-dtype f16 --tp 2 --pp 2: the ranks keep f16 KV and print what one f16 process prints', (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const cli = join(projectRoot, 'dist', 'cli', 'main.js');
+  const args = ['logits', '--model', path, '--prompt-ids', '1,403,407,261,378,432'];
+  const run = (...extra: string[]) => {
+    const result = spawnSync(process.execPath, [cli, ...args, ...extra], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return result.stdout;
+  };
+  const one = run('--kv-cache-dtype', 'f16');
+  assert.equal(run('--kv-cache-dtype', 'f16', '--tp', '2', '--pp', '2', '--transport', 'unix'), one);
+  assert.notEqual(run(), one, 'f16 KV changes some logit, so the ranks did not fall back to f32');
+});
+
 test('a degree that cannot split the heads is refused with a coded error naming the constraint', (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;

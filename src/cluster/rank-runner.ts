@@ -4,7 +4,8 @@
  * stage, and the last stage computes logits (reported by its tp rank 0).
  * Each rank keeps the KV blocks of its own heads and layers per sequence.
  */
-import { KvCache } from '../engine/kv-cache.js';
+import { DEFAULT_BLOCK_SIZE, KvCache } from '../engine/kv-cache.js';
+import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
 import { singleSequenceBatch, type LogitRows, type SequenceKv } from '../model/batch.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
@@ -30,6 +31,8 @@ export class RankRunner {
     readonly stage: StageModel,
     private readonly transport: Transport,
     private readonly shape: MeshShape,
+    /** Element type of this rank's KV blocks. */
+    private readonly kvDtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {}
 
   /** Whether this rank's step result is the logits the engine gets. */
@@ -62,7 +65,7 @@ export class RankRunner {
   private kvOf(request: StepRequest): SequenceKv {
     let kv = this.sequences.get(request.sequence);
     if (!kv) {
-      kv = KvCache.forTokens(this.stage.kvConfig, request.capacity).allocate(request.capacity);
+      kv = KvCache.forTokens(this.stage.kvConfig, request.capacity, DEFAULT_BLOCK_SIZE, this.kvDtype).allocate(request.capacity);
       this.sequences.set(request.sequence, kv);
     }
     return kv;

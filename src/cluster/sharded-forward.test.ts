@@ -32,6 +32,21 @@ test('stories260K: prefill and decode logits are bit-identical for every (tp, pp
   }
 });
 
+test('f16 KV: ranks keep their heads of an f16 cache; prefill and decode logits equal one f16 process, bitwise', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const prompt = [1, 403, 407, 261, 378];
+  const engine = await Engine.open(path, { kvCacheDtype: 'f16' });
+  const expected = await engine.logits([...prompt, 300]);
+  const vocab = engine.config.vocabSize;
+  const mesh = localMesh(path, { tp: 2, pp: 2 }, 'f16');
+  const prefill = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+  assert.deepEqual(prefill, expected.subarray(0, prompt.length * vocab), 'prefill');
+  const decode = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
+  assert.deepEqual(decode, expected.subarray(prompt.length * vocab), 'decode');
+  assert.notDeepEqual(expected, await (await Engine.open(path)).logits([...prompt, 300]), 'f16 KV changes some logit');
+});
+
 test('tp=8 on stories260K: KV heads replicated (4 for 8 ranks), o_proj and down_proj gathered, logits unchanged', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;

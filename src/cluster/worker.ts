@@ -24,6 +24,7 @@ import { TimedTransport } from '../parallel/timed-transport.js';
 import { tracedBackend } from '../backend/traced-backend.js';
 import { TRACE_THREADS, epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { floatBytes } from '../parallel/transport.js';
+import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
 
 export interface WorkerOptions {
   /** HOST:PORT of the coordinator. */
@@ -83,8 +84,9 @@ async function setUp(
     const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
     const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
     const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
-    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape);
-    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend)`);
+    const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'the plan\'s kvCacheDtype');
+    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
+    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend, ${kvDtype} KV)`);
     await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
     return { runner, transport, expertLoad };
   } finally {

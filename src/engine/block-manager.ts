@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { TesseraError } from '../core/errors.js';
 import type { ModelConfig } from '../core/model-config.js';
+import { DEFAULT_KV_DTYPE, kvDtypeBytes, type KvDtype } from '../core/kv-dtype.js';
 import type { SequenceKv } from '../model/batch.js';
 import { KvCache } from './kv-cache.js';
 
@@ -20,9 +21,9 @@ export function blockHash(parent: string, tokens: readonly number[]): string {
   return createHash('sha256').update(parent).update(Int32Array.from(tokens)).digest('base64');
 }
 
-/** Bytes of one block of keys and values over all layers (float32). */
-export function blockBytes(config: ModelConfig, blockSize: number): number {
-  return 2 * config.numLayers * blockSize * config.numKvHeads * config.headDim * 4;
+/** Bytes of one block of keys and values over all layers: 4 bytes an element for f32, 2 for f16. */
+export function blockBytes(config: ModelConfig, blockSize: number, dtype: KvDtype = DEFAULT_KV_DTYPE): number {
+  return 2 * config.numLayers * blockSize * config.numKvHeads * config.headDim * kvDtypeBytes(dtype);
 }
 
 export interface PrefixMatch {
@@ -45,9 +46,10 @@ export class BlockManager {
     numBlocks: number,
     readonly blockSize: number,
     readonly prefixCaching = true,
+    dtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {
     if (numBlocks < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the KV cache must hold at least one block; raise --kv-cache-mib');
-    this.cache = new KvCache(config, numBlocks, blockSize);
+    this.cache = new KvCache(config, numBlocks, blockSize, dtype);
     this.refCounts = new Int32Array(numBlocks);
     this.hashes = new Array<string | undefined>(numBlocks).fill(undefined);
     for (let block = 0; block < numBlocks; block++) this.free.set(block, true);

@@ -15,6 +15,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { isTesseraError, TesseraError } from '../core/errors.js';
 import type { Batch, BatchSegment, SequenceKv } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 import { BlockManager, blockBytes } from './block-manager.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
 import { sampleToken, topLogprobs } from './sampler.js';
@@ -33,8 +34,10 @@ export interface ModelRunner {
 }
 
 export interface EngineCoreOptions {
-  /** KV cache budget in MiB (keys and values, all layers, float32). */
+  /** KV cache budget in MiB (keys and values, all layers, at kvCacheDtype's bytes an element). */
   kvCacheMib: number;
+  /** Element type of the KV cache (default f32); f16 fits twice the blocks in the budget. */
+  kvCacheDtype?: KvDtype;
   maxNumSeqs: number;
   /** Tokens per step (decode + chunked prefill). */
   maxBatchTokens: number;
@@ -87,8 +90,9 @@ export class EngineCore {
     options: EngineCoreOptions = DEFAULT_CORE_OPTIONS,
   ) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize));
-    this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true);
+    const dtype = parseKvDtype(options.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'kvCacheDtype');
+    const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
+    this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true, dtype);
     this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);

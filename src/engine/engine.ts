@@ -12,7 +12,8 @@ import { Transformer } from '../model/transformer.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { GeneratedToken, GenerationRequest, GenerationResult } from './generation.js';
-import { KvCache } from './kv-cache.js';
+import { DEFAULT_BLOCK_SIZE, KvCache } from './kv-cache.js';
+import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 import { openModelFiles, type ModelFiles } from './model-files.js';
 import { samplingParams, sampleToken } from './sampler.js';
 import { StopMatcher } from './stop-matcher.js';
@@ -22,6 +23,8 @@ export interface EngineOptions {
   /** Tokenizer file for formats that keep it apart (llama2.c). */
   tokenizerPath?: string;
   onProgress?: LoadProgress;
+  /** Element type of the KV cache (default f32). */
+  kvCacheDtype?: KvDtype;
 }
 
 export class Engine {
@@ -30,16 +33,18 @@ export class Engine {
     readonly transformer: Transformer,
     readonly backend: Backend,
     readonly loadMs: number,
+    readonly kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {}
 
   static async open(modelPath: string, options: EngineOptions = {}): Promise<Engine> {
     const started = performance.now();
+    const kvCacheDtype = parseKvDtype(options.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'kvCacheDtype');
     const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
     try {
       const backend = options.backend ?? new ReferenceBackend();
       const weights = loadTransformerWeights(files.store, files.config, backend, options.onProgress);
       const transformer = new Transformer(files.config, weights, backend);
-      return new Engine(files, transformer, backend, performance.now() - started);
+      return new Engine(files, transformer, backend, performance.now() - started, kvCacheDtype);
     } finally {
       files.store.close();
     }
@@ -50,8 +55,8 @@ export class Engine {
    * (src/parallel/mesh-transformer.ts) — with the same sampling, stop and
    * streaming logic as a local one.
    */
-  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number): Engine {
-    return new Engine(files, transformer, backend, loadMs);
+  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number, kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE): Engine {
+    return new Engine(files, transformer, backend, loadMs, kvCacheDtype);
   }
 
   get config(): ModelConfig {
@@ -65,7 +70,7 @@ export class Engine {
   /** Logits at every position of a prompt: [promptIds.length, vocabSize]. */
   async logits(promptIds: readonly number[]): Promise<Float32Array> {
     this.validatePrompt(promptIds, 0);
-    const cache = KvCache.forTokens(this.config, promptIds.length);
+    const cache = KvCache.forTokens(this.config, promptIds.length, DEFAULT_BLOCK_SIZE, this.kvCacheDtype);
     const sequence = cache.allocate(promptIds.length);
     return this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'all');
   }
@@ -78,7 +83,7 @@ export class Engine {
     if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
     this.validatePrompt(promptIds, 1);
     const maxTokens = Math.min(request.maxTokens, this.config.contextLength - promptIds.length);
-    const sequence = KvCache.forTokens(this.config, promptIds.length + maxTokens).allocate(promptIds.length + maxTokens);
+    const sequence = KvCache.forTokens(this.config, promptIds.length + maxTokens, DEFAULT_BLOCK_SIZE, this.kvCacheDtype).allocate(promptIds.length + maxTokens);
     const decoder = new StreamDecoder(this.tokenizer);
     const stops = new StopMatcher(request.stop ?? []);
     const eos = new Set(request.ignoreEos ? [] : this.config.eosTokenIds);

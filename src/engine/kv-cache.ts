@@ -2,15 +2,16 @@
  * Paged KV storage: per layer, one pool of fixed-size blocks for keys and one
  * for values; a sequence owns a block table naming its blocks in order.
  */
-import type { KvPool } from '../backend/backend.js';
+import { createKvPool, type KvPool } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
+import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
 import type { SequenceKv } from '../model/batch.js';
 
 export const DEFAULT_BLOCK_SIZE = 16;
 
 export class KvCache {
-  /** Per layer; each [numBlocks, blockSize, numKvHeads, headDim]. */
+  /** Per layer; each [numBlocks, blockSize, numKvHeads, headDim] of `dtype`. */
   readonly keys: KvPool[] = [];
   readonly values: KvPool[] = [];
   private readonly freeBlocks: number[] = [];
@@ -19,18 +20,18 @@ export class KvCache {
     config: ModelConfig,
     readonly numBlocks: number,
     readonly blockSize = DEFAULT_BLOCK_SIZE,
+    readonly dtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {
-    const elements = numBlocks * blockSize * config.numKvHeads * config.headDim;
     for (let layer = 0; layer < config.numLayers; layer++) {
-      this.keys.push({ data: new Float32Array(elements), blockSize, numKvHeads: config.numKvHeads, headDim: config.headDim });
-      this.values.push({ data: new Float32Array(elements), blockSize, numKvHeads: config.numKvHeads, headDim: config.headDim });
+      this.keys.push(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
+      this.values.push(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
     }
     for (let block = numBlocks - 1; block >= 0; block--) this.freeBlocks.push(block);
   }
 
   /** A cache big enough for one sequence of `tokens` tokens. */
-  static forTokens(config: ModelConfig, tokens: number, blockSize = DEFAULT_BLOCK_SIZE): KvCache {
-    return new KvCache(config, Math.ceil(tokens / blockSize), blockSize);
+  static forTokens(config: ModelConfig, tokens: number, blockSize = DEFAULT_BLOCK_SIZE, dtype: KvDtype = DEFAULT_KV_DTYPE): KvCache {
+    return new KvCache(config, Math.ceil(tokens / blockSize), blockSize, dtype);
   }
 
   get freeBlockCount(): number {

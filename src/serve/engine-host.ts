@@ -11,6 +11,7 @@ import { TesseraError, type ErrorCode } from '../core/errors.js';
 import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface SequenceListener {
   onOutput(output: SequenceOutput): void;
@@ -29,6 +30,8 @@ export interface EngineLimits {
   maxModelLen: number;
   numBlocks: number;
   blockSize: number;
+  /** Element type of the KV cache the blocks are counted in. */
+  kvCacheDtype: KvDtype;
   loadMs: number;
   /** The backend the worker computes with. */
   backend: string;

@@ -3,6 +3,7 @@ import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
+import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface WorkerSetup {
   modelPath: string;
@@ -21,7 +22,7 @@ export type HostMessage =
   | { type: 'stop' };
 
 export type WorkerMessage =
-  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; loadMs: number; backend: string }
+  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; kvCacheDtype: KvDtype; loadMs: number; backend: string }
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }

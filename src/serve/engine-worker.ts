@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     inbox.push(message);
     wake?.();
   });
-  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, loadMs: model.engine.loadMs, backend: model.backendName });
+  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, kvCacheDtype: core.blocks.cache.dtype, loadMs: model.engine.loadMs, backend: model.backendName });
   for (;;) {
     for (const message of inbox.splice(0)) apply(message);
     if (stopping) break;
@@ -82,12 +82,13 @@ interface OpenedModel {
 async function openModel(): Promise<OpenedModel> {
   if (setup.mesh) {
     const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
-    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, log });
+    // The ranks keep the KV, in the core's dtype.
+    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
     const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
     return { engine, runner: new MeshRunner(coordinator), backendName: name, mesh: true, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
-  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend });
+  const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend, kvCacheDtype: setup.core.kvCacheDtype });
   return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => undefined };
 }
 

@@ -51,7 +51,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
       maxActiveSequences: core.maxNumSeqs + (options.maxWaiting ?? 4 * core.maxNumSeqs),
     });
     const limits = host.limits;
-    log(`serving "${name}" on ${server.url} (${limits.backend} backend, max model len ${limits.maxModelLen}, ${limits.numBlocks} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
+    log(`serving "${name}" on ${server.url} (${limits.backend} backend, max model len ${limits.maxModelLen}, ${limits.numBlocks} ${limits.kvCacheDtype} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
     return server;
   } catch (error) {
     await server.close();

@@ -3,7 +3,10 @@
 // together, so each key block is transposed (lanes = keys) once for all of
 // them. The arithmetic of one query never depends on the others, so prefill,
 // chunked prefill and decode give the same bits, and so does any split over
-// threads. The fixed order, per query and block:
+// threads. The cache holds float32 or IEEE half bits (the kernel is a
+// template on that element type, so the f32 path has no per-element test);
+// halves are widened exactly as they are loaded and everything after is the
+// f32 arithmetic. The fixed order, per query and block:
 //   s_j  = ((p0 + p1) + (p2 + p3)) · scale, p_k = fma chain over dims d ≡ k (mod 4)
 //   m'   = max(m, max_j s_j);  r = exp(m - m') (0 for the first block)
 //   e_j  = exp(s_j - m');  sum = sum · r + Σ_j e_j (pairwise over 16 lanes, chunks in order)
@@ -22,21 +25,38 @@ constexpr int kLanes = 16;
 // Blocks of one KV head asked for ahead of the one computing.
 constexpr int kPrefetchBlocks = 4;
 
-/** Keys [count ≤ 16] at stride `rowStride` → kt[d·16 + j], zero-padded. */
-void transposeKeys(const float* keys, int count, int rowStride, int headDim, float* kt) {
+/** A cached element as float: itself, or a half widened exactly. */
+inline float widen(float x) { return x; }
+inline float widen(uint16_t h) {
+#if defined(TESSERA_AVX2) || defined(TESSERA_AVX512)
+  return _cvtsh_ss(h);
+#else
+  return halfBitsToFloat(h);
+#endif
+}
+
+#if defined(TESSERA_AVX512)
+/** 16 cached elements (lanes outside `lanes` zero) as floats. */
+inline __m512 loadKv(const float* p, __mmask16 lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
+inline __m512 loadKv(const uint16_t* p, __mmask16 lanes) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, p)); }
+#endif
+
+/** Keys [count ≤ 16] at stride `rowStride` → kt[d·16 + j] as floats, zero-padded. */
+template <typename T>
+void transposeKeys(const T* keys, int count, int rowStride, int headDim, float* kt) {
 #if defined(TESSERA_AVX512)
   for (int d = 0; d < headDim; d += 16) {
     const __mmask16 dims = static_cast<__mmask16>(headDim - d >= 16 ? 0xffff : (1u << (headDim - d)) - 1);
     __m512 rows[16], columns[16];
     for (int j = 0; j < 16; j++) {
-      rows[j] = j < count ? _mm512_maskz_loadu_ps(dims, keys + static_cast<size_t>(j) * rowStride + d) : _mm512_setzero_ps();
+      rows[j] = j < count ? loadKv(keys + static_cast<size_t>(j) * rowStride + d, dims) : _mm512_setzero_ps();
     }
     transposeSixteen(rows, columns);
     for (int i = 0; i < 16 && d + i < headDim; i++) _mm512_storeu_ps(kt + (d + i) * kLanes, columns[i]);
   }
 #else
   for (int d = 0; d < headDim; d++) {
-    for (int j = 0; j < kLanes; j++) kt[d * kLanes + j] = j < count ? keys[static_cast<size_t>(j) * rowStride + d] : 0.0f;
+    for (int j = 0; j < kLanes; j++) kt[d * kLanes + j] = j < count ? widen(keys[static_cast<size_t>(j) * rowStride + d]) : 0.0f;
   }
 #endif
 }
@@ -82,9 +102,9 @@ inline float pairwiseSum16(__m512 v) {
  * dims [d, d + 16·kChunks) of kQueries queries: kChunks·kQueries independent
  * chains per value row, so the FMA latency hides behind the others.
  */
-template <int kQueries, int kChunks>
+template <int kQueries, int kChunks, typename T>
 void accumulateValues(QueryState* const* states, const float* rescale, const int* counts, int most, const float* scores,
-                      int scoreStride, const float* values, int rowStride, int headDim, int d) {
+                      int scoreStride, const T* values, int rowStride, int headDim, int d) {
   __mmask16 dims[kChunks];
   __m512 acc[kQueries][kChunks];
   for (int c = 0; c < kChunks; c++) {
@@ -96,7 +116,7 @@ void accumulateValues(QueryState* const* states, const float* rescale, const int
   }
   for (int j = 0; j < most; j++) {
     __m512 v[kChunks];
-    for (int c = 0; c < kChunks; c++) v[c] = _mm512_maskz_loadu_ps(dims[c], values + static_cast<size_t>(j) * rowStride + d + 16 * c);
+    for (int c = 0; c < kChunks; c++) v[c] = loadKv(values + static_cast<size_t>(j) * rowStride + d + 16 * c, dims[c]);
     for (int i = 0; i < kQueries; i++) {
       // Positions past a query's own count are skipped, not multiplied by zero.
       const __mmask16 take = static_cast<__mmask16>(-static_cast<int>(j < counts[i]));
@@ -114,9 +134,9 @@ void accumulateValues(QueryState* const* states, const float* rescale, const int
  * the portable attendBlock, interleaved so their latency chains overlap and
  * each key and value load serves every query. counts[i] ≥ 1.
  */
-template <int kQueries>
+template <int kQueries, typename T>
 void attendGroup(const float* const* queries, QueryState* const* states, const int* counts, const float* kt,
-                 const float* values, int rowStride, int headDim, float scale, float* scores) {
+                 const T* values, int rowStride, int headDim, float scale, float* scores) {
   int most = 0;
   for (int i = 0; i < kQueries; i++) most = counts[i] > most ? counts[i] : most;
   const int chunks = (most + kLanes - 1) / kLanes;
@@ -189,7 +209,8 @@ void attendGroup(const float* const* queries, QueryState* const* states, const i
 
 #else
 /** One query over one block whose keys are transposed in kt (chunks of 16). */
-void attendBlock(const float* q, const float* kt, const float* values, int count, int rowStride, int headDim, float scale,
+template <typename T>
+void attendBlock(const float* q, const float* kt, const T* values, int count, int rowStride, int headDim, float scale,
                  float* scores, QueryState& state) {
   const int chunks = (count + kLanes - 1) / kLanes;
   float blockMax = -__builtin_inff();
@@ -211,8 +232,8 @@ void attendBlock(const float* q, const float* kt, const float* values, int count
   for (int d = 0; d < headDim; d++) acc[d] *= rescale;
   for (int j = 0; j < count; j++) {
     const float e = scores[j];
-    const float* v = values + static_cast<size_t>(j) * rowStride;
-    for (int d = 0; d < headDim; d++) acc[d] = std::fma(e, v[d], acc[d]);
+    const T* v = values + static_cast<size_t>(j) * rowStride;
+    for (int d = 0; d < headDim; d++) acc[d] = std::fma(e, widen(v[d]), acc[d]);
   }
   state.max = newMax;
 }
@@ -223,20 +244,21 @@ void attendBlock(const float* q, const float* kt, const float* values, int count
  * they are strided (one row per position) and a decode step reads every
  * sequence's cache once, mostly from memory.
  */
-void prefetchBlock(const float* keys, const float* values, int blockSize, int rowStride, int headDim) {
+template <typename T>
+void prefetchBlock(const T* keys, const T* values, int blockSize, int rowStride, int headDim) {
+  constexpr int kLine = 64 / sizeof(T);  // elements per cache line
   for (int j = 0; j < blockSize; j++) {
-    for (int d = 0; d < headDim; d += 16) {
+    for (int d = 0; d < headDim; d += kLine) {
       __builtin_prefetch(keys + static_cast<size_t>(j) * rowStride + d);
       __builtin_prefetch(values + static_cast<size_t>(j) * rowStride + d);
     }
   }
 }
 
-}  // namespace
-
-void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
-                  const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride, int headDim,
-                  float scale, float* scratch) {
+template <typename T>
+void attendKvHeadOf(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                    const T* const* keyBlocks, const T* const* valueBlocks, int blockSize, int rowStride, int headDim,
+                    float scale, float* scratch) {
   const int chunks = (blockSize + kLanes - 1) / kLanes;
   float* kt = scratch;                                          // [chunks][headDim][16]
   float* accs = kt + static_cast<size_t>(chunks) * headDim * kLanes;  // [count][headDim]
@@ -309,6 +331,36 @@ void attendKvHead(const float* const* queries, const int32_t* lastPosition, floa
       for (int d = 0; d < headDim; d++) o[d] = states[i].acc[d] / states[i].sum;
     }
   }
+}
+
+}  // namespace
+
+void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                  const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride, int headDim,
+                  float scale, float* scratch) {
+  attendKvHeadOf(queries, lastPosition, out, count, keyBlocks, valueBlocks, blockSize, rowStride, headDim, scale, scratch);
+}
+
+void attendKvHeadF16(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                     const uint16_t* const* keyBlocks, const uint16_t* const* valueBlocks, int blockSize, int rowStride,
+                     int headDim, float scale, float* scratch) {
+  attendKvHeadOf(queries, lastPosition, out, count, keyBlocks, valueBlocks, blockSize, rowStride, headDim, scale, scratch);
+}
+
+void floatsToHalves(const float* x, size_t n, uint16_t* out) {
+  size_t i = 0;
+#if defined(TESSERA_AVX512)
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), h);
+  }
+#elif defined(TESSERA_AVX2)
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+  }
+#endif
+  for (; i < n; i++) out[i] = floatToHalfBits(x[i]);
 }
 
 }  // namespace TESSERA_ISA_NS

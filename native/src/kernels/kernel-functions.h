@@ -40,6 +40,10 @@ void add(float* a, const float* b, size_t n);
 void attendKvHead(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
                   const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride, int headDim,
                   float scale, float* scratch);
+void attendKvHeadF16(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                     const uint16_t* const* keyBlocks, const uint16_t* const* valueBlocks, int blockSize, int rowStride,
+                     int headDim, float scale, float* scratch);
+void floatsToHalves(const float* x, size_t n, uint16_t* out);
 
 }  // namespace TESSERA_ISA_NS
 }  // namespace tessera

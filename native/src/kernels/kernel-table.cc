@@ -35,6 +35,8 @@ const KernelTable* TESSERA_TABLE_GETTER() {
       k::siluMul,
       k::add,
       k::attendKvHead,
+      k::attendKvHeadF16,
+      k::floatsToHalves,
   };
   return &table;
 }

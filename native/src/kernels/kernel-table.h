@@ -132,6 +132,12 @@ struct KernelTable {
   void (*attendKvHead)(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
                        const float* const* keyBlocks, const float* const* valueBlocks, int blockSize, int rowStride,
                        int headDim, float scale, float* scratch);
+  /** The same over a cache of IEEE half bits: each element widened exactly, then the f32 arithmetic, bit for bit. */
+  void (*attendKvHeadF16)(const float* const* queries, const int32_t* lastPosition, float* const* out, int count,
+                          const uint16_t* const* keyBlocks, const uint16_t* const* valueBlocks, int blockSize,
+                          int rowStride, int headDim, float scale, float* scratch);
+  /** x [n] → IEEE half bits, rounded to nearest even (F16C cvtps_ph's rounding; the same bits in every variant). */
+  void (*floatsToHalves)(const float* x, size_t n, uint16_t* out);
 };
 
 // One getter per compiled ISA (each defined in kernels/kernel-table.cc built for that ISA).

@@ -21,6 +21,9 @@ export interface NativeContext {
   readonly context: NativeHandle;
 }
 
+/** A KV pool as the addon takes it: float32 values, or IEEE half bits for an f16 pool. */
+export type NativeKvData = Float32Array | Uint16Array;
+
 /** The addon's exports (native/src/addon.cc); shapes are checked by the caller. */
 export interface NativeAddon {
   info(): { physicalCores: number; supportedIsas: string[] };
@@ -62,8 +65,8 @@ export interface NativeAddon {
   attention(
     context: NativeHandle,
     query: Float32Array,
-    keys: Float32Array,
-    values: Float32Array,
+    keys: NativeKvData,
+    values: NativeKvData,
     blockSize: number,
     numKvHeads: number,
     blockTable: Int32Array,
@@ -77,8 +80,8 @@ export interface NativeAddon {
   attentionBatch(
     context: NativeHandle,
     query: Float32Array,
-    keys: Float32Array,
-    values: Float32Array,
+    keys: NativeKvData,
+    values: NativeKvData,
     blockSize: number,
     numKvHeads: number,
     numHeads: number,
@@ -92,7 +95,7 @@ export interface NativeAddon {
   siluMul(context: NativeHandle, gate: Float32Array, up: Float32Array, out: Float32Array): Float32Array;
   writeKv(
     context: NativeHandle,
-    pool: Float32Array,
+    pool: NativeKvData,
     blockSize: number,
     rowSize: number,
     blockTable: Int32Array,
@@ -102,8 +105,8 @@ export interface NativeAddon {
   /** Segments as in attentionBatch. */
   writeKvBatch(
     context: NativeHandle,
-    keyPool: Float32Array,
-    valuePool: Float32Array,
+    keyPool: NativeKvData,
+    valuePool: NativeKvData,
     blockSize: number,
     rowSize: number,
     segments: Int32Array,

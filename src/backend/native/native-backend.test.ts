@@ -16,6 +16,7 @@ import { runBackendSuite } from '../backend.case.js';
 import { SUITE_DTYPES, TestRandom, assertBitwise, combineShards, encodeWeight, makePool, naiveMatmul } from '../backend-oracle.js';
 import { reductionLeafSize, type Backend } from '../backend.js';
 import { DTYPE_LAYOUTS, byteSize, type DType } from '../../core/dtype.js';
+import { KV_DTYPES, type KvDtype } from '../../core/kv-dtype.js';
 import { loadNativeAddon } from './native-addon.js';
 import { NativeBackend, type NativeIsa } from './native-backend.js';
 
@@ -161,15 +162,32 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
   const inverseFrequencies = Float32Array.from({ length: 16 }, (_, i) => 10000 ** (-i / 16));
   backend.rope({ x: rotated, positions: Int32Array.from({ length: 300 }, (_, i) => i * 7), numHeads: 8, headDim: 40, ropeDims: 32, style: 'halves', inverseFrequencies });
   out.set('rope', rotated);
+  for (const dtype of KV_DTYPES) kvOps(backend, dtype, random, out);
+  return out;
+}
+
+/** writeKv, attention and attentionBatch over pools of `dtype` → out (f16 pool bits as floats, exactly). */
+function kvOps(backend: NativeBackend, dtype: KvDtype, random: TestRandom, out: Map<string, Float32Array>): void {
   const [numHeads, numKvHeads, headDim, blockSize, seqLen] = [8, 2, 40, 16, 70];
-  const keyCache = makePool(6, blockSize, numKvHeads, headDim);
-  const valueCache = makePool(6, blockSize, numKvHeads, headDim);
+  const keyCache = makePool(6, blockSize, numKvHeads, headDim, dtype);
+  const valueCache = makePool(6, blockSize, numKvHeads, headDim, dtype);
   const blockTable = Int32Array.from([4, 1, 5, 0, 2]);
   const positions = Int32Array.from({ length: seqLen }, (_, i) => i);
-  backend.writeKv(keyCache, blockTable, positions, random.floats(seqLen * numKvHeads * headDim, 2));
+  const keys = random.floats(seqLen * numKvHeads * headDim, 2);
+  // Finite values down to half's subnormals and on rounding ties (infinite keys would make NaN scores).
+  keys.set([2 ** -25, 3 * 2 ** -26, 2 ** -24 * 1.5, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -0, 1e-9, 2 ** -14 - 2 ** -25]);
+  backend.writeKv(keyCache, blockTable, positions, keys);
+  // Past half's range too, in a pool nothing attends over: 37 values a row, so vector groups and a tail.
+  const rounding = makePool(2, 2, 1, 37, dtype);
+  const wide = random.floats(4 * 37, 1e5);
+  wide.set([65504, 65519.99, 65520, -1e6, Infinity, NaN, 1e-40]);
+  backend.writeKv(rounding, Int32Array.of(1, 0), Int32Array.of(0, 1, 2, 3), wide);
+  out.set(`${dtype} rounding pool`, Float32Array.from(rounding.data));
   backend.writeKv(valueCache, blockTable, positions, random.floats(seqLen * numKvHeads * headDim));
+  out.set(`${dtype} key pool`, Float32Array.from(keyCache.data));
+  out.set(`${dtype} value pool`, Float32Array.from(valueCache.data));
   const query = random.floats(seqLen * numHeads * headDim, 2);
-  out.set('attention', backend.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale: 0.15 }));
+  out.set(`${dtype} attention`, backend.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale: 0.15 }));
   // A chunk and five decode tokens of sequences sharing the pools: on one thread a task takes both KV heads of
   // a sequence, on more threads one head each, and tasks differ in size.
   const segments = [
@@ -177,8 +195,10 @@ function runAllOps(backend: NativeBackend): Map<string, Float32Array> {
     ...[69, 5, 33, 16, 47].map((position, i) => ({ start: 3 + i, positions: Int32Array.of(position), blockTable })),
   ];
   const batchQuery = query.subarray(0, 8 * numHeads * headDim);
-  out.set('attentionBatch', backend.attentionBatch({ query: batchQuery, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale: 0.15 }));
-  return out;
+  out.set(`${dtype} attentionBatch`, backend.attentionBatch({ query: batchQuery, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale: 0.15 }));
+  const batchKeys = random.floats(8 * numKvHeads * headDim, 3);
+  backend.writeKvBatch({ keyCache, valueCache, keys: batchKeys, values: batchKeys, segments });
+  out.set(`${dtype} key pool after writeKvBatch`, Float32Array.from(keyCache.data));
 }
 
 function loadingCases(): void {

@@ -281,9 +281,10 @@ function checkAttention(args: AttentionArgs): void {
 function checkAttentionPools(keyCache: KvPool, valueCache: KvPool, numKvHeads: number, headDim: number): void {
   for (const pool of [keyCache, valueCache]) {
     check(
-      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize && pool.data.length === keyCache.data.length,
+      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize &&
+        pool.data.length === keyCache.data.length && pool.dtype === keyCache.dtype,
       'TESSERA_ERR_INVALID_ARGUMENT',
-      'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize or size differ)',
+      'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize, size or dtype differ)',
     );
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { AttentionArgs, AttentionBatchArgs, KvPool, KvWriteBatchArgs } from '../backend.js';
 import { check } from '../../core/errors.js';
+import { f16ToF32, f32ToF16 } from '../../core/half.js';
 import { batchRows, checkKvSegments, checkSamePools, segmentRows } from '../kv-segments.js';
 
 /** Index in pool.data of (position, kv head 0, dim 0) of a sequence. */
@@ -36,7 +37,12 @@ export function writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Ar
   );
   for (let t = 0; t < positions.length; t++) {
     const offset = slotOffset(pool, blockTable, positions[t]);
-    pool.data.set(values.subarray(t * rowSize, (t + 1) * rowSize), offset);
+    const row = values.subarray(t * rowSize, (t + 1) * rowSize);
+    if (pool.dtype === 'f32') {
+      pool.data.set(row, offset);
+    } else {
+      for (let i = 0; i < rowSize; i++) pool.data[offset + i] = f32ToF16(row[i]);
+    }
   }
 }
 
@@ -54,9 +60,9 @@ function checkAttentionArgs(args: AttentionArgs): void {
   );
   for (const pool of [keyCache, valueCache]) {
     check(
-      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize,
+      pool.numKvHeads === numKvHeads && pool.headDim === headDim && pool.blockSize === keyCache.blockSize && pool.dtype === keyCache.dtype,
       'TESSERA_ERR_INVALID_ARGUMENT',
-      'the KV pools do not match the attention heads (numKvHeads, headDim or blockSize differ)',
+      'the KV pools do not match the attention heads (numKvHeads, headDim, blockSize or dtype differ)',
     );
   }
 }
@@ -68,7 +74,7 @@ export function attention(args: AttentionArgs): Float32Array {
   const group = numHeads / numKvHeads;
   /** [numTokens, numHeads, headDim] */
   const out = new Float32Array(query.length);
-  const scratch = new AttentionScratch(headDim, keyCache.blockSize);
+  const scratch = new AttentionScratch(headDim, keyCache.blockSize, keyCache.dtype === 'f16');
   for (let t = 0; t < positions.length; t++) {
     for (let h = 0; h < numHeads; h++) {
       const queryOffset = (t * numHeads + h) * headDim;
@@ -112,12 +118,38 @@ class AttentionScratch {
   readonly acc: Float64Array;
   /** [blockSize] scores of the current block. */
   readonly scores: Float64Array;
+  /** [blockSize, headDim] one KV head's keys and values of a block, widened from f16 (empty for f32 pools). */
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
   sum = 0;
 
-  constructor(headDim: number, blockSize: number) {
+  constructor(headDim: number, blockSize: number, widens: boolean) {
     this.acc = new Float64Array(headDim);
     this.scores = new Float64Array(blockSize);
+    this.keys = new Float32Array(widens ? blockSize * headDim : 0);
+    this.values = new Float32Array(widens ? blockSize * headDim : 0);
   }
+}
+
+/** Where a block's rows of one KV head are as float32: row j at data[base + j·stride]. */
+interface BlockRows {
+  data: Float32Array;
+  base: number;
+  stride: number;
+}
+
+/**
+ * `count` rows of one KV head at `base` (stride `stride`) of a pool as
+ * float32: the pool itself for f32; for f16, widened exactly into `into`,
+ * so the arithmetic after is the f32 path's on the widened values.
+ */
+function blockRows(pool: KvPool, base: number, stride: number, count: number, into: Float32Array): BlockRows {
+  if (pool.dtype === 'f32') return { data: pool.data, base, stride };
+  const { headDim, data } = pool;
+  for (let j = 0; j < count; j++) {
+    for (let d = 0; d < headDim; d++) into[j * headDim + d] = f16ToF32(data[base + j * stride + d]);
+  }
+  return { data: into, base: 0, stride: headDim };
 }
 
 /** Online softmax of one query head over positions 0..lastPosition; leaves acc and sum in scratch. */
@@ -143,11 +175,13 @@ function attendOne(
     const keyBase = slotOffset(keyCache, blockTable, blockStart) + kvHead * headDim;
     const valueBase = slotOffset(valueCache, blockTable, blockStart) + kvHead * headDim;
     const stride = keyCache.numKvHeads * headDim;
+    const keys = blockRows(keyCache, keyBase, stride, count, scratch.keys);
+    const values = blockRows(valueCache, valueBase, stride, count, scratch.values);
     let blockMax = -Infinity;
     for (let j = 0; j < count; j++) {
-      const keyOffset = keyBase + j * stride;
+      const keyOffset = keys.base + j * keys.stride;
       let dot = 0;
-      for (let d = 0; d < headDim; d++) dot += query[queryOffset + d] * keyCache.data[keyOffset + d];
+      for (let d = 0; d < headDim; d++) dot += query[queryOffset + d] * keys.data[keyOffset + d];
       const score = dot * scale;
       scores[j] = score;
       if (score > blockMax) blockMax = score;
@@ -159,8 +193,8 @@ function attendOne(
     for (let j = 0; j < count; j++) {
       const p = Math.exp(scores[j] - newMax);
       sum += p;
-      const valueOffset = valueBase + j * stride;
-      for (let d = 0; d < headDim; d++) acc[d] += p * valueCache.data[valueOffset + d];
+      const valueOffset = values.base + j * values.stride;
+      for (let d = 0; d < headDim; d++) acc[d] += p * values.data[valueOffset + d];
     }
     max = newMax;
   }

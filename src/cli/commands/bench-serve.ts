@@ -7,7 +7,8 @@ import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select
 import { TesseraError } from '../../core/errors.js';
 import { launchServer } from '../../serve/launch.js';
 import { benchmarkLevel, type LevelResult } from '../../serve/serve-benchmark.js';
-import { numberOption } from '../model-options.js';
+import { kvCacheDtypeOption, numberOption } from '../model-options.js';
+import type { KvDtype } from '../../core/kv-dtype.js';
 
 interface BenchServeOptions {
   model: string;
@@ -21,6 +22,7 @@ interface BenchServeOptions {
   maxNumSeqs: number;
   maxBatchTokens: number;
   kvCacheMib: number;
+  kvCacheDtype: KvDtype;
   out: string;
 }
 
@@ -39,6 +41,7 @@ export function registerBenchServeCommand(bench: Command): void {
     .option('--max-num-seqs <n>', 'running batch size limit of the server', numberOption('--max-num-seqs', 1, 4096, true), 64)
     .option('--max-batch-tokens <n>', 'tokens per engine step', numberOption('--max-batch-tokens', 1, 1e6, true), 512)
     .option('--kv-cache-mib <n>', 'KV cache budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), 256)
+    .addOption(kvCacheDtypeOption())
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchServeOptions) => {
       const levels = options.concurrency.split(',').map((part) => Number(part.trim()));
@@ -54,7 +57,7 @@ export function registerBenchServeCommand(bench: Command): void {
         threads: options.threads,
         port: 0,
         servedModelName: 'bench',
-        core: { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
+        core: { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype },
         maxWaiting: 100_000,
         log,
       });
@@ -76,7 +79,7 @@ export function registerBenchServeCommand(bench: Command): void {
           model: options.model,
           backend: server.servingModel!.host.limits.backend,
           threads: options.threads ?? 'default',
-          options: { promptLen: options.promptLen, outputLen: options.outputLen, rounds: options.rounds, maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib },
+          options: { promptLen: options.promptLen, outputLen: options.outputLen, rounds: options.rounds, maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype },
           machine: machineDescription(loadBefore),
           results,
           ratios: ratiosToSingleStream(results),

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { projectRoot } from '../../testing/fixtures.js';
+import { getPreset } from '../../synth/presets.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
 
 test('serve --model synth:tiny says the weights are random, serves, and stops on SIGTERM', async () => {
-  const child = spawn(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--port', '0', '--kv-cache-mib', '4', '--api-key', 'k'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--port', '0', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--api-key', 'k'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -24,6 +25,10 @@ test('serve --model synth:tiny says the weights are random, serves, and stops on
   });
   try {
     assert.match(stderr, /RANDOM WEIGHTS/);
+    // 2 bytes an element: twice the blocks of an f32 cache in the same 4 MiB.
+    const preset = getPreset('tiny');
+    const f32Blocks = Math.floor((4 * 2 ** 20) / (2 * preset.numLayers * 16 * preset.numKvHeads * preset.headDim * 4));
+    assert.match(stderr, new RegExp(` ${2 * f32Blocks} f16 KV blocks of 16 tokens`));
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
@@ -42,6 +47,9 @@ test('serve refuses bad flags and unknown presets with one coded line', () => {
   const flag = spawnSync(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--max-num-seqs', '0'], { encoding: 'utf8', timeout: 30_000 });
   assert.notEqual(flag.status, 0);
   assert.match(flag.stderr, /TESSERA_ERR_INVALID_ARGUMENT: --max-num-seqs must be/);
+  const dtype = spawnSync(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--kv-cache-dtype', 'fp8'], { encoding: 'utf8', timeout: 30_000 });
+  assert.notEqual(dtype.status, 0);
+  assert.match(dtype.stderr, /TESSERA_ERR_INVALID_ARGUMENT: --kv-cache-dtype must be one of f32, f16, got "fp8"/);
   const preset = spawnSync(process.execPath, [bin, 'serve', '--model', 'synth:nope', '--port', '0'], { encoding: 'utf8', timeout: 30_000 });
   assert.notEqual(preset.status, 0);
   assert.match(preset.stderr, /^error TESSERA_ERR_UNKNOWN_PRESET: /m);
@@ -50,12 +58,13 @@ test('serve refuses bad flags and unknown presets with one coded line', () => {
 test('bench serve writes a JSON result with every concurrency level', () => {
   const out = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
   try {
-    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--out', out], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(result.status, 0, result.stderr);
     const files = readdirSync(out);
     assert.equal(files.length, 1);
     assert.match(files[0], /^serve-.*\.json$/);
-    const report = JSON.parse(readFileSync(join(out, files[0]), 'utf8')) as { results: { concurrency: number; outputTokens: number; requests: number }[]; machine: { logicalCores: number } };
+    const report = JSON.parse(readFileSync(join(out, files[0]), 'utf8')) as { results: { concurrency: number; outputTokens: number; requests: number }[]; machine: { logicalCores: number }; options: { kvCacheDtype: string } };
+    assert.equal(report.options.kvCacheDtype, 'f16');
     assert.deepEqual(report.results.map((level) => [level.concurrency, level.requests, level.outputTokens]), [[1, 1, 3], [2, 2, 6]]);
     assert.ok(report.machine.logicalCores > 0);
   } finally {

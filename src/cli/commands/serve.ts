@@ -5,7 +5,8 @@ import { TesseraError } from '../../core/errors.js';
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
-import { numberOption } from '../model-options.js';
+import { kvCacheDtypeOption, numberOption } from '../model-options.js';
+import type { KvDtype } from '../../core/kv-dtype.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 
 interface ServeOptions extends ParallelOptions {
@@ -20,6 +21,7 @@ interface ServeOptions extends ParallelOptions {
   maxModelLen?: number;
   maxBatchTokens: number;
   kvCacheMib: number;
+  kvCacheDtype: KvDtype;
   maxWaiting?: number;
   maxBodyBytes: number;
   servedModelName?: string;
@@ -41,6 +43,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
     .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
     .option('--kv-cache-mib <n>', 'KV cache memory budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), DEFAULT_CORE_OPTIONS.kvCacheMib)
+    .addOption(kvCacheDtypeOption())
     .option('--max-waiting <n>', 'queued sequences beyond the running ones before 429 (default 4 × --max-num-seqs)', numberOption('--max-waiting', 0, 1e7, true))
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
@@ -65,7 +68,7 @@ export function registerServeCommand(program: Command): void {
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
         mesh,
-        core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, prefixCaching: options.prefixCaching },
+        core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
       const stop = (): void => {
