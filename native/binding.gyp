@@ -43,6 +43,8 @@
       "target_name": "tessera_native",
       "sources": [
         "src/addon.cc",
+        "src/kv-bindings.cc",
+        "src/napi-args.cc",
         "src/bandwidth.cc",
         "src/cpu.cc",
         "src/matmul.cc",

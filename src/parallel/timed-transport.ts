@@ -4,25 +4,8 @@
  * message: sends with their transfer time, receives with their wait, each
  * with its peer and bytes (Chrome trace events, one process per rank).
  */
+import { epochMicros, type TraceEvent } from '../core/trace-event.js';
 import type { Transport } from './transport.js';
-
-/** A Chrome trace event (the JSON Object Format's traceEvents entries). */
-export interface TraceEvent {
-  name: string;
-  /** Complete span, metadata, or counter. */
-  ph: 'X' | 'M' | 'C';
-  /** Microseconds since the Unix epoch, so ranks in different processes line up. */
-  ts?: number;
-  dur?: number;
-  pid: number;
-  tid?: number;
-  args?: Record<string, number | string>;
-}
-
-/** Now, in microseconds since the Unix epoch. */
-export function epochMicros(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
-}
 
 export class TimedTransport implements Transport {
   /**

@@ -37,15 +37,12 @@ static_assert(kQ6DAt + 32 == kQ6_KTileBlockBytes, "packed-tile.h's q6_k tile blo
 }
 
 #if defined(TESSERA_AVX512)
-/** The next tile's bytes are asked for while a batch's passes run (see matmul-tile.cc). */
-constexpr size_t kPrefetchBeyondTile = 4096;
-
 /** q4_k leaves of super-block b (16 rows each) for kTokens tokens. */
 template <int kTokens>
 inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
   const uint8_t* block = tile + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
   if (kTokens > 1) {
-    for (size_t l = 0; l < kQ4_KTileBlockBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(block + ahead + l), _MM_HINT_T0);
+    prefetchLines(block + ahead, kQ4_KTileBlockBytes);
   }
   const __m512i low = _mm512_set1_epi8(0x0f);
   __m512i a[kTokens];
@@ -95,7 +92,7 @@ template <int kTokens>
 inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
   const uint8_t* block = tile + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
   if (kTokens > 1) {
-    for (size_t l = 0; l < kQ6_KTileBlockBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(block + ahead + l), _MM_HINT_T0);
+    prefetchLines(block + ahead, kQ6_KTileBlockBytes);
   }
   const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x03), high = _mm512_set1_epi8(0x30);
   __m512i a[kTokens];

@@ -20,15 +20,6 @@ namespace {
 inline size_t tileBlockBytes(DType dtype) { return 16 * (dtype == DType::Q8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes); }
 
 #if defined(TESSERA_AVX512)
-/**
- * A batch reads a tile from memory in its first pass of tokens and from
- * cache in the rest: asking for the next tile (and 4 KiB more) while the
- * passes run spreads that burst over them (16-token batches streaming from
- * memory: 257 → 317 GOP/s measured). Decode is left to the hardware
- * prefetcher: software prefetch there measured no better.
- */
-constexpr size_t kPrefetchBeyondTile = 4096;
-
 /** Leaves of block b (16 rows each) for kTokens tokens. */
 template <int kTokens, bool kQ4>
 inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
@@ -36,7 +27,7 @@ inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, 
   constexpr int quantBytes = kQ4 ? 256 : 512;
   const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
   if (kTokens > 1) {  // prefetching `ahead` bytes on: the next tile's block b
-    for (size_t l = 0; l < blockBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(block + ahead + l), _MM_HINT_T0);
+    prefetchLines(block + ahead, blockBytes);
   }
   __m512i w[8];  // w[g]: elements 4g..4g+3 of each row (q4_0: w[4 + g] holds 16 + 4g..)
   if (kQ4) {

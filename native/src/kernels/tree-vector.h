@@ -8,6 +8,20 @@ namespace TESSERA_ISA_NS {
 namespace {
 
 #if defined(TESSERA_AVX512)
+/**
+ * A batch reads a tile from memory in its first pass of tokens and from
+ * cache in the rest: the quantized tile kernels ask for the next tile (and
+ * 4 KiB more) while the passes run, spreading that burst over them (16-token
+ * batches streaming from memory: 257 → 317 GOP/s measured). Decode is left to
+ * the hardware prefetcher: software prefetch there measured no better.
+ */
+constexpr size_t kPrefetchBeyondTile = 4096;
+
+/** Asks for the cache lines of [bytes, bytes + length). */
+inline void prefetchLines(const uint8_t* bytes, size_t length) {
+  for (size_t line = 0; line < length; line += 64) _mm_prefetch(reinterpret_cast<const char*>(bytes + line), _MM_HINT_T0);
+}
+
 /** leaves[0, plan.n) → their sums per lane; `leaves` (room for n + 1) is clobbered. */
 inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
   if (plan.width != plan.n) {
