@@ -79,18 +79,9 @@ void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& p
 template <bool kQ4>
 void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTokens, const TreePlan& plan, float* out,
                       int64_t outStride, int numRows) {
-  const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
-  for (int t = 0; t < numTokens; t += kTileTokens) {
-    const int count = numTokens - t < kTileTokens ? numTokens - t : kTileTokens;
-    __m512 results[kTileTokens];
-    switch (count) {
-      case 4: tilePass<4, kQ4>(tile, tokens + t, plan, results); break;
-      case 3: tilePass<3, kQ4>(tile, tokens + t, plan, results); break;
-      case 2: tilePass<2, kQ4>(tile, tokens + t, plan, results); break;
-      default: tilePass<1, kQ4>(tile, tokens + t, plan, results); break;
-    }
-    for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
-  }
+  tileTokenPasses(numTokens, out, outStride, numRows, [&](auto count, int t, __m512* results) {
+    tilePass<decltype(count)::value, kQ4>(tile, tokens + t, plan, results);
+  });
 }
 #endif
 

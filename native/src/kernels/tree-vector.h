@@ -1,6 +1,8 @@
 // The canonical halving tree over leaves that are each a vector of 16 rows
 // (lanes = rows): the same pairs as reduceLeaves, one vector add per pair.
 #pragma once
+#include <type_traits>
+
 #include "isa.h"
 
 namespace tessera {
@@ -20,6 +22,27 @@ constexpr size_t kPrefetchBeyondTile = 4096;
 /** Asks for the cache lines of [bytes, bytes + length). */
 inline void prefetchLines(const uint8_t* bytes, size_t length) {
   for (size_t line = 0; line < length; line += 64) _mm_prefetch(reinterpret_cast<const char*>(bytes + line), _MM_HINT_T0);
+}
+
+/**
+ * A quantized tile's results for numTokens tokens, kTileTokens at a time:
+ * pass(std::integral_constant<int, count>, first token, results) fills
+ * results[0, count) (lanes = rows), stored for the tile's numRows rows.
+ */
+template <typename Pass>
+inline void tileTokenPasses(int numTokens, float* out, int64_t outStride, int numRows, Pass pass) {
+  const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
+  for (int t = 0; t < numTokens; t += kTileTokens) {
+    const int count = numTokens - t < kTileTokens ? numTokens - t : kTileTokens;
+    __m512 results[kTileTokens];
+    switch (count) {
+      case 4: pass(std::integral_constant<int, 4>(), t, results); break;
+      case 3: pass(std::integral_constant<int, 3>(), t, results); break;
+      case 2: pass(std::integral_constant<int, 2>(), t, results); break;
+      default: pass(std::integral_constant<int, 1>(), t, results); break;
+    }
+    for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
+  }
 }
 
 /** leaves[0, plan.n) → their sums per lane; `leaves` (room for n + 1) is clobbered. */
