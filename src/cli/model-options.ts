@@ -5,7 +5,7 @@ import { TesseraError } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
 import { loadProgressBar } from './load-progress.js';
-import { openTracedEngine } from './traced-engine.js';
+import { openTracedEngine } from '../engine/traced-engine.js';
 import { DEFAULT_KV_DTYPE, KV_DTYPES, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 
 export interface ModelOptions {

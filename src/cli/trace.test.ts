@@ -5,7 +5,7 @@
  * message spans, and tracing changes no output.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,10 +148,36 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside s
   }
 });
 
-test('serve --trace without a mesh is refused with a coded error, not ignored', (t) => {
+test('serve --trace on one process writes the engine worker\'s steps and ops at shutdown', async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
-  const result = tessera('serve', '--model', model, '--port', '0', '--trace', join(scratch, 'serve.json'));
-  assert.notEqual(result.status, 0);
-  assert.match(result.stderr, /^error TESSERA_ERR_INVALID_ARGUMENT: --trace on `tessera serve` needs a mesh/);
+  const trace = join(scratch, 'serve.json');
+  const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--trace', trace], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      stderr += text;
+      const match = stderr.match(/serving "[^"]+" on (http:\/\/\S+) /);
+      if (match) resolve(match[1]);
+    });
+    child.on('exit', () => reject(new Error(`serve exited early:\n${stderr}`)));
+  });
+  try {
+    const response = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, prompt: [1, 403, 407], max_tokens: 4, ignore_eos: true }),
+    });
+    assert.equal(response.status, 200);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, stderr);
+  const { steps, ops } = checkRank(readTrace(trace), 0);
+  // A prefill step, then one decode step per further token.
+  assert.equal(steps.length, 4);
+  assert.equal(count(ops, 'matmul'), MATMULS_PER_STEP * steps.length);
+  assert.equal(count(ops, 'matmulMany'), MATMUL_MANYS_PER_STEP * steps.length);
 });

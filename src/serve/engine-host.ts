@@ -24,6 +24,7 @@ export interface EngineHostOptions {
   backend?: BackendChoice;
   threads?: number;
   mesh?: WorkerSetup['mesh'];
+  trace?: string;
 }
 
 export interface EngineLimits {
@@ -58,7 +59,7 @@ export class EngineHost {
 
   /** Starts the worker and waits until the model is loaded. */
   static async start(modelPath: string, options: EngineHostOptions): Promise<EngineHost> {
-    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh };
+    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace };
     const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
     const limits = await new Promise<EngineLimits>((resolve, reject) => {
       const onMessage = (message: WorkerMessage): void => {

@@ -14,6 +14,8 @@ export interface WorkerSetup {
   threads?: number;
   /** Run the model on a mesh of worker processes (--tp/--pp) instead of this thread. */
   mesh?: Omit<MeshEngineOptions, 'log'>;
+  /** Without a mesh: write the engine's step and op spans here (Chrome trace JSON) when it stops. */
+  trace?: string;
 }
 
 export type HostMessage =

@@ -8,8 +8,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import { isTesseraError } from '../core/errors.js';
 import { openMeshEngine } from '../cluster/mesh-engine.js';
+import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
+import { openTracedEngine } from '../engine/traced-engine.js';
 import { EngineCore, type ModelRunner } from '../engine/engine-core.js';
+import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { MeshRunner } from './mesh-runner.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 
@@ -88,6 +91,12 @@ async function openModel(): Promise<OpenedModel> {
     return { engine, runner: new MeshRunner(coordinator), backendName: name, mesh: true, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
+  const tracePath = setup.trace;
+  if (tracePath !== undefined) {
+    const events: TraceEvent[] = [];
+    const engine = await openTracedEngine(setup.modelPath, { backend, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype }, events);
+    return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => writeChromeTrace(tracePath, events, 1) };
+  }
   const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend, kvCacheDtype: setup.core.kvCacheDtype });
   return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => undefined };
 }

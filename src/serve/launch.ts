@@ -22,6 +22,8 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   threads?: number;
   /** --tp/--pp: the model runs on a mesh of worker processes. */
   mesh?: EngineHostOptions['mesh'];
+  /** Without a mesh: Chrome trace JSON of the engine's steps and ops, written at shutdown. */
+  trace?: string;
   log?: (line: string) => void;
 }
 
@@ -39,7 +41,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
-    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh });
+    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace });
     const name = options.servedModelName ?? source.defaultName;
     server.setModel({
       host,

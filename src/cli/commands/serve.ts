@@ -52,10 +52,6 @@ export function registerServeCommand(program: Command): void {
   addParallelOptions(command).action(async (options: ServeOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const mesh = meshPlanOf(options);
-      if (options.trace !== undefined && !mesh) {
-        // The embedded engine runs in a worker thread that does not record spans yet; say so rather than write nothing.
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--trace on `tessera serve` needs a mesh (--tp, --pp or --listen); to trace one process, use `tessera run --trace FILE`');
-      }
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
@@ -68,6 +64,7 @@ export function registerServeCommand(program: Command): void {
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
         mesh,
+        trace: mesh ? undefined : options.trace,
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
