@@ -34,8 +34,13 @@ struct QuantizedActivations {
             bias.empty() ? nullptr : bias.data() + t * (K / 32)};
   }
 
-  /** -bias · Σq per block of 32 (128 for q8_0 stored as q + 128, 8 for q4_0 nibbles). */
-  void computeTileBias(int32_t perUnit) {
+  /**
+   * For q8_0/q4_0 tiles: -bias · Σq per block of 32 (128 for q8_0 stored as
+   * q + 128, 8 for q4_0 nibbles); k-quant tiles take the sums over 16 as they are.
+   */
+  void computeTileBias(DType dtype) {
+    if (blockElements(dtype) != 32) return;
+    const int32_t perUnit = dtype == DType::Q8_0 ? 128 : 8;
     bias.resize(sums.size() / 2);
     for (size_t b = 0; b < bias.size(); b++) bias[b] = -perUnit * (sums[2 * b] + sums[2 * b + 1]);
   }
@@ -215,6 +220,20 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const MatmulTarg
   });
 }
 
+/** Packed targets that share a job (sharesPackedJob): activations quantized once, then one pool job. */
+void matmulPackedJob(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget* targets, int count, const float* x,
+                     int numTokens) {
+  const NativeWeight& first = *targets[0].weight;
+  const DType dtype = first.dtype();
+  const TreePlanStorage tree(leafCount(dtype, first.cols()));
+  QuantizedActivations quantized;
+  if (isQuantized(dtype)) {
+    quantizeActivations(kernels, pool, x, numTokens, first.cols(), blockElements(dtype), quantized);
+    quantized.computeTileBias(dtype);
+  }
+  matmulPacked(kernels, pool, targets, count, x, quantized, numTokens, tree.plan());
+}
+
 /** Whether the targets can share one activation format and one packed job. */
 bool sharesPackedJob(const MatmulTarget* targets, int count, bool floatActivations) {
   const NativeWeight& first = *targets[0].weight;
@@ -230,22 +249,16 @@ bool sharesPackedJob(const MatmulTarget* targets, int count, bool floatActivatio
 
 void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x, int numTokens,
             bool floatActivations, float* out) {
+  const MatmulTarget target{&weight, out};
+  if (sharesPackedJob(&target, 1, floatActivations)) return matmulPackedJob(kernels, pool, &target, 1, x, numTokens);
+
   const int64_t M = weight.rows();
   const int64_t K = weight.cols();
   const DType dtype = weight.dtype();
-  const int numLeaves = leafCount(dtype, K);
-  const TreePlanStorage tree(numLeaves);
-
+  const TreePlanStorage tree(leafCount(dtype, K));
   const bool quantizes = isQuantized(dtype) && !floatActivations;
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
-  // Precomputed once per call, not once per tile and block.
-  if (quantizes && weight.tiles() != nullptr && blockElements(dtype) == 32) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
-
-  const MatmulTarget target{&weight, out};
-  if (sharesPackedJob(&target, 1, floatActivations)) {
-    return matmulPacked(kernels, pool, &target, 1, x, quantized, numTokens, tree.plan());
-  }
 
   const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
   const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
@@ -303,16 +316,7 @@ void matmulMany(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget
     for (int i = 0; i < count; i++) matmul(kernels, pool, *targets[i].weight, x, numTokens, floatActivations, targets[i].out);
     return;
   }
-  const NativeWeight& first = *targets[0].weight;
-  const DType dtype = first.dtype();
-  const TreePlanStorage tree(leafCount(dtype, first.cols()));
-  QuantizedActivations quantized;
-  if (isQuantized(dtype)) {
-    quantizeActivations(kernels, pool, x, numTokens, first.cols(), blockElements(dtype), quantized);
-    // q4_k tiles take the sums over 16 as they are; q8_0/q4_0 tiles a bias per block of 32.
-    if (blockElements(dtype) == 32) quantized.computeTileBias(dtype == DType::Q8_0 ? 128 : 8);
-  }
-  matmulPacked(kernels, pool, targets, count, x, quantized, numTokens, tree.plan());
+  matmulPackedJob(kernels, pool, targets, count, x, numTokens);
 }
 
 }  // namespace tessera

@@ -1,5 +1,6 @@
 #include "packed-tile.h"
 #include "half-bits.h"
+#include "kernels/kquant-bits.h"
 
 #include <cstring>
 
@@ -45,29 +46,20 @@ void packFloatTile(size_t size, const uint8_t* rows, size_t rowBytes, int64_t nu
   }
 }
 
-/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes. */
-void scaleMinK4(int j, const uint8_t* packed, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-  }
-}
-
-// q4_k tile block offsets (kernels/matmul-tile-kquant.cc reads the same).
-constexpr size_t kQ4_KScalesAt = 2048, kQ4_KMinsAt = 2176, kQ4_KDAt = 2304, kQ4_KDminAt = 2336;
-
 /** Row `lane`'s q4_k super-blocks → its lane of each tile block. */
 void packQ4_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut) {
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = row + static_cast<size_t>(b) * kQ4_KBlockBytes;
     uint8_t* out = tileOut + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
     for (int group = 0; group < 32; group++) std::memcpy(out + 64 * group + 4 * lane, block + 16 + 4 * group, 4);
-    for (int sub = 0; sub < 8; sub++) scaleMinK4(sub, block + 4, out + kQ4_KScalesAt + 16 * sub + lane, out + kQ4_KMinsAt + 16 * sub + lane);
-    std::memcpy(out + kQ4_KDAt + 2 * lane, block, 2);
-    std::memcpy(out + kQ4_KDminAt + 2 * lane, block + 2, 2);
+    for (int sub = 0; sub < 8; sub++) {
+      int32_t scale, min;
+      scaleMinK4(sub, block + 4, &scale, &min);
+      out[kQ4_KTileScalesAt + 16 * sub + lane] = static_cast<uint8_t>(scale);
+      out[kQ4_KTileMinsAt + 16 * sub + lane] = static_cast<uint8_t>(min);
+    }
+    std::memcpy(out + kQ4_KTileDAt + 2 * lane, block, 2);
+    std::memcpy(out + kQ4_KTileDminAt + 2 * lane, block + 2, 2);
   }
 }
 
@@ -76,13 +68,13 @@ void unpackQ4_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
     uint16_t bits;
-    std::memcpy(&bits, block + kQ4_KDAt + 2 * lane, 2);
+    std::memcpy(&bits, block + kQ4_KTileDAt + 2 * lane, 2);
     const float d = halfToFloat(bits);
-    std::memcpy(&bits, block + kQ4_KDminAt + 2 * lane, 2);
+    std::memcpy(&bits, block + kQ4_KTileDminAt + 2 * lane, 2);
     const float dmin = halfToFloat(bits);
     for (int sub = 0; sub < 8; sub++) {
-      const float scale = d * block[kQ4_KScalesAt + 16 * sub + lane];
-      const float min = dmin * block[kQ4_KMinsAt + 16 * sub + lane];
+      const float scale = d * block[kQ4_KTileScalesAt + 16 * sub + lane];
+      const float min = dmin * block[kQ4_KTileMinsAt + 16 * sub + lane];
       const int shift = 4 * (sub % 2);
       for (int l = 0; l < 32; l++) {
         const uint8_t byte = block[64 * (8 * (sub / 2) + l / 4) + 4 * lane + l % 4];
@@ -92,8 +84,6 @@ void unpackQ4_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
   }
 }
 
-// q6_k tile block offsets (kernels/matmul-tile-kquant.cc reads the same).
-constexpr size_t kQ6_KScalesAt = 3072, kQ6_KDAt = 3328;
 
 /** Row `lane`'s q6_k super-blocks → its lane of each tile block. */
 void packQ6_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut) {
@@ -108,8 +98,8 @@ void packQ6_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut)
         std::memcpy(group + 128, block + 128 + 32 * n + 4 * g, 4);
       }
     }
-    for (int sub = 0; sub < 16; sub++) out[kQ6_KScalesAt + 16 * sub + lane] = block[192 + sub];
-    std::memcpy(out + kQ6_KDAt + 2 * lane, block + 208, 2);
+    for (int sub = 0; sub < 16; sub++) out[kQ6_KTileScalesAt + 16 * sub + lane] = block[192 + sub];
+    std::memcpy(out + kQ6_KTileDAt + 2 * lane, block + 208, 2);
   }
 }
 
@@ -118,15 +108,13 @@ void unpackQ6_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
     uint16_t bits;
-    std::memcpy(&bits, block + kQ6_KDAt + 2 * lane, 2);
+    std::memcpy(&bits, block + kQ6_KTileDAt + 2 * lane, 2);
     const float d = halfToFloat(bits);
     for (int e = 0; e < 256; e++) {
       const int n = e / 128, quarter = (e % 128) / 32, l = e % 32;
       const uint8_t* group = block + 64 * 3 * (8 * n + l / 4) + 4 * lane + l % 4;
-      const uint8_t ql = quarter % 2 == 0 ? group[0] : group[64];
-      const int nibble = quarter < 2 ? (ql & 0x0f) : (ql >> 4);
-      const int q = (nibble | (((group[128] >> (2 * quarter)) & 3) << 4)) - 32;
-      const int8_t scale = static_cast<int8_t>(block[kQ6_KScalesAt + 16 * (e / 16) + lane]);
+      const int q = q6TileValue(group[0], group[64], group[128], quarter) - 32;
+      const int8_t scale = static_cast<int8_t>(block[kQ6_KTileScalesAt + 16 * (e / 16) + lane]);
       y[256 * b + e] = d * scale * q;
     }
   }

@@ -2,6 +2,7 @@
 // readRows, embedding lookups and the float-activation matmul path. Only
 // multiplies and subtracts, so every ISA variant gives the same values.
 #include "kernel-functions.h"
+#include "kquant-bits.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
@@ -19,16 +20,6 @@ void q4_0(const uint8_t* block, float* y) {
   for (int i = 0; i < 16; i++) {
     y[i] = ((qs[i] & 0x0f) - 8) * d;
     y[i + 16] = ((qs[i] >> 4) - 8) * d;
-  }
-}
-
-void scaleMinK4(int j, const uint8_t* q, int32_t* scale, int32_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-    *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
   }
 }
 

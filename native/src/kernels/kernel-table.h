@@ -23,10 +23,18 @@ constexpr int kQ8_0BlockBytes = 34;  // f16 d, int8 q[32]
 constexpr int kQ4_0BlockBytes = 18;  // f16 d, uint8 qs[16] (low nibbles: 0..15, high: 16..31)
 constexpr int kQ4_KBlockBytes = 144; // f16 d, f16 dmin, uint8 scales[12], uint8 qs[128]
 constexpr int kQ6_KBlockBytes = 210; // uint8 ql[128], uint8 qh[64], int8 scales[16], f16 d
-// One q4_k super-block of a 16-row tile (packed-tile.h): quants 2048, scales 128, mins 128, d 32, dmin 32.
-constexpr size_t kQ4_KTileBlockBytes = 2368;
-// One q6_k super-block of a 16-row tile: ql/qh groups 3072, int8 scales 256, d 32 (16 stored blocks exactly).
-constexpr size_t kQ6_KTileBlockBytes = 3360;
+// One q4_k super-block of a 16-row tile (packed-tile.h): quants as 32 groups of 16 lanes × 4 bytes,
+// then u8 scales and mins [8 sub-blocks][16 lanes], then f16 d and dmin [16].
+constexpr size_t kQ4_KTileScalesAt = 2048;
+constexpr size_t kQ4_KTileMinsAt = kQ4_KTileScalesAt + 128;
+constexpr size_t kQ4_KTileDAt = kQ4_KTileMinsAt + 128;
+constexpr size_t kQ4_KTileDminAt = kQ4_KTileDAt + 32;
+constexpr size_t kQ4_KTileBlockBytes = kQ4_KTileDminAt + 32;  // 2368
+// One q6_k super-block of a 16-row tile: ql/qh groups (3 × 16 × 64 bytes), then int8 scales
+// [16 sub-blocks][16 lanes], then f16 d [16]: 16 stored blocks exactly.
+constexpr size_t kQ6_KTileScalesAt = 3072;
+constexpr size_t kQ6_KTileDAt = kQ6_KTileScalesAt + 256;
+constexpr size_t kQ6_KTileBlockBytes = kQ6_KTileDAt + 32;  // 3360
 
 // One token's activations quantized to 8-bit blocks (what quantized weights
 // dot against). Block size 32 for q8_0/q4_0, 256 for q4_k/q6_k.

@@ -7,21 +7,11 @@
 //         A = Σj sc_j Σ (q - 32)·x                   (j over the 16 sub-blocks of 16)
 // so every ISA variant gives the same bits.
 #include "kernel-functions.h"
+#include "kquant-bits.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
 namespace {
-
-/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes. */
-inline void scaleMinK4(int j, const uint8_t* packed, int32_t* scale, int32_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4);
-    *min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-  }
-}
 
 /** Σ m_j · Σx over sub-block j (32 elements = two 16-sums). */
 inline int32_t minTermQ4_K(const uint8_t* block, const int32_t* sums16) {

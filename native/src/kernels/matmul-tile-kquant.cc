@@ -10,31 +10,12 @@
 // with A and B exact integers, then the same halving tree, so the bits do not
 // depend on the layout, the batch or the variant.
 #include "kernel-functions.h"
+#include "kquant-bits.h"
 #include "tree-vector.h"
 
 namespace tessera {
 namespace TESSERA_ISA_NS {
 namespace {
-
-constexpr size_t kQuantBytes = 2048;                 // 4 chunks × 8 groups × 16 lanes × 4 bytes
-constexpr size_t kScalesAt = kQuantBytes;            // u8 [8 sub-blocks][16 lanes]
-constexpr size_t kMinsAt = kScalesAt + 128;          // u8 [8][16]
-constexpr size_t kScaleDAt = kMinsAt + 128;          // f16 d [16]
-constexpr size_t kMinDAt = kScaleDAt + 32;           // f16 dmin [16]
-static_assert(kMinDAt + 32 == kQ4_KTileBlockBytes, "packed-tile.h's q4_k tile block");
-
-// q6_k: per half n and group g, 64-byte groups of ql[64n + 4g..] (quarters 0, 2), ql[64n + 32 + 4g..]
-// (quarters 1, 3) and qh[32n + 4g..]; then int8 scales [16 sub-blocks][16 lanes]; then f16 d [16].
-constexpr size_t kQ6ScalesAt = 3072;
-constexpr size_t kQ6DAt = kQ6ScalesAt + 256;
-static_assert(kQ6DAt + 32 == kQ6_KTileBlockBytes, "packed-tile.h's q6_k tile block");
-
-/** The unsigned 6-bit value of quarter `quarter` from a lane's ql byte pair and qh byte. */
-[[maybe_unused]] inline int q6Value(uint8_t low, uint8_t high, uint8_t bits, int quarter) {
-  const uint8_t ql = quarter % 2 == 0 ? low : high;
-  const int nibble = quarter < 2 ? (ql & 0x0f) : (ql >> 4);
-  return nibble | (((bits >> (2 * quarter)) & 3) << 4);
-}
 
 #if defined(TESSERA_AVX512)
 /** q4_k leaves of super-block b (16 rows each) for kTokens tokens. */
@@ -55,7 +36,7 @@ inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* toke
       const __m512i bytes = _mm512_loadu_si512(block + 64 * (8 * chunk + g));
       w[g] = sub % 2 == 0 ? _mm512_and_si512(bytes, low) : _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
     }
-    const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kScalesAt + 16 * sub)));
+    const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ4_KTileScalesAt + 16 * sub)));
     for (int j = 0; j < kTokens; j++) {
       const int8_t* xq = tokens[j].q + 256 * b + 32 * sub;
       __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
@@ -72,14 +53,14 @@ inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* toke
   __m512i bTerm[kTokens];
   for (int j = 0; j < kTokens; j++) bTerm[j] = _mm512_setzero_si512();
   for (int sub = 0; sub < 8; sub++) {
-    const __m512i min = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kMinsAt + 16 * sub)));
+    const __m512i min = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ4_KTileMinsAt + 16 * sub)));
     for (int j = 0; j < kTokens; j++) {
       const int32_t* sums = tokens[j].sums16 + 16 * b + 2 * sub;
       bTerm[j] = _mm512_add_epi32(bTerm[j], _mm512_mullo_epi32(min, _mm512_set1_epi32(sums[0] + sums[1])));
     }
   }
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kScaleDAt)));
-  const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kMinDAt)));
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ4_KTileDAt)));
+  const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ4_KTileDminAt)));
   for (int j = 0; j < kTokens; j++) {
     const __m512 xd = _mm512_set1_ps(tokens[j].d[b]);
     leaves[j] = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a[j]), _mm512_mul_ps(d, xd)),
@@ -123,7 +104,7 @@ inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* toke
     }
     for (int quarter = 0; quarter < 4; quarter++) {
       const int sub = 8 * n + 2 * quarter + run % 2;
-      const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ6ScalesAt + 16 * sub)));
+      const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ6_KTileScalesAt + 16 * sub)));
       for (int j = 0; j < kTokens; j++) {
         // Σ (q - 32)·x = Σ q·x - 32·Σx over the sub-block of 16.
         const __m512i biased = _mm512_sub_epi32(dot[j][quarter], _mm512_set1_epi32(32 * tokens[j].sums16[16 * b + sub]));
@@ -131,7 +112,7 @@ inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* toke
       }
     }
   }
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ6DAt)));
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ6_KTileDAt)));
   for (int j = 0; j < kTokens; j++) {
     leaves[j] = _mm512_mul_ps(_mm512_cvtepi32_ps(a[j]), _mm512_mul_ps(d, _mm512_set1_ps(tokens[j].d[b])));
   }
@@ -174,11 +155,11 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
       for (int g = 0; g < 8; g++) {
         for (int i = 0; i < 4; i++) dot += ((block[64 * (8 * chunk + g) + 4 * lane + i] >> shift) & 0x0f) * xq[4 * g + i];
       }
-      a += block[kScalesAt + 16 * sub + lane] * dot;
-      bTerm += block[kMinsAt + 16 * sub + lane] * (x.sums16[16 * b + 2 * sub] + x.sums16[16 * b + 2 * sub + 1]);
+      a += block[kQ4_KTileScalesAt + 16 * sub + lane] * dot;
+      bTerm += block[kQ4_KTileMinsAt + 16 * sub + lane] * (x.sums16[16 * b + 2 * sub] + x.sums16[16 * b + 2 * sub + 1]);
     }
-    const float d = halfToFloat(loadU16(block + kScaleDAt + 2 * lane));
-    const float dmin = halfToFloat(loadU16(block + kMinDAt + 2 * lane));
+    const float d = halfToFloat(loadU16(block + kQ4_KTileDAt + 2 * lane));
+    const float dmin = halfToFloat(loadU16(block + kQ4_KTileDminAt + 2 * lane));
     leaves[b] = static_cast<float>(a) * (d * x.d[b]) - static_cast<float>(bTerm) * (dmin * x.d[b]);
   }
   *out = reduceLeaves(leaves, plan);
@@ -195,11 +176,11 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
       int32_t dot = 0;
       for (int g = firstGroup; g < firstGroup + 4; g++) {
         const uint8_t* group = block + 64 * 3 * (8 * n + g) + 4 * lane;
-        for (int i = 0; i < 4; i++) dot += q6Value(group[i], group[64 + i], group[128 + i], quarter) * x.q[256 * b + 128 * n + 32 * quarter + 4 * g + i];
+        for (int i = 0; i < 4; i++) dot += q6TileValue(group[i], group[64 + i], group[128 + i], quarter) * x.q[256 * b + 128 * n + 32 * quarter + 4 * g + i];
       }
-      a += static_cast<int8_t>(block[kQ6ScalesAt + 16 * sub + lane]) * (dot - 32 * x.sums16[16 * b + sub]);
+      a += static_cast<int8_t>(block[kQ6_KTileScalesAt + 16 * sub + lane]) * (dot - 32 * x.sums16[16 * b + sub]);
     }
-    const float d = halfToFloat(loadU16(block + kQ6DAt + 2 * lane));
+    const float d = halfToFloat(loadU16(block + kQ6_KTileDAt + 2 * lane));
     leaves[b] = static_cast<float>(a) * (d * x.d[b]);
   }
   *out = reduceLeaves(leaves, plan);
