@@ -2,7 +2,8 @@
  * The checks every backend makes on the segments of a batched KV op
  * (writeKvBatch, attentionBatch), with one set of messages: each segment's
  * rows lie inside the batch and no two segments share a row, so segments can
- * run in any order, or at once, without touching each other's rows.
+ * run in any order, or at once, without touching each other's rows; and the
+ * check that a position maps through its block table into the pool.
  */
 import type { KvPool, KvSegment } from './backend.js';
 import { check } from '../core/errors.js';
@@ -48,4 +49,25 @@ export function checkSamePools(keyCache: KvPool, valueCache: KvPool): void {
     'TESSERA_ERR_INVALID_ARGUMENT',
     'the key and value pools differ (numKvHeads, headDim, blockSize, size or dtype)',
   );
+}
+
+/**
+ * Index in pool.data of (position, kv head 0, dim 0) of a sequence, after
+ * checking that the position maps through the block table into the pool.
+ */
+export function kvSlotOffset(pool: KvPool, blockTable: Int32Array, position: number): number {
+  const logical = Math.floor(position / pool.blockSize);
+  check(
+    Number.isInteger(position) && position >= 0 && logical < blockTable.length,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
+  );
+  const physical = blockTable[logical];
+  const rowSize = pool.numKvHeads * pool.headDim;
+  check(
+    physical >= 0 && (physical + 1) * pool.blockSize * rowSize <= pool.data.length,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
+  );
+  return (physical * pool.blockSize + (position % pool.blockSize)) * rowSize;
 }

@@ -4,6 +4,7 @@
  */
 import type { Backend, Weight } from '../backend/backend.js';
 import type { ScratchLease } from './scratch-buffers.js';
+import { RowParallelProjection } from './shard-projection.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
 
 export interface FeedForward {
@@ -25,18 +26,20 @@ export interface DenseFeedForwardWeights {
 
 /** down(silu(gate(x)) * up(x)): gate/up column-parallel, down row-parallel with one all-reduce. */
 export class DenseFeedForward implements FeedForward {
+  private readonly down: RowParallelProjection;
+
   constructor(
     private readonly backend: Backend,
     private readonly weights: DenseFeedForwardWeights,
-    private readonly group: TensorParallelGroup,
-  ) {}
+    group: TensorParallelGroup,
+  ) {
+    this.down = new RowParallelProjection(backend, weights.down, group);
+  }
 
-  async forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
-    const { backend, weights } = this;
+  forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
     /** [numTokens, intermediateSize] */
-    const activated = gatedActivation(backend, x, weights.gate, weights.up, numTokens, scratch);
-    const out = scratch?.take('projected', numTokens * weights.down.shape[0]);
-    return this.group.allReduce(backend.matmul(activated, weights.down, numTokens, out));
+    const activated = gatedActivation(this.backend, x, this.weights.gate, this.weights.up, numTokens, scratch);
+    return this.down.forward(activated, numTokens, scratch);
   }
 }
 

@@ -12,7 +12,7 @@
 import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvWriteBatchArgs, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
-import { batchRows, checkKvSegments, checkSamePools } from '../kv-segments.js';
+import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset } from '../kv-segments.js';
 import { checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
@@ -113,30 +113,19 @@ export class NativeBackend implements Backend {
 
   matmul(x: Float32Array, weight: Weight, numTokens: number, out?: Float32Array): Float32Array {
     const w = asNativeWeight(weight);
-    check(
-      Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
-    );
+    checkMatmulInput(x, w, numTokens);
     return this.addon.matmul(this.context, w.handle, x, numTokens, this.floatActivations, outOrNew(out, numTokens * w.rows));
   }
 
   matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, given?: readonly Float32Array[]): Float32Array[] {
     const ws = weights.map(asNativeWeight);
     check(ws.length > 0, 'TESSERA_ERR_INVALID_ARGUMENT', 'matmulMany needs at least one weight');
-    for (const w of ws) {
-      check(
-        Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
-        'TESSERA_ERR_INVALID_ARGUMENT',
-        `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
-      );
-    }
+    for (const w of ws) checkMatmulInput(x, w, numTokens);
     check(!given || given.length === ws.length, 'TESSERA_ERR_INVALID_ARGUMENT', `matmulMany got ${given?.length} outs for ${ws.length} weights`);
     const outs = ws.map((w, i) => outOrNew(given?.[i], numTokens * w.rows));
     if (numTokens === 0) return outs;
     return this.addon.matmulMany(this.context, ws.map((w) => w.handle), x, numTokens, this.floatActivations, outs);
   }
-
 
   embed(ids: Int32Array, table: Weight): Float32Array {
     const w = asNativeWeight(table);
@@ -205,7 +194,7 @@ export class NativeBackend implements Backend {
     check(keys.length === values.length, 'TESSERA_ERR_INVALID_ARGUMENT', `writeKvBatch got ${keys.length} keys but ${values.length} values`);
     checkKvSegments(batchRows(keys.length, rowSize, 'writeKvBatch keys'), segments);
     checkSamePools(keyCache, valueCache);
-    if (segments.length === 1 && segments[0].start === 0 && segments[0].positions.length * rowSize === keys.length) {
+    if (isLoneSegment(segments, rowSize, keys.length)) {
       // One sequence filling the batch (a lone decode or prefill): the per-sequence writes, nothing to pack.
       this.writeKv(keyCache, segments[0].blockTable, segments[0].positions, keys);
       this.writeKv(valueCache, segments[0].blockTable, segments[0].positions, values);
@@ -221,7 +210,7 @@ export class NativeBackend implements Backend {
 
   attentionBatch(args: AttentionBatchArgs): Float32Array {
     const { query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale } = args;
-    if (segments.length === 1 && segments[0].start === 0 && segments[0].positions.length * numHeads * headDim === query.length) {
+    if (isLoneSegment(segments, numHeads * headDim, query.length)) {
       // One sequence filling the batch: the per-sequence call (same kernel, same bits), nothing to pack.
       const { blockTable, positions } = segments[0];
       return this.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale });
@@ -252,6 +241,19 @@ export class NativeBackend implements Backend {
  * An array the addon fills completely; large ones skip zero-filling (a
  * prefill allocates about a gigabyte of activations).
  */
+function checkMatmulInput(x: Float32Array, w: NativeWeight, numTokens: number): void {
+  check(
+    Number.isInteger(numTokens) && numTokens >= 0 && x.length === numTokens * w.cols,
+    'TESSERA_ERR_INVALID_ARGUMENT',
+    `matmul input has ${x.length} values but ${numTokens} tokens of ${w.cols} features need ${numTokens * w.cols}`,
+  );
+}
+
+/** One segment covering all `length` values of rows of `rowWidth`: the per-sequence ops serve it unpacked. */
+function isLoneSegment(segments: readonly KvSegment[], rowWidth: number, length: number): boolean {
+  return segments.length === 1 && segments[0].start === 0 && segments[0].positions.length * rowWidth === length;
+}
+
 /** The caller's buffer (checked) or a new one. */
 function outOrNew(out: Float32Array | undefined, length: number): Float32Array {
   if (!out) return outputArray(length);
@@ -320,21 +322,7 @@ function packSegments(segments: readonly KvSegment[]): { layout: Int32Array; pos
   return { layout, positions, blockTables };
 }
 
-/** Every position maps through the block table to a block inside the pool (the reference's messages). */
+/** Every position maps through the block table to a block inside the pool. */
 function checkBlocks(pool: KvPool, blockTable: Int32Array, positions: Int32Array): void {
-  const blockFloats = pool.blockSize * pool.numKvHeads * pool.headDim;
-  for (const position of positions) {
-    const logical = Math.floor(position / pool.blockSize);
-    check(
-      Number.isInteger(position) && position >= 0 && logical < blockTable.length,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
-    );
-    const physical = blockTable[logical];
-    check(
-      physical >= 0 && (physical + 1) * blockFloats <= pool.data.length,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
-    );
-  }
+  for (const position of positions) kvSlotOffset(pool, blockTable, position);
 }

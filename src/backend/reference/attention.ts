@@ -7,25 +7,7 @@
 import type { AttentionArgs, AttentionBatchArgs, KvPool, KvWriteBatchArgs } from '../backend.js';
 import { check } from '../../core/errors.js';
 import { f16ToF32, f32ToF16 } from '../../core/half.js';
-import { batchRows, checkKvSegments, checkSamePools, segmentRows } from '../kv-segments.js';
-
-/** Index in pool.data of (position, kv head 0, dim 0) of a sequence. */
-function slotOffset(pool: KvPool, blockTable: Int32Array, position: number): number {
-  const logical = Math.floor(position / pool.blockSize);
-  check(
-    Number.isInteger(position) && position >= 0 && logical < blockTable.length,
-    'TESSERA_ERR_INVALID_ARGUMENT',
-    `KV position ${position} is beyond the ${blockTable.length} blocks of the sequence's block table; allocate blocks before writing or reading them`,
-  );
-  const physical = blockTable[logical];
-  const rowSize = pool.numKvHeads * pool.headDim;
-  check(
-    physical >= 0 && (physical + 1) * pool.blockSize * rowSize <= pool.data.length,
-    'TESSERA_ERR_INVALID_ARGUMENT',
-    `block table maps logical block ${logical} to physical block ${physical}, outside the pool`,
-  );
-  return (physical * pool.blockSize + (position % pool.blockSize)) * rowSize;
-}
+import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, segmentRows } from '../kv-segments.js';
 
 /** Writes values [numTokens, numKvHeads, headDim] at `positions`. */
 export function writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
@@ -36,7 +18,7 @@ export function writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Ar
     `writeKv got ${values.length} values for ${positions.length} positions of ${rowSize}`,
   );
   for (let t = 0; t < positions.length; t++) {
-    const offset = slotOffset(pool, blockTable, positions[t]);
+    const offset = kvSlotOffset(pool, blockTable, positions[t]);
     const row = values.subarray(t * rowSize, (t + 1) * rowSize);
     if (pool.dtype === 'f32') {
       pool.data.set(row, offset);
@@ -172,8 +154,8 @@ function attendOne(
   for (let blockStart = 0; blockStart <= lastPosition; blockStart += blockSize) {
     const count = Math.min(blockSize, lastPosition + 1 - blockStart);
     // Offsets of position blockStart; positions within a block are contiguous slots.
-    const keyBase = slotOffset(keyCache, blockTable, blockStart) + kvHead * headDim;
-    const valueBase = slotOffset(valueCache, blockTable, blockStart) + kvHead * headDim;
+    const keyBase = kvSlotOffset(keyCache, blockTable, blockStart) + kvHead * headDim;
+    const valueBase = kvSlotOffset(valueCache, blockTable, blockStart) + kvHead * headDim;
     const stride = keyCache.numKvHeads * headDim;
     const keys = blockRows(keyCache, keyBase, stride, count, scratch.keys);
     const values = blockRows(valueCache, valueBase, stride, count, scratch.values);
