@@ -7,7 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
-import { loadTransformerWeights, type LoadProgress } from '../model/transformer-weights.js';
+import { loadTransformerWeights, type LoadProgress, type TransformerWeights } from '../model/transformer-weights.js';
 import { Transformer } from '../model/transformer.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -25,6 +25,8 @@ export interface EngineOptions {
   onProgress?: LoadProgress;
   /** Element type of the KV cache (default f32). */
   kvCacheDtype?: KvDtype;
+  /** Builds the model from its loaded weights (default: a plain Transformer; tracing records steps). */
+  transformer?: (config: ModelConfig, weights: TransformerWeights, backend: Backend) => Transformer;
 }
 
 export class Engine {
@@ -43,7 +45,7 @@ export class Engine {
     try {
       const backend = options.backend ?? new ReferenceBackend();
       const weights = loadTransformerWeights(files.store, files.config, backend, options.onProgress);
-      const transformer = new Transformer(files.config, weights, backend);
+      const transformer = options.transformer?.(files.config, weights, backend) ?? new Transformer(files.config, weights, backend);
       return new Engine(files, transformer, backend, performance.now() - started, kvCacheDtype);
     } finally {
       files.store.close();

@@ -8,10 +8,9 @@ import { tracedBackend } from '../backend/traced-backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { TRACE_THREADS, epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { Engine } from './engine.js';
-import { openModelFiles } from './model-files.js';
 import type { Batch } from '../model/batch.js';
 import { Transformer } from '../model/transformer.js';
-import { loadTransformerWeights, type LoadProgress, type TransformerWeights } from '../model/transformer-weights.js';
+import type { LoadProgress, TransformerWeights } from '../model/transformer-weights.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 
 /** A run on one process is drawn as rank 0. */
@@ -48,15 +47,10 @@ export interface TracedEngineOptions {
 }
 
 /** Engine.open, with every step and backend op (weight loads included) recorded into `events`. */
-export async function openTracedEngine(modelPath: string, options: TracedEngineOptions, events: TraceEvent[]): Promise<Engine> {
-  const started = performance.now();
-  const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
-  try {
-    const backend = tracedBackend(options.backend, { events, pid: PID });
-    const weights = loadTransformerWeights(files.store, files.config, backend, options.onProgress);
-    const transformer = new SteppedTransformer(files.config, weights, backend, events);
-    return Engine.fromTransformer(files, transformer, backend, performance.now() - started, options.kvCacheDtype);
-  } finally {
-    files.store.close();
-  }
+export function openTracedEngine(modelPath: string, options: TracedEngineOptions, events: TraceEvent[]): Promise<Engine> {
+  return Engine.open(modelPath, {
+    ...options,
+    backend: tracedBackend(options.backend, { events, pid: PID }),
+    transformer: (config, weights, backend) => new SteppedTransformer(config, weights, backend, events),
+  });
 }
