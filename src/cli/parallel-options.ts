@@ -6,7 +6,9 @@
  * process, as rank 0) records its steps, backend ops and messages.
  */
 import type { Command } from 'commander';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
@@ -44,6 +46,7 @@ export function addParallelOptions(command: Command): Command {
     .option(
       '--trace <file>',
       "write a Chrome trace JSON (opens in Perfetto) of every rank's steps, backend ops (tokens, weight dtype, shape and bytes) and messages (bytes, peer, wait vs transfer); one process or a mesh",
+      traceOption,
     );
 }
 
@@ -86,6 +89,22 @@ async function openLocalEngine(options: ModelOptions & ParallelOptions): Promise
   const events: TraceEvent[] = [];
   const engine = await openEngine(options, events);
   return { engine, close: async () => writeChromeTrace(tracePath, events, 1) };
+}
+
+/** The trace is written when the run ends: a path it cannot be written to is refused before any work. */
+function traceOption(value: string): string {
+  const path = resolve(value);
+  let reason: string | undefined;
+  if (existsSync(path) && statSync(path).isDirectory()) reason = 'it is a directory';
+  else {
+    try {
+      accessSync(dirname(path), constants.W_OK);
+    } catch (error) {
+      reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${dirname(path)} does not exist` : `${dirname(path)} is not writable`;
+    }
+  }
+  if (reason) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--trace ${value}: cannot write the trace there (${reason})`);
+  return value;
 }
 
 function transportOption(value: string): 'tcp' | 'unix' {

@@ -181,3 +181,16 @@ test('serve --trace on one process writes the engine worker\'s steps and ops at 
   assert.equal(count(ops, 'matmul'), MATMULS_PER_STEP * steps.length);
   assert.equal(count(ops, 'matmulMany'), MATMUL_MANYS_PER_STEP * steps.length);
 });
+
+test('--trace to a path that cannot be written is refused before any work, with a coded line', (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  for (const [path, reason] of [[join(scratch, 'missing', 'x.json'), /does not exist/], [scratch, /it is a directory/]] as const) {
+    const result = tessera('run', '--model', model, '--max-tokens', '3', '--trace', path);
+    assert.notEqual(result.status, 0);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^error TESSERA_ERR_INVALID_ARGUMENT: --trace .*: cannot write the trace there/);
+    assert.match(result.stderr, reason);
+  }
+});
+

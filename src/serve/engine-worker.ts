@@ -70,7 +70,12 @@ async function main(): Promise<void> {
     // Let messages (new requests, cancellations) in between steps.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  await model.close();
+  try {
+    await model.close();
+  } catch (error) {
+    // Shutting down anyway: say what was lost (a trace that could not be written, a mesh that did not stop).
+    process.stderr.write(`tessera: while stopping the engine: ${(error as Error).message}\n`);
+  }
   process.exit(0);
 }
 
