@@ -2,8 +2,14 @@
 // dtype at TinyLlama's FFN shapes (decode), and a 64-token batch (prefill),
 // reported as weight GB/s and GOP/s next to this machine's STREAM triad
 // bandwidth measured in the same run.
+// Writes bench/results/kernels-[LABEL-]<date>.json. To compare two builds of
+// the addon in one sitting, point TESSERA_NATIVE_ADDON at each and give a --label.
 //   node bench/kernels.mjs [--threads N] [--isa avx512|avx2|scalar] [--float-activations] [--dtypes q8_0,q4_0]
+//                          [--shapes 5632x2048] [--batch 16,64] [--label NAME] [--out bench/results]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { describeMachine } from '../dist/bench/machine.js';
 import { NativeBackend } from '../dist/backend/native/native-backend.js';
 import { byteSize } from '../dist/core/dtype.js';
 import { f32ToF16, f32ToBf16 } from '../dist/core/half.js';
@@ -16,6 +22,8 @@ const { values: options } = parseArgs({
     dtypes: { type: 'string', default: 'f32,f16,bf16,q8_0,q4_0,q4_k,q6_k' },
     shapes: { type: 'string', default: '5632x2048,2048x5632' },
     batch: { type: 'string', default: '64' },
+    label: { type: 'string', default: '' },
+    out: { type: 'string', default: 'bench/results' },
   },
 });
 
@@ -74,8 +82,9 @@ function time(run) {
 
 const bandwidth = backend.measureMemoryBandwidth();
 console.log(`isa ${backend.isa}, ${backend.threads} threads, ${options['float-activations'] ? 'float' : '8-bit'} activations; STREAM triad ${bandwidth.toFixed(1)} GB/s`);
-console.log('dtype   shape [M, K]    decode ms   GB/s  % triad   prefill(N=%s) ms  GOP/s'.replace('%s', options.batch));
-const batch = Number(options.batch);
+const batches = options.batch.split(',').map(Number);
+console.log(`dtype   shape [M, K]    decode ms   GB/s  % triad${batches.map((n) => `   batch ${n} ms  GOP/s`).join('')}`);
+const results = [];
 for (const dtype of options.dtypes.split(',')) {
   for (const [M, K] of options.shapes.split(',').map((s) => s.split('x').map(Number))) {
     const bytes = weightBytes(dtype, M, K);
@@ -86,13 +95,24 @@ for (const dtype of options.dtypes.split(',')) {
     const x = Float32Array.from({ length: K }, () => random() * 2 - 1);
     let next = 0;
     const decode = time(() => backend.matmul(x, weights[next++ % copies], 1));
-    const xs = Float32Array.from({ length: K * batch }, () => random() * 2 - 1);
-    const prefill = time(() => backend.matmul(xs, weight, batch));
+    const batched = batches.map((batch) => {
+      const xs = Float32Array.from({ length: K * batch }, () => random() * 2 - 1);
+      const seconds = time(() => backend.matmul(xs, weight, batch));
+      return { tokens: batch, ms: seconds * 1e3, gops: (2 * M * K * batch) / seconds / 1e9 };
+    });
     const gbs = bytes.length / decode / 1e9;
+    results.push({ dtype, shape: [M, K], decodeMs: decode * 1e3, decodeGBs: gbs, batches: batched });
     console.log(
       `${dtype.padEnd(6)}  [${M}, ${K}]`.padEnd(24) +
         `${(decode * 1e3).toFixed(3).padStart(8)}  ${gbs.toFixed(1).padStart(6)}  ${((100 * gbs) / bandwidth).toFixed(0).padStart(6)}%` +
-        `   ${(prefill * 1e3).toFixed(2).padStart(12)}  ${((2 * M * K * batch) / prefill / 1e9).toFixed(1).padStart(6)}`,
+        batched.map((b) => `   ${b.ms.toFixed(2).padStart(10)}  ${b.gops.toFixed(1).padStart(6)}`).join(''),
     );
   }
 }
+
+const date = new Date().toISOString();
+mkdirSync(options.out, { recursive: true });
+const file = join(options.out, `kernels-${options.label ? `${options.label}-` : ''}${date.replace(/[:.]/g, '-')}.json`);
+const addon = process.env.TESSERA_NATIVE_ADDON ?? 'native/build/Release/tessera_native.node';
+writeFileSync(file, `${JSON.stringify({ benchmark: 'kernels', date, label: options.label, addon, isa: backend.isa, threads: backend.threads, floatActivations: options['float-activations'], memoryBandwidthGBs: bandwidth, machine: describeMachine(), results }, null, 1)}\n`);
+console.log(`wrote ${file}`);
