@@ -20,10 +20,10 @@ namespace {
 #if defined(TESSERA_AVX512)
 /** q4_k leaves of super-block b (16 rows each) for kTokens tokens. */
 template <int kTokens>
-inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
+inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, const PrefetchShare& share) {
   const uint8_t* block = tile + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
   if (kTokens > 1) {
-    prefetchLines(block + ahead, kQ4_KTileBlockBytes);
+    prefetchLines(block, kQ4_KTileBlockBytes, share);
   }
   const __m512i low = _mm512_set1_epi8(0x0f);
   __m512i a[kTokens];
@@ -70,10 +70,10 @@ inline void blockLeavesQ4_K(const uint8_t* tile, int b, const QuantizedRow* toke
 
 /** q6_k leaves of super-block b (16 rows each) for kTokens tokens. */
 template <int kTokens>
-inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
+inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, const PrefetchShare& share) {
   const uint8_t* block = tile + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
   if (kTokens > 1) {
-    prefetchLines(block + ahead, kQ6_KTileBlockBytes);
+    prefetchLines(block, kQ6_KTileBlockBytes, share);
   }
   const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x03), high = _mm512_set1_epi8(0x30);
   __m512i a[kTokens];
@@ -119,15 +119,14 @@ inline void blockLeavesQ6_K(const uint8_t* tile, int b, const QuantizedRow* toke
 }
 
 template <int kTokens, bool kQ6>
-void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, __m512* results) {
-  const size_t ahead = static_cast<size_t>(plan.n) * (kQ6 ? kQ6_KTileBlockBytes : kQ4_KTileBlockBytes) + kPrefetchBeyondTile;
+void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, const PrefetchShare& share, __m512* results) {
   foldTree<kTokens>(
       plan,
       [&](int b, __m512* values) {
         if (kQ6) {
-          blockLeavesQ6_K<kTokens>(tile, b, tokens, values, ahead);
+          blockLeavesQ6_K<kTokens>(tile, b, tokens, values, share);
         } else {
-          blockLeavesQ4_K<kTokens>(tile, b, tokens, values, ahead);
+          blockLeavesQ4_K<kTokens>(tile, b, tokens, values, share);
         }
       },
       results);
@@ -136,8 +135,9 @@ void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& p
 template <bool kQ6>
 void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTokens, const TreePlan& plan, float* out,
                       int64_t outStride, int numRows) {
+  const size_t tileBytes = static_cast<size_t>(plan.n) * (kQ6 ? kQ6_KTileBlockBytes : kQ4_KTileBlockBytes);
   tileTokenPasses(numTokens, out, outStride, numRows, [&](auto count, int t, __m512* results) {
-    tilePass<decltype(count)::value, kQ6>(tile, tokens + t, plan, results);
+    tilePass<decltype(count)::value, kQ6>(tile, tokens + t, plan, prefetchShareOfPass(tileBytes, t, numTokens), results);
   });
 }
 #endif

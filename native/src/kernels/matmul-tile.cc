@@ -22,13 +22,11 @@ inline size_t tileBlockBytes(DType dtype) { return 16 * (dtype == DType::Q8_0 ? 
 #if defined(TESSERA_AVX512)
 /** Leaves of block b (16 rows each) for kTokens tokens. */
 template <int kTokens, bool kQ4>
-inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, size_t ahead) {
+inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, __m512* leaves, const PrefetchShare& share) {
   constexpr size_t blockBytes = 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes);
   constexpr int quantBytes = kQ4 ? 256 : 512;
   const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
-  if (kTokens > 1) {  // prefetching `ahead` bytes on: the next tile's block b
-    prefetchLines(block + ahead, blockBytes);
-  }
+  if (kTokens > 1) prefetchLines(block, blockBytes, share);  // the next tile's block b
   __m512i w[8];  // w[g]: elements 4g..4g+3 of each row (q4_0: w[4 + g] holds 16 + 4g..)
   if (kQ4) {
     const __m512i low = _mm512_set1_epi8(0x0f);
@@ -71,16 +69,16 @@ inline void blockLeaves(const uint8_t* tile, int b, const QuantizedRow* tokens, 
  * weights for L1 and halved decode bandwidth on long rows.
  */
 template <int kTokens, bool kQ4>
-void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, __m512* results) {
-  const size_t ahead = static_cast<size_t>(plan.n) * 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes) + kPrefetchBeyondTile;
-  foldTree<kTokens>(plan, [&](int b, __m512* values) { blockLeaves<kTokens, kQ4>(tile, b, tokens, values, ahead); }, results);
+void tilePass(const uint8_t* tile, const QuantizedRow* tokens, const TreePlan& plan, const PrefetchShare& share, __m512* results) {
+  foldTree<kTokens>(plan, [&](int b, __m512* values) { blockLeaves<kTokens, kQ4>(tile, b, tokens, values, share); }, results);
 }
 
 template <bool kQ4>
 void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTokens, const TreePlan& plan, float* out,
                       int64_t outStride, int numRows) {
+  const size_t tileBytes = static_cast<size_t>(plan.n) * 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes);
   tileTokenPasses(numTokens, out, outStride, numRows, [&](auto count, int t, __m512* results) {
-    tilePass<decltype(count)::value, kQ4>(tile, tokens + t, plan, results);
+    tilePass<decltype(count)::value, kQ4>(tile, tokens + t, plan, prefetchShareOfPass(tileBytes, t, numTokens), results);
   });
 }
 #endif

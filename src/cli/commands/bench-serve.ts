@@ -23,6 +23,7 @@ interface BenchServeOptions {
   maxBatchTokens: number;
   kvCacheMib: number;
   kvCacheDtype: KvDtype;
+  trace?: string;
   out: string;
 }
 
@@ -42,6 +43,7 @@ export function registerBenchServeCommand(bench: Command): void {
     .option('--max-batch-tokens <n>', 'tokens per engine step', numberOption('--max-batch-tokens', 1, 1e6, true), 512)
     .option('--kv-cache-mib <n>', 'KV cache budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), 256)
     .addOption(kvCacheDtypeOption())
+    .option('--trace <file>', 'write a Chrome trace JSON of the engine steps and backend ops, at the end')
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchServeOptions) => {
       const levels = options.concurrency.split(',').map((part) => Number(part.trim()));
@@ -59,6 +61,7 @@ export function registerBenchServeCommand(bench: Command): void {
         servedModelName: 'bench',
         core: { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype },
         maxWaiting: 100_000,
+        trace: options.trace,
         log,
       });
       try {
