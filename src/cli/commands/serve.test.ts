@@ -55,11 +55,18 @@ test('serve refuses bad flags and unknown presets with one coded line', () => {
   assert.match(preset.stderr, /^error TESSERA_ERR_UNKNOWN_PRESET: /m);
 });
 
-test('bench serve writes a JSON result with every concurrency level', () => {
+test('bench serve writes a JSON result with every concurrency level, and --trace the steps of the run', () => {
   const out = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+  const traceDirectory = mkdtempSync(join(tmpdir(), 'tessera-bench-trace-'));
+  const trace = join(traceDirectory, 'bench.json');
   try {
-    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--trace', trace, '--out', out], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(result.status, 0, result.stderr);
+    const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; cat?: string; args?: { tokens?: number } }[] }).traceEvents;
+    // Warm-up (4 prompt ids + 4 tokens) and the two levels (4 + 3 each, 3 requests): every token passes through a step.
+    const stepTokens = events.filter((event) => event.name === 'step').reduce((sum, event) => sum + (event.args?.tokens ?? 0), 0);
+    assert.ok(stepTokens >= 4 + 3 + 3 * (4 + 2), `tokens in steps: ${stepTokens}`);
+    assert.ok(events.some((event) => event.cat === 'backend' && event.name === 'matmul'));
     const files = readdirSync(out);
     assert.equal(files.length, 1);
     assert.match(files[0], /^serve-.*\.json$/);
@@ -69,5 +76,6 @@ test('bench serve writes a JSON result with every concurrency level', () => {
     assert.ok(report.machine.logicalCores > 0);
   } finally {
     rmSync(out, { recursive: true, force: true });
+    rmSync(traceDirectory, { recursive: true, force: true });
   }
 });
