@@ -158,12 +158,19 @@ struct PackedTarget {
   int chunks;
 };
 
-PackedTarget planPacked(const MatmulTarget& target, int numTokens, int threads) {
-  const int64_t tiles = (target.weight->rows() + kTileRows - 1) / kTileRows;
+int64_t tilesOf(const MatmulTarget& target) { return (target.weight->rows() + kTileRows - 1) / kTileRows; }
+
+/**
+ * jobTiles: the tiles of every target in the job. Chunks are sized from the
+ * whole job, so a small projection (k, v beside q) is cut into a few long runs
+ * rather than single tiles that each start cold.
+ */
+PackedTarget planPacked(const MatmulTarget& target, int64_t jobTiles, int numTokens, int threads) {
+  const int64_t tiles = tilesOf(target);
   // Decode: long runs of tiles per chunk, about 8 chunks per thread. Batches of up to 64 tokens (one
   // pass of tokens per tile) stream best in runs of up to 16 tiles (the kernel prefetches the next
   // tile: 317 → 338 GOP/s at 16 tokens); longer batches revisit a chunk per 64 tokens, so 4 tiles, in L2.
-  const int64_t balanced = std::max<int64_t>(1, (tiles + 8 * threads - 1) / (8 * threads));
+  const int64_t balanced = std::max<int64_t>(1, (jobTiles + 8 * threads - 1) / (8 * threads));
   const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(numTokens <= 64 ? 16 : 4, balanced);
   return {target.weight, target.out, tiles, chunkTiles, static_cast<int>((tiles + chunkTiles - 1) / chunkTiles)};
 }
@@ -206,8 +213,10 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const MatmulTarg
   std::vector<PackedTarget> planned;
   std::vector<int> firstChunk;  // chunk index where each target starts
   int chunks = 0;
+  int64_t jobTiles = 0;
+  for (int i = 0; i < count; i++) jobTiles += tilesOf(targets[i]);
   for (int i = 0; i < count; i++) {
-    planned.push_back(planPacked(targets[i], numTokens, pool.threads()));
+    planned.push_back(planPacked(targets[i], jobTiles, numTokens, pool.threads()));
     firstChunk.push_back(chunks);
     chunks += planned.back().chunks;
   }
