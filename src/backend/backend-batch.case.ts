@@ -51,7 +51,7 @@ export function batchedKvCases(makeBackend: () => Backend): void {
   for (const shape of SHAPES) {
     for (const dtype of KV_DTYPES) {
       const label = `${shape.numHeads}/${shape.numKvHeads} heads of ${shape.headDim}, block ${shape.blockSize}, ${dtype} KV`;
-      test(`writeKvBatch and attentionBatch (${label}) give every segment the bits of its own writeKv and attention`, () => {
+      test(`writeKvBatch and attentionBatch (${label}) give every segment the bits of its own writeKv and attention, into a new or a given buffer`, () => {
         batchScenario(makeBackend(), shape, dtype, new TestRandom(70 + shape.headDim));
       });
     }
@@ -145,4 +145,12 @@ function batchScenario(backend: Backend, shape: BatchShape, dtype: KvDtype, rand
     assertBitwise(rows, alone[i], `segment ${i} (history ${plan.history}, ${plan.count} rows)`);
   });
   assert.ok(out.subarray(spare * rowQ, (spare + 1) * rowQ).every((v) => v === 0), 'a row in no segment stays zero');
+  // A caller's buffer, full of stale values: the same bits, and the row in no segment zeroed.
+  const given = new Float32Array(numTokens * rowQ).fill(-3);
+  assert.equal(backend.attentionBatch({ query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale, out: given }), given);
+  assertBitwise(given, out, 'attentionBatch into a given buffer');
+  assert.throws(
+    () => backend.attentionBatch({ query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale, out: new Float32Array(numTokens * rowQ - 1) }),
+    (error: unknown) => isTesseraError(error) && error.code === 'TESSERA_ERR_INVALID_ARGUMENT',
+  );
 }

@@ -97,6 +97,8 @@ export interface AttentionBatchArgs {
   numKvHeads: number;
   headDim: number;
   scale: number;
+  /** [numTokens, numHeads, headDim] receives the result when given (not query); rows in no segment are zeroed. */
+  out?: Float32Array;
 }
 
 export interface RopeArgs {

@@ -35,6 +35,17 @@ export function checkKvSegments(numTokens: number, segments: readonly KvSegment[
   }
 }
 
+/** Zeroes the rows of x [numTokens, rowSize] that no segment covers (segments already checked). */
+export function zeroRowsOutsideSegments(x: Float32Array, segments: readonly KvSegment[], rowSize: number): void {
+  const starts = segments.map((segment) => [segment.start, segment.start + segment.positions.length]).sort((a, b) => a[0] - b[0]);
+  let row = 0;
+  for (const [start, end] of starts) {
+    if (start > row) x.fill(0, row * rowSize, start * rowSize);
+    row = Math.max(row, end);
+  }
+  x.fill(0, row * rowSize);
+}
+
 /** Rows [segment.start, segment.start + count) of x [numTokens, rowSize]. */
 export function segmentRows(x: Float32Array, segment: KvSegment, rowSize: number): Float32Array {
   return x.subarray(segment.start * rowSize, (segment.start + segment.positions.length) * rowSize);

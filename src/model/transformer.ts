@@ -119,6 +119,7 @@ export class Transformer {
     const queryWidth = local.numHeads * config.headDim;
     /** [numTokens, numHeads, headDim] */
     let attended: Float32Array | undefined;
+    const single = kv.caches.length === 1;
     for (const cache of kv.caches) {
       const [keyCache, valueCache] = [cache.keys[layer], cache.values[layer]];
       backend.writeKvBatch({ keyCache, valueCache, keys, values, segments: cache.segments });
@@ -131,8 +132,9 @@ export class Transformer {
         numKvHeads: local.numKvHeads,
         headDim: config.headDim,
         scale: 1 / Math.sqrt(config.headDim),
+        out: single ? scratch?.take('attended', numTokens * queryWidth) : undefined,
       });
-      if (kv.caches.length === 1) attended = output;
+      if (single) attended = output;
       else copySegmentRows(output, (attended ??= new Float32Array(numTokens * queryWidth)), cache.segments, queryWidth);
     }
     const projected = await this.attentionOutputs[layer].forward(attended ?? new Float32Array(numTokens * queryWidth), numTokens, scratch);

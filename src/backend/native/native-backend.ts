@@ -12,7 +12,7 @@
 import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvWriteBatchArgs, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
-import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset } from '../kv-segments.js';
+import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, zeroRowsOutsideSegments } from '../kv-segments.js';
 import { checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
@@ -209,20 +209,26 @@ export class NativeBackend implements Backend {
   }
 
   attentionBatch(args: AttentionBatchArgs): Float32Array {
-    const { query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale } = args;
+    const { query, keyCache, valueCache, segments, numHeads, numKvHeads, headDim, scale, out } = args;
+    if (out) checkOutLength(out, query.length);
     if (isLoneSegment(segments, numHeads * headDim, query.length)) {
       // One sequence filling the batch: the per-sequence call (same kernel, same bits), nothing to pack.
       const { blockTable, positions } = segments[0];
-      return this.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale });
+      const result = this.attention({ query, keyCache, valueCache, blockTable, positions, numHeads, numKvHeads, headDim, scale });
+      if (!out) return result;
+      out.set(result);
+      return out;
     }
     check(numKvHeads > 0 && numHeads % numKvHeads === 0, 'TESSERA_ERR_INVALID_ARGUMENT', `numHeads ${numHeads} must be a multiple of numKvHeads ${numKvHeads}`);
     checkKvSegments(batchRows(query.length, numHeads * headDim, 'attentionBatch query'), segments);
     checkAttentionPools(keyCache, valueCache, numKvHeads, headDim);
     for (const segment of segments) checkBlocks(keyCache, segment.blockTable, segment.positions);
     const packed = packSegments(segments);
+    // The kernel writes the segments' rows only.
+    if (out) zeroRowsOutsideSegments(out, segments, numHeads * headDim);
     return this.addon.attentionBatch(
       this.context, query, keyCache.data, valueCache.data, keyCache.blockSize, numKvHeads, numHeads, headDim, scale,
-      packed.layout, packed.positions, packed.blockTables, new Float32Array(query.length),
+      packed.layout, packed.positions, packed.blockTables, out ?? new Float32Array(query.length),
     );
   }
 

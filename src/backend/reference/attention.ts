@@ -7,7 +7,8 @@
 import type { AttentionArgs, AttentionBatchArgs, KvPool, KvWriteBatchArgs } from '../backend.js';
 import { check } from '../../core/errors.js';
 import { f16ToF32, f32ToF16 } from '../../core/half.js';
-import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, segmentRows } from '../kv-segments.js';
+import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, segmentRows, zeroRowsOutsideSegments } from '../kv-segments.js';
+import { checkOutLength } from '../out-buffer.js';
 
 /** Writes values [numTokens, numKvHeads, headDim] at `positions`. */
 export function writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
@@ -87,7 +88,11 @@ export function attentionBatch(args: AttentionBatchArgs): Float32Array {
   const rowSize = numHeads * headDim;
   checkKvSegments(batchRows(query.length, rowSize, 'attentionBatch query'), segments);
   /** [numTokens, numHeads, headDim] */
-  const out = new Float32Array(query.length);
+  const out = args.out ?? new Float32Array(query.length);
+  if (args.out) {
+    checkOutLength(args.out, query.length);
+    zeroRowsOutsideSegments(args.out, segments, rowSize);
+  }
   for (const segment of segments) {
     const { positions, blockTable } = segment;
     out.set(attention({ ...args, query: segmentRows(query, segment, rowSize), blockTable, positions }), segment.start * rowSize);
