@@ -33,6 +33,13 @@ export interface SideFigures {
   decodeBandwidthFraction: number;
 }
 
+export interface DecodeRound {
+  tessera: number;
+  llamaCpp?: number;
+  /** GB/s: before Tessera's decode, between the two decodes, after the peer's. */
+  triads: number[];
+}
+
 export interface EngineBenchResult {
   kind: 'engine';
   date: string;
@@ -42,8 +49,10 @@ export interface EngineBenchResult {
   backend: string;
   /** The best STREAM triad of the run (the limit decode fractions use). */
   memoryBandwidthGBs: number;
-  /** The triad measured before each round. */
+  /** Every triad of the run, in order: one at the start, then one before, between and after each round's decodes. */
   memoryBandwidthRoundsGBs: number[];
+  /** Each round's decode tok/s per side, with the triads taken just before and just after it. */
+  decodeRounds: DecodeRound[];
   decodeTokens: number;
   flashAttention: boolean;
   tessera: SideFigures;
@@ -55,8 +64,9 @@ export interface EngineBenchResult {
 export async function runEngineBenchmark(options: EngineBenchOptions): Promise<EngineBenchResult> {
   const machine = describeMachine();
   const backend = createBackend(options.backend, { threads: options.threads });
-  // Measured again before every round, and the best kept: on a shared host one sample can catch a
-  // slow moment and make decode look faster than the memory allows (fractions over 100%).
+  // Measured right before and right after every decode, and the best kept as the limit: the shared
+  // host's memory speed swings within minutes, and one sample per round caught slow moments (decodes
+  // at 110-130% of it). A read-only stream can still pass the triad, which also writes.
   const bandwidths = [measureBandwidth(backend, options.threads)];
   options.log(`memory bandwidth (STREAM triad, ${options.threads} threads): ${bandwidths[0].toFixed(1)} GB/s`);
   const engine = await Engine.open(options.model, { backend });
@@ -69,20 +79,30 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
     : undefined;
   const tessera = emptyFigures(engine.loadMs);
   const llama = peer ? emptyFigures(peer.loadMs) : undefined;
+  const decodeRounds: DecodeRound[] = [];
+  const triad = (): number => {
+    const value = measureBandwidth(backend, options.threads);
+    bandwidths.push(value);
+    return value;
+  };
   try {
     for (let round = 0; round < options.rounds; round++) {
-      if (round > 0) bandwidths.push(measureBandwidth(backend, options.threads));
       for (const length of options.promptLengths) {
         const ours = (await engine.complete({ promptIds: prompt(length), maxTokens: 1, ignoreEos: true })).timings.prefillTokensPerSecond;
         keepBest(tessera.prefill, String(length), ours);
         if (peer && llama) keepBest(llama.prefill, String(length), await peer.prefill(prompt(length)));
       }
       const decodePrompt = prompt(16);
-      const ours = await engine.complete({ promptIds: decodePrompt, maxTokens: options.decodeTokens + 1, ignoreEos: true });
-      tessera.decode = Math.max(tessera.decode, ours.timings.decodeTokensPerSecond);
-      if (peer && llama) llama.decode = Math.max(llama.decode, await peer.decode(decodePrompt, options.decodeTokens));
+      const triads = [triad()];
+      const ours = (await engine.complete({ promptIds: decodePrompt, maxTokens: options.decodeTokens + 1, ignoreEos: true })).timings.decodeTokensPerSecond;
+      triads.push(triad());
+      const theirs = peer ? await peer.decode(decodePrompt, options.decodeTokens) : undefined;
+      if (theirs !== undefined) triads.push(triad());
+      decodeRounds.push({ tessera: ours, llamaCpp: theirs, triads });
+      tessera.decode = Math.max(tessera.decode, ours);
+      if (llama && theirs !== undefined) llama.decode = Math.max(llama.decode, theirs);
       options.log(
-        `round ${round + 1}/${options.rounds}: bandwidth ${bandwidths[round].toFixed(1)} GB/s, tessera decode ${tessera.decode.toFixed(2)} tok/s${llama ? `, llama.cpp ${llama.decode.toFixed(2)} tok/s` : ''}`,
+        `round ${round + 1}/${options.rounds}: triads ${triads.map((value) => value.toFixed(1)).join(' / ')} GB/s, tessera decode ${ours.toFixed(2)} tok/s${theirs !== undefined ? `, llama.cpp ${theirs.toFixed(2)} tok/s` : ''}`,
       );
     }
   } finally {
@@ -100,6 +120,7 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
     backend: backend.name,
     memoryBandwidthGBs: bandwidth,
     memoryBandwidthRoundsGBs: bandwidths,
+    decodeRounds,
     decodeTokens: options.decodeTokens,
     flashAttention: options.flashAttention,
     tessera,

@@ -26,5 +26,11 @@ test('bench engine writes Tessera and llama.cpp figures side by side', async () 
   assert.ok(result.tessera.decode > 0 && (result.llamaCpp?.decode ?? 0) > 0);
   assert.ok(result.ratios && result.ratios.decode > 0);
   assert.ok(result.model.bytes > 0);
+  // One round: its decodes bracketed by triads, and the limit the best of every triad of the run.
+  assert.equal(result.decodeRounds.length, 1);
+  assert.equal(result.decodeRounds[0].tessera, result.tessera.decode);
+  assert.equal(result.decodeRounds[0].triads.length, 3);
+  assert.equal(result.memoryBandwidthRoundsGBs.length, 4);
+  assert.equal(result.memoryBandwidthGBs, Math.max(...result.memoryBandwidthRoundsGBs));
   assert.equal(result.threads, 1);
 });
