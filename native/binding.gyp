@@ -51,6 +51,7 @@
         "src/ops.cc",
         "src/packed-tile.cc",
         "src/thread-pool.cc",
+        "src/tile-file.cc",
         "src/weight.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -24,6 +24,7 @@
 #include "napi-args.h"
 #include "ops.h"
 #include "thread-pool.h"
+#include "tile-file.h"
 #include "weight.h"
 
 namespace tessera {
@@ -57,6 +58,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Array supported = Napi::Array::New(info.Env());
   for (const KernelTable* table : supportedKernelTables()) supported.Set(supported.Length(), table->isa);
   out.Set("supportedIsas", supported);
+  out.Set("tileFileVersion", kTileFileVersion);
   return out;
 }
 
@@ -96,7 +98,7 @@ Napi::Value LoadWeight(const Napi::CallbackInfo& info) {
   }
 }
 
-/** mapWeight(context, dtype, rows, cols, path, byteOffset, pack) */
+/** mapWeight(context, dtype, rows, cols, path, byteOffset, pack, tileFile?) */
 Napi::Value MapWeight(const Napi::CallbackInfo& info) {
   const Context& context = contextArg(info);
   const DType dtype = dtypeArg(info, 1);
@@ -106,11 +108,19 @@ Napi::Value MapWeight(const Napi::CallbackInfo& info) {
   const std::string path = info[4].As<Napi::String>().Utf8Value();
   const uint64_t offset = static_cast<uint64_t>(number(info, 5, "byteOffset"));
   const bool pack = info.Length() > 6 && info[6].ToBoolean().Value() && context.kernels->fastTiles;
+  const std::string tileFile = info.Length() > 7 && info[7].IsString() ? info[7].As<Napi::String>().Utf8Value() : std::string();
   try {
-    return wrapWeight(info.Env(), NativeWeight::map(dtype, rows, cols, path, offset, pack, *context.pool));
+    return wrapWeight(info.Env(), NativeWeight::map(dtype, rows, cols, path, offset, pack, *context.pool, tileFile));
   } catch (const std::runtime_error& error) {
     throw Napi::Error::New(info.Env(), error.what());
   }
+}
+
+/** weightLayout(weight) → "stored" (the file's layout), "tiles" (packed in memory) or "saved-tiles" (mapped from a tile file) */
+Napi::Value WeightLayout(const Napi::CallbackInfo& info) {
+  const NativeWeight& weight = weightArg(info, 0);
+  const char* layout = weight.tiles() == nullptr ? "stored" : weight.mapped() ? "saved-tiles" : "tiles";
+  return Napi::String::New(info.Env(), layout);
 }
 
 /** readRows(context, weight, rowStart, rowEnd, out [rows, cols]) → out */
@@ -275,6 +285,7 @@ void keepLargeAllocations() {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keepLargeAllocations();
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("weightLayout", Napi::Function::New(env, WeightLayout));
   exports.Set("createContext", Napi::Function::New(env, CreateContext));
   exports.Set("loadWeight", Napi::Function::New(env, LoadWeight));
   exports.Set("mapWeight", Napi::Function::New(env, MapWeight));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "packed-tile.h"
+#include "tile-file.h"
 
 
 
@@ -60,8 +61,21 @@ uint8_t* NativeWeight::allocate(size_t byteLength) {
   return static_cast<uint8_t*>(base_);
 }
 
+size_t NativeWeight::tileBytes() const { return packedTileBytes(dtype_, cols_) * static_cast<size_t>((rows_ + 15) / 16); }
+
+bool NativeWeight::mapSavedTiles(const std::string& tileFile) {
+  const TileFileMapping mapping = mapTileFile(tileFile, dtype_, rows_, cols_, tileBytes());
+  if (mapping.base == nullptr) return false;
+  base_ = mapping.base;
+  length_ = mapping.length;
+  data_ = mapping.tiles;
+  mapped_ = true;
+  packed_ = true;
+  return true;
+}
+
 void NativeWeight::packFrom(const uint8_t* stored, ThreadPool& pool) {
-  const size_t bytes = packedTileBytes(dtype_, cols_) * static_cast<size_t>((rows_ + 15) / 16);
+  const size_t bytes = tileBytes();
   uint8_t* tiles = allocate(bytes);
   std::memset(tiles + bytes, 0, length_ - bytes);
   packTiles(dtype_, stored, rowBytes_, rows_, cols_, tiles, pool);
@@ -84,8 +98,10 @@ NativeWeight* NativeWeight::copy(DType dtype, int64_t rows, int64_t cols, const 
 }
 
 NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset, bool pack,
-                                ThreadPool& pool) {
+                                ThreadPool& pool, const std::string& tileFile) {
   NativeWeight* weight = new NativeWeight(dtype, rows, cols);
+  const bool packs = pack && packable(dtype);
+  if (packs && !tileFile.empty() && weight->mapSavedTiles(tileFile)) return weight;
   const size_t byteLength = weight->rowBytes_ * static_cast<size_t>(rows);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -109,7 +125,7 @@ NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const s
   }
   ::madvise(base, length, MADV_WILLNEED);
   const uint8_t* stored = static_cast<const uint8_t*>(base) + (byteOffset - start);
-  if (pack && packable(dtype)) {
+  if (packs) {
     // The tiles are private memory; the mapping was only the way in.
     try {
       weight->packFrom(stored, pool);
@@ -119,6 +135,8 @@ NativeWeight* NativeWeight::map(DType dtype, int64_t rows, int64_t cols, const s
       throw;
     }
     ::munmap(base, length);
+    // A failed save leaves no file; the caller sees that and says so.
+    if (!tileFile.empty()) writeTileFile(tileFile, dtype, rows, cols, weight->data_, weight->tileBytes());
     return weight;
   }
   weight->base_ = base;

@@ -24,9 +24,11 @@ class NativeWeight {
   /**
    * Maps bytes [byteOffset, byteOffset + rows·rowBytes) of a file, or packs
    * them from the mapping when `pack` and the dtype allows (throws std::runtime_error).
+   * With a `tileFile` path (tile-file.h), packed tiles are mapped from it when it
+   * holds this weight's, and saved to it after packing otherwise (best effort).
    */
   static NativeWeight* map(DType dtype, int64_t rows, int64_t cols, const std::string& path, uint64_t byteOffset, bool pack,
-                           ThreadPool& pool);
+                           ThreadPool& pool, const std::string& tileFile = std::string());
   ~NativeWeight();
   NativeWeight(const NativeWeight&) = delete;
   NativeWeight& operator=(const NativeWeight&) = delete;
@@ -53,6 +55,10 @@ class NativeWeight {
   /** Heap memory for `byteLength` bytes (huge pages when large); sets base_, length_. */
   uint8_t* allocate(size_t byteLength);
   void packFrom(const uint8_t* stored, ThreadPool& pool);
+  /** Bytes of this weight's tiles. */
+  size_t tileBytes() const;
+  /** Maps tiles saved by an earlier load; false when the file does not hold this weight's. */
+  bool mapSavedTiles(const std::string& tileFile);
 
   DType dtype_;
   int64_t rows_;

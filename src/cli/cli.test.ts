@@ -1,13 +1,14 @@
 /** The CLI as a user runs it: a real process, real files, exit codes and one-line coded errors. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GgufValueType } from '../format/gguf-types.js';
 import { writeGguf } from '../format/gguf-writer.js';
 import { synthesize } from '../synth/synthesize.js';
+import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
@@ -186,4 +187,25 @@ test('a GGUF model generates the same greedy tokens on the native (file-mapped) 
     return (JSON.parse(result.stdout) as { ids: number[] }).ids;
   };
   assert.deepEqual(ids('auto'), ids('reference'));
+});
+
+test('--tile-cache: the first run saves packed tiles, the next maps them and generates the same tokens; a file in its place is coded', async () => {
+  const model = join(scratch, 'tiny-q8-tiles.gguf');
+  await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'q8_0', out: model, format: 'gguf', seed: 10 });
+  const cache = join(scratch, 'tiles');
+  const ids = (...extra: string[]): number[] => {
+    const result = tessera('run', '--model', model, '--prompt', 'the robot and the sea', '--max-tokens', '12', '--json', ...extra);
+    assert.equal(result.status, 0, result.stderr);
+    return (JSON.parse(result.stdout) as { ids: number[] }).ids;
+  };
+  const plain = ids('--tile-cache', 'off');
+  assert.deepEqual(ids('--tile-cache', cache), plain);
+  assert.deepEqual(ids('--tile-cache', cache), plain);
+  // Tiles exist only where the kernel variant packs (AVX-512 VNNI); elsewhere the folder stays empty.
+  const files = readdirSync(cache);
+  assert.ok(files.every((file) => file.endsWith('.tiles')), files.join(', '));
+  const addon = loadNativeAddon();
+  if (addon.ok && addon.addon.info().supportedIsas.includes('avx512')) assert.ok(files.length > 0, 'no tiles saved');
+  writeFileSync(join(scratch, 'not-a-folder'), 'x');
+  assertCodedFailure(tessera('run', '--model', model, '--max-tokens', '1', '--tile-cache', join(scratch, 'not-a-folder', 'tiles')), 'TESSERA_ERR_INVALID_ARGUMENT');
 });

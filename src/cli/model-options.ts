@@ -31,7 +31,25 @@ export function addComputeOptions(command: Command): Command {
       new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'),
     )
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
-    .addOption(kvCacheDtypeOption());
+    .addOption(kvCacheDtypeOption())
+    .addOption(tileCacheOption());
+}
+
+/**
+ * --tile-cache DIR|off: the native backend saves packed tiles there and maps
+ * them on later loads (backend/native/tile-cache.ts). It is handed on as
+ * TESSERA_TILE_CACHE, which every backend reads, so the serve engine worker
+ * and forked ranks, which inherit the environment, use it too.
+ */
+export function tileCacheOption(): Option {
+  return new Option(
+    '--tile-cache <dir>',
+    'folder for packed weight tiles: the first load saves them, later loads map them (fast load, shared page cache); "off" for none (default: $TESSERA_TILE_CACHE, else none)',
+  ).argParser((value: string) => {
+    if (value === 'off') delete process.env.TESSERA_TILE_CACHE;
+    else process.env.TESSERA_TILE_CACHE = value;
+    return value;
+  });
 }
 
 /** --kv-cache-dtype (vLLM's name): the KV cache's element type; a bad value is a coded error naming the choices. */

@@ -26,11 +26,13 @@ export type NativeKvData = Float32Array | Uint16Array;
 
 /** The addon's exports (native/src/addon.cc); shapes are checked by the caller. */
 export interface NativeAddon {
-  info(): { physicalCores: number; supportedIsas: string[] };
+  info(): { physicalCores: number; supportedIsas: string[]; tileFileVersion: number };
   createContext(threads: number, isa: string): NativeContext;
   /** `pack`: q8_0/q4_0 go into 16-row tiles (faster decode; the bits do not change). */
   loadWeight(context: NativeHandle, dtype: number, rows: number, cols: number, bytes: Uint8Array, pack: boolean): NativeHandle;
-  mapWeight(context: NativeHandle, dtype: number, rows: number, cols: number, path: string, byteOffset: number, pack: boolean): NativeHandle;
+  /** `tileFile`: where packed tiles are mapped from when it holds them, and saved to otherwise (native/src/tile-file.h). */
+  mapWeight(context: NativeHandle, dtype: number, rows: number, cols: number, path: string, byteOffset: number, pack: boolean, tileFile?: string): NativeHandle;
+  weightLayout(weight: NativeHandle): 'stored' | 'tiles' | 'saved-tiles';
   // Ops that produce an array fill `out`, allocated by the caller (cheaper from JS than from C++), and return it.
   readRows(context: NativeHandle, weight: NativeHandle, rowStart: number, rowEnd: number, out: Float32Array): Float32Array;
   embed(context: NativeHandle, weight: NativeHandle, ids: Int32Array, out: Float32Array): Float32Array;

@@ -16,6 +16,7 @@ import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, zeroRowsOutsi
 import { checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
+import { TileCache } from './tile-cache.js';
 
 export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'neon' | 'scalar';
 
@@ -33,6 +34,11 @@ export interface NativeBackendOptions {
    * stays memory-mapped from the file (no copy).
    */
   repack?: boolean;
+  /**
+   * Folder where packed tiles are saved and mapped from on later loads
+   * (tile-cache.ts), or such a cache; default: $TESSERA_TILE_CACHE, else none.
+   */
+  tileCache?: string | TileCache;
 }
 
 export class NativeBackend implements Backend {
@@ -42,6 +48,7 @@ export class NativeBackend implements Backend {
   readonly threads: number;
   readonly floatActivations: boolean;
   readonly repack: boolean;
+  readonly tileCache: TileCache | undefined;
   private readonly addon: NativeAddon;
   private readonly context: NativeHandle;
 
@@ -68,6 +75,8 @@ export class NativeBackend implements Backend {
     this.threads = created.threads;
     this.floatActivations = options.floatActivations ?? false;
     this.repack = options.repack ?? true;
+    const tileCache = options.tileCache ?? process.env.TESSERA_TILE_CACHE;
+    this.tileCache = typeof tileCache === 'string' && tileCache !== '' ? new TileCache(tileCache, this.addon.info().tileFileVersion) : tileCache || undefined;
   }
 
   /** Kernel variants this CPU can run, best first, and its physical core count. */
@@ -89,16 +98,25 @@ export class NativeBackend implements Backend {
   /**
    * Maps the tensor's bytes straight from the model file: no copy and a page
    * cache shared between processes, unless the weight is repacked (see
-   * NativeBackendOptions.repack), which reads it through the mapping.
+   * NativeBackendOptions.repack), which reads it through the mapping; with a
+   * tile cache, repacked tiles are mapped from there when an earlier load saved them.
    */
   loadWeightFromFile(path: string, byteOffset: number, dtype: DType, shape: readonly number[]): Weight {
     const { rows, cols } = checkWeightShape(dtype, shape);
     check(Number.isSafeInteger(byteOffset) && byteOffset >= 0, 'TESSERA_ERR_INVALID_ARGUMENT', `bad byte offset ${byteOffset}`);
     try {
-      return new NativeWeight(dtype, shape, rows, cols, this.addon.mapWeight(this.context, DTYPE_CODES[dtype], rows, cols, path, byteOffset, this.repack));
+      const tileFile = this.repack ? this.tileCache?.fileFor({ path, byteOffset, dtype, rows, cols }) : undefined;
+      const handle = this.addon.mapWeight(this.context, DTYPE_CODES[dtype], rows, cols, path, byteOffset, this.repack, tileFile);
+      if (tileFile && this.addon.weightLayout(handle) === 'tiles') this.tileCache?.checkSaved(tileFile);
+      return new NativeWeight(dtype, shape, rows, cols, handle);
     } catch (error) {
       throw new TesseraError('TESSERA_ERR_FILE_READ', `${(error as Error).message}; check that the model file is complete and readable`);
     }
+  }
+
+  /** How the weight is held: the file's layout, tiles packed in memory, or tiles mapped from the tile cache. */
+  weightLayout(weight: Weight): 'stored' | 'tiles' | 'saved-tiles' {
+    return this.addon.weightLayout(asNativeWeight(weight).handle);
   }
 
   readRows(weight: Weight, rowStart: number, rowEnd: number): Float32Array {

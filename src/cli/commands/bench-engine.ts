@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { NativeBackend } from '../../backend/native/native-backend.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select-backend.js';
 import { runEngineBenchmark, type EngineBenchResult } from '../../bench/engine-benchmark.js';
-import { numberOption, parseIdList } from '../model-options.js';
+import { numberOption, parseIdList, tileCacheOption } from '../model-options.js';
 
 interface BenchEngineOptions {
   model: string;
@@ -26,6 +26,7 @@ export function registerBenchEngineCommand(bench: Command): void {
     .description('prefill/decode tok/s and load time of Tessera and llama.cpp on the same GGUF file, with the memory-bandwidth limit')
     .requiredOption('--model <path>', 'GGUF file (the peer reads GGUF only)')
     .option('--threads <n>', 'threads for both (default: physical cores)', numberOption('--threads', 1, 1024, true))
+    .addOption(tileCacheOption())
     .addOption(new Option('--backend <name>', "Tessera's compute backend").choices([...BACKEND_CHOICES]).default('native'))
     .addOption(new Option('--peer <name>', 'the peer to run beside Tessera').choices(['llama.cpp', 'none']).default('llama.cpp'))
     .option('--no-flash-attention', "run the peer without flash attention (default: on, its best setting)")

@@ -7,7 +7,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select
 import { TesseraError } from '../../core/errors.js';
 import { launchServer } from '../../serve/launch.js';
 import { benchmarkLevel, type LevelResult } from '../../serve/serve-benchmark.js';
-import { kvCacheDtypeOption, numberOption } from '../model-options.js';
+import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 
 interface BenchServeOptions {
@@ -34,6 +34,7 @@ export function registerBenchServeCommand(bench: Command): void {
     .requiredOption('--model <path>', 'model path or synth:PRESET[:DTYPE]')
     .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
+    .addOption(tileCacheOption())
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--concurrency <list>', 'concurrency levels, comma-separated', '1,4,16,64')
     .option('--prompt-len <n>', 'prompt tokens per request', numberOption('--prompt-len', 1, 1e6, true), 32)

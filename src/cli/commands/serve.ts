@@ -5,7 +5,7 @@ import { TesseraError } from '../../core/errors.js';
 import { DEFAULT_CORE_OPTIONS } from '../../engine/engine-core.js';
 import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
-import { kvCacheDtypeOption, numberOption } from '../model-options.js';
+import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 
@@ -35,6 +35,7 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('--model <path>', 'GGUF file, HF directory, llama2.c .bin, or synth:PRESET[:DTYPE] for random weights')
     .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
+    .addOption(tileCacheOption())
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)

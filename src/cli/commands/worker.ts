@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { TesseraError } from '../../core/errors.js';
 import { runWorker } from '../../cluster/worker.js';
-import { numberOption } from '../model-options.js';
+import { numberOption, tileCacheOption } from '../model-options.js';
 
 interface WorkerOptions {
   join: string;
@@ -17,6 +17,7 @@ export function registerWorkerCommand(program: Command): void {
     .requiredOption('--join <host:port>', 'address the coordinator listens on')
     .option('--token <t>', 'join token the coordinator printed (or TESSERA_JOIN_TOKEN)')
     .option('--threads <n>', 'compute threads of this rank (native backend)', numberOption('--threads', 1, 1024, true))
+    .addOption(tileCacheOption())
     .option('--verbose', 'print stack traces on errors')
     .action(async (options: WorkerOptions) => {
       const token = options.token ?? process.env.TESSERA_JOIN_TOKEN;
