@@ -4,6 +4,10 @@
 #include <cstring>
 #include <vector>
 
+#include "packed-tile.h"
+#include "thread-pool.h"
+#include "weight.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -22,12 +26,37 @@ struct TileFileHeader {
   int64_t rows;
   int64_t cols;
   uint64_t tileBytes;
+  uint64_t layout;
 };
+
+/** FNV-1a, 64 bits. */
+uint64_t hashBytes(uint64_t hash, const uint8_t* bytes, size_t length) {
+  for (size_t i = 0; i < length; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  return hash;
+}
+
+uint64_t computeLayoutFingerprint() {
+  ThreadPool pool(1);
+  uint64_t hash = 0xcbf29ce484222325ull;
+  const int64_t rows = 17, cols = 512;
+  for (DType dtype : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16}) {
+    if (!packable(dtype)) continue;
+    const size_t rowBytes = static_cast<size_t>(cols / blockElements(dtype)) * blockBytes(dtype);
+    std::vector<uint8_t> stored(rowBytes * rows);
+    uint32_t state = 12345u + static_cast<uint32_t>(dtype);
+    for (uint8_t& byte : stored) byte = static_cast<uint8_t>((state = state * 1664525u + 1013904223u) >> 24);
+    std::vector<uint8_t> tiles(packedTileBytes(dtype, cols) * ((rows + 15) / 16));
+    packTiles(dtype, stored.data(), rowBytes, rows, cols, tiles.data(), pool);
+    hash = hashBytes(hash, tiles.data(), tiles.size());
+  }
+  return hash;
+}
 
 TileFileHeader headerOf(DType dtype, int64_t rows, int64_t cols, size_t tileBytes) {
   TileFileHeader header{};
   std::memcpy(header.magic, kMagic, sizeof(kMagic));
   header.version = kTileFileVersion;
+  header.layout = tileLayoutFingerprint();
   header.dtype = static_cast<uint32_t>(dtype);
   header.rows = rows;
   header.cols = cols;
@@ -46,6 +75,11 @@ bool writeAll(int fd, const uint8_t* bytes, size_t length) {
 }
 
 }  // namespace
+
+uint64_t tileLayoutFingerprint() {
+  static const uint64_t fingerprint = computeLayoutFingerprint();
+  return fingerprint;
+}
 
 TileFileMapping mapTileFile(const std::string& path, DType dtype, int64_t rows, int64_t cols, size_t tileBytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -12,10 +12,15 @@
 namespace tessera {
 
 /**
- * Bumped whenever packTiles' layout (packed-tile.h) or the header changes, so
- * files from another build are refused instead of misread.
+ * Bumped whenever the header changes. A change to packTiles' layout
+ * (packed-tile.h) needs no bump: the header also carries a fingerprint of
+ * the layout (tileLayoutFingerprint), so files from another layout are
+ * refused instead of misread.
  */
 constexpr uint32_t kTileFileVersion = 1;
+
+/** A hash of what packTiles makes of fixed bytes for every packable dtype, computed once per process. */
+uint64_t tileLayoutFingerprint();
 
 /** Where a tile file's tiles start: page-aligned, so the mapping's data is too. */
 constexpr size_t kTileFileHeaderBytes = 4096;
