@@ -93,7 +93,14 @@ function determinismCases(makeBackend: () => Backend): void {
     // In place over gate, as the feed-forward block does.
     assert.equal(backend.siluMul(gate, up, gate), gate);
     assertBitwise(gate, fresh, 'siluMul in place');
-    for (const bad of [() => backend.rmsNorm(x, norm, N, 1e-5, new Float32Array(5)), () => backend.siluMul(up, up, new Float32Array(2))]) {
+    const badCalls = [
+      () => backend.rmsNorm(x, norm, N, 1e-5, new Float32Array(5)),
+      () => backend.siluMul(up, up, new Float32Array(2)),
+      () => backend.matmulMany(x, [], N),
+      () => backend.matmulMany(x, weights, N, [outs[0]]),
+      () => backend.matmulMany(x, weights, N, [outs[0], new Float32Array(3)]),
+    ];
+    for (const bad of badCalls) {
       assert.throws(bad, (error: unknown) => isTesseraError(error) && error.code === 'TESSERA_ERR_INVALID_ARGUMENT');
     }
   });

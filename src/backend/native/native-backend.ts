@@ -13,7 +13,7 @@ import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvW
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
 import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, zeroRowsOutsideSegments } from '../kv-segments.js';
-import { checkOutLength } from '../out-buffer.js';
+import { checkMatmulMany, checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
 import { TileCache } from './tile-cache.js';
@@ -137,9 +137,8 @@ export class NativeBackend implements Backend {
 
   matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, given?: readonly Float32Array[]): Float32Array[] {
     const ws = weights.map(asNativeWeight);
-    check(ws.length > 0, 'TESSERA_ERR_INVALID_ARGUMENT', 'matmulMany needs at least one weight');
+    checkMatmulMany(ws.length, given);
     for (const w of ws) checkMatmulInput(x, w, numTokens);
-    check(!given || given.length === ws.length, 'TESSERA_ERR_INVALID_ARGUMENT', `matmulMany got ${given?.length} outs for ${ws.length} weights`);
     const outs = ws.map((w, i) => outOrNew(given?.[i], numTokens * w.rows));
     if (numTokens === 0) return outs;
     return this.addon.matmulMany(this.context, ws.map((w) => w.handle), x, numTokens, this.floatActivations, outs);

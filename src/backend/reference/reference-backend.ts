@@ -8,7 +8,7 @@ import {
 } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
-import { checkOutLength } from '../out-buffer.js';
+import { checkMatmulMany, checkOutLength } from '../out-buffer.js';
 import { ReferenceWeight, asReferenceWeight } from './reference-weight.js';
 import { matmulCanonical } from './matmul.js';
 import { attention, attentionBatch, writeKv, writeKvBatch } from './attention.js';
@@ -31,6 +31,7 @@ export class ReferenceBackend implements Backend {
   }
 
   matmulMany(x: Float32Array, weights: readonly Weight[], numTokens: number, outs?: readonly Float32Array[]): Float32Array[] {
+    checkMatmulMany(weights.length, outs);
     return weights.map((weight, i) => intoOut(this.matmul(x, weight, numTokens), outs?.[i]));
   }
 
