@@ -67,9 +67,9 @@ struct TreePlan {
 
 /** Rows per packed tile. */
 constexpr int kTileRows = 16;
-/** Tokens a tile pass computes together, and the scratch it needs. */
-constexpr int kTileTokens = 4;
-constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(kTileTokens) * (numBlocks + 32) * 16; }
+/** The most tokens a tile pass computes together, and the scratch a tile kernel may need. */
+constexpr int kMaxTilePassTokens = 8;
+constexpr size_t kTileScratchFloats(int numBlocks) { return static_cast<size_t>(kMaxTilePassTokens) * (numBlocks + 32) * 16; }
 
 constexpr size_t attentionScratchFloats(int count, int blockSize, int headDim) {
   return static_cast<size_t>(headDim) * ((blockSize + 15) / 16 * 16) + static_cast<size_t>(count) * (headDim + 2) +

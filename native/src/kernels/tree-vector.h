@@ -37,28 +37,33 @@ inline void prefetchLines(const uint8_t* bytes, size_t length, const PrefetchSha
   }
 }
 
-/** Pass `t / kTileTokens` of numTokens tokens: its share of the lines of a tile of tileBytes bytes. */
-inline PrefetchShare prefetchShareOfPass(size_t tileBytes, int t, int numTokens) {
-  return {tileBytes + kPrefetchBeyondTile, t / kTileTokens, (numTokens + kTileTokens - 1) / kTileTokens};
+/** Pass `t / passTokens` of numTokens tokens: its share of the lines of a tile of tileBytes bytes. */
+inline PrefetchShare prefetchShareOfPass(size_t tileBytes, int t, int numTokens, int passTokens) {
+  return {tileBytes + kPrefetchBeyondTile, t / passTokens, (numTokens + passTokens - 1) / passTokens};
+}
+
+/** f(std::integral_constant<int, count>()) for a runtime count in [1, kMax]. */
+template <int kMax, typename F>
+inline void withTokenCount(int count, F f) {
+  if constexpr (kMax > 1) {
+    if (count < kMax) return withTokenCount<kMax - 1>(count, f);
+  }
+  f(std::integral_constant<int, kMax>());
 }
 
 /**
- * A quantized tile's results for numTokens tokens, kTileTokens at a time:
+ * A quantized tile's results for numTokens tokens, kPassTokens at a time:
  * pass(std::integral_constant<int, count>, first token, results) fills
  * results[0, count) (lanes = rows), stored for the tile's numRows rows.
  */
-template <typename Pass>
+template <int kPassTokens, typename Pass>
 inline void tileTokenPasses(int numTokens, float* out, int64_t outStride, int numRows, Pass pass) {
+  static_assert(kPassTokens <= kMaxTilePassTokens, "a pass takes at most kMaxTilePassTokens tokens");
   const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
-  for (int t = 0; t < numTokens; t += kTileTokens) {
-    const int count = numTokens - t < kTileTokens ? numTokens - t : kTileTokens;
-    __m512 results[kTileTokens];
-    switch (count) {
-      case 4: pass(std::integral_constant<int, 4>(), t, results); break;
-      case 3: pass(std::integral_constant<int, 3>(), t, results); break;
-      case 2: pass(std::integral_constant<int, 2>(), t, results); break;
-      default: pass(std::integral_constant<int, 1>(), t, results); break;
-    }
+  for (int t = 0; t < numTokens; t += kPassTokens) {
+    const int count = numTokens - t < kPassTokens ? numTokens - t : kPassTokens;
+    __m512 results[kPassTokens];
+    withTokenCount<kPassTokens>(count, [&](auto tokens) { pass(tokens, t, results); });
     for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
   }
 }
