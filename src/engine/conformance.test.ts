@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { synthesize } from '../synth/synthesize.js';
 import type { SynthArch, SynthDType } from '../synth/presets.js';
-import { openLlamaCppPeer } from '../peer/llama-cpp.js';
+import { assertMatchesLlamaCpp, conformancePrompt } from '../testing/llama-cpp-conformance.js';
 import { Engine } from './engine.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-conformance-'));
@@ -20,13 +20,6 @@ async function synthGguf(arch: SynthArch, dtype: SynthDType, seed = 11, preset =
   const out = join(scratch, `${preset}-${arch}-${dtype}-${seed}.gguf`);
   await synthesize({ preset, arch, dtype, out, format: 'gguf', seed });
   return out;
-}
-
-/** A 16-token prompt: BOS (where the model has one) and English text. */
-function promptFor(engine: Engine): number[] {
-  const ids = engine.tokenizer.encode('Once upon a time there was a little robot who liked to read old books by the sea', { addBos: true });
-  assert.ok(ids.length >= PROMPT_LENGTH, `prompt has only ${ids.length} tokens`);
-  return ids.slice(0, PROMPT_LENGTH);
 }
 
 describe('greedy generation equals llama.cpp on the same file', () => {
@@ -47,33 +40,7 @@ describe('greedy generation equals llama.cpp on the same file', () => {
     test(`${preset} ${arch} ${dtype}: ${GENERATED} tokens after a ${PROMPT_LENGTH}-token prompt`, async () => {
       const path = await synthGguf(arch, dtype, 11, preset);
       const engine = await Engine.open(path);
-      const promptIds = promptFor(engine);
-      const ours = (await engine.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true })).ids;
-      const peer = await openLlamaCppPeer(path, { threads: 1, contextSize: 128 });
-      try {
-        const theirs = await peer.greedy(promptIds, GENERATED);
-        assert.deepEqual(ours.slice(0, theirs.length), theirs);
-        assert.ok(theirs.length >= GENERATED / 2, `llama.cpp stopped after ${theirs.length} tokens`);
-        // Greedy agreement alone is weak evidence (synth plants wide logit margins so that
-        // llama.cpp's 8-bit activations cannot flip tokens), so the raw logits of llama.cpp's
-        // top tokens must agree too, at several prompt lengths and deep into the generation.
-        const sequence = [...promptIds, ...ours];
-        // llama.cpp rounds activations to f16 for F16 weights and to 8 bits for Q8_0/Q4_0.
-        const tolerance = { f32: 0.02, f16: 0.05, q8_0: 0.35, q4_0: 0.5, q4_k_m: 0.5 }[dtype];
-        for (const length of [4, 11, PROMPT_LENGTH, sequence.length]) {
-          const prefix = sequence.slice(0, length);
-          const top = await peer.nextTokenLogits(prefix, 20);
-          const logits = await engine.logits(prefix);
-          const row = logits.subarray((length - 1) * engine.config.vocabSize);
-          for (const { token, logit } of top) {
-            assert.ok(Math.abs(row[token] - logit) <= tolerance, `length ${length} token ${token}: ours ${row[token]} vs llama.cpp ${logit}`);
-          }
-          const ourBest = row.indexOf(Math.max(...row));
-          assert.equal(ourBest, top[0].token);
-        }
-      } finally {
-        await peer.close();
-      }
+      await assertMatchesLlamaCpp(engine, path, dtype, conformancePrompt(engine, PROMPT_LENGTH), GENERATED);
     });
   }
 });

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Engine } from '../engine/engine.js';
-import { openLlamaCppPeer } from '../peer/llama-cpp.js';
 import type { SynthArch, SynthDType } from '../synth/presets.js';
 import { synthesize } from '../synth/synthesize.js';
+import { assertMatchesLlamaCpp, conformancePrompt } from '../testing/llama-cpp-conformance.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-moe-conformance-'));
 const PROMPT_LENGTH = 16;
@@ -33,30 +33,7 @@ describe('MoE greedy generation and logits equal llama.cpp on the same file', ()
       await synthesize({ preset, arch, dtype, out: path, format: 'gguf', seed: 13 });
       const engine = await Engine.open(path);
       assert.equal(engine.config.architecture, arch);
-      const text = 'Once upon a time there was a little robot who liked to read old books by the sea';
-      const promptIds = engine.tokenizer.encode(text, { addBos: true }).slice(0, PROMPT_LENGTH);
-      assert.equal(promptIds.length, PROMPT_LENGTH);
-      const ours = (await engine.complete({ promptIds, maxTokens: GENERATED, ignoreEos: true })).ids;
-      const peer = await openLlamaCppPeer(path, { threads: 1, contextSize: 128 });
-      try {
-        const theirs = await peer.greedy(promptIds, GENERATED);
-        assert.deepEqual(ours.slice(0, theirs.length), theirs);
-        assert.ok(theirs.length >= GENERATED / 2, `llama.cpp stopped after ${theirs.length} tokens`);
-        const sequence = [...promptIds, ...ours];
-        // llama.cpp rounds activations to 8 bits for Q8_0 weights.
-        const tolerance = dtype === 'f32' ? 0.02 : 0.35;
-        for (const length of [4, 11, PROMPT_LENGTH, sequence.length]) {
-          const prefix = sequence.slice(0, length);
-          const top = await peer.nextTokenLogits(prefix, 20);
-          const row = (await engine.logits(prefix)).subarray((length - 1) * engine.config.vocabSize);
-          for (const { token, logit } of top) {
-            assert.ok(Math.abs(row[token] - logit) <= tolerance, `length ${length} token ${token}: ours ${row[token]} vs llama.cpp ${logit}`);
-          }
-          assert.equal(row.indexOf(Math.max(...row)), top[0].token);
-        }
-      } finally {
-        await peer.close();
-      }
+      await assertMatchesLlamaCpp(engine, path, dtype, conformancePrompt(engine, PROMPT_LENGTH), GENERATED);
     });
   }
 });
