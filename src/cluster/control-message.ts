@@ -34,7 +34,8 @@ export type ControlMessage =
       kvCacheDtype?: KvDtype;
     }
   | { type: 'ready'; bytesRead: number; loadMs: number }
-  | { type: 'step'; sequence: number; capacity: number; rows: LogitRows; ids: number[]; positions: number[] }
+  /** One forward pass over the segments of several sequences (RankRunner.stepBatch). */
+  | { type: 'step'; segments: StepSegment[] }
   /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
   | { type: 'logits'; computeMs: number; waitMs: number }
   | { type: 'release'; sequence: number }
@@ -44,6 +45,15 @@ export type ControlMessage =
   | { type: 'error'; code: ErrorCode; message: string };
 
 export type RankBackend = 'auto' | 'native' | 'reference';
+
+/** One sequence's tokens in a step message. */
+export interface StepSegment {
+  sequence: number;
+  capacity: number;
+  rows: LogitRows;
+  ids: number[];
+  positions: number[];
+}
 
 export interface Envelope {
   message: ControlMessage;

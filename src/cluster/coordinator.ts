@@ -119,15 +119,22 @@ export class MeshCoordinator {
 
   /** Runs one step on every rank; the logits [rows, vocabSize]. */
   async step(request: StepRequest): Promise<Float32Array> {
+    return this.stepBatch([request]);
+  }
+
+  /** One step over several sequences on every rank; the logits of their rows, in request order. */
+  async stepBatch(requests: readonly StepRequest[]): Promise<Float32Array> {
     if (this.failure) throw this.failure;
     const result = new Promise<{ logits: Float32Array; timings: StepTimings }>((resolve, reject) => this.pending.push({ resolve, reject }));
     const message: ControlMessage = {
       type: 'step',
-      sequence: request.sequence,
-      capacity: request.capacity,
-      rows: request.rows,
-      ids: Array.from(request.ids),
-      positions: Array.from(request.positions),
+      segments: requests.map((request) => ({
+        sequence: request.sequence,
+        capacity: request.capacity,
+        rows: request.rows,
+        ids: Array.from(request.ids),
+        positions: Array.from(request.positions),
+      })),
     };
     const frame = encodeControl(message);
     // Written synchronously in call order, so every rank sees steps in the same order.

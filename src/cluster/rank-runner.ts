@@ -6,7 +6,8 @@
  */
 import { DEFAULT_BLOCK_SIZE, KvCache } from '../engine/kv-cache.js';
 import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
-import { singleSequenceBatch, type LogitRows, type SequenceKv } from '../model/batch.js';
+import type { Batch, BatchSegment, LogitRows, SequenceKv } from '../model/batch.js';
+import { TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
@@ -43,11 +44,20 @@ export class RankRunner {
 
   /** Runs this rank's part of a step; [rows, vocabSize] logits on the reporting rank, else undefined. */
   async step(request: StepRequest): Promise<Float32Array | undefined> {
+    return this.stepBatch([request]);
+  }
+
+  /**
+   * One step over several sequences: their tokens end to end, so every matrix
+   * multiply (and every message between ranks) serves them all at once; the
+   * logits of their rows come in request order.
+   */
+  async stepBatch(requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
-    const batch = singleSequenceBatch(request.ids, request.positions, this.kvOf(request), request.rows);
+    const batch = this.batchOf(requests);
     /** [numTokens, hiddenSize] */
     const hidden = this.stage.isFirst
-      ? await this.stage.embed(request.ids)
+      ? await this.stage.embed(batch.ids)
       : asFloats(await this.transport.receive(rankAt({ stage: stage - 1, tpRank }, this.shape)));
     await this.stage.runLayers(hidden, batch);
     if (!this.stage.isLast) {
@@ -60,6 +70,23 @@ export class RankRunner {
 
   release(sequence: number): void {
     this.sequences.delete(sequence);
+  }
+
+  private batchOf(requests: readonly StepRequest[]): Batch {
+    const ids = new Int32Array(requests.reduce((sum, request) => sum + request.ids.length, 0));
+    const segments: BatchSegment[] = [];
+    const seen = new Set<number>();
+    let start = 0;
+    for (const request of requests) {
+      if (seen.has(request.sequence)) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `sequence ${request.sequence} appears twice in one step`);
+      }
+      seen.add(request.sequence);
+      ids.set(request.ids, start);
+      segments.push({ kv: this.kvOf(request), start, positions: request.positions, logits: request.rows });
+      start += request.ids.length;
+    }
+    return { ids, segments };
   }
 
   private kvOf(request: StepRequest): SequenceKv {

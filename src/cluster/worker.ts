@@ -116,16 +116,18 @@ async function serve(
       const started = performance.now();
       const startedEpoch = epochMicros();
       transport.waitMs = 0;
-      const logits = await runner.step({
-        sequence: message.sequence,
-        capacity: message.capacity,
-        rows: message.rows,
-        ids: Int32Array.from(message.ids),
-        positions: Int32Array.from(message.positions),
-      });
+      const logits = await runner.stepBatch(
+        message.segments.map((segment) => ({
+          sequence: segment.sequence,
+          capacity: segment.capacity,
+          rows: segment.rows,
+          ids: Int32Array.from(segment.ids),
+          positions: Int32Array.from(segment.positions),
+        })),
+      );
       const waitMs = transport.waitMs;
       const rank = transport.rank;
-      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens: message.ids.length, waitMs } });
+      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens: message.segments.reduce((sum, segment) => sum + segment.ids.length, 0), sequences: message.segments.length, waitMs } });
       if (transport.spans && expertLoad) transport.spans.push(...expertCounters(expertLoad, rank, startedEpoch));
       if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
     }

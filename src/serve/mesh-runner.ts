@@ -20,28 +20,17 @@ export class MeshRunner implements ModelRunner {
 
   constructor(readonly coordinator: MeshCoordinator) {}
 
-  /** Logits [rows, vocabSize]; the mesh runs one sequence's segment per step. */
+  /** Logits [rows, vocabSize]: the whole batch is one mesh step, every sequence's segment in it. */
   async forwardBatch(batch: Batch): Promise<Float32Array> {
-    const parts: Float32Array[] = [];
-    for (const segment of batch.segments) {
-      const count = segment.positions.length;
-      parts.push(
-        await this.coordinator.step({
-          sequence: this.idOf(segment.kv),
-          capacity: this.capacityOf(segment.kv),
-          ids: batch.ids.subarray(segment.start, segment.start + count),
-          positions: segment.positions,
-          rows: segment.logits,
-        }),
-      );
-    }
-    const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return this.coordinator.stepBatch(
+      batch.segments.map((segment) => ({
+        sequence: this.idOf(segment.kv),
+        capacity: this.capacityOf(segment.kv),
+        ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
+        positions: segment.positions,
+        rows: segment.logits,
+      })),
+    );
   }
 
   release(kv: SequenceKv): void {
