@@ -1,7 +1,9 @@
 // Pipeline micro-batching (issue 4): with pp=2, decode S sequences one step
-// at a time (each sequence's step awaited before the next is sent) versus all
-// S sequences' steps in flight at once, so stage 0 works on one sequence while
-// stage 1 works on another. Same greedy tokens either way (checked).
+// at a time (each sequence's step awaited before the next is sent), all S
+// sequences' steps in flight at once (stage 0 works on one sequence while
+// stage 1 works on another), and as serving runs them (cluster/mesh-batches.ts):
+// one micro-batch of several sequences per stage, all in flight. Same greedy
+// tokens every way (checked).
 //
 //   node bench/parallel-microbatch.mjs --model /tmp/tinyllama-q8.gguf [--sequences 4] [--tokens 16] [--pp 2]
 import { parseArgs } from 'node:util';
@@ -14,16 +16,18 @@ const S = Number(values.sequences);
 const tokens = Number(values.tokens);
 const argmax = (logits) => logits.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
 
-async function decodeAll(coordinator, base, concurrent) {
+async function decodeAll(coordinator, base, mode) {
   const prompts = Array.from({ length: S }, (_, s) => [1, 450 + s, 4996]);
-  const step = (s, ids, positions, rows) => coordinator.step({ sequence: base + s, capacity: 3 + tokens + 1, ids: Int32Array.from(ids), positions: Int32Array.from(positions), rows });
+  const request = (s, ids, positions, rows) => ({ sequence: base + s, capacity: 3 + tokens + 1, ids: Int32Array.from(ids), positions: Int32Array.from(positions), rows });
+  const step = (s, ids, positions, rows) => coordinator.step(request(s, ids, positions, rows));
   let next = await Promise.all(prompts.map((p, s) => step(s, p, [0, 1, 2], 'last').then(argmax)));
   const generated = prompts.map(() => []);
   const started = performance.now();
   for (let t = 0; t < tokens; t++) {
     const run = (s) => step(s, [next[s]], [3 + t], 'last').then(argmax);
     next.forEach((id, s) => generated[s].push(id));
-    if (concurrent) next = await Promise.all(next.map((_, s) => run(s)));
+    if (mode === 'all') next = await Promise.all(next.map((_, s) => run(s)));
+    else if (mode === 'batched') next = await microBatches(coordinator, next.map((id, s) => request(s, [id], [3 + t], 'last')));
     else {
       const out = [];
       for (let s = 0; s < S; s++) out.push(await run(s));
@@ -33,16 +37,33 @@ async function decodeAll(coordinator, base, concurrent) {
   return { tokensPerSecond: (S * tokens) / ((performance.now() - started) / 1000), generated };
 }
 
+/** One step of several sequences per stage, all in flight → each sequence's argmax (one logit row each). */
+async function microBatches(coordinator, requests) {
+  const groups = Math.min(coordinator.stages, requests.length);
+  const slices = Array.from({ length: groups }, (_, g) => requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups)));
+  const parts = await Promise.all(slices.map((slice) => coordinator.stepBatch(slice)));
+  return parts.flatMap((part, g) => {
+    const vocabSize = part.length / slices[g].length;
+    return slices[g].map((_, row) => argmax(part.subarray(row * vocabSize, (row + 1) * vocabSize)));
+  });
+}
+
 const loadBefore = loadavg();
 const { coordinator } = await openMeshEngine(values.model, { tp: 1, pp: Number(values.pp), transport: 'unix', spawn: true, backend: 'native', threads: 1 });
-await decodeAll(coordinator, 1000, true); // warm-up
-const one = await decodeAll(coordinator, 2000, false);
-const many = await decodeAll(coordinator, 3000, true);
+await decodeAll(coordinator, 1000, 'all'); // warm-up
+const one = await decodeAll(coordinator, 2000, 'one');
+const many = await decodeAll(coordinator, 3000, 'all');
+const batched = await decodeAll(coordinator, 4000, 'batched');
 await coordinator.close();
-if (JSON.stringify(one.generated) !== JSON.stringify(many.generated)) throw new Error('micro-batching changed the tokens');
-console.log(`pp=${values.pp}, ${S} sequences: one step in flight ${one.tokensPerSecond.toFixed(2)} tok/s, all in flight ${many.tokensPerSecond.toFixed(2)} tok/s (x${(many.tokensPerSecond / one.tokensPerSecond).toFixed(2)})`);
+if (JSON.stringify(one.generated) !== JSON.stringify(many.generated) || JSON.stringify(one.generated) !== JSON.stringify(batched.generated)) {
+  throw new Error('micro-batching changed the tokens');
+}
+console.log(
+  `pp=${values.pp}, ${S} sequences: one step in flight ${one.tokensPerSecond.toFixed(2)} tok/s, all in flight ${many.tokensPerSecond.toFixed(2)} tok/s (x${(many.tokensPerSecond / one.tokensPerSecond).toFixed(2)}), ` +
+    `batched micro-batches ${batched.tokensPerSecond.toFixed(2)} tok/s (x${(batched.tokensPerSecond / one.tokensPerSecond).toFixed(2)})`,
+);
 const date = new Date().toISOString();
 mkdirSync(values.out, { recursive: true });
 const file = `${values.out}/parallel-microbatch-${date.replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ benchmark: 'parallel-microbatch', model: values.model, pp: Number(values.pp), sequences: S, tokens, date, machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadBefore, loadAfter: loadavg() }, oneInFlightTokensPerSecond: one.tokensPerSecond, allInFlightTokensPerSecond: many.tokensPerSecond, sameTokens: true }, null, 1)}\n`);
+writeFileSync(file, `${JSON.stringify({ benchmark: 'parallel-microbatch', model: values.model, pp: Number(values.pp), sequences: S, tokens, date, machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadBefore, loadAfter: loadavg() }, oneInFlightTokensPerSecond: one.tokensPerSecond, allInFlightTokensPerSecond: many.tokensPerSecond, batchedMicroBatchesTokensPerSecond: batched.tokensPerSecond, sameTokens: true }, null, 1)}\n`);
 console.log(`written to ${file}`);

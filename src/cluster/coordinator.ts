@@ -85,6 +85,8 @@ export class MeshCoordinator {
     /** Bytes each rank read from the model file while loading. */
     readonly bytesRead: number[],
     readonly loadMs: number,
+    /** Pipeline stages of the mesh. */
+    readonly stages: number,
     /** Where to write the ranks' Chrome trace at close, when tracing. */
     private readonly tracePath?: string,
   ) {
@@ -109,7 +111,7 @@ export class MeshCoordinator {
       server.close();
       const ready = await handOutPlan(links, options, layers);
       const reporter = rankAt({ stage: options.pp - 1, tpRank: 0 }, options);
-      return new MeshCoordinator(links, reporter, children, ready, performance.now() - started, options.trace);
+      return new MeshCoordinator(links, reporter, children, ready, performance.now() - started, options.pp, options.trace);
     } catch (error) {
       server.close();
       for (const child of children) child.kill();

@@ -11,6 +11,7 @@ import type { Batch, SequenceKv } from '../model/batch.js';
 import { ABSENT } from '../model/shard-weights.js';
 import { Transformer } from '../model/transformer.js';
 import type { MeshCoordinator } from './coordinator.js';
+import { forwardOnMesh } from './mesh-batches.js';
 
 export class MeshTransformer extends Transformer {
   private readonly sequenceIds = new WeakMap<SequenceKv, number>();
@@ -26,26 +27,13 @@ export class MeshTransformer extends Transformer {
 
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
-    // One step per sequence, all in flight at once: pipeline stages overlap them.
-    const parts = await Promise.all(
-      batch.segments.map((segment) =>
-        this.coordinator.step({
-          sequence: this.sequenceOf(segment.kv),
-          capacity: segment.kv.blockTable.length * (segment.kv.keys[0]?.blockSize ?? 0),
-          ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
-          positions: segment.positions,
-          rows: segment.logits,
-        }),
-      ),
-    );
-    if (parts.length === 1) return parts[0];
-    const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return forwardOnMesh(this.coordinator, batch, (segment, ids) => ({
+      sequence: this.sequenceOf(segment.kv),
+      capacity: segment.kv.blockTable.length * (segment.kv.keys[0]?.blockSize ?? 0),
+      ids,
+      positions: segment.positions,
+      rows: segment.logits,
+    }));
   }
 
   private sequenceOf(kv: SequenceKv): number {

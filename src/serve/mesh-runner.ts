@@ -8,6 +8,7 @@
 import { TesseraError } from '../core/errors.js';
 import type { Batch, SequenceKv } from '../model/batch.js';
 import type { MeshCoordinator } from '../cluster/coordinator.js';
+import { forwardOnMesh } from '../cluster/mesh-batches.js';
 import type { ModelRunner } from '../engine/engine-core.js';
 
 export class MeshRunner implements ModelRunner {
@@ -20,17 +21,15 @@ export class MeshRunner implements ModelRunner {
 
   constructor(readonly coordinator: MeshCoordinator) {}
 
-  /** Logits [rows, vocabSize]: the whole batch is one mesh step, every sequence's segment in it. */
+  /** Logits [rows, vocabSize]: the batch as mesh steps of several sequences each (mesh-batches.ts). */
   async forwardBatch(batch: Batch): Promise<Float32Array> {
-    return this.coordinator.stepBatch(
-      batch.segments.map((segment) => ({
-        sequence: this.idOf(segment.kv),
-        capacity: this.capacityOf(segment.kv),
-        ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
-        positions: segment.positions,
-        rows: segment.logits,
-      })),
-    );
+    return forwardOnMesh(this.coordinator, batch, (segment, ids) => ({
+      sequence: this.idOf(segment.kv),
+      capacity: this.capacityOf(segment.kv),
+      ids,
+      positions: segment.positions,
+      rows: segment.logits,
+    }));
   }
 
   release(kv: SequenceKv): void {
