@@ -16,10 +16,12 @@ const S = Number(values.sequences);
 const tokens = Number(values.tokens);
 const argmax = (logits) => logits.reduce((best, v, i, a) => (v > a[best] ? i : best), 0);
 
-async function decodeAll(coordinator, base, mode) {
+async function decodeAll(coordinator, pool, mode) {
   const prompts = Array.from({ length: S }, (_, s) => [1, 450 + s, 4996]);
-  const request = (s, ids, positions, rows) => ({ sequence: base + s, capacity: 3 + tokens + 1, ids: Int32Array.from(ids), positions: Int32Array.from(positions), rows });
-  const step = (s, ids, positions, rows) => coordinator.step(request(s, ids, positions, rows));
+  // Each sequence's blocks in the engine's pool (the one the ranks mirror), freed at the end.
+  const sequences = prompts.map(() => pool.allocate(3 + tokens + 1));
+  const request = (s, ids, positions, rows) => ({ blockTable: sequences[s].blockTable, ids: Int32Array.from(ids), positions: Int32Array.from(positions), rows });
+  const step = (s, ids, positions, rows) => coordinator.step(pool, request(s, ids, positions, rows));
   let next = await Promise.all(prompts.map((p, s) => step(s, p, [0, 1, 2], 'last').then(argmax)));
   const generated = prompts.map(() => []);
   const started = performance.now();
@@ -27,21 +29,23 @@ async function decodeAll(coordinator, base, mode) {
     const run = (s) => step(s, [next[s]], [3 + t], 'last').then(argmax);
     next.forEach((id, s) => generated[s].push(id));
     if (mode === 'all') next = await Promise.all(next.map((_, s) => run(s)));
-    else if (mode === 'batched') next = await microBatches(coordinator, next.map((id, s) => request(s, [id], [3 + t], 'last')));
+    else if (mode === 'batched') next = await microBatches(coordinator, pool, next.map((id, s) => request(s, [id], [3 + t], 'last')));
     else {
       const out = [];
       for (let s = 0; s < S; s++) out.push(await run(s));
       next = out;
     }
   }
-  return { tokensPerSecond: (S * tokens) / ((performance.now() - started) / 1000), generated };
+  const tokensPerSecond = (S * tokens) / ((performance.now() - started) / 1000);
+  for (const sequence of sequences) pool.release(sequence);
+  return { tokensPerSecond, generated };
 }
 
 /** One step of several sequences per stage, all in flight → each sequence's argmax (one logit row each). */
-async function microBatches(coordinator, requests) {
+async function microBatches(coordinator, pool, requests) {
   const groups = Math.min(coordinator.stages, requests.length);
   const slices = Array.from({ length: groups }, (_, g) => requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups)));
-  const parts = await Promise.all(slices.map((slice) => coordinator.stepBatch(slice)));
+  const parts = await Promise.all(slices.map((slice) => coordinator.stepBatch(pool, slice)));
   return parts.flatMap((part, g) => {
     const vocabSize = part.length / slices[g].length;
     return slices[g].map((_, row) => argmax(part.subarray(row * vocabSize, (row + 1) * vocabSize)));
@@ -49,11 +53,11 @@ async function microBatches(coordinator, requests) {
 }
 
 const loadBefore = loadavg();
-const { coordinator } = await openMeshEngine(values.model, { tp: 1, pp: Number(values.pp), transport: 'unix', spawn: true, backend: 'native', threads: 1 });
-await decodeAll(coordinator, 1000, 'all'); // warm-up
-const one = await decodeAll(coordinator, 2000, 'one');
-const many = await decodeAll(coordinator, 3000, 'all');
-const batched = await decodeAll(coordinator, 4000, 'batched');
+const { engine, coordinator } = await openMeshEngine(values.model, { tp: 1, pp: Number(values.pp), transport: 'unix', spawn: true, backend: 'native', threads: 1 });
+await decodeAll(coordinator, engine.cache, 'all'); // warm-up
+const one = await decodeAll(coordinator, engine.cache, 'one');
+const many = await decodeAll(coordinator, engine.cache, 'all');
+const batched = await decodeAll(coordinator, engine.cache, 'batched');
 await coordinator.close();
 if (JSON.stringify(one.generated) !== JSON.stringify(many.generated) || JSON.stringify(one.generated) !== JSON.stringify(batched.generated)) {
   throw new Error('micro-batching changed the tokens');

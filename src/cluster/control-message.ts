@@ -8,6 +8,7 @@ import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { KvLayout } from './rank-runner.js';
 
 export type ControlMessage =
   | { type: 'hello'; token: string; pid: number }
@@ -34,11 +35,10 @@ export type ControlMessage =
       kvCacheDtype?: KvDtype;
     }
   | { type: 'ready'; bytesRead: number; loadMs: number }
-  /** One forward pass over the segments of several sequences (RankRunner.stepBatch). */
-  | { type: 'step'; segments: StepSegment[] }
+  /** One forward pass over the segments of several sequences (RankRunner.stepBatch), in the driver's KV pool. */
+  | { type: 'step'; pool: KvLayout; segments: StepSegment[] }
   /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
   | { type: 'logits'; computeMs: number; waitMs: number }
-  | { type: 'release'; sequence: number }
   | { type: 'shutdown' }
   /** A tracing rank's spans, sent once as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }
@@ -48,8 +48,8 @@ export type RankBackend = 'auto' | 'native' | 'reference';
 
 /** One sequence's tokens in a step message. */
 export interface StepSegment {
-  sequence: number;
-  capacity: number;
+  /** The driver's block ids of the sequence. */
+  blockTable: number[];
   rows: LogitRows;
   ids: number[];
   positions: number[];

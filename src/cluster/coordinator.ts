@@ -21,7 +21,7 @@ import { checkTensorParallel } from '../model/shard-spec.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { meshSize, rankAt, stageLayerRanges, type MeshShape } from '../parallel/mesh.js';
-import type { StepRequest } from './rank-runner.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import { asFloats } from '../parallel/transport.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -119,20 +119,20 @@ export class MeshCoordinator {
     }
   }
 
-  /** Runs one step on every rank; the logits [rows, vocabSize]. */
-  async step(request: StepRequest): Promise<Float32Array> {
-    return this.stepBatch([request]);
+  /** Runs one step on every rank; the logits [rows, vocabSize]. `pool`: the driver's KV pool the block table points into. */
+  async step(pool: KvLayout, request: StepRequest): Promise<Float32Array> {
+    return this.stepBatch(pool, [request]);
   }
 
   /** One step over several sequences on every rank; the logits of their rows, in request order. */
-  async stepBatch(requests: readonly StepRequest[]): Promise<Float32Array> {
+  async stepBatch(pool: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array> {
     if (this.failure) throw this.failure;
     const result = new Promise<{ logits: Float32Array; timings: StepTimings }>((resolve, reject) => this.pending.push({ resolve, reject }));
     const message: ControlMessage = {
       type: 'step',
+      pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
       segments: requests.map((request) => ({
-        sequence: request.sequence,
-        capacity: request.capacity,
+        blockTable: Array.from(request.blockTable),
         rows: request.rows,
         ids: Array.from(request.ids),
         positions: Array.from(request.positions),
@@ -148,11 +148,6 @@ export class MeshCoordinator {
     this.totals.computeMs += timings.computeMs;
     this.totals.waitMs += timings.waitMs;
     return logits;
-  }
-
-  async release(sequence: number): Promise<void> {
-    const frame = encodeControl({ type: 'release', sequence });
-    await Promise.all(this.links.map((link) => link.send(frame)));
   }
 
   /** Stops the workers (they exit) and waits for forked ones to end. */

@@ -11,15 +11,19 @@ import { CollectiveGroup } from '../parallel/collective-group.js';
 import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
 import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
-import { RankRunner, type StepRequest } from './rank-runner.js';
+import { RankRunner, type KvLayout, type StepRequest } from './rank-runner.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 
 export interface LocalMesh {
   runners: RankRunner[];
   /** Bytes each rank read from the model file. */
   bytesRead: number[];
-  step(request: StepRequest): Promise<Float32Array>;
+  step(layout: KvLayout, request: StepRequest): Promise<Float32Array>;
 }
+
+/** A KV pool of one block, and the block table of a sequence in it: room for a short prompt and its next tokens. */
+export const ONE_BLOCK: KvLayout = { numBlocks: 1, blockSize: 16 };
+export const FIRST_BLOCK = Int32Array.of(0);
 
 export function localMesh(modelPath: string, shape: MeshShape, kvDtype: KvDtype = 'f32'): LocalMesh {
   const transports = inProcessMesh(meshSize(shape));
@@ -42,8 +46,8 @@ export function localMesh(modelPath: string, shape: MeshShape, kvDtype: KvDtype 
   return {
     runners,
     bytesRead,
-    async step(request) {
-      const results = await Promise.all(runners.map((runner) => runner.step(request)));
+    async step(layout, request) {
+      const results = await Promise.all(runners.map((runner) => runner.step(layout, request)));
       return results.find((result) => result !== undefined)!;
     },
   };

@@ -3,24 +3,30 @@
  * matrix multiply (and each message between ranks) batched; with pipeline
  * stages the sequences are split into one micro-batch per stage, all in
  * flight at once, so stage 0 computes one group while stage 1 computes
- * another (the coordinator answers steps in order).
+ * another (the coordinator answers steps in order). Each sequence goes by
+ * its block table in the driver's KV pool, which the ranks mirror.
  */
-import type { Batch, BatchSegment } from '../model/batch.js';
+import type { KvPool } from '../backend/backend.js';
+import { TesseraError } from '../core/errors.js';
+import type { Batch } from '../model/batch.js';
 import type { MeshCoordinator } from './coordinator.js';
-import type { StepRequest } from './rank-runner.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
 
 /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
-export async function forwardOnMesh(
-  coordinator: MeshCoordinator,
-  batch: Batch,
-  requestOf: (segment: BatchSegment, ids: Int32Array) => StepRequest,
-): Promise<Float32Array> {
-  const requests = batch.segments.map((segment) => requestOf(segment, batch.ids.subarray(segment.start, segment.start + segment.positions.length)));
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch): Promise<Float32Array> {
+  if (batch.segments.length === 0) return new Float32Array(0);
+  const pool = driverPool(batch);
+  const requests: StepRequest[] = batch.segments.map((segment) => ({
+    blockTable: segment.kv.blockTable,
+    ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
+    positions: segment.positions,
+    rows: segment.logits,
+  }));
   const groups = Math.min(coordinator.stages, requests.length);
-  if (groups <= 1) return coordinator.stepBatch(requests);
+  if (groups <= 1) return coordinator.stepBatch(pool, requests);
   const parts = await Promise.all(
     Array.from({ length: groups }, (_, g) =>
-      coordinator.stepBatch(requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups))),
+      coordinator.stepBatch(pool, requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups))),
     ),
   );
   const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
@@ -30,4 +36,18 @@ export async function forwardOnMesh(
     at += part.length;
   }
   return out;
+}
+
+/** The layout of the one driver pool every segment's block table points into. */
+function driverPool(batch: Batch): KvLayout {
+  const keys = batch.segments[0].kv.keys[0];
+  if (batch.segments.some((segment) => segment.kv.keys[0] !== keys)) {
+    throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch mixes sequences of several KV pools; the ranks mirror only one');
+  }
+  return { numBlocks: poolBlocks(keys), blockSize: keys.blockSize };
+}
+
+/** Blocks of a pool: its data is [numBlocks, blockSize, numKvHeads, headDim]. */
+function poolBlocks(pool: KvPool): number {
+  return pool.data.length / (pool.blockSize * pool.numKvHeads * pool.headDim);
 }

@@ -1,11 +1,15 @@
 /**
  * Opens an Engine whose model runs on a (tp, pp) mesh of worker processes:
  * the coordinator reads only the config and tokenizer; the ranks load their
- * shards.
+ * shards. The engine takes every sequence's blocks from one pool of a full
+ * context (one context-long sequence at a time), whose layout and block ids
+ * the ranks mirror; its own pages stay untouched (the ranks hold the KV).
  */
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { Engine } from '../engine/engine.js';
 import { openModelFiles } from '../engine/model-files.js';
+import { DEFAULT_BLOCK_SIZE, KvCache } from '../engine/kv-cache.js';
+import { DEFAULT_KV_DTYPE } from '../core/kv-dtype.js';
 import { MeshCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { MeshTransformer } from './mesh-transformer.js';
 
@@ -20,6 +24,8 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
   files.store.close();
   const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
-  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, options.kvCacheDtype);
+  const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
+  const cache = new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
+  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, dtype, cache);
   return { engine, coordinator };
 }

@@ -30,12 +30,15 @@ export async function checkMesh(path: string, shape: MeshShape, transport: Socke
   const label = `tp=${shape.tp} pp=${shape.pp} over ${transport}`;
   try {
     const vocab = engine.config.vocabSize;
-    const capacity = prompt.length + 16;
-    const prefill = await coordinator.step({ sequence: 1, capacity, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+    // Blocks of the engine's pool, the one the ranks mirror.
+    const pool = engine.cache;
+    assert.ok(pool, 'a mesh engine has one KV pool');
+    const { blockTable } = pool.allocate(prompt.length + 1);
+    const prefill = await coordinator.step(pool, { blockTable, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
     assert.deepEqual(prefill, expected.logits.subarray(0, prompt.length * vocab), `prefill logits, ${label}`);
-    const decode = await coordinator.step({ sequence: 1, capacity, ids: Int32Array.of(expected.ids[0]), positions: Int32Array.of(prompt.length), rows: 'last' });
+    const decode = await coordinator.step(pool, { blockTable, ids: Int32Array.of(expected.ids[0]), positions: Int32Array.of(prompt.length), rows: 'last' });
     assert.deepEqual(decode, expected.logits.subarray(prompt.length * vocab), `decode logits, ${label}`);
-    await coordinator.release(1);
+    pool.release({ keys: pool.keys, values: pool.values, blockTable });
     if (!greedy) return coordinator.bytesRead;
     const { ids } = await engine.complete({ promptIds: prompt, maxTokens: expected.ids.length });
     assert.deepEqual(ids, expected.ids, `greedy tokens, ${label}`);

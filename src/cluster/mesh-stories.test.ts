@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
+import { KvCache } from '../engine/kv-cache.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 import { openMeshEngine } from './mesh-engine.js';
 import { checkMesh, expectedFromOneProcess } from './mesh-process.case.js';
@@ -88,11 +89,12 @@ test('several sequences in flight at once pipeline through the stages with uncha
   const engine = await Engine.open(path);
   const expected = await Promise.all(prompts.map((prompt) => engine.logits(prompt)));
   const { coordinator } = await openMeshEngine(path, { tp: 2, pp: 2, transport: 'unix', spawn: true });
+  const pool = new KvCache(engine.config, prompts.length, 16);
   try {
     // All three prefills are sent before any answer: stage 0 runs sequence 2 while stage 1 runs sequence 1.
     const results = await Promise.all(
-      prompts.map((prompt, i) =>
-        coordinator.step({ sequence: i + 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' }),
+      prompts.map((prompt) =>
+        coordinator.step(pool, { blockTable: pool.allocate(prompt.length).blockTable, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' }),
       ),
     );
     results.forEach((logits, i) => assert.deepEqual(logits, expected[i], `sequence ${i + 1}`));

@@ -2,22 +2,30 @@
  * The step loop of one rank: stage 0 embeds, every stage runs its layers,
  * hands its hidden states to the same tensor-parallel rank of the next
  * stage, and the last stage computes logits (reported by its tp rank 0).
- * Each rank keeps the KV blocks of its own heads and layers per sequence.
+ * Each rank keeps one pool of KV blocks (its own heads and layers) that
+ * mirrors the driver's: same block count, same block size, same block ids.
+ * A step names each sequence by its block table, so blocks the driver
+ * shares between sequences (prefix caching) are shared here too.
  */
-import { DEFAULT_BLOCK_SIZE, KvCache } from '../engine/kv-cache.js';
+import { KvCache } from '../engine/kv-cache.js';
 import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
-import type { Batch, BatchSegment, LogitRows, SequenceKv } from '../model/batch.js';
+import type { Batch, BatchSegment, LogitRows } from '../model/batch.js';
 import { TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
 
+/** The driver's KV pool that every rank mirrors. A KvCache is one. */
+export interface KvLayout {
+  numBlocks: number;
+  /** Tokens a block holds. */
+  blockSize: number;
+}
+
 /** One forward step of one sequence, as every rank receives it. */
 export interface StepRequest {
-  /** The engine's id for the sequence; ranks keep its KV blocks under it. */
-  sequence: number;
-  /** Tokens the sequence may grow to (sizes its KV blocks on first use). */
-  capacity: number;
+  /** The driver's block ids for the sequence, in order; position p lives in blockTable[p / blockSize]. */
+  blockTable: Int32Array;
   /** [numTokens] */
   ids: Int32Array;
   /** [numTokens] */
@@ -26,7 +34,8 @@ export interface StepRequest {
 }
 
 export class RankRunner {
-  private readonly sequences = new Map<number, SequenceKv>();
+  /** Allocated on the first step, at the driver's layout. */
+  private pool: KvCache | undefined;
 
   constructor(
     readonly stage: StageModel,
@@ -43,18 +52,20 @@ export class RankRunner {
   }
 
   /** Runs this rank's part of a step; [rows, vocabSize] logits on the reporting rank, else undefined. */
-  async step(request: StepRequest): Promise<Float32Array | undefined> {
-    return this.stepBatch([request]);
+  async step(layout: KvLayout, request: StepRequest): Promise<Float32Array | undefined> {
+    return this.stepBatch(layout, [request]);
   }
 
   /**
    * One step over several sequences: their tokens end to end, so every matrix
    * multiply (and every message between ranks) serves them all at once; the
-   * logits of their rows come in request order.
+   * logits of their rows come in request order. Every rank checks the step
+   * before it sends or receives anything, so a refused step leaves no rank
+   * waiting on another.
    */
-  async stepBatch(requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
+  async stepBatch(layout: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
-    const batch = this.batchOf(requests);
+    const batch = this.batchOf(this.poolFor(layout), requests);
     /** [numTokens, hiddenSize] */
     const hidden = this.stage.isFirst
       ? await this.stage.embed(batch.ids)
@@ -68,33 +79,46 @@ export class RankRunner {
     return this.reports ? logits : undefined;
   }
 
-  release(sequence: number): void {
-    this.sequences.delete(sequence);
+  /** This rank's pool; the first step sizes it, later steps must name the same layout. */
+  private poolFor({ numBlocks, blockSize }: KvLayout): KvCache {
+    if (!Number.isInteger(numBlocks) || numBlocks < 1 || !Number.isInteger(blockSize) || blockSize < 1) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step names a KV pool of ${numBlocks} blocks of ${blockSize} tokens; both must be positive integers`);
+    }
+    this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
+    if (this.pool.numBlocks !== numBlocks || this.pool.blockSize !== blockSize) {
+      throw new TesseraError(
+        'TESSERA_ERR_INVALID_ARGUMENT',
+        `a step names a KV pool of ${numBlocks} blocks of ${blockSize} tokens, but this rank mirrors one of ${this.pool.numBlocks} blocks of ${this.pool.blockSize}; one driver (one KV pool) per mesh`,
+      );
+    }
+    return this.pool;
   }
 
-  private batchOf(requests: readonly StepRequest[]): Batch {
+  private batchOf(pool: KvCache, requests: readonly StepRequest[]): Batch {
     const ids = new Int32Array(requests.reduce((sum, request) => sum + request.ids.length, 0));
     const segments: BatchSegment[] = [];
-    const seen = new Set<number>();
     let start = 0;
     for (const request of requests) {
-      if (seen.has(request.sequence)) {
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `sequence ${request.sequence} appears twice in one step`);
-      }
-      seen.add(request.sequence);
+      checkBlockTable(pool, request);
       ids.set(request.ids, start);
-      segments.push({ kv: this.kvOf(request), start, positions: request.positions, logits: request.rows });
+      segments.push({ kv: { keys: pool.keys, values: pool.values, blockTable: request.blockTable }, start, positions: request.positions, logits: request.rows });
       start += request.ids.length;
     }
     return { ids, segments };
   }
+}
 
-  private kvOf(request: StepRequest): SequenceKv {
-    let kv = this.sequences.get(request.sequence);
-    if (!kv) {
-      kv = KvCache.forTokens(this.stage.kvConfig, request.capacity, DEFAULT_BLOCK_SIZE, this.kvDtype).allocate(request.capacity);
-      this.sequences.set(request.sequence, kv);
+/** Every block id inside the pool, and a block for every position the request writes. */
+function checkBlockTable(pool: KvCache, { blockTable, positions }: StepRequest): void {
+  for (const block of blockTable) {
+    if (block < 0 || block >= pool.numBlocks) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `block ${block} of a step's block table is outside this rank's KV pool [0, ${pool.numBlocks})`);
     }
-    return kv;
+  }
+  const reach = blockTable.length * pool.blockSize;
+  for (const position of positions) {
+    if (!Number.isInteger(position) || position < 0 || position >= reach) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `position ${position} is outside the ${reach} tokens its block table holds`);
+    }
   }
 }

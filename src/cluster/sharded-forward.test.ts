@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../engine/engine.js';
 import { fixture } from '../testing/fixtures.js';
-import { localMesh } from './local-mesh.case.js';
+import { FIRST_BLOCK, ONE_BLOCK, localMesh } from './local-mesh.case.js';
 
 const SHAPES = [
   { tp: 2, pp: 1 },
@@ -25,9 +25,9 @@ test('stories260K: prefill and decode logits are bit-identical for every (tp, pp
   const vocab = engine.config.vocabSize;
   for (const shape of SHAPES) {
     const mesh = localMesh(path, shape);
-    const prefill = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+    const prefill = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
     assert.deepEqual(prefill, expected.subarray(0, prompt.length * vocab), `prefill at tp=${shape.tp} pp=${shape.pp}`);
-    const decode = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
+    const decode = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
     assert.deepEqual(decode, expected.subarray(prompt.length * vocab), `decode at tp=${shape.tp} pp=${shape.pp}`);
   }
 });
@@ -40,9 +40,9 @@ test('f16 KV: ranks keep their heads of an f16 cache; prefill and decode logits 
   const expected = await engine.logits([...prompt, 300]);
   const vocab = engine.config.vocabSize;
   const mesh = localMesh(path, { tp: 2, pp: 2 }, 'f16');
-  const prefill = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+  const prefill = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
   assert.deepEqual(prefill, expected.subarray(0, prompt.length * vocab), 'prefill');
-  const decode = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
+  const decode = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
   assert.deepEqual(decode, expected.subarray(prompt.length * vocab), 'decode');
   assert.notDeepEqual(expected, await (await Engine.open(path)).logits([...prompt, 300]), 'f16 KV changes some logit');
 });
@@ -53,7 +53,7 @@ test('tp=8 on stories260K: KV heads replicated (4 for 8 ranks), o_proj and down_
   const prompt = [1, 403, 407];
   const expected = await (await Engine.open(path)).logits(prompt);
   const mesh = localMesh(path, { tp: 8, pp: 1 });
-  const logits = await mesh.step({ sequence: 1, capacity: 4, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+  const logits = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
   assert.deepEqual(logits, expected);
 });
 

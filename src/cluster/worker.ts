@@ -108,18 +108,14 @@ async function serve(
         if (transport.spans) await send({ type: 'trace', events: transport.spans });
         return;
       }
-      if (message.type === 'release') {
-        runner.release(message.sequence);
-        continue;
-      }
       if (message.type !== 'step') throw unexpected(message);
       const started = performance.now();
       const startedEpoch = epochMicros();
       transport.waitMs = 0;
       const logits = await runner.stepBatch(
+        message.pool,
         message.segments.map((segment) => ({
-          sequence: segment.sequence,
-          capacity: segment.capacity,
+          blockTable: Int32Array.from(segment.blockTable),
           rows: segment.rows,
           ids: Int32Array.from(segment.ids),
           positions: Int32Array.from(segment.positions),

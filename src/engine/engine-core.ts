@@ -27,8 +27,6 @@ import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob 
 export interface ModelRunner {
   /** Logits [rows, vocabSize] of the rows the batch's segments ask for, in segment order. */
   forwardBatch(batch: Batch): Promise<Float32Array>;
-  /** A sequence ended: a runner that keeps its own KV per sequence (mesh ranks) frees it. */
-  release?(kv: SequenceKv): void;
   /** Tokens routed to each expert so far, for MoE models run in this process. */
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
 }
@@ -45,8 +43,8 @@ export interface EngineCoreOptions {
   maxModelLen?: number;
   blockSize?: number;
   /**
-   * Share full blocks between sequences (default true). A runner that keeps
-   * KV outside these blocks (ranks of a mesh) needs it off.
+   * Share full blocks between sequences (default true). Ranks of a mesh
+   * mirror these blocks by id, so it works there too.
    */
   prefixCaching?: boolean;
 }
@@ -195,12 +193,6 @@ export class EngineCore {
     return { ids, segments };
   }
 
-  /** Tokens a sequence may grow to: its prompt plus its max_tokens. */
-  capacityOf(kv: SequenceKv): number {
-    for (const sequence of this.sequences.values()) if (sequence.kv === kv) return sequence.promptLength + sequence.request.maxTokens;
-    throw new TesseraError('TESSERA_ERR_INTERNAL', 'capacity asked for a sequence the engine does not hold');
-  }
-
   private kvOf(sequence: Sequence): SequenceKv {
     if (!sequence.kv) sequence.kv = this.blocks.kvOf(sequence.blocks);
     else sequence.kv.blockTable = Int32Array.from(sequence.blocks);
@@ -248,7 +240,6 @@ export class EngineCore {
 
   private retire(sequence: Sequence): void {
     this.scheduler.finish(sequence);
-    if (sequence.kv) this.runner.release?.(sequence.kv);
     this.sequences.delete(sequence.id);
   }
 

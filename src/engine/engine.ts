@@ -11,11 +11,12 @@ import { loadTransformerWeights, type LoadProgress, type TransformerWeights } fr
 import { Transformer } from '../model/transformer.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { SequenceKv } from '../model/batch.js';
 import type { GeneratedToken, GenerationRequest, GenerationResult } from './generation.js';
 import { DEFAULT_BLOCK_SIZE, KvCache } from './kv-cache.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 import { openModelFiles, type ModelFiles } from './model-files.js';
-import { samplingParams, sampleToken } from './sampler.js';
+import { samplingParams, sampleToken, type SamplingParams } from './sampler.js';
 import { StopMatcher } from './stop-matcher.js';
 
 export interface EngineOptions {
@@ -36,6 +37,8 @@ export class Engine {
     readonly backend: Backend,
     readonly loadMs: number,
     readonly kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE,
+    /** One pool every call takes its blocks from, when the engine has one (a mesh's ranks mirror it); else each call makes its own. */
+    readonly cache?: KvCache,
   ) {}
 
   static async open(modelPath: string, options: EngineOptions = {}): Promise<Engine> {
@@ -54,11 +57,12 @@ export class Engine {
 
   /**
    * An engine over a model built elsewhere — the ranks of a mesh
-   * (src/parallel/mesh-transformer.ts) — with the same sampling, stop and
-   * streaming logic as a local one.
+   * (src/cluster/mesh-transformer.ts) — with the same sampling, stop and
+   * streaming logic as a local one. `cache`: the one pool its sequences'
+   * blocks come from (the ranks mirror a single pool).
    */
-  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number, kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE): Engine {
-    return new Engine(files, transformer, backend, loadMs, kvCacheDtype);
+  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number, kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE, cache?: KvCache): Engine {
+    return new Engine(files, transformer, backend, loadMs, kvCacheDtype, cache);
   }
 
   get config(): ModelConfig {
@@ -72,9 +76,17 @@ export class Engine {
   /** Logits at every position of a prompt: [promptIds.length, vocabSize]. */
   async logits(promptIds: readonly number[]): Promise<Float32Array> {
     this.validatePrompt(promptIds, 0);
-    const cache = KvCache.forTokens(this.config, promptIds.length, DEFAULT_BLOCK_SIZE, this.kvCacheDtype);
-    const sequence = cache.allocate(promptIds.length);
-    return this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'all');
+    const sequence = this.sequenceKv(promptIds.length);
+    try {
+      return await this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'all');
+    } finally {
+      this.cache?.release(sequence);
+    }
+  }
+
+  /** Blocks for one sequence of up to `tokens` tokens; from the shared pool they go back with `cache.release`. */
+  private sequenceKv(tokens: number): SequenceKv {
+    return (this.cache ?? KvCache.forTokens(this.config, tokens, DEFAULT_BLOCK_SIZE, this.kvCacheDtype)).allocate(tokens);
   }
 
   /** Streams generated tokens; the generator's return value is the whole result. */
@@ -85,7 +97,22 @@ export class Engine {
     if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
     this.validatePrompt(promptIds, 1);
     const maxTokens = Math.min(request.maxTokens, this.config.contextLength - promptIds.length);
-    const sequence = KvCache.forTokens(this.config, promptIds.length + maxTokens, DEFAULT_BLOCK_SIZE, this.kvCacheDtype).allocate(promptIds.length + maxTokens);
+    const sequence = this.sequenceKv(promptIds.length + maxTokens);
+    try {
+      return yield* this.decode(promptIds, maxTokens, params, request, sequence);
+    } finally {
+      this.cache?.release(sequence);
+    }
+  }
+
+  /** The prefill and decode loop of `generate`, in the sequence's blocks. */
+  private async *decode(
+    promptIds: number[],
+    maxTokens: number,
+    params: SamplingParams,
+    request: GenerationRequest,
+    sequence: SequenceKv,
+  ): AsyncGenerator<GeneratedToken, GenerationResult> {
     const decoder = new StreamDecoder(this.tokenizer);
     const stops = new StopMatcher(request.stop ?? []);
     const eos = new Set(request.ignoreEos ? [] : this.config.eosTokenIds);

@@ -14,7 +14,8 @@ import { CollectiveGroup } from '../parallel/collective-group.js';
 import { Communicator } from '../parallel/collectives.js';
 import { inProcessMesh } from '../parallel/in-process-transport.js';
 import { meshSize, placeOf, stageLayerRanges, stageRanks, type MeshShape } from '../parallel/mesh.js';
-import { RankRunner, type StepRequest } from '../cluster/rank-runner.js';
+import { RankRunner, type KvLayout, type StepRequest } from '../cluster/rank-runner.js';
+import { FIRST_BLOCK, ONE_BLOCK } from '../cluster/local-mesh.case.js';
 import { ExpertGroup } from '../parallel/expert-group.js';
 import { fixture } from '../testing/fixtures.js';
 import { loadStageExpertFeedForwards } from './moe-stage.js';
@@ -25,7 +26,7 @@ interface Shape extends MeshShape {
   ep: number;
 }
 
-function moeMesh(path: string, shape: Shape): { step(request: StepRequest): Promise<Float32Array> } {
+function moeMesh(path: string, shape: Shape): { step(layout: KvLayout, request: StepRequest): Promise<Float32Array> } {
   const transports = inProcessMesh(meshSize(shape));
   const runners = transports.map((transport) => {
     const files = openModelFiles(path);
@@ -46,8 +47,8 @@ function moeMesh(path: string, shape: Shape): { step(request: StepRequest): Prom
     }
   });
   return {
-    async step(request) {
-      const results = await Promise.all(runners.map((runner) => runner.step(request)));
+    async step(layout, request) {
+      const results = await Promise.all(runners.map((runner) => runner.step(layout, request)));
       return results.find((result) => result !== undefined)!;
     },
   };
@@ -72,9 +73,9 @@ for (const name of ['qwen_moe_tiny', 'mixtral_scale']) {
     for (const shape of SHAPES) {
       const mesh = moeMesh(path, shape);
       const label = `tp=${shape.tp} pp=${shape.pp} ep=${shape.ep}`;
-      const prefill = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
+      const prefill = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
       assert.deepEqual(prefill, expected.subarray(0, prompt.length * vocab), `prefill at ${label}`);
-      const decode = await mesh.step({ sequence: 1, capacity: 8, ids: Int32Array.of(next), positions: Int32Array.of(prompt.length), rows: 'last' });
+      const decode = await mesh.step(ONE_BLOCK, { blockTable: FIRST_BLOCK, ids: Int32Array.of(next), positions: Int32Array.of(prompt.length), rows: 'last' });
       assert.deepEqual(decode, expected.subarray(prompt.length * vocab), `decode at ${label}`);
     }
   });

@@ -13,7 +13,6 @@ import { Engine } from '../engine/engine.js';
 import { openTracedEngine } from '../engine/traced-engine.js';
 import { EngineCore, type ModelRunner } from '../engine/engine-core.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
-import { MeshRunner } from './mesh-runner.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 
 const port = parentPort;
@@ -31,8 +30,7 @@ function errorFields(error: unknown): { code: string; message: string } {
 
 async function main(): Promise<void> {
   const model = await openModel();
-  const core = new EngineCore(model.runner, model.engine.config, model.engine.tokenizer, { ...setup.core, prefixCaching: model.mesh ? false : setup.core.prefixCaching });
-  if (model.runner instanceof MeshRunner) model.runner.capacityOf = (kv) => core.capacityOf(kv);
+  const core = new EngineCore(model.runner, model.engine.config, model.engine.tokenizer, setup.core);
   let wake: (() => void) | undefined;
   let stopping = false;
   // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.
@@ -83,27 +81,26 @@ interface OpenedModel {
   engine: Engine;
   runner: ModelRunner;
   backendName: string;
-  mesh: boolean;
   close(): Promise<void>;
 }
 
 async function openModel(): Promise<OpenedModel> {
   if (setup.mesh) {
     const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
-    // The ranks keep the KV, in the core's dtype.
+    // The ranks keep the KV, in the core's dtype, in pools that mirror the core's blocks (so prefix caching works as here).
     const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
     const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
-    return { engine, runner: new MeshRunner(coordinator), backendName: name, mesh: true, close: () => coordinator.close() };
+    return { engine, runner: engine.transformer, backendName: name, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
   const tracePath = setup.trace;
   if (tracePath !== undefined) {
     const events: TraceEvent[] = [];
     const engine = await openTracedEngine(setup.modelPath, { backend, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype }, events);
-    return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => writeChromeTrace(tracePath, events, 1) };
+    return { engine, runner: engine.transformer, backendName: backend.name, close: async () => writeChromeTrace(tracePath, events, 1) };
   }
   const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend, kvCacheDtype: setup.core.kvCacheDtype });
-  return { engine, runner: engine.transformer, backendName: backend.name, mesh: false, close: async () => undefined };
+  return { engine, runner: engine.transformer, backendName: backend.name, close: async () => undefined };
 }
 
 main().catch((error) => send({ type: 'load-failed', ...errorFields(error) }));
