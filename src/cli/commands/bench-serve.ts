@@ -8,9 +8,10 @@ import { TesseraError } from '../../core/errors.js';
 import { launchServer } from '../../serve/launch.js';
 import { benchmarkLevel, type LevelResult } from '../../serve/serve-benchmark.js';
 import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
+import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 
-interface BenchServeOptions {
+interface BenchServeOptions extends ParallelOptions {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -23,12 +24,11 @@ interface BenchServeOptions {
   maxBatchTokens: number;
   kvCacheMib: number;
   kvCacheDtype: KvDtype;
-  trace?: string;
   out: string;
 }
 
 export function registerBenchServeCommand(bench: Command): void {
-  bench
+  const command = bench
     .command('serve')
     .description('start a server in this process and measure output tok/s, TTFT and TPOT at each concurrency')
     .requiredOption('--model <path>', 'model path or synth:PRESET[:DTYPE]')
@@ -44,15 +44,15 @@ export function registerBenchServeCommand(bench: Command): void {
     .option('--max-batch-tokens <n>', 'tokens per engine step', numberOption('--max-batch-tokens', 1, 1e6, true), 512)
     .option('--kv-cache-mib <n>', 'KV cache budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), 256)
     .addOption(kvCacheDtypeOption())
-    .option('--trace <file>', 'write a Chrome trace JSON of the engine steps and backend ops, at the end')
-    .option('--out <dir>', 'folder for the JSON result', 'bench/results')
-    .action(async (options: BenchServeOptions) => {
+    .option('--out <dir>', 'folder for the JSON result', 'bench/results');
+  addParallelOptions(command).action(async (options: BenchServeOptions) => {
       const levels = options.concurrency.split(',').map((part) => Number(part.trim()));
       if (levels.some((level) => !Number.isInteger(level) || level < 1)) {
         throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--concurrency must be a list of positive integers such as 1,4,16,64; got "${options.concurrency}"`);
       }
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const loadBefore = loadavg();
+      const mesh = meshPlanOf(options);
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
@@ -62,7 +62,8 @@ export function registerBenchServeCommand(bench: Command): void {
         servedModelName: 'bench',
         core: { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype },
         maxWaiting: 100_000,
-        trace: options.trace,
+        mesh,
+        trace: mesh ? undefined : options.trace,
         log,
       });
       try {
@@ -83,6 +84,7 @@ export function registerBenchServeCommand(bench: Command): void {
           model: options.model,
           backend: server.servingModel!.host.limits.backend,
           threads: options.threads ?? 'default',
+          mesh: mesh ? { tp: mesh.tp, pp: mesh.pp, ep: mesh.ep, rankBackend: mesh.backend, rankThreads: mesh.threads } : undefined,
           options: { promptLen: options.promptLen, outputLen: options.outputLen, rounds: options.rounds, maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype },
           machine: machineDescription(loadBefore),
           results,

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { projectRoot } from '../../testing/fixtures.js';
+import { fixture, projectRoot } from '../../testing/fixtures.js';
 import { getPreset } from '../../synth/presets.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
@@ -77,5 +77,22 @@ test('bench serve writes a JSON result with every concurrency level, and --trace
   } finally {
     rmSync(out, { recursive: true, force: true });
     rmSync(traceDirectory, { recursive: true, force: true });
+  }
+});
+
+test('bench serve --tp 2 runs its levels on a mesh of rank processes and says so in the JSON', (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const out = mkdtempSync(join(tmpdir(), 'tessera-bench-mesh-'));
+  try {
+    const args = ['bench', 'serve', '--model', model, '--tp', '2', '--rank-backend', 'reference', '--transport', 'unix', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '3', '--rounds', '1', '--kv-cache-mib', '4', '--out', out];
+    const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 90_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const [file] = readdirSync(out);
+    const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as { mesh?: { tp: number; pp: number }; results: { concurrency: number; outputTokens: number }[] };
+    assert.deepEqual(report.mesh && [report.mesh.tp, report.mesh.pp], [2, 1]);
+    assert.deepEqual(report.results.map((level) => [level.concurrency, level.outputTokens]), [[1, 3], [2, 6]]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
 });
