@@ -71,9 +71,9 @@ void tileMatmulFloatAvx512(const uint8_t* tile, const float* const* xs, int numT
     __m512 results[kFloatTileTokens];
     const int count = numTokens - t < kFloatTileTokens ? numTokens - t : kFloatTileTokens;
     if (count == 2) {
-      foldTree<2>(plan, [&](int l, __m512* values) { leafFloat<kType, 2>(tile, l, xs + t, values); }, results);
+      foldTree<2, false>(plan, [&](int l, __m512* values) { leafFloat<kType, 2>(tile, l, xs + t, values); }, results);
     } else {
-      foldTree<1>(plan, [&](int l, __m512* values) { leafFloat<kType, 1>(tile, l, xs + t, values); }, results);
+      foldTree<1, false>(plan, [&](int l, __m512* values) { leafFloat<kType, 1>(tile, l, xs + t, values); }, results);
     }
     for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
   }

@@ -89,10 +89,13 @@ inline __m512 reduceTile(__m512* leaves, const TreePlan& plan) {
  * The halving tree over leaves produced in order, folded as they come (level
  * 0, then a stack for the perfect part): the same pairs as reduceTile with no
  * buffer of leaves. leafAt(unit, values) writes unit's leaf for kTokens tokens.
- * Nodes are folded four at a time in registers (a perfect subtree of the
- * perfect part), so the stack in memory sees a quarter of the traffic.
+ * With kFourNodes, nodes are folded four at a time in registers (a perfect
+ * subtree of the perfect part), so the stack in memory sees a quarter of the
+ * traffic: faster for the quantized kernels, slower for the float ones,
+ * whose leaves already hold many registers (f16 batches: 128-136 → 109-124
+ * GOP/s measured with it).
  */
-template <int kTokens, typename LeafAt>
+template <int kTokens, bool kFourNodes = true, typename LeafAt>
 inline void foldTree(const TreePlan& plan, LeafAt leafAt, __m512* results) {
   __m512 stack[kTokens][32];
   int depth = 0;
@@ -116,7 +119,7 @@ inline void foldTree(const TreePlan& plan, LeafAt leafAt, __m512* results) {
       for (int j = 0; j < kTokens; j++) stack[j][depth - 1] = _mm512_add_ps(stack[j][depth - 1], stack[j][depth]);
     }
   };
-  if (plan.width >= 4) {
+  if (kFourNodes && plan.width >= 4) {
     for (int group = 0; group < plan.width / 4; group++) {
       __m512 a[kTokens], b[kTokens], c[kTokens];
       nodeValue(4 * group, a);
