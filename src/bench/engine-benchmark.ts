@@ -47,6 +47,8 @@ export interface EngineBenchResult {
   model: { path: string; architecture: string; dtypes: string[]; bytes: number };
   threads: number;
   backend: string;
+  /** The tile cache Tessera loaded through (--tile-cache), if any: a warm one makes load a mapping. */
+  tileCache: string | null;
   /** The best STREAM triad of the run (the limit decode fractions use). */
   memoryBandwidthGBs: number;
   /** Every triad of the run, in order: one at the start, then one before, between and after each round's decodes. */
@@ -118,6 +120,7 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
     model: { path: options.model, architecture: engine.config.architecture, dtypes: [...new Set(info.map((t) => t.dtype))], bytes },
     threads: options.threads,
     backend: backend.name,
+    tileCache: backend instanceof NativeBackend ? (backend.tileCache?.directory ?? null) : null,
     memoryBandwidthGBs: bandwidth,
     memoryBandwidthRoundsGBs: bandwidths,
     decodeRounds,
