@@ -3,7 +3,9 @@
  * the coordinator reads only the config and tokenizer; the ranks load their
  * shards. The engine takes every sequence's blocks from one pool of a full
  * context (one context-long sequence at a time), whose layout and block ids
- * the ranks mirror; its own pages stay untouched (the ranks hold the KV).
+ * the ranks mirror; its own pages stay untouched (the ranks hold the KV), and
+ * it is made on first use, so a server (whose engine core drives the ranks
+ * from its own pool) makes none.
  */
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { Engine } from '../engine/engine.js';
@@ -25,7 +27,7 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   files.store.close();
   const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
   const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
-  const cache = new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
-  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, dtype, cache);
+  const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
+  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
   return { engine, coordinator };
 }

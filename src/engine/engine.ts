@@ -31,15 +31,27 @@ export interface EngineOptions {
 }
 
 export class Engine {
+  private sharedCache: KvCache | undefined;
+
   private constructor(
     readonly files: ModelFiles,
     readonly transformer: Transformer,
     readonly backend: Backend,
     readonly loadMs: number,
     readonly kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE,
-    /** One pool every call takes its blocks from, when the engine has one (a mesh's ranks mirror it); else each call makes its own. */
-    readonly cache?: KvCache,
+    /** Makes the one pool every call takes its blocks from (a mesh's ranks mirror it); absent, each call makes its own. */
+    private readonly makeCache?: () => KvCache,
   ) {}
+
+  /**
+   * The shared pool, made on first use: a server on a mesh drives the ranks
+   * from its engine core's pool and never calls logits or generate here, so it
+   * allocates none.
+   */
+  get cache(): KvCache | undefined {
+    if (this.makeCache) this.sharedCache ??= this.makeCache();
+    return this.sharedCache;
+  }
 
   static async open(modelPath: string, options: EngineOptions = {}): Promise<Engine> {
     const started = performance.now();
@@ -58,11 +70,18 @@ export class Engine {
   /**
    * An engine over a model built elsewhere — the ranks of a mesh
    * (src/cluster/mesh-transformer.ts) — with the same sampling, stop and
-   * streaming logic as a local one. `cache`: the one pool its sequences'
-   * blocks come from (the ranks mirror a single pool).
+   * streaming logic as a local one. `makeCache`: makes the one pool its
+   * sequences' blocks come from (the ranks mirror a single pool).
    */
-  static fromTransformer(files: ModelFiles, transformer: Transformer, backend: Backend, loadMs: number, kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE, cache?: KvCache): Engine {
-    return new Engine(files, transformer, backend, loadMs, kvCacheDtype, cache);
+  static fromTransformer(
+    files: ModelFiles,
+    transformer: Transformer,
+    backend: Backend,
+    loadMs: number,
+    kvCacheDtype: KvDtype = DEFAULT_KV_DTYPE,
+    makeCache?: () => KvCache,
+  ): Engine {
+    return new Engine(files, transformer, backend, loadMs, kvCacheDtype, makeCache);
   }
 
   get config(): ModelConfig {
