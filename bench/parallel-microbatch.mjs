@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { openMeshEngine } from '../dist/cluster/mesh-engine.js';
+import { stepMicroBatches } from '../dist/cluster/mesh-batches.js';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, sequences: { type: 'string', default: '4' }, tokens: { type: 'string', default: '16' }, pp: { type: 'string', default: '2' }, out: { type: 'string', default: 'bench/results' } } });
 const S = Number(values.sequences);
@@ -41,15 +42,11 @@ async function decodeAll(coordinator, pool, mode) {
   return { tokensPerSecond, generated };
 }
 
-/** One step of several sequences per stage, all in flight → each sequence's argmax (one logit row each). */
+/** One step of several sequences per stage, all in flight (as serving runs them) → each sequence's argmax. */
 async function microBatches(coordinator, pool, requests) {
-  const groups = Math.min(coordinator.stages, requests.length);
-  const slices = Array.from({ length: groups }, (_, g) => requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups)));
-  const parts = await Promise.all(slices.map((slice) => coordinator.stepBatch(pool, slice)));
-  return parts.flatMap((part, g) => {
-    const vocabSize = part.length / slices[g].length;
-    return slices[g].map((_, row) => argmax(part.subarray(row * vocabSize, (row + 1) * vocabSize)));
-  });
+  const logits = await stepMicroBatches(coordinator, pool, requests);
+  const vocabSize = logits.length / requests.length;
+  return requests.map((_, row) => argmax(logits.subarray(row * vocabSize, (row + 1) * vocabSize)));
 }
 
 const loadBefore = loadavg();

@@ -22,6 +22,11 @@ export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch):
     positions: segment.positions,
     rows: segment.logits,
   }));
+  return stepMicroBatches(coordinator, pool, requests);
+}
+
+/** The requests as one micro-batch per pipeline stage (one step without stages), all in flight; logits in request order. */
+export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array> {
   const groups = Math.min(coordinator.stages, requests.length);
   if (groups <= 1) return coordinator.stepBatch(pool, requests);
   const parts = await Promise.all(
