@@ -5,9 +5,18 @@ import { KvCache } from '../engine/kv-cache.js';
 import { Llama2cStore } from '../format/llama2c.js';
 import { fixture } from '../testing/fixtures.js';
 import type { Batch } from './batch.js';
+import type { ModelConfig } from '../core/model-config.js';
 import { configFromLlama2c } from './config-from-llama2c.js';
 import { loadTransformerWeights } from './transformer-weights.js';
 import { Transformer } from './transformer.js';
+
+/** stories260K on the reference backend; close `store` when done. */
+function storiesTransformer(path: string): { store: Llama2cStore; config: ModelConfig; model: Transformer } {
+  const store = new Llama2cStore(path);
+  const config = configFromLlama2c(store.header);
+  const backend = new ReferenceBackend();
+  return { store, config, model: new Transformer(config, loadTransformerWeights(store, config, backend), backend) };
+}
 
 function positions(start: number, count: number): Int32Array {
   return Int32Array.from({ length: count }, (_, i) => start + i);
@@ -16,10 +25,7 @@ function positions(start: number, count: number): Int32Array {
 test('a sequence gives the same logits alone and batched with others, prefilled whole or in chunks', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
-  const store = new Llama2cStore(path);
-  const config = configFromLlama2c(store.header);
-  const backend = new ReferenceBackend();
-  const model = new Transformer(config, loadTransformerWeights(store, config, backend), backend);
+  const { store, config, model } = storiesTransformer(path);
   const cache = new KvCache(config, 64);
   const vocab = config.vocabSize;
   const first = [1, 403, 407, 261, 378, 432, 383];
@@ -51,10 +57,7 @@ test('a sequence gives the same logits alone and batched with others, prefilled 
 test('sequences of two KV caches in one batch give the logits each gives alone', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
-  const store = new Llama2cStore(path);
-  const config = configFromLlama2c(store.header);
-  const backend = new ReferenceBackend();
-  const model = new Transformer(config, loadTransformerWeights(store, config, backend), backend);
+  const { store, config, model } = storiesTransformer(path);
   const vocab = config.vocabSize;
   const first = [1, 403, 407, 261, 378];
   const second = [1, 376, 298, 315];
