@@ -5,12 +5,13 @@
  * message spans, and tracing changes no output.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixture, projectRoot } from '../testing/fixtures.js';
+import { startServeProcess } from '../testing/serve-process.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-trace-'));
@@ -152,29 +153,18 @@ test('serve --trace on one process writes the engine worker\'s steps and ops at 
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
   const trace = join(scratch, 'serve.json');
-  const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--trace', trace], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text: string) => {
-      stderr += text;
-      const match = stderr.match(/serving "[^"]+" on (http:\/\/\S+) /);
-      if (match) resolve(match[1]);
-    });
-    child.on('exit', () => reject(new Error(`serve exited early:\n${stderr}`)));
-  });
+  const server = await startServeProcess(['--model', model, '--port', '0', '--trace', trace]);
   try {
-    const response = await fetch(`${url}/v1/completions`, {
+    const response = await fetch(`${server.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model, prompt: [1, 403, 407], max_tokens: 4, ignore_eos: true }),
     });
     assert.equal(response.status, 200);
   } finally {
-    child.kill('SIGTERM');
+    server.kill('SIGTERM');
   }
-  assert.equal(await exited, 0, stderr);
+  assert.equal(await server.exited, 0, server.stderr());
   const { steps, ops } = checkRank(readTrace(trace), 0);
   // A prefill step, then one decode step per further token.
   assert.equal(steps.length, 4);

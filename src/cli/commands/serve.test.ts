@@ -1,29 +1,22 @@
 /** `tessera serve` and `tessera bench serve` as a user runs them: real processes, real sockets. */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixture, projectRoot } from '../../testing/fixtures.js';
 import { getPreset } from '../../synth/presets.js';
+import { startServeProcess } from '../../testing/serve-process.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
 
 test('serve --model synth:tiny says the weights are random, serves, and stops on SIGTERM', async () => {
-  const child = spawn(process.execPath, [bin, 'serve', '--model', 'synth:tiny', '--port', '0', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--api-key', 'k'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text: string) => {
-      stderr += text;
-      const match = stderr.match(/serving "synth:tiny" on (http:\/\/\S+) /);
-      if (match) resolve(match[1]);
-    });
-    child.on('exit', () => reject(new Error(`serve exited early:\n${stderr}`)));
-  });
+  const server = await startServeProcess(['--model', 'synth:tiny', '--port', '0', '--kv-cache-mib', '4', '--kv-cache-dtype', 'f16', '--api-key', 'k']);
+  const { url } = server;
+  const stderr = server.stderr();
   try {
+    assert.match(stderr, /serving "synth:tiny" on /);
     assert.match(stderr, /RANDOM WEIGHTS/);
     // 2 bytes an element: twice the blocks of an f32 cache in the same 4 MiB.
     const preset = getPreset('tiny');
@@ -38,9 +31,9 @@ test('serve --model synth:tiny says the weights are random, serves, and stops on
     const body = (await response.json()) as { choices: { message: { role: string } }[] };
     assert.equal(body.choices[0].message.role, 'assistant');
   } finally {
-    child.kill('SIGTERM');
+    server.kill('SIGTERM');
   }
-  assert.equal(await exited, 0, stderr);
+  assert.equal(await server.exited, 0, server.stderr());
 });
 
 test('serve refuses bad flags and unknown presets with one coded line', () => {
