@@ -7,7 +7,12 @@
 namespace tessera {
 namespace {
 
-float halfToFloat(uint16_t h) { return halfBitsToFloat(h); }
+/** The IEEE half stored (unaligned) at p, as float. */
+float halfAt(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return halfBitsToFloat(bits);
+}
 
 int groups(DType dtype) { return dtype == DType::Q8_0 ? 8 : 4; }
 bool isFloat(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
@@ -67,11 +72,8 @@ void packQ4_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut)
 void unpackQ4_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * kQ4_KTileBlockBytes;
-    uint16_t bits;
-    std::memcpy(&bits, block + kQ4_KTileDAt + 2 * lane, 2);
-    const float d = halfToFloat(bits);
-    std::memcpy(&bits, block + kQ4_KTileDminAt + 2 * lane, 2);
-    const float dmin = halfToFloat(bits);
+    const float d = halfAt(block + kQ4_KTileDAt + 2 * lane);
+    const float dmin = halfAt(block + kQ4_KTileDminAt + 2 * lane);
     for (int sub = 0; sub < 8; sub++) {
       const float scale = d * block[kQ4_KTileScalesAt + 16 * sub + lane];
       const float min = dmin * block[kQ4_KTileMinsAt + 16 * sub + lane];
@@ -107,9 +109,7 @@ void packQ6_KLane(const uint8_t* row, int numBlocks, int lane, uint8_t* tileOut)
 void unpackQ6_KLane(const uint8_t* tile, int numBlocks, int lane, float* y) {
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * kQ6_KTileBlockBytes;
-    uint16_t bits;
-    std::memcpy(&bits, block + kQ6_KTileDAt + 2 * lane, 2);
-    const float d = halfToFloat(bits);
+    const float d = halfAt(block + kQ6_KTileDAt + 2 * lane);
     for (int e = 0; e < 256; e++) {
       const int n = e / 128, quarter = (e % 128) / 32, l = e % 32;
       const uint8_t* group = block + 64 * 3 * (8 * n + l / 4) + 4 * lane + l % 4;
@@ -174,7 +174,7 @@ void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, flo
       uint32_t bits = 0;
       std::memcpy(&bits, element, size);
       if (dtype == DType::F16) {
-        out[k] = halfToFloat(static_cast<uint16_t>(bits));
+        out[k] = halfBitsToFloat(static_cast<uint16_t>(bits));
       } else {
         if (dtype == DType::BF16) bits <<= 16;
         std::memcpy(&out[k], &bits, 4);
@@ -189,9 +189,7 @@ void unpackRow(DType dtype, const uint8_t* tiles, int64_t cols, int64_t row, flo
   const int g = groups(dtype);
   for (int b = 0; b < numBlocks; b++) {
     const uint8_t* block = tile + static_cast<size_t>(b) * blockBytes;
-    uint16_t half;
-    std::memcpy(&half, block + 64 * g + 2 * lane, 2);
-    const float d = halfToFloat(half);
+    const float d = halfAt(block + 64 * g + 2 * lane);
     float* y = out + 32 * b;
     for (int group = 0; group < g; group++) {
       for (int i = 0; i < 4; i++) {
