@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'TESSERA_ERR_SHARD_CONSTRAINT'
   | 'TESSERA_ERR_RANK_LOST'
   | 'TESSERA_ERR_JOIN_REFUSED'
+  | 'TESSERA_ERR_NO_GPU_ADAPTER'
+  | 'TESSERA_ERR_GPU_OUT_OF_MEMORY'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {

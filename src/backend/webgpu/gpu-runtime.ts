@@ -1,0 +1,196 @@
+/**
+ * The device side of the WebGPU backend, living on the GPU thread: weights
+ * (split in parts of at most maxStorageBufferBindingSize rows), KV pools and
+ * a step's activation tensors, and `run`, which records a list of ops into
+ * one command buffer, submits it once, and reads back only what was asked.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { TesseraError } from '../../core/errors.js';
+import { byteSize } from '../../core/dtype.js';
+import { GpuArena } from './gpu-arena.js';
+import { encodeDispatches, prepareOp, type GpuPool, type GpuWeight, type WeightPart } from './gpu-encoder.js';
+import { GpuMemory, align } from './gpu-memory.js';
+import { PipelineCache } from './gpu-pipelines.js';
+import type { AdapterDescription, LoadWeightRequest, OpenRequest, PoolSpec, RunRequest } from './gpu-protocol.js';
+import { openDevice } from './gpu-adapter.js';
+import { canonicalSlots } from './slot-table.js';
+
+export class GpuRuntime {
+  private readonly weights = new Map<number, GpuWeight>();
+  private readonly pools = new Map<number, GpuPool>();
+  /** The open step's tensors: id → buffer. */
+  private readonly tensors = new Map<number, GPUBuffer>();
+  private readonly slotTables = new Map<number, GPUBuffer>();
+  private readonly pipelines: PipelineCache;
+  private readonly memory: GpuMemory;
+  private readonly bindingLimit: number;
+  private readonly alignment: number;
+  private readonly standIn: GPUBuffer;
+
+  private constructor(private readonly device: GPUDevice, readonly adapter: AdapterDescription, budget: number) {
+    this.pipelines = new PipelineCache(device);
+    this.bindingLimit = device.limits.maxStorageBufferBindingSize;
+    this.alignment = Math.max(device.limits.minUniformBufferOffsetAlignment, device.limits.minStorageBufferOffsetAlignment);
+    this.memory = new GpuMemory(device, budget, device.limits.maxBufferSize);
+    this.standIn = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+  }
+
+  static async open(request: OpenRequest): Promise<GpuRuntime> {
+    const { device, adapter } = await openDevice(request.flags, request.powerPreference);
+    return new GpuRuntime(device, adapter, request.memoryBudget);
+  }
+
+  stats() {
+    return this.memory.stats();
+  }
+
+  /** Uploads a weight in its file bytes, in parts of whole rows that each fit one binding. */
+  async loadWeight(request: LoadWeightRequest): Promise<void> {
+    const { id, dtype, rows, cols, source } = request;
+    const rowBytes = byteSize(dtype, cols);
+    const rowsPerPart = Math.max(1, Math.floor(this.bindingLimit / rowBytes));
+    const parts: WeightPart[] = [];
+    const file = 'path' in source ? openSync(source.path, 'r') : undefined;
+    this.device.pushErrorScope('out-of-memory');
+    try {
+      for (let rowStart = 0; rowStart < rows; rowStart += rowsPerPart) {
+        const partRows = Math.min(rowsPerPart, rows - rowStart);
+        const bytes = partRows * rowBytes;
+        const buffer = this.memory.persistent('weight', bytes, `weight ${id} rows ${rowStart}+${partRows}`, true);
+        const target = new Uint8Array(buffer.getMappedRange(), 0, bytes);
+        if ('bytes' in source) target.set(source.bytes.subarray(rowStart * rowBytes, rowStart * rowBytes + bytes));
+        else readFully(file as number, target, source.byteOffset + rowStart * rowBytes);
+        buffer.unmap();
+        parts.push({ buffer, rowStart, rows: partRows });
+      }
+    } finally {
+      if (file !== undefined) closeSync(file);
+      const error = await this.device.popErrorScope();
+      if (error) {
+        for (const part of parts) this.memory.release('weight', part.buffer);
+        throw this.memory.outOfMemory(`a weight of ${rows}×${cols} ${dtype}`, rows * rowBytes);
+      }
+    }
+    this.weights.set(id, { dtype, rows, cols, rowBytes, parts });
+  }
+
+  /** Runs a request's ops as one command buffer; → the tensors and pools it asked to read. */
+  async run(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[] }> {
+    for (const id of request.freeWeights) this.freeWeight(id);
+    for (const id of request.freePools) this.freePool(id);
+    for (const spec of request.pools) this.createPool(spec);
+    for (const [id, floats] of request.tensors) this.tensors.set(id, this.memory.take(floats * 4));
+    for (const [id, data] of request.uploads) this.device.queue.writeBuffer(this.tensor(id), 0, data);
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    const arena = new GpuArena(this.alignment);
+    const context = { pipelines: this.pipelines, tensor: (i: number) => this.tensor(i), weight: (i: number) => this.weight(i), pool: (i: number) => this.pool(i), slots: (n: number) => this.slots(n), standIn: this.standIn };
+    const dispatches = request.ops.flatMap((op) => prepareOp(op, context, arena));
+    const arenaBuffer = this.memory.take(arena.size);
+    arena.upload(this.device.queue, arenaBuffer);
+    const encoder = this.device.createCommandEncoder();
+    if (dispatches.length > 0) {
+      const pass = encoder.beginComputePass();
+      encodeDispatches(this.device, pass, this.pipelines, dispatches, arenaBuffer);
+      pass.end();
+    }
+    const readSources = [...request.reads.map(([id]) => this.tensor(id)), ...request.readPools.map((id) => this.pool(id).buffer)];
+    const readSizes = [...request.reads.map(([, floats]) => floats * 4), ...request.readPools.map((id) => this.pool(id).buffer.size)];
+    let staging: GPUBuffer | undefined;
+    const offsets: number[] = [];
+    if (readSources.length > 0) {
+      let total = 0;
+      for (const size of readSizes) {
+        offsets.push(total);
+        total = align(total + size, 256);
+      }
+      staging = this.device.createBuffer({ size: Math.max(total, 256), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      readSources.forEach((source, i) => {
+        if (readSizes[i] > 0) encoder.copyBufferToBuffer(source, 0, staging as GPUBuffer, offsets[i], align(readSizes[i], 4));
+      });
+    }
+    this.device.queue.submit([encoder.finish()]);
+    const oom = await this.device.popErrorScope();
+    const invalid = await this.device.popErrorScope();
+    this.memory.give(arenaBuffer);
+    if (request.endStep) this.endStep();
+    if (oom) throw this.memory.outOfMemory('a step\'s activations', 0);
+    if (invalid) throw new TesseraError('TESSERA_ERR_INTERNAL', `the WebGPU device rejected a step: ${invalid.message}`);
+    if (!staging) return { reads: [], pools: [] };
+    await staging.mapAsync(GPUMapMode.READ);
+    const mapped = staging.getMappedRange();
+    const copy = (i: number) => mapped.slice(offsets[i], offsets[i] + readSizes[i]);
+    const reads = request.reads.map((_, i) => new Float32Array(copy(i)));
+    const pools = request.readPools.map((_, i) => copy(request.reads.length + i));
+    staging.unmap();
+    staging.destroy();
+    return { reads, pools };
+  }
+
+  /** The step's tensors go back to the pool (their work is submitted; later uses queue after it). */
+  private endStep(): void {
+    for (const buffer of this.tensors.values()) this.memory.give(buffer);
+    this.tensors.clear();
+  }
+
+  private createPool(spec: PoolSpec): void {
+    const bytes = spec.elements * (spec.dtype === 'f16' ? 2 : 4);
+    this.device.pushErrorScope('out-of-memory');
+    const buffer = this.memory.persistent('pool', bytes, `kv pool ${spec.id}`, true);
+    const mapped = buffer.getMappedRange();
+    new Uint8Array(mapped, 0, bytes).set(new Uint8Array(spec.data.buffer, spec.data.byteOffset, bytes));
+    buffer.unmap();
+    void this.device.popErrorScope().then((error) => {
+      if (error) process.emitWarning(`KV pool ${spec.id}: ${error.message}`);
+    });
+    this.pools.set(spec.id, { buffer, dtype: spec.dtype, blockSize: spec.blockSize, numKvHeads: spec.numKvHeads, headDim: spec.headDim });
+  }
+
+  private freeWeight(id: number): void {
+    for (const part of this.weights.get(id)?.parts ?? []) this.memory.release('weight', part.buffer);
+    this.weights.delete(id);
+  }
+
+  private freePool(id: number): void {
+    const pool = this.pools.get(id);
+    if (pool) this.memory.release('pool', pool.buffer);
+    this.pools.delete(id);
+  }
+
+  private tensor(id: number): GPUBuffer {
+    return found(this.tensors.get(id), `step tensor ${id}`);
+  }
+
+  private weight(id: number): GpuWeight {
+    return found(this.weights.get(id), `weight ${id}`);
+  }
+
+  private pool(id: number): GpuPool {
+    return found(this.pools.get(id), `KV pool ${id}`);
+  }
+
+  private slots(leaves: number): GPUBuffer {
+    let buffer = this.slotTables.get(leaves);
+    if (!buffer) {
+      const table = canonicalSlots(leaves);
+      buffer = this.device.createBuffer({ size: align(Math.max(table.byteLength, 16), 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.device.queue.writeBuffer(buffer, 0, table);
+      this.slotTables.set(leaves, buffer);
+    }
+    return buffer;
+  }
+}
+
+function found<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new TesseraError('TESSERA_ERR_INTERNAL', `the GPU thread has no ${what}`);
+  return value;
+}
+
+function readFully(fd: number, target: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < target.byteLength) {
+    const n = readSync(fd, target, done, target.byteLength - done, position + done);
+    if (n === 0) throw new TesseraError('TESSERA_ERR_TRUNCATED', `the model file ended ${target.byteLength - done} bytes early`);
+    done += n;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Records the ops of a step for the GPU thread and runs them: as one command
+ * buffer per flush inside a step (Backend.beginStep / flush / endStep), or
+ * op by op outside one, reading each op's results straight back, so callers
+ * that never open a step see an ordinary synchronous backend.
+ *
+ * Host arrays map to step tensors through TensorRegions: an op's output
+ * array (given or new) stands for its tensor until it is flushed; a host
+ * array taken as input is uploaded (a copy, taken now) each time.
+ */
+import type { KvPool } from '../backend.js';
+import { GpuChannel } from './gpu-channel.js';
+import type { GpuOp, PoolSpec, RunRequest } from './gpu-protocol.js';
+import { TensorRegions } from './tensor-regions.js';
+
+export class StepRecorder {
+  private readonly regions = new TensorRegions();
+  /** Float count of every tensor of the open step. */
+  private readonly lengths = new Map<number, number>();
+  private readonly poolIds = new WeakMap<object, number>();
+  private readonly freedPools: number[] = [];
+  private readonly freedWeights: number[] = [];
+  private readonly poolRegistry = new FinalizationRegistry<number>((id) => this.freedPools.push(id));
+  private readonly weightRegistry = new FinalizationRegistry<number>((id) => this.freedWeights.push(id));
+  private request = emptyRequest();
+  private nextTensor = 1;
+  private nextPool = 1;
+  private stepOpen = false;
+  /** Runs sent to the GPU thread, for tests and benchmarks. */
+  submissions = 0;
+
+  constructor(private readonly channel: GpuChannel) {}
+
+  get open(): boolean {
+    return this.stepOpen;
+  }
+
+  /** A weight id's device memory is freed once `owner` is collected. */
+  trackWeight(owner: object, id: number): void {
+    this.weightRegistry.register(owner, id);
+  }
+
+  /** The tensor of an input: the op that produced it in this step, or a fresh upload of the host values. */
+  input(array: Float32Array): number {
+    const id = this.regions.find(array);
+    if (id !== undefined) return id;
+    const fresh = this.tensor(array.length);
+    this.request.uploads.push([fresh, array.slice()]);
+    return fresh;
+  }
+
+  /** An op's output: `given` or a new array of `length`, standing for its tensor from now on. */
+  output(given: Float32Array | undefined, length: number): { array: Float32Array; id: number } {
+    const array = given ?? new Float32Array(length);
+    const id = this.regions.find(array) ?? this.tensor(length);
+    this.regions.set(array, id);
+    return { array, id };
+  }
+
+  /** An array an op rewrites in place. */
+  inPlace(array: Float32Array): number {
+    const id = this.input(array);
+    this.regions.set(array, id);
+    return id;
+  }
+
+  /** Host data as a tensor of its own (e.g. a RoPE table). */
+  upload(values: Float32Array): number {
+    const id = this.tensor(values.length);
+    this.request.uploads.push([id, values]);
+    return id;
+  }
+
+  /** The device pool mirroring `pool`, created from its host contents the first time. */
+  pool(pool: KvPool): number {
+    let id = this.poolIds.get(pool.data);
+    if (id === undefined) {
+      id = this.nextPool++;
+      this.poolIds.set(pool.data, id);
+      this.poolRegistry.register(pool.data, id);
+      const spec: PoolSpec = { id, dtype: pool.dtype, blockSize: pool.blockSize, numKvHeads: pool.numKvHeads, headDim: pool.headDim, elements: pool.data.length, data: pool.data };
+      this.request.pools.push(spec);
+    }
+    return id;
+  }
+
+  /**
+   * Adds an op. Outside a step it runs now: `results` get their values and
+   * `mirrored` pools their device contents (so host readers of pool.data,
+   * such as tests, see the writes).
+   */
+  record(ops: GpuOp | readonly GpuOp[], results: readonly Float32Array[] = [], mirrored: readonly KvPool[] = []): void {
+    if (Array.isArray(ops)) this.request.ops.push(...(ops as GpuOp[]));
+    else this.request.ops.push(ops as GpuOp);
+    if (!this.stepOpen) this.run(results, mirrored, true);
+  }
+
+  beginStep(): void {
+    if (this.stepOpen) this.endStep([]);
+    this.stepOpen = true;
+  }
+
+  flush(arrays: readonly Float32Array[]): void {
+    this.run(arrays, [], false);
+  }
+
+  endStep(arrays: readonly Float32Array[]): void {
+    this.stepOpen = false;
+    this.run(arrays, [], true);
+  }
+
+  /** Sends what is recorded; fills `arrays` (host data again afterwards). */
+  private run(arrays: readonly Float32Array[], mirrored: readonly KvPool[], endStep: boolean): void {
+    const request = this.request;
+    this.request = emptyRequest();
+    const reads: [number, number][] = [];
+    const readArrays: Float32Array[] = [];
+    for (const array of arrays) {
+      const id = this.regions.find(array);
+      if (id === undefined) continue; // already host data
+      reads.push([id, array.length]);
+      readArrays.push(array);
+    }
+    const readPools = mirrored.map((pool) => this.pool(pool));
+    request.pools.push(...this.request.pools.splice(0));
+    Object.assign(request, { reads, readPools, endStep, freeWeights: this.freedWeights.splice(0), freePools: this.freedPools.splice(0) });
+    if (endStep) {
+      this.regions.clear();
+      this.lengths.clear();
+    } else {
+      for (const array of readArrays) this.regions.forget(array);
+    }
+    const worthSending = request.ops.length > 0 || reads.length > 0 || readPools.length > 0 || endStep;
+    if (!worthSending) return;
+    this.submissions++;
+    // The uploads are this recorder's own copies: move them rather than copy them again.
+    const reply = this.channel.call(request, request.uploads.map(([, data]) => data.buffer as ArrayBuffer));
+    readArrays.forEach((array, i) => array.set(reply.reads?.[i] ?? []));
+    mirrored.forEach((pool, i) => {
+      const bytes = reply.pools?.[i];
+      if (bytes) new Uint8Array(pool.data.buffer, pool.data.byteOffset, pool.data.byteLength).set(new Uint8Array(bytes, 0, pool.data.byteLength));
+    });
+  }
+
+  private tensor(floats: number): number {
+    const id = this.nextTensor++;
+    this.lengths.set(id, floats);
+    this.request.tensors.push([id, floats]);
+    return id;
+  }
+}
+
+function emptyRequest(): RunRequest {
+  return { kind: 'run', tensors: [], uploads: [], pools: [], ops: [], reads: [], readPools: [], endStep: false, freeWeights: [], freePools: [] };
+}
