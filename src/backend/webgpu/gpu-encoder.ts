@@ -10,7 +10,7 @@ import { reductionLeafSize } from '../backend.js';
 import type { GpuArena, ArenaSlice } from './gpu-arena.js';
 import type { GpuOp } from './gpu-protocol.js';
 import type { PipelineCache, PipelineKey } from './gpu-pipelines.js';
-import { MATMUL_MAX_SLOTS_PER_THREAD, MATMUL_THREADS } from './kernels/matmul.wgsl.js';
+import { MATMUL_MAX_SLOTS_PER_LANE, MATMUL_THREADS } from './kernels/matmul.wgsl.js';
 import { ATTENTION_MAX_HEAD_DIM } from './kernels/attention.wgsl.js';
 import type { DType } from '../../core/dtype.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
@@ -45,6 +45,8 @@ export interface EncoderContext {
   pool(id: number): GpuPool;
   /** [P] canonical slots of a row of `leaves` leaves, on the device. */
   slots(leaves: number): GPUBuffer;
+  /** Invocations that share a matmul row on this device. */
+  matmulLanes: number;
   /** A small buffer standing in for an unused writable binding. */
   standIn: GPUBuffer;
 }
@@ -139,18 +141,19 @@ function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderCon
   const leaves = Math.ceil(w.cols / leafSize);
   let numSlots = 1;
   while (numSlots < leaves) numSlots *= 2;
-  const perThread = Math.max(1, numSlots / MATMUL_THREADS);
-  if (perThread > MATMUL_MAX_SLOTS_PER_THREAD) {
-    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the WebGPU matmul takes rows of up to ${MATMUL_THREADS * MATMUL_MAX_SLOTS_PER_THREAD * leafSize} elements, not ${w.cols}`);
+  const lanes = context.matmulLanes;
+  const perLane = Math.max(1, numSlots / lanes);
+  if (perLane > MATMUL_MAX_SLOTS_PER_LANE) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the WebGPU matmul takes rows of up to ${lanes * MATMUL_MAX_SLOTS_PER_LANE * leafSize} elements, not ${w.cols}`);
   }
   const tokens = op.numTokens === 1 ? 1 : 8;
   const slots = context.slots(leaves);
   const x = context.tensor(op.x);
   const out = context.tensor(op.out);
   return w.parts.map((part) => ({
-    key: { kind: 'matmul', dtype: w.dtype, tokens },
-    bindings: [part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, perThread]) }],
-    groups: rowGroups(part.rows, Math.ceil(op.numTokens / tokens)),
+    key: { kind: 'matmul', dtype: w.dtype, tokens, lanes },
+    bindings: [part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, perLane]) }],
+    groups: rowGroups(Math.ceil(part.rows / (MATMUL_THREADS / lanes)), Math.ceil(op.numTokens / tokens)),
   }));
 }
 

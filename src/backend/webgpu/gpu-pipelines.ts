@@ -15,7 +15,7 @@ import { ADD_SHADER, BIAS_SHADER, COPY_SHADER, GATHER_SHADER, SILU_MUL_IN_PLACE_
 import { ROPE_SHADER } from './kernels/rope.wgsl.js';
 
 export type PipelineKey =
-  | { kind: 'matmul'; dtype: DType; tokens: number }
+  | { kind: 'matmul'; dtype: DType; tokens: number; lanes: number }
   | { kind: 'embed'; dtype: DType }
   | { kind: 'attention'; dtype: KvDtype }
   | { kind: 'writeKv'; dtype: KvDtype }
@@ -23,7 +23,7 @@ export type PipelineKey =
 
 function shaderSource(key: PipelineKey): string {
   switch (key.kind) {
-    case 'matmul': return matmulShader(key.dtype, key.tokens);
+    case 'matmul': return matmulShader(key.dtype, key.tokens, key.lanes);
     case 'embed': return embedShader(key.dtype);
     case 'attention': return attentionShader(key.dtype);
     case 'writeKv': return key.dtype === 'f16' ? KV_WRITE_F16_SHADER : KV_WRITE_F32_SHADER;

@@ -88,6 +88,8 @@ export interface OpenRequest {
   powerPreference?: 'high-performance' | 'low-power';
   /** Refuse to hold more than this many bytes on the device (0: no budget of our own). */
   memoryBudget: number;
+  /** Split weights in parts of at most this many bytes (0: the adapter's maxStorageBufferBindingSize); tests use it. */
+  bindingLimit: number;
 }
 
 export type GpuRequest = OpenRequest | LoadWeightRequest | RunRequest | { kind: 'stats' } | { kind: 'close' };

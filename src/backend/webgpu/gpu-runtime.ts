@@ -26,18 +26,23 @@ export class GpuRuntime {
   private readonly bindingLimit: number;
   private readonly alignment: number;
   private readonly standIn: GPUBuffer;
+  /** Lanes per matmul row: fewer on a CPU adapter (lavapipe), where each barrier costs a context switch. */
+  readonly matmulLanes: number;
 
-  private constructor(private readonly device: GPUDevice, readonly adapter: AdapterDescription, budget: number) {
+  private constructor(private readonly device: GPUDevice, readonly adapter: AdapterDescription, budget: number, bindingLimit: number) {
     this.pipelines = new PipelineCache(device);
-    this.bindingLimit = device.limits.maxStorageBufferBindingSize;
+    const limit = device.limits.maxStorageBufferBindingSize;
+    this.bindingLimit = bindingLimit > 0 ? Math.min(bindingLimit, limit) : limit;
     this.alignment = Math.max(device.limits.minUniformBufferOffsetAlignment, device.limits.minStorageBufferOffsetAlignment);
     this.memory = new GpuMemory(device, budget, device.limits.maxBufferSize);
     this.standIn = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+    const lanes = Number(process.env.TESSERA_WEBGPU_MATMUL_LANES ?? 0);
+    this.matmulLanes = [1, 2, 4, 8, 16, 32, 64, 128].includes(lanes) ? lanes : isCpuAdapter(adapter) ? 8 : 32;
   }
 
   static async open(request: OpenRequest): Promise<GpuRuntime> {
     const { device, adapter } = await openDevice(request.flags, request.powerPreference);
-    return new GpuRuntime(device, adapter, request.memoryBudget);
+    return new GpuRuntime(device, adapter, request.memoryBudget, request.bindingLimit);
   }
 
   stats() {
@@ -84,7 +89,7 @@ export class GpuRuntime {
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     const arena = new GpuArena(this.alignment);
-    const context = { pipelines: this.pipelines, tensor: (i: number) => this.tensor(i), weight: (i: number) => this.weight(i), pool: (i: number) => this.pool(i), slots: (n: number) => this.slots(n), standIn: this.standIn };
+    const context = { pipelines: this.pipelines, tensor: (i: number) => this.tensor(i), weight: (i: number) => this.weight(i), pool: (i: number) => this.pool(i), slots: (n: number) => this.slots(n), standIn: this.standIn, matmulLanes: this.matmulLanes };
     const dispatches = request.ops.flatMap((op) => prepareOp(op, context, arena));
     const arenaBuffer = this.memory.take(arena.size);
     arena.upload(this.device.queue, arenaBuffer);
@@ -179,6 +184,10 @@ export class GpuRuntime {
     }
     return buffer;
   }
+}
+
+function isCpuAdapter(adapter: AdapterDescription): boolean {
+  return adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${adapter.description} ${adapter.device} ${adapter.architecture}`);
 }
 
 function found<T>(value: T | undefined, what: string): T {

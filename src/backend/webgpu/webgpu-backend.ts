@@ -29,6 +29,8 @@ export interface WebGpuBackendOptions {
   powerPreference?: 'high-performance' | 'low-power';
   /** Refuse to hold more than this on the device (MiB); default: $TESSERA_GPU_MEMORY_MIB, else no budget of our own. */
   memoryMiB?: number;
+  /** Split weights into parts of at most this many bytes (default: the adapter's maxStorageBufferBindingSize). */
+  bindingLimit?: number;
 }
 
 export class WebGpuWeight implements Weight {
@@ -54,7 +56,7 @@ export class WebGpuBackend implements Backend {
     const envBudget = Number(process.env.TESSERA_GPU_MEMORY_MIB ?? 0);
     const memoryMiB = options.memoryMiB ?? (Number.isFinite(envBudget) ? envBudget : 0);
     try {
-      const reply = this.channel.call({ kind: 'open', flags: options.flags ?? [], powerPreference: options.powerPreference, memoryBudget: memoryMiB * 1024 * 1024 });
+      const reply = this.channel.call({ kind: 'open', flags: options.flags ?? [], powerPreference: options.powerPreference, memoryBudget: memoryMiB * 1024 * 1024, bindingLimit: options.bindingLimit ?? 0 });
       this.adapter = reply.adapter as AdapterDescription;
     } catch (error) {
       this.channel.close();

@@ -1,7 +1,9 @@
 /**
- * out [N, M] = x [N, K] · Wᵀ, W [M, K] in its file dtype: one workgroup of
- * THREADS invocations per (row of W, group of TOKENS tokens). Decode uses
- * TOKENS = 1, batches TOKENS = 8; both give the same bits for a token.
+ * out [N, M] = x [N, K] · Wᵀ, W [M, K] in its file dtype: workgroups of
+ * THREADS invocations, LANES of them per row of W (THREADS / LANES rows a
+ * workgroup), each workgroup over a group of TOKENS tokens. Decode uses
+ * TOKENS = 1, batches TOKENS = 8; LANES is the device's (fewer on a CPU
+ * adapter, where barriers are dear). None of these changes a bit of a result.
  *
  * Reduction order (the canonical tree of src/backend/backend.ts, exactly):
  * - A leaf is `leafSize` consecutive elements (32; 256 for Q4_K/Q6_K; the
@@ -12,23 +14,23 @@
  *   table maps a slot to its leaf or to -1, see slot-table.ts), where an
  *   empty slot holds -0.0 (x + -0.0 == x for every x, so it passes its
  *   sibling through unchanged).
- * - Invocation i owns the S = max(1, P / THREADS) consecutive slots
+ * - Lane i of a row owns the S = max(1, P / LANES) consecutive slots
  *   [i·S, (i+1)·S), a whole subtree, which it folds pairwise with a binary
- *   counter (level j holds the sum of the last 2^j slots); the THREADS
- *   subtree sums (-0.0 past P) then fold pairwise in workgroup memory.
- * Nothing depends on N, the token group or the part of W a dispatch covers.
+ *   counter (level j holds the sum of the last 2^j slots); the LANES subtree
+ *   sums (-0.0 past P) then fold pairwise in workgroup memory.
+ * Nothing depends on N, the token group, LANES or the part of W a dispatch covers.
  */
 import type { DType } from '../../../core/dtype.js';
 import { weightDecoder } from './weight-decode.js';
 
 export const MATMUL_THREADS = 128;
-/** Binary-counter levels an invocation keeps: S ≤ 2^LEVELS. */
-export const MATMUL_MAX_SLOTS_PER_THREAD = 32;
+/** Binary-counter levels a lane keeps: S ≤ 2^7. */
+export const MATMUL_MAX_SLOTS_PER_LANE = 128;
 
-/** WGSL of the matmul for one dtype and token group size. */
-export function matmulShader(dtype: DType, tokens: number): string {
+/** WGSL of the matmul for one dtype, token group size and lanes per row. */
+export function matmulShader(dtype: DType, tokens: number, lanes: number): string {
   const T = tokens;
-  const levels = [0, 1, 2, 3, 4];
+  const levels = [0, 1, 2, 3, 4, 5, 6];
   // The binary counter, unrolled: after slot j, level l holds a subtree sum when bit l of j is 0.
   const fold = levels
     .map((l) => `if ((j & ${1 << l}u) == 0u) { s${l} = v; continue; }\n    for (var t = 0u; t < ${T}u; t++) { v[t] = s${l}[t] + v[t]; }`)
@@ -53,6 +55,7 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 ${weightDecoder(dtype)}
 const THREADS = ${MATMUL_THREADS}u;
+const LANES = ${lanes}u;
 var<workgroup> partial: array<f32, ${T * MATMUL_THREADS}>; // [TOKENS, THREADS]
 
 // Sum of leaf \`leaf\` of the row at byte rb for each token of the group (-0.0 for an empty slot).
@@ -90,38 +93,38 @@ fn leafSums(rb: u32, leaf: i32, token0: u32) -> array<f32, ${T}> {
 
 @compute @workgroup_size(${MATMUL_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let row = wg.y * 32768u + wg.x;
-  if (row >= p.rows) { return; }
+  let lane = tid % LANES;
+  let row = (wg.y * 32768u + wg.x) * (THREADS / LANES) + tid / LANES;
   let token0 = wg.z * ${T}u;
   let rb = row * p.rowBytes;
   let S = p.slotsPerThread;
-  var s0: array<f32, ${T}>; var s1: array<f32, ${T}>; var s2: array<f32, ${T}>; var s3: array<f32, ${T}>; var s4: array<f32, ${T}>;
+  ${levels.map((l) => `var s${l}: array<f32, ${T}>;`).join(' ')}
   var result: array<f32, ${T}>;
   for (var j = 0u; j < S; j++) {
-    let slot = tid * S + j;
+    let slot = lane * S + j;
     var leaf = -1;
-    if (slot < p.numSlots) { leaf = slots[slot]; }
+    if (slot < p.numSlots && row < p.rows) { leaf = slots[slot]; }
     var v = leafSums(rb, leaf, token0);
     ${fold}
-    result = v; // S = 32: the whole subtree
+    result = v; // S = 128: the whole subtree
   }
   switch (S) {
     ${pick}
     default: {}
   }
   for (var t = 0u; t < ${T}u; t++) { partial[t * THREADS + tid] = result[t]; }
-  for (var stride = 1u; stride < THREADS; stride *= 2u) {
+  for (var stride = 1u; stride < LANES; stride *= 2u) {
     workgroupBarrier();
-    if ((tid & (2u * stride - 1u)) == 0u) {
+    if ((lane & (2u * stride - 1u)) == 0u) {
       for (var t = 0u; t < ${T}u; t++) {
         partial[t * THREADS + tid] = partial[t * THREADS + tid] + partial[t * THREADS + tid + stride];
       }
     }
   }
   workgroupBarrier();
-  if (tid == 0u) {
+  if (lane == 0u && row < p.rows) {
     for (var t = 0u; t < ${T}u; t++) {
-      if (token0 + t < p.N) { out[(token0 + t) * p.outStride + p.rowOffset + row] = partial[t * THREADS]; }
+      if (token0 + t < p.N) { out[(token0 + t) * p.outStride + p.rowOffset + row] = partial[t * THREADS + tid]; }
     }
   }
 }
