@@ -13,13 +13,14 @@ import { matmulShader } from './kernels/matmul.wgsl.js';
 import { RMS_NORM_SHADER } from './kernels/norm.wgsl.js';
 import { ADD_SHADER, BIAS_SHADER, COPY_SHADER, GATHER_SHADER, SILU_MUL_IN_PLACE_SHADER, SILU_MUL_SHADER } from './kernels/pointwise.wgsl.js';
 import { ROPE_SHADER } from './kernels/rope.wgsl.js';
+import { BANDWIDTH_SHADER } from './kernels/bandwidth.wgsl.js';
 
 export type PipelineKey =
   | { kind: 'matmul'; dtype: DType; tokens: number; lanes: number }
   | { kind: 'embed'; dtype: DType }
   | { kind: 'attention'; dtype: KvDtype }
   | { kind: 'writeKv'; dtype: KvDtype }
-  | { kind: 'rmsNorm' | 'siluMul' | 'siluMulInPlace' | 'add' | 'addBias' | 'gather' | 'copy' | 'rope' };
+  | { kind: 'rmsNorm' | 'siluMul' | 'siluMulInPlace' | 'add' | 'addBias' | 'gather' | 'copy' | 'rope' | 'bandwidth' };
 
 function shaderSource(key: PipelineKey): string {
   switch (key.kind) {
@@ -35,6 +36,7 @@ function shaderSource(key: PipelineKey): string {
     case 'gather': return GATHER_SHADER;
     case 'copy': return COPY_SHADER;
     case 'rope': return ROPE_SHADER;
+    case 'bandwidth': return BANDWIDTH_SHADER;
   }
 }
 

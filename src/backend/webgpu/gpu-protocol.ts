@@ -92,7 +92,14 @@ export interface OpenRequest {
   bindingLimit: number;
 }
 
-export type GpuRequest = OpenRequest | LoadWeightRequest | RunRequest | { kind: 'stats' } | { kind: 'close' };
+/** Times reading a buffer of `bytes` `repeats` times; → the best rate. */
+export interface BandwidthRequest {
+  kind: 'bandwidth';
+  bytes: number;
+  repeats: number;
+}
+
+export type GpuRequest = OpenRequest | LoadWeightRequest | RunRequest | BandwidthRequest | { kind: 'stats' } | { kind: 'close' };
 
 export interface AdapterDescription {
   vendor: string;
@@ -112,5 +119,5 @@ export interface GpuMemoryStats {
 }
 
 export type GpuReply =
-  | { ok: true; adapter?: AdapterDescription; reads?: Float32Array[]; pools?: ArrayBuffer[]; stats?: GpuMemoryStats }
+  | { ok: true; adapter?: AdapterDescription; reads?: Float32Array[]; pools?: ArrayBuffer[]; stats?: GpuMemoryStats; bytesPerSecond?: number }
   | { ok: false; code: string; message: string };

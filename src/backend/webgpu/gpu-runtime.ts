@@ -132,6 +132,38 @@ export class GpuRuntime {
     return { reads, pools };
   }
 
+  /** Best read rate (bytes/s) of `repeats` dispatches that each read a buffer of `bytes` once. */
+  async measureBandwidth(bytes: number, repeats: number): Promise<number> {
+    const size = align(Math.min(bytes, this.bindingLimit, this.device.limits.maxBufferSize), 16);
+    const data = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
+    const threads = 256 * 4096;
+    const sums = this.device.createBuffer({ size: threads * 4, usage: GPUBufferUsage.STORAGE });
+    const params = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(params, 0, new Uint32Array([size / 16, threads, 0, 0]));
+    const pipeline = this.pipelines.get({ kind: 'bandwidth' });
+    const group = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [data, sums, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const once = async (): Promise<number> => {
+      const encoder = this.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(4096);
+      pass.end();
+      const started = performance.now();
+      this.device.queue.submit([encoder.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+      return (size / (performance.now() - started)) * 1000;
+    };
+    await once(); // first touch and compilation
+    let best = 0;
+    for (let i = 0; i < repeats; i++) best = Math.max(best, await once());
+    for (const buffer of [data, sums, params]) buffer.destroy();
+    return best;
+  }
+
   /** The step's tensors go back to the pool (their work is submitted; later uses queue after it). */
   private endStep(): void {
     for (const buffer of this.tensors.values()) this.memory.give(buffer);

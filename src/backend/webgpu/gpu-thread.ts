@@ -25,6 +25,8 @@ async function answer(request: GpuRequest): Promise<GpuReply> {
       const { reads, pools } = await opened().run(request);
       return { ok: true, reads, pools };
     }
+    case 'bandwidth':
+      return { ok: true, bytesPerSecond: await opened().measureBandwidth(request.bytes, request.repeats) };
     case 'stats':
       return { ok: true, stats: opened().stats() };
     case 'close':

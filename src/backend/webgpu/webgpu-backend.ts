@@ -74,6 +74,14 @@ export class WebGpuBackend implements Backend {
     return this.channel.call({ kind: 'stats' }).stats as GpuMemoryStats;
   }
 
+  /**
+   * The device's read bandwidth in GB/s: the best of `repeats` passes over a
+   * buffer of `bytes` (capped at one binding), for benchmarks.
+   */
+  measureReadBandwidth(bytes = 1024 * 1024 * 1024, repeats = 5): number {
+    return (this.channel.call({ kind: 'bandwidth', bytes, repeats }).bytesPerSecond ?? Number.NaN) / 1e9;
+  }
+
   /** Stops the GPU thread; the backend cannot be used afterwards. */
   close(): void {
     this.channel.close();
