@@ -8,6 +8,7 @@
 import { TesseraError } from '../../core/errors.js';
 import { reductionLeafSize } from '../backend.js';
 import type { GpuArena, ArenaSlice } from './gpu-arena.js';
+import type { BindGroupCache } from './bind-group-cache.js';
 import type { GpuOp } from './gpu-protocol.js';
 import type { PipelineCache, PipelineKey } from './gpu-pipelines.js';
 import { MATMUL_MAX_SLOTS_PER_LANE, MATMUL_THREADS } from './kernels/matmul.wgsl.js';
@@ -169,15 +170,16 @@ function rowGroups(rows: number, z: number): [number, number, number] {
 }
 
 /** Records the prepared dispatches into the pass, binding arena pieces in `arenaBuffer`. */
-export function encodeDispatches(device: GPUDevice, pass: GPUComputePassEncoder, pipelines: PipelineCache, dispatches: Dispatch[], arenaBuffer: GPUBuffer): void {
+export function encodeDispatches(pass: GPUComputePassEncoder, pipelines: PipelineCache, groups: BindGroupCache, dispatches: Dispatch[], arenaBuffer: GPUBuffer): void {
+  let current: GPUComputePipeline | undefined;
   for (const dispatch of dispatches) {
     const pipeline = pipelines.get(dispatch.key);
-    const entries: GPUBindGroupEntry[] = dispatch.bindings.map((binding, index) => ({
-      binding: index,
-      resource: binding instanceof GPUBuffer ? { buffer: binding } : { buffer: arenaBuffer, offset: binding.arena.offset, size: binding.arena.size },
-    }));
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    const slices = dispatch.bindings.map((binding) =>
+      binding instanceof GPUBuffer ? { buffer: binding } : { buffer: arenaBuffer, offset: binding.arena.offset, size: binding.arena.size },
+    );
+    if (pipeline !== current) pass.setPipeline(pipeline);
+    current = pipeline;
+    pass.setBindGroup(0, groups.get(pipeline, slices));
     pass.dispatchWorkgroups(...dispatch.groups);
   }
 }

@@ -118,6 +118,15 @@ export interface GpuMemoryStats {
   budget: number;
 }
 
+/** Where a run's time went on the GPU thread. */
+export interface RunTimings {
+  dispatches: number;
+  /** Preparing and recording the dispatches (bind groups, parameters) and submitting. */
+  encodeMs: number;
+  /** Submit to results mapped (the device's work and the readback). */
+  waitMs: number;
+}
+
 export type GpuReply =
-  | { ok: true; adapter?: AdapterDescription; reads?: Float32Array[]; pools?: ArrayBuffer[]; stats?: GpuMemoryStats; bytesPerSecond?: number }
+  | { ok: true; adapter?: AdapterDescription; reads?: Float32Array[]; pools?: ArrayBuffer[]; stats?: GpuMemoryStats; bytesPerSecond?: number; timings?: RunTimings }
   | { ok: false; code: string; message: string };

@@ -11,7 +11,8 @@ import { GpuArena } from './gpu-arena.js';
 import { encodeDispatches, prepareOp, type GpuPool, type GpuWeight, type WeightPart } from './gpu-encoder.js';
 import { GpuMemory, align } from './gpu-memory.js';
 import { PipelineCache } from './gpu-pipelines.js';
-import type { AdapterDescription, LoadWeightRequest, OpenRequest, PoolSpec, RunRequest } from './gpu-protocol.js';
+import { BindGroupCache } from './bind-group-cache.js';
+import type { AdapterDescription, LoadWeightRequest, OpenRequest, PoolSpec, RunRequest, RunTimings } from './gpu-protocol.js';
 import { openDevice } from './gpu-adapter.js';
 import { canonicalSlots } from './slot-table.js';
 
@@ -22,6 +23,7 @@ export class GpuRuntime {
   private readonly tensors = new Map<number, GPUBuffer>();
   private readonly slotTables = new Map<number, GPUBuffer>();
   private readonly pipelines: PipelineCache;
+  private readonly bindGroups: BindGroupCache;
   private readonly memory: GpuMemory;
   private readonly bindingLimit: number;
   private readonly alignment: number;
@@ -31,6 +33,7 @@ export class GpuRuntime {
 
   private constructor(private readonly device: GPUDevice, readonly adapter: AdapterDescription, budget: number, bindingLimit: number) {
     this.pipelines = new PipelineCache(device);
+    this.bindGroups = new BindGroupCache(device);
     const limit = device.limits.maxStorageBufferBindingSize;
     this.bindingLimit = bindingLimit > 0 ? Math.min(bindingLimit, limit) : limit;
     this.alignment = Math.max(device.limits.minUniformBufferOffsetAlignment, device.limits.minStorageBufferOffsetAlignment);
@@ -80,7 +83,8 @@ export class GpuRuntime {
   }
 
   /** Runs a request's ops as one command buffer; → the tensors and pools it asked to read. */
-  async run(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[] }> {
+  async run(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[]; timings: RunTimings }> {
+    const started = performance.now();
     for (const id of request.freeWeights) this.freeWeight(id);
     for (const id of request.freePools) this.freePool(id);
     for (const spec of request.pools) this.createPool(spec);
@@ -96,7 +100,7 @@ export class GpuRuntime {
     const encoder = this.device.createCommandEncoder();
     if (dispatches.length > 0) {
       const pass = encoder.beginComputePass();
-      encodeDispatches(this.device, pass, this.pipelines, dispatches, arenaBuffer);
+      encodeDispatches(pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
       pass.end();
     }
     const readSources = [...request.reads.map(([id]) => this.tensor(id)), ...request.readPools.map((id) => this.pool(id).buffer)];
@@ -115,13 +119,15 @@ export class GpuRuntime {
       });
     }
     this.device.queue.submit([encoder.finish()]);
+    const submitted = performance.now();
+    const timings = (): RunTimings => ({ dispatches: dispatches.length, encodeMs: submitted - started, waitMs: performance.now() - submitted });
     const oom = await this.device.popErrorScope();
     const invalid = await this.device.popErrorScope();
     this.memory.give(arenaBuffer);
     if (request.endStep) this.endStep();
     if (oom) throw this.memory.outOfMemory('a step\'s activations', 0);
     if (invalid) throw new TesseraError('TESSERA_ERR_INTERNAL', `the WebGPU device rejected a step: ${invalid.message}`);
-    if (!staging) return { reads: [], pools: [] };
+    if (!staging) return { reads: [], pools: [], timings: timings() };
     await staging.mapAsync(GPUMapMode.READ);
     const mapped = staging.getMappedRange();
     const copy = (i: number) => mapped.slice(offsets[i], offsets[i] + readSizes[i]);
@@ -129,7 +135,7 @@ export class GpuRuntime {
     const pools = request.readPools.map((_, i) => copy(request.reads.length + i));
     staging.unmap();
     staging.destroy();
-    return { reads, pools };
+    return { reads, pools, timings: timings() };
   }
 
   /** Best read rate (bytes/s) of `repeats` dispatches that each read a buffer of `bytes` once. */
@@ -184,11 +190,13 @@ export class GpuRuntime {
   }
 
   private freeWeight(id: number): void {
+    this.bindGroups.clear();
     for (const part of this.weights.get(id)?.parts ?? []) this.memory.release('weight', part.buffer);
     this.weights.delete(id);
   }
 
   private freePool(id: number): void {
+    this.bindGroups.clear();
     const pool = this.pools.get(id);
     if (pool) this.memory.release('pool', pool.buffer);
     this.pools.delete(id);

@@ -22,8 +22,8 @@ async function answer(request: GpuRequest): Promise<GpuReply> {
       await opened().loadWeight(request);
       return { ok: true };
     case 'run': {
-      const { reads, pools } = await opened().run(request);
-      return { ok: true, reads, pools };
+      const { reads, pools, timings } = await opened().run(request);
+      return { ok: true, reads, pools, timings };
     }
     case 'bandwidth':
       return { ok: true, bytesPerSecond: await opened().measureBandwidth(request.bytes, request.repeats) };

@@ -10,7 +10,7 @@
  */
 import type { KvPool } from '../backend.js';
 import { GpuChannel } from './gpu-channel.js';
-import type { GpuOp, PoolSpec, RunRequest } from './gpu-protocol.js';
+import type { GpuOp, PoolSpec, RunRequest, RunTimings } from './gpu-protocol.js';
 import { TensorRegions } from './tensor-regions.js';
 
 export class StepRecorder {
@@ -28,6 +28,9 @@ export class StepRecorder {
   private stepOpen = false;
   /** Runs sent to the GPU thread, for tests and benchmarks. */
   submissions = 0;
+  /** Where the runs' time went (summed): recording ops here, the round trip, and the GPU thread's share of it. */
+  readonly timings = { runs: 0, dispatches: 0, recordMs: 0, roundTripMs: 0, encodeMs: 0, waitMs: 0 };
+  private recordingSince: number | undefined;
 
   constructor(private readonly channel: GpuChannel) {}
 
@@ -90,6 +93,7 @@ export class StepRecorder {
    * such as tests, see the writes).
    */
   record(ops: GpuOp | readonly GpuOp[], results: readonly Float32Array[] = [], mirrored: readonly KvPool[] = []): void {
+    this.recordingSince ??= performance.now();
     if (Array.isArray(ops)) this.request.ops.push(...(ops as GpuOp[]));
     else this.request.ops.push(ops as GpuOp);
     if (!this.stepOpen) this.run(results, mirrored, true);
@@ -133,13 +137,26 @@ export class StepRecorder {
     const worthSending = request.ops.length > 0 || reads.length > 0 || readPools.length > 0 || endStep;
     if (!worthSending) return;
     this.submissions++;
+    const sent = performance.now();
     // The uploads are this recorder's own copies: move them rather than copy them again.
     const reply = this.channel.call(request, request.uploads.map(([, data]) => data.buffer as ArrayBuffer));
+    this.count(sent, reply.timings);
     readArrays.forEach((array, i) => array.set(reply.reads?.[i] ?? []));
     mirrored.forEach((pool, i) => {
       const bytes = reply.pools?.[i];
       if (bytes) new Uint8Array(pool.data.buffer, pool.data.byteOffset, pool.data.byteLength).set(new Uint8Array(bytes, 0, pool.data.byteLength));
     });
+  }
+
+  private count(sent: number, worker: RunTimings | undefined): void {
+    const t = this.timings;
+    t.runs++;
+    t.recordMs += sent - (this.recordingSince ?? sent);
+    t.roundTripMs += performance.now() - sent;
+    t.dispatches += worker?.dispatches ?? 0;
+    t.encodeMs += worker?.encodeMs ?? 0;
+    t.waitMs += worker?.waitMs ?? 0;
+    this.recordingSince = undefined;
   }
 
   private tensor(floats: number): number {

@@ -70,6 +70,11 @@ export class WebGpuBackend implements Backend {
     return this.recorder.submissions;
   }
 
+  /** Summed over every run so far: runs, dispatches, ms recording, ms per round trip, and the GPU thread's encode and wait ms. */
+  get timings(): Readonly<StepRecorder['timings']> {
+    return this.recorder.timings;
+  }
+
   memoryStats(): GpuMemoryStats {
     return this.channel.call({ kind: 'stats' }).stats as GpuMemoryStats;
   }
