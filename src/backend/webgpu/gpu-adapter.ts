@@ -48,6 +48,8 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
     device: info.device,
     description: info.description,
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    subgroupMinSize: Number((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0),
+    subgroupMaxSize: Number((info as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0),
     features: [...adapter.features].map(String).sort(),
     limits,
   };

@@ -11,7 +11,7 @@ import type { GpuArena, ArenaSlice } from './gpu-arena.js';
 import type { BindGroupCache } from './bind-group-cache.js';
 import type { GpuOp } from './gpu-protocol.js';
 import type { PipelineCache, PipelineKey } from './gpu-pipelines.js';
-import { MATMUL_MAX_SLOTS_PER_LANE, MATMUL_THREADS } from './kernels/matmul.wgsl.js';
+import { MATMUL_MAX_ROUNDS, MATMUL_THREADS } from './kernels/matmul.wgsl.js';
 import { ATTENTION_MAX_HEAD_DIM } from './kernels/attention.wgsl.js';
 import type { DType } from '../../core/dtype.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
@@ -46,8 +46,8 @@ export interface EncoderContext {
   pool(id: number): GpuPool;
   /** [P] canonical slots of a row of `leaves` leaves, on the device. */
   slots(leaves: number): GPUBuffer;
-  /** Invocations that share a matmul row on this device. */
-  matmulLanes: number;
+  /** Invocations that share a matmul row on this device, and whether they fold by subgroup shuffles. */
+  matmulLanes: { lanes: number; shuffles: boolean };
   /** A small buffer standing in for an unused writable binding. */
   standIn: GPUBuffer;
 }
@@ -142,18 +142,18 @@ function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderCon
   const leaves = Math.ceil(w.cols / leafSize);
   let numSlots = 1;
   while (numSlots < leaves) numSlots *= 2;
-  const lanes = context.matmulLanes;
-  const perLane = Math.max(1, numSlots / lanes);
-  if (perLane > MATMUL_MAX_SLOTS_PER_LANE) {
-    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the WebGPU matmul takes rows of up to ${lanes * MATMUL_MAX_SLOTS_PER_LANE * leafSize} elements, not ${w.cols}`);
+  const { lanes, shuffles } = context.matmulLanes;
+  const rounds = Math.max(1, numSlots / lanes);
+  if (rounds > MATMUL_MAX_ROUNDS) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the WebGPU matmul takes rows of up to ${lanes * MATMUL_MAX_ROUNDS * leafSize} elements, not ${w.cols}`);
   }
   const tokens = op.numTokens === 1 ? 1 : 8;
   const slots = context.slots(leaves);
   const x = context.tensor(op.x);
   const out = context.tensor(op.out);
   return w.parts.map((part) => ({
-    key: { kind: 'matmul', dtype: w.dtype, tokens, lanes },
-    bindings: [part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, perLane]) }],
+    key: { kind: 'matmul', dtype: w.dtype, tokens, lanes, shuffles },
+    bindings: [part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, rounds, op.accumulate ? 1 : 0]) }],
     groups: rowGroups(Math.ceil(part.rows / (MATMUL_THREADS / lanes)), Math.ceil(op.numTokens / tokens)),
   }));
 }

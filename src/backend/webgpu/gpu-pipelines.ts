@@ -9,14 +9,14 @@ import { TesseraError } from '../../core/errors.js';
 import { attentionShader } from './kernels/attention.wgsl.js';
 import { embedShader } from './kernels/embed.wgsl.js';
 import { KV_WRITE_F16_SHADER, KV_WRITE_F32_SHADER } from './kernels/kv-write.wgsl.js';
-import { matmulShader } from './kernels/matmul.wgsl.js';
+import { matmulShader, type MatmulVariant } from './kernels/matmul.wgsl.js';
 import { RMS_NORM_SHADER } from './kernels/norm.wgsl.js';
 import { ADD_SHADER, BIAS_SHADER, COPY_SHADER, GATHER_SHADER, SILU_MUL_IN_PLACE_SHADER, SILU_MUL_SHADER } from './kernels/pointwise.wgsl.js';
 import { ROPE_SHADER } from './kernels/rope.wgsl.js';
 import { BANDWIDTH_SHADER } from './kernels/bandwidth.wgsl.js';
 
 export type PipelineKey =
-  | { kind: 'matmul'; dtype: DType; tokens: number; lanes: number }
+  | ({ kind: 'matmul' } & MatmulVariant)
   | { kind: 'embed'; dtype: DType }
   | { kind: 'attention'; dtype: KvDtype }
   | { kind: 'writeKv'; dtype: KvDtype }
@@ -24,7 +24,7 @@ export type PipelineKey =
 
 function shaderSource(key: PipelineKey): string {
   switch (key.kind) {
-    case 'matmul': return matmulShader(key.dtype, key.tokens, key.lanes);
+    case 'matmul': return matmulShader(key);
     case 'embed': return embedShader(key.dtype);
     case 'attention': return attentionShader(key.dtype);
     case 'writeKv': return key.dtype === 'f16' ? KV_WRITE_F16_SHADER : KV_WRITE_F32_SHADER;

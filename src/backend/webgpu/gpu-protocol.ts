@@ -8,8 +8,8 @@ import type { DType } from '../../core/dtype.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 
 export type GpuOp =
-  /** out [N, M] = x [N, K] · weightᵀ */
-  | { op: 'matmul'; weight: number; x: number; out: number; numTokens: number }
+  /** out [N, M] = x [N, K] · weightᵀ (accumulate: out += it) */
+  | { op: 'matmul'; weight: number; x: number; out: number; numTokens: number; accumulate?: boolean }
   /** out [ids.length, cols] = rows `ids` of the weight, decoded */
   | { op: 'embed'; weight: number; ids: Int32Array; out: number }
   | { op: 'rmsNorm'; x: number; weight: number; out: number; rows: number; dim: number; eps: number }
@@ -107,6 +107,9 @@ export interface AdapterDescription {
   device: string;
   description: string;
   isFallbackAdapter: boolean;
+  /** 0 where the adapter does not say. */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
   features: string[];
   limits: Record<string, number>;
 }

@@ -28,8 +28,8 @@ export class GpuRuntime {
   private readonly bindingLimit: number;
   private readonly alignment: number;
   private readonly standIn: GPUBuffer;
-  /** Lanes per matmul row: fewer on a CPU adapter (lavapipe), where each barrier costs a context switch. */
-  readonly matmulLanes: number;
+  /** Lanes per matmul row: the subgroup size where shuffles work, else fewer on a CPU adapter (barriers are dear there). */
+  readonly matmulLanes: { lanes: number; shuffles: boolean };
 
   private constructor(private readonly device: GPUDevice, readonly adapter: AdapterDescription, budget: number, bindingLimit: number) {
     this.pipelines = new PipelineCache(device);
@@ -39,8 +39,7 @@ export class GpuRuntime {
     this.alignment = Math.max(device.limits.minUniformBufferOffsetAlignment, device.limits.minStorageBufferOffsetAlignment);
     this.memory = new GpuMemory(device, budget, device.limits.maxBufferSize);
     this.standIn = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-    const lanes = Number(process.env.TESSERA_WEBGPU_MATMUL_LANES ?? 0);
-    this.matmulLanes = [1, 2, 4, 8, 16, 32, 64, 128].includes(lanes) ? lanes : isCpuAdapter(adapter) ? 8 : 32;
+    this.matmulLanes = matmulLanes(adapter, device.features.has('subgroups'));
   }
 
   static async open(request: OpenRequest): Promise<GpuRuntime> {
@@ -224,6 +223,19 @@ export class GpuRuntime {
     }
     return buffer;
   }
+}
+
+/**
+ * Shuffles need a known, fixed subgroup size (rows map to whole subgroups);
+ * TESSERA_WEBGPU_MATMUL_LANES=N forces N lanes folding through workgroup memory.
+ */
+function matmulLanes(adapter: AdapterDescription, subgroups: boolean): { lanes: number; shuffles: boolean } {
+  const powers = [1, 2, 4, 8, 16, 32, 64, 128];
+  const forced = Number(process.env.TESSERA_WEBGPU_MATMUL_LANES ?? 0);
+  if (powers.includes(forced)) return { lanes: forced, shuffles: false };
+  const size = adapter.subgroupMinSize;
+  if (subgroups && size === adapter.subgroupMaxSize && size >= 4 && powers.includes(size)) return { lanes: size, shuffles: true };
+  return { lanes: isCpuAdapter(adapter) ? 8 : 32, shuffles: false };
 }
 
 function isCpuAdapter(adapter: AdapterDescription): boolean {

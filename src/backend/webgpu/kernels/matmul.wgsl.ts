@@ -2,8 +2,8 @@
  * out [N, M] = x [N, K] · Wᵀ, W [M, K] in its file dtype: workgroups of
  * THREADS invocations, LANES of them per row of W (THREADS / LANES rows a
  * workgroup), each workgroup over a group of TOKENS tokens. Decode uses
- * TOKENS = 1, batches TOKENS = 8; LANES is the device's (fewer on a CPU
- * adapter, where barriers are dear). None of these changes a bit of a result.
+ * TOKENS = 1, batches TOKENS = 8; LANES is the device's subgroup size (32 on
+ * NVIDIA, 8 on lavapipe). None of these changes a bit of a result.
  *
  * Reduction order (the canonical tree of src/backend/backend.ts, exactly):
  * - A leaf is `leafSize` consecutive elements (32; 256 for Q4_K/Q6_K; the
@@ -14,29 +14,60 @@
  *   table maps a slot to its leaf or to -1, see slot-table.ts), where an
  *   empty slot holds -0.0 (x + -0.0 == x for every x, so it passes its
  *   sibling through unchanged).
- * - Lane i of a row owns the S = max(1, P / LANES) consecutive slots
- *   [i·S, (i+1)·S), a whole subtree, which it folds pairwise with a binary
- *   counter (level j holds the sum of the last 2^j slots); the LANES subtree
- *   sums (-0.0 past P) then fold pairwise in workgroup memory.
+ * - The row's lanes take the slots in rounds of LANES: in round r, lane i
+ *   sums the leaf of slot r·LANES + i (neighbouring lanes read neighbouring
+ *   blocks: coalesced). A round's LANES sums, a whole aligned subtree, fold
+ *   pairwise by a butterfly (lane i adds lane i xor 1, then xor 2, ...;
+ *   a + b == b + a in IEEE arithmetic, so every lane holds the same sum),
+ *   through subgroup shuffles where the adapter has them and workgroup
+ *   memory where not. Round sums then fold pairwise with a binary counter
+ *   (level j holds the sum of the last 2^j rounds).
  * Nothing depends on N, the token group, LANES or the part of W a dispatch covers.
  */
 import type { DType } from '../../../core/dtype.js';
 import { weightDecoder } from './weight-decode.js';
 
 export const MATMUL_THREADS = 128;
-/** Binary-counter levels a lane keeps: S ≤ 2^7. */
-export const MATMUL_MAX_SLOTS_PER_LANE = 128;
+/** Binary-counter levels over rounds: at most 2^7 rounds. */
+export const MATMUL_MAX_ROUNDS = 128;
 
-/** WGSL of the matmul for one dtype, token group size and lanes per row. */
-export function matmulShader(dtype: DType, tokens: number, lanes: number): string {
-  const T = tokens;
+export interface MatmulVariant {
+  dtype: DType;
+  tokens: number;
+  /** Invocations per row: the subgroup size with shuffles, else any power of two ≤ THREADS. */
+  lanes: number;
+  shuffles: boolean;
+}
+
+/** WGSL of one matmul variant. */
+export function matmulShader({ dtype, tokens: T, lanes, shuffles }: MatmulVariant): string {
   const levels = [0, 1, 2, 3, 4, 5, 6];
-  // The binary counter, unrolled: after slot j, level l holds a subtree sum when bit l of j is 0.
+  // The binary counter, unrolled: after round r, level l holds a subtree sum when bit l of r is 0.
   const fold = levels
-    .map((l) => `if ((j & ${1 << l}u) == 0u) { s${l} = v; continue; }\n    for (var t = 0u; t < ${T}u; t++) { v[t] = s${l}[t] + v[t]; }`)
+    .map((l) => `if ((r & ${1 << l}u) == 0u) { s${l} = v; continue; }\n    for (var t = 0u; t < ${T}u; t++) { v[t] = s${l}[t] + v[t]; }`)
     .join('\n    ');
   const pick = levels.map((l) => `case ${1 << l}u: { result = s${l}; }`).join('\n    ');
-  return /* wgsl */ `
+  const butterfly = shuffles
+    ? /* wgsl */ `
+fn butterfly(v: f32, tid: u32, t: u32) -> f32 {
+  var s = v;
+  for (var m = 1u; m < LANES; m *= 2u) { s = s + subgroupShuffleXor(s, m); }
+  return s;
+}`
+    : /* wgsl */ `
+var<workgroup> exchange: array<f32, ${MATMUL_THREADS}>;
+fn butterfly(v: f32, tid: u32, t: u32) -> f32 {
+  var s = v;
+  for (var m = 1u; m < LANES; m *= 2u) {
+    exchange[tid] = s;
+    workgroupBarrier();
+    let other = exchange[tid ^ m];
+    workgroupBarrier();
+    s = s + other;
+  }
+  return s;
+}`;
+  return /* wgsl */ `${shuffles ? 'enable subgroups;' : ''}
 struct Params {
   K: u32,            // columns of W and of x
   rows: u32,         // rows of W in this part
@@ -46,7 +77,8 @@ struct Params {
   rowBytes: u32,     // bytes of one row of W
   leafSize: u32,
   numSlots: u32,     // P
-  slotsPerThread: u32, // S
+  rounds: u32,       // max(1, P / LANES)
+  accumulate: u32,   // 1: out += x·Wᵀ (the residual add, fused)
 }
 @group(0) @binding(0) var<storage, read> weight: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // [N, K]
@@ -56,7 +88,7 @@ struct Params {
 ${weightDecoder(dtype)}
 const THREADS = ${MATMUL_THREADS}u;
 const LANES = ${lanes}u;
-var<workgroup> partial: array<f32, ${T * MATMUL_THREADS}>; // [TOKENS, THREADS]
+${butterfly}
 
 // Sum of leaf \`leaf\` of the row at byte rb for each token of the group (-0.0 for an empty slot).
 fn leafSums(rb: u32, leaf: i32, token0: u32) -> array<f32, ${T}> {
@@ -96,35 +128,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let lane = tid % LANES;
   let row = (wg.y * 32768u + wg.x) * (THREADS / LANES) + tid / LANES;
   let token0 = wg.z * ${T}u;
-  let rb = row * p.rowBytes;
-  let S = p.slotsPerThread;
+  let rb = min(row, p.rows - 1u) * p.rowBytes;
   ${levels.map((l) => `var s${l}: array<f32, ${T}>;`).join(' ')}
   var result: array<f32, ${T}>;
-  for (var j = 0u; j < S; j++) {
-    let slot = lane * S + j;
+  for (var r = 0u; r < p.rounds; r++) {
+    let slot = r * LANES + lane;
     var leaf = -1;
     if (slot < p.numSlots && row < p.rows) { leaf = slots[slot]; }
     var v = leafSums(rb, leaf, token0);
+    for (var t = 0u; t < ${T}u; t++) { v[t] = butterfly(v[t], tid, t); }
     ${fold}
-    result = v; // S = 128: the whole subtree
+    result = v; // ${MATMUL_MAX_ROUNDS} rounds: the whole tree
   }
-  switch (S) {
+  switch (p.rounds) {
     ${pick}
     default: {}
   }
-  for (var t = 0u; t < ${T}u; t++) { partial[t * THREADS + tid] = result[t]; }
-  for (var stride = 1u; stride < LANES; stride *= 2u) {
-    workgroupBarrier();
-    if ((lane & (2u * stride - 1u)) == 0u) {
-      for (var t = 0u; t < ${T}u; t++) {
-        partial[t * THREADS + tid] = partial[t * THREADS + tid] + partial[t * THREADS + tid + stride];
-      }
-    }
-  }
-  workgroupBarrier();
   if (lane == 0u && row < p.rows) {
     for (var t = 0u; t < ${T}u; t++) {
-      if (token0 + t < p.N) { out[(token0 + t) * p.outStride + p.rowOffset + row] = partial[t * THREADS + tid]; }
+      if (token0 + t < p.N) {
+        let o = (token0 + t) * p.outStride + p.rowOffset + row;
+        if (p.accumulate == 1u) { out[o] = out[o] + result[t]; } else { out[o] = result[t]; }
+      }
     }
   }
 }
