@@ -58,6 +58,8 @@ export interface EngineBenchResult {
   tileCache: string | null;
   /** The GPU adapter (WebGPU backend), whose read bandwidth is then the limit instead of the triad. */
   device?: AdapterDescription;
+  /** WebGPU: where the runs' time went, summed over the benchmark (runs, dispatches, record / round trip / encode / wait ms). */
+  gpuTimings?: WebGpuBackend['timings'];
   /** The best STREAM triad of the run (the limit decode fractions use); on WebGPU the device's best read rate. */
   memoryBandwidthGBs: number;
   /** Every triad of the run, in order: one at the start, then one before, between and after each round's decodes. */
@@ -136,6 +138,7 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
     threads: options.threads,
     backend: backend.name,
     device: backend instanceof WebGpuBackend ? backend.adapter : undefined,
+    gpuTimings: backend instanceof WebGpuBackend ? { ...backend.timings } : undefined,
     tileCache: backend instanceof NativeBackend ? (backend.tileCache?.directory ?? null) : null,
     memoryBandwidthGBs: bandwidth,
     memoryBandwidthRoundsGBs: bandwidths,
