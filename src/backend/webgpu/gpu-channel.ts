@@ -47,6 +47,12 @@ export class GpuChannel {
     return reply;
   }
 
+  /** Sends a request that gets no reply (a partial run). */
+  post(request: GpuRequest, transfer: ArrayBuffer[] = []): void {
+    if (this.exited) throw new TesseraError('TESSERA_ERR_INTERNAL', `the GPU thread has stopped (${this.exited})`);
+    this.port.postMessage(request, transfer);
+  }
+
   close(): void {
     if (this.exited) return;
     try {

@@ -66,6 +66,12 @@ export interface RunRequest {
   readPools: number[];
   /** Free the step's tensors after this run. */
   endStep: boolean;
+  /**
+   * Sent while the caller still records the step, with no reply: its ops are
+   * encoded into the step's command buffer at once (overlapping the
+   * recording), which the next whole request submits.
+   */
+  partial?: boolean;
   freeWeights: number[];
   freePools: number[];
 }

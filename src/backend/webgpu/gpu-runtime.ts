@@ -28,6 +28,8 @@ export class GpuRuntime {
   private readonly bindingLimit: number;
   private readonly alignment: number;
   private readonly standIn: GPUBuffer;
+  /** The step's command buffer while partial requests fill it. */
+  private open: OpenCommandBuffer | undefined;
   /** Lanes per matmul row: the subgroup size where shuffles work, else fewer on a CPU adapter (barriers are dear there). */
   readonly matmulLanes: { lanes: number; shuffles: boolean };
 
@@ -81,27 +83,65 @@ export class GpuRuntime {
     this.weights.set(id, { dtype, rows, cols, rowBytes, parts });
   }
 
-  /** Runs a request's ops as one command buffer; → the tensors and pools it asked to read. */
+  /**
+   * Encodes a request's ops into the step's command buffer. A partial request
+   * (sent while the caller is still recording the step) stops there; the
+   * next whole one submits everything as one command buffer and reads back
+   * only what it names.
+   */
   async run(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[]; timings: RunTimings }> {
+    this.encode(request);
+    if (request.partial) return { reads: [], pools: [], timings: { dispatches: 0, encodeMs: 0, waitMs: 0 } };
+    return this.submit(request);
+  }
+
+  /** The synchronous half of run: allocations, uploads and dispatches into the open command buffer. */
+  encode(request: RunRequest): void {
     const started = performance.now();
     for (const id of request.freeWeights) this.freeWeight(id);
     for (const id of request.freePools) this.freePool(id);
     for (const spec of request.pools) this.createPool(spec);
     for (const [id, floats] of request.tensors) this.tensors.set(id, this.memory.take(floats * 4));
     for (const [id, data] of request.uploads) this.device.queue.writeBuffer(this.tensor(id), 0, data);
-    this.device.pushErrorScope('validation');
-    this.device.pushErrorScope('out-of-memory');
+    const open = (this.open ??= this.openCommandBuffer());
     const arena = new GpuArena(this.alignment);
     const context = { pipelines: this.pipelines, tensor: (i: number) => this.tensor(i), weight: (i: number) => this.weight(i), pool: (i: number) => this.pool(i), slots: (n: number) => this.slots(n), standIn: this.standIn, matmulLanes: this.matmulLanes };
     const dispatches = request.ops.flatMap((op) => prepareOp(op, context, arena));
     const arenaBuffer = this.memory.take(arena.size);
     arena.upload(this.device.queue, arenaBuffer);
-    const encoder = this.device.createCommandEncoder();
-    if (dispatches.length > 0) {
-      const pass = encoder.beginComputePass();
-      encodeDispatches(pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
-      pass.end();
+    open.arenas.push(arenaBuffer);
+    encodeDispatches(open.pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
+    open.dispatches += dispatches.length;
+    open.encodeMs += performance.now() - started;
+  }
+
+  /** After a failed partial request: drop the step's command buffer and tensors. */
+  abandon(): void {
+    const open = this.open;
+    this.open = undefined;
+    if (open) {
+      open.pass.end();
+      open.encoder.finish();
+      for (const arena of open.arenas) this.memory.give(arena);
+      void this.device.popErrorScope();
+      void this.device.popErrorScope();
     }
+    this.endStep();
+  }
+
+  private openCommandBuffer(): OpenCommandBuffer {
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    const encoder = this.device.createCommandEncoder();
+    return { encoder, pass: encoder.beginComputePass(), arenas: [], dispatches: 0, encodeMs: 0 };
+  }
+
+  private async submit(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[]; timings: RunTimings }> {
+    const started = performance.now();
+    const open = this.open ?? this.openCommandBuffer();
+    this.open = undefined;
+    open.pass.end();
+    const { encoder } = open;
     const readSources = [...request.reads.map(([id]) => this.tensor(id)), ...request.readPools.map((id) => this.pool(id).buffer)];
     const readSizes = [...request.reads.map(([, floats]) => floats * 4), ...request.readPools.map((id) => this.pool(id).buffer.size)];
     let staging: GPUBuffer | undefined;
@@ -119,10 +159,10 @@ export class GpuRuntime {
     }
     this.device.queue.submit([encoder.finish()]);
     const submitted = performance.now();
-    const timings = (): RunTimings => ({ dispatches: dispatches.length, encodeMs: submitted - started, waitMs: performance.now() - submitted });
+    const timings = (): RunTimings => ({ dispatches: open.dispatches, encodeMs: open.encodeMs + submitted - started, waitMs: performance.now() - submitted });
     const oom = await this.device.popErrorScope();
     const invalid = await this.device.popErrorScope();
-    this.memory.give(arenaBuffer);
+    for (const arena of open.arenas) this.memory.give(arena);
     if (request.endStep) this.endStep();
     if (oom) throw this.memory.outOfMemory('a step\'s activations', 0);
     if (invalid) throw new TesseraError('TESSERA_ERR_INTERNAL', `the WebGPU device rejected a step: ${invalid.message}`);
@@ -240,6 +280,15 @@ function matmulLanes(adapter: AdapterDescription, subgroups: boolean): { lanes: 
 
 function isCpuAdapter(adapter: AdapterDescription): boolean {
   return adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${adapter.description} ${adapter.device} ${adapter.architecture}`);
+}
+
+interface OpenCommandBuffer {
+  encoder: GPUCommandEncoder;
+  pass: GPUComputePassEncoder;
+  /** Parameter arenas of its requests, back to the pool once it is submitted. */
+  arenas: GPUBuffer[];
+  dispatches: number;
+  encodeMs: number;
 }
 
 function found<T>(value: T | undefined, what: string): T {

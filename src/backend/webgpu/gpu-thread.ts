@@ -12,6 +12,8 @@ import { GpuRuntime } from './gpu-runtime.js';
 
 const { port, flag } = workerData as { port: MessagePort; flag: Int32Array };
 let runtime: GpuRuntime | undefined;
+/** A partial request's failure, answered with the next whole request. */
+let deferred: unknown;
 
 async function answer(request: GpuRequest): Promise<GpuReply> {
   switch (request.kind) {
@@ -40,9 +42,21 @@ function opened(): GpuRuntime {
   return runtime;
 }
 
-// One request at a time, in order: the caller sends the next only after this one's reply.
+// One request at a time, in order: the caller sends the next whole request only after this one's reply.
+// Partial runs are encoded synchronously, so they finish before the next message is handled.
 port.on('message', (request: GpuRequest) => {
-  answer(request)
+  if (request.kind === 'run' && request.partial) {
+    try {
+      if (deferred === undefined) opened().encode(request);
+    } catch (error) {
+      deferred = error;
+    }
+    return;
+  }
+  const failed = deferred;
+  deferred = undefined;
+  if (failed !== undefined) runtime?.abandon();
+  (failed === undefined ? answer(request) : Promise.reject(failed))
     .catch((error: unknown): GpuReply => ({
       ok: false,
       code: isTesseraError(error) ? error.code : 'TESSERA_ERR_INTERNAL',

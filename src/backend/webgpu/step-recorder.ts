@@ -12,6 +12,10 @@ import type { KvPool } from '../backend.js';
 import { GpuChannel } from './gpu-channel.js';
 import type { GpuOp, PoolSpec, RunRequest, RunTimings } from './gpu-protocol.js';
 import { TensorRegions } from './tensor-regions.js';
+import { TesseraError } from '../../core/errors.js';
+
+/** Ops a step sends on to the GPU thread while still recording (a few layers' worth). */
+const PARTIAL_OPS = 48;
 
 export class StepRecorder {
   private readonly regions = new TensorRegions();
@@ -26,6 +30,10 @@ export class StepRecorder {
   private nextTensor = 1;
   private nextPool = 1;
   private stepOpen = false;
+  /** Tensors whose values were never written: a matmul added them straight into the residual (recordAdd). */
+  private readonly fusedAway = new Set<number>();
+  /** Changes whenever a step ends, and with it every step tensor id. */
+  epoch = 0;
   /** Runs sent to the GPU thread, for tests and benchmarks. */
   submissions = 0;
   /** Where the runs' time went (summed): recording ops here, the round trip, and the GPU thread's share of it. */
@@ -46,7 +54,10 @@ export class StepRecorder {
   /** The tensor of an input: the op that produced it in this step, or a fresh upload of the host values. */
   input(array: Float32Array): number {
     const id = this.regions.find(array);
-    if (id !== undefined) return id;
+    if (id !== undefined) {
+      this.checkMaterialized(id);
+      return id;
+    }
     const fresh = this.tensor(array.length);
     this.request.uploads.push([fresh, array.slice()]);
     return fresh;
@@ -57,6 +68,7 @@ export class StepRecorder {
     const array = given ?? new Float32Array(length);
     const id = this.regions.find(array) ?? this.tensor(length);
     this.regions.set(array, id);
+    this.fusedAway.delete(id);
     return { array, id };
   }
 
@@ -97,6 +109,44 @@ export class StepRecorder {
     if (Array.isArray(ops)) this.request.ops.push(...(ops as GpuOp[]));
     else this.request.ops.push(ops as GpuOp);
     if (!this.stepOpen) this.run(results, mirrored, true);
+    else if (this.request.ops.length >= PARTIAL_OPS) this.sendPartial();
+  }
+
+  /**
+   * a += b. Inside a step, when b is the output of the matmul just recorded
+   * (o_proj, down_proj), that matmul adds into a instead (the same f32 add,
+   * one dispatch and one pass over memory less); b is then never written,
+   * and a later use of it is refused as a bug.
+   */
+  recordAdd(a: Float32Array, b: Float32Array): void {
+    const bId = this.regions.find(b);
+    const last = this.request.ops[this.request.ops.length - 1];
+    if (this.stepOpen && bId !== undefined && last?.op === 'matmul' && last.out === bId && !last.accumulate && this.regions.find(a) !== bId) {
+      const aId = this.inPlace(a);
+      if (aId !== last.x) {
+        this.request.ops[this.request.ops.length - 1] = { ...last, out: aId, accumulate: true };
+        this.fusedAway.add(bId);
+        return;
+      }
+    }
+    const bInput = this.input(b);
+    this.record({ op: 'add', a: this.inPlace(a), b: bInput, n: a.length }, [a]);
+  }
+
+  private checkMaterialized(id: number): void {
+    if (this.fusedAway.has(id)) {
+      throw new TesseraError('TESSERA_ERR_INTERNAL', 'a matmul result that was added into the residual directly was used again; this is a bug in the WebGPU recorder');
+    }
+  }
+
+  /** The ops so far go to the GPU thread to be encoded while recording goes on. */
+  private sendPartial(): void {
+    const request = this.request;
+    this.request = emptyRequest();
+    request.partial = true;
+    request.freeWeights = this.freedWeights.splice(0);
+    request.freePools = this.freedPools.splice(0);
+    this.channel.post(request, request.uploads.map(([, data]) => data.buffer as ArrayBuffer));
   }
 
   beginStep(): void {
@@ -122,6 +172,7 @@ export class StepRecorder {
     for (const array of arrays) {
       const id = this.regions.find(array);
       if (id === undefined) continue; // already host data
+      this.checkMaterialized(id);
       reads.push([id, array.length]);
       readArrays.push(array);
     }
@@ -131,6 +182,8 @@ export class StepRecorder {
     if (endStep) {
       this.regions.clear();
       this.lengths.clear();
+      this.fusedAway.clear();
+      this.epoch++;
     } else {
       for (const array of readArrays) this.regions.forget(array);
     }

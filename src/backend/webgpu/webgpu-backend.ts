@@ -50,6 +50,7 @@ export class WebGpuBackend implements Backend {
   readonly adapter: AdapterDescription;
   private readonly channel: GpuChannel;
   private readonly recorder: StepRecorder;
+  private lastRope: { positions: Int32Array; inverseFrequencies: Float32Array; halfDims: number; epoch: number; id: number } | undefined;
 
   constructor(options: WebGpuBackendOptions = {}) {
     this.channel = new GpuChannel();
@@ -206,9 +207,18 @@ export class WebGpuBackend implements Backend {
     );
     if (x.length === 0 || ropeDims === 0) return;
     const id = this.recorder.inPlace(x);
-    const table = this.recorder.upload(ropeTable(positions, inverseFrequencies, ropeDims / 2));
+    const table = this.ropeTable(positions, inverseFrequencies, ropeDims / 2);
     const op = { op: 'rope', x: id, table, numTokens: positions.length, numHeads, headDim, halfDims: ropeDims / 2, adjacent: style === 'adjacent' } as const;
     this.recorder.record(op, [x]);
+  }
+
+  /** The cos/sin table of these positions, uploaded once a step (queries and keys rotate by the same one). */
+  private ropeTable(positions: Int32Array, inverseFrequencies: Float32Array, halfDims: number): number {
+    const last = this.lastRope;
+    if (last && last.positions === positions && last.inverseFrequencies === inverseFrequencies && last.halfDims === halfDims && last.epoch === this.recorder.epoch && this.recorder.open) return last.id;
+    const id = this.recorder.upload(ropeTable(positions, inverseFrequencies, halfDims));
+    this.lastRope = { positions, inverseFrequencies, halfDims, epoch: this.recorder.epoch, id };
+    return id;
   }
 
   writeKv(pool: KvPool, blockTable: Int32Array, positions: Int32Array, values: Float32Array): void {
@@ -288,8 +298,7 @@ export class WebGpuBackend implements Backend {
   addInPlace(a: Float32Array, b: Float32Array): void {
     check(a.length === b.length, 'TESSERA_ERR_INVALID_ARGUMENT', `addInPlace got arrays of ${a.length} and ${b.length} values`);
     if (a.length === 0) return;
-    const bId = this.recorder.input(b);
-    this.recorder.record({ op: 'add', a: this.recorder.inPlace(a), b: bId, n: a.length }, [a]);
+    this.recorder.recordAdd(a, b);
   }
 }
 

@@ -15,8 +15,11 @@ const gpu = testWebGpuBackend();
 
 test('the serving tests pass with --backend webgpu', { skip: typeof gpu === 'string' ? gpu : false, timeout: 20 * 60 * 1000 }, () => {
   const file = join(projectRoot, 'dist', 'serve', 'server.test.js');
-  const run = spawnSync(process.execPath, ['--test', file], {
-    env: { ...process.env, TESSERA_TEST_SERVE_BACKEND: 'webgpu' },
+  // Without NODE_TEST_CONTEXT the child reports as a top-level run (TAP on stdout), not to this runner.
+  const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_TEST_SERVE_BACKEND: 'webgpu' };
+  delete env.NODE_TEST_CONTEXT;
+  const run = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], {
+    env,
     encoding: 'utf8',
     timeout: 19 * 60 * 1000,
   });
