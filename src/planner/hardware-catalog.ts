@@ -6,12 +6,12 @@
  * number's source is in `sources` and in docs/planner-hardware.md.
  */
 import { TesseraError } from '../core/errors.js';
-import type { HardwareSpec, LinkSpec, RuntimeCosts } from './hardware.js';
+import type { Efficiency, HardwareSpec, LinkSpec, RuntimeCosts } from './hardware.js';
 import { DEV_MACHINE } from './dev-machine.js';
 
 const NVLINK3: LinkSpec = { name: 'nvlink3', busBandwidthGBs: 200, latencyUs: 10 };
-const NVLINK4: LinkSpec = { name: 'nvlink4', busBandwidthGBs: 370, latencyUs: 8 };
-const NVLINK5: LinkSpec = { name: 'nvlink5', busBandwidthGBs: 740, latencyUs: 8 };
+const NVLINK4: LinkSpec = { name: 'nvlink4', busBandwidthGBs: 370, latencyUs: 10 };
+const NVLINK5: LinkSpec = { name: 'nvlink5', busBandwidthGBs: 740, latencyUs: 10 };
 const XGMI: LinkSpec = { name: 'xgmi', busBandwidthGBs: 300, latencyUs: 12 };
 const INFINIBAND_NDR: LinkSpec = { name: 'infiniband-ndr', busBandwidthGBs: 45, latencyUs: 15 };
 const THUNDERBOLT5: LinkSpec = { name: 'thunderbolt5', busBandwidthGBs: 8, latencyUs: 50 };
@@ -31,10 +31,13 @@ export const LINKS: readonly LinkSpec[] = [
   DEV_MACHINE.interconnect,
 ];
 
+/** How close a current GPU serving runtime comes to the peaks (fitted: docs/planner-hardware.md). */
+const GPU_EFFICIENCY: Efficiency = { memory: 0.7, compute: 0.55, overlap: 4 };
+
 /** A vLLM / TensorRT-LLM class runtime on a datacenter GPU (CUDA graphs, paged KV, bf16 activations). */
 const GPU_RUNTIME: RuntimeCosts = {
   name: 'vLLM / TensorRT-LLM class GPU runtime',
-  stepOverheadMs: 1.5,
+  stepOverheadMs: 2,
   sequenceOverheadMs: 0.004,
   httpStepOverheadMs: 0,
   rankStepOverheadMs: 0,
@@ -78,7 +81,8 @@ export const HARDWARE: readonly HardwareSpec[] = [
     devicesPerNode: 8,
     interconnect: NVLINK3,
     network: INFINIBAND_NDR,
-    efficiency: { memory: 0.8, compute: 0.6, overlap: 4 },
+    // fp16 GEMMs on Ampere reach more of their (lower) peak: fitted to the calibration row of the A100.
+    efficiency: { ...GPU_EFFICIENCY, compute: 0.68 },
     runtime: GPU_RUNTIME,
     sources: { memoryGiB: `${NVIDIA_SPEC} A100 (80GB HBM2e)`, memoryBandwidthGBs: `${NVIDIA_SPEC} A100 80GB SXM: 2,039 GB/s`, compute: `${NVIDIA_SPEC} A100: BF16 312 TFLOPS, INT8 624 TOPS dense`, ...GPU_SOURCES },
   },
@@ -92,7 +96,7 @@ export const HARDWARE: readonly HardwareSpec[] = [
     devicesPerNode: 8,
     interconnect: NVLINK4,
     network: INFINIBAND_NDR,
-    efficiency: { memory: 0.8, compute: 0.6, overlap: 4 },
+    efficiency: GPU_EFFICIENCY,
     runtime: GPU_RUNTIME,
     sources: { memoryGiB: `${NVIDIA_SPEC} H100 SXM (80GB HBM3)`, memoryBandwidthGBs: `${NVIDIA_SPEC} H100 SXM: 3.35 TB/s`, compute: `${NVIDIA_SPEC} H100 SXM: BF16 989 TFLOPS, FP8 1,979 TFLOPS, INT8 1,979 TOPS dense (half the sparse figures)`, ...GPU_SOURCES },
   },
@@ -106,7 +110,7 @@ export const HARDWARE: readonly HardwareSpec[] = [
     devicesPerNode: 8,
     interconnect: NVLINK4,
     network: INFINIBAND_NDR,
-    efficiency: { memory: 0.8, compute: 0.6, overlap: 4 },
+    efficiency: GPU_EFFICIENCY,
     runtime: GPU_RUNTIME,
     sources: { memoryGiB: `${NVIDIA_SPEC} H200 SXM (141GB HBM3e)`, memoryBandwidthGBs: `${NVIDIA_SPEC} H200 SXM: 4.8 TB/s`, compute: `${NVIDIA_SPEC} H200 SXM: same tensor cores as H100 SXM`, ...GPU_SOURCES },
   },
@@ -120,7 +124,7 @@ export const HARDWARE: readonly HardwareSpec[] = [
     devicesPerNode: 8,
     interconnect: NVLINK5,
     network: INFINIBAND_NDR,
-    efficiency: { memory: 0.8, compute: 0.6, overlap: 4 },
+    efficiency: GPU_EFFICIENCY,
     runtime: GPU_RUNTIME,
     sources: {
       memoryGiB: 'NVIDIA DGX B200 datasheet: 1,440 GB for 8 GPUs',
@@ -140,7 +144,8 @@ export const HARDWARE: readonly HardwareSpec[] = [
     devicesPerNode: 8,
     interconnect: XGMI,
     network: INFINIBAND_NDR,
-    efficiency: { memory: 0.8, compute: 0.6, overlap: 4 },
+    // vLLM on ROCm (2024) reached far less of the peaks than on CUDA: fitted to the MI300X calibration rows.
+    efficiency: { ...GPU_EFFICIENCY, memory: 0.45, compute: 0.2 },
     runtime: GPU_RUNTIME,
     sources: {
       memoryGiB: 'AMD Instinct MI300X datasheet: 192 GB HBM3',
@@ -170,7 +175,7 @@ function appleSilicon(name: string, description: string, memoryGiB: number, band
     devicesPerNode: 1,
     interconnect: THUNDERBOLT5,
     network: THUNDERBOLT5,
-    efficiency: { memory: 0.7, compute: 0.6, overlap: 4 },
+    efficiency: { memory: 0.59, compute: 0.6, overlap: 4 },
     runtime: METAL_RUNTIME,
     sources: {
       memoryGiB: `Apple ${description} tech specs: up to ${memoryGiB} GB unified memory`,

@@ -134,7 +134,9 @@ export function stageNetworkMs(c: StageContext, batch: StepBatch): number {
   if (stage.hasEmbedding) ms += collectiveMs(tpLink, 'all-reduce', hiddenBytes, layout.tp);
   if (stage.hasHead) ms += collectiveMs(tpLink, 'all-gather', batch.logitRows * shape.vocabSize * 4, layout.tp);
   if (shape.moe && layout.ep > 1) {
-    const routed = hiddenBytes * shape.moe.numExpertsPerToken;
+    // Each rank dispatches its 1/ep share of the tokens, one copy per distinct rank holding its experts, and combines them back.
+    const ranksPerToken = layout.ep * (1 - (1 - 1 / layout.ep) ** shape.moe.numExpertsPerToken);
+    const routed = (hiddenBytes / layout.ep) * ranksPerToken;
     ms += 2 * stage.moeLayers * collectiveMs(groupLink(hardware, layout.ep, c.ranksPerDevice), 'all-to-all', routed, layout.ep);
   }
   return ms;
