@@ -56,6 +56,12 @@ export interface RuntimeCosts {
   readonly httpStepOverheadMs: number;
   /** Time per stage step when ranks are separate processes (step messages, the driver's loop), ms. */
   readonly rankStepOverheadMs: number;
+  /**
+   * CPU hosts: the driver's work per micro-batch (results, sampling, the next
+   * step's message) when a pipeline keeps every core busy, so that work takes
+   * cores from the ranks instead of running on an idle one, ms.
+   */
+  readonly contendedStepOverheadMs: number;
   /** Bytes of one activation element on the wire (bf16: 2, Tessera's f32: 4). */
   readonly activationBytes: number;
   /** Fraction of device memory the runtime may fill with weights and KV cache. */
@@ -135,6 +141,7 @@ export function scaleHardware(hardware: HardwareSpec, knob: HardwareKnob, factor
           sequenceOverheadMs: r.sequenceOverheadMs * factor,
           httpStepOverheadMs: r.httpStepOverheadMs * factor,
           rankStepOverheadMs: r.rankStepOverheadMs * factor,
+          contendedStepOverheadMs: r.contendedStepOverheadMs * factor,
         },
       };
     }

@@ -32,6 +32,8 @@ export interface HostMeasurements {
   readonly tensorParallelWaitMsPerToken: number;
   /** Q8_0 decode at pp 2 (two ranks, one thread each), tok/s. */
   readonly pipelineDecode: number;
+  /** pp 2 with one sequence per micro-batch, `sequences` of them in flight (both stages busy), tok/s. */
+  readonly pipelineAllInFlight: { readonly sequences: number; readonly tokensPerSecond: number };
   /** Serving runs (Q8_0, HTTP, 16-token prompts): TPOT at 1 and 16 streams, ms. */
   readonly serveTpotMs: { readonly c1: number; readonly c16: number };
   /** All-reduce bus bandwidth between two local ranks, GB/s (bench comm, 4 MiB): Unix sockets and TCP. */
@@ -89,6 +91,11 @@ export function calibrateHost(m: HostMeasurements): HardwareSpec {
   const stageMs = (q8Bytes / 2 / (coreBandwidth * memory * 1e9)) * 1000;
   const rankStepOverheadMs = Math.max(0, (1000 / m.pipelineDecode - 2 * stageMs) / 2);
   const latencyUs = (m.tensorParallelWaitMsPerToken / collectivesPerToken(shape)) * 1000;
+  // Both stages busy, one sequence per micro-batch: each stage step streams its half at its share of the host,
+  // and what the iteration takes beyond the stages' steps is the driver's work per micro-batch.
+  const busyStageMs = (q8Bytes / 2 / (Math.min(coreBandwidth * memory, triad / 2) * 1e9)) * 1000 + rankStepOverheadMs;
+  const flight = m.pipelineAllInFlight;
+  const contendedStepOverheadMs = Math.max(0, ((flight.sequences * 1000) / flight.tokensPerSecond - flight.sequences * busyStageMs) / flight.sequences);
   return {
     name: m.name,
     description: m.description,
@@ -108,6 +115,7 @@ export function calibrateHost(m: HostMeasurements): HardwareSpec {
       sequenceOverheadMs,
       httpStepOverheadMs,
       rankStepOverheadMs,
+      contendedStepOverheadMs,
       activationBytes: 4,
       memoryUtilization: 0.9,
       reservedGiB: 1,

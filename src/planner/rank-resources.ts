@@ -26,19 +26,22 @@ const GIB = 2 ** 30;
 export function rankResources(hardware: HardwareSpec, placement: Placement, activeRanks = placement.ranksPerDevice): RankResources {
   const share = Math.max(1, Math.min(activeRanks, placement.ranksPerDevice));
   const { memory, compute } = hardware.efficiency;
-  let bandwidthGBs = hardware.memoryBandwidthGBs / share;
+  let bytesPerMs = (hardware.memoryBandwidthGBs / share) * memory * 1e6;
   let computeShare = 1 / share;
   if (hardware.kind === 'cpu') {
     const cores = hardware.cores ?? 1;
     const threads = placement.threadsPerRank ?? cores;
     const coreBandwidth = hardware.coreMemoryBandwidthGBs ?? hardware.memoryBandwidthGBs / cores;
-    bandwidthGBs = Math.min(threads * coreBandwidth, bandwidthGBs);
+    // A rank's kernels draw `memory` of what its cores (or the host, alone) stream;
+    // ranks streaming at once split the host's triad, which the kernels' derate does not shrink further.
+    const alone = Math.min(threads * coreBandwidth, hardware.memoryBandwidthGBs) * memory;
+    bytesPerMs = Math.min(alone, share > 1 ? hardware.memoryBandwidthGBs / share : alone) * 1e6;
     computeShare = threads / cores;
   }
   const runtime = hardware.runtime;
   const usableGiB = (hardware.memoryGiB * runtime.memoryUtilization - runtime.reservedGiB) / placement.ranksPerDevice;
   return {
-    bytesPerMs: bandwidthGBs * memory * 1e6,
+    bytesPerMs,
     flopsPerMs: (computeClass) => peakTflops(hardware, computeClass) * computeShare * compute * 1e9,
     usableBytes: Math.max(0, usableGiB * GIB),
   };

@@ -70,6 +70,14 @@ function handoffMs(replica: Replica, batch: StepBatch): number {
   return collectiveMs(link, 'send', bytes, 2);
 }
 
+/** CPU hosts whose cores a full pipeline keeps busy: the driver's per-micro-batch work competes with the ranks. */
+function contendedMs(replica: Replica, microBatches: number): number {
+  const { hardware, layout, placement } = replica;
+  if (hardware.kind !== 'cpu' || microBatches < 2) return 0;
+  const busyThreads = layout.tp * Math.min(layout.pp, microBatches) * (placement.threadsPerRank ?? 1);
+  return busyThreads >= (hardware.cores ?? 1) ? microBatches * hardware.runtime.contendedStepOverheadMs : 0;
+}
+
 /** Host time per iteration that no device overlaps. */
 export function iterationOverheadMs(hardware: HardwareSpec, sequences: number, frontend: Frontend): number {
   const runtime = hardware.runtime;
@@ -96,7 +104,7 @@ export function iterationTime(replica: Replica, batch: StepBatch, sequences: num
   const stage = slowestStage(replica, micro, microBatches);
   const busyMs = microBatches * stage.ms;
   const pipelineMs = pp > 1 ? Math.max(busyMs, pp * (stage.ms + handoffMs(replica, micro))) : busyMs;
-  const overheadMs = iterationOverheadMs(replica.hardware, sequences, replica.frontend);
+  const overheadMs = iterationOverheadMs(replica.hardware, sequences, replica.frontend) + contendedMs(replica, microBatches);
   const ops = stage.ops.map((op) => ({ ...op, bytes: op.bytes * microBatches, flops: op.flops * microBatches, ms: op.ms * microBatches }));
   const sumOps = (bound: 'memory' | 'compute'): number => ops.filter((op) => op.bound === bound).reduce((sum, op) => sum + op.ms, 0);
   return {
