@@ -95,8 +95,11 @@ function stepReport(step: IterationTime): StepReport {
 
 /** The smallest tp × pp whose weights fit one device, to say what would fit. */
 function fittingSplit(input: PlanInput): string {
+  const perNode = Math.max(1, input.hardware.devicesPerNode);
   for (const ranks of [1, 2, 4, 8, 16, 32, 64]) {
-    for (const [tp, pp] of [[ranks, 1], [Math.min(ranks, 8), ranks / Math.min(ranks, 8)]]) {
+    // Tensor parallelism within a node first, then pipeline stages across nodes.
+    const tpInNode = Math.min(ranks, perNode);
+    for (const [tp, pp] of [[tpInNode, ranks / tpInNode], [ranks, 1]]) {
       const layout = { ...input.layout, tp, pp, ep: 1 };
       try {
         checkLayout(input.shape, layout);
