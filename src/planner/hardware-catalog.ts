@@ -3,7 +3,7 @@
  * sheets (dense rates, no sparsity); link bus bandwidths are nccl-tests
  * figures; efficiencies and runtime overheads were fitted to the published
  * measurements marked "calibration" in docs/planner-validation.md. Every
- * number's source is in `sources` and in docs/planner-hardware.md.
+ * number's source is in `sources` and in docs/planner.md.
  */
 import { TesseraError } from '../core/errors.js';
 import type { Efficiency, HardwareSpec, LinkSpec, RuntimeCosts } from './hardware.js';
@@ -31,7 +31,7 @@ export const LINKS: readonly LinkSpec[] = [
   DEV_MACHINE.interconnect,
 ];
 
-/** How close a current GPU serving runtime comes to the peaks (fitted: docs/planner-hardware.md). */
+/** How close a current GPU serving runtime comes to the peaks (fitted: docs/planner.md). */
 const GPU_EFFICIENCY: Efficiency = { memory: 0.7, compute: 0.55, overlap: 4 };
 
 /** A vLLM / TensorRT-LLM class runtime on a datacenter GPU (CUDA graphs, paged KV, bf16 activations). */
@@ -68,8 +68,8 @@ const NVIDIA_SPEC = 'NVIDIA datasheet';
 const GPU_SOURCES = {
   interconnect: 'nccl-tests busbw: NVIDIA/nccl-tests#149 and #178 (A100, ~200-208 GB/s), #212 (H100: 370 GB/s NVLink busbw without NVLS, per NCCL maintainer), #272 (H200 ~475 GB/s with NVLS); latency assumed (NCCL small-message all-reduce on NVLink, order 10 us)',
   network: 'InfiniBand NDR 400 Gb/s per GPU = 50 GB/s line rate, ~90% achieved by NCCL',
-  efficiency: 'fitted to the calibration rows of docs/planner-validation.md',
-  runtime: 'vLLM defaults (gpu_memory_utilization 0.9, max_num_seqs 256, max_num_batched_tokens 8192); step overhead fitted to the calibration rows',
+  efficiency: 'memory 0.7 fitted to validation row 25 (vLLM, H200, batch-8 decode), compute 0.55 to row 13 (TensorRT-LLM, H100, FP8 prefill-heavy); overlap 4 assumed',
+  runtime: 'vLLM defaults (gpu_memory_utilization 0.9, max_num_seqs 256, max_num_batched_tokens 8192); 2 ms step overhead fitted to validation row 25; 4 GiB reserved and 4 us per sequence assumed',
 };
 
 export const HARDWARE: readonly HardwareSpec[] = [
@@ -86,7 +86,13 @@ export const HARDWARE: readonly HardwareSpec[] = [
     // fp16 GEMMs on Ampere reach more of their (lower) peak: fitted to the calibration row of the A100.
     efficiency: { ...GPU_EFFICIENCY, compute: 0.68 },
     runtime: GPU_RUNTIME,
-    sources: { memoryGiB: `${NVIDIA_SPEC} A100 (80GB HBM2e)`, memoryBandwidthGBs: `${NVIDIA_SPEC} A100 80GB SXM: 2,039 GB/s`, compute: `${NVIDIA_SPEC} A100: BF16 312 TFLOPS, INT8 624 TOPS dense`, ...GPU_SOURCES },
+    sources: {
+      memoryGiB: `${NVIDIA_SPEC} A100 (80GB HBM2e)`,
+      memoryBandwidthGBs: `${NVIDIA_SPEC} A100 80GB SXM: 2,039 GB/s`,
+      compute: `${NVIDIA_SPEC} A100: BF16 312 TFLOPS, INT8 624 TOPS dense`,
+      ...GPU_SOURCES,
+      efficiency: 'compute 0.68 fitted to validation row 9 (TensorRT-LLM, A100, FP16 prefill); memory as the H100',
+    },
   },
   {
     name: 'h100-sxm',
@@ -155,7 +161,7 @@ export const HARDWARE: readonly HardwareSpec[] = [
       compute: 'AMD Instinct MI300X datasheet: FP16/BF16 1,307.4 TFLOPS, FP8 2,614.9 TFLOPS, INT8 2,614.9 TOPS dense',
       interconnect: 'AMD MI300X platform: 7 Infinity Fabric links, 896 GB/s aggregate per GPU (448 GB/s each way); busbw assumed ~2/3 of it as for NVLink',
       network: GPU_SOURCES.network,
-      efficiency: GPU_SOURCES.efficiency,
+      efficiency: 'memory 0.45 fitted to validation row 28 (vLLM on ROCm, batch 1), compute 0.2 to row 31 (batch 256)',
       runtime: GPU_SOURCES.runtime,
     },
   },
@@ -180,13 +186,13 @@ function appleSilicon(name: string, description: string, memoryGiB: number, band
     efficiency: { memory: 0.59, compute: 0.6, overlap: 4 },
     runtime: METAL_RUNTIME,
     sources: {
-      memoryGiB: `Apple ${description} tech specs: up to ${memoryGiB} GB unified memory`,
-      memoryBandwidthGBs: `Apple ${description} tech specs: ${bandwidth} GB/s memory bandwidth`,
+      memoryGiB: `Apple tech specs (${description}): up to ${memoryGiB} GB unified memory`,
+      memoryBandwidthGBs: `Apple tech specs (${description}): ${bandwidth} GB/s memory bandwidth`,
       compute: `${tflops} FP32 TFLOPS of the GPU (cores x 128 ALUs x 2 x clock; Apple publishes no figure); f16 runs at the same rate`,
       interconnect: 'Thunderbolt 5: 80 Gb/s = 10 GB/s line rate, about 8 achieved; latency assumed',
       network: 'as interconnect',
-      efficiency: 'fitted to the llama.cpp M2 Ultra rows of docs/planner-validation.md',
-      runtime: 'llama.cpp defaults (n_batch 2048); step overhead fitted to the same rows',
+      efficiency: 'memory 0.59 fitted to validation row 32 (llama.cpp Q8_0 decode, M2 Ultra), compute 0.6 to row 34 (F16 prefill); the M3 Ultra and M4 Max share the fit',
+      runtime: 'llama.cpp defaults (n_batch 2048); 1 ms step overhead assumed',
     },
   };
 }

@@ -3,7 +3,7 @@
  * rates per number format, the links between devices, how close a serving
  * runtime comes to those peaks on it (efficiency derates), and the runtime's
  * fixed costs per step. Peaks come from spec sheets; derates and overheads
- * from published measurements (docs/planner-hardware.md names the source of
+ * from published measurements (docs/planner.md names the source of
  * every number), or for this machine from its own benchmark JSON.
  */
 import type { ComputeClass } from './precision.js';
