@@ -47,3 +47,12 @@ for (const run of DEV_RUNS.filter((r) => !r.reportOnly)) {
     assert.ok(Math.abs(error) <= 0.15, `${run.name}: predicted ${predicted.toFixed(1)} tok/s, measured ${measured.toFixed(1)} (${(error * 100).toFixed(1)}%)`);
   });
 }
+
+test('docs/planner.md shows the current self-consistency figures', () => {
+  const doc = readFileSync(new URL('../../docs/planner.md', import.meta.url), 'utf8');
+  for (const run of DEV_RUNS) {
+    const files = run.files.map(read);
+    const cells = `| ${measuredMean(run, files).toFixed(1)} | ${run.predict(files).toFixed(1)} |`;
+    assert.ok(doc.includes(cells), `${run.name}: ${cells} (run node scripts/planner-docs.mjs --write)`);
+  }
+});
