@@ -17,7 +17,8 @@ function workloadText(input: PlanInput): string {
   const lengths = `${w.inputLength} in / ${w.outputLength} out`;
   switch (w.arrival.kind) {
     case 'closed':
-      return `${lengths}, ${w.arrival.concurrency} ${w.burst ? 'requests starting together' : 'concurrent clients'}`;
+      const n = w.arrival.concurrency;
+      return `${lengths}, ${n} ${w.burst ? `request${n === 1 ? '' : 's'} starting together` : `concurrent client${n === 1 ? '' : 's'}`}`;
     case 'poisson':
       return `${lengths}, Poisson arrivals at ${w.arrival.qps} req/s`;
     case 'max':
