@@ -1,7 +1,7 @@
 /** `tessera plan` as a user runs it: catalog names, model files, JSON output, coded errors. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -69,4 +69,23 @@ test('bad input is a coded error: unknown model or hardware, a layout that does 
   codedFailure(tooBig, 'TESSERA_ERR_PLAN_DOES_NOT_FIT');
   assert.match(tooBig.stderr, /would fit with --tp 8 --pp 2/);
   codedFailure(tessera('--model', 'llama-3.1-8b', '--hardware', 'h100-sxm', '--qps', '1', '--concurrency', '2'), 'TESSERA_ERR_INVALID_ARGUMENT');
+});
+
+test('profile traces a run, names its bottleneck, writes the HTML report and a hardware profile plan can read', async () => {
+  const model = join(scratch, 'tiny-profile.gguf');
+  await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'q8_0', out: model, format: 'gguf', seed: 4 });
+  const html = join(scratch, 'report.html');
+  const hardware = join(scratch, 'hardware.json');
+  const result = spawnSync(process.execPath, [bin, 'profile', '--model', model, '--prompt-len', '8', '--output-len', '4', '--threads', '1', '--json', '--html', html, '--save-profile', hardware], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const profile = JSON.parse(result.stdout) as { summary: string; phases: { phase: string; rank: number; breakdown: Record<string, number> }[]; limits: { memoryBandwidthGBs: number } };
+  assert.match(profile.summary, /^Decode is (memory|compute|overhead|network)-bound/);
+  assert.deepEqual(profile.phases.map((p) => p.phase).sort(), ['decode', 'prefill']);
+  assert.ok(profile.limits.memoryBandwidthGBs > 0);
+  assert.match(readFileSync(html, 'utf8'), /<h1>tessera profile/);
+  const planned = tessera('--model', 'llama-3.1-8b', '--hardware', hardware, '--weights-dtype', 'q4_0', '--json');
+  assert.equal(planned.status, 0, planned.stderr);
 });
