@@ -178,6 +178,19 @@ function rowCases(makeBackend: () => Backend): void {
     });
   }
 
+  test('gatherRows, where a backend has it, returns the named rows bitwise', (t) => {
+    const backend = makeBackend();
+    if (!backend.gatherRows) {
+      t.skip(`${backend.name} has no gatherRows (callers copy on the host)`);
+      return;
+    }
+    const x = new TestRandom(43).floats(6 * 5);
+    const rows = Int32Array.from([5, 0, 3, 3]);
+    const expected = new Float32Array(rows.length * 5);
+    rows.forEach((row, i) => expected.set(x.subarray(row * 5, row * 5 + 5), i * 5));
+    assertBitwise(backend.gatherRows(x, rows, 5), expected, 'gatherRows');
+  });
+
   test('embed rejects a token id outside the table with a coded error', () => {
     const backend = makeBackend();
     const { weight } = randomWeight(backend, 'f32', 4, 8, new TestRandom(42));

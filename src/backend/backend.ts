@@ -195,6 +195,13 @@ export interface Backend {
    */
   beginStep?(): void;
 
+  /**
+   * Optional: rows `rows` of x [numRows, rowSize] → [rows.length, rowSize]. A
+   * device backend picks a step's logit rows without reading x back; callers
+   * copy on the host where it is missing.
+   */
+  gatherRows?(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array;
+
   /** Runs what the step recorded so far and fills `arrays` (host data again from here); the step stays open. */
   flush?(arrays: readonly Float32Array[]): void;
 

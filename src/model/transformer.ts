@@ -108,9 +108,7 @@ export class Transformer {
     /** [rows.length, hiddenSize]: hidden itself when every row wants logits (a decode step) */
     let selected = hidden;
     if (rows.length * hiddenSize !== hidden.length || rows.some((row, i) => row !== i)) {
-      this.backend.flush?.([hidden]); // the rows are picked on the host
-      selected = new Float32Array(rows.length * hiddenSize);
-      rows.forEach((row, i) => selected.set(hidden.subarray(row * hiddenSize, (row + 1) * hiddenSize), i * hiddenSize));
+      selected = this.backend.gatherRows?.(hidden, Int32Array.from(rows), hiddenSize) ?? selectRows(hidden, rows, hiddenSize);
     }
     const normed = this.backend.rmsNorm(selected, this.weights.outputNorm, rows.length, this.config.rmsNormEps);
     return this.backend.matmul(normed, this.weights.output, rows.length);
@@ -189,4 +187,11 @@ export class Transformer {
       inverseFrequencies: this.inverseFrequencies,
     });
   }
+}
+
+/** Rows of x [numRows, rowSize] copied on the host → [rows.length, rowSize]. */
+function selectRows(x: Float32Array, rows: readonly number[], rowSize: number): Float32Array {
+  const out = new Float32Array(rows.length * rowSize);
+  rows.forEach((row, i) => out.set(x.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize));
+  return out;
 }

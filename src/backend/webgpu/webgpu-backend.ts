@@ -295,6 +295,15 @@ export class WebGpuBackend implements Backend {
     return out.array;
   }
 
+  gatherRows(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array {
+    const numRows = batchRows(x.length, rowSize, 'gatherRows input');
+    for (const row of rows) check(Number.isInteger(row) && row >= 0 && row < numRows, 'TESSERA_ERR_INVALID_ARGUMENT', `row ${row} is outside the ${numRows} rows`);
+    const input = this.recorder.input(x);
+    const out = this.recorder.output(undefined, rows.length * rowSize);
+    if (rows.length > 0) this.recorder.record({ op: 'gather', x: input, rows: rows.slice(), out: out.id, rowSize }, [out.array]);
+    return out.array;
+  }
+
   addInPlace(a: Float32Array, b: Float32Array): void {
     check(a.length === b.length, 'TESSERA_ERR_INVALID_ARGUMENT', `addInPlace got arrays of ${a.length} and ${b.length} values`);
     if (a.length === 0) return;
