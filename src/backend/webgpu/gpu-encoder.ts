@@ -65,6 +65,7 @@ export function prepareOp(op: GpuOp, context: EncoderContext, arena: GpuArena): 
   const t = (id: number) => context.tensor(id);
   switch (op.op) {
     case 'matmul': return prepareMatmul(op, context, arena);
+    case 'matmulGated': return prepareMatmul({ op: 'matmul', weight: op.gate, x: op.x, out: op.out, numTokens: op.numTokens }, context, arena, op.up);
     case 'embed': {
       const w = context.weight(op.weight);
       if (op.ids.length === 0) return [];
@@ -135,8 +136,10 @@ export function prepareOp(op: GpuOp, context: EncoderContext, arena: GpuArena): 
   }
 }
 
-function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderContext, arena: GpuArena): Dispatch[] {
+/** A matmul; with `up`, the gated one (silu(x·Wᵀ) · (x·upᵀ)), whose two weights share dtype, shape and parts. */
+function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderContext, arena: GpuArena, up?: number): Dispatch[] {
   const w = context.weight(op.weight);
+  const upWeight = up === undefined ? undefined : context.weight(up);
   if (op.numTokens === 0) return [];
   const leafSize = reductionLeafSize(w.dtype);
   const leaves = Math.ceil(w.cols / leafSize);
@@ -151,9 +154,12 @@ function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderCon
   const slots = context.slots(leaves);
   const x = context.tensor(op.x);
   const out = context.tensor(op.out);
-  return w.parts.map((part) => ({
-    key: { kind: 'matmul', dtype: w.dtype, tokens, lanes, shuffles },
-    bindings: [part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, rounds, op.accumulate ? 1 : 0]) }],
+  return w.parts.map((part, i) => ({
+    key: { kind: 'matmul', dtype: w.dtype, tokens, lanes, shuffles, gated: upWeight !== undefined },
+    bindings: [
+      part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, rounds, op.accumulate ? 1 : 0]) },
+      ...(upWeight ? [upWeight.parts[i].buffer] : []),
+    ],
     groups: rowGroups(Math.ceil(part.rows / (MATMUL_THREADS / lanes)), Math.ceil(op.numTokens / tokens)),
   }));
 }

@@ -34,6 +34,8 @@ export type GpuOp =
       scale: number;
     }
   | { op: 'siluMul'; gate: number; up: number; out: number; n: number }
+  /** out [N, M] = silu(x · gateᵀ) · (x · upᵀ), gate and up of one dtype and shape */
+  | { op: 'matmulGated'; gate: number; up: number; x: number; out: number; numTokens: number }
   /** a += b */
   | { op: 'add'; a: number; b: number; n: number }
   /** out [rows.length, rowSize] = rows of x */

@@ -40,7 +40,11 @@ export class StepRecorder {
   readonly timings = { runs: 0, dispatches: 0, recordMs: 0, roundTripMs: 0, encodeMs: 0, waitMs: 0 };
   private recordingSince: number | undefined;
 
-  constructor(private readonly channel: GpuChannel) {}
+  constructor(
+    private readonly channel: GpuChannel,
+    /** Fuse a matmul with the add or silu-mul that follows it (same bits; tests compare with and without). */
+    private readonly fuse = true,
+  ) {}
 
   get open(): boolean {
     return this.stepOpen;
@@ -121,7 +125,7 @@ export class StepRecorder {
   recordAdd(a: Float32Array, b: Float32Array): void {
     const bId = this.regions.find(b);
     const last = this.request.ops[this.request.ops.length - 1];
-    if (this.stepOpen && bId !== undefined && last?.op === 'matmul' && last.out === bId && !last.accumulate && this.regions.find(a) !== bId) {
+    if (this.fuse && this.stepOpen && bId !== undefined && last?.op === 'matmul' && last.out === bId && !last.accumulate && this.regions.find(a) !== bId) {
       const aId = this.inPlace(a);
       if (aId !== last.x) {
         this.request.ops[this.request.ops.length - 1] = { ...last, out: aId, accumulate: true };
@@ -131,6 +135,40 @@ export class StepRecorder {
     }
     const bInput = this.input(b);
     this.record({ op: 'add', a: this.inPlace(a), b: bInput, n: a.length }, [a]);
+  }
+
+  /**
+   * silu(gate) · up. Inside a step, when gate and up are the two matmuls just
+   * recorded over one x (the feed-forward's gate and up, same dtype and
+   * shape), they become one gated matmul writing the product (the same bits,
+   * two dispatches and a pass over memory less); gate and up are then never
+   * written, and a later use of them is refused as a bug.
+   */
+  recordSiluMul(gate: Float32Array, up: Float32Array, given: Float32Array | undefined, sameWeights: (a: number, b: number) => boolean): Float32Array {
+    const [gateId, upId] = [this.regions.find(gate), this.regions.find(up)];
+    const ops = this.request.ops;
+    const [a, b] = [ops[ops.length - 2], ops[ops.length - 1]];
+    if (
+      this.fuse && this.stepOpen && gateId !== undefined && upId !== undefined && a?.op === 'matmul' && b?.op === 'matmul' &&
+      a.out === gateId && b.out === upId && a.x === b.x && !a.accumulate && !b.accumulate && a.numTokens === b.numTokens &&
+      sameWeights(a.weight, b.weight)
+    ) {
+      const out = given === gate ? { array: gate, id: gateId } : this.output(given, gate.length);
+      ops.splice(ops.length - 2, 2, { op: 'matmulGated', gate: a.weight, up: b.weight, x: a.x, out: out.id, numTokens: a.numTokens });
+      if (out.id !== gateId) this.fusedAway.add(gateId);
+      this.fusedAway.add(upId);
+      return out.array;
+    }
+    const upInput = this.input(up);
+    if (given === gate) {
+      const id = this.inPlace(gate);
+      this.record({ op: 'siluMul', gate: id, up: upInput, out: id, n: gate.length }, [gate]);
+      return gate;
+    }
+    const gateInput = this.input(gate);
+    const out = this.output(given, gate.length);
+    this.record({ op: 'siluMul', gate: gateInput, up: upInput, out: out.id, n: gate.length }, [out.array]);
+    return out.array;
   }
 
   private checkMaterialized(id: number): void {

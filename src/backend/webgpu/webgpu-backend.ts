@@ -31,6 +31,8 @@ export interface WebGpuBackendOptions {
   memoryMiB?: number;
   /** Split weights into parts of at most this many bytes (default: the adapter's maxStorageBufferBindingSize). */
   bindingLimit?: number;
+  /** Fuse matmuls with the residual add / silu-mul after them inside a step (default true; the same bits). */
+  fuse?: boolean;
 }
 
 export class WebGpuWeight implements Weight {
@@ -50,6 +52,8 @@ export class WebGpuBackend implements Backend {
   readonly adapter: AdapterDescription;
   private readonly channel: GpuChannel;
   private readonly recorder: StepRecorder;
+  /** dtype and shape of every weight loaded, by id, for the recorder's fusions. */
+  private readonly weightShapes = new Map<number, { dtype: DType; rows: number; cols: number }>();
   private lastRope: { positions: Int32Array; inverseFrequencies: Float32Array; halfDims: number; epoch: number; id: number } | undefined;
 
   constructor(options: WebGpuBackendOptions = {}) {
@@ -63,7 +67,7 @@ export class WebGpuBackend implements Backend {
       this.channel.close();
       throw error;
     }
-    this.recorder = new StepRecorder(this.channel);
+    this.recorder = new StepRecorder(this.channel, options.fuse ?? true);
   }
 
   /** Runs sent to the device so far (one per step when steps are used). */
@@ -122,6 +126,7 @@ export class WebGpuBackend implements Backend {
     this.channel.call({ kind: 'loadWeight', id, dtype, rows, cols, source });
     const weight = new WebGpuWeight(dtype, shape, rows, cols, id);
     this.recorder.trackWeight(weight, id);
+    this.weightShapes.set(id, { dtype, rows, cols });
     return weight;
   }
 
@@ -283,16 +288,10 @@ export class WebGpuBackend implements Backend {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
     if (given) checkOutLength(given, gate.length);
     if (gate.length === 0) return given ?? new Float32Array(0);
-    const upId = this.recorder.input(up);
-    if (given === gate) {
-      const id = this.recorder.inPlace(gate);
-      this.recorder.record({ op: 'siluMul', gate: id, up: upId, out: id, n: gate.length }, [gate]);
-      return gate;
-    }
-    const gateId = this.recorder.input(gate);
-    const out = this.recorder.output(given, gate.length);
-    this.recorder.record({ op: 'siluMul', gate: gateId, up: upId, out: out.id, n: gate.length }, [out.array]);
-    return out.array;
+    return this.recorder.recordSiluMul(gate, up, given, (a, b) => {
+      const [wa, wb] = [this.weightShapes.get(a), this.weightShapes.get(b)];
+      return wa !== undefined && wb !== undefined && wa.dtype === wb.dtype && wa.rows === wb.rows && wa.cols === wb.cols;
+    });
   }
 
   gatherRows(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array {

@@ -69,6 +69,20 @@ describe('WebGPU backend: whole models', { skip }, () => {
     });
   }
 
+  test('fused matmul + residual add and gate/up + silu-mul give the bits of the separate ops (prefill and decode)', async () => {
+    const path = join(scratch, 'fusion.gguf');
+    await synthesize({ preset: 'tiny', arch: 'qwen2', dtype: 'q4_k_m', out: path, format: 'gguf', seed: 4 });
+    const unfused = new WebGpuBackend({ fuse: false });
+    try {
+      const request = { promptIds: [1, 17, 33, 90, 12, 7], maxTokens: 12, ignoreEos: true };
+      const [a, b] = [await Engine.open(path, { backend }), await Engine.open(path, { backend: unfused })];
+      assert.deepEqual((await a.complete(request)).ids, (await b.complete(request)).ids);
+      assertBitwise(await a.logits(request.promptIds), await b.logits(request.promptIds), 'logits');
+    } finally {
+      unfused.close();
+    }
+  });
+
   test('a weight split over several bindings gives the bits of one binding', () => {
     const random = new TestRandom(5);
     const [M, K, N] = [37, 256, 3];

@@ -23,9 +23,14 @@
  *   memory where not. Round sums then fold pairwise with a binary counter
  *   (level j holds the sum of the last 2^j rounds).
  * Nothing depends on N, the token group, LANES or the part of W a dispatch covers.
+ *
+ * The gated variant runs two weights of one shape over the same x (the
+ * feed-forward's gate and up) and writes silu(gate) · up, each product
+ * reduced exactly as above and combined as the silu-mul kernel does: the bits
+ * of matmul, matmul, siluMul in one dispatch.
  */
 import type { DType } from '../../../core/dtype.js';
-import { weightDecoder } from './weight-decode.js';
+import { namedWeightDecoder, weightDecoder } from './weight-decode.js';
 
 export const MATMUL_THREADS = 128;
 /** Binary-counter levels over rounds: at most 2^7 rounds. */
@@ -37,26 +42,30 @@ export interface MatmulVariant {
   /** Invocations per row: the subgroup size with shuffles, else any power of two ≤ THREADS. */
   lanes: number;
   shuffles: boolean;
+  /** silu(x·gateᵀ) · (x·upᵀ), up in binding 5. */
+  gated?: boolean;
 }
 
 /** WGSL of one matmul variant. */
-export function matmulShader({ dtype, tokens: T, lanes, shuffles }: MatmulVariant): string {
+export function matmulShader({ dtype, tokens: T, lanes, shuffles, gated = false }: MatmulVariant): string {
   const levels = [0, 1, 2, 3, 4, 5, 6];
-  // The binary counter, unrolled: after round r, level l holds a subtree sum when bit l of r is 0.
-  const fold = levels
-    .map((l) => `if ((r & ${1 << l}u) == 0u) { s${l} = v; continue; }\n    for (var t = 0u; t < ${T}u; t++) { v[t] = s${l}[t] + v[t]; }`)
-    .join('\n    ');
-  const pick = levels.map((l) => `case ${1 << l}u: { result = s${l}; }`).join('\n    ');
+  const streams = gated ? ['', 'B'] : [''];
+  // The binary counter of stream X, unrolled: after round r, level l holds a subtree sum when bit l of r is 0.
+  const fold = (x: string) =>
+    levels
+      .map((l) => `if ((r & ${1 << l}u) == 0u) { s${x}${l} = v${x}; continue; }\n    for (var t = 0u; t < ${T}u; t++) { v${x}[t] = s${x}${l}[t] + v${x}[t]; }`)
+      .join('\n    ');
+  const pick = (x: string) => levels.map((l) => `case ${1 << l}u: { result${x} = s${x}${l}; }`).join('\n    ');
   const butterfly = shuffles
     ? /* wgsl */ `
-fn butterfly(v: f32, tid: u32, t: u32) -> f32 {
+fn butterfly(v: f32, tid: u32) -> f32 {
   var s = v;
   for (var m = 1u; m < LANES; m *= 2u) { s = s + subgroupShuffleXor(s, m); }
   return s;
 }`
     : /* wgsl */ `
 var<workgroup> exchange: array<f32, ${MATMUL_THREADS}>;
-fn butterfly(v: f32, tid: u32, t: u32) -> f32 {
+fn butterfly(v: f32, tid: u32) -> f32 {
   var s = v;
   for (var m = 1u; m < LANES; m *= 2u) {
     exchange[tid] = s;
@@ -67,6 +76,44 @@ fn butterfly(v: f32, tid: u32, t: u32) -> f32 {
   }
   return s;
 }`;
+  const leafSums = (x: string) => /* wgsl */ `
+// Sum of leaf \`leaf\` of the row at byte rb for each token of the group (-0.0 for an empty slot).
+fn leafSums${x}(rb: u32, leaf: i32, token0: u32) -> array<f32, ${T}> {
+  var v: array<f32, ${T}>;
+  if (leaf < 0) {
+    for (var t = 0u; t < ${T}u; t++) { v[t] = bitcast<f32>(0x80000000u); }
+    return v;
+  }
+  let k0 = u32(leaf) * p.leafSize;
+  let k1 = min(k0 + p.leafSize, p.K);
+  var k = k0;
+  for (; k + 4u <= k1; k += 4u) {
+    let w = weights4${x}(rb, k);
+    for (var t = 0u; t < ${T}u; t++) {
+      if (token0 + t < p.N) {
+        let xi = (token0 + t) * p.K + k;
+        var s = v[t];
+        s = fma(w.x, x[xi], s);
+        s = fma(w.y, x[xi + 1u], s);
+        s = fma(w.z, x[xi + 2u], s);
+        s = fma(w.w, x[xi + 3u], s);
+        v[t] = s;
+      }
+    }
+  }
+  for (; k < k1; k++) {
+    let w = weightAt${x}(rb, k);
+    for (var t = 0u; t < ${T}u; t++) {
+      if (token0 + t < p.N) { v[t] = fma(w, x[(token0 + t) * p.K + k], v[t]); }
+    }
+  }
+  return v;
+}`;
+  const store = gated
+    ? /* wgsl */ `let g = result[t];
+        let silu = g / (1.0 + exp(-g));
+        out[o] = silu * resultB[t];`
+    : /* wgsl */ `if (p.accumulate == 1u) { out[o] = out[o] + result[t]; } else { out[o] = result[t]; }`;
   return /* wgsl */ `${shuffles ? 'enable subgroups;' : ''}
 struct Params {
   K: u32,            // columns of W and of x
@@ -85,43 +132,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;    // [N, outStride]
 @group(0) @binding(3) var<storage, read> slots: array<i32>;        // [P] leaf of each slot, -1 empty
 @group(0) @binding(4) var<uniform> p: Params;
+${gated ? '@group(0) @binding(5) var<storage, read> weightUp: array<u32>;  // gated: the up weight, shaped as weight' : ''}
 ${weightDecoder(dtype)}
+${gated ? namedWeightDecoder(dtype, 'weightUp', 'B') : ''}
 const THREADS = ${MATMUL_THREADS}u;
 const LANES = ${lanes}u;
 ${butterfly}
-
-// Sum of leaf \`leaf\` of the row at byte rb for each token of the group (-0.0 for an empty slot).
-fn leafSums(rb: u32, leaf: i32, token0: u32) -> array<f32, ${T}> {
-  var v: array<f32, ${T}>;
-  if (leaf < 0) {
-    for (var t = 0u; t < ${T}u; t++) { v[t] = bitcast<f32>(0x80000000u); }
-    return v;
-  }
-  let k0 = u32(leaf) * p.leafSize;
-  let k1 = min(k0 + p.leafSize, p.K);
-  var k = k0;
-  for (; k + 4u <= k1; k += 4u) {
-    let w = weights4(rb, k);
-    for (var t = 0u; t < ${T}u; t++) {
-      if (token0 + t < p.N) {
-        let xi = (token0 + t) * p.K + k;
-        var s = v[t];
-        s = fma(w.x, x[xi], s);
-        s = fma(w.y, x[xi + 1u], s);
-        s = fma(w.z, x[xi + 2u], s);
-        s = fma(w.w, x[xi + 3u], s);
-        v[t] = s;
-      }
-    }
-  }
-  for (; k < k1; k++) {
-    let w = weightAt(rb, k);
-    for (var t = 0u; t < ${T}u; t++) {
-      if (token0 + t < p.N) { v[t] = fma(w, x[(token0 + t) * p.K + k], v[t]); }
-    }
-  }
-  return v;
-}
+${streams.map(leafSums).join('\n')}
 
 @compute @workgroup_size(${MATMUL_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -129,26 +146,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let row = (wg.y * 32768u + wg.x) * (THREADS / LANES) + tid / LANES;
   let token0 = wg.z * ${T}u;
   let rb = min(row, p.rows - 1u) * p.rowBytes;
-  ${levels.map((l) => `var s${l}: array<f32, ${T}>;`).join(' ')}
-  var result: array<f32, ${T}>;
+  ${streams.map((x) => levels.map((l) => `var s${x}${l}: array<f32, ${T}>;`).join(' ')).join('\n  ')}
+  ${streams.map((x) => `var result${x}: array<f32, ${T}>;`).join(' ')}
   for (var r = 0u; r < p.rounds; r++) {
     let slot = r * LANES + lane;
     var leaf = -1;
     if (slot < p.numSlots && row < p.rows) { leaf = slots[slot]; }
-    var v = leafSums(rb, leaf, token0);
-    for (var t = 0u; t < ${T}u; t++) { v[t] = butterfly(v[t], tid, t); }
-    ${fold}
-    result = v; // ${MATMUL_MAX_ROUNDS} rounds: the whole tree
+    ${streams.map((x) => `var v${x} = leafSums${x}(rb, leaf, token0);
+    for (var t = 0u; t < ${T}u; t++) { v${x}[t] = butterfly(v${x}[t], tid); }`).join('\n    ')}
+    ${streams.length === 1 ? `${fold('')}\n    result = v; // ${MATMUL_MAX_ROUNDS} rounds: the whole tree` : `${streams.map((x) => `for (var once = 0u; once < 1u; once++) {\n    ${fold(x)}\n    result${x} = v${x};\n    }`).join('\n    ')}`}
   }
-  switch (p.rounds) {
-    ${pick}
-    default: {}
-  }
+  ${streams.map((x) => `switch (p.rounds) {\n    ${pick(x)}\n    default: {}\n  }`).join('\n  ')}
   if (lane == 0u && row < p.rows) {
     for (var t = 0u; t < ${T}u; t++) {
       if (token0 + t < p.N) {
         let o = (token0 + t) * p.outStride + p.rowOffset + row;
-        if (p.accumulate == 1u) { out[o] = out[o] + result[t]; } else { out[o] = result[t]; }
+        ${store}
       }
     }
   }

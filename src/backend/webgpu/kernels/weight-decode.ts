@@ -120,3 +120,16 @@ fn weightAt(rb: u32, k: u32) -> f32 { return weights4(rb, k & ~3u)[k & 3u]; }
 export function weightDecoder(dtype: DType): string {
   return `${byteReaders('weight', 'w')}${HALF_CONVERSIONS}${DECODERS[dtype]}`;
 }
+
+/**
+ * A second decoder in the same shader (HALF_CONVERSIONS already there): it
+ * reads `name: array<u32>` and its functions end in `suffix`
+ * (weights4B, weightAtB, ...). The same code as weightDecoder's, renamed.
+ */
+export function namedWeightDecoder(dtype: DType, name: string, suffix: string): string {
+  const renamed = DECODERS[dtype]
+    .replace(/\bweight\[/g, `${name}[`)
+    .replace(/\bw(Byte|I8|U16|Word)\(/g, `w${suffix}$1(`)
+    .replace(/\b(weights4|weightAt|scaleMinK4)\(/g, `$1${suffix}(`);
+  return `${byteReaders(name, `w${suffix}`)}${renamed}`;
+}
