@@ -88,9 +88,11 @@ export function prepareOp(op: GpuOp, context: EncoderContext, arena: GpuArena): 
     case 'addBias':
       return op.n === 0 ? [] : [{ key: { kind: 'addBias' }, bindings: [t(op.x), context.weight(op.bias).parts[0].buffer, { arena: arena.params([op.n, op.dim]) }], groups: linearGroups(op.n) }];
     case 'rope': {
-      const n = op.numTokens * op.numHeads * op.halfDims;
-      const params = arena.params([op.numTokens, op.numHeads, op.headDim, op.halfDims, op.adjacent ? 1 : 0]);
-      return n === 0 ? [] : [{ key: { kind: 'rope' }, bindings: [t(op.x), t(op.table), { arena: params }], groups: linearGroups(n) }];
+      const heads2 = op.x2 === undefined ? 0 : (op.numHeads2 ?? 0);
+      const n = op.numTokens * (op.numHeads + heads2) * op.halfDims;
+      const params = arena.params([op.numTokens, op.numHeads, op.headDim, op.halfDims, op.adjacent ? 1 : 0, heads2]);
+      const second = op.x2 === undefined ? context.standIn : t(op.x2);
+      return n === 0 ? [] : [{ key: { kind: 'rope' }, bindings: [t(op.x), t(op.table), { arena: params }, second], groups: linearGroups(n) }];
     }
     case 'writeKv': {
       const pool = context.pool(op.keyPool);

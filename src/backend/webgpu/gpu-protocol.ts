@@ -16,7 +16,11 @@ export type GpuOp =
   /** x [rows, dim] += bias [dim] */
   | { op: 'addBias'; x: number; bias: number; n: number; dim: number }
   /** x [numTokens, numHeads, headDim] rotated by table [numTokens, halfDims, 2] (cos, sin) */
-  | { op: 'rope'; x: number; table: number; numTokens: number; numHeads: number; headDim: number; halfDims: number; adjacent: boolean }
+  | {
+      op: 'rope'; x: number; table: number; numTokens: number; numHeads: number; headDim: number; halfDims: number; adjacent: boolean;
+      /** A second tensor [numTokens, numHeads2, headDim] rotated by the same table in the same dispatch. */
+      x2?: number; numHeads2?: number;
+    }
   /** Rows of keys/values [numTokens, rowSize] to slots rowSlot[row] (-1: none) of both pools (valuePool -1: keys only). */
   | { op: 'writeKv'; keyPool: number; valuePool: number; keys: number; values: number; rowSlot: Int32Array; rowSize: number }
   | {

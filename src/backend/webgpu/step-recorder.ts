@@ -171,6 +171,22 @@ export class StepRecorder {
     return out.array;
   }
 
+  /**
+   * RoPE. Inside a step, a second rotation by the same table right after the
+   * first (a layer's keys after its queries) joins the first one's dispatch.
+   */
+  recordRope(op: Extract<GpuOp, { op: 'rope' }>, x: Float32Array): void {
+    const last = this.request.ops[this.request.ops.length - 1];
+    if (
+      this.fuse && this.stepOpen && last?.op === 'rope' && last.x2 === undefined && last.table === op.table && last.x !== op.x &&
+      last.numTokens === op.numTokens && last.headDim === op.headDim && last.halfDims === op.halfDims && last.adjacent === op.adjacent
+    ) {
+      this.request.ops[this.request.ops.length - 1] = { ...last, x2: op.x, numHeads2: op.numHeads };
+      return;
+    }
+    this.record(op, [x]);
+  }
+
   private checkMaterialized(id: number): void {
     if (this.fusedAway.has(id)) {
       throw new TesseraError('TESSERA_ERR_INTERNAL', 'a matmul result that was added into the residual directly was used again; this is a bug in the WebGPU recorder');

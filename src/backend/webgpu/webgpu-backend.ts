@@ -214,7 +214,7 @@ export class WebGpuBackend implements Backend {
     const id = this.recorder.inPlace(x);
     const table = this.ropeTable(positions, inverseFrequencies, ropeDims / 2);
     const op = { op: 'rope', x: id, table, numTokens: positions.length, numHeads, headDim, halfDims: ropeDims / 2, adjacent: style === 'adjacent' } as const;
-    this.recorder.record(op, [x]);
+    this.recorder.recordRope(op, x);
   }
 
   /** The cos/sin table of these positions, uploaded once a step (queries and keys rotate by the same one). */
