@@ -160,7 +160,7 @@ function prepareMatmul(op: Extract<GpuOp, { op: 'matmul' }>, context: EncoderCon
     key: { kind: 'matmul', dtype: w.dtype, tokens, lanes, shuffles, gated: upWeight !== undefined },
     bindings: [
       part.buffer, x, out, slots, { arena: arena.params([w.cols, part.rows, op.numTokens, w.rows, part.rowStart, w.rowBytes, leafSize, numSlots, rounds, op.accumulate ? 1 : 0]) },
-      ...(upWeight ? [upWeight.parts[i].buffer] : []),
+      x, ...(upWeight ? [upWeight.parts[i].buffer] : []),
     ],
     groups: rowGroups(Math.ceil(part.rows / (MATMUL_THREADS / lanes)), Math.ceil(op.numTokens / tokens)),
   }));

@@ -42,7 +42,7 @@ export interface MatmulVariant {
   /** Invocations per row: the subgroup size with shuffles, else any power of two ≤ THREADS. */
   lanes: number;
   shuffles: boolean;
-  /** silu(x·gateᵀ) · (x·upᵀ), up in binding 5. */
+  /** silu(x·gateᵀ) · (x·upᵀ), up in binding 6. */
   gated?: boolean;
 }
 
@@ -87,16 +87,20 @@ fn leafSums${x}(rb: u32, leaf: i32, token0: u32) -> array<f32, ${T}> {
   let k0 = u32(leaf) * p.leafSize;
   let k1 = min(k0 + p.leafSize, p.K);
   var k = k0;
+  // Rows of x start on a vec4 when K is a multiple of 4: x is then read 16 bytes at a time (the same values).
+  let wide = (p.K & 3u) == 0u;
   for (; k + 4u <= k1; k += 4u) {
     let w = weights4${x}(rb, k);
     for (var t = 0u; t < ${T}u; t++) {
       if (token0 + t < p.N) {
         let xi = (token0 + t) * p.K + k;
+        var xs: vec4<f32>;
+        if (wide) { xs = x4[xi >> 2u]; } else { xs = vec4<f32>(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]); }
         var s = v[t];
-        s = fma(w.x, x[xi], s);
-        s = fma(w.y, x[xi + 1u], s);
-        s = fma(w.z, x[xi + 2u], s);
-        s = fma(w.w, x[xi + 3u], s);
+        s = fma(w.x, xs.x, s);
+        s = fma(w.y, xs.y, s);
+        s = fma(w.z, xs.z, s);
+        s = fma(w.w, xs.w, s);
         v[t] = s;
       }
     }
@@ -132,7 +136,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;    // [N, outStride]
 @group(0) @binding(3) var<storage, read> slots: array<i32>;        // [P] leaf of each slot, -1 empty
 @group(0) @binding(4) var<uniform> p: Params;
-${gated ? '@group(0) @binding(5) var<storage, read> weightUp: array<u32>;  // gated: the up weight, shaped as weight' : ''}
+@group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;     // x again, as vec4s
+${gated ? '@group(0) @binding(6) var<storage, read> weightUp: array<u32>;  // gated: the up weight, shaped as weight' : ''}
 ${weightDecoder(dtype)}
 ${gated ? namedWeightDecoder(dtype, 'weightUp', 'B') : ''}
 const THREADS = ${MATMUL_THREADS}u;
