@@ -197,8 +197,8 @@ export interface Backend {
 
   /**
    * Optional: rows `rows` of x [numRows, rowSize] → [rows.length, rowSize]. A
-   * device backend picks a step's logit rows without reading x back; callers
-   * copy on the host where it is missing.
+   * device backend picks a step's logit rows without reading x back; the CPU
+   * backends copy (gather-rows.ts), as callers do where it is missing.
    */
   gatherRows?(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array;
 

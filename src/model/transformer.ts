@@ -7,6 +7,7 @@
  * separate steps).
  */
 import type { Backend } from '../backend/backend.js';
+import { gatherRowsOnHost } from '../backend/gather-rows.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { logitRowIndices, singleSequenceBatch, type Batch, type LogitRows, type SequenceKv } from './batch.js';
 import { batchKv, copySegmentRows, type BatchKv } from './batch-kv.js';
@@ -108,7 +109,7 @@ export class Transformer {
     /** [rows.length, hiddenSize]: hidden itself when every row wants logits (a decode step) */
     let selected = hidden;
     if (rows.length * hiddenSize !== hidden.length || rows.some((row, i) => row !== i)) {
-      selected = this.backend.gatherRows?.(hidden, Int32Array.from(rows), hiddenSize) ?? selectRows(hidden, rows, hiddenSize);
+      selected = this.backend.gatherRows?.(hidden, Int32Array.from(rows), hiddenSize) ?? gatherRowsOnHost(hidden, rows, hiddenSize);
     }
     const normed = this.backend.rmsNorm(selected, this.weights.outputNorm, rows.length, this.config.rmsNormEps);
     return this.backend.matmul(normed, this.weights.output, rows.length);
@@ -189,9 +190,3 @@ export class Transformer {
   }
 }
 
-/** Rows of x [numRows, rowSize] copied on the host → [rows.length, rowSize]. */
-function selectRows(x: Float32Array, rows: readonly number[], rowSize: number): Float32Array {
-  const out = new Float32Array(rows.length * rowSize);
-  rows.forEach((row, i) => out.set(x.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize));
-  return out;
-}
