@@ -81,11 +81,12 @@ synth() {
   [ -f "$file" ] || tessera synth --preset "$1" --dtype "$2" --repeat-layers --out "$file"
 }
 
-# bench PRESET DTYPE: tessera bench engine on the GPU, decode at batch 1 and 16.
+# bench PRESET DTYPE [LABEL]: tessera bench engine on the GPU, decode at batch 1 and 16.
 bench() {
+  local text=$OUT/bench-$1-$2${3:+-$3}.txt
   tessera bench engine --model "$MODELS/$1-$2.gguf" --backend webgpu --peer none --rounds 2 \
-    --prompt-lens 128,512 --decode-tokens 64 --decode-batches 1,16 --out "$OUT" > "$OUT/bench-$1-$2.txt" || return $?
-  cat "$OUT/bench-$1-$2.txt"
+    --prompt-lens 128,512 --decode-tokens 64 --decode-batches 1,16 --out "$OUT" > "$text" || return $?
+  cat "$text"
 }
 
 # peer PRESET: transformers generate, bf16, batch 1 and 16.
@@ -112,5 +113,7 @@ step "synth $small q8_0" 40 synth $small q8_0 && step "bench $small q8_0" 60 ben
 step "torch $small" 60 peer $small
 step "synth $small f16" 40 synth $small f16 && step "bench $small f16" 60 bench $small f16
 step "synth $big f16" 120 synth $big f16 && step "bench $big f16" 150 bench $big f16
+# The same 8B Q8_0 run with the step's command buffer submitted in pieces while it is recorded.
+TESSERA_WEBGPU_SUBMIT_EVERY=1 step "bench $big q8_0, submit every partial" 120 bench $big q8_0 submit-every-1
 echo "done in $(elapsed)s; results in $OUT:"
 ls -la "$OUT"

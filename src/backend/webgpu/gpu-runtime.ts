@@ -30,6 +30,12 @@ export class GpuRuntime {
   private readonly standIn: GPUBuffer;
   /** The step's command buffer while partial requests fill it. */
   private open: OpenCommandBuffer | undefined;
+  /**
+   * TESSERA_WEBGPU_SUBMIT_EVERY=N submits a step's command buffer after every
+   * N partial requests (about 48 ops each) instead of once at its end: more
+   * submissions, but the device overlaps the host's recording. Default 0: one.
+   */
+  private readonly submitEvery = Math.max(0, Math.floor(Number(process.env.TESSERA_WEBGPU_SUBMIT_EVERY ?? 0)) || 0);
   /** Lanes per matmul row: the subgroup size where shuffles work, else fewer on a CPU adapter (barriers are dear there). */
   readonly matmulLanes: { lanes: number; shuffles: boolean };
 
@@ -112,6 +118,13 @@ export class GpuRuntime {
     open.arenas.push(arenaBuffer);
     encodeDispatches(open.pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
     open.dispatches += dispatches.length;
+    if (request.partial && this.submitEvery > 0 && ++open.partials % this.submitEvery === 0) {
+      // Opt-in: the device starts on the step's first layers while the rest is still being recorded.
+      open.pass.end();
+      this.device.queue.submit([open.encoder.finish()]);
+      open.encoder = this.device.createCommandEncoder();
+      open.pass = open.encoder.beginComputePass();
+    }
     open.encodeMs += performance.now() - started;
   }
 
@@ -133,7 +146,7 @@ export class GpuRuntime {
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     const encoder = this.device.createCommandEncoder();
-    return { encoder, pass: encoder.beginComputePass(), arenas: [], dispatches: 0, encodeMs: 0 };
+    return { encoder, pass: encoder.beginComputePass(), arenas: [], dispatches: 0, partials: 0, encodeMs: 0 };
   }
 
   private async submit(request: RunRequest): Promise<{ reads: Float32Array[]; pools: ArrayBuffer[]; timings: RunTimings }> {
@@ -288,6 +301,7 @@ interface OpenCommandBuffer {
   /** Parameter arenas of its requests, back to the pool once it is submitted. */
   arenas: GPUBuffer[];
   dispatches: number;
+  partials: number;
   encodeMs: number;
 }
 
