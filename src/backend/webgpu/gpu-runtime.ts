@@ -28,6 +28,7 @@ export class GpuRuntime {
   private readonly bindingLimit: number;
   private readonly alignment: number;
   private readonly standIn: GPUBuffer;
+  private staging: GPUBuffer | undefined;
   /** The step's command buffer while partial requests fill it. */
   private open: OpenCommandBuffer | undefined;
   /**
@@ -128,6 +129,15 @@ export class GpuRuntime {
     open.encodeMs += performance.now() - started;
   }
 
+  /** The readback buffer, kept from step to step (a step reads back the same logits as the last). */
+  private stagingBuffer(bytes: number): GPUBuffer {
+    if (!this.staging || this.staging.size < bytes) {
+      this.staging?.destroy();
+      this.staging = this.device.createBuffer({ size: align(Math.max(bytes, 256), 256), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    }
+    return this.staging;
+  }
+
   /** After a failed partial request: drop the step's command buffer and tensors. */
   abandon(): void {
     const open = this.open;
@@ -165,7 +175,7 @@ export class GpuRuntime {
         offsets.push(total);
         total = align(total + size, 256);
       }
-      staging = this.device.createBuffer({ size: Math.max(total, 256), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      staging = this.stagingBuffer(total);
       readSources.forEach((source, i) => {
         if (readSizes[i] > 0) encoder.copyBufferToBuffer(source, 0, staging as GPUBuffer, offsets[i], align(readSizes[i], 4));
       });
@@ -186,7 +196,6 @@ export class GpuRuntime {
     const reads = request.reads.map((_, i) => new Float32Array(copy(i)));
     const pools = request.readPools.map((_, i) => copy(request.reads.length + i));
     staging.unmap();
-    staging.destroy();
     return { reads, pools, timings: timings() };
   }
 
