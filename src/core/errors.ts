@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'TESSERA_ERR_SHARD_CONSTRAINT'
   | 'TESSERA_ERR_RANK_LOST'
   | 'TESSERA_ERR_JOIN_REFUSED'
+  | 'TESSERA_ERR_GRAMMAR'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {
