@@ -36,6 +36,8 @@ export interface ModelRunner {
 export interface EngineCoreOptions {
   /** KV cache budget in MiB (keys and values, all layers, at kvCacheDtype's bytes an element). */
   kvCacheMib: number;
+  /** Exactly this many KV blocks instead of what kvCacheMib holds (Engine.generate sizes its pool to the request, or to the mesh's pool). */
+  numBlocks?: number;
   /** Element type of the KV cache (default f32); f16 fits twice the blocks in the budget. */
   kvCacheDtype?: KvDtype;
   maxNumSeqs: number;
@@ -93,7 +95,7 @@ export class EngineCore {
   ) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     const dtype = parseKvDtype(options.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'kvCacheDtype');
-    const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
+    const numBlocks = options.numBlocks ?? Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
     this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true, dtype);
     this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
     if (this.maxModelLen < 2) {
