@@ -110,3 +110,35 @@ function resolve(root: unknown, pointer: string): unknown {
   for (const part of pointer.replace(/^#\/?/, '').split('/').filter((piece) => piece !== '')) target = (target as Schema)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
   return target;
 }
+
+/** Checks a value against a schema: problems found, empty when it validates. */
+export type SchemaValidator = (value: unknown, schema: unknown) => string[];
+
+interface AjvLike {
+  compile(schema: unknown): ((value: unknown) => boolean) & { errors?: unknown[] | null };
+}
+
+/**
+ * ajv (draft 2020-12, with ajv-formats) when both are installed, so the
+ * tests check with a real validator; otherwise checkJsonSchema above. Named
+ * through variables so the build does not need them.
+ */
+export async function schemaValidator(): Promise<{ name: string; validate: SchemaValidator }> {
+  const ajvModule = 'ajv/dist/2020.js';
+  const formatsModule = 'ajv-formats';
+  try {
+    const { default: Ajv2020 } = (await import(ajvModule)) as { default: new (options: object) => AjvLike };
+    const { default: addFormats } = (await import(formatsModule)) as { default: (ajv: AjvLike) => void };
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    return {
+      name: 'ajv',
+      validate: (value, schema) => {
+        const check = ajv.compile(schema);
+        return check(value) ? [] : [JSON.stringify(check.errors)];
+      },
+    };
+  } catch {
+    return { name: 'checkJsonSchema (ajv is not installed)', validate: (value, schema) => checkJsonSchema(value, schema) };
+  }
+}
