@@ -87,6 +87,7 @@ function parseCommon(fields: RequestFields, maxTokens: number | undefined): Gene
   const streamOptions = fields.object('stream_options');
   // Padding chunks against side channels: Tessera sends none, so the option changes nothing.
   streamOptions?.boolean('include_obfuscation');
+  const includeUsage = streamOptions?.boolean('include_usage') ?? false;
   const stream = fields.boolean('stream') ?? false;
   const sampling: Partial<SamplingParams> = {
     temperature: fields.number('temperature', { min: 0, max: 2 }) ?? 1,
@@ -103,7 +104,7 @@ function parseCommon(fields: RequestFields, maxTokens: number | undefined): Gene
     maxTokens,
     n: fields.number('n', { min: 1, max: MAX_N, integer: true }) ?? 1,
     stream,
-    includeUsage: stream && (streamOptions?.boolean('include_usage') ?? false),
+    includeUsage: stream && includeUsage,
     stop: fields.stringList('stop', MAX_STOPS),
     sampling,
     seed: fields.number('seed', { min: -(2 ** 53) + 1, max: 2 ** 53 - 1, integer: true }),
