@@ -86,23 +86,27 @@ test('regex and grammar constraints hold under greedy and sampled decoding', asy
   for (const result of results) assert.equal(result.finish, 'stop');
 });
 
-test('the greedy shortcut picks what the fully masked distribution picks', () => {
+test('the greedy shortcuts pick what the fully masked distribution picks, with and without penalties', () => {
+  for (const params of [samplingParams({ temperature: 0 }), samplingParams({ temperature: 0, repetitionPenalty: 1.3 })]) checkShortcuts(params);
+});
+
+function checkShortcuts(params: SamplingParams): void {
   const cache = new TokenGrammarCache(engine.tokenizer, engine.config.vocabSize);
-  const params = samplingParams({ temperature: 0, repetitionPenalty: 1.3 });
   const random = seededRandom(17);
   const cursor = cache.cursor({ type: 'json_object' }, engine.config.eosTokenIds, []);
   const text = engine.tokenizer.encode('{"key": [1, 2.5, "x"], "b": {"c": null}}', { addBos: false });
   for (const id of text) {
     for (let trial = 0; trial < 20; trial++) {
       const logits = Float32Array.from({ length: engine.config.vocabSize }, () => (random() - 0.5) * 8);
-      if (trial % 2 === 0) logits[id] += 20; // often the allowed best, so the shortcut is taken
+      if (trial % 3 === 0) logits[id] += 20; // often the allowed best, so the first shortcut is taken
+      if (trial % 3 === 1) logits[Math.floor(random() * 20)] += 20; // often a forbidden best
       const history = { promptIds: [1], generatedIds: [] };
       assert.equal(sampleGuided(logits, params, history, 5, cursor, undefined), sampleToken(cursor.constrain(logits), params, history, 5));
     }
     cursor.advance(id);
   }
   assert.ok(cursor.finished);
-});
+}
 
 test('a cursor rebuilt from the delivered ids allows exactly what the original allows', () => {
   const constraint: Constraint = { type: 'json_schema', schema: sampleSchemas()[4] };

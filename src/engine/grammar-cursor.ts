@@ -29,8 +29,34 @@ export class GrammarCursor {
 
   /** [vocabSize] a copy of the logits with every id the constraint forbids at −∞. */
   constrain(logits: Float32Array): Float32Array {
-    const ends = this.grammar.isAccepting(this.position) ? this.endIds : [];
-    return maskedLogits(logits, this.grammar.mask(this.position), ends);
+    return maskedLogits(logits, this.grammar.mask(this.position), this.endsNow());
+  }
+
+  /** The allowed token with the highest score, ties to the lowest id: argmax of the masked scores, without a copy. */
+  bestAllowed(scores: Float32Array): number {
+    const mask = this.grammar.mask(this.position);
+    let best = -1;
+    for (let word = 0; word < mask.length; word++) {
+      let bits = mask[word];
+      while (bits !== 0) {
+        const low = bits & -bits;
+        const id = word * 32 + 31 - Math.clz32(low);
+        if (best < 0 || scores[id] > scores[best]) best = id;
+        bits ^= low;
+      }
+    }
+    for (const id of this.endsNow()) if (best < 0 || scores[id] > scores[best] || (scores[id] === scores[best] && id < best)) best = id;
+    if (best < 0) throw new TesseraError('TESSERA_ERR_GRAMMAR', 'no token of the vocabulary can continue the constrained output here; the tokenizer cannot write what the constraint requires');
+    return best;
+  }
+
+  /** Whether this position's mask is already known (so using it costs no walk). */
+  get maskCached(): boolean {
+    return this.grammar.cachedMask(this.position) !== undefined;
+  }
+
+  private endsNow(): readonly number[] {
+    return this.grammar.isAccepting(this.position) ? this.endIds : [];
   }
 
   /** Moves past a delivered token; a token the constraint forbids is an error (a resumed id that does not fit). */

@@ -56,6 +56,11 @@ export class TokenGrammar {
     return this.automaton.isFinished(position >> 1);
   }
 
+  /** The mask of a position when it is cached (no walk). */
+  cachedMask(position: number): Uint32Array | undefined {
+    return this.masks.get(position);
+  }
+
   /** [ceil(vocabSize / 32)] bit id set when token id may come next (end-of-sequence ids not included). */
   mask(position: number): Uint32Array {
     let mask = this.masks.get(position);
