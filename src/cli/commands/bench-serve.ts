@@ -53,6 +53,7 @@ export function registerBenchServeCommand(bench: Command): void {
       if (levels.some((level) => !Number.isInteger(level) || level < 1)) {
         throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--concurrency must be a list of positive integers such as 1,4,16,64; got "${options.concurrency}"`);
       }
+      const responseFormat = options.responseFormat === undefined ? undefined : benchResponseFormat(options.responseFormat);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const loadBefore = loadavg();
       const mesh = meshPlanOf(options);
@@ -72,7 +73,6 @@ export function registerBenchServeCommand(bench: Command): void {
       try {
         const vocabSize = server.servingModel!.config.vocabSize;
         const base = { url: server.url, model: 'bench', vocabSize, promptLen: options.promptLen, outputLen: options.outputLen, seed: 1 };
-        const responseFormat = options.responseFormat === undefined ? undefined : benchResponseFormat(options.responseFormat);
         await benchmarkLevel({ ...base, rounds: 1, outputLen: 4, seed: 0 }, 1); // warm-up
         if (responseFormat) await benchmarkLevel({ ...base, rounds: 1, outputLen: 4, seed: 0, responseFormat }, 1);
         const results: LevelResult[] = [];
