@@ -12,6 +12,12 @@ import { TokenGrammar } from './token-grammar.js';
 import { VocabularyTrie } from './vocabulary-trie.js';
 
 const DEFAULT_CAPACITY = 32;
+/**
+ * A grammar whose automaton has interned this many states is compiled
+ * afresh for new requests (a long-running server's json_object meets ever
+ * new parse stacks); running sequences keep the one they started with.
+ */
+const FRESH_AFTER_STATES = 1 << 16;
 
 export class TokenGrammarCache {
   private readonly grammars = new Map<string, TokenGrammar>();
@@ -26,9 +32,8 @@ export class TokenGrammarCache {
   get(constraint: Constraint): TokenGrammar {
     const key = constraintKey(constraint);
     let grammar = this.grammars.get(key);
-    if (grammar) {
-      this.grammars.delete(key);
-    } else {
+    if (grammar) this.grammars.delete(key);
+    if (!grammar || grammar.automaton.stateCount >= FRESH_AFTER_STATES) {
       const trie = VocabularyTrie.of(this.tokenizer);
       if (trie.nodeCount === 0) throw new TesseraError('TESSERA_ERR_GRAMMAR', 'constrained output needs a tokenizer with text; this model has only token ids');
       grammar = new TokenGrammar(new GrammarAutomaton(compileConstraint(constraint)), trie, this.vocabSize);
