@@ -92,13 +92,19 @@ export class ChatChoice {
     return text;
   }
 
-  /** The held JSON as calls; a reply cut off by max_tokens stays text. */
+  /** The held JSON as calls; a reply cut short (max_tokens, or a client's stop string) stays text. */
   private constrainedCalls(finish: string): ChoiceDelta {
     const text = this.held;
-    if (finish !== 'stop') return { content: text, calls: [] };
+    let value: unknown;
+    try {
+      value = finish === 'stop' ? JSON.parse(text) : undefined;
+    } catch {
+      value = undefined;
+    }
+    if (value === undefined) return { content: text, calls: [] };
     const mode = this.tools!.choice;
     if (typeof mode === 'object') return { content: '', calls: [{ name: mode.name, arguments: text.trim() }] };
-    const list = JSON.parse(text) as { name: string; arguments: unknown }[];
+    const list = value as { name: string; arguments: unknown }[];
     return { content: '', calls: list.map((call) => ({ name: call.name, arguments: JSON.stringify(call.arguments) })) };
   }
 }
