@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { synthesize } from '../synth/synthesize.js';
-import { schemaValidator, type SchemaValidator } from '../testing/json-schema-check.js';
+import { checkJsonSchema, type SchemaValidator } from '../testing/json-schema-check.js';
 import { sampleSchemas } from '../testing/sample-schemas.js';
 import { startServeProcess, type ServeProcess } from '../testing/serve-process.js';
 
@@ -27,7 +27,7 @@ before(async () => {
   await synthesize({ preset: 'tiny-llama3', arch: 'llama', dtype: 'f32', out: path, format: 'gguf', seed: 21 });
   server = await startServeProcess(['--model', path, '--port', '0', '--served-model-name', MODEL, '--kv-cache-mib', '64', '--max-num-seqs', '64', '--max-batch-tokens', '2048']);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
-  validate = (await schemaValidator()).validate;
+  validate = checkJsonSchema;
 });
 
 after(async () => {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { synthesize } from '../synth/synthesize.js';
-import { schemaValidator, type SchemaValidator } from '../testing/json-schema-check.js';
+import { checkJsonSchema, type SchemaValidator } from '../testing/json-schema-check.js';
 import { startServeProcess, type ServeProcess } from '../testing/serve-process.js';
 
 const MODEL = 'tools-test';
@@ -29,7 +29,7 @@ before(async () => {
   await synthesize({ preset: 'tiny-llama3', arch: 'llama', dtype: 'f32', out: path, format: 'gguf', seed: 8 });
   server = await startServeProcess(['--model', path, '--port', '0', '--served-model-name', MODEL, '--api-key', KEY, '--kv-cache-mib', '32']);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
-  validate = (await schemaValidator()).validate;
+  validate = checkJsonSchema;
 });
 
 after(async () => {
