@@ -33,6 +33,8 @@ cp package.json package-lock.json "$scratch/app/"
 # Dawn for linux-x64 only: the other platforms' binaries are most of the package.
 find "$scratch/app/node_modules/webgpu/dist" -mindepth 1 -maxdepth 1 ! -name linux-x64 -exec rm -rf {} +
 rm -rf "$scratch/app/node_modules/webgpu/build"
+# The profiler's HTML charts are optional (it says so without them) and not run there.
+rm -rf "$scratch/app/node_modules/echarts" "$scratch/app/node_modules/zrender"
 mkdir -p "$scratch/app/native/build/Release"
 cp native/build/Release/tessera_native.node "$scratch/app/native/build/Release/"
 cp -r dist "$scratch/app/dist"
