@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { reportError } from './cli-error.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerDeployCommand } from './commands/deploy.js';
 import { registerInspectCommand } from './commands/inspect.js';
 import { registerLogitsCommand } from './commands/logits.js';
 import { registerPlanCommand } from './commands/plan.js';
@@ -26,6 +27,7 @@ registerServeCommand(program);
 registerBenchCommand(program);
 registerPlanCommand(program);
 registerProfileCommand(program);
+registerDeployCommand(program);
 
 const verbose = process.argv.includes('--verbose');
 try {

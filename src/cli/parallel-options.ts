@@ -66,7 +66,8 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     spawn: listen === undefined,
     host: listen?.host,
     port: listen?.port,
-    token: options.token,
+    // The environment keeps the token out of the process list (a Kubernetes Secret arrives this way).
+    token: options.token ?? process.env.TESSERA_JOIN_TOKEN,
     backend: options.rankBackend ?? options.backend ?? 'auto',
     threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
     trace: options.trace,
