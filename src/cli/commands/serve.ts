@@ -26,6 +26,35 @@ interface ServeOptions extends ParallelOptions {
   maxBodyBytes: number;
   servedModelName?: string;
   prefixCaching: boolean;
+  drainTimeout: number;
+}
+
+/**
+ * SIGTERM or SIGINT drains: no new requests, those in flight finish (or,
+ * after the grace period, end with a retryable error), then exit 0. A second
+ * signal stops at once.
+ */
+export function stopOnSignals(server: { drain(graceMs: number): Promise<number>; close(): Promise<void> }, graceMs: number, log: (line: string) => void): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log(`${signal} again: stopping now`);
+      server.close().then(() => process.exit(0), () => process.exit(1));
+      return;
+    }
+    stopping = true;
+    log(`${signal}: draining (no new requests; up to ${graceMs / 1000} s for those in flight)`);
+    server
+      .drain(graceMs)
+      .then((aborted) => {
+        if (aborted > 0) log(`ended ${aborted} unfinished requests with TESSERA_ERR_DRAINING`);
+        log('shutting down');
+        return server.close();
+      })
+      .then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 export function registerServeCommand(program: Command): void {
@@ -49,6 +78,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
+    .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
   addParallelOptions(command).action(async (options: ServeOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -69,11 +99,6 @@ export function registerServeCommand(program: Command): void {
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
-      const stop = (): void => {
-        log('shutting down');
-        server.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stopOnSignals(server, options.drainTimeout * 1000, log);
     });
 }
