@@ -1,0 +1,90 @@
+/**
+ * A replica as the router sees it, as data: its circuit breaker and the
+ * load it last reported. Changes are events (past tense) folded by one pure
+ * function each (DESIGN §9), so the health logic is tested with hand-built
+ * states and a clock, no processes.
+ *
+ * Breaker: `closed` (routable) → a failure opens it → `open` (not routed;
+ * still polled) → once its polls are healthy again and `cooldownMs` has
+ * passed, `half-open`: exactly one trial sequence may go there → the trial's
+ * first output closes it, a failure opens it again.
+ */
+
+/** The replica's index in the router's --replica list, branded so it is never mixed with other numbers. */
+export type ReplicaId = number & { readonly __brand: 'ReplicaId' };
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface ReplicaState {
+  id: ReplicaId;
+  url: string;
+  breaker: BreakerState;
+  /** When the breaker last opened (ms, the router's clock). */
+  openedAt: number;
+  /** Half-open: a trial sequence is out and has not answered yet. */
+  trialOut: boolean;
+  /** The replica's own health (reachable, loaded, not draining, mesh whole), from its polls. */
+  healthy: boolean;
+  draining: boolean;
+  /** Sequences this router has in flight there. */
+  inFlight: number;
+  /** Running + waiting sequences the replica last reported (all its clients, not only this router). */
+  reportedLoad: number;
+  /** KV blocks in use / all blocks, last reported. */
+  kvUse: number;
+}
+
+export type ReplicaEvent =
+  | { type: 'HealthReported'; healthy: boolean; draining: boolean; at: number }
+  | { type: 'LoadReported'; running: number; waiting: number; blocksUsed: number; numBlocks: number }
+  | { type: 'SequenceRouted'; trial: boolean }
+  | { type: 'SequenceAnswered'; trial: boolean }
+  | { type: 'SequenceEnded' }
+  | { type: 'ReplicaFailed'; at: number }
+  | { type: 'CooldownChecked'; at: number; cooldownMs: number };
+
+export function initialReplica(id: ReplicaId, url: string): ReplicaState {
+  // Closed but unhealthy until its first poll answers.
+  return { id, url, breaker: 'closed', openedAt: 0, trialOut: false, healthy: false, draining: false, inFlight: 0, reportedLoad: 0, kvUse: 0 };
+}
+
+export function applyReplicaEvent(state: ReplicaState, event: ReplicaEvent): ReplicaState {
+  switch (event.type) {
+    case 'HealthReported':
+      return healthReported(state, event.healthy, event.draining, event.at);
+    case 'LoadReported':
+      return { ...state, reportedLoad: event.running + event.waiting, kvUse: event.numBlocks > 0 ? event.blocksUsed / event.numBlocks : 0 };
+    case 'SequenceRouted':
+      return { ...state, inFlight: state.inFlight + 1, trialOut: state.trialOut || event.trial };
+    case 'SequenceAnswered':
+      return event.trial && state.breaker === 'half-open' ? { ...state, breaker: 'closed', trialOut: false } : state;
+    case 'SequenceEnded':
+      return { ...state, inFlight: Math.max(0, state.inFlight - 1) };
+    case 'ReplicaFailed':
+      return open(state, event.at);
+    case 'CooldownChecked':
+      return state.breaker === 'open' && state.healthy && event.at - state.openedAt >= event.cooldownMs ? { ...state, breaker: 'half-open', trialOut: false } : state;
+  }
+}
+
+/** A replica that stops being healthy (silent, lost a rank) opens its breaker; one that is draining only stops taking work. */
+function healthReported(state: ReplicaState, healthy: boolean, draining: boolean, at: number): ReplicaState {
+  const next = { ...state, healthy, draining };
+  return !healthy && !draining && state.breaker !== 'open' ? open(next, at) : next;
+}
+
+function open(state: ReplicaState, at: number): ReplicaState {
+  return { ...state, breaker: 'open', openedAt: at, trialOut: false };
+}
+
+/** Whether a new sequence may go there; a half-open replica takes one trial at a time. */
+export function isRoutable(state: ReplicaState): boolean {
+  if (!state.healthy || state.draining) return false;
+  if (state.breaker === 'closed') return true;
+  return state.breaker === 'half-open' && !state.trialOut;
+}
+
+/** The load the router balances: what it knows it sent there, or what the replica says it holds, whichever is more. */
+export function loadOf(state: ReplicaState): number {
+  return Math.max(state.inFlight, state.reportedLoad);
+}
