@@ -4,6 +4,7 @@ import { reportError } from './cli-error.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerInspectCommand } from './commands/inspect.js';
 import { registerLogitsCommand } from './commands/logits.js';
+import { registerRouterCommand } from './commands/router.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
@@ -21,6 +22,7 @@ registerWorkerCommand(program);
 registerInspectCommand(program);
 registerSynthCommand(program);
 registerServeCommand(program);
+registerRouterCommand(program);
 registerBenchCommand(program);
 
 const verbose = process.argv.includes('--verbose');

@@ -34,7 +34,7 @@ interface Slot {
 export type ReplicaStatus = 'up' | 'down' | 'half-open' | 'draining' | 'connecting';
 
 export function statusOf(state: ReplicaState, connected: boolean): ReplicaStatus {
-  if (!connected) return 'connecting';
+  if (!connected || state.answeredAt === -Infinity) return 'connecting';
   if (state.draining) return 'draining';
   if (!state.healthy || state.breaker === 'open') return 'down';
   return state.breaker === 'half-open' ? 'half-open' : 'up';
@@ -117,7 +117,7 @@ export class ReplicaSet {
   }
 
   private transitioned(slot: Slot, before: ReplicaStatus, after: ReplicaStatus): void {
-    const why = after === 'down' || after === 'draining' ? ` (${slot.host?.health().status ?? 'failed'})` : '';
+    const why = after === 'down' || after === 'draining' ? ` (${slot.state.problem})` : '';
     this.options.log(`replica ${slot.state.url}: ${before} → ${after}${why}`);
     this.options.metrics.transitions.inc({ replica: slot.state.url, to: after });
     if (after === 'down') for (const listener of this.downListeners) listener(slot.state.id);
@@ -134,7 +134,7 @@ export class ReplicaSet {
   }
 
   private reportHealth(slot: Slot, health: HostHealth): void {
-    this.apply(slot.state.id, { type: 'HealthReported', healthy: health.ready, draining: health.code === 'TESSERA_ERR_DRAINING', at: performance.now() });
+    this.apply(slot.state.id, { type: 'HealthReported', healthy: health.ready, draining: health.code === 'TESSERA_ERR_DRAINING', status: health.status, at: performance.now() });
   }
 
   private async connectMissing(): Promise<void> {
@@ -160,11 +160,16 @@ export class ReplicaSet {
     slot.incompatible = incompatibility(this.reference, host.load);
     if (slot.incompatible) this.options.log(`replica ${slot.state.url} is not used: ${slot.incompatible}`);
     slot.host = host;
-    const id = slot.state.id;
     host.onHealth((health) => this.reportHealth(slot, health));
-    host.onStats((stats) => this.apply(id, { type: 'LoadReported', running: stats.running, waiting: stats.waiting, blocksUsed: stats.blocksUsed, numBlocks: host.limits.numBlocks }));
-    this.options.log(`replica ${slot.state.url}: connected (${host.limits.backend}, ${host.limits.numBlocks} KV blocks of ${host.limits.blockSize})`);
+    host.onStats(() => this.reportLoad(slot, host));
+    this.options.log(`replica ${slot.state.url}: ${host.limits.backend} backend, ${host.limits.numBlocks} KV blocks of ${host.limits.blockSize} tokens`);
     this.reportHealth(slot, host.health());
+    this.reportLoad(slot, host);
+  }
+
+  private reportLoad(slot: Slot, host: RemoteEngineHost): void {
+    const { stats, maxActiveSequences } = host.load;
+    this.apply(slot.state.id, { type: 'LoadReported', running: stats.running, waiting: stats.waiting, blocksUsed: stats.blocksUsed, numBlocks: host.limits.numBlocks, capacity: maxActiveSequences, at: performance.now() });
   }
 }
 

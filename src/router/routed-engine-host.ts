@@ -135,7 +135,6 @@ export class RoutedEngineHost implements EngineHost {
     this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     const host = decision && this.replicas.host(decision.replica);
     if (!decision || !host) return this.waitForReplica(id, routed);
-    routed.waitingSince = undefined;
     const replica = decision.replica;
     const trial = this.replicas.state(replica).breaker === 'half-open';
     this.replicas.apply(replica, { type: 'SequenceRouted', trial });
@@ -164,6 +163,7 @@ export class RoutedEngineHost implements EngineHost {
     const routed = this.sequences.get(id);
     if (!routed || routed.attempt !== attempt) return;
     if (attempt.outputs++ === 0) {
+      routed.waitingSince = undefined;
       this.replicas.apply(attempt.replica, { type: 'SequenceAnswered', trial: attempt.trial });
       if (routed.cachedPromptTokens === undefined) this.metrics.reportedHitTokens.inc(output.cachedPromptTokens);
     }
@@ -181,8 +181,13 @@ export class RoutedEngineHost implements EngineHost {
     if (!routed || routed.attempt !== attempt) return;
     this.endAttempt(routed, false);
     if (!isReplicaFailure(error)) return this.finishWithError(id, error);
-    if (BREAKING.has(error.reason)) this.replicas.apply(attempt.replica, { type: 'ReplicaFailed', at: performance.now() });
+    if (BREAKING.has(error.reason)) this.replicas.apply(attempt.replica, { type: 'ReplicaFailed', why: error.message, at: performance.now() });
     const url = this.replicas.state(attempt.replica).url;
+    if (error.reason === 'busy' && attempt.outputs === 0) {
+      // Full, not failing: wait for room (anywhere) as for a replica that is not up, up to waitForReplicaMs.
+      this.metrics.reroutes.inc({ cause: error.reason });
+      return this.waitForReplica(id, routed);
+    }
     if (attempt.outputs > 0) {
       routed.migrations++;
       this.metrics.migrations.inc({ cause: error.reason });
@@ -195,8 +200,7 @@ export class RoutedEngineHost implements EngineHost {
       this.metrics.reroutes.inc({ cause: error.reason });
       if (routed.reroutes > MAX_REROUTES) return this.finishWithError(id, new TesseraError('TESSERA_ERR_REPLICA_UNAVAILABLE', `no replica took the request after ${MAX_REROUTES} tries (last: ${error.message}); retry later`));
     }
-    // A busy replica gets a moment; anything else goes elsewhere at once.
-    setTimeout(() => this.dispatch(id), error.reason === 'busy' ? RETRY_MS * routed.reroutes : 0);
+    setImmediate(() => this.dispatch(id));
   }
 
   private endAttempt(routed: Routed, cancel: boolean): void {

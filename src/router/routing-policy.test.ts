@@ -64,23 +64,25 @@ test('the prefix index matches leading blocks per replica, forgets the least rec
   assert.equal(index.size, 0);
 });
 
-test('breaker: a failure opens it, healthy polls after the cooldown half-open it, one trial closes it', () => {
+test('breaker: a failure opens it, polls answered after the cooldown half-open it, one trial closes it', () => {
   const fold = (state: ReplicaState, ...events: ReplicaEvent[]): ReplicaState => events.reduce(applyReplicaEvent, state);
+  const healthy = (at: number): ReplicaEvent => ({ type: 'HealthReported', healthy: true, draining: false, status: 'ready', at });
+  const answered = (at: number): ReplicaEvent => ({ type: 'LoadReported', running: 0, waiting: 0, blocksUsed: 0, numBlocks: 10, capacity: 8, at });
   let state = replica(0);
   assert.ok(isRoutable(state));
-  state = fold(state, { type: 'ReplicaFailed', at: 1000 });
-  assert.equal(state.breaker, 'open');
+  state = fold(state, { type: 'ReplicaFailed', why: 'stream broke', at: 1000 });
+  assert.deepEqual([state.breaker, state.problem], ['open', 'stream broke']);
   assert.ok(!isRoutable(state));
-  state = fold(state, { type: 'CooldownChecked', at: 1500, cooldownMs: 1000 });
-  assert.equal(state.breaker, 'open', 'not before the cooldown');
-  state = fold(state, { type: 'HealthReported', healthy: false, draining: false, at: 1900 }, { type: 'CooldownChecked', at: 2100, cooldownMs: 1000 });
-  assert.equal(state.breaker, 'open', 'not while its polls fail');
-  state = fold(state, { type: 'HealthReported', healthy: true, draining: false, at: 2200 }, { type: 'CooldownChecked', at: 2300, cooldownMs: 1000 });
+  state = fold(state, { type: 'CooldownChecked', at: 2100, cooldownMs: 1000 });
+  assert.equal(state.breaker, 'open', 'still "healthy" from polls before the failure, but none answered since: a killed replica stays out');
+  state = fold(state, { type: 'HealthReported', healthy: false, draining: false, status: 'unreachable', at: 1900 }, answered(1950), { type: 'CooldownChecked', at: 2100, cooldownMs: 1000 });
+  assert.equal(state.breaker, 'open', 'not while its health is bad');
+  state = fold(state, healthy(2200), answered(2200), { type: 'CooldownChecked', at: 2300, cooldownMs: 1000 });
   assert.equal(state.breaker, 'half-open');
   assert.ok(isRoutable(state));
   state = fold(state, { type: 'SequenceRouted', trial: true });
   assert.ok(!isRoutable(state), 'one trial at a time');
-  const failedTrial = fold(state, { type: 'ReplicaFailed', at: 2400 });
+  const failedTrial = fold(state, { type: 'ReplicaFailed', why: 'refused', at: 2400 });
   assert.equal(failedTrial.breaker, 'open');
   state = fold(state, { type: 'SequenceAnswered', trial: true });
   assert.equal(state.breaker, 'closed');
@@ -88,13 +90,15 @@ test('breaker: a failure opens it, healthy polls after the cooldown half-open it
 });
 
 test('a silent replica opens its breaker; a draining one only stops taking work; load is the larger of in-flight and reported', () => {
-  const silent = applyReplicaEvent(replica(0), { type: 'HealthReported', healthy: false, draining: false, at: 5 });
+  const silent = applyReplicaEvent(replica(0), { type: 'HealthReported', healthy: false, draining: false, status: 'unreachable', at: 5 });
   assert.deepEqual([silent.breaker, isRoutable(silent)], ['open', false]);
-  const draining = applyReplicaEvent(replica(0), { type: 'HealthReported', healthy: false, draining: true, at: 5 });
+  const draining = applyReplicaEvent(replica(0), { type: 'HealthReported', healthy: false, draining: true, status: 'draining', at: 5 });
   assert.deepEqual([draining.breaker, isRoutable(draining)], ['closed', false]);
-  let state = applyReplicaEvent(replica(0), { type: 'LoadReported', running: 2, waiting: 1, blocksUsed: 30, numBlocks: 120 });
+  let state = applyReplicaEvent(replica(0), { type: 'LoadReported', running: 2, waiting: 1, blocksUsed: 30, numBlocks: 120, capacity: 2, at: 5 });
   state = applyReplicaEvent(applyReplicaEvent(state, { type: 'SequenceRouted', trial: false }), { type: 'SequenceRouted', trial: false });
   assert.deepEqual([state.reportedLoad, state.inFlight, state.kvUse], [3, 2, 0.25]);
+  assert.ok(!isRoutable(state), 'full: as many in flight as it holds');
   state = applyReplicaEvent(state, { type: 'SequenceEnded' });
   assert.equal(state.inFlight, 1);
+  assert.ok(isRoutable(state));
 });
