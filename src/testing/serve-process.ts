@@ -10,6 +10,7 @@ export interface ServeProcess {
   stderr(): string;
   /** Its exit code, once it exits. */
   exited: Promise<number | null>;
+  pid: number;
 }
 
 /** Starts `tessera serve ARGS` and resolves once it says where it serves; rejects if it exits first. */
@@ -26,10 +27,10 @@ export async function startTesseraProcess(command: 'serve' | 'router', args: rea
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {
       stderr += text;
-      const match = stderr.match(/serving "[^"]+" on (http:\/\/\S+) /);
+      const match = stderr.match(/^serving "[^"]+" on (http:\/\/\S+) /m);
       if (match) resolve(match[1]);
     });
     child.on('exit', () => reject(new Error(`${command} exited early:\n${stderr}`)));
   });
-  return { url, stderr: () => stderr, exited, kill: (signal) => child.kill(signal) };
+  return { url, stderr: () => stderr, exited, pid: child.pid!, kill: (signal) => child.kill(signal) };
 }

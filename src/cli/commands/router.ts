@@ -5,7 +5,7 @@ import { launchRouter } from '../../router/launch-router.js';
 import { ROUTING_POLICIES, type RoutingPolicy } from '../../router/routing-policy.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
 import { numberOption } from '../model-options.js';
-import { stopOnSignals } from './serve.js';
+import { stopOnSignals } from '../stop-on-signals.js';
 
 export interface RouterFlags {
   model: string;
