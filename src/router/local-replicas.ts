@@ -52,6 +52,11 @@ export class LocalReplicas {
     }
   }
 
+  /** The process id of replica `index` (for signals: benchmarks and tests of failures). */
+  pid(index: number): number {
+    return this.children[index].process.pid!;
+  }
+
   /** SIGTERM to every child (each drains, then exits); SIGKILL after `graceMs`. */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;

@@ -16,9 +16,11 @@ function candidates(loads: number[], matched: number[]): Candidate[] {
 test('prefix: the replica holding the longest prefix wins while its load passes the balance gate', () => {
   assert.deepEqual(route(candidates([3, 2, 2], [0, 5, 2]), 'prefix', 0), { replica: 1, matchedBlocks: 5, reason: 'prefix' });
   // Replica 1 holds the prefix but is far busier than replica 0: the gate sends the request to the least loaded.
-  assert.deepEqual(route(candidates([1, 9, 3], [0, 5, 0]), 'prefix', 0), { replica: 0, matchedBlocks: 0, reason: 'least-load' });
-  // Within the slack: prefix wins over a slightly lighter replica.
-  assert.equal(route(candidates([2, 4], [0, 3]), 'prefix', 0)?.replica, 1);
+  assert.deepEqual(route(candidates([1, 10, 3], [0, 5, 0]), 'prefix', 0), { replica: 0, matchedBlocks: 0, reason: 'least-load' });
+  // Within the slack (8 sequences) prefix wins over a lighter replica; at high loads within 1.5 × the least.
+  assert.equal(route(candidates([2, 10], [0, 3]), 'prefix', 0)?.replica, 1);
+  assert.equal(route(candidates([40, 60], [0, 3]), 'prefix', 0)?.replica, 1);
+  assert.equal(route(candidates([40, 61], [0, 3]), 'prefix', 0)?.replica, 0);
   // Nobody holds it: least loaded, then least KV use.
   const tied: Candidate[] = [{ replica: replica(0, 2, 0.9), matchedBlocks: 0 }, { replica: replica(1, 2, 0.1), matchedBlocks: 0 }];
   assert.deepEqual(route(tied, 'prefix', 0), { replica: 1, matchedBlocks: 0, reason: 'least-load' });
@@ -36,7 +38,7 @@ test('a hot prefix cannot pile everything on one replica', () => {
     states[decision.replica] = applyReplicaEvent(states[decision.replica], { type: 'SequenceRouted', trial: false });
   }
   // Every request shares one prefix and none finishes: the gate spreads them within the slack.
-  assert.ok(Math.max(...sent) - Math.min(...sent) <= 5, `sent ${sent.join(', ')}`);
+  assert.ok(Math.max(...sent) - Math.min(...sent) <= 9, `sent ${sent.join(', ')}`);
 });
 
 test('least-load and round-robin; ties rotate between equal replicas', () => {

@@ -3,10 +3,13 @@
  * the prefix index believes each holds of this prompt, and their loads.
  *
  * - `prefix` (default): the replica holding the most leading blocks of the
- *   prompt, among those whose load passes the balance gate — not more than
- *   `balanceSlack` sequences and `balanceRatio` × the least loaded
- *   replica's load — so one hot system prompt cannot pile every request on
- *   one replica; ties and prompts nobody holds go to the least loaded.
+ *   prompt, among those whose load passes the balance gate — at most
+ *   `balanceSlack` sequences above the least loaded replica, or (when
+ *   loads are high) at most `balanceRatio` × its load — so one hot system
+ *   prompt cannot pile every request on one replica, while ordinary
+ *   unevenness does not break cache affinity (a recomputed prefix costs
+ *   more than a slightly longer queue); ties and prompts nobody holds go to
+ *   the least loaded.
  * - `least-load`: fewest sequences (in flight or reported), then least KV use.
  * - `round-robin`: each in turn, ignoring load and prefixes.
  * Ties after all that rotate with `turn`, so equal replicas share the work.
@@ -29,7 +32,7 @@ export interface BalanceGate {
   balanceRatio: number;
 }
 
-export const DEFAULT_BALANCE: BalanceGate = { balanceSlack: 4, balanceRatio: 2 };
+export const DEFAULT_BALANCE: BalanceGate = { balanceSlack: 8, balanceRatio: 1.5 };
 
 export interface RouteDecision {
   replica: ReplicaId;
@@ -48,7 +51,7 @@ export function route(candidates: readonly Candidate[], policy: RoutingPolicy, t
   const byLoad = [...rotated].sort(compareLoad);
   if (policy === 'least-load') return decision(byLoad[0], 'least-load');
   const least = loadOf(byLoad[0].replica);
-  const limit = Math.min(least + gate.balanceSlack, Math.max(least * gate.balanceRatio, least + 1));
+  const limit = Math.max(least + gate.balanceSlack, least * gate.balanceRatio);
   const best = byLoad.filter((candidate) => loadOf(candidate.replica) <= limit).reduce((a, b) => (b.matchedBlocks > a.matchedBlocks ? b : a));
   return best.matchedBlocks > 0 ? decision(best, 'prefix') : decision(byLoad[0], 'least-load');
 }
