@@ -14,6 +14,7 @@ import { EMPTY_STATS, newSequenceId, type EngineHost, type EngineLimits, type Ho
 import { NdjsonLines } from './ndjson-lines.js';
 import { connectionFailure, replicaError, replicaStatusError } from './replica-failure.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH, type ReplicaEvent, type ReplicaLoad } from './replica-protocol.js';
+import { postStream, readText } from './replica-stream.js';
 
 export interface RemoteHostOptions {
   /** The replica's --api-key (never a client's key). */
@@ -161,18 +162,14 @@ export class RemoteEngineHost implements EngineHost {
   private async run(id: SequenceId, stream: Stream, request: SequenceRequest): Promise<void> {
     let finished = false;
     try {
-      const response = await fetch(`${this.url}${REPLICA_SEQUENCES_PATH}`, {
-        method: 'POST',
-        headers: this.headers({ 'content-type': 'application/json' }),
-        body: JSON.stringify({ model: this.lastLoad.model, request }),
-        signal: stream.controller.signal,
-      });
-      if (response.status !== 200) {
-        const { code, message } = await errorOf(response);
-        return this.fail(id, replicaStatusError(this.url, response.status, code, message));
+      const body = JSON.stringify({ model: this.lastLoad.model, request });
+      const response = await postStream(`${this.url}${REPLICA_SEQUENCES_PATH}`, this.headers(), body, stream.controller.signal);
+      if (response.statusCode !== 200) {
+        const { code, message } = errorFields(response.statusCode ?? 0, await readText(response));
+        return this.fail(id, replicaStatusError(this.url, response.statusCode ?? 0, code, message));
       }
       const lines = new NdjsonLines();
-      for await (const chunk of response.body!) {
+      for await (const chunk of response) {
         for (const line of lines.push(chunk as Uint8Array)) {
           finished = this.deliver(id, JSON.parse(line) as ReplicaEvent);
           if (finished) return;
@@ -222,11 +219,15 @@ async function fetchLoad(url: string, options: Required<RemoteHostOptions>): Pro
 }
 
 async function errorOf(response: Response): Promise<{ code: string | null; message: string }> {
-  const text = await response.text().catch(() => '');
+  return errorFields(response.status, await response.text().catch(() => ''));
+}
+
+/** The code and message of an OpenAI error body (or the raw text, when it is not one). */
+function errorFields(status: number, text: string): { code: string | null; message: string } {
   try {
     const { error } = JSON.parse(text) as { error?: { code?: string | null; message?: string } };
     return { code: error?.code ?? null, message: error?.message ?? text };
   } catch {
-    return { code: null, message: `HTTP ${response.status} ${text.slice(0, 200)}` };
+    return { code: null, message: `HTTP ${status} ${text.slice(0, 200)}` };
   }
 }

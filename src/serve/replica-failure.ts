@@ -59,7 +59,8 @@ export function replicaStatusError(url: string, status: number, code: string | n
 /** A failed fetch or a stream that broke while reading. */
 export function connectionFailure(url: string, error: unknown, hung: boolean): ReplicaFailure {
   if (hung) return new ReplicaFailure('hang', 'TESSERA_ERR_REPLICA_UNAVAILABLE', `replica ${url} stopped answering`);
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  // fetch wraps the socket's error in `cause`; node:http throws it directly.
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
   const detail = cause?.message ?? (error instanceof Error ? error.message : String(error));
   if (cause?.code === 'ECONNREFUSED') return new ReplicaFailure('refused', 'TESSERA_ERR_REPLICA_UNAVAILABLE', `replica ${url} refused the connection (${detail})`);
   return new ReplicaFailure('broken', 'TESSERA_ERR_REPLICA_UNAVAILABLE', `the stream from replica ${url} broke (${detail})`);
