@@ -153,8 +153,8 @@ export interface FailoverResult {
   outputLen: number;
   /** Signal to the router marking the replica down. */
   detectMs: number | null;
-  /** Largest gap between two tokens of one stream across the fault (the migrated streams' stall). */
-  largestGapAcrossFaultMs: number;
+  /** Largest gap between two tokens of one stream from the fault on: the stall of the streams that moved. */
+  largestGapAfterFaultMs: number;
   /** Largest gap between two tokens of any stream, fault-free run. */
   largestGapFaultFreeMs: number;
   tokensLost: number;
@@ -185,7 +185,7 @@ export async function failoverRun(ctx: RouterBenchContext, fault: 'SIGKILL' | 'S
       streams,
       outputLen,
       detectMs: down ? down.at - faultAt : null,
-      largestGapAcrossFaultMs: Math.max(...runs.map((run) => gapAcross(run, faultAt))),
+      largestGapAfterFaultMs: Math.max(...runs.map((run) => largestGap(run, faultAt))),
       largestGapFaultFreeMs: Math.max(...reference.map((run) => largestGap(run))),
       tokensLost: runs.reduce((sum, run, i) => sum + Math.max(0, reference[i].chunkAt.length - run.chunkAt.length), 0),
       streamsIdentical: runs.filter((run, i) => run.text === reference[i].text && run.chunkAt.length === reference[i].chunkAt.length).length,
@@ -197,14 +197,9 @@ export async function failoverRun(ctx: RouterBenchContext, fault: 'SIGKILL' | 'S
   }
 }
 
-function largestGap(run: StreamedRun): number {
+/** The largest gap between consecutive tokens of a stream, counting only gaps that end after `from`. */
+function largestGap(run: StreamedRun, from = -Infinity): number {
   let gap = 0;
-  for (let i = 1; i < run.chunkAt.length; i++) gap = Math.max(gap, run.chunkAt[i] - run.chunkAt[i - 1]);
+  for (let i = 1; i < run.chunkAt.length; i++) if (run.chunkAt[i] > from) gap = Math.max(gap, run.chunkAt[i] - run.chunkAt[i - 1]);
   return gap;
-}
-
-/** The gap between the last token before `at` and the first after it (0 when the stream did not span it). */
-function gapAcross(run: StreamedRun, at: number): number {
-  const after = run.chunkAt.findIndex((time) => time > at);
-  return after > 0 ? run.chunkAt[after] - run.chunkAt[after - 1] : 0;
 }

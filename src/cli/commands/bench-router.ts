@@ -22,6 +22,7 @@ interface BenchRouterOptions {
   rounds: number;
   failoverStreams: number;
   failoverTokens: number;
+  stopMs: number;
   out: string;
   only: string;
 }
@@ -43,6 +44,7 @@ export function registerBenchRouterCommand(bench: Command): void {
     .option('--rounds <n>', '(b) rounds of each (direct, routed), alternating; the best of each counts', numberOption('--rounds', 1, 100, true), 3)
     .option('--failover-streams <n>', '(c) concurrent streams', numberOption('--failover-streams', 1, 1000, true), 8)
     .option('--failover-tokens <n>', '(c) tokens per stream', numberOption('--failover-tokens', 8, 100_000, true), 256)
+    .option('--stop-ms <ms>', '(c) how long the hung replica stays stopped (longer than the router\'s 2 s health timeout)', numberOption('--stop-ms', 100, 600_000, true), 4000)
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchRouterOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -102,8 +104,8 @@ async function failoverPart(ctx: RouterBenchContext, options: BenchRouterOptions
   const results: FailoverResult[] = [];
   for (const fault of ['SIGKILL', 'SIGSTOP'] as const) {
     ctx.log(`(c) failover: ${fault}`);
-    const result = await failoverRun(ctx, fault, options.failoverStreams, options.failoverTokens, 4000);
-    ctx.log(`    detected in ${result.detectMs?.toFixed(0) ?? '?'} ms, largest gap across the fault ${result.largestGapAcrossFaultMs.toFixed(0)} ms (fault-free ${result.largestGapFaultFreeMs.toFixed(0)} ms), ${result.tokensLost} tokens lost, ${result.streamsIdentical}/${result.streams} streams identical, migrations ${JSON.stringify(result.migrations)}`);
+    const result = await failoverRun(ctx, fault, options.failoverStreams, options.failoverTokens, options.stopMs);
+    ctx.log(`    detected in ${result.detectMs?.toFixed(0) ?? '?'} ms, largest gap after the fault ${result.largestGapAfterFaultMs.toFixed(0)} ms (fault-free ${result.largestGapFaultFreeMs.toFixed(0)} ms), ${result.tokensLost} tokens lost, ${result.streamsIdentical}/${result.streams} streams identical, migrations ${JSON.stringify(result.migrations)}`);
     results.push(result);
   }
   return results;
