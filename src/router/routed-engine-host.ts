@@ -32,7 +32,8 @@ export interface RoutingOptions {
 /** Sends before any output that failed (busy, draining, refused): bounded, so a request nobody can take ends. */
 const MAX_REROUTES = 16;
 const RETRY_MS = 50;
-const SUMMED_STATS = ['batchSequences', 'batchTokens', 'waiting', 'running', 'blocksUsed', 'blocksFree', 'prefixQueriedTokens', 'prefixHitTokens', 'preemptions'] as const;
+/** Summed over replicas; batch sizes are not (the router runs no steps, and its metrics would count the replicas' last steps again and again). */
+const SUMMED_STATS = ['waiting', 'running', 'blocksUsed', 'blocksFree', 'prefixQueriedTokens', 'prefixHitTokens', 'preemptions'] as const;
 /** Failures that say the replica itself is broken, not merely busy or leaving. */
 const BREAKING: ReadonlySet<FailureReason> = new Set(['refused', 'broken', 'hang', 'rank_lost', 'unavailable']);
 

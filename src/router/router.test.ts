@@ -76,3 +76,29 @@ test("the router takes the client's key, never forwards it, and answers errors a
   assert.match(metrics, /tessera_router_sequences_total\{replica="http:\/\/127\.0\.0\.1:\d+",reason="[a-z-]+"\} \d+/);
   assert.match(metrics, /tessera_router_decision_seconds_count \d+/);
 });
+
+test('past --max-migrations a request ends with an OpenAI-shaped 503 TESSERA_ERR_REPLICA_UNAVAILABLE', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const own = await replicas(model, 2);
+  const strict = await launchRouter({ model, port: 0, replicas: own.map((server) => server.url), replicaApiKey: REPLICA_KEY, pollMs: 100, maxMigrations: 0, waitForReplicaMs: 500 });
+  try {
+    const post = (body: object): Promise<Response> => fetch(`${strict.server.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'stories', prompt: 'Once', ...body }) });
+    const response = await post({ max_tokens: 500, ignore_eos: true, stream: true });
+    const reader = response.body!.getReader();
+    await reader.read(); // the first token has been delivered: a failure now is a migration
+    await Promise.all(own.map((server) => server.close()));
+    let text = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    const events = text.split('\n\n').filter((event) => event.length > 0);
+    assert.equal(events.at(-1), 'data: [DONE]');
+    const { error } = JSON.parse(events.at(-2)!.slice('data: '.length)) as { error: { code: string; type: string; message: string } };
+    assert.deepEqual([error.code, error.type], ['TESSERA_ERR_REPLICA_UNAVAILABLE', 'service_unavailable']);
+    assert.match(error.message, /--max-migrations/);
+    const refused = await post({ max_tokens: 4 });
+    assert.equal(refused.status, 503);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'TESSERA_ERR_REPLICA_UNAVAILABLE');
+  } finally {
+    await strict.server.close();
+  }
+});
