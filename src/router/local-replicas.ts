@@ -69,6 +69,7 @@ export class LocalReplicas {
     this.children[index] = record;
     return new Promise<string>((resolve, reject) => {
       let pending = '';
+      const recent: string[] = [];
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (text: string) => {
         pending += text;
@@ -76,6 +77,8 @@ export class LocalReplicas {
         pending = lines.pop() ?? '';
         for (const line of lines) {
           this.log(`[replica ${index}] ${line}`);
+          recent.push(line);
+          if (recent.length > 10) recent.shift();
           const match = /^serving "[^"]+" on (http:\/\/\S+) /.exec(line);
           if (match && record.servingSince === undefined) {
             record.url = match[1];
@@ -87,7 +90,7 @@ export class LocalReplicas {
       child.once('exit', (code, signal) => {
         const why = signal ?? `code ${code}`;
         // A first start that fails is a set-up error (bad flags, bad model): say so. A replica that served before comes back.
-        if (!record.url) reject(new TesseraError('TESSERA_ERR_REPLICA_UNAVAILABLE', `replica ${index} exited (${why}) before it served; its log is above`));
+        if (!record.url) reject(new TesseraError('TESSERA_ERR_REPLICA_UNAVAILABLE', `replica ${index} exited (${why}) before it served; it said:\n${[...recent, pending].join('\n').trim()}`));
         else if (!this.stopping) this.restart(record, why);
       });
     });
