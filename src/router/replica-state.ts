@@ -45,7 +45,8 @@ export type ReplicaEvent =
   | { type: 'LoadReported'; running: number; waiting: number; blocksUsed: number; numBlocks: number; capacity: number; at: number }
   | { type: 'SequenceRouted'; trial: boolean }
   | { type: 'SequenceAnswered'; trial: boolean }
-  | { type: 'SequenceEnded' }
+  /** A sequence there finished, failed or was cancelled; a trial that never answered frees the trial slot. */
+  | { type: 'SequenceEnded'; trial: boolean }
   | { type: 'ReplicaFailed'; why: string; at: number }
   | { type: 'CooldownChecked'; at: number; cooldownMs: number };
 
@@ -65,7 +66,7 @@ export function applyReplicaEvent(state: ReplicaState, event: ReplicaEvent): Rep
     case 'SequenceAnswered':
       return event.trial && state.breaker === 'half-open' ? { ...state, breaker: 'closed', trialOut: false } : state;
     case 'SequenceEnded':
-      return { ...state, inFlight: Math.max(0, state.inFlight - 1) };
+      return { ...state, inFlight: Math.max(0, state.inFlight - 1), trialOut: event.trial ? false : state.trialOut };
     case 'ReplicaFailed':
       return open({ ...state, problem: event.why }, event.at);
     case 'CooldownChecked':

@@ -145,10 +145,16 @@ export class RoutedEngineHost implements EngineHost {
     const attempt: Attempt = { replica, sequence: '' as SequenceId, trial, outputs: 0 };
     routed.attempt = attempt;
     const resumed: SequenceRequest = { ...routed.request, resumeIds: routed.delivered.length > 0 ? [...routed.delivered] : undefined };
-    attempt.sequence = host.submit(resumed, {
-      onOutput: (output) => this.deliver(id, attempt, output),
-      onError: (error) => this.failed(id, attempt, error),
-    });
+    try {
+      attempt.sequence = host.submit(resumed, {
+        onOutput: (output) => this.deliver(id, attempt, output),
+        onError: (error) => this.failed(id, attempt, error),
+      });
+    } catch (error) {
+      // The host is closing (the router is shutting down): nothing more can be sent.
+      this.endAttempt(routed, false);
+      this.finishWithError(id, new TesseraError('TESSERA_ERR_REPLICA_UNAVAILABLE', `could not send to ${host.url}: ${(error as Error).message}`));
+    }
   }
 
   private waitForReplica(id: SequenceId, routed: Routed): void {
@@ -209,7 +215,7 @@ export class RoutedEngineHost implements EngineHost {
     if (!attempt) return;
     routed.attempt = undefined;
     if (cancel) this.replicas.host(attempt.replica)?.cancel(attempt.sequence);
-    this.replicas.apply(attempt.replica, { type: 'SequenceEnded' });
+    this.replicas.apply(attempt.replica, { type: 'SequenceEnded', trial: attempt.trial && attempt.outputs === 0 });
   }
 
   private finishWithError(id: SequenceId, error: TesseraError): void {

@@ -126,6 +126,12 @@ export interface SingleStreamResult {
   routedTokensPerSecond: number[];
   /** Best routed round over best direct round. */
   ratio: number;
+  /**
+   * CPU time this process spent per token routed, minus per token direct (the
+   * client runs here both times, so the difference is the router's work):
+   * unlike tok/s on a shared machine, it does not move with the load.
+   */
+  routerCpuMicrosPerToken: number;
 }
 
 /** (b) The same replica, alternately straight and through a router (best round of each). */
@@ -137,11 +143,20 @@ export async function singleStreamRun(ctx: RouterBenchContext, outputLen: number
     await streamCompletion({ url: cluster.urls[0], apiKey: KEY, body: { ...body, max_tokens: 8 } }); // warm-up
     const direct: number[] = [];
     const routed: number[] = [];
+    const cpu = { direct: [] as number[], routed: [] as number[] };
+    const measured = async (url: string, apiKey: string | undefined, rates: number[], cpus: number[]): Promise<void> => {
+      const before = process.cpuUsage();
+      const run = await streamCompletion({ url, apiKey, body });
+      const used = process.cpuUsage(before);
+      rates.push(rate(run));
+      cpus.push((used.user + used.system) / run.chunkAt.length);
+    };
     for (let round = 0; round < rounds; round++) {
-      direct.push(rate(await streamCompletion({ url: cluster.urls[0], apiKey: KEY, body })));
-      routed.push(rate(await streamCompletion({ url: cluster.router.server.url, body })));
+      await measured(cluster.urls[0], KEY, direct, cpu.direct);
+      await measured(cluster.router.server.url, undefined, routed, cpu.routed);
     }
-    return { outputTokens: outputLen, rounds, directTokensPerSecond: direct, routedTokensPerSecond: routed, ratio: Math.max(...routed) / Math.max(...direct) };
+    const routerCpuMicrosPerToken = Math.min(...cpu.routed) - Math.min(...cpu.direct);
+    return { outputTokens: outputLen, rounds, directTokensPerSecond: direct, routedTokensPerSecond: routed, ratio: Math.max(...routed) / Math.max(...direct), routerCpuMicrosPerToken };
   } finally {
     await stopCluster(cluster);
   }

@@ -86,6 +86,8 @@ test('breaker: a failure opens it, polls answered after the cooldown half-open i
   assert.ok(!isRoutable(state), 'one trial at a time');
   const failedTrial = fold(state, { type: 'ReplicaFailed', why: 'refused', at: 2400 });
   assert.equal(failedTrial.breaker, 'open');
+  const abandonedTrial = fold(state, { type: 'SequenceEnded', trial: true });
+  assert.deepEqual([abandonedTrial.breaker, isRoutable(abandonedTrial)], ['half-open', true], 'a trial cancelled before it answered frees the slot for another');
   state = fold(state, { type: 'SequenceAnswered', trial: true });
   assert.equal(state.breaker, 'closed');
   assert.ok(isRoutable(state));
@@ -100,7 +102,7 @@ test('a silent replica opens its breaker; a draining one only stops taking work;
   state = applyReplicaEvent(applyReplicaEvent(state, { type: 'SequenceRouted', trial: false }), { type: 'SequenceRouted', trial: false });
   assert.deepEqual([state.reportedLoad, state.inFlight, state.kvUse], [3, 2, 0.25]);
   assert.ok(!isRoutable(state), 'full: as many in flight as it holds');
-  state = applyReplicaEvent(state, { type: 'SequenceEnded' });
+  state = applyReplicaEvent(state, { type: 'SequenceEnded', trial: false });
   assert.equal(state.inFlight, 1);
   assert.ok(isRoutable(state));
 });

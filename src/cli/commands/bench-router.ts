@@ -96,7 +96,7 @@ async function singleStreamPart(ctx: RouterBenchContext, options: BenchRouterOpt
   ctx.log('(b) one stream, direct vs routed');
   const single = await singleStreamRun(ctx, options.streamTokens, options.rounds);
   const rates = (values: number[]): string => values.map((value) => value.toFixed(1)).join(', ');
-  ctx.log(`    direct ${rates(single.directTokensPerSecond)} tok/s; routed ${rates(single.routedTokensPerSecond)} tok/s; best routed / best direct ${single.ratio.toFixed(3)}`);
+  ctx.log(`    direct ${rates(single.directTokensPerSecond)} tok/s; routed ${rates(single.routedTokensPerSecond)} tok/s; best routed / best direct ${single.ratio.toFixed(3)}; the router's CPU per token ${single.routerCpuMicrosPerToken.toFixed(0)} µs`);
   return single;
 }
 
