@@ -1,12 +1,14 @@
-/** Splits a byte stream into whole lines (NDJSON): a line is handed out only once its newline has arrived. */
+/**
+ * Splits a text stream into whole lines (NDJSON): a line is handed out only
+ * once its newline has arrived. The stream's bytes are decoded by the socket
+ * (`setEncoding('utf8')`, which never splits a character), so this sees text.
+ */
 export class NdjsonLines {
-  private readonly decoder = new TextDecoder('utf-8');
   private partial = '';
 
-  /** The complete, non-empty lines this chunk finished. */
-  push(chunk: Uint8Array): string[] {
-    const text = this.partial + this.decoder.decode(chunk, { stream: true });
-    const lines = text.split('\n');
+  /** The complete, non-empty lines this piece of text finished. */
+  push(text: string): string[] {
+    const lines = (this.partial + text).split('\n');
     this.partial = lines.pop() ?? '';
     return lines.filter((line) => line.length > 0);
   }

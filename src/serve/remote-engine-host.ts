@@ -169,8 +169,9 @@ export class RemoteEngineHost implements EngineHost {
         return this.fail(id, replicaStatusError(this.url, response.statusCode ?? 0, code, message));
       }
       const lines = new NdjsonLines();
-      for await (const chunk of response) {
-        for (const line of lines.push(chunk as Uint8Array)) {
+      response.setEncoding('utf8');
+      for await (const text of response) {
+        for (const line of lines.push(text as string)) {
           finished = this.deliver(id, JSON.parse(line) as ReplicaEvent);
           if (finished) return;
         }
