@@ -16,6 +16,7 @@ import { isReplicaFailure, type FailureReason } from '../serve/replica-failure.j
 import { PrefixIndex, prefixHashes } from './prefix-index.js';
 import type { ReplicaId } from './replica-state.js';
 import type { ReplicaSet } from './replica-set.js';
+import type { RemoteEngineHost } from '../serve/remote-engine-host.js';
 import { DEFAULT_BALANCE, route, type BalanceGate, type RoutingPolicy } from './routing-policy.js';
 import type { RouterMetrics } from './router-metrics.js';
 
@@ -54,6 +55,8 @@ interface Routed {
   migrations: number;
   reroutes: number;
   attempt: Attempt | undefined;
+  /** Sent at least once (the router's prefix prediction counts only the first send). */
+  sent: boolean;
   waitingSince: number | undefined;
 }
 
@@ -79,7 +82,7 @@ export class RoutedEngineHost implements EngineHost {
 
   submit(request: SequenceRequest, listener: SequenceListener): SequenceId {
     const id = newSequenceId();
-    const routed: Routed = { request, listener, delivered: [...(request.resumeIds ?? [])], cachedPromptTokens: undefined, migrations: 0, reroutes: 0, attempt: undefined, waitingSince: undefined };
+    const routed: Routed = { request, listener, delivered: [...(request.resumeIds ?? [])], cachedPromptTokens: undefined, migrations: 0, reroutes: 0, attempt: undefined, sent: false, waitingSince: undefined };
     this.sequences.set(id, routed);
     this.metrics.promptTokens.inc(request.promptIds.length);
     // Never call the listener from inside submit.
@@ -136,12 +139,17 @@ export class RoutedEngineHost implements EngineHost {
     this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     const host = decision && this.replicas.host(decision.replica);
     if (!decision || !host) return this.waitForReplica(id, routed);
-    const replica = decision.replica;
+    this.index.record(decision.replica, hashes);
+    this.metrics.routed.inc({ replica: host.url, reason: decision.reason });
+    if (!routed.sent) this.metrics.predictedHitTokens.inc(predictedHit(decision.matchedBlocks, this.limits.blockSize, routed.request.promptIds.length));
+    routed.sent = true;
+    this.send(id, routed, decision.replica, host);
+  }
+
+  /** One attempt: the sequence in the resume form (when ids were delivered) to `replica`. */
+  private send(id: SequenceId, routed: Routed, replica: ReplicaId, host: RemoteEngineHost): void {
     const trial = this.replicas.state(replica).breaker === 'half-open';
     this.replicas.apply(replica, { type: 'SequenceRouted', trial });
-    this.index.record(replica, hashes);
-    this.metrics.routed.inc({ replica: host.url, reason: decision.reason });
-    if (routed.attempt === undefined && routed.migrations + routed.reroutes === 0) this.metrics.predictedHitTokens.inc(predictedHit(decision.matchedBlocks, this.limits.blockSize, routed.request.promptIds.length));
     const attempt: Attempt = { replica, sequence: '' as SequenceId, trial, outputs: 0 };
     routed.attempt = attempt;
     const resumed: SequenceRequest = { ...routed.request, resumeIds: routed.delivered.length > 0 ? [...routed.delivered] : undefined };
