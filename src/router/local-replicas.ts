@@ -64,7 +64,8 @@ export class LocalReplicas {
   }
 
   private spawn(index: number, port: number, restarts: number, url?: string): Promise<string> {
-    const child = spawn(process.execPath, [BIN, 'serve', ...this.args, '--port', String(port)], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, [EXIT_WITH_PARENT]: '1' } });
+    // Its own process group: a terminal's Ctrl-C reaches only the parent, which drains the router first and then stops the replicas.
+    const child = spawn(process.execPath, [BIN, 'serve', ...this.args, '--port', String(port)], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, [EXIT_WITH_PARENT]: '1' }, detached: true });
     const record: Child = { index, process: child, url, restarts, servingSince: undefined };
     this.children[index] = record;
     return new Promise<string>((resolve, reject) => {

@@ -49,7 +49,7 @@ export async function serveReplicas(options: ServeReplicasOptions, log: (line: s
     source.cleanup();
     throw error;
   });
-  log(`${options.replicas} replicas with ${threads} threads each`);
+  log(`${options.replicas} replicas with ${threads} compute thread${threads === 1 ? '' : 's'} each`);
   const close = async (): Promise<void> => {
     await router.server.close();
     await replicas.stop();
