@@ -6,7 +6,10 @@
  * the cache contents can always be recomputed from them. A sequence can also
  * start resumed (SequenceRequest.resumeIds), continuing another run's output.
  */
+import type { Constraint } from '../grammar/constraint.js';
 import type { SequenceKv } from '../model/batch.js';
+import type { GrammarCursor } from './grammar-cursor.js';
+import type { LogitBias } from './guided-sampler.js';
 import type { SamplingParams } from './sampler.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -24,11 +27,16 @@ export interface SequenceRequest {
   /**
    * The resume form: ids this sequence already generated and delivered
    * elsewhere (a replica that failed, a mesh that re-sharded). They count
-   * towards maxTokens and penalties, their text is not sent again, and
-   * sampling continues at the position after them, so the continuation is
-   * the one the first run would have produced.
+   * towards maxTokens and penalties, their text is not sent again, the
+   * constraint's cursor moves past them, and sampling continues at the
+   * position after them, so the continuation is the one the first run would
+   * have produced.
    */
   resumeIds?: readonly number[];
+  /** What the output must be (JSON schema, regex, grammar); plain data, compiled by the engine. */
+  constraint?: Constraint;
+  /** [token id, bias] pairs added to the logits before sampling. */
+  logitBias?: LogitBias;
 }
 
 export type SequenceFinish = 'stop' | 'length' | 'cancelled' | 'error';
@@ -79,6 +87,8 @@ export class Sequence {
   finish: SequenceFinish | undefined;
   readonly decoder: StreamDecoder;
   readonly stops: StopMatcher;
+  /** Where the output stands in request.constraint (set by the engine core, which owns the compiled grammars). */
+  grammar: GrammarCursor | undefined;
 
   constructor(
     readonly id: number,

@@ -19,6 +19,9 @@ import type { SequenceRequest } from '../engine/sequence.js';
 import { badField } from './api-error.js';
 import type { EngineLimits, SequenceUpdate } from './engine-host.js';
 import { RequestFields } from './request-fields.js';
+import { checkConstraint } from './response-format.js';
+import type { Constraint } from '../grammar/constraint.js';
+import type { LogitBias } from '../engine/guided-sampler.js';
 
 export const REPLICA_SEQUENCES_PATH = '/v1/tessera/sequences';
 export const REPLICA_LOAD_PATH = '/v1/tessera/load';
@@ -69,8 +72,32 @@ export function parseReplicaSubmit(body: unknown): ReplicaSubmit {
       ignoreEos: request.boolean('ignoreEos') ?? false,
       logprobs: request.number('logprobs', { min: 0, max: MAX_LOGPROBS, integer: true }),
       resumeIds: idList(request, 'resumeIds', false),
+      ...optionalConstraint(request),
+      ...optionalBias(request),
     },
   };
+}
+
+/** request.constraint, as serve's response_format makes it; compiled here (once per distinct one) so a bad one is a 400. */
+function optionalConstraint(fields: RequestFields): { constraint?: Constraint } {
+  const value = fields.object('constraint');
+  if (!value) return {};
+  const type = value.requiredString('type');
+  const param = value.path('type');
+  if (type === 'json_object') return { constraint: checkConstraint({ type }, param) };
+  if (type === 'json_schema') return { constraint: checkConstraint({ type, schema: value.raw('schema') }, param) };
+  if (type === 'regex') return { constraint: checkConstraint({ type, pattern: value.requiredString('pattern') }, param) };
+  if (type === 'grammar') return { constraint: checkConstraint({ type, grammar: value.requiredString('grammar') }, param) };
+  throw badField(param, `${param} must be json_object, json_schema, regex or grammar; got ${JSON.stringify(type)}`);
+}
+
+/** request.logitBias: [token id, bias] pairs, biases in [-100, 100]. */
+function optionalBias(fields: RequestFields): { logitBias?: LogitBias } {
+  const value = fields.raw('logitBias');
+  if (value === undefined) return {};
+  const valid = Array.isArray(value) && value.every((pair) => Array.isArray(pair) && pair.length === 2 && Number.isSafeInteger(pair[0]) && pair[0] >= 0 && typeof pair[1] === 'number' && Math.abs(pair[1]) <= 100);
+  if (!valid) throw badField(fields.path('logitBias'), `${fields.path('logitBias')} must be a list of [token id, bias] pairs, biases in [-100, 100]`);
+  return { logitBias: value as [number, number][] };
 }
 
 function missing(fields: RequestFields, name: string): never {

@@ -15,6 +15,7 @@ import { ServeMetrics } from './metrics.js';
 import { Admission } from './admission.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
+import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import type { ServingModel } from './serving-model.js';
 
 export interface ServerOptions {
@@ -32,6 +33,8 @@ type Handler = (model: ServingModel, body: unknown, response: ServerResponse) =>
 const GENERATION_ROUTES: Record<string, Handler> = {
   '/v1/completions': serveCompletion,
   '/v1/chat/completions': serveChatCompletion,
+  '/tokenize': serveTokenize,
+  '/detokenize': serveDetokenize,
   [REPLICA_SEQUENCES_PATH]: serveReplicaSequence,
 };
 
@@ -106,7 +109,7 @@ export class TesseraServer {
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
-    if (path.startsWith('/v1/')) this.checkApiKey(request);
+    if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
     if (method === 'GET' && path === REPLICA_LOAD_PATH) {

@@ -2,7 +2,7 @@
  * A mix of OpenAI requests for comparing two endpoints byte for byte
  * (a router and one `tessera serve`): completions and chat, streamed and
  * whole, greedy and seeded sampling, n = 2, stop strings, penalties,
- * logprobs. Each is sent with the official `openai` client and its raw
+ * logprobs, a regex response_format, logit_bias. Each is sent with the official `openai` client and its raw
  * response body kept, with only what legitimately differs masked: response
  * ids, `created`, and cached-token counts (which depend on what else the
  * serving cache has seen).
@@ -26,6 +26,9 @@ export function requestMix(model: string, count: number, maxTokens = 160): Mixed
     if (i % 6 === 2) Object.assign(body, { n: 2, temperature: 0.8, seed: 500 + i });
     if (i % 5 === 4) body.stop = ['.', ' Lily'];
     if (i % 7 === 5) Object.assign(body, { presence_penalty: 0.6, frequency_penalty: 0.4, repetition_penalty: 1.15 });
+    // Constrained decoding resumes too: the replica's grammar cursor is rebuilt from the delivered ids.
+    if (i % 10 === 7) body.response_format = { type: 'regex', regex: '[A-Z][a-z]+( [a-z]+){3,40}\\.' };
+    if (i % 11 === 6) body.logit_bias = { '300': 4, '301': -3 };
     if (i % 4 === 0) Object.assign(body, { stream: true, stream_options: { include_usage: true } });
     if (i % 4 === 1) body.stream = true;
     if (i % 3 === 0) {
