@@ -138,6 +138,12 @@ test('multi-byte characters split over byte tokens resume without a broken or do
   assert.ok(whole.text.includes('é') && whole.text.split('😀').length === 3, whole.text);
 });
 
+test('constrained decoding (a regex) and logit bias resume identically: the grammar cursor moves past the delivered ids', async () => {
+  const constraint = { type: 'regex', pattern: '[a-z]+( [a-z]+){4,30}\\.' } as const;
+  const whole = await assertResumesEverywhere(request(PROMPT, 24, { temperature: 0.7, seed: 5 }, { constraint, logitBias: [[300, 2]], ignoreEos: false }));
+  assert.match(whole.text.trim(), /^[a-z]+( [a-z]+)*\.?$/, whole.text);
+});
+
 test('resumeIds that already finished the sequence are refused with a coded error', () => {
   const target = core();
   assert.throws(() => target.add(1, request(PROMPT, 3, { temperature: 0 }, { resumeIds: [5, 6, 7] })), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
