@@ -139,9 +139,11 @@ test('multi-byte characters split over byte tokens resume without a broken or do
 });
 
 test('constrained decoding (a regex) and logit bias resume identically: the grammar cursor moves past the delivered ids', async () => {
-  const constraint = { type: 'regex', pattern: '[a-z]+( [a-z]+){4,30}\\.' } as const;
+  // Exactly six words and a full stop: where the output must end depends on how far the cursor stands.
+  const constraint = { type: 'regex', pattern: '[a-z]{1,6}( [a-z]{1,6}){5}\\.' } as const;
   const whole = await assertResumesEverywhere(request(PROMPT, 24, { temperature: 0.7, seed: 5 }, { constraint, logitBias: [[300, 2]], ignoreEos: false }));
-  assert.match(whole.text.trim(), /^[a-z]+( [a-z]+)*\.?$/, whole.text);
+  assert.match(whole.text.trim(), /^[a-z]{1,6}( [a-z]{1,6}){5}\.$/, whole.text);
+  assert.equal(whole.finish, 'stop');
 });
 
 test('resumeIds that already finished the sequence are refused with a coded error', () => {
