@@ -143,19 +143,21 @@ export async function singleStreamRun(ctx: RouterBenchContext, outputLen: number
     await streamCompletion({ url: cluster.urls[0], apiKey: KEY, body: { ...body, max_tokens: 8 } }); // warm-up
     const direct: number[] = [];
     const routed: number[] = [];
-    const cpu = { direct: [] as number[], routed: [] as number[] };
-    const measured = async (url: string, apiKey: string | undefined, rates: number[], cpus: number[]): Promise<void> => {
+    // CPU microseconds and tokens of all rounds of each mode (the router polls in both, so the difference is its per-token work).
+    const cpu = { direct: { micros: 0, tokens: 0 }, routed: { micros: 0, tokens: 0 } };
+    const measured = async (url: string, apiKey: string | undefined, rates: number[], total: { micros: number; tokens: number }): Promise<void> => {
       const before = process.cpuUsage();
       const run = await streamCompletion({ url, apiKey, body });
       const used = process.cpuUsage(before);
       rates.push(rate(run));
-      cpus.push((used.user + used.system) / run.chunkAt.length);
+      total.micros += used.user + used.system;
+      total.tokens += run.chunkAt.length;
     };
     for (let round = 0; round < rounds; round++) {
       await measured(cluster.urls[0], KEY, direct, cpu.direct);
       await measured(cluster.router.server.url, undefined, routed, cpu.routed);
     }
-    const routerCpuMicrosPerToken = Math.min(...cpu.routed) - Math.min(...cpu.direct);
+    const routerCpuMicrosPerToken = cpu.routed.micros / cpu.routed.tokens - cpu.direct.micros / cpu.direct.tokens;
     return { outputTokens: outputLen, rounds, directTokensPerSecond: direct, routedTokensPerSecond: routed, ratio: Math.max(...routed) / Math.max(...direct), routerCpuMicrosPerToken };
   } finally {
     await stopCluster(cluster);

@@ -14,7 +14,7 @@ import { EMPTY_STATS, newSequenceId, type EngineHost, type EngineLimits, type Ho
 import { NdjsonLines } from './ndjson-lines.js';
 import { connectionFailure, replicaError, replicaStatusError } from './replica-failure.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH, type ReplicaEvent, type ReplicaLoad } from './replica-protocol.js';
-import { postStream, readText } from './replica-stream.js';
+import { getText, postStream, readText } from './replica-stream.js';
 
 export interface RemoteHostOptions {
   /** The replica's --api-key (never a client's key). */
@@ -211,16 +211,12 @@ export class RemoteEngineHost implements EngineHost {
 
 async function fetchLoad(url: string, options: Required<RemoteHostOptions>): Promise<ReplicaLoad> {
   const headers: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
-  const response = await fetch(`${url.replace(/\/+$/, '')}${REPLICA_LOAD_PATH}`, { headers, signal: AbortSignal.timeout(options.timeoutMs) });
-  if (response.status !== 200) {
-    const { code, message } = await errorOf(response);
-    throw replicaStatusError(url, response.status, code, message);
+  const { status, text } = await getText(`${url.replace(/\/+$/, '')}${REPLICA_LOAD_PATH}`, headers, options.timeoutMs);
+  if (status !== 200) {
+    const { code, message } = errorFields(status, text);
+    throw replicaStatusError(url, status, code, message);
   }
-  return (await response.json()) as ReplicaLoad;
-}
-
-async function errorOf(response: Response): Promise<{ code: string | null; message: string }> {
-  return errorFields(response.status, await response.text().catch(() => ''));
+  return JSON.parse(text) as ReplicaLoad;
 }
 
 /** The code and message of an OpenAI error body (or the raw text, when it is not one). */

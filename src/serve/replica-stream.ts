@@ -1,7 +1,8 @@
 /**
- * One POST to a replica whose response is read as a stream, over node:http
- * (keep-alive): cheaper per line than fetch's web streams, which matters
- * when a router forwards every token of every sequence.
+ * Requests to a replica over node:http with keep-alive: a POST whose
+ * response is read as a stream, and a small GET with a deadline. Cheaper
+ * than fetch's web streams, which matters when a router forwards every
+ * token of every sequence and polls every replica a few times a second.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -40,6 +41,29 @@ export function postStream(url: string, headers: Record<string, string>, body: s
     });
     request.once('error', reject);
     request.end(body);
+  });
+}
+
+/** GET `url`; resolves with the status and body once both have arrived, rejects on a failed connection or after `timeoutMs`. */
+export function getText(url: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; text: string }> {
+  const target = new URL(url);
+  const secure = target.protocol === 'https:';
+  const send = secure ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const request = send(target, { method: 'GET', agent: secure ? httpsAgent : httpAgent, headers });
+    const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    request.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    request.once('response', (response) => {
+      response.on('error', () => undefined);
+      readText(response).then((text) => {
+        clearTimeout(timer);
+        resolve({ status: response.statusCode ?? 0, text });
+      }, reject);
+    });
+    request.end();
   });
 }
 
