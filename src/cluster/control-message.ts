@@ -44,7 +44,7 @@ export type ControlMessage =
   | { type: 'trace'; events: TraceEvent[] }
   | { type: 'error'; code: ErrorCode; message: string };
 
-export type RankBackend = 'auto' | 'native' | 'reference';
+export type RankBackend = 'auto' | 'native' | 'reference' | 'webgpu';
 
 /** One sequence's tokens in a step message. */
 export interface StepSegment {
