@@ -119,6 +119,11 @@ export class MeshCoordinator {
     }
   }
 
+  /** Why the mesh can no longer step (a rank went away), or undefined while it can. */
+  get lost(): Error | undefined {
+    return this.failure;
+  }
+
   /** Runs one step on every rank; the logits [rows, vocabSize]. `pool`: the driver's KV pool the block table points into. */
   async step(pool: KvLayout, request: StepRequest): Promise<Float32Array> {
     return this.stepBatch(pool, [request]);

@@ -1,9 +1,10 @@
-/** Messages between the API process (EngineHost) and the engine worker thread. */
+/** Messages between the API process (LocalEngineHost) and the engine worker thread. */
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { HostHealth } from './engine-host.js';
 
 export interface WorkerSetup {
   modelPath: string;
@@ -28,4 +29,6 @@ export type WorkerMessage =
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }
-  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string };
+  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string }
+  /** The engine's own view of whether it can step (a mesh that lost a rank cannot), sent when it changes. */
+  | { type: 'health'; health: HostHealth };
