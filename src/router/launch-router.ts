@@ -12,6 +12,8 @@ import { DEFAULT_HEALTH_TIMEOUT_MS, DEFAULT_POLL_MS } from '../serve/remote-engi
 import { DEFAULT_MAX_BODY_BYTES, TesseraServer } from '../serve/server.js';
 import { ReplicaSet } from './replica-set.js';
 import { RoutedEngineHost } from './routed-engine-host.js';
+import { routerTopology } from '../serve/dashboard-topology.js';
+import type { ReplicaId } from './replica-state.js';
 import { RouterMetrics } from './router-metrics.js';
 import type { RoutingPolicy } from './routing-policy.js';
 
@@ -67,6 +69,7 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
     const policy = options.policy ?? 'prefix';
     const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, log }, metrics);
     const name = options.servedModelName ?? reference.model;
+    server.dashboard.setTopology(routerTopology(() => replicas.statuses().map((entry, id) => ({ ...entry, load: replicas.state(id as ReplicaId).reportedLoad, kvUse: replicas.state(id as ReplicaId).kvUse }))));
     server.setModel({
       host,
       tokenizer: files.tokenizer,

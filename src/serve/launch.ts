@@ -8,6 +8,7 @@ import { LocalEngineHost, type LocalEngineHostOptions } from './local-engine-hos
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
+import { serveTopology } from './dashboard-topology.js';
 import { DEFAULT_MAX_BODY_BYTES, TesseraServer, type ServerOptions } from './server.js';
 
 export interface LaunchOptions extends Partial<ServerOptions> {
@@ -43,6 +44,8 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
     const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace });
     const name = options.servedModelName ?? source.defaultName;
+    const mesh = options.mesh;
+    server.dashboard.setTopology(serveTopology(() => host.health(), mesh && { tp: mesh.tp, pp: mesh.pp, ep: mesh.ep ?? 1 }));
     server.setModel({
       host,
       tokenizer: files.tokenizer,

@@ -16,6 +16,8 @@ import { Admission } from './admission.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
+import { DashboardFeed } from './dashboard-feed.js';
+import { isDashboardPath, serveDashboard } from './dashboard-routes.js';
 import type { ServingModel } from './serving-model.js';
 
 export interface ServerOptions {
@@ -41,6 +43,8 @@ const GENERATION_ROUTES: Record<string, Handler> = {
 export class TesseraServer {
   readonly metrics = new ServeMetrics();
   readonly admission = new Admission();
+  /** What /dashboard shows; launchers register the topology they run. */
+  readonly dashboard = new DashboardFeed({ registry: this.metrics.registry, model: () => this.model && { name: this.model.name, host: this.model.host } });
   private model: ServingModel | undefined;
   private readonly server: Server;
   private readonly closeHooks: (() => void)[] = [];
@@ -92,6 +96,7 @@ export class TesseraServer {
   }
 
   async close(): Promise<void> {
+    this.dashboard.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.model?.host.close();
@@ -109,6 +114,7 @@ export class TesseraServer {
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
+    if (isDashboardPath(path)) return serveDashboard(this.dashboard, method, path, response);
     if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
