@@ -17,6 +17,7 @@ import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import { DashboardFeed } from './dashboard-feed.js';
+import { requestPath } from './request-target.js';
 import { isDashboardPath, serveDashboard } from './dashboard-routes.js';
 import type { ServingModel } from './serving-model.js';
 
@@ -104,7 +105,7 @@ export class TesseraServer {
   }
 
   private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const path = requestPath(request.url);
     const endpoint = endpointLabel(path);
     response.on('finish', () => this.metrics.requests.inc({ endpoint, status: String(response.statusCode) }));
     // A client that vanishes mid-write must not surface as an unhandled 'error' event (which would end the process).
