@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'TESSERA_ERR_UNKNOWN_MODEL'
   | 'TESSERA_ERR_UNKNOWN_HARDWARE'
   | 'TESSERA_ERR_PLAN_DOES_NOT_FIT'
+  | 'TESSERA_ERR_TLS'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {

@@ -75,7 +75,7 @@ test('48 requests through a router survive a SIGKILLed and a SIGSTOPped replica,
       assert.equal(results[i].status, 200, `request ${i}`);
       assert.equal(results[i].body, expected[i].body, `request ${i} differs from the fault-free serve`);
     }
-    const metrics = await (await fetch(`${router.url}/metrics`)).text();
+    const metrics = await (await fetch(`${router.url}/metrics`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } })).text();
     const broken = series(metrics, 'tessera_router_migrations_total', 'cause="broken"');
     const hung = series(metrics, 'tessera_router_migrations_total', 'cause="hang"');
     assert.ok(broken >= 1, `streams moved off the killed replica: ${broken}\n${router.stderr()}`);

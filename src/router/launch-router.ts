@@ -13,6 +13,8 @@ import { DEFAULT_MAX_BODY_BYTES, TesseraServer } from '../serve/server.js';
 import { ReplicaSet } from './replica-set.js';
 import { RoutedEngineHost } from './routed-engine-host.js';
 import { routerTopology } from '../serve/dashboard-topology.js';
+import type { ApiKey } from '../serve/api-keys.js';
+import type { TlsFiles } from '../serve/tls-files.js';
 import type { ReplicaId } from './replica-state.js';
 import { RouterMetrics } from './router-metrics.js';
 import type { RoutingPolicy } from './routing-policy.js';
@@ -20,8 +22,11 @@ import type { RoutingPolicy } from './routing-policy.js';
 export interface RouterLaunchOptions {
   host?: string;
   port?: number;
-  /** What clients must send (Authorization: Bearer KEY). */
+  /** What clients must send (Authorization: Bearer KEY): one key with the default scopes, and/or `keys`. */
   apiKey?: string;
+  keys?: readonly ApiKey[];
+  /** HTTPS for clients. */
+  tls?: TlsFiles;
   maxBodyBytes?: number;
   /** The served model's files, for its config and tokenizer (weights are never read). */
   model: string;
@@ -52,7 +57,7 @@ export interface Router {
 
 export async function launchRouter(options: RouterLaunchOptions): Promise<Router> {
   const log = options.log ?? (() => undefined);
-  const server = await TesseraServer.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000, apiKey: options.apiKey, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
+  const server = await TesseraServer.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000, apiKey: options.apiKey, keys: options.keys, tls: options.tls, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
   const metrics = new RouterMetrics(server.metrics.registry);
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   const replicas = new ReplicaSet(options.replicas, { apiKey: options.replicaApiKey, pollMs, timeoutMs: options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, cooldownMs: options.cooldownMs ?? 1000, log, metrics });

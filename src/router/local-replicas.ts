@@ -35,14 +35,16 @@ export class LocalReplicas {
   private stopping = false;
 
   private constructor(
-    /** `tessera serve` flags every child gets (model, key, limits, threads); --port is added per child. */
+    /** `tessera serve` flags every child gets (model, limits, threads); --port is added per child. */
     private readonly args: readonly string[],
     private readonly log: (line: string) => void,
+    /** Added to each child's environment (its key: never on a command line). */
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   /** Starts `count` replicas and resolves with their URLs once each says where it serves. */
-  static async start(count: number, args: readonly string[], log: (line: string) => void): Promise<{ replicas: LocalReplicas; urls: string[] }> {
-    const replicas = new LocalReplicas(args, log);
+  static async start(count: number, args: readonly string[], log: (line: string) => void, env: Readonly<Record<string, string>> = {}): Promise<{ replicas: LocalReplicas; urls: string[] }> {
+    const replicas = new LocalReplicas(args, log, env);
     try {
       const urls = await Promise.all(Array.from({ length: count }, (_, index) => replicas.spawn(index, 0, 0)));
       return { replicas, urls };
@@ -65,7 +67,7 @@ export class LocalReplicas {
 
   private spawn(index: number, port: number, restarts: number, url?: string): Promise<string> {
     // Its own process group: a terminal's Ctrl-C reaches only the parent, which drains the router first and then stops the replicas.
-    const child = spawn(process.execPath, [BIN, 'serve', ...this.args, '--port', String(port)], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, [EXIT_WITH_PARENT]: '1' }, detached: true });
+    const child = spawn(process.execPath, [BIN, 'serve', ...this.args, '--port', String(port)], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...this.env, [EXIT_WITH_PARENT]: '1' }, detached: true });
     const record: Child = { index, process: child, url, restarts, servingSince: undefined };
     this.children[index] = record;
     return new Promise<string>((resolve, reject) => {

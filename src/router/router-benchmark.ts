@@ -38,8 +38,8 @@ const KEY = 'bench-replica-key';
 const BLOCK = 16;
 
 async function startCluster(ctx: RouterBenchContext, count: number, policy: RoutingPolicy, serveArgs: string[] = []): Promise<Cluster> {
-  const args = ['--model', ctx.model, '--served-model-name', ctx.name, '--api-key', KEY, '--backend', ctx.backend, '--threads', String(ctx.threadsPerReplica), ...serveArgs];
-  const { replicas, urls } = await LocalReplicas.start(count, args, () => undefined);
+  const args = ['--model', ctx.model, '--served-model-name', ctx.name, '--backend', ctx.backend, '--threads', String(ctx.threadsPerReplica), ...serveArgs];
+  const { replicas, urls } = await LocalReplicas.start(count, args, () => undefined, { TESSERA_API_KEY: KEY });
   const events: Cluster['events'] = [];
   const log = (line: string): void => void events.push({ at: performance.now(), line });
   const router = await launchRouter({ model: ctx.model, replicas: urls, replicaApiKey: KEY, port: 0, policy, log }).catch(async (error: unknown) => {

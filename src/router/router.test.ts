@@ -72,7 +72,7 @@ test("the router takes the client's key, never forwards it, and answers errors a
   const direct = await fetch(`${servers[0].url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${REPLICA_KEY}` }, body: JSON.stringify({ model: 'stories', prompt: 'x', max_tokens: 9999 }) });
   assert.equal(bad.status, 400);
   assert.equal(await bad.text(), await direct.text());
-  const metrics = await (await fetch(`${router.server.url}/metrics`)).text();
+  const metrics = await (await fetch(`${router.server.url}/metrics`, { headers: { authorization: `Bearer ${CLIENT_KEY}` } })).text();
   assert.match(metrics, /tessera_router_sequences_total\{replica="http:\/\/127\.0\.0\.1:\d+",reason="[a-z-]+"\} \d+/);
   assert.match(metrics, /tessera_router_decision_seconds_count \d+/);
 });

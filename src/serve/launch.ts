@@ -34,6 +34,8 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 8000,
     apiKey: options.apiKey,
+    keys: options.keys,
+    tls: options.tls,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });
   try {

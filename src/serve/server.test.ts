@@ -160,7 +160,7 @@ test('32 concurrent greedy requests of mixed lengths each equal the request serv
     assert.equal(result.choices[0].text, alone[i], `request ${i}`);
     assert.equal(result.usage?.completion_tokens, requests[i].max_tokens);
   });
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
   const maxBatch = metrics.match(/tessera_batch_size_bucket\{le="1"\} (\d+)/);
   const count = metrics.match(/tessera_batch_size_count (\d+)/);
   assert.ok(maxBatch && count && Number(count[1]) > Number(maxBatch[1]), 'some steps ran more than one sequence');
@@ -172,7 +172,7 @@ test('a repeated prompt hits the prefix cache and gives the same tokens', async 
   const second = await complete(prompt, { max_tokens: 6, ignore_eos: true });
   assert.equal(second.choices[0].text, first.choices[0].text);
   assert.equal((second.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details?.cached_tokens, 64);
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
   const rate = Number(metrics.match(/^tessera_prefix_cache_hit_rate (\S+)$/m)?.[1]);
   assert.ok(rate > 0, `hit rate ${rate}`);
 });
@@ -227,7 +227,7 @@ test('a client that disconnects mid-stream frees its blocks; health and readines
   }
   // Wait for the server to see the disconnect and the engine to report the blocks free.
   for (let attempt = 0; ; attempt++) {
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
     const cancelled = /^tessera_requests_cancelled_total 1$/m.test(metrics);
     if (cancelled && /^tessera_running_sequences 0$/m.test(metrics) && /^tessera_kv_blocks_used 0$/m.test(metrics)) break;
     assert.ok(attempt < 500, `the cancelled sequence is still held:\n${metrics}`);

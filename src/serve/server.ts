@@ -7,6 +7,7 @@
  * that request alone.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ApiError, errorBody, toApiError } from './api-error.js';
 import { serveChatCompletion } from './chat-completions.js';
@@ -18,13 +19,20 @@ import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { requestPath } from './request-target.js';
+import { apiKey, DEFAULT_SCOPES, Keyring, type ApiKey } from './api-keys.js';
+import { scopeOf } from './route-access.js';
+import type { TlsFiles } from './tls-files.js';
 import { isDashboardPath, serveDashboard } from './dashboard-routes.js';
 import type { ServingModel } from './serving-model.js';
 
 export interface ServerOptions {
   host: string;
   port: number;
+  /** One key with the default scopes (inference, metrics); `keys` for several or other scopes. */
   apiKey?: string;
+  keys?: readonly ApiKey[];
+  /** HTTPS with this certificate and key; plain HTTP without. */
+  tls?: TlsFiles;
   /** Request bodies above this get 413. */
   maxBodyBytes: number;
 }
@@ -49,11 +57,14 @@ export class TesseraServer {
   private model: ServingModel | undefined;
   private readonly server: Server;
   private readonly closeHooks: (() => void)[] = [];
+  private readonly keyring: Keyring;
 
   private constructor(private readonly options: ServerOptions) {
-    this.server = createServer((request, response) => {
+    this.keyring = new Keyring([...(options.apiKey === undefined ? [] : [apiKey(options.apiKey, DEFAULT_SCOPES, 'the API key')]), ...(options.keys ?? [])]);
+    const handle = (request: IncomingMessage, response: ServerResponse): void => {
       this.route(request, response).catch((error: unknown) => this.sendError(response, toApiError(error)));
-    });
+    };
+    this.server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handle) : createServer(handle);
   }
 
   static async listen(options: ServerOptions): Promise<TesseraServer> {
@@ -79,7 +90,7 @@ export class TesseraServer {
   get url(): string {
     const address = this.server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${address.port}`;
   }
 
   /** Runs after the server closes (removing a synthetic model's files). */
@@ -114,9 +125,9 @@ export class TesseraServer {
     const method = request.method ?? 'GET';
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
+    this.keyring.authorize(request.headers.authorization, scopeOf(path));
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
     if (isDashboardPath(path)) return serveDashboard(this.dashboard, method, path, response);
-    if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
     if (method === 'GET' && path === REPLICA_LOAD_PATH) {
@@ -130,16 +141,6 @@ export class TesseraServer {
     const body = await readJsonBody(request, this.options.maxBodyBytes);
     const result = await handler(model, body, response);
     if (result !== undefined) sendJson(response, 200, result);
-  }
-
-  private checkApiKey(request: IncomingMessage): void {
-    const key = this.options.apiKey;
-    if (key === undefined) return;
-    const header = request.headers.authorization ?? '';
-    if (header !== `Bearer ${key}`) {
-      const message = header === '' ? 'no API key given; send Authorization: Bearer KEY' : 'the API key is wrong; send the key the server was started with';
-      throw new ApiError(401, message, 'authentication_error', null, 'invalid_api_key');
-    }
   }
 
   private models(path: string): unknown {
@@ -175,6 +176,7 @@ export class TesseraServer {
     const headers: Record<string, string> = {};
     if (error.status === 429) headers['retry-after'] = '1';
     if (error.status === 413) headers.connection = 'close';
+    if (error.status === 401) headers['www-authenticate'] = 'Bearer';
     sendJson(response, error.status, errorBody(error), headers);
   }
 }

@@ -14,20 +14,20 @@ export interface ServeProcess {
 }
 
 /** Starts `tessera serve ARGS` and resolves once it says where it serves; rejects if it exits first. */
-export async function startServeProcess(args: readonly string[]): Promise<ServeProcess & { kill(signal: NodeJS.Signals): void }> {
-  return startTesseraProcess('serve', args);
+export async function startServeProcess(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<ServeProcess & { kill(signal: NodeJS.Signals): void }> {
+  return startTesseraProcess('serve', args, env);
 }
 
 /** Starts `tessera COMMAND ARGS` (serve or router) and resolves once it says where it serves. */
-export async function startTesseraProcess(command: 'serve' | 'router', args: readonly string[]): Promise<ServeProcess & { kill(signal: NodeJS.Signals): void }> {
-  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'tessera.js'), command, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startTesseraProcess(command: 'serve' | 'router', args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<ServeProcess & { kill(signal: NodeJS.Signals): void }> {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'tessera.js'), command, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {
       stderr += text;
-      const match = stderr.match(/^serving "[^"]+" on (http:\/\/\S+) /m);
+      const match = stderr.match(/^serving "[^"]+" on (https?:\/\/\S+) /m);
       if (match) resolve(match[1]);
     });
     child.on('exit', () => reject(new Error(`${command} exited early:\n${stderr}`)));

@@ -6,14 +6,14 @@ import { ROUTING_POLICIES, type RoutingPolicy } from '../../router/routing-polic
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
 import { numberOption } from '../model-options.js';
 import { stopOnSignals } from '../stop-on-signals.js';
+import { addSecurityOptions, securityOf, type SecurityFlags } from '../security-options.js';
 
-export interface RouterFlags {
+export interface RouterFlags extends SecurityFlags {
   model: string;
   tokenizer?: string;
   replica: string[];
   host: string;
   port: number;
-  apiKey?: string;
   replicaApiKey?: string;
   policy: RoutingPolicy;
   maxMigrations: number;
@@ -60,22 +60,25 @@ export function registerRouterCommand(program: Command): void {
     .requiredOption('--replica <url>', 'a replica, http://HOST:PORT (repeat for each)', replicaUrl)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
-    .option('--api-key <key>', 'require Authorization: Bearer KEY from clients (default: $TESSERA_API_KEY, else none)')
-    .option('--replica-api-key <key>', "the replicas' --api-key, sent to them instead of the client's (default: $TESSERA_REPLICA_API_KEY, else none)")
+    .option('--replica-api-key <key>', "the key the replicas require (inference scope), sent instead of the client's (shows in the process list: prefer $TESSERA_REPLICA_API_KEY)")
     .option('--served-model-name <name>', "model name clients use (default: the replicas' name)")
     .option('--startup-timeout <seconds>', 'how long to wait for the first replica to answer', numberOption('--startup-timeout', 1, 86400), 60)
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
+  addSecurityOptions(command, 'require Authorization: Bearer KEY from clients (scopes inference and metrics; default: $TESSERA_API_KEY, else no key)');
   addRoutingOptions(command).action(async (flags: RouterFlags) => {
     const log = (line: string): void => void process.stderr.write(`${line}\n`);
+    const { keys, tls } = securityOf(flags, log);
+    if (flags.replicaApiKey !== undefined) log('warning: --replica-api-key shows the key to anyone who can list processes (ps); use $TESSERA_REPLICA_API_KEY');
     const { server } = await launchRouter({
       model: flags.model,
       tokenizerPath: flags.tokenizer,
       replicas: flags.replica,
       host: flags.host,
       port: flags.port,
-      apiKey: flags.apiKey ?? process.env.TESSERA_API_KEY,
+      keys,
+      tls,
       replicaApiKey: flags.replicaApiKey ?? process.env.TESSERA_REPLICA_API_KEY,
       servedModelName: flags.servedModelName,
       maxBodyBytes: flags.maxBodyBytes,

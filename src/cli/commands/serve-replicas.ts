@@ -13,6 +13,7 @@ import { LocalReplicas } from '../../router/local-replicas.js';
 import { resolveModelSource } from '../../serve/model-source.js';
 import { routingOf, type RouterFlags } from './router.js';
 import { stopOnSignals } from '../stop-on-signals.js';
+import { securityOf } from '../security-options.js';
 import type { ServeOptions } from './serve.js';
 
 export type ServeReplicasOptions = ServeOptions & Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait'> & { replicas: number };
@@ -28,7 +29,9 @@ export async function serveReplicas(options: ServeReplicasOptions, log: (line: s
   const threads = Math.max(1, Math.floor(cores / options.replicas));
   // Only this process knows the replicas' key: clients reach them through the router alone.
   const replicaKey = randomBytes(16).toString('hex');
-  const { replicas, urls } = await LocalReplicas.start(options.replicas, [...replicaArgs(options, source.path, name, threads), '--api-key', replicaKey], log).catch((error: unknown) => {
+  const { keys, tls } = securityOf(options, log);
+  // The key reaches the children in their environment: their command lines are readable by every user.
+  const { replicas, urls } = await LocalReplicas.start(options.replicas, replicaArgs(options, source.path, name, threads), log, { TESSERA_API_KEY: replicaKey }).catch((error: unknown) => {
     source.cleanup();
     throw error;
   });
@@ -40,7 +43,8 @@ export async function serveReplicas(options: ServeReplicasOptions, log: (line: s
     replicaApiKey: replicaKey,
     host: options.host,
     port: options.port,
-    apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
+    keys,
+    tls,
     maxBodyBytes: options.maxBodyBytes,
     ...routingOf(options),
     log,

@@ -7,20 +7,20 @@ import { launchServer } from '../../serve/launch.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
 import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
+import { addSecurityOptions, securityOf, type SecurityFlags } from '../security-options.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 import { exitWithParent } from '../../router/local-replicas.js';
 import { addRoutingOptions } from './router.js';
 import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
 import { stopOnSignals } from '../stop-on-signals.js';
 
-export interface ServeOptions extends ParallelOptions {
+export interface ServeOptions extends ParallelOptions, SecurityFlags {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
   threads?: number;
   host: string;
   port: number;
-  apiKey?: string;
   maxNumSeqs: number;
   maxModelLen?: number;
   maxBatchTokens: number;
@@ -44,7 +44,6 @@ export function registerServeCommand(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
-    .option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 routes (default: $TESSERA_API_KEY, else none)')
     .option('--max-num-seqs <n>', 'sequences in the running batch at once', numberOption('--max-num-seqs', 1, 4096, true), DEFAULT_CORE_OPTIONS.maxNumSeqs)
     .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
     .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
@@ -57,11 +56,13 @@ export function registerServeCommand(program: Command): void {
     .option('--replicas <n>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply', numberOption('--replicas', 1, 256, true))
     .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
+  addSecurityOptions(command, 'require Authorization: Bearer KEY (scopes inference and metrics; default: $TESSERA_API_KEY, else no key)');
   addRoutingOptions(addParallelOptions(command)).action(async (options: ServeReplicasOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       exitWithParent();
       if (options.replicas !== undefined) return serveReplicas(options, log);
       const mesh = meshPlanOf(options);
+      const { keys, tls } = securityOf(options, log);
       const server = await launchServer({
         model: options.model,
         tokenizerPath: options.tokenizer,
@@ -69,7 +70,8 @@ export function registerServeCommand(program: Command): void {
         threads: options.threads,
         host: options.host,
         port: options.port,
-        apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
+        keys,
+        tls,
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
