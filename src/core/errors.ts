@@ -44,3 +44,19 @@ export function isTesseraError(error: unknown): error is TesseraError {
 export function check(condition: unknown, code: ErrorCode, message: string): asserts condition {
   if (!condition) throw new TesseraError(code, message);
 }
+
+/**
+ * A failure that concerns one segment (one sequence) of a batched step, found
+ * before anything was computed: only that sequence fails; the others can run
+ * the step again.
+ */
+export class SegmentError extends TesseraError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    /** Index of the segment in its batch. */
+    readonly segment: number,
+  ) {
+    super(code, message);
+  }
+}

@@ -88,9 +88,10 @@ async function openModel(): Promise<OpenedModel> {
   if (setup.mesh) {
     const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
     // The ranks keep the KV, in the core's dtype, in pools that mirror the core's blocks (so prefix caching works as here).
-    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
+    const { engine, coordinator, coreRunner } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
     const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
-    return { engine, runner: engine.transformer, backendName: name, close: () => coordinator.close() };
+    // After a re-shard the runner says the KV is lost and the core recomputes its sequences.
+    return { engine, runner: coreRunner, backendName: name, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
   const tracePath = setup.trace;

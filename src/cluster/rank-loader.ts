@@ -1,0 +1,75 @@
+/**
+ * Builds what one rank of a plan runs: its stage's weights (composed from
+ * the bytes it holds plus only the ranges it lacks, held-shards.ts), its
+ * tensor-parallel group and expert group, and the RankRunner over them.
+ */
+import type { Backend } from '../backend/backend.js';
+import { createBackend } from '../backend/native/select-backend.js';
+import { tracedBackend } from '../backend/traced-backend.js';
+import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
+import { openModelFiles } from '../engine/model-files.js';
+import { ExpertLoad } from '../model/moe-expert-load.js';
+import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
+import { StageModel } from '../model/shard-stage.js';
+import { loadStageWeights } from '../model/shard-weights.js';
+import { CollectiveGroup } from '../parallel/collective-group.js';
+import { Communicator } from '../parallel/collectives.js';
+import { ExpertGroup } from '../parallel/expert-group.js';
+import { placeOf, stageRanks } from '../parallel/mesh.js';
+import type { TimedTransport } from '../parallel/timed-transport.js';
+import type { ControlMessage } from './control-message.js';
+import type { HeldShards } from './held-shards.js';
+import { RankRunner } from './rank-runner.js';
+
+export type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
+
+export interface LoadedRank {
+  runner: RankRunner;
+  expertLoad?: ExpertLoad;
+  /** File bytes read for this plan. */
+  bytesRead: number;
+  /** Bytes of this plan's slices the rank did not hold before (the floor of bytesRead). */
+  newBytes: number;
+  bytesHeld: number;
+  description: string;
+}
+
+/** Backends by choice and threads: one per process, kept across plans (a native one owns a thread pool). */
+const backends = new Map<string, Backend>();
+
+function backendFor(plan: PlanMessage, threads: number | undefined): Backend {
+  const key = `${plan.backend}/${threads ?? plan.threads ?? 0}`;
+  let backend = backends.get(key);
+  if (!backend) {
+    backend = createBackend(plan.backend, { threads: threads ?? plan.threads });
+    backends.set(key, backend);
+  }
+  return backend;
+}
+
+export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransport, held: HeldShards, threads?: number): LoadedRank {
+  const shape = { tp: plan.tp, pp: plan.pp };
+  const { stage, tpRank } = placeOf(rank, shape);
+  const [startLayer, endLayer] = plan.layers[stage];
+  const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
+  try {
+    const plain = backendFor(plan, threads);
+    // Tracing: every op of this rank is a span beside its step and message spans.
+    const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: rank }) : plain;
+    const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
+    held.begin(files.store);
+    const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
+    held.finish();
+    const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
+    // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
+    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
+    const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
+    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
+    const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
+    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
+    const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, generation ${plan.generation}`;
+    return { runner, expertLoad, bytesRead: files.store.bytesRead, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
+  } finally {
+    files.store.close();
+  }
+}
