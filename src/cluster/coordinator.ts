@@ -15,67 +15,36 @@
  * Steps go to every rank in the order sent (so pipeline stages overlap
  * micro-batches) and the logits come back from the last stage's tp rank 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
-import type { KvDtype } from '../core/kv-dtype.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { checkExpertParallel } from '../model/moe-stage.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
-import { stageLayerRanges, type MeshShape } from '../parallel/mesh.js';
-import type { SocketKind } from '../parallel/socket-transport.js';
+import { stageLayerRanges } from '../parallel/mesh.js';
 import { asFloats } from '../parallel/transport.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, type ControlMessage, type Envelope, type HeartbeatTiming, type RankBackend } from './control-message.js';
+import { encodeControl, type ControlMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
 import { footprintOf, type ModelFootprint } from './model-footprint.js';
 import { NodeLink } from './node-link.js';
-import { place, replan } from './placement.js';
+import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
-import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad, type ReshardRecord } from './reshard-log.js';
+import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.js';
 import { rollOut, type PlanModel } from './rollout.js';
+import type { CoordinatorOptions } from './coordinator-options.js';
+import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { StepPipe, type StepTimings } from './step-pipe.js';
 
 export type { StepTimings } from './step-pipe.js';
-
-export interface CoordinatorOptions extends MeshShape {
-  modelPath: string;
-  tokenizerPath?: string;
-  /** Layers per stage (`--pp-layers 10,12`); even when absent. */
-  ppLayers?: number[];
-  /** Expert parallelism: 1 (default) or tp; checked by checkExpertParallel. */
-  ep?: number;
-  transport: SocketKind;
-  /** Fork the ranks on this machine; when false, wait for workers to join. */
-  spawn: boolean;
-  /** Where workers join (default 127.0.0.1, any free port). */
-  host?: string;
-  port?: number;
-  /** The join token (default: a random one). */
-  token?: string;
-  /** Write every rank's step, backend op and message spans, and the re-shards, here (Chrome trace JSON) at close. */
-  trace?: string;
-  /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
-  backend?: RankBackend;
-  threads?: number;
-  /** Element type of every rank's KV cache (default f32). */
-  kvCacheDtype?: KvDtype;
-  /** Heartbeat interval and timeout (default 250 ms and 2 s). */
-  heartbeat?: Partial<HeartbeatTiming>;
-  /** How long a step waits for the mesh to come back after a loss before it fails (default 60 s). */
-  recoveryWaitMs?: number;
-  /** Called with each re-shard's record as it fills in. */
-  onReshard?: (record: ReshardRecord) => void;
-  log?: (line: string) => void;
-}
+export type { CoordinatorOptions } from './coordinator-options.js';
 
 /** What made the coordinator re-plan, kept until the plan is chosen. */
 interface Cause {
@@ -248,12 +217,7 @@ export class MeshCoordinator {
     const current = this.state.preference;
     const preference: MeshPreference = shape === 'auto' ? { ...current, pinned: false } : { ...current, tp: shape.tp, pp: shape.pp, pinned: true, ppLayers: undefined };
     const healthy = this.state.nodes.filter((node) => node.health === 'healthy');
-    if (preference.pinned && (!this.model.tpDegrees.includes(preference.tp) || preference.tp * preference.pp > healthy.length || preference.pp > this.model.numLayers)) {
-      throw new TesseraError(
-        'TESSERA_ERR_NO_PLACEMENT',
-        `tp ${preference.tp} × pp ${preference.pp} needs ${preference.tp * preference.pp} workers, a tp of ${this.model.tpDegrees.join('/')} and at most ${this.model.numLayers} stages; ${healthy.length} workers are healthy`,
-      );
-    }
+    checkPinnedShape(this.model, preference, healthy.length);
     place(healthy, this.model, preference, this.state.plan);
     this.cause = { reason: 'admin', decidedAt: Date.now() };
     this.dispatch({ type: 'PreferenceSet', preference });
@@ -301,9 +265,7 @@ export class MeshCoordinator {
     const size = this.options.tp * this.options.pp;
     if (this.options.spawn) this.children.push(...spawnWorkers(size, this.joins.address, token));
     else this.log(`waiting for ${size} workers: tessera worker --join ${this.joins.address} --token ${token}`);
-    const early = this.children.map((child) => new Promise<never>((_, reject) => child.once('exit', (code) => reject(new TesseraError('TESSERA_ERR_RANK_LOST', `a local worker exited (code ${code}) before the mesh was up; its error is printed above`)))));
-    for (const promise of early) promise.catch(() => undefined);
-    await Promise.race([this.firstPlan(), ...early]);
+    await Promise.race([this.firstPlan(), ...(this.children.length > 0 ? [earlyExit(this.children)] : [])]);
     this.firstReadyMs = performance.now() - this.startedAt;
   }
 
@@ -492,25 +454,4 @@ export class MeshCoordinator {
     const { modelPath, tokenizerPath, backend, trace, threads, kvCacheDtype } = this.options;
     return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
   }
-}
-
-function spawnWorkers(size: number, join: string, token: string): ChildProcess[] {
-  const entry = fileURLToPath(new URL('./worker-main.js', import.meta.url));
-  return Array.from({ length: size }, () =>
-    spawn(process.execPath, [entry, '--join', join], {
-      env: { ...process.env, TESSERA_JOIN_TOKEN: token, TESSERA_WORKER_QUIET: '1' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
-  );
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

@@ -25,6 +25,13 @@ interface Tracked {
   link?: FramedSocket;
 }
 
+/**
+ * Before a node's first beat the allowance is longer: a process that has just
+ * joined is still starting its heartbeat thread (loading modules), which on a
+ * busy machine takes seconds; a hang that early costs nothing but a join.
+ */
+const FIRST_BEAT_FACTOR = 5;
+
 export class Membership {
   private readonly nodes = new Map<NodeId, Tracked>();
   private readonly timer: NodeJS.Timeout;
@@ -95,6 +102,8 @@ export class Membership {
     if (blockedMs > 2 * this.timing.intervalMs) return;
     for (const [id, tracked] of [...this.nodes]) {
       const silentMs = now - tracked.lastBeatMs;
+      if (!tracked.link && silentMs > FIRST_BEAT_FACTOR * this.timing.timeoutMs) this.lose(id, `its heartbeat thread did not connect within ${Math.round(silentMs)} ms`, silentMs);
+      if (!tracked.link) continue;
       if (silentMs > this.timing.timeoutMs) this.lose(id, `no heartbeat for ${Math.round(silentMs)} ms (timeout ${this.timing.timeoutMs} ms)`, silentMs);
       else if (silentMs > 3 * this.timing.intervalMs && !tracked.late) {
         tracked.late = true;

@@ -24,7 +24,7 @@ import { modelBytes, stageBytes, type ModelFootprint } from './model-footprint.j
 /** A rank keeps its shards' stored bytes (to re-shard without reading them again) beside the backend's copy. */
 export const WEIGHT_COPIES = 2;
 /** Stage speeds closer than this ratio split layers evenly. */
-export const SPEED_TOLERANCE = 1.25;
+export const SPEED_TOLERANCE = 1.5;
 
 interface Shape {
   tp: number;
@@ -65,6 +65,18 @@ export function replan(state: ClusterState, model: ModelFootprint): Plan | undef
   const next = place(usable, model, preference, plan, state.generation + 1);
   if (state.phase === 'serving' && plan && samePlanLayout(next, plan)) return undefined;
   return next;
+}
+
+/** Refuses a pinned shape the model or the node count cannot take, naming both. */
+export function checkPinnedShape(model: ModelFootprint, preference: MeshPreference, healthyNodes: number): void {
+  if (!preference.pinned) return;
+  const { tp, pp } = preference;
+  if (!model.tpDegrees.includes(tp) || tp * pp > healthyNodes || pp > model.numLayers) {
+    throw new TesseraError(
+      'TESSERA_ERR_NO_PLACEMENT',
+      `tp ${tp} × pp ${pp} needs ${tp * pp} workers, a tp of ${model.tpDegrees.join('/')} and at most ${model.numLayers} stages; ${healthyNodes} workers are healthy`,
+    );
+  }
 }
 
 /** Shapes in the order placement tries them. */

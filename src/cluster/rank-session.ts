@@ -71,6 +71,11 @@ export class RankSession {
     this.breakGeneration(new TesseraError('TESSERA_ERR_RANK_LOST', `generation ${generation} was aborted by the coordinator (a rank was lost)`));
   }
 
+  /** Abandons whatever generation runs (the coordinator is gone). */
+  abortAll(): void {
+    if (!this.broken) this.breakGeneration(new TesseraError('TESSERA_ERR_RANK_LOST', 'the coordinator went away'));
+  }
+
   async close(): Promise<void> {
     await this.teardown();
     this.held.clear();

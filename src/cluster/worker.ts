@@ -39,8 +39,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     log(`tessera worker: joined ${options.join} as node ${welcome.nodeId}`);
     const session = new RankSession(send, control.socket.localAddress ?? '127.0.0.1', options.threads, log);
     const heartbeat = startHeartbeat({ host, port, token: options.token, nodeId: welcome.nodeId, intervalMs: welcome.heartbeat.intervalMs }, (notice) => {
-      if (notice.type === 'abort') session.abort(notice.generation);
-      else control.close();
+      if (notice.type === 'abort') return session.abort(notice.generation);
+      // The coordinator is gone: whatever the rank is doing (a step, a connect) ends now, and so does the worker.
+      session.abortAll();
+      control.close();
     });
     try {
       while (await session.handle((await next()).message));

@@ -9,7 +9,9 @@ import { Worker } from 'node:worker_threads';
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError, type ErrorCode } from '../core/errors.js';
 import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
-import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { AdminAction, HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { ClusterView } from '../cluster/cluster-view.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
 import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 
@@ -41,6 +43,9 @@ export interface EngineLimits {
 export class EngineHost {
   private readonly listeners = new Map<number, SequenceListener>();
   private readonly statsListeners: ((stats: StepStats) => void)[] = [];
+  private readonly reshardListeners: ((record: ReshardRecord) => void)[] = [];
+  private readonly adminCalls = new Map<number, { resolve: (view: ClusterView) => void; reject: (error: TesseraError) => void }>();
+  private nextAdminCall = 1;
   private nextId = 1;
   private closed = false;
   private exited = false;
@@ -92,6 +97,21 @@ export class EngineHost {
     this.statsListeners.push(listener);
   }
 
+  /** Each mesh re-shard's record as it fills in. */
+  onReshard(listener: (record: ReshardRecord) => void): void {
+    this.reshardListeners.push(listener);
+  }
+
+  /** The mesh as GET /admin/cluster shows it, after `action` (a re-shard resolves once the new plan serves). */
+  admin(action: AdminAction): Promise<ClusterView> {
+    if (this.closed || this.exited) return Promise.reject(new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker is not running; restart the server'));
+    const requestId = this.nextAdminCall++;
+    return new Promise((resolve, reject) => {
+      this.adminCalls.set(requestId, { resolve, reject });
+      this.send({ type: 'admin', requestId, action });
+    });
+  }
+
   /** False once the worker has exited (crashed or closed). */
   get alive(): boolean {
     return !this.exited && !this.closed;
@@ -131,6 +151,13 @@ export class EngineHost {
       for (const listener of this.statsListeners) listener(message.report.stats);
     } else if (message.type === 'rejected') {
       this.fail(message.sequenceId, new TesseraError(message.code as ErrorCode, message.message));
+    } else if (message.type === 'admin-reply') {
+      const call = this.adminCalls.get(message.requestId);
+      this.adminCalls.delete(message.requestId);
+      if (message.error) call?.reject(new TesseraError(message.error.code as ErrorCode, message.error.message));
+      else if (message.view) call?.resolve(message.view);
+    } else if (message.type === 'reshard') {
+      for (const listener of this.reshardListeners) listener(message.record);
     } else if (message.type === 'step-failed') {
       const error = new TesseraError(message.code as ErrorCode, `the engine failed a step: ${message.message}`);
       for (const sequenceId of message.sequenceIds) this.fail(sequenceId, error);

@@ -4,6 +4,11 @@ import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { ClusterView } from '../cluster/cluster-view.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
+
+/** What the admin routes ask of a mesh (src/serve/admin-routes.ts). */
+export type AdminAction = { kind: 'describe' } | { kind: 'reshard'; shape: { tp: number; pp: number } | 'auto' };
 
 export interface WorkerSetup {
   modelPath: string;
@@ -21,6 +26,7 @@ export interface WorkerSetup {
 export type HostMessage =
   | { type: 'add'; sequenceId: number; request: SequenceRequest }
   | { type: 'cancel'; sequenceId: number }
+  | { type: 'admin'; requestId: number; action: AdminAction }
   | { type: 'stop' };
 
 export type WorkerMessage =
@@ -28,4 +34,7 @@ export type WorkerMessage =
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }
-  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string };
+  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string }
+  | { type: 'admin-reply'; requestId: number; view?: ClusterView; error?: { code: string; message: string } }
+  /** A mesh re-shard's record, each time it fills in (detected, loaded, first logits, re-prefilled). */
+  | { type: 'reshard'; record: ReshardRecord };
