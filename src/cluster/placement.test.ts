@@ -11,13 +11,13 @@ const MIB = 2 ** 20;
 const MODEL: ModelFootprint = { numLayers: 22, layerBytes: Array.from({ length: 22 }, () => 40 * MIB), embeddingBytes: 34 * MIB, outputBytes: 34 * MIB, tpDegrees: [1, 2, 4, 8, 16, 32] };
 const PREFER = (tp: number, pp: number, pinned = false): MeshPreference => ({ tp, pp, ep: 1, pinned });
 
-function node(name: string, options: Partial<{ memoryMib: number; gflops: number }> = {}): ClusterNode {
+function node(name: string, options: Partial<{ memoryMib: number; gflops: number; address: string }> = {}): ClusterNode {
   return {
     id: nodeId(name),
     hardware: { memoryBytes: (options.memoryMib ?? 4096) * MIB, cores: 2, matmulGflops: options.gflops ?? 10, accelerator: 'cpu' },
     health: 'healthy',
     pid: 1,
-    address: '127.0.0.1',
+    address: options.address ?? `10.0.0.${name.charCodeAt(0)}`,
     local: true,
     joinedAtMs: 0,
     bytesHeld: 0,
@@ -86,6 +86,9 @@ test('uneven speeds split layers in proportion; noise-level differences split ev
   assert.deepEqual(place([fast, slow], MODEL, PREFER(1, 2)).layers, [[0, 16], [16, 22]]);
   const near = node('near', { gflops: 14 });
   assert.deepEqual(place([slow, near], MODEL, PREFER(1, 2)).layers, [[0, 11], [11, 22]]);
+  // Workers on one machine: their median rate, whatever each measured.
+  const oneHost = [node('p', { gflops: 30, address: 'h' }), node('q', { gflops: 10, address: 'h' }), node('r', { gflops: 12, address: 'h' })];
+  assert.deepEqual(place(oneHost, MODEL, PREFER(1, 3)).layers, [[0, 8], [8, 15], [15, 22]]);
 });
 
 test('memory caps a stage and the rest goes elsewhere; a model that fits nowhere is refused with a code', () => {

@@ -11,10 +11,11 @@
  *   rank's weights (its old slice of the same layers and heads), so a
  *   re-shard reads as little as it can; newcomers fill the rest.
  * - Layers: stages get layers in proportion to their speed (a stage runs at
- *   its slowest rank's rate), within what each node's memory holds. Rates
- *   within SPEED_TOLERANCE of each other count as equal: on one machine they
- *   differ by noise, and a split that moves with noise would move bytes for
- *   nothing.
+ *   its slowest rank's rate), within what each node's memory holds. Workers
+ *   at one address share a machine and count at their median rate, and
+ *   rates within SPEED_TOLERANCE of each other count as equal: measured
+ *   rates carry noise, and a split that moves with noise would move bytes
+ *   for nothing.
  * Only when no shape fits does placement refuse, with TESSERA_ERR_NO_PLACEMENT.
  */
 import { TesseraError } from '../core/errors.js';
@@ -155,7 +156,8 @@ function splitLayers(ranks: readonly ClusterNode[], shape: Shape, model: ModelFo
 
 /** Layers per stage in proportion to stage speed, each at least 1, within each stage's memory (in layers of the largest size). */
 function speedCounts(stages: readonly ClusterNode[][], shape: Shape, model: ModelFootprint, memory: readonly number[]): number[] | undefined {
-  const speeds = stages.map((nodes) => Math.min(...nodes.map((node) => node.hardware.matmulGflops)));
+  const rate = hostRates(stages.flat());
+  const speeds = stages.map((nodes) => Math.min(...nodes.map((node) => rate.get(node.address) ?? node.hardware.matmulGflops)));
   const even = Math.max(...speeds) <= SPEED_TOLERANCE * Math.min(...speeds) || speeds.some((speed) => !(speed > 0));
   const weights = even ? speeds.map(() => 1) : speeds;
   const largest = Math.max(...model.layerBytes) / shape.tp;
@@ -175,6 +177,17 @@ function speedCounts(stages: readonly ClusterNode[][], shape: Shape, model: Mode
     counts[pick]++;
   }
   return counts;
+}
+
+/**
+ * The median measured rate of the nodes at each address: workers on one
+ * machine share its hardware, so their rates differ only by when each was
+ * measured (a busy moment makes one look slow).
+ */
+function hostRates(nodes: readonly ClusterNode[]): Map<string, number> {
+  const byHost = new Map<string, number[]>();
+  for (const node of nodes) byHost.set(node.address, [...(byHost.get(node.address) ?? []), node.hardware.matmulGflops]);
+  return new Map([...byHost].map(([address, rates]) => [address, rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)]]));
 }
 
 /** `total` split in proportion to `weights` (largest remainder), each part at least 1. */
