@@ -378,7 +378,8 @@ export class MeshCoordinator {
   }
 
   private isServing(): boolean {
-    return this.state.phase === 'serving' && !this.rolling && !this.reshardWanted && !this.closing;
+    // A pending reconcile may move the mesh (a join, an admin call): steps wait for its answer.
+    return this.state.phase === 'serving' && !this.rolling && !this.reshardWanted && !this.reconcileTimer && !this.closing;
   }
 
   private schedule(delayMs = 0): void {

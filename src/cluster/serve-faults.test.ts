@@ -49,7 +49,7 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
       const chosen = before.nodes.find((node) => node.rank === (signal === 'SIGKILL' ? 3 : 0));
       assert.ok(chosen, JSON.stringify(before));
       victim = chosen.pid;
-      const texts = await streamAll(mesh, 8, () => void process.kill(victim, signal));
+      const texts = await streamAll(mesh, { midway: () => void process.kill(victim, signal) });
       assert.deepEqual(texts, want);
       checkRecovered(await clusterOf(mesh), victim);
     } finally {
@@ -81,7 +81,7 @@ test('16 streams on tp 2 × pp 2 across network namespaces survive one host cut 
       const victim = before.nodes.find((node) => node.rank === 1);
       assert.ok(victim, JSON.stringify(before));
       const host = hosts.addresses.findIndex((address) => victim.address.endsWith(address));
-      const texts = await streamAll(mesh, 8, () => ip(['link', 'set', hosts.links[host], 'down']));
+      const texts = await streamAll(mesh, { midway: () => ip(['link', 'set', hosts.links[host], 'down']) });
       assert.deepEqual(texts, want);
       checkRecovered(await clusterOf(mesh), victim.pid);
     } finally {

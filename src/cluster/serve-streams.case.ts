@@ -20,12 +20,16 @@ export function serve(model: string, mesh?: LaunchOptions['mesh']): Promise<Tess
   return launchServer({ model, backend: 'reference', port: 0, servedModelName: 'stories', adminKey: ADMIN_KEY, core: { kvCacheMib: 4, maxNumSeqs: STREAMS }, mesh });
 }
 
-/**
- * The texts of STREAMS concurrent streams; `midway` runs once, when every
- * stream has received at least `after` chunks (the hook's promise is awaited
- * before the results are returned).
- */
-export async function streamAll(server: TesseraServer, after = 8, midway?: () => Promise<void> | void): Promise<string[]> {
+export interface StreamOptions {
+  /** `midway` runs once every stream has received this many chunks. */
+  after?: number;
+  midway?: () => Promise<void> | void;
+  /** Tokens of the first stream; the others ask for a few more each (default 40). */
+  maxTokens?: number;
+}
+
+/** The texts of STREAMS concurrent streams; a `midway` hook's promise is awaited before they are returned. */
+export async function streamAll(server: TesseraServer, { after = 8, midway, maxTokens = 40 }: StreamOptions = {}): Promise<string[]> {
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300_000 });
   const chunks = new Array<number>(STREAMS).fill(0);
   let fired: Promise<void> | undefined;
@@ -35,7 +39,7 @@ export async function streamAll(server: TesseraServer, after = 8, midway?: () =>
       const stream = await client.completions.create({
         model: 'stories',
         prompt: PROMPTS[i % PROMPTS.length],
-        max_tokens: 40 + (i % 4) * 4,
+        max_tokens: maxTokens + (i % 4) * 4,
         temperature: sampled ? 0.9 : 0,
         seed: sampled ? 100 + i : undefined,
         stream: true,

@@ -68,8 +68,20 @@ function joinAddress(join: string): { host: string; port: number } {
   return { host, port };
 }
 
-function dialCoordinator(host: string, port: number, join: string): Promise<Socket> {
-  return dial({ kind: 'tcp', host, port }).catch((error: Error) => {
-    throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${error.message}); check the address and that it is running`);
-  });
+/** How long a worker keeps trying to reach a coordinator that is not listening yet (started after it). */
+const JOIN_RETRY_MS = 30_000;
+
+async function dialCoordinator(host: string, port: number, join: string): Promise<Socket> {
+  const giveUp = performance.now() + JOIN_RETRY_MS;
+  for (;;) {
+    try {
+      return await dial({ kind: 'tcp', host, port });
+    } catch (error) {
+      const refused = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+      if (!refused || performance.now() > giveUp) {
+        throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${(error as Error).message}); check the address and that it is running`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
