@@ -7,7 +7,6 @@
  */
 import type { Command } from 'commander';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -72,7 +71,8 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     port: listen?.port,
     token: options.token,
     backend: options.rankBackend ?? options.backend ?? 'auto',
-    threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
+    // Unset: forked ranks share this machine's cores, per plan (the coordinator divides them again after a re-shard).
+    threads: options.rankThreads,
     trace: options.trace,
     kvCacheDtype: options.kvCacheDtype,
     heartbeat: heartbeatOf(options),
@@ -138,9 +138,4 @@ export function hostAndPort(text: string): { host: string; port: number } {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${text}" is not HOST:PORT; e.g. 0.0.0.0:7070`);
   }
   return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
-}
-
-/** Ranks forked on this machine share its cores: more busy threads than cores collapses throughput. */
-function localRankThreads(ranks: number): number {
-  return Math.max(1, Math.floor(availableParallelism() / ranks));
 }

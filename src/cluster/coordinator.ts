@@ -17,6 +17,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -266,6 +267,8 @@ export class MeshCoordinator {
     if (this.options.spawn) this.children.push(...spawnWorkers(size, this.joins.address, token));
     else this.log(`waiting for ${size} workers: tessera worker --join ${this.joins.address} --token ${token}`);
     await Promise.race([this.firstPlan(), ...(this.children.length > 0 ? [earlyExit(this.children)] : [])]);
+    // Settled: the reconcile that follows every rollout has run, so a step may go at once.
+    await this.whenServing();
     this.firstReadyMs = performance.now() - this.startedAt;
   }
 
@@ -435,7 +438,7 @@ export class MeshCoordinator {
       this.dispatch({ type: 'NodeReleased', id });
     }
     try {
-      const loads = await rollOut(plan, this.links, this.planModel(), this.options.transport);
+      const loads = await rollOut(plan, this.links, this.planModel(plan), this.options.transport);
       if (this.state.generation !== plan.generation) return;
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
@@ -451,8 +454,10 @@ export class MeshCoordinator {
     }
   }
 
-  private planModel(): PlanModel {
-    const { modelPath, tokenizerPath, backend, trace, threads, kvCacheDtype } = this.options;
+  /** Forked ranks share this machine's cores: more busy threads than cores collapses throughput, fewer wastes them. */
+  private planModel(plan: Plan): PlanModel {
+    const { modelPath, tokenizerPath, backend, trace, kvCacheDtype } = this.options;
+    const threads = this.options.threads ?? (this.options.spawn ? Math.max(1, Math.floor(availableParallelism() / plan.ranks.length)) : undefined);
     return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
   }
 }

@@ -64,6 +64,9 @@ async function checkMoves(path: string, layers: number): Promise<void> {
   assert.ok(grown.bytesRead <= grown.newBytes, `read ${grown.bytesRead} of ${grown.newBytes} new bytes`);
   assert.ok(grown.reusedBytes > 0 && grown.bytesRead + grown.reusedBytes === grown.bytesHeld, 'held bytes were copied, not read again');
   assert.equal(grown.bytesHeld, whole, 'a tp 1 rank over every layer holds the whole model');
+  // The same layout again: every slice is kept as it is, nothing read or copied.
+  const same = loadThrough(path, held, { tp: 1, tpRank: 0, startLayer: 0, endLayer: layers });
+  assert.deepEqual([same.bytesRead, same.newBytes, same.reusedBytes], [0, 0, whole]);
   // tp 1 → pp 2 stage 1 and tp 2: a subset of what is held, so nothing is read.
   const shrunk = loadThrough(path, held, { tp: 2, tpRank: 0, startLayer: half, endLayer: layers });
   assert.equal(shrunk.bytesRead, 0);

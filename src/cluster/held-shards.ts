@@ -7,6 +7,9 @@
  * the ranges outside it: a tp 2 rank becoming tp 1 reads the other half of
  * each tensor, not the whole.
  *
+ * A slice kept exactly is handed back as the same bytes object, which lets
+ * the rank keep the weight it made from it instead of loading it again.
+ *
  * Floor: bytes read ≤ the new slices' bytes that were not held
  * (`newBytes`). One case reads more: a projection whose split changes
  * between row-parallel and gathered (rows ↔ columns, DESIGN §3) reads its
@@ -74,8 +77,9 @@ export class HeldShards implements SliceReader {
     const { store, geometry } = this.tensor(name);
     const rowBytes = byteSize(geometry.dtype, geometry.cols);
     const want = { rows: { start: rowStart, end: rowEnd }, cols: { start: 0, end: geometry.cols } };
-    const out = new Uint8Array((rowEnd - rowStart) * rowBytes);
     const held = this.heldSlice(name);
+    if (held && sameRect(held, want)) return this.keep(name, held);
+    const out = new Uint8Array((rowEnd - rowStart) * rowBytes);
     if (held && held.cols.start === 0 && held.cols.end === geometry.cols) {
       const from = Math.max(rowStart, held.rows.start);
       const to = Math.min(rowEnd, held.rows.end);
@@ -99,8 +103,9 @@ export class HeldShards implements SliceReader {
     }
     const want = { rows: { start: 0, end: geometry.rows }, cols: { start: colStart, end: colEnd } };
     const sliceRowBytes = byteSize(geometry.dtype, colEnd - colStart);
-    const out = new Uint8Array(geometry.rows * sliceRowBytes);
     const held = this.heldSlice(name);
+    if (held && sameRect(held, want)) return this.keep(name, held);
+    const out = new Uint8Array(geometry.rows * sliceRowBytes);
     if (held && held.rows.start === 0 && held.rows.end === geometry.rows) {
       const from = Math.max(colStart, held.cols.start);
       const to = Math.min(colEnd, held.cols.end);
@@ -131,11 +136,25 @@ export class HeldShards implements SliceReader {
     return this.next.get(name) ?? this.held.get(name);
   }
 
+  /**
+   * A slice the new layout keeps exactly: the very same bytes object, so the
+   * rank can keep the backend weight made from it (rank-loader.ts).
+   */
+  private keep(name: string, held: HeldSlice): Uint8Array {
+    this.count(held.bytes.byteLength, held.bytes.byteLength, true);
+    this.next.set(name, held);
+    return held.bytes;
+  }
+
   /** `heldBytes` of a `sliceBytes` slice were held; `copied`: and were taken from there (else read again). */
   private count(sliceBytes: number, heldBytes: number, copied: boolean): void {
     if (copied) this.reusedBytes += heldBytes;
     this.newBytes += sliceBytes - heldBytes;
   }
+}
+
+function sameRect(held: HeldSlice, want: { rows: Range; cols: Range }): boolean {
+  return held.rows.start === want.rows.start && held.rows.end === want.rows.end && held.cols.start === want.cols.start && held.cols.end === want.cols.end;
 }
 
 /** Parts of `want` outside `have` (at most two ranges). */

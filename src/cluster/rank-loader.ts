@@ -3,7 +3,8 @@
  * the bytes it holds plus only the ranges it lacks, held-shards.ts), its
  * tensor-parallel group and expert group, and the RankRunner over them.
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Weight } from '../backend/backend.js';
+import type { DType } from '../core/dtype.js';
 import { createBackend } from '../backend/native/select-backend.js';
 import { tracedBackend } from '../backend/traced-backend.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
@@ -34,6 +35,32 @@ export interface LoadedRank {
   description: string;
 }
 
+/**
+ * Weights made from held slices, by the slice's bytes object: a slice a new
+ * plan keeps exactly (held-shards.ts hands back the same object) keeps its
+ * weight, so a stage that only loses layers loads nothing again. A weight is
+ * the stored bytes in the backend's layout, with no tie to a thread pool, so
+ * backends of one kind and kernel set (a new one per thread count) share it.
+ */
+const madeWeights = new WeakMap<Uint8Array, { kind: string; weight: Weight }>();
+
+function backendKind(backend: Backend): string {
+  return `${backend.name}/${(backend as { isa?: string }).isa ?? ''}`;
+}
+
+/** `backend`, except that loading a held slice's bytes again returns the weight made from them before. */
+function reusingWeights(backend: Backend): Backend {
+  const kind = backendKind(backend);
+  const loadWeight = (dtype: DType, shape: readonly number[], bytes: Uint8Array): Weight => {
+    const made = madeWeights.get(bytes);
+    if (made?.kind === kind) return made.weight;
+    const weight = backend.loadWeight(dtype, shape, bytes);
+    madeWeights.set(bytes, { kind, weight });
+    return weight;
+  };
+  return new Proxy(backend, { get: (target, key, receiver) => (key === 'loadWeight' ? loadWeight : Reflect.get(target, key, receiver)) });
+}
+
 /** Backends by choice and threads: one per process, kept across plans (a native one owns a thread pool). */
 const backends = new Map<string, Backend>();
 
@@ -53,7 +80,7 @@ export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransp
   const [startLayer, endLayer] = plan.layers[stage];
   const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
   try {
-    const plain = backendFor(plan, threads);
+    const plain = reusingWeights(backendFor(plan, threads));
     // Tracing: every op of this rank is a span beside its step and message spans.
     const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: rank }) : plain;
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
