@@ -12,7 +12,7 @@ import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
-import type { KvLayout } from './rank-runner.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { NodeHardware } from './cluster-state.js';
 
 export type ControlMessage =
@@ -80,6 +80,17 @@ export interface StepSegment {
   rows: LogitRows;
   ids: number[];
   positions: number[];
+}
+
+/** A step message: the requests as plain arrays (JSON). */
+export function stepMessage(generation: number, id: number, pool: KvLayout, requests: readonly StepRequest[]): ControlMessage {
+  return {
+    type: 'step',
+    generation,
+    id,
+    pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
+    segments: requests.map((request) => ({ blockTable: Array.from(request.blockTable), rows: request.rows, ids: Array.from(request.ids), positions: Array.from(request.positions) })),
+  };
 }
 
 export interface Envelope {

@@ -17,7 +17,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -31,7 +30,7 @@ import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, type ControlMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import { encodeControl, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
 import { footprintOf, type ModelFootprint } from './model-footprint.js';
@@ -39,10 +38,11 @@ import { NodeLink } from './node-link.js';
 import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.js';
-import { rollOut, type PlanModel } from './rollout.js';
+import { planModel, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { StepPipe, type StepTimings } from './step-pipe.js';
+import { StateSignal } from './state-signal.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
@@ -73,7 +73,7 @@ export class MeshCoordinator {
   private reshardWanted = false;
   private cause: Cause | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
-  private waiters: (() => void)[] = [];
+  private readonly changed = new StateSignal();
   private closing = false;
   private nextNode = 1;
   private lastLoads: RankLoad[] = [];
@@ -166,14 +166,7 @@ export class MeshCoordinator {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
     const { id, result } = this.pipe.open(generation);
-    const message: ControlMessage = {
-      type: 'step',
-      generation,
-      id,
-      pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
-      segments: requests.map((request) => ({ blockTable: Array.from(request.blockTable), rows: request.rows, ids: Array.from(request.ids), positions: Array.from(request.positions) })),
-    };
-    const frame = encodeControl(message);
+    const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
     const { logits, timings } = await result;
@@ -198,13 +191,7 @@ export class MeshCoordinator {
         const why = this.state.refusal?.message ?? `${this.state.nodes.length} healthy workers, waiting for a plan`;
         throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and did not recover${this.closing ? ' before it closed' : ` within ${Math.round((this.options.recoveryWaitMs ?? 60_000) / 1000)} s`} (${why}); add workers and retry`);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await this.changed.next(left);
     }
     return this.state.generation;
   }
@@ -278,7 +265,7 @@ export class MeshCoordinator {
       if (this.startFailure) throw this.startFailure;
       if (this.state.phase === 'refused') throw new TesseraError(this.state.refusal?.code ?? 'TESSERA_ERR_NO_PLACEMENT', this.state.refusal?.message ?? 'no plan fits');
       if (this.closing) throw new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed before it came up');
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await this.changed.next();
     }
   }
 
@@ -375,9 +362,7 @@ export class MeshCoordinator {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter();
+    this.changed.fire();
   }
 
   private isServing(): boolean {
@@ -438,7 +423,7 @@ export class MeshCoordinator {
       this.dispatch({ type: 'NodeReleased', id });
     }
     try {
-      const loads = await rollOut(plan, this.links, this.planModel(plan), this.options.transport);
+      const loads = await rollOut(plan, this.links, planModel(this.options, plan), this.options.transport);
       if (this.state.generation !== plan.generation) return;
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
@@ -454,10 +439,4 @@ export class MeshCoordinator {
     }
   }
 
-  /** Forked ranks share this machine's cores: more busy threads than cores collapses throughput, fewer wastes them. */
-  private planModel(plan: Plan): PlanModel {
-    const { modelPath, tokenizerPath, backend, trace, kvCacheDtype } = this.options;
-    const threads = this.options.threads ?? (this.options.spawn ? Math.max(1, Math.floor(availableParallelism() / plan.ranks.length)) : undefined);
-    return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
-  }
 }

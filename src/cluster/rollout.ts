@@ -5,6 +5,8 @@
  * then `ready` from every rank. Fails as soon as any rank fails or goes away.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import type { CoordinatorOptions } from './coordinator-options.js';
 import { TesseraError } from '../core/errors.js';
 import type { SocketKind } from '../parallel/socket-transport.js';
 import type { NodeId, Plan } from './cluster-state.js';
@@ -16,6 +18,13 @@ type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
 
 /** What every plan message carries besides the layout. */
 export type PlanModel = Pick<PlanMessage, 'modelPath' | 'tokenizerPath' | 'backend' | 'trace' | 'threads' | 'kvCacheDtype'>;
+
+/** The model part of a plan message. Forked ranks share this machine's cores: more busy threads than cores collapses throughput, fewer wastes them. */
+export function planModel(options: CoordinatorOptions, plan: Plan): PlanModel {
+  const { modelPath, tokenizerPath, backend, trace, kvCacheDtype } = options;
+  const threads = options.threads ?? (options.spawn ? Math.max(1, Math.floor(availableParallelism() / plan.ranks.length)) : undefined);
+  return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
+}
 
 export async function rollOut(plan: Plan, links: ReadonlyMap<NodeId, NodeLink>, model: PlanModel, transport: SocketKind): Promise<RankLoad[]> {
   const generation = plan.generation;
