@@ -228,10 +228,10 @@ export class MeshCoordinator {
     await this.rolling?.catch(() => undefined);
     const reads = [...this.links.values()].map((link) => link.closed);
     await Promise.all([...this.links.values()].map((link) => link.send({ type: 'shutdown' }).catch(() => undefined)));
+    // Tracing ranks send their spans before they hang up; a busy machine may take a while, so wait for them before ending any.
+    if (this.options.trace) await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
     await Promise.all(this.children.map((child) => exited(child)));
     if (this.options.trace) {
-      // Tracing ranks send their spans before they hang up.
-      await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
       this.traceEvents.push({ name: 'process_name', ph: 'M', pid: COORDINATOR_TRACE_PID, args: { name: 'coordinator' } });
       writeChromeTrace(this.options.trace, this.traceEvents, this.mostRanks);
     }

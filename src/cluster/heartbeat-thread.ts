@@ -34,9 +34,14 @@ function tell(notice: HeartbeatNotice): void {
 
 /** PLAN contract 3: native collectives poll a process-wide flag; an addon without them has nothing to abort. */
 function abortNativeCollectives(): void {
-  const load = loadNativeAddon();
-  const abort = load.ok ? (load.addon as unknown as { abortCollectives?: () => void }).abortCollectives : undefined;
-  if (typeof abort === 'function') abort();
+  try {
+    const load = loadNativeAddon();
+    const abort = load.ok ? (load.addon as unknown as { abortCollectives?: () => void }).abortCollectives : undefined;
+    if (typeof abort === 'function') abort();
+  } catch (error) {
+    // The main thread still closes the transports; a failed native abort must not take the beats down with it.
+    process.stderr.write(`tessera worker: could not abort native collectives: ${(error as Error).message}\n`);
+  }
 }
 
 async function main(): Promise<void> {

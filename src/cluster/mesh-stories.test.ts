@@ -47,7 +47,7 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   assert.equal(mesh.stdout, one.stdout);
   // --trace: every rank's step span, and message spans with peer and bytes.
   const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; args?: { bytes?: number } }[] }).traceEvents;
-  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3]);
+  assert.deepEqual([...new Set(events.filter((e) => e.name === "step").map((e) => e.pid))].sort(), [0, 1, 2, 3], mesh.stderr);
   assert.ok(events.some((e) => e.name === 'send' && (e.args?.bytes ?? 0) > 0));
   assert.ok(events.some((e) => e.name === 'receive (wait)'));
 });

@@ -44,6 +44,8 @@ export class NodeLink {
   /** The node's `type` reply for `generation`; rejects when the node fails that generation or goes away. */
   expect<T extends Reply['type']>(type: T, generation: number): Promise<Extract<Reply, { type: T }>> {
     const key = `${type}/${generation}`;
+    // Replies of generations given up on (a rank finished loading after an abort) are dropped.
+    for (const stale of this.early.keys()) if (Number(stale.split('/')[1]) < generation) this.early.delete(stale);
     const early = this.early.get(key);
     if (early) {
       this.early.delete(key);

@@ -58,6 +58,7 @@ export class ReshardLog {
     const record: ReshardRecord = { generation: plan.generation, reason, tp: plan.tp, pp: plan.pp, layers: plan.layers.map(([a, b]) => [a, b]), decidedAt, silentMs, ranks: [] };
     record.replanMs = Date.now() - decidedAt;
     this.records.push(record);
+    if (silentMs) this.span('detect', decidedAt - silentMs, silentMs, { generation: plan.generation });
     this.span('replan', decidedAt, record.replanMs, { generation: plan.generation, reason });
     return record;
   }

@@ -49,6 +49,10 @@ test('a worker joining a serving tp 1 mesh grows it to pp 2 mid-stream; /admin/r
       assert.ok(join?.rePrefillMs !== undefined, 'the streams were re-prefilled and decoded on the grown mesh');
       assert.ok(view.nodes.every((node) => node.bytesHeld > 0 && node.rank !== undefined), JSON.stringify(view.nodes));
 
+      const metrics = await (await fetch(`${mesh.url}/metrics`)).text();
+      assert.match(metrics, /^tessera_reshards_total\{reason="joined"\} 1$/m);
+      assert.match(metrics, /^tessera_mesh_generation 2$/m);
+
       const reshaped = await adminCall(mesh, 'POST', '/admin/reshard', { tp: 2, pp: 1 });
       assert.equal(reshaped.status, 200, JSON.stringify(reshaped.json));
       assert.deepEqual([reshaped.json.layout?.tp, reshaped.json.layout?.pp, reshaped.json.preference.pinned], [2, 1, true]);
