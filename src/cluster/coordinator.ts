@@ -20,11 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
-import { openModelFiles } from '../engine/model-files.js';
-import { checkExpertParallel } from '../model/moe-stage.js';
-import { checkTensorParallel } from '../model/shard-spec.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
-import { stageLayerRanges } from '../parallel/mesh.js';
 import { asFloats } from '../parallel/transport.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
@@ -33,7 +29,7 @@ import { clusterView, type ClusterView } from './cluster-view.js';
 import { encodeControl, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
-import { footprintOf, type ModelFootprint } from './model-footprint.js';
+import { meshFootprint, type ModelFootprint } from './model-footprint.js';
 import { NodeLink } from './node-link.js';
 import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
@@ -102,13 +98,7 @@ export class MeshCoordinator {
   }
 
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
-    checkTensorParallel(config, options.tp);
-    checkExpertParallel(config, options.tp, options.ep ?? 1);
-    stageLayerRanges(config.numLayers, options.pp, options.ppLayers);
-    const files = openModelFiles(options.modelPath, { tokenizerPath: options.tokenizerPath });
-    const model = footprintOf(config, files.store.list(), options.ep ?? 1);
-    files.store.close();
-    const coordinator = new MeshCoordinator(model, options);
+    const coordinator = new MeshCoordinator(meshFootprint(config, options), options);
     try {
       await coordinator.open();
       return coordinator;

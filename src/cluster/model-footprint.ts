@@ -8,6 +8,8 @@ import type { ModelConfig } from '../core/model-config.js';
 import type { TensorInfo } from '../format/tensor-store.js';
 import { checkExpertParallel } from '../model/moe-stage.js';
 import { checkTensorParallel } from '../model/shard-spec.js';
+import { openModelFiles } from '../engine/model-files.js';
+import { stageLayerRanges } from '../parallel/mesh.js';
 
 export interface ModelFootprint {
   readonly numLayers: number;
@@ -19,6 +21,19 @@ export interface ModelFootprint {
   readonly outputBytes: number;
   /** Tensor-parallel degrees the model can be split by (powers of two), ascending. */
   readonly tpDegrees: readonly number[];
+}
+
+/** Refuses a starting shape the model cannot take, and reads the model's footprint (its tensor list, no weights). */
+export function meshFootprint(config: ModelConfig, options: { modelPath: string; tokenizerPath?: string; tp: number; pp: number; ep?: number; ppLayers?: number[] }): ModelFootprint {
+  checkTensorParallel(config, options.tp);
+  checkExpertParallel(config, options.tp, options.ep ?? 1);
+  stageLayerRanges(config.numLayers, options.pp, options.ppLayers);
+  const files = openModelFiles(options.modelPath, { tokenizerPath: options.tokenizerPath });
+  try {
+    return footprintOf(config, files.store.list(), options.ep ?? 1);
+  } finally {
+    files.store.close();
+  }
 }
 
 export function footprintOf(config: ModelConfig, tensors: readonly TensorInfo[], ep = 1): ModelFootprint {
