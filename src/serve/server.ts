@@ -13,6 +13,7 @@ import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
 import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
+import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import type { ServingModel } from './serving-model.js';
 
 export interface ServerOptions {
@@ -32,6 +33,8 @@ type Handler = (model: ServingModel, body: unknown, response: ServerResponse) =>
 const GENERATION_ROUTES: Record<string, Handler> = {
   '/v1/completions': serveCompletion,
   '/v1/chat/completions': serveChatCompletion,
+  '/tokenize': serveTokenize,
+  '/detokenize': serveDetokenize,
 };
 
 export class TesseraServer {
@@ -101,7 +104,7 @@ export class TesseraServer {
       const answer = await serveAdmin({ method, path, authorization: request.headers.authorization, body }, this.model?.host, this.options.adminKey);
       return sendJson(response, answer.status, answer.body);
     }
-    if (path.startsWith('/v1/')) this.checkApiKey(request);
+    if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
     const handler = GENERATION_ROUTES[path];
