@@ -8,7 +8,7 @@ import type { DType } from '../core/dtype.js';
 import { createBackend } from '../backend/native/select-backend.js';
 import { tracedBackend } from '../backend/traced-backend.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
-import { openModelFiles } from '../engine/model-files.js';
+import { openModelFiles, type ModelFiles } from '../engine/model-files.js';
 import { ExpertLoad } from '../model/moe-expert-load.js';
 import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
 import { StageModel } from '../model/shard-stage.js';
@@ -74,29 +74,49 @@ function backendFor(plan: PlanMessage, threads: number | undefined): Backend {
   return backend;
 }
 
-export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransport, held: HeldShards, threads?: number): LoadedRank {
+/**
+ * The model's files, kept open across plans: opening parses the metadata and
+ * builds the tokenizer (seconds for a large vocabulary), which a re-shard
+ * that reads nothing new should not pay again.
+ */
+export class RankFiles {
+  private open: { key: string; files: ModelFiles } | undefined;
+
+  get(plan: PlanMessage): ModelFiles {
+    const key = `${plan.modelPath}\0${plan.tokenizerPath ?? ''}`;
+    if (this.open?.key !== key) {
+      this.close();
+      this.open = { key, files: openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath }) };
+    }
+    return this.open.files;
+  }
+
+  close(): void {
+    this.open?.files.store.close();
+    this.open = undefined;
+  }
+}
+
+export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransport, held: HeldShards, modelFiles: RankFiles, threads?: number): LoadedRank {
   const shape = { tp: plan.tp, pp: plan.pp };
   const { stage, tpRank } = placeOf(rank, shape);
   const [startLayer, endLayer] = plan.layers[stage];
-  const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
-  try {
-    const plain = reusingWeights(backendFor(plan, threads));
-    // Tracing: every op of this rank is a span beside its step and message spans.
-    const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: rank }) : plain;
-    const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
-    held.begin(files.store);
-    const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
-    held.finish();
-    const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
-    // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
-    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
-    const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
-    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
-    const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
-    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
-    const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, generation ${plan.generation}`;
-    return { runner, expertLoad, bytesRead: files.store.bytesRead, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
-  } finally {
-    files.store.close();
-  }
+  const files = modelFiles.get(plan);
+  const readBefore = files.store.bytesRead;
+  const plain = reusingWeights(backendFor(plan, threads));
+  // Tracing: every op of this rank is a span beside its step and message spans.
+  const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: rank }) : plain;
+  const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
+  held.begin(files.store);
+  const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
+  held.finish();
+  const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
+  // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
+  const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
+  const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
+  const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
+  const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
+  const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
+  const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, generation ${plan.generation}`;
+  return { runner, expertLoad, bytesRead: files.store.bytesRead - readBefore, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
 }

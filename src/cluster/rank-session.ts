@@ -18,7 +18,7 @@ import { TimedTransport } from '../parallel/timed-transport.js';
 import { floatBytes } from '../parallel/transport.js';
 import type { ControlMessage } from './control-message.js';
 import { HeldShards } from './held-shards.js';
-import { loadRank, type PlanMessage } from './rank-loader.js';
+import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
 
 type Send = (message: ControlMessage, body?: Uint8Array) => Promise<void>;
@@ -40,6 +40,7 @@ export class RankSession {
   /** Rejects a pending connect when the generation is aborted. */
   private abortConnect: ((error: Error) => void) | undefined;
   private readonly held = new HeldShards();
+  private readonly files = new RankFiles();
   /** Spans of every generation, sent at shutdown when a plan asked for tracing. */
   private spans: TraceEvent[] | undefined;
 
@@ -79,6 +80,7 @@ export class RankSession {
   async close(): Promise<void> {
     await this.teardown();
     this.held.clear();
+    this.files.close();
   }
 
   private async prepare(message: Extract<ControlMessage, { type: 'prepare' }>): Promise<void> {
@@ -99,7 +101,7 @@ export class RankSession {
       this.transport = new TimedTransport(await this.connect(plan, listener), this.spans);
       // The old stage's weights go before the new ones load, so the two are not held at once.
       this.runner = undefined;
-      const loaded = loadRank(plan, this.rank, this.transport, this.held, this.threads);
+      const loaded = loadRank(plan, this.rank, this.transport, this.held, this.files, this.threads);
       [this.runner, this.expertLoad] = [loaded.runner, loaded.expertLoad];
       this.log(`tessera worker: ${loaded.description}; read ${loaded.bytesRead} bytes (${loaded.newBytes} new), holds ${loaded.bytesHeld}`);
       const { bytesRead, newBytes, bytesHeld } = loaded;
