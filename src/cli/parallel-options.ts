@@ -42,7 +42,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
-    .option('--rank-backend <b>', 'backend of each rank: reference, native or auto (default: as --backend)', rankBackendOption)
+    .option('--rank-backend <b>', 'backend of each rank: reference, native, webgpu or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
     .option('--heartbeat-interval-ms <ms>', 'how often each worker beats (default 250)', numberOption('--heartbeat-interval-ms', 10, 60_000, true))
     .option('--heartbeat-timeout-ms <ms>', 'silence after which a worker is lost and the mesh re-shards (default 2000)', numberOption('--heartbeat-timeout-ms', 50, 600_000, true))
@@ -127,8 +127,8 @@ function transportOption(value: string): 'tcp' | 'unix' {
 }
 
 function rankBackendOption(value: string): RankBackend {
-  if (value === 'reference' || value === 'native' || value === 'auto') return value;
-  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--rank-backend must be reference, native or auto, got "${value}"`);
+  if (value === 'reference' || value === 'native' || value === 'webgpu' || value === 'auto') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--rank-backend must be reference, native, webgpu or auto, got "${value}"`);
 }
 
 export function hostAndPort(text: string): { host: string; port: number } {

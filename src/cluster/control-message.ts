@@ -71,7 +71,7 @@ export interface HeartbeatTiming {
   timeoutMs: number;
 }
 
-export type RankBackend = 'auto' | 'native' | 'reference';
+export type RankBackend = 'auto' | 'native' | 'reference' | 'webgpu';
 
 /** One sequence's tokens in a step message. */
 export interface StepSegment {
