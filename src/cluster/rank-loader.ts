@@ -38,14 +38,20 @@ export interface LoadedRank {
 /**
  * Weights made from held slices, by the slice's bytes object: a slice a new
  * plan keeps exactly (held-shards.ts hands back the same object) keeps its
- * weight, so a stage that only loses layers loads nothing again. A weight is
- * the stored bytes in the backend's layout, with no tie to a thread pool, so
- * backends of one kind and kernel set (a new one per thread count) share it.
+ * weight, so a stage that only loses layers loads nothing again. A native
+ * weight is the stored bytes in the kernels' layout, with no tie to a thread
+ * pool, so native backends of one kernel set (a new one per thread count)
+ * share it; other backends' weights (a GPU device's buffers) stay with the
+ * backend that made them.
  */
 const madeWeights = new WeakMap<Uint8Array, { kind: string; weight: Weight }>();
+const instances = new WeakMap<Backend, number>();
+let instanceCount = 0;
 
 function backendKind(backend: Backend): string {
-  return `${backend.name}/${(backend as { isa?: string }).isa ?? ''}`;
+  if (backend.name === 'native') return `native/${(backend as { isa?: string }).isa ?? ''}`;
+  if (!instances.has(backend)) instances.set(backend, ++instanceCount);
+  return `${backend.name}#${instances.get(backend)}`;
 }
 
 /** `backend`, except that loading a held slice's bytes again returns the weight made from them before. */
