@@ -77,6 +77,8 @@ export class MeshCoordinator {
   private firstReadyMs = 0;
   private readonly traceEvents: TraceEvent[] = [];
   private mostRanks = 0;
+  /** Set while the mesh re-shards after losing a worker (what /ready reports); cleared when a plan serves. */
+  private recovering: TesseraError | undefined;
   /** A rank that could not load the first plan: the start fails with it. */
   private startFailure: TesseraError | undefined;
   private readonly log: (line: string) => void;
@@ -138,6 +140,17 @@ export class MeshCoordinator {
 
   describe(): ClusterView {
     return clusterView(this.state, this.heartbeat, this.reshards.records);
+  }
+
+  /**
+   * Why the mesh cannot step now, or undefined while it can (or is only
+   * moving to a new plan because a worker joined or an admin asked): after a
+   * lost worker, until the re-shard serves; TESSERA_ERR_NO_PLACEMENT while no
+   * layout of the remaining workers fits. /ready says 503 with its code.
+   */
+  get lost(): Error | undefined {
+    if (this.state.phase === 'refused') return new TesseraError(this.state.refusal?.code ?? 'TESSERA_ERR_NO_PLACEMENT', this.state.refusal?.message ?? 'the model fits on no layout of the workers');
+    return this.state.phase === 'serving' ? undefined : this.recovering;
   }
 
   /** Runs one step on every rank; the logits [rows, vocabSize]. `pool`: the driver's KV pool the block table points into. */
@@ -340,6 +353,7 @@ export class MeshCoordinator {
 
   /** The survivors of `plan` stop waiting on each other, and its steps and set-up fail. */
   private abandon(plan: Plan, error: Error): void {
+    this.recovering = new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and is re-sharding (${error.message})`);
     this.membership.abort(plan.ranks, plan.generation);
     this.pipe.failGeneration(plan.generation, error);
     for (const link of this.links.values()) link.failGeneration(plan.generation, error);
@@ -418,6 +432,7 @@ export class MeshCoordinator {
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
       this.reshards.ready(record, loads);
+      this.recovering = undefined;
       const read = loads.reduce((sum, load) => sum + load.bytesRead, 0);
       this.log(`plan ${plan.generation} (${cause.reason}): tp ${plan.tp} × pp ${plan.pp}, layers ${plan.layers.map(([a, b]) => `[${a}, ${b})`).join(' ')}, ready in ${Math.round(record.loadMs ?? 0)} ms, ${read} bytes read`);
     } catch (error) {

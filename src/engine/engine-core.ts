@@ -115,6 +115,8 @@ export class EngineCore {
     this.validate(request);
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
+    if (sequence.stops.stopped) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'resumeIds already contain a stop string: that sequence has finished; do not resume it');
+    // Built from the generated ids so far: a resumed sequence's cursor stands past its resumeIds.
     if (request.constraint) sequence.grammar = this.grammars.cursor(request.constraint, request.ignoreEos ? [] : this.config.eosTokenIds, sequence.generatedIds());
     this.sequences.set(sequenceId, sequence);
     this.scheduler.add(sequence);
@@ -195,11 +197,27 @@ export class EngineCore {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `logit_bias names token id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
     }
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
+    this.validateResume(request);
     if (promptIds.length + maxTokens > this.maxModelLen) {
       throw new TesseraError(
         'TESSERA_ERR_CONTEXT_OVERFLOW',
         `the prompt has ${promptIds.length} tokens and asks for ${maxTokens} more, but the context holds ${this.maxModelLen}; shorten the prompt or lower max_tokens`,
       );
+    }
+  }
+
+  /** Delivered ids of a resumed sequence: in the vocabulary, and not already the end of it. */
+  private validateResume(request: SequenceRequest): void {
+    const resumeIds = request.resumeIds ?? [];
+    if (resumeIds.length >= request.maxTokens) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds has ${resumeIds.length} ids but max_tokens is ${request.maxTokens}: that sequence has finished; do not resume it`);
+    }
+    for (const id of resumeIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumed token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
+      }
+      // An end-of-sequence token is never delivered as output (it ends the sequence instead).
+      if (!request.ignoreEos && this.eos.has(id)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds hold the end-of-sequence token ${id}: that sequence has finished; do not resume it`);
     }
   }
 

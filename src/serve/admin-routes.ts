@@ -31,8 +31,9 @@ export async function serveAdmin(request: AdminRequest, host: EngineHost | undef
   checkAdminKey(request.authorization, adminKey);
   const action = adminAction(request);
   if (!host) throw new ApiError(503, 'the model is still loading; retry when GET /ready says ready', 'service_unavailable', null, 'loading');
+  if (!host.mesh) throw new ApiError(409, 'this server runs no mesh of ranks; start it with --tp/--pp or --listen to use /admin routes', 'invalid_request_error', null, 'no_mesh');
   try {
-    return { status: 200, body: await host.admin(action) };
+    return { status: 200, body: await host.mesh.admin(action) };
   } catch (error) {
     if (!isTesseraError(error)) throw error;
     const status = error.code === 'TESSERA_ERR_NO_PLACEMENT' ? 409 : error.code === 'TESSERA_ERR_INVALID_ARGUMENT' ? 400 : error.code === 'TESSERA_ERR_RANK_LOST' ? 503 : 500;
@@ -79,8 +80,10 @@ function reshardShape(body: unknown): { tp: number; pp: number } | 'auto' {
   return { tp: degree('tp'), pp: degree('pp') };
 }
 
-/** Re-shard series in `registry`, fed by the engine host's records. */
+/** Re-shard series in `registry`, fed by the records of the host's mesh (none without one). */
 export function recordReshards(registry: Registry, host: EngineHost): void {
+  const mesh = host.mesh;
+  if (!mesh) return;
   const total = new Counter({ name: 'tessera_reshards_total', help: 'Mesh re-shards by cause', labelNames: ['reason'], registers: [registry] });
   const generation = new Gauge({ name: 'tessera_mesh_generation', help: 'Plan generation of the mesh', registers: [registry] });
   const seconds = new Histogram({
@@ -92,7 +95,7 @@ export function recordReshards(registry: Registry, host: EngineHost): void {
   });
   const bytes = new Counter({ name: 'tessera_reshard_bytes_read_total', help: 'Model file bytes ranks read to re-shard', registers: [registry] });
   const seen = new Map<number, Set<string>>();
-  host.onReshard((record: ReshardRecord) => {
+  mesh.onReshard((record: ReshardRecord) => {
     let parts = seen.get(record.generation);
     if (!parts) {
       seen.set(record.generation, (parts = new Set()));

@@ -13,6 +13,9 @@ import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
 import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
+import { Admission } from './admission.js';
+import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
+import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import type { ServingModel } from './serving-model.js';
 
@@ -35,10 +38,12 @@ const GENERATION_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': serveChatCompletion,
   '/tokenize': serveTokenize,
   '/detokenize': serveDetokenize,
+  [REPLICA_SEQUENCES_PATH]: serveReplicaSequence,
 };
 
 export class TesseraServer {
   readonly metrics = new ServeMetrics();
+  readonly admission = new Admission();
   private model: ServingModel | undefined;
   private readonly server: Server;
   private readonly closeHooks: (() => void)[] = [];
@@ -81,6 +86,15 @@ export class TesseraServer {
     this.closeHooks.push(hook);
   }
 
+  /**
+   * Stops taking generation requests (503 TESSERA_ERR_DRAINING), waits up to
+   * `graceMs` for those in flight, then ends the rest with that retryable
+   * error (a router resumes them elsewhere). Close afterwards.
+   */
+  async drain(graceMs: number): Promise<number> {
+    return this.admission.drain(graceMs);
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -107,6 +121,10 @@ export class TesseraServer {
     if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
+    if (method === 'GET' && path === REPLICA_LOAD_PATH) {
+      if (!model) throw new ApiError(503, 'the model is still loading', 'service_unavailable', null, 'loading');
+      return sendJson(response, 200, replicaLoad(model));
+    }
     const handler = GENERATION_ROUTES[path];
     if (!handler) throw new ApiError(404, `no route ${method} ${path}; see the README for the endpoints`, 'invalid_request_error', null, 'not_found');
     if (method !== 'POST') throw new ApiError(405, `${path} takes POST`, 'invalid_request_error', null, 'method_not_allowed');
@@ -137,8 +155,12 @@ export class TesseraServer {
 
   private sendReady(response: ServerResponse): void {
     if (!this.model) sendJson(response, 503, { status: 'loading' });
-    else if (!this.model.host.alive) sendJson(response, 503, { status: 'engine stopped' });
-    else sendJson(response, 200, { status: 'ready', model: this.model.name });
+    else if (this.admission.draining) sendJson(response, 503, { status: 'draining', code: 'TESSERA_ERR_DRAINING' });
+    else {
+      const health = this.model.host.health();
+      if (health.ready) sendJson(response, 200, { status: 'ready', model: this.model.name });
+      else sendJson(response, 503, { status: health.status, code: health.code ?? null });
+    }
   }
 
   private async sendMetrics(response: ServerResponse): Promise<void> {
@@ -168,7 +190,7 @@ function sendJson(response: ServerResponse, status: number, body: unknown, heade
 
 /** A bounded label set for the requests counter. */
 function endpointLabel(path: string): string {
-  if (path in GENERATION_ROUTES || path === '/health' || path === '/ready' || path === '/metrics' || path === '/v1/models') return path;
+  if (path in GENERATION_ROUTES || path === '/health' || path === '/ready' || path === '/metrics' || path === '/v1/models' || path === REPLICA_LOAD_PATH) return path;
   return path.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other';
 }
 

@@ -8,8 +8,12 @@ import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
 import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
+import { exitWithParent } from '../../router/local-replicas.js';
+import { addRoutingOptions } from './router.js';
+import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
+import { stopOnSignals } from '../stop-on-signals.js';
 
-interface ServeOptions extends ParallelOptions {
+export interface ServeOptions extends ParallelOptions {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -27,6 +31,7 @@ interface ServeOptions extends ParallelOptions {
   maxBodyBytes: number;
   servedModelName?: string;
   prefixCaching: boolean;
+  drainTimeout: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -51,9 +56,13 @@ export function registerServeCommand(program: Command): void {
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
+    .option('--replicas <n>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply', numberOption('--replicas', 1, 256, true))
+    .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
-  addParallelOptions(command).action(async (options: ServeOptions) => {
+  addRoutingOptions(addParallelOptions(command)).action(async (options: ServeReplicasOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      exitWithParent();
+      if (options.replicas !== undefined) return serveReplicas(options, log);
       const mesh = meshPlanOf(options);
       const server = await launchServer({
         model: options.model,
@@ -72,11 +81,6 @@ export function registerServeCommand(program: Command): void {
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
-      const stop = (): void => {
-        log('shutting down');
-        server.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stopOnSignals(server, options.drainTimeout * 1000, log);
     });
 }
