@@ -13,6 +13,8 @@ import { readTlsFiles, type TlsFiles } from '../serve/tls-files.js';
 export interface SecurityFlags {
   host: string;
   apiKey?: string;
+  /** serve only: a key with the admin scope alone. */
+  adminKey?: string;
   apiKeyFile?: string[];
   tlsCert?: string;
   tlsKey?: string;
@@ -67,6 +69,12 @@ export function securityOf(flags: SecurityFlags, warn: (line: string) => void, e
   } else if (env.TESSERA_API_KEY !== undefined && env.TESSERA_API_KEY !== '') {
     keys.push(apiKey(env.TESSERA_API_KEY, DEFAULT_SCOPES, 'TESSERA_API_KEY'));
   }
+  if (flags.adminKey !== undefined) {
+    warn('warning: --admin-key shows the key to anyone who can list processes (ps); use $TESSERA_ADMIN_KEY or an admin line in --api-key-file');
+    keys.push(apiKey(flags.adminKey, ['admin'], '--admin-key'));
+  } else if (env.TESSERA_ADMIN_KEY !== undefined && env.TESSERA_ADMIN_KEY !== '') {
+    keys.push(apiKey(env.TESSERA_ADMIN_KEY, ['admin'], 'TESSERA_ADMIN_KEY'));
+  }
   for (const path of flags.apiKeyFile ?? []) {
     // Others could read the keys: say so, the way ssh does for its keys.
     if ((statSync(path, { throwIfNoEntry: false })?.mode ?? 0) & 0o077) warn(`warning: --api-key-file ${path} can be read by other users; chmod 600 it`);
@@ -74,7 +82,7 @@ export function securityOf(flags: SecurityFlags, warn: (line: string) => void, e
   }
   const tls = readTlsFiles(flags.tlsCert, flags.tlsKey);
   if (!isLoopback(flags.host)) {
-    if (keys.length === 0) warn(`warning: serving on ${flags.host} with no API key: anyone who can reach it can use it (set $TESSERA_API_KEY or --api-key-file)`);
+    if (keys.every((key) => [...key.scopes].every((scope) => scope === 'admin'))) warn(`warning: serving on ${flags.host} with no API key: anyone who can reach it can use it (set $TESSERA_API_KEY or --api-key-file)`);
     else if (!tls) warn(`warning: serving on ${flags.host} over plain HTTP: keys and prompts cross the network in clear (give --tls-cert and --tls-key, or put a TLS proxy in front)`);
   }
   return { keys, tls };

@@ -51,9 +51,13 @@ function bearerOf(header: string | undefined): string | undefined {
 export class Keyring {
   constructor(private readonly keys: readonly ApiKey[]) {}
 
-  /** No keys: every route is open (the server binds to loopback unless told otherwise). */
+  /**
+   * No key with a scope other than admin: every route but /admin is open
+   * (the server binds to loopback unless told otherwise). An admin key alone
+   * turns the admin routes on without closing the API.
+   */
   get open(): boolean {
-    return this.keys.length === 0;
+    return this.keys.every((key) => [...key.scopes].every((scope) => scope === 'admin'));
   }
 
   /** The key a header presents, compared against every key in constant time per key. */
@@ -68,7 +72,11 @@ export class Keyring {
 
   /** Throws a 401 (no key, wrong key) or 403 (a key without `scope`); public routes pass `undefined`. */
   authorize(header: string | undefined, scope: Scope | undefined): void {
-    if (scope === undefined || this.open) return;
+    if (scope === undefined) return;
+    if (scope === 'admin') {
+      // Admin routes are never open: without an admin key they are off.
+      if (!this.keys.some((key) => key.scopes.has('admin'))) throw new ApiError(403, 'admin routes are off; start serve with --admin-key (or $TESSERA_ADMIN_KEY, or an admin line in --api-key-file) to use them', 'permission_error', null, 'admin_disabled');
+    } else if (this.open) return;
     const key = this.find(header);
     if (!key) {
       const message = header === undefined || header === '' ? 'no API key given; send Authorization: Bearer KEY' : 'the API key is wrong; send a key the server was started with';

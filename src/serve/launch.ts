@@ -35,6 +35,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     port: options.port ?? 8000,
     apiKey: options.apiKey,
     keys: options.keys,
+    adminKey: options.adminKey,
     tls: options.tls,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });

@@ -13,6 +13,7 @@ import { ApiError, errorBody, toApiError } from './api-error.js';
 import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
+import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
 import { Admission } from './admission.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
@@ -31,6 +32,8 @@ export interface ServerOptions {
   /** One key with the default scopes (inference, metrics); `keys` for several or other scopes. */
   apiKey?: string;
   keys?: readonly ApiKey[];
+  /** A key with the admin scope alone (/admin routes); without any admin key they are off. */
+  adminKey?: string;
   /** HTTPS with this certificate and key; plain HTTP without. */
   tls?: TlsFiles;
   /** Request bodies above this get 413. */
@@ -60,7 +63,11 @@ export class TesseraServer {
   private readonly keyring: Keyring;
 
   private constructor(private readonly options: ServerOptions) {
-    this.keyring = new Keyring([...(options.apiKey === undefined ? [] : [apiKey(options.apiKey, DEFAULT_SCOPES, 'the API key')]), ...(options.keys ?? [])]);
+    this.keyring = new Keyring([
+      ...(options.apiKey === undefined ? [] : [apiKey(options.apiKey, DEFAULT_SCOPES, 'the API key')]),
+      ...(options.adminKey === undefined ? [] : [apiKey(options.adminKey, ['admin'], 'the admin key')]),
+      ...(options.keys ?? []),
+    ]);
     const handle = (request: IncomingMessage, response: ServerResponse): void => {
       this.route(request, response).catch((error: unknown) => this.sendError(response, toApiError(error)));
     };
@@ -80,6 +87,7 @@ export class TesseraServer {
   setModel(model: ServingModel): void {
     this.model = model;
     model.host.onStats((stats) => this.metrics.recordStep(stats));
+    recordReshards(this.metrics.registry, model.host);
   }
 
   /** The model being served, once loaded. */
@@ -128,6 +136,11 @@ export class TesseraServer {
     this.keyring.authorize(request.headers.authorization, scopeOf(path));
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
     if (isDashboardPath(path)) return serveDashboard(this.dashboard, method, path, response);
+    if (isAdminPath(path)) {
+      const body = method === 'POST' ? await readJsonBody(request, this.options.maxBodyBytes) : undefined;
+      const answer = await serveAdmin({ method, path, body }, this.model?.host);
+      return sendJson(response, answer.status, answer.body);
+    }
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
     if (method === 'GET' && path === REPLICA_LOAD_PATH) {

@@ -44,6 +44,7 @@ export function registerServeCommand(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
+    .option('--admin-key <key>', 'turn on /admin/cluster and /admin/reshard with this key (admin scope alone; shows in the process list: prefer $TESSERA_ADMIN_KEY or an admin line in --api-key-file)')
     .option('--max-num-seqs <n>', 'sequences in the running batch at once', numberOption('--max-num-seqs', 1, 4096, true), DEFAULT_CORE_OPTIONS.maxNumSeqs)
     .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
     .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
