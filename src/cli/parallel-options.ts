@@ -41,7 +41,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--pp-layers <counts>', 'layers per stage, e.g. 10,12 (default: even)')
     .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
-    .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
+    .option('--token <t>', 'join token that keys the TLS of the worker links (default: $TESSERA_JOIN_TOKEN, else random and printed with --listen; the flag shows in the process list)')
     .option('--rank-backend <b>', 'backend of each rank: reference, native, webgpu or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
     .option('--heartbeat-interval-ms <ms>', 'how often each worker beats (default 250)', numberOption('--heartbeat-interval-ms', 10, 60_000, true))
@@ -70,7 +70,7 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     host: listen?.host,
     port: listen?.port,
     // The environment keeps the token out of the process list (a Kubernetes Secret arrives this way).
-    token: options.token ?? process.env.TESSERA_JOIN_TOKEN,
+    token: tokenOf(options.token),
     backend: options.rankBackend ?? options.backend ?? 'auto',
     // Unset: forked ranks share this machine's cores, per plan (the coordinator divides them again after a re-shard).
     threads: options.rankThreads,
@@ -78,6 +78,11 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     kvCacheDtype: options.kvCacheDtype,
     heartbeat: heartbeatOf(options),
   };
+}
+
+function tokenOf(flag: string | undefined): string | undefined {
+  if (flag !== undefined) process.stderr.write('tessera: warning: --token shows the join token to anyone who can list processes (ps); prefer $TESSERA_JOIN_TOKEN\n');
+  return flag ?? process.env.TESSERA_JOIN_TOKEN;
 }
 
 function heartbeatOf(options: ParallelOptions): { intervalMs?: number; timeoutMs?: number } | undefined {

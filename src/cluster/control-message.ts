@@ -6,6 +6,9 @@
  * served by a thread of its own so that beats and aborts get through while
  * the rank's main thread computes. Every message about a mesh names its
  * plan generation, so messages of a mesh that was torn down are told apart.
+ * Both connections run inside TLS keyed by the join token (link-security.ts),
+ * so the token itself never crosses; every message is checked against its
+ * schema (control-schema.ts) as it is decoded.
  */
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
@@ -14,14 +17,23 @@ import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { NodeHardware } from './cluster-state.js';
+import { TesseraError } from '../core/errors.js';
+import { controlSchema } from './control-schema.js';
+
+/**
+ * The version of this protocol: a worker and a coordinator of different
+ * versions refuse each other at the join (TESSERA_ERR_PROTOCOL_VERSION)
+ * rather than misread each other's messages.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export type ControlMessage =
   // Joining (control connection): the worker reports itself, the coordinator names it.
-  | { type: 'hello'; token: string; pid: number; hardware: NodeHardware }
-  | { type: 'welcome'; nodeId: string; heartbeat: HeartbeatTiming }
+  | { type: 'hello'; protocol: number; pid: number; hardware: NodeHardware }
+  | { type: 'welcome'; protocol: number; nodeId: string; heartbeat: HeartbeatTiming }
   | { type: 'refused'; message: string }
   // The heartbeat connection, opened by the worker's heartbeat thread (heartbeat-thread.ts).
-  | { type: 'beat-hello'; token: string; nodeId: string }
+  | { type: 'beat-hello'; protocol: number; nodeId: string }
   | { type: 'beat' }
   /** Abandon the steps of `generation` now (a rank of it was lost). */
   | { type: 'abort'; generation: number }
@@ -34,6 +46,8 @@ export type ControlMessage =
       addresses: MeshAddress[];
       meshToken: string;
       modelPath: string;
+      /** The coordinator's model identity (model-identity.ts): a rank whose file differs refuses the plan before loading a tensor. */
+      modelId: string;
       tokenizerPath?: string;
       tp: number;
       pp: number;
@@ -111,8 +125,18 @@ export function encodeControl(message: ControlMessage, body: Uint8Array = new Ui
   return out;
 }
 
+/** A frame from a peer, checked: its header offset, its JSON, the message's schema; else TESSERA_ERR_PROTOCOL. */
 export function decodeControl(frame: Uint8Array): Envelope {
+  if (frame.byteLength < 4) throw new TesseraError('TESSERA_ERR_PROTOCOL', `a control frame of ${frame.byteLength} bytes is shorter than its 4-byte header length`);
   const bodyStart = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0, true);
-  const message = JSON.parse(new TextDecoder().decode(frame.subarray(4, bodyStart))) as ControlMessage;
-  return { message, body: frame.subarray(bodyStart) };
+  if (bodyStart < 4 || bodyStart > frame.byteLength || bodyStart % 4 !== 0) {
+    throw new TesseraError('TESSERA_ERR_PROTOCOL', `a control frame says its body starts at byte ${bodyStart} of ${frame.byteLength}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(frame.subarray(4, bodyStart)));
+  } catch (error) {
+    throw new TesseraError('TESSERA_ERR_PROTOCOL', `a control frame's header is not JSON (${(error as Error).message.slice(0, 120)})`);
+  }
+  return { message: controlSchema(json, 'message'), body: frame.subarray(bodyStart) };
 }

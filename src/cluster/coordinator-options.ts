@@ -18,8 +18,10 @@ export interface CoordinatorOptions extends MeshShape {
   /** Where workers join (default 127.0.0.1, any free port). */
   host?: string;
   port?: number;
-  /** The join token (default: a random one). */
+  /** The join token (default: a random one); the links' TLS key is derived from it (link-security.ts). */
   token?: string;
+  /** The model's identity (model-identity.ts), when the caller has the files open; else computed from modelPath. */
+  modelId?: string;
   /** Write every rank's step, backend op and message spans, and the re-shards, here (Chrome trace JSON) at close. */
   trace?: string;
   /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */

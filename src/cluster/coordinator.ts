@@ -26,7 +26,8 @@ import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import { encodeControl, PROTOCOL_VERSION, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import type { FrameLimitOptions } from '../parallel/frame-limits.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
 import { meshFootprint, type ModelFootprint } from './model-footprint.js';
@@ -37,8 +38,9 @@ import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.
 import { planModel, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
-import { StepPipe, type StepTimings } from './step-pipe.js';
+import { checkBody, logitBytes, StepPipe, type StepTimings } from './step-pipe.js';
 import { StateSignal } from './state-signal.js';
+import { modelIdentityOf } from './model-identity.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
@@ -82,10 +84,13 @@ export class MeshCoordinator {
   /** A rank that could not load the first plan: the start fails with it. */
   private startFailure: TesseraError | undefined;
   private readonly log: (line: string) => void;
+  /** Sent in every plan: ranks refuse a model that is not this one. */
+  private modelId = '';
 
   private constructor(
     private readonly model: ModelFootprint,
     private readonly options: CoordinatorOptions,
+    private readonly vocabSize: number,
   ) {
     this.log = options.log ?? (() => undefined);
     this.heartbeat = { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
@@ -100,7 +105,7 @@ export class MeshCoordinator {
   }
 
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
-    const coordinator = new MeshCoordinator(meshFootprint(config, options), options);
+    const coordinator = new MeshCoordinator(meshFootprint(config, options), options, config.vocabSize);
     try {
       await coordinator.open();
       return coordinator;
@@ -168,7 +173,7 @@ export class MeshCoordinator {
     if (!this.isServing() || generation !== this.state.generation || !plan) {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
-    const { id, result } = this.pipe.open(generation);
+    const { id, result } = this.pipe.open(generation, logitBytes(requests, this.vocabSize));
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
@@ -243,6 +248,7 @@ export class MeshCoordinator {
   }
 
   private async open(): Promise<void> {
+    this.modelId = this.options.modelId ?? modelIdentityOf(this.options.modelPath, this.options.tokenizerPath);
     const token = this.options.token ?? randomBytes(16).toString('hex');
     // Forked ranks joining is routine; remote joins are worth a line each.
     const joinLog = this.options.spawn ? () => undefined : this.log;
@@ -250,7 +256,13 @@ export class MeshCoordinator {
       this.options.host ?? '127.0.0.1',
       this.options.port ?? 0,
       token,
-      { control: (link, hello, from) => this.join(link, hello, from, joinLog), heartbeat: (link, id) => this.membership.attach(nodeId(id), link) },
+      {
+        control: (link, hello, from) => this.join(link, hello, from, joinLog),
+        heartbeat: (link, id) => {
+          link.limit(this.membership.frameLimits);
+          this.membership.attach(nodeId(id), link);
+        },
+      },
       this.log,
     );
     const size = this.options.tp * this.options.pp;
@@ -275,20 +287,37 @@ export class MeshCoordinator {
   private join(control: FramedSocket, hello: Hello, from: string, log: (line: string) => void): void {
     if (this.closing) return control.close();
     const id = nodeId(`n${this.nextNode++}`);
+    control.limit(this.controlLimits());
     const child = this.children.find((candidate) => candidate.pid === hello.pid && from.includes('127.0.0.1'));
     const link = new NodeLink(id, control, child);
     this.links.set(id, link);
     this.membership.track(id);
     const node = { id, hardware: hello.hardware, health: 'healthy' as const, pid: hello.pid, address: from, local: child !== undefined, joinedAtMs: Date.now(), bytesHeld: 0 };
     log(`worker ${id} joined from ${from} (pid ${hello.pid}, ${(hello.hardware.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.hardware.cores} cores, ${hello.hardware.matmulGflops.toFixed(1)} GFLOP/s)`);
-    void link.send({ type: 'welcome', nodeId: id, heartbeat: this.heartbeat }).catch(() => undefined);
+    void link.send({ type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: id, heartbeat: this.heartbeat }).catch(() => undefined);
     if (this.state.phase === 'serving') this.cause ??= { reason: 'joined', decidedAt: Date.now() };
     this.dispatch({ type: 'NodeJoined', node });
     void link.read((envelope) => this.receive(id, envelope)).then((why) => this.lose(id, `its control connection closed (${why})`, 0));
     this.schedule();
   }
 
-  private receive(id: NodeId, { message, body }: Envelope): void {
+  /**
+   * What a worker may send on its control connection: logits as large as
+   * the steps in flight expect (checked from the frame's length before it is
+   * stored), else 256 MiB (a tracing rank's spans), at a rate far above any
+   * real step rate.
+   */
+  private controlLimits(): FrameLimitOptions {
+    return { maxFrameBytes: () => Math.max(256 * 2 ** 20, 64 * 1024 + this.pipe.largestLogitBytes), perSecond: 20_000 };
+  }
+
+  private receive(id: NodeId, envelope: Envelope): void {
+    const violation = checkBody(envelope, this.pipe);
+    if (violation) {
+      this.log(`worker ${id} broke the protocol: ${violation.code}: ${violation.message}; dropping it`);
+      return this.lose(id, `it broke the protocol (${violation.code})`, 0);
+    }
+    const { message, body } = envelope;
     if (message.type === 'logits') {
       // A copy: the frame's buffer may be shared with other messages.
       this.pipe.answer(message.id, { logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
@@ -427,7 +456,7 @@ export class MeshCoordinator {
       this.dispatch({ type: 'NodeReleased', id });
     }
     try {
-      const loads = await rollOut(plan, this.links, planModel(this.options, plan), this.options.transport);
+      const loads = await rollOut(plan, this.links, planModel(this.options, plan, this.modelId), this.options.transport);
       if (this.state.generation !== plan.generation) return;
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });

@@ -8,15 +8,16 @@
  * has them), then the main thread, which closes the mesh transport.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeControl, encodeControl } from './control-message.js';
+import { decodeControl, encodeControl, PROTOCOL_VERSION } from './control-message.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
-import { dial } from '../parallel/socket-transport.js';
+import { dialSecure } from './link-security.js';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 
 export interface HeartbeatSetup {
   host: string;
   port: number;
-  token: string;
+  /** The link key derived from the join token (link-security.ts); the token itself stays with the main thread. */
+  key: Uint8Array;
   nodeId: string;
   intervalMs: number;
 }
@@ -45,9 +46,11 @@ function abortNativeCollectives(): void {
 }
 
 async function main(): Promise<void> {
-  const link = new FramedSocket(await dial({ kind: 'tcp', host: setup.host, port: setup.port }), (why) => new Error(why));
+  const link = new FramedSocket(await dialSecure(setup.host, setup.port, Buffer.from(setup.key)), (why) => new Error(why));
+  // The coordinator sends aborts here, one per lost generation: small and rare.
+  link.limit({ maxFrameBytes: 4096, perSecond: 1000 });
   const beat = encodeControl({ type: 'beat' });
-  await link.send(encodeControl({ type: 'beat-hello', token: setup.token, nodeId: setup.nodeId }));
+  await link.send(encodeControl({ type: 'beat-hello', protocol: PROTOCOL_VERSION, nodeId: setup.nodeId }));
   const timer = setInterval(() => void link.send(beat).catch(() => undefined), setup.intervalMs);
   try {
     for (;;) {

@@ -8,6 +8,8 @@
  */
 import { encodeControl, decodeControl, type HeartbeatTiming } from './control-message.js';
 import type { FramedSocket } from '../parallel/framed-socket.js';
+import type { FrameLimitOptions } from '../parallel/frame-limits.js';
+import { isTesseraError } from '../core/errors.js';
 import type { NodeId } from './cluster-state.js';
 
 /** Defaults: a hung worker is declared lost within 2 s. */
@@ -43,6 +45,11 @@ export class Membership {
   ) {
     this.timer = setInterval(() => this.check(), Math.max(10, Math.floor(timing.intervalMs / 2)));
     this.timer.unref();
+  }
+
+  /** What a heartbeat connection may carry: tiny beats, a few per interval (a late thread catches up in a burst). */
+  get frameLimits(): FrameLimitOptions {
+    return { maxFrameBytes: 4096, perSecond: Math.max(50, 8 * (1000 / this.timing.intervalMs)), burst: 200 };
   }
 
   /** Starts counting a node's silence from now (its heartbeat connection follows the join). */
@@ -83,7 +90,8 @@ export class Membership {
       try {
         decodeControl(await link.receive());
       } catch (error) {
-        if (this.nodes.get(id) === tracked) this.lose(id, `its heartbeat connection closed (${(error as Error).message})`, performance.now() - tracked.lastBeatMs);
+        const why = isTesseraError(error) && error.code !== 'TESSERA_ERR_RANK_LOST' ? `its heartbeat connection broke the protocol (${error.code}: ${error.message})` : `its heartbeat connection closed (${(error as Error).message})`;
+        if (this.nodes.get(id) === tracked) this.lose(id, why, performance.now() - tracked.lastBeatMs);
         return;
       }
       tracked.lastBeatMs = performance.now();

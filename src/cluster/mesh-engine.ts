@@ -14,6 +14,7 @@ import { DEFAULT_BLOCK_SIZE, KvCache } from '../engine/kv-cache.js';
 import { DEFAULT_KV_DTYPE } from '../core/kv-dtype.js';
 import { MeshCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { MeshTransformer } from './mesh-transformer.js';
+import { modelIdentity } from './model-identity.js';
 
 export type MeshEngineOptions = Omit<CoordinatorOptions, 'modelPath'>;
 
@@ -27,8 +28,9 @@ export interface MeshEngine {
 
 export async function openMeshEngine(modelPath: string, options: MeshEngineOptions): Promise<MeshEngine> {
   const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
+  const modelId = modelIdentity(files);
   files.store.close();
-  const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
+  const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath, modelId });
   const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
   const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
   const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator, 'replay'), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);

@@ -4,7 +4,7 @@
  * their waiter and everything else to the coordinator.
  */
 import type { ChildProcess } from 'node:child_process';
-import { TesseraError } from '../core/errors.js';
+import { isTesseraError, TesseraError } from '../core/errors.js';
 import type { FramedSocket } from '../parallel/framed-socket.js';
 import type { NodeId } from './cluster-state.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
@@ -72,7 +72,10 @@ export class NodeLink {
       try {
         envelope = decodeControl(await this.control.receive());
       } catch (error) {
-        const why = error instanceof Error ? error.message : String(error);
+        // A malformed frame names its code, so the coordinator's log says the node broke the protocol rather than died.
+        const violation = isTesseraError(error) && error.code !== 'TESSERA_ERR_RANK_LOST' ? error : undefined;
+        const why = violation ? `${violation.code}: ${violation.message}` : error instanceof Error ? error.message : String(error);
+        if (violation) this.control.close();
         this.end(new TesseraError('TESSERA_ERR_RANK_LOST', `node ${this.id} went away (${why})`));
         this.markClosed();
         return why;

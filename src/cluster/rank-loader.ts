@@ -21,6 +21,8 @@ import type { TimedTransport } from '../parallel/timed-transport.js';
 import type { ControlMessage } from './control-message.js';
 import type { HeldShards } from './held-shards.js';
 import { RankRunner } from './rank-runner.js';
+import { checkModelIdentity } from './model-identity.js';
+import { checkPlanLayers } from './plan-layout.js';
 
 export type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
 
@@ -106,8 +108,11 @@ export class RankFiles {
 export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransport, held: HeldShards, modelFiles: RankFiles, threads?: number): LoadedRank {
   const shape = { tp: plan.tp, pp: plan.pp };
   const { stage, tpRank } = placeOf(rank, shape);
-  const [startLayer, endLayer] = plan.layers[stage];
   const files = modelFiles.get(plan);
+  // The handshake's model half: same model, a layout that fits it, before any tensor is read.
+  checkModelIdentity(files, plan.modelId);
+  checkPlanLayers(plan, files.config);
+  const [startLayer, endLayer] = plan.layers[stage]!;
   const readBefore = files.store.bytesRead;
   const plain = reusingWeights(backendFor(plan, threads));
   // Tracing: every op of this rank is a span beside its step and message spans.

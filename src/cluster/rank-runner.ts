@@ -8,7 +8,8 @@
  * shares between sequences (prefix caching) are shared here too.
  */
 import { KvCache } from '../engine/kv-cache.js';
-import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
+import { DEFAULT_KV_DTYPE, kvDtypeBytes, type KvDtype } from '../core/kv-dtype.js';
+import { totalmem } from 'node:os';
 import type { Batch, BatchSegment, LogitRows } from '../model/batch.js';
 import { SegmentError, TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
@@ -64,6 +65,11 @@ export class RankRunner {
   validate(layout: KvLayout, requests: readonly StepRequest[]): void {
     const pool = this.poolFor(layout);
     requests.forEach((request, segment) => checkSegment(pool, request, this.stage.config.vocabSize, segment));
+    // Every token a step computes takes its own KV slot, so no real step has more tokens than the pool holds; this bounds its activations.
+    const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
+    if (tokens > pool.numBlocks * pool.blockSize) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step of ${tokens} tokens is more than the ${pool.numBlocks * pool.blockSize} its KV pool holds`);
+    }
   }
 
   /**
@@ -77,9 +83,7 @@ export class RankRunner {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
     const batch = this.batchOf(this.poolFor(layout), requests);
     /** [numTokens, hiddenSize] */
-    const hidden = this.stage.isFirst
-      ? await this.stage.embed(batch.ids)
-      : asFloats(await this.transport.receive(rankAt({ stage: stage - 1, tpRank }, this.shape)));
+    const hidden = this.stage.isFirst ? await this.stage.embed(batch.ids) : await this.receiveHidden(rankAt({ stage: stage - 1, tpRank }, this.shape), batch.ids.length);
     await this.stage.runLayers(hidden, batch);
     if (!this.stage.isLast) {
       await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
@@ -89,11 +93,22 @@ export class RankRunner {
     return this.reports ? logits : undefined;
   }
 
+  /** [numTokens, hiddenSize] from the previous stage; its size is checked before any layer reads it (a short frame would read past its end). */
+  private async receiveHidden(peer: number, numTokens: number): Promise<Float32Array> {
+    const bytes = await this.transport.receive(peer);
+    const expected = numTokens * this.stage.config.hiddenSize * 4;
+    if (bytes.byteLength !== expected) {
+      throw new TesseraError('TESSERA_ERR_PROTOCOL', `rank ${peer} sent ${bytes.byteLength} bytes of hidden states where this step takes ${expected} (${numTokens} tokens × ${this.stage.config.hiddenSize} × 4)`);
+    }
+    return asFloats(bytes);
+  }
+
   /** This rank's pool; the first step sizes it, later steps must name the same layout. */
   private poolFor({ numBlocks, blockSize }: KvLayout): KvCache {
     if (!Number.isInteger(numBlocks) || numBlocks < 1 || !Number.isInteger(blockSize) || blockSize < 1) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step names a KV pool of ${numBlocks} blocks of ${blockSize} tokens; both must be positive integers`);
     }
+    if (!this.pool) checkPoolFits(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
     this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
     if (this.pool.numBlocks !== numBlocks || this.pool.blockSize !== blockSize) {
       throw new TesseraError(
@@ -133,5 +148,13 @@ function checkSegment(pool: KvCache, { blockTable, positions, ids }: StepRequest
   if (ids.length !== positions.length) refuse(`a segment has ${ids.length} ids but ${positions.length} positions`);
   for (const id of ids) {
     if (!(id >= 0 && id < vocabSize)) refuse(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+  }
+}
+
+/** The pool's size comes from the driver's message: refuse one larger than this machine's memory before allocating it. */
+function checkPoolFits(config: { numLayers: number; numKvHeads: number; headDim: number }, numBlocks: number, blockSize: number, dtype: KvDtype): void {
+  const bytes = 2 * config.numLayers * numBlocks * blockSize * config.numKvHeads * config.headDim * kvDtypeBytes(dtype);
+  if (bytes > totalmem()) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a KV pool of ${numBlocks} blocks of ${blockSize} tokens needs ${bytes} bytes on this rank, more than its ${totalmem()} bytes of memory`);
   }
 }

@@ -18,6 +18,7 @@ import { TimedTransport } from '../parallel/timed-transport.js';
 import { floatBytes } from '../parallel/transport.js';
 import type { ControlMessage } from './control-message.js';
 import { HeldShards } from './held-shards.js';
+import { checkPlanShape } from './plan-layout.js';
 import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
 
@@ -31,6 +32,7 @@ export class RankSession {
   /** The generation being set up or run (0: none yet). */
   private generation = 0;
   private rank = 0;
+  private size = 1;
   private listener: MeshListener | undefined;
   private transport: TimedTransport | undefined;
   private runner: RankRunner | undefined;
@@ -85,8 +87,10 @@ export class RankSession {
 
   private async prepare(message: Extract<ControlMessage, { type: 'prepare' }>): Promise<void> {
     await this.teardown();
+    if (message.rank >= message.size) throw new TesseraError('TESSERA_ERR_LAYOUT_MISMATCH', `the coordinator prepared rank ${message.rank} of a mesh of ${message.size}`);
     this.generation = message.generation;
     this.rank = message.rank;
+    this.size = message.size;
     this.broken = false;
     this.listener = await MeshListener.open(message.transport, message.transport === 'tcp' ? this.host : undefined);
     await this.send({ type: 'listening', generation: message.generation, address: this.listener.address });
@@ -97,6 +101,8 @@ export class RankSession {
     if (plan.generation !== this.generation || this.broken || !listener) return;
     const started = performance.now();
     try {
+      // The handshake's layout half, before any peer is dialed (the model half is in loadRank).
+      checkPlanShape(plan, this.rank, this.size);
       if (plan.trace) this.spans ??= [];
       this.transport = new TimedTransport(await this.connect(plan, listener), this.spans);
       // The old stage's weights go before the new ones load, so the two are not held at once.
@@ -141,6 +147,7 @@ export class RankSession {
       runner.validate(message.pool, requests);
     } catch (error) {
       const segment = error instanceof SegmentError ? error.segment : -1;
+      this.log(`tessera worker: refused step ${message.id} of generation ${message.generation}: ${codeOf(error).code}: ${codeOf(error).message}`);
       await this.send({ type: 'step-refused', generation: message.generation, id: message.id, segment, ...codeOf(error) });
       return;
     }

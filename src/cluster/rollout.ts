@@ -17,13 +17,13 @@ import type { RankLoad } from './reshard-log.js';
 type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
 
 /** What every plan message carries besides the layout. */
-export type PlanModel = Pick<PlanMessage, 'modelPath' | 'tokenizerPath' | 'backend' | 'trace' | 'threads' | 'kvCacheDtype'>;
+export type PlanModel = Pick<PlanMessage, 'modelPath' | 'modelId' | 'tokenizerPath' | 'backend' | 'trace' | 'threads' | 'kvCacheDtype'>;
 
 /** The model part of a plan message. Forked ranks share this machine's cores: more busy threads than cores collapses throughput, fewer wastes them. */
-export function planModel(options: CoordinatorOptions, plan: Plan): PlanModel {
+export function planModel(options: CoordinatorOptions, plan: Plan, modelId: string): PlanModel {
   const { modelPath, tokenizerPath, backend, trace, kvCacheDtype } = options;
   const threads = options.threads ?? (options.spawn ? Math.max(1, Math.floor(availableParallelism() / plan.ranks.length)) : undefined);
-  return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
+  return { modelPath, modelId, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
 }
 
 export async function rollOut(plan: Plan, links: ReadonlyMap<NodeId, NodeLink>, model: PlanModel, transport: SocketKind): Promise<RankLoad[]> {

@@ -33,6 +33,13 @@ export type ErrorCode =
   | 'TESSERA_ERR_UNKNOWN_HARDWARE'
   | 'TESSERA_ERR_PLAN_DOES_NOT_FIT'
   | 'TESSERA_ERR_TLS'
+  /** A peer's frame or control message broke the wire protocol (bad shape, bad value): its connection is dropped. */
+  | 'TESSERA_ERR_PROTOCOL'
+  | 'TESSERA_ERR_FRAME_TOO_LARGE'
+  | 'TESSERA_ERR_RATE_LIMITED'
+  | 'TESSERA_ERR_PROTOCOL_VERSION'
+  | 'TESSERA_ERR_MODEL_MISMATCH'
+  | 'TESSERA_ERR_LAYOUT_MISMATCH'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {

@@ -9,7 +9,13 @@
  *   the receiver's destination (`receiveInto`) when one is waiting — so the
  *   kernel writes each payload byte straight into its place: no allocation,
  *   no copy in JavaScript.
+ * A frame's length comes from the peer, so it is checked (limits, and the
+ * size a waiting receiver expects) before anything is allocated for it; a
+ * frame that fails is a violation: the queue fails with its coded error,
+ * later bytes are ignored, and `onViolation` lets the owner drop the socket.
  */
+import { TesseraError } from '../core/errors.js';
+import type { FrameLimits } from './frame-limits.js';
 import { MessageQueue } from './message-queue.js';
 
 /** Staging for headers and small frames between payload reads (bytes). */
@@ -25,6 +31,11 @@ export class FrameReader {
   private staging: Uint8Array | undefined;
   /** Whether the last buffer handed to the socket was the body (else staging). */
   private readingBody = false;
+  /** Checked against every frame's announced length; none: only the format's own 4 GiB bound. */
+  limits: FrameLimits | undefined;
+  /** Called once when a frame breaks a limit (the reader ignores the rest of the stream). */
+  onViolation: ((error: TesseraError) => void) | undefined;
+  private violated = false;
 
   /** Where the socket should read next: the rest of the current payload, else staging. */
   nextBuffer(): Uint8Array {
@@ -36,6 +47,7 @@ export class FrameReader {
 
   /** The socket read `count` bytes into the buffer nextBuffer() returned. */
   filled(count: number): void {
+    if (this.violated) return;
     if (this.readingBody) this.fillBody(count);
     // Staging is reused by the next read, so frames in it are copied out.
     else this.parse(this.staging!.subarray(0, count), false);
@@ -48,13 +60,14 @@ export class FrameReader {
 
   private parse(bytes: Uint8Array, ownsBytes: boolean): void {
     let offset = 0;
-    while (offset < bytes.length) {
+    while (offset < bytes.length && !this.violated) {
       if (this.body === undefined) {
         const afterHeader = this.readHeader(bytes, offset);
         if (afterHeader < 0) return;
         offset = afterHeader;
         const length = this.frameLength;
         const destination = this.queue.destination;
+        if (!this.admit(length, destination)) return;
         if (length > 0 && destination?.byteLength === length) {
           this.body = destination;
         } else if (bytes.length - offset >= length) {
@@ -71,6 +84,23 @@ export class FrameReader {
       this.body.set(bytes.subarray(offset, offset + count), this.bodyFilled);
       offset += count;
       this.fillBody(count);
+    }
+  }
+
+  /** Whether a frame of `length` may be read; else the stream is given up with a coded error. */
+  private admit(length: number, destination: Uint8Array | undefined): boolean {
+    try {
+      this.limits?.admit(length);
+      if (destination !== undefined && destination.byteLength !== length) {
+        throw new TesseraError('TESSERA_ERR_PROTOCOL', `a peer sent a frame of ${length} bytes where ${destination.byteLength} were expected`);
+      }
+      return true;
+    } catch (error) {
+      const coded = error instanceof TesseraError ? error : new TesseraError('TESSERA_ERR_PROTOCOL', String(error));
+      this.violated = true;
+      this.queue.fail(coded);
+      this.onViolation?.(coded);
+      return false;
     }
   }
 

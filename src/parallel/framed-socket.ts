@@ -6,6 +6,7 @@
  */
 import type { OnReadOpts, Socket } from 'node:net';
 import { TesseraError } from '../core/errors.js';
+import { FrameLimits, type FrameLimitOptions } from './frame-limits.js';
 import { FrameReader } from './frame-reader.js';
 import type { MessageQueue } from './message-queue.js';
 
@@ -13,6 +14,7 @@ const MAX_FRAME = 0xffff_ffff;
 
 export class FramedSocket {
   private readonly queue: MessageQueue;
+  private readonly frames: FrameReader;
   private ended = false;
 
   /**
@@ -26,10 +28,21 @@ export class FramedSocket {
     reader?: FrameReader,
   ) {
     const frames = reader ?? new FrameReader();
+    this.frames = frames;
     this.queue = frames.queue;
+    // A frame past the limits: receivers get its coded error, and nothing more is read from this peer.
+    frames.onViolation = () => {
+      this.ended = true;
+      socket.destroy();
+    };
     if (reader === undefined) socket.on('data', (chunk: Buffer) => frames.chunk(chunk));
     socket.on('error', (error) => this.end(error.message));
     socket.on('close', () => this.end('connection closed'));
+  }
+
+  /** What the peer may send from now on (checked on each frame's length, before its payload is stored). */
+  limit(options: FrameLimitOptions): void {
+    this.frames.limits = new FrameLimits(options);
   }
 
   get closed(): boolean {

@@ -5,12 +5,16 @@
  * sockets it dialed, because only a dialed socket can take `onread`, which
  * lets the kernel write payloads straight into their final buffers
  * (frame-reader.ts); it writes on the sockets it accepted. Each dialed
- * connection opens with a hello frame naming its rank and the mesh token,
- * so a stray connection is refused.
+ * connection opens with a hello frame naming its rank and proving it holds
+ * the mesh token (an HMAC bound to both ranks: the token never crosses, and
+ * a hello replayed to any listener names a rank already connected there or
+ * fails its check), so a stray connection is refused. An accepted socket
+ * carries nothing after its hello; a dialed one carries frames no larger
+ * than MAX_MESH_FRAME, of the size its receiver expects.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../core/errors.js';
@@ -20,6 +24,9 @@ import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
 
 export type SocketKind = Exclude<TransportKind, 'in-process'>;
+
+/** Largest message between ranks (activations of a step): far above any real step, far below what would exhaust a rank. */
+const MAX_MESH_FRAME = 2 ** 30;
 
 /** Where a rank accepts its peers. */
 export type MeshAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -111,7 +118,8 @@ export async function connectMesh(rank: number, addresses: readonly MeshAddress[
     const reader = new FrameReader();
     const socket = await dial(address, reader);
     const framed = new FramedSocket(socket, (why) => rankLost(peer, why), reader);
-    await framed.send(new TextEncoder().encode(JSON.stringify({ rank, token })));
+    framed.limit({ maxFrameBytes: MAX_MESH_FRAME });
+    await framed.send(new TextEncoder().encode(JSON.stringify({ rank, proof: meshProof(token, rank, peer) })));
     incoming[peer] = framed;
   });
   await Promise.all([accepted, ...dialed]);
@@ -123,35 +131,54 @@ export async function connectMesh(rank: number, addresses: readonly MeshAddress[
 function acceptPeers(listener: MeshListener, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
   let waiting = size - 1;
   if (waiting === 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     listener.onConnection((socket: Socket) => {
       socket.setNoDelay(true);
       let from = -1;
       const framed = new FramedSocket(socket, (why) => rankLost(from, why));
+      framed.limit({ maxFrameBytes: 1024, maxFrames: 1 });
       framed.receive().then((hello) => {
         const parsed = parseHello(hello);
-        if (parsed.token !== token || parsed.rank === rank || parsed.rank < 0 || parsed.rank >= size || peers[parsed.rank] !== undefined) {
+        const known = Number.isInteger(parsed.rank) && parsed.rank !== rank && parsed.rank >= 0 && parsed.rank < size;
+        if (!known || !proofMatches(parsed.proof, meshProof(token, parsed.rank, rank)) || peers[parsed.rank] !== undefined) {
           // A stray or hostile connection is dropped and logged; the mesh keeps waiting for its real peers.
-          process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'} (wrong token or rank)\n`);
+          process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'}: TESSERA_ERR_JOIN_REFUSED (wrong proof of the mesh token, or a rank already connected)\n`);
           socket.destroy();
           return;
         }
         from = parsed.rank;
         peers[from] = framed;
         if (--waiting === 0) resolve();
-      }, reject);
+      }, (error: Error) => {
+        // A connection that breaks before its hello is dropped alone; the real peers may still come.
+        process.stderr.write(`tessera: rank ${rank} dropped a mesh connection before its hello: ${(error as { code?: string }).code ?? 'closed'}: ${error.message}\n`);
+      });
     });
   });
 }
 
-function parseHello(bytes: Uint8Array): { rank: number; token: string } {
+/** What rank `from` sends rank `to` to show it holds this generation's mesh token. */
+export function meshProof(token: string, from: number, to: number): string {
+  return createHmac('sha256', token).update(`tessera mesh hello ${from}>${to}`).digest('hex');
+}
+
+function proofMatches(proof: string, expected: string): boolean {
+  // Byte lengths, not string lengths: a peer's proof may hold characters of several UTF-8 bytes.
+  const [given, wanted] = [Buffer.from(proof), Buffer.from(expected)];
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/** A hello frame, checked field by field; anything else reads as no rank (refused). */
+function parseHello(bytes: Uint8Array): { rank: number; proof: string } {
   try {
-    const value = JSON.parse(new TextDecoder().decode(bytes)) as { rank?: unknown; token?: unknown };
-    if (typeof value.rank === 'number' && typeof value.token === 'string') return { rank: value.rank, token: value.token };
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof value === 'object' && value !== null && 'rank' in value && 'proof' in value && typeof value.rank === 'number' && typeof value.proof === 'string') {
+      return { rank: value.rank, proof: value.proof.slice(0, 128) };
+    }
   } catch {
     // fall through: not a hello
   }
-  return { rank: -1, token: '' };
+  return { rank: -1, proof: '' };
 }
 
 /** An open socket to `address`, Nagle off for TCP; with `reader`, it reads into the reader's buffers. */
