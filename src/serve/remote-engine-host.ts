@@ -15,6 +15,7 @@ import { NdjsonLines } from './ndjson-lines.js';
 import { connectionFailure, replicaError, replicaStatusError } from './replica-failure.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH, type ReplicaEvent, type ReplicaLoad } from './replica-protocol.js';
 import { getText, postStream, readText } from './replica-stream.js';
+import { parseReplicaJson, replicaEventSchema, replicaLoadSchema } from './replica-schema.js';
 
 export interface RemoteHostOptions {
   /** The replica's --api-key (never a client's key). */
@@ -172,7 +173,7 @@ export class RemoteEngineHost implements EngineHost {
       response.setEncoding('utf8');
       for await (const text of response) {
         for (const line of lines.push(text as string)) {
-          finished = this.deliver(id, JSON.parse(line) as ReplicaEvent);
+          finished = this.deliver(id, parseReplicaJson(line, replicaEventSchema, 'a replica event'));
           if (finished) return;
         }
       }
@@ -216,7 +217,7 @@ async function fetchLoad(url: string, options: Required<RemoteHostOptions>): Pro
     const { code, message } = errorFields(status, text);
     throw replicaStatusError(url, status, code, message);
   }
-  return JSON.parse(text) as ReplicaLoad;
+  return parseReplicaJson(text, replicaLoadSchema, 'a replica load report');
 }
 
 /** The code and message of an OpenAI error body (or the raw text, when it is not one). */
