@@ -93,7 +93,8 @@ export class MeshCoordinator {
     private readonly vocabSize: number,
   ) {
     this.log = options.log ?? (() => undefined);
-    this.heartbeat = { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
+    // Field by field: a flag left unset arrives as undefined, which a spread would copy over the default.
+    this.heartbeat = { intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT.intervalMs, timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT.timeoutMs };
     const ep = options.ep ?? 1;
     this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
     this.reshards = new ReshardLog(options.trace ? this.traceEvents : undefined, options.onReshard);
