@@ -19,8 +19,8 @@ const TOKEN_ID = int(0, 2 ** 31 - 1);
 const CODE = str(64);
 const MESSAGE = str(4096);
 
-/** A log-probability: JSON carries -Infinity as null. */
-const logprob: Schema<number> = (value, path) => (value === null ? Number.NEGATIVE_INFINITY : num(-1e308, 0)(value, path));
+/** A log-probability: JSON carries -Infinity as null; rounding may leave a certain token's a hair above 0. */
+const logprob: Schema<number> = (value, path) => (value === null ? Number.NEGATIVE_INFINITY : num(-Number.MAX_VALUE, 1)(value, path));
 
 const tokenLogprob = object<TokenLogprob>({ logprob, top: array(object<{ id: number; logprob: number }>({ id: TOKEN_ID, logprob }, 'drop'), 1024) }, 'drop');
 
