@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bandwidth.h"
+#include "comm/comm-bindings.h"
 #include "cpu.h"
 #include "kv-bindings.h"
 #include "matmul.h"
@@ -298,6 +299,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
   addKvBindings(env, exports);
+  addCommBindings(env, exports);
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   return exports;

@@ -19,7 +19,7 @@ import { FramedSocket, readInto } from './framed-socket.js';
 import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
 
-export type SocketKind = Exclude<TransportKind, 'in-process'>;
+export type SocketKind = Exclude<TransportKind, 'in-process' | 'shm'>;
 
 /** Where a rank accepts its peers. */
 export type MeshAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
