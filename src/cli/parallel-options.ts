@@ -18,13 +18,15 @@ import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { RankBackend } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { MeshTransportKind } from '../parallel/transport.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
 
 export interface ParallelOptions {
   tp: number;
   pp: number;
   ep: number;
   ppLayers?: string;
-  transport: 'tcp' | 'unix';
+  transport: TransportChoice;
   listen?: string;
   token?: string;
   rankBackend?: RankBackend;
@@ -38,7 +40,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
     .option('--ep <n>', 'expert-parallel degree: MoE experts spread over the ranks of a stage, whose attention splits by heads (--tp defaults to --ep)', numberOption('--ep', 1, 1024, true), 1)
     .option('--pp-layers <counts>', 'layers per stage, e.g. 10,12 (default: even)')
-    .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
+    .option('--transport <kind>', 'link between ranks: auto (shm when the ranks are forked here, else tcp), shm or unix (same host only), tcp', transportOption, 'auto')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
     .option('--rank-backend <b>', 'backend of each rank: reference, native or auto (default: as --backend)', rankBackendOption)
@@ -62,7 +64,7 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     pp: options.pp,
     ep: options.ep,
     ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
-    transport: options.transport,
+    transport: resolveTransport(options.transport, listen === undefined),
     spawn: listen === undefined,
     host: listen?.host,
     port: listen?.port,
@@ -107,9 +109,21 @@ function traceOption(value: string): string {
   return value;
 }
 
-function transportOption(value: string): 'tcp' | 'unix' {
-  if (value === 'tcp' || value === 'unix') return value;
-  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be tcp or unix, got "${value}"`);
+export type TransportChoice = MeshTransportKind | 'auto';
+
+function transportOption(value: string): TransportChoice {
+  if (value === 'auto' || value === 'shm' || value === 'tcp' || value === 'unix') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be auto, shm, unix or tcp, got "${value}"`);
+}
+
+/**
+ * auto: shared memory when every rank is forked on this machine and the
+ * addon (which maps the segments) is built, else TCP. Workers that join with
+ * --listen may be anywhere, so auto picks TCP for them.
+ */
+export function resolveTransport(choice: TransportChoice, local: boolean): MeshTransportKind {
+  if (choice !== 'auto') return choice;
+  return local && loadNativeComm() !== undefined ? 'shm' : 'tcp';
 }
 
 function rankBackendOption(value: string): RankBackend {

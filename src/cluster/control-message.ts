@@ -6,14 +6,15 @@
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
-import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
+import type { MeshAddress } from '../parallel/socket-transport.js';
+import type { MeshTransportKind } from '../parallel/transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvLayout } from './rank-runner.js';
 
 export type ControlMessage =
   | { type: 'hello'; token: string; pid: number }
   | { type: 'refused'; message: string }
-  | { type: 'assign'; rank: number; size: number; transport: SocketKind }
+  | { type: 'assign'; rank: number; size: number; transport: MeshTransportKind }
   | { type: 'listening'; address: MeshAddress }
   | {
       type: 'plan';
@@ -37,14 +38,27 @@ export type ControlMessage =
   | { type: 'ready'; bytesRead: number; loadMs: number }
   /** One forward pass over the segments of several sequences (RankRunner.stepBatch), in the driver's KV pool. */
   | { type: 'step'; pool: KvLayout; segments: StepSegment[] }
-  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
-  | { type: 'logits'; computeMs: number; waitMs: number }
+  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts). */
+  | { type: 'logits'; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number }
+  /** A rank's step-time sums, sent once as it shuts down: decode steps (one token per sequence) and the rest. */
+  | { type: 'stats'; rank: number; transport: string; decode: RankStepSums; other: RankStepSums }
   | { type: 'shutdown' }
   /** A tracing rank's spans, sent once as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }
   | { type: 'error'; code: ErrorCode; message: string };
 
 export type RankBackend = 'auto' | 'native' | 'reference';
+
+/** Milliseconds summed over a rank's steps (StepTotals of src/parallel/step-clock.ts). */
+export interface RankStepSums {
+  steps: number;
+  tokens: number;
+  stepMs: number;
+  computeMs: number;
+  waitMs: number;
+  transferMs: number;
+  eventLoopMs: number;
+}
 
 /** One sequence's tokens in a step message. */
 export interface StepSegment {

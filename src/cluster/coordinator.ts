@@ -22,8 +22,8 @@ import { decodeControl, encodeControl, type ControlMessage, type Envelope, type 
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { meshSize, rankAt, stageLayerRanges, type MeshShape } from '../parallel/mesh.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
-import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
-import { asFloats } from '../parallel/transport.js';
+import type { MeshAddress } from '../parallel/socket-transport.js';
+import { asFloats, type MeshTransportKind } from '../parallel/transport.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import type { KvDtype } from '../core/kv-dtype.js';
@@ -35,7 +35,7 @@ export interface CoordinatorOptions extends MeshShape {
   ppLayers?: number[];
   /** Expert parallelism: 1 (default) or tp; checked by checkExpertParallel. */
   ep?: number;
-  transport: SocketKind;
+  transport: MeshTransportKind;
   /** Fork the ranks on this machine; when false, wait for workers to join. */
   spawn: boolean;
   /** Where workers join (default 127.0.0.1, any free port). */
@@ -77,6 +77,8 @@ export class MeshCoordinator {
   private readonly listeners: Promise<void>[];
   /** Spans sent by tracing ranks at shutdown. */
   private readonly traceEvents: TraceEvent[] = [];
+  /** Every rank's step-time sums, sent at shutdown (filled by close()). */
+  readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
 
   private constructor(
     private readonly links: FramedSocket[],
@@ -157,11 +159,9 @@ export class MeshCoordinator {
     const frame = encodeControl({ type: 'shutdown' });
     await Promise.all(this.links.map((link) => link.send(frame).catch(() => undefined)));
     await Promise.all(this.children.map((child) => exited(child)));
-    if (this.tracePath) {
-      // Tracing ranks send their spans before they hang up.
-      await Promise.race([Promise.all(this.listeners), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-      writeChromeTrace(this.tracePath, this.traceEvents, this.links.length);
-    }
+    // Ranks send their step times (and spans, when tracing) before they hang up.
+    await Promise.race([Promise.all(this.listeners), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    if (this.tracePath) writeChromeTrace(this.tracePath, this.traceEvents, this.links.length);
     for (const link of this.links) link.close();
   }
 
@@ -178,6 +178,8 @@ export class MeshCoordinator {
       if (message.type === 'logits' && rank === this.reporter) {
         // A copy: the frame's buffer may be shared with other messages.
         this.pending.shift()?.resolve({ logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+      } else if (message.type === 'stats') {
+        this.rankStats[rank] = message;
       } else if (message.type === 'trace') {
         this.traceEvents.push(...message.events);
       } else if (message.type === 'error') {

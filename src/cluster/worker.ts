@@ -19,7 +19,11 @@ import { decodeControl, encodeControl, type ControlMessage, type Envelope } from
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { placeOf, stageRanks } from '../parallel/mesh.js';
 import { RankRunner } from './rank-runner.js';
-import { MeshListener, connectMesh, dial } from '../parallel/socket-transport.js';
+import { dial } from '../parallel/socket-transport.js';
+import { RankEndpoint, type RankLinks } from '../parallel/rank-links.js';
+import { NativeCollectiveGroup } from '../parallel/native-group.js';
+import { StepClock, StepTotals, clockedBackend, type StepBreakdown } from '../parallel/step-clock.js';
+import type { TensorParallelGroup } from '../model/tensor-parallel.js';
 import { TimedTransport } from '../parallel/timed-transport.js';
 import { tracedBackend } from '../backend/traced-backend.js';
 import { TRACE_THREADS, epochMicros, type TraceEvent } from '../core/trace-event.js';
@@ -43,7 +47,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   try {
     await send({ type: 'hello', token: options.token, pid: process.pid });
     const runner = await setUp(control, next, send, options.threads, log);
-    await serve(runner.runner, runner.transport, next, send, runner.expertLoad);
+    await serve(runner.runner, runner.transport, next, send, runner.clock, runner.expertLoad);
   } catch (error) {
     if (!control.closed && isTesseraError(error)) await send({ type: 'error', code: error.code, message: error.message }).catch(() => undefined);
     throw error;
@@ -58,37 +62,41 @@ async function setUp(
   send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
   threads: number | undefined,
   log: (line: string) => void,
-): Promise<{ runner: RankRunner; transport: TimedTransport; expertLoad?: ExpertLoad }> {
+): Promise<{ runner: RankRunner; transport: TimedTransport; clock: StepClock; expertLoad?: ExpertLoad }> {
   const assigned = (await next()).message;
   if (assigned.type === 'refused') throw new TesseraError('TESSERA_ERR_JOIN_REFUSED', assigned.message);
   if (assigned.type !== 'assign') throw unexpected(assigned);
   const host = assigned.transport === 'tcp' ? control.socket.localAddress ?? '127.0.0.1' : undefined;
-  const listener = await MeshListener.open(assigned.transport, host);
-  await send({ type: 'listening', address: listener.address });
+  const endpoint = await RankEndpoint.open(assigned.transport, assigned.rank, assigned.size, host);
+  await send({ type: 'listening', address: endpoint.address });
   const plan = (await next()).message;
   if (plan.type !== 'plan') throw unexpected(plan);
   const started = performance.now();
-  const transport = new TimedTransport(await connectMesh(assigned.rank, plan.addresses, listener, plan.meshToken), plan.trace ? [] : undefined);
+  const links = await endpoint.connect(plan.addresses, plan.meshToken);
+  const transport = new TimedTransport(links.transport, plan.trace ? [] : undefined);
   const shape = { tp: plan.tp, pp: plan.pp };
   const { stage, tpRank } = placeOf(assigned.rank, shape);
   const [startLayer, endLayer] = plan.layers[stage];
   const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
   try {
     const plain = createBackend(plan.backend, { threads: threads ?? plan.threads });
-    // Tracing: every op of this rank is a span beside its step and message spans.
-    const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: assigned.rank }) : plain;
+    const spans = transport.spans ? { events: transport.spans, pid: assigned.rank } : undefined;
+    const { group, native } = tensorGroup(links, transport, stageRanks(stage, shape), assigned.rank, spans);
+    const clock = new StepClock({ transport, collectives: native });
+    // Tracing: every op of this rank is a span beside its step and message spans. Op time is the breakdown's compute.
+    const backend = clockedBackend(spans ? tracedBackend(plain, spans) : plain, clock);
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
     const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
-    const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
     // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
     const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
     const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
     const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
     const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'the plan\'s kvCacheDtype');
     const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
-    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend, ${kvDtype} KV)`);
+    const collectives = native ? `native ${links.native?.kind} collectives` : 'collectives over the transport';
+    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend, ${kvDtype} KV, ${links.transport.kind} transport, ${collectives})`);
     await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
-    return { runner, transport, expertLoad };
+    return { runner, transport, clock, expertLoad };
   } finally {
     files.store.close();
   }
@@ -99,19 +107,23 @@ async function serve(
   transport: TimedTransport,
   next: () => Promise<Envelope>,
   send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
+  clock: StepClock,
   expertLoad?: ExpertLoad,
 ): Promise<void> {
+  // Decode steps (one token per sequence) apart from the rest, for the per-token breakdown.
+  const decode = new StepTotals();
+  const other = new StepTotals();
   try {
     for (;;) {
       const { message } = await next();
       if (message.type === 'shutdown') {
+        await send({ type: 'stats', rank: transport.rank, transport: transport.kind, decode: { steps: decode.steps, tokens: decode.tokens, ...decode.sums }, other: { steps: other.steps, tokens: other.tokens, ...other.sums } });
         if (transport.spans) await send({ type: 'trace', events: transport.spans });
         return;
       }
       if (message.type !== 'step') throw unexpected(message);
-      const started = performance.now();
       const startedEpoch = epochMicros();
-      transport.waitMs = 0;
+      clock.begin();
       const logits = await runner.stepBatch(
         message.pool,
         message.segments.map((segment) => ({
@@ -121,15 +133,33 @@ async function serve(
           positions: Int32Array.from(segment.positions),
         })),
       );
-      const waitMs = transport.waitMs;
+      const times = clock.end();
       const rank = transport.rank;
-      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens: message.segments.reduce((sum, segment) => sum + segment.ids.length, 0), sequences: message.segments.length, waitMs } });
+      const tokens = message.segments.reduce((sum, segment) => sum + segment.ids.length, 0);
+      (tokens === message.segments.length ? decode : other).add(times, tokens);
+      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens, sequences: message.segments.length, ...rounded(times) } });
       if (transport.spans && expertLoad) transport.spans.push(...expertCounters(expertLoad, rank, startedEpoch));
-      if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
+      if (logits) await send({ type: 'logits', computeMs: times.computeMs, waitMs: times.waitMs, transferMs: times.transferMs, eventLoopMs: times.eventLoopMs }, floatBytes(logits));
     }
   } finally {
     await transport.close();
   }
+}
+
+/**
+ * The stage's tensor-parallel collectives: native (synchronous, on this
+ * thread, over shared memory or the addon's sockets) when the mesh has a
+ * native plane, else over the transport.
+ */
+function tensorGroup(links: RankLinks, transport: TimedTransport, members: number[], rank: number, spans?: { events: TraceEvent[]; pid: number }): { group: TensorParallelGroup; native?: NativeCollectiveGroup } {
+  if (!links.native) return { group: new CollectiveGroup(new Communicator(transport, members)) };
+  const native = NativeCollectiveGroup.open(links.native.comm, links.native.mesh, members, rank, 0, spans);
+  return { group: native, native };
+}
+
+/** Breakdown milliseconds to 3 decimals, for trace arguments. */
+function rounded(times: StepBreakdown): Record<string, number> {
+  return Object.fromEntries(Object.entries(times).map(([key, value]) => [key, Math.round(value * 1000) / 1000]));
 }
 
 function unexpected(message: ControlMessage): TesseraError {

@@ -91,7 +91,10 @@ void Exchange::runUntil(const std::function<bool()>& done, const char* what) {
     if (done()) break;
     if (moved) continue;
     if (!stalled) stalled.emplace(mesh_.policy());
-    if (stalled->spinning()) continue;
+    if (stalled->spinning()) {
+      yieldCpu();
+      continue;
+    }
     std::vector<int> reading;
     std::vector<int> writing;
     for (size_t peer = 0; peer < sends_.size(); peer++) {

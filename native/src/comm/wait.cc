@@ -46,6 +46,8 @@ void futexWait(std::atomic<uint32_t>* word, uint32_t seen, uint64_t timeoutNs) {
 #endif
 }
 
+void yieldCpu() { std::this_thread::yield(); }
+
 void futexWakeAll(std::atomic<uint32_t>* word) {
 #if defined(__linux__)
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);

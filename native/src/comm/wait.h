@@ -59,6 +59,9 @@ inline void cpuRelax() {
 #endif
 }
 
+/** Gives the core to another runnable thread, if any (returns at once when none is). */
+void yieldCpu();
+
 /**
  * The time accounting of one wait: construct when a wait starts, call
  * `check` between sleeps (it throws on abort, stall or a lost peer via
