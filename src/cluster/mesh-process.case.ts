@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Engine } from '../engine/engine.js';
 import { openMeshEngine } from './mesh-engine.js';
 import type { MeshShape } from '../parallel/mesh.js';
-import type { SocketKind } from '../parallel/socket-transport.js';
+import type { MeshTransportKind } from '../parallel/transport.js';
 
 export interface Expected {
   /** [prompt.length + 1, vocabSize]: the prompt's logits, then the decode step's. */
@@ -25,7 +25,7 @@ export async function expectedFromOneProcess(path: string, prompt: number[], max
  * Asserts the mesh gives the same logits (prefill and one decode step) and,
  * through the engine's own loop when `greedy`, the same greedy tokens.
  */
-export async function checkMesh(path: string, shape: MeshShape, transport: SocketKind, prompt: number[], expected: Expected, greedy = true): Promise<number[]> {
+export async function checkMesh(path: string, shape: MeshShape, transport: MeshTransportKind, prompt: number[], expected: Expected, greedy = true): Promise<number[]> {
   const { engine, coordinator } = await openMeshEngine(path, { ...shape, transport, spawn: true });
   const label = `tp=${shape.tp} pp=${shape.pp} over ${transport}`;
   try {

@@ -1,7 +1,7 @@
 /**
  * Acceptance on stories260K (8 heads, 4 KV heads, dim 64, hidden 172): every
  * (tp, pp) of the issue's list, on forked worker processes over TCP and Unix
- * sockets, gives the logits and greedy tokens of one process bit for bit.
+ * sockets and shared memory (native collectives on every plane), gives the logits and greedy tokens of one process bit for bit.
  * tp=4 exercises both uneven tree-aligned down_proj shards (32/64/32/44 of
  * 172) and the gathered o_proj (64 inputs are only 2 leaves).
  */
@@ -25,7 +25,7 @@ const SHAPES = [
 ];
 const PROMPT = [1, 403, 407, 261];
 
-for (const transport of ['tcp', 'unix'] as const) {
+for (const transport of ['tcp', 'unix', 'shm'] as const) {
   test(`stories260K on worker processes over ${transport}: identical logits and greedy tokens`, async (t) => {
     const path = fixture(t, 'stories260K.bin');
     if (!path) return;
