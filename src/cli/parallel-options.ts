@@ -15,11 +15,13 @@ import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import type { Engine } from '../engine/engine.js';
 import { openMeshEngine, type MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import type { RankBackend } from '../cluster/control-message.js';
+import type { ControlMessage, RankBackend, RankStepSums } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { MeshTransportKind } from '../parallel/transport.js';
 import { loadNativeComm } from '../parallel/native-comm.js';
+
+type RankStats = Extract<ControlMessage, { type: 'stats' }>;
 
 export interface ParallelOptions {
   tp: number;
@@ -76,12 +78,29 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
   };
 }
 
-/** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
-export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+/** The engine, on one process or on a mesh; `close` stops the mesh's workers, after which `mesh()` says where their step time went. */
+export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void>; mesh?: () => MeshReport }> {
   const plan = meshPlanOf(options);
   if (!plan) return openLocalEngine(options);
   const { engine, coordinator } = await openMeshEngine(options.model, { ...plan, log: (line) => process.stderr.write(`tessera: ${line}\n`) });
-  return { engine, close: () => coordinator.close() };
+  return { engine, close: () => coordinator.close(), mesh: () => meshReport(plan.transport, coordinator.rankStats) };
+}
+
+/** Per rank, milliseconds per decode step (one token per sequence) and per other step: the per-token breakdown. */
+export interface MeshReport {
+  transport: MeshTransportKind;
+  ranks: { rank: number; transport: string; decode: StepMeans; other: StepMeans }[];
+}
+
+type StepMeans = { steps: number; tokens: number; stepMs: number; computeMs: number; waitMs: number; transferMs: number; eventLoopMs: number };
+
+function meshReport(transport: MeshTransportKind, stats: readonly (RankStats | undefined)[]): MeshReport {
+  const means = (sums: RankStepSums): StepMeans => {
+    const per = (value: number): number => (sums.steps === 0 ? 0 : value / sums.steps);
+    return { steps: sums.steps, tokens: sums.tokens, stepMs: per(sums.stepMs), computeMs: per(sums.computeMs), waitMs: per(sums.waitMs), transferMs: per(sums.transferMs), eventLoopMs: per(sums.eventLoopMs) };
+  };
+  const ranks = stats.filter((rank): rank is RankStats => rank !== undefined);
+  return { transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other) })) };
 }
 
 /** The engine on this process; with --trace, `close` writes its spans as rank 0. */

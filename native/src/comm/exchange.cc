@@ -85,16 +85,15 @@ void Exchange::runUntil(const std::function<bool()>& done, const char* what) {
   for (;;) {
     const bool moved = progress();
     if (moved && stalled) {
-      stats_.waitNs += stalled->waitedNs();
+      const uint64_t waited = stalled->waitedNs();
+      mesh_.policy().learn(waited);
+      stats_.waitNs += waited;
       stalled.reset();
     }
     if (done()) break;
     if (moved) continue;
     if (!stalled) stalled.emplace(mesh_.policy());
-    if (stalled->spinning()) {
-      yieldCpu();
-      continue;
-    }
+    if (stalled->spinning()) continue;
     std::vector<int> reading;
     std::vector<int> writing;
     for (size_t peer = 0; peer < sends_.size(); peer++) {
@@ -105,7 +104,11 @@ void Exchange::runUntil(const std::function<bool()>& done, const char* what) {
     // A dead peer's socket reads as closed, which progress() turns into RANK_LOST; abort and the stall deadline are checked here.
     stalled->check([] { return std::string(); }, what);
   }
-  if (stalled) stats_.waitNs += stalled->waitedNs();
+  if (stalled) {
+    const uint64_t waited = stalled->waitedNs();
+    mesh_.policy().learn(waited);
+    stats_.waitNs += waited;
+  }
 }
 
 }  // namespace tessera::comm

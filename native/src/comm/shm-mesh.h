@@ -81,8 +81,6 @@ void ShmMesh::waitUntil(Ready ready, const std::vector<int>& peers, const char* 
     if (clock.spinning()) {
       for (int i = 0; i < 32; i++) cpuRelax();
       if (ready()) break;
-      // On a busy machine the peer may be waiting for this core: let it run.
-      yieldCpu();
       continue;
     }
     const uint32_t seen = own->doorbell.load(std::memory_order_acquire);
@@ -94,7 +92,9 @@ void ShmMesh::waitUntil(Ready ready, const std::vector<int>& peers, const char* 
     if (ready()) break;
     clock.check([&] { return firstGone(peers); }, what);
   }
-  waitedNs += clock.waitedNs();
+  const uint64_t waited = clock.waitedNs();
+  policy_.learn(waited);
+  waitedNs += waited;
 }
 
 }  // namespace tessera::comm

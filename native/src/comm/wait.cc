@@ -32,6 +32,7 @@ WaitPolicy WaitPolicy::fromEnvironment() {
   WaitPolicy policy{};
   const char* spin = std::getenv("TESSERA_COMM_SPIN_US");
   policy.spinNs = spin ? static_cast<uint64_t>(std::strtoull(spin, nullptr, 10)) * 1000 : 50'000;
+  policy.adaptiveSpinNs = policy.spinNs;
   policy.generation = abortGeneration();
   return policy;
 }
@@ -45,8 +46,6 @@ void futexWait(std::atomic<uint32_t>* word, uint32_t seen, uint64_t timeoutNs) {
   if (word->load(std::memory_order_acquire) == seen) std::this_thread::sleep_for(std::chrono::microseconds(timeoutNs > 200'000 ? 200 : timeoutNs / 1000));
 #endif
 }
-
-void yieldCpu() { std::this_thread::yield(); }
 
 void futexWakeAll(std::atomic<uint32_t>* word) {
 #if defined(__linux__)

@@ -3,6 +3,7 @@
 // checks the process-wide abort, the peers' liveness and an optional stall
 // deadline, ending with TESSERA_ERR_RANK_LOST instead of hanging.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
@@ -29,8 +30,16 @@ uint64_t abortGeneration();
 
 /** Tuning of one mesh's waits. */
 struct WaitPolicy {
-  /** Busy-wait this long before sleeping (TESSERA_COMM_SPIN_US, default 50 µs). */
+  /** Busy-wait at most this long before sleeping (TESSERA_COMM_SPIN_US, default 50 µs). */
   uint64_t spinNs;
+  /**
+   * How long waits spin now: doubled after a wait that ended within spinNs
+   * (spinning would have caught it), halved after a longer one. On a busy
+   * machine, where a peer is often off its core for milliseconds, spinning
+   * only takes the core from it, so the budget falls towards 0 and waits
+   * sleep at once; on idle cores it rises back to spinNs.
+   */
+  uint64_t adaptiveSpinNs;
   /** Longest single sleep, so abort and liveness are seen within it. */
   uint64_t sliceNs = 1'000'000;
   /** Check the peers' liveness this often while sleeping. */
@@ -41,6 +50,10 @@ struct WaitPolicy {
   uint64_t generation;
 
   static WaitPolicy fromEnvironment();
+  /** Adapts adaptiveSpinNs to a wait that took `waitedNs`. */
+  void learn(uint64_t waitedNs) {
+    adaptiveSpinNs = waitedNs <= spinNs ? std::min(spinNs, adaptiveSpinNs * 2 + 1000) : adaptiveSpinNs / 2;
+  }
 };
 
 /**
@@ -59,9 +72,6 @@ inline void cpuRelax() {
 #endif
 }
 
-/** Gives the core to another runnable thread, if any (returns at once when none is). */
-void yieldCpu();
-
 /**
  * The time accounting of one wait: construct when a wait starts, call
  * `check` between sleeps (it throws on abort, stall or a lost peer via
@@ -70,7 +80,7 @@ void yieldCpu();
 class WaitClock {
  public:
   explicit WaitClock(const WaitPolicy& policy) : policy_(policy), start_(nowNs()), lastLiveness_(start_) {}
-  bool spinning() const { return nowNs() - start_ < policy_.spinNs; }
+  bool spinning() const { return nowNs() - start_ < policy_.adaptiveSpinNs; }
   /** Throws when aborted or stalled; calls `peersGone` every livenessNs and throws with its reason if it returns one. */
   template <class PeersGone>
   void check(PeersGone peersGone, const char* what) {
