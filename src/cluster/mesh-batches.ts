@@ -9,6 +9,7 @@
 import type { KvPool } from '../backend/backend.js';
 import { TesseraError } from '../core/errors.js';
 import type { Batch } from '../model/batch.js';
+import { kvLayoutOf } from '../engine/kv-cache.js';
 import type { MeshCoordinator } from './coordinator.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 
@@ -43,16 +44,18 @@ export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLay
   return out;
 }
 
-/** The layout of the one driver pool every segment's block table points into. */
+/** The layout of the one driver pool every segment's block table points into (a KvCache, which holds no pools on a driver). */
 function driverPool(batch: Batch): KvLayout {
-  const keys = batch.segments[0].kv.keys[0];
-  if (batch.segments.some((segment) => segment.kv.keys[0] !== keys)) {
+  const keys = batch.segments[0].kv.keys;
+  if (batch.segments.some((segment) => segment.kv.keys !== keys)) {
     throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch mixes sequences of several KV pools; the ranks mirror only one');
   }
-  return { numBlocks: poolBlocks(keys), blockSize: keys.blockSize };
+  const layout = kvLayoutOf(keys) ?? layoutOfPool(keys[0]);
+  return { numBlocks: layout.numBlocks, blockSize: layout.blockSize };
 }
 
-/** Blocks of a pool: its data is [numBlocks, blockSize, numKvHeads, headDim]. */
-function poolBlocks(pool: KvPool): number {
-  return pool.data.length / (pool.blockSize * pool.numKvHeads * pool.headDim);
+/** The layout of a pool list not made by a KvCache: its data is [numBlocks, blockSize, numKvHeads, headDim]. */
+function layoutOfPool(pool: KvPool | undefined): KvLayout {
+  if (!pool) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch names a KV pool list with no layout');
+  return { numBlocks: pool.data.length / (pool.blockSize * pool.numKvHeads * pool.headDim), blockSize: pool.blockSize };
 }

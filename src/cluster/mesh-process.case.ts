@@ -33,6 +33,7 @@ export async function checkMesh(path: string, shape: MeshShape, transport: MeshT
     // Blocks of the engine's pool, the one the ranks mirror.
     const pool = engine.cache;
     assert.ok(pool, 'a mesh engine has one KV pool');
+    assert.equal(pool.keys.filter(Boolean).length + pool.values.filter(Boolean).length, 0, 'the driver keeps block accounting without KV pools');
     const { blockTable } = pool.allocate(prompt.length + 1);
     const prefill = await coordinator.step(pool, { blockTable, ids: Int32Array.from(prompt), positions: Int32Array.from(prompt.keys()), rows: 'all' });
     assert.deepEqual(prefill, expected.logits.subarray(0, prompt.length * vocab), `prefill logits, ${label}`);
