@@ -15,6 +15,7 @@ import { Engine } from '../engine/engine.js';
 import { KvCache } from '../engine/kv-cache.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 import { openMeshEngine } from './mesh-engine.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
 import { checkMesh, expectedFromOneProcess } from './mesh-process.case.js';
 
 const SHAPES = [
@@ -45,11 +46,14 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   assert.equal(one.status, 0, one.stderr);
   assert.equal(mesh.status, 0, mesh.stderr);
   assert.equal(mesh.stdout, one.stdout);
-  // --trace: every rank's step span, and message spans with peer and bytes.
-  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; args?: { bytes?: number } }[] }).traceEvents;
-  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3]);
+  // --trace: every rank's step span with its time breakdown, message spans with peer and bytes, native collective spans.
+  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; cat?: string; pid: number; args?: Record<string, number> }[] }).traceEvents;
+  const steps = events.filter((e) => e.name === 'step');
+  assert.deepEqual([...new Set(steps.map((e) => e.pid))].sort(), [0, 1, 2, 3]);
+  for (const step of steps) for (const key of ['computeMs', 'waitMs', 'transferMs', 'eventLoopMs']) assert.equal(typeof step.args?.[key], 'number', `step args ${key}`);
   assert.ok(events.some((e) => e.name === 'send' && (e.args?.bytes ?? 0) > 0));
   assert.ok(events.some((e) => e.name === 'receive (wait)'));
+  if (loadNativeComm()) assert.ok(events.some((e) => e.cat === 'collective' && e.name === 'all-reduce' && (e.args?.bytes ?? 0) > 0), 'native all-reduce spans');
 });
 
 test('logits --kv-cache-dtype f16 --tp 2 --pp 2: the ranks keep f16 KV and print what one f16 process prints', (t) => {
