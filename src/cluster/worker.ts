@@ -88,7 +88,7 @@ async function setUp(
     const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
     const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
     // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
-    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
+    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape)), native) : undefined;
     const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
     const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
     const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'the plan\'s kvCacheDtype');

@@ -59,7 +59,7 @@ function killAll(ranks: Ranks): void {
 describe('native collectives on rank processes', { skip: loadNativeComm() === undefined ? 'the native addon is not built' : false }, () => {
   for (const plane of PLANES) {
     for (const size of [2, 4]) {
-      it(`${plane}, ${size} ranks: all-reduce (plain and in the shared buffer), all-gather and column all-gather equal the TypeScript tree sum bit for bit`, { timeout: 120_000 }, async () => {
+      it(`${plane}, ${size} ranks: all-reduce (plain and in the shared buffer), all-gather, all-to-all and column all-gather give the TypeScript results bit for bit`, { timeout: 120_000 }, async () => {
         const ranks = await startRanks(plane, size, 'exact');
         try {
           const results = await Promise.all(ranks.children.map((_, rank) => ranks.next(rank)));

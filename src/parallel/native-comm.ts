@@ -35,6 +35,8 @@ export interface NativeComm {
   commAllReduce(group: NativeHandle, values: Float32Array): void;
   commAllGather(group: NativeHandle, mine: Uint8Array): Uint8Array[];
   commAllGatherColumns(group: NativeHandle, slice: Float32Array, rows: number): Float32Array;
+  /** parts[j] goes to member j; what each member sent here, in member order. */
+  commAllToAll(group: NativeHandle, parts: Uint8Array[]): Uint8Array[];
   /** The two halves of this rank's shared area (shm groups), else undefined. */
   commAreas(group: NativeHandle): [Float32Array, Float32Array] | undefined;
   commNextHalf(group: NativeHandle): number;

@@ -59,6 +59,11 @@ export class NativeCollectiveGroup {
     return this.timed('all-gather', mine.byteLength, () => this.comm.commAllGather(this.group, mine));
   }
 
+  /** parts[j] goes to member j; what each member sent here, in group order. */
+  allToAll(parts: Uint8Array[]): Uint8Array[] {
+    return this.timed('all-to-all', parts.reduce((sum, part) => sum + part.byteLength, 0), () => this.comm.commAllToAll(this.group, parts));
+  }
+
   /** Blocks until every member has called it. */
   barrier(): void {
     this.allGather(new Uint8Array(0));

@@ -3,9 +3,9 @@
  * channel: it opens its endpoint on the plane in TESSERA_TEST_PLANE, sends
  * its address, takes every rank's, connects, runs TESSERA_TEST_SCENARIO and
  * reports over IPC.
- *   exact   — native all-reduce (plain and through partialBuffer), all-gather
- *             and column all-gather, checked bit for bit against the
- *             TypeScript tree sum of every rank's inputs;
+ *   exact   — native all-reduce (plain and through partialBuffer), all-gather,
+ *             all-to-all and column all-gather, checked bit for bit against
+ *             the TypeScript tree sum of every rank's inputs (and the bytes sent);
  *   blocked — rank 0 all-reduces while the others never join (the test kills
  *             them, or aborts, or lets the deadline pass) and reports how the
  *             call ended.
@@ -76,6 +76,12 @@ async function checkExact(): Promise<void> {
   }
   const parts = group.allGather(Uint8Array.from({ length: rank + 2 }, (_, i) => rank * 10 + i));
   for (const [r, part] of parts.entries()) same(part, Uint8Array.from({ length: r + 2 }, (_, i) => r * 10 + i), `all-gather part ${r}`);
+  // All-to-all: rank r sends r + j + 1 patterned bytes to j, and 9 MB to its successor (several pieces of the shared area).
+  const toEach = everyone.map((j) => Uint8Array.from({ length: j === (rank + 1) % size ? 9_000_001 : rank + j + 1 }, (_, i) => (rank * 31 + j * 7 + i) & 0xff));
+  const exchanged = group.allToAll(toEach);
+  for (const [r, part] of exchanged.entries()) {
+    same(part, Uint8Array.from({ length: rank === (r + 1) % size ? 9_000_001 : r + rank + 1 }, (_, i) => (r * 31 + rank * 7 + i) & 0xff), `all-to-all part from ${r}`);
+  }
   // Uneven column slices of 3 rows: rank r holds columns of width r + 1.
   const rows = 3;
   const slice = (r: number): Float32Array => Float32Array.from({ length: rows * (r + 1) }, (_, i) => r * 1000 + i);

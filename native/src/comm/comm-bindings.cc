@@ -329,6 +329,40 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   return parts;
 }
 
+/** allToAll(group, parts Uint8Array[]) → what each member sent here, views of one new buffer, in member order. */
+Napi::Value AllToAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GroupBox& box = groupArg(info);
+  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "parts must be an array");
+  Napi::Array list = info[1].As<Napi::Array>();
+  const size_t k = static_cast<size_t>(box.group->size());
+  if (list.Length() != k) throw Napi::RangeError::New(env, "all-to-all needs one part per member");
+  std::vector<const uint8_t*> parts(k);
+  std::vector<uint64_t> lengths(k);
+  for (uint32_t j = 0; j < k; j++) {
+    Napi::Value part = list.Get(j);
+    if (!part.IsTypedArray() || part.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "every part must be a Uint8Array");
+    Napi::Uint8Array bytes = part.As<Napi::Uint8Array>();
+    parts[j] = bytes.Data();
+    lengths[j] = bytes.ByteLength();
+  }
+  Napi::ArrayBuffer buffer;
+  std::vector<uint64_t> received;
+  guarded(env, [&] {
+    box.group->allToAll(parts.data(), lengths.data(), [&](size_t total) {
+      buffer = Napi::ArrayBuffer::New(env, total);
+      return static_cast<uint8_t*>(buffer.Data());
+    }, received);
+  });
+  Napi::Array out = Napi::Array::New(env, received.size());
+  size_t at = 0;
+  for (size_t m = 0; m < received.size(); m++) {
+    out.Set(static_cast<uint32_t>(m), Napi::Uint8Array::New(env, static_cast<size_t>(received[m]), buffer, at));
+    at += static_cast<size_t>(received[m]);
+  }
+  return out;
+}
+
 /** allGatherColumns(group, slice [rows, width], rows) → [rows, sum of widths], members' columns in member order. */
 Napi::Value AllGatherColumns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -428,6 +462,7 @@ void addCommBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("commAllReduce", Napi::Function::New(env, AllReduce));
   exports.Set("commAllGather", Napi::Function::New(env, AllGather));
   exports.Set("commAllGatherColumns", Napi::Function::New(env, AllGatherColumns));
+  exports.Set("commAllToAll", Napi::Function::New(env, AllToAll));
   exports.Set("commAreas", Napi::Function::New(env, Areas));
   exports.Set("commNextHalf", Napi::Function::New(env, NextHalf));
   exports.Set("commStats", Napi::Function::New(env, Stats));

@@ -33,6 +33,12 @@ class Group {
    */
   virtual void allGather(const uint8_t* mine, size_t length, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& lengths) = 0;
   /**
+   * parts[j] (lengths[j] bytes) goes to member j; what each member sent here
+   * arrives, in member order, where `allocate(total)` says, with its length
+   * in `received`.
+   */
+  virtual void allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) = 0;
+  /**
    * A buffer for the partial of the next allReduce in memory the peers read
    * directly (no copy in), or nullptr. The sum stays there; it is valid, and
    * must only be read, until the collective after the next.

@@ -123,4 +123,61 @@ void ShmGroup::allGather(const uint8_t* mine, size_t length, const std::function
   }
 }
 
+/**
+ * Round r: this rank's half holds a table — the length of its part for each
+ * member, then its longest part — and one window of W bytes per member:
+ * bytes [pW, (p+1)W) of that member's part in piece p. Every rank reads its
+ * window from every member's half. The number of pieces comes from the
+ * longest part anywhere, which every table carries.
+ */
+void ShmGroup::allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) {
+  CallTimer timer(stats, nowNs());
+  const size_t k = members_.size();
+  const uint64_t tableBytes = (k + 1) * sizeof(uint64_t);
+  const uint64_t window = (mesh_->halfBytes() - tableBytes) / k / 64 * 64;
+  if (window == 0) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "the shared area is too small for an all-to-all of " + std::to_string(k) + " members; raise TESSERA_SHM_AREA_MIB");
+  uint64_t longest = 0;
+  for (size_t j = 0; j < k; j++) longest = std::max(longest, lengths[j]);
+  received.assign(k, 0);
+  std::vector<uint64_t> offsets(k, 0);
+  uint8_t* out = nullptr;
+  uint64_t pieces = 1;
+  for (uint64_t piece = 0; piece < pieces; piece++) {
+    const uint64_t round = beginRound();
+    const int half = static_cast<int>(round % 2);
+    uint8_t* mine = reinterpret_cast<uint8_t*>(mesh_->area(rank_, half));
+    uint64_t* table = reinterpret_cast<uint64_t*>(mine);
+    for (size_t j = 0; j < k; j++) table[j] = lengths[j];
+    table[k] = longest;
+    const uint64_t begin = piece * window;
+    for (size_t j = 0; j < k; j++) {
+      if (static_cast<int>(j) == index_ || begin >= lengths[j]) continue;
+      const uint64_t bytes = std::min(window, lengths[j] - begin);
+      std::memcpy(mine + tableBytes + j * window, parts[j] + begin, static_cast<size_t>(bytes));
+      stats.bytesSent += bytes;
+    }
+    publish(2 * round + 1);
+    waitForPeers(2 * round + 1, "waiting for the peers' parts (all-to-all)");
+    if (piece == 0) {
+      uint64_t total = 0;
+      for (size_t m = 0; m < k; m++) {
+        const uint64_t* theirs = reinterpret_cast<const uint64_t*>(mesh_->area(members_[m], half));
+        received[m] = static_cast<int>(m) == index_ ? lengths[m] : theirs[index_];
+        offsets[m] = total;
+        total += received[m];
+        const uint64_t theirLongest = static_cast<int>(m) == index_ ? longest : theirs[k];
+        pieces = std::max<uint64_t>(pieces, (theirLongest + window - 1) / window);
+      }
+      out = allocate(static_cast<size_t>(total));
+    }
+    for (size_t m = 0; m < k; m++) {
+      if (begin >= received[m]) continue;
+      const uint64_t bytes = std::min(window, received[m] - begin);
+      const uint8_t* from = static_cast<int>(m) == index_ ? parts[m] + begin : reinterpret_cast<const uint8_t*>(mesh_->area(members_[m], half)) + tableBytes + static_cast<size_t>(index_) * window;
+      std::memcpy(out + offsets[m] + begin, from, static_cast<size_t>(bytes));
+    }
+    publish(2 * round + 2);
+  }
+}
+
 }  // namespace tessera::comm

@@ -26,6 +26,7 @@ class ShmGroup : public Group {
 
   void allReduce(float* values, size_t count) override;
   void allGather(const uint8_t* mine, size_t length, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& lengths) override;
+  void allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) override;
   float* partialBuffer(size_t count) override;
   int size() const override { return static_cast<int>(members_.size()); }
   int index() const override { return index_; }

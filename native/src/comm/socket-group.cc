@@ -157,4 +157,32 @@ void SocketGroup::allGather(const uint8_t* mine, size_t length, const std::funct
   }
 }
 
+void SocketGroup::allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) {
+  CallTimer timer(stats, nowNs());
+  const size_t k = members_.size();
+  std::vector<std::vector<uint8_t>> incoming(k);
+  Exchange exchange(*mesh_, stats);
+  int pending = 0;
+  for (size_t m = 0; m < k; m++) {
+    if (static_cast<int>(m) == index_) continue;
+    pending += 2;
+    std::vector<uint8_t>* part = &incoming[m];
+    exchange.receive(members_[m], [part](uint64_t bytes) {
+      part->resize(static_cast<size_t>(bytes));
+      return part->data();
+    }, &pending);
+    exchange.send(members_[m], parts[m], lengths[m], &pending);
+  }
+  exchange.runUntil([&] { return pending == 0; }, "exchanging parts (all-to-all)");
+  received.assign(k, 0);
+  size_t total = 0;
+  for (size_t m = 0; m < k; m++) total += (received[m] = static_cast<int>(m) == index_ ? lengths[m] : incoming[m].size());
+  uint8_t* out = allocate(total);
+  size_t at = 0;
+  for (size_t m = 0; m < k; m++) {
+    std::memcpy(out + at, static_cast<int>(m) == index_ ? parts[m] : incoming[m].data(), static_cast<size_t>(received[m]));
+    at += received[m];
+  }
+}
+
 }  // namespace tessera::comm

@@ -21,6 +21,7 @@ class SocketGroup : public Group {
 
   void allReduce(float* values, size_t count) override;
   void allGather(const uint8_t* mine, size_t length, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& lengths) override;
+  void allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) override;
   int size() const override { return static_cast<int>(members_.size()); }
   int index() const override { return index_; }
 
