@@ -49,6 +49,17 @@ std::shared_ptr<Mapping> createSegment(const std::string& path, int rank, int si
     unlink(path.c_str());
     fail("cannot size the shared-memory segment " + path + " (is /dev/shm full?)");
   }
+#if defined(__linux__)
+  // Reserve every page now: on a full tmpfs a later first write would be SIGBUS, not an error.
+  const int reserved = posix_fallocate(fd, 0, static_cast<off_t>(totalBytes));
+  if (reserved != 0) {
+    ::close(fd);
+    unlink(path.c_str());
+    errno = reserved;
+    fail("cannot reserve " + std::to_string(totalBytes >> 20) + " MiB for the shared-memory segment " + path +
+         " (a container's /dev/shm is often 64 MB: enlarge it, or set TESSERA_SHM_DIR or a smaller TESSERA_SHM_AREA_MIB)");
+  }
+#endif
   std::shared_ptr<Mapping> mapping = mapFile(fd, totalBytes, path);
   // The file starts zeroed, which is every atomic's initial value; placement-new makes them objects.
   SegmentHeader* header = new (mapping->bytes()) SegmentHeader();
