@@ -48,6 +48,7 @@
         "src/bandwidth.cc",
         "src/comm/comm-bindings.cc",
         "src/comm/exchange.cc",
+        "src/comm/group-bindings.cc",
         "src/comm/shm-group.cc",
         "src/comm/shm-mesh.cc",
         "src/comm/shm-segment.cc",
