@@ -4,6 +4,8 @@ import { reportError } from './cli-error.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerInspectCommand } from './commands/inspect.js';
 import { registerLogitsCommand } from './commands/logits.js';
+import { registerPlanCommand } from './commands/plan.js';
+import { registerProfileCommand } from './commands/profile.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
@@ -22,6 +24,8 @@ registerInspectCommand(program);
 registerSynthCommand(program);
 registerServeCommand(program);
 registerBenchCommand(program);
+registerPlanCommand(program);
+registerProfileCommand(program);
 
 const verbose = process.argv.includes('--verbose');
 try {

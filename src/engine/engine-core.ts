@@ -18,7 +18,9 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 import { BlockManager, blockBytes } from './block-manager.js';
 import { DEFAULT_BLOCK_SIZE } from './kv-cache.js';
-import { sampleToken, topLogprobs } from './sampler.js';
+import { topLogprobs } from './sampler.js';
+import { sampleGuided } from './guided-sampler.js';
+import { TokenGrammarCache } from './token-grammar-cache.js';
 import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
@@ -36,6 +38,8 @@ export interface ModelRunner {
 export interface EngineCoreOptions {
   /** KV cache budget in MiB (keys and values, all layers, at kvCacheDtype's bytes an element). */
   kvCacheMib: number;
+  /** Exactly this many KV blocks instead of what kvCacheMib holds (Engine.generate sizes its pool to the request, or to the mesh's pool). */
+  numBlocks?: number;
   /** Element type of the KV cache (default f32); f16 fits twice the blocks in the budget. */
   kvCacheDtype?: KvDtype;
   maxNumSeqs: number;
@@ -82,6 +86,8 @@ export class EngineCore {
   private readonly eos: ReadonlySet<number>;
   /** Outputs produced outside a step (cancellations), sent with the next report. */
   private readonly pending: SequenceOutput[] = [];
+  /** Compiled output constraints, shared by requests that ask for the same one. */
+  private readonly grammars: TokenGrammarCache;
 
   constructor(
     private readonly runner: ModelRunner,
@@ -91,7 +97,7 @@ export class EngineCore {
   ) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     const dtype = parseKvDtype(options.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'kvCacheDtype');
-    const numBlocks = Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
+    const numBlocks = options.numBlocks ?? Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
     this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true, dtype, runner.kvPoolLayers);
     this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
     if (this.maxModelLen < 2) {
@@ -99,6 +105,7 @@ export class EngineCore {
     }
     this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens });
     this.eos = new Set(config.eosTokenIds);
+    this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
 
   get hasWork(): boolean {
@@ -110,6 +117,7 @@ export class EngineCore {
     this.validate(request);
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
+    if (request.constraint) sequence.grammar = this.grammars.cursor(request.constraint, request.ignoreEos ? [] : this.config.eosTokenIds, sequence.generatedIds());
     this.sequences.set(sequenceId, sequence);
     this.scheduler.add(sequence);
   }
@@ -163,6 +171,9 @@ export class EngineCore {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
         throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
       }
+    }
+    for (const [id] of request.logitBias ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `logit_bias names token id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
     }
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
     if (promptIds.length + maxTokens > this.maxModelLen) {
@@ -222,13 +233,20 @@ export class EngineCore {
     const { request } = sequence;
     const position = sequence.tokens.length;
     const history = { promptIds: request.promptIds, generatedIds: sequence.generatedIds() };
-    const id = sampleToken(logits, request.sampling, history, position);
+    let id: number;
+    try {
+      id = sampleGuided(logits, request.sampling, history, position, sequence.grammar, request.logitBias);
+      if (!this.eos.has(id) || request.ignoreEos) sequence.grammar?.advance(id);
+    } catch (error) {
+      // A constraint that cannot go on fails its own sequence, not the batch.
+      return this.fail(sequence, error);
+    }
     const logprob = request.logprobs === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
     if (!request.ignoreEos && this.eos.has(id)) return this.end(sequence, 'stop', [], '');
     sequence.tokens.push(id);
     const text = sequence.stops.push(sequence.decoder.push(id));
     const logprobs = logprob ? [logprob] : undefined;
-    if (sequence.stops.stopped) return this.end(sequence, 'stop', [id], text, logprobs);
+    if (sequence.stops.stopped || sequence.grammar?.finished) return this.end(sequence, 'stop', [id], text, logprobs);
     if (sequence.generatedCount >= request.maxTokens) return this.end(sequence, 'length', [id], text, logprobs);
     return this.output(sequence, [id], logprobs, text);
   }

@@ -60,3 +60,14 @@ test('a prompt longer than the context is refused with a coded error', async (t)
   await assert.rejects(() => engine.complete({ promptIds: tooLong, maxTokens: 1 }), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
   await assert.rejects(() => engine.logits([1, 99999]), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
 });
+
+test('max_tokens beyond the context is refused like the server refuses it, never shortened', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const engine = await Engine.open(model);
+  const context = engine.config.contextLength;
+  await assert.rejects(() => engine.complete({ promptIds: [1, 2, 3], maxTokens: context - 2 }), { code: 'TESSERA_ERR_CONTEXT_OVERFLOW' });
+  const fits = await engine.complete({ promptIds: [1, 2, 3], maxTokens: context - 3, ignoreEos: true });
+  assert.equal(fits.ids.length, context - 3);
+  await assert.rejects(() => engine.complete({ promptIds: [1], maxTokens: 0 }), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
+});

@@ -1,23 +1,22 @@
 /**
- * One model on one process: load it, compute logits, generate. The step loop
- * of a server (continuous batching) builds on the same Transformer and
- * KvCache; this class runs one sequence at a time.
+ * One model on one process: load it, compute logits, generate. Generation
+ * runs the server's step loop (EngineCore) with one sequence, so there is
+ * one generation path: the same sampling, stops, constraints and refusals.
  */
 import type { Backend } from '../backend/backend.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { ModelConfig } from '../core/model-config.js';
-import { TesseraError } from '../core/errors.js';
+import { TesseraError, type ErrorCode } from '../core/errors.js';
 import { loadTransformerWeights, type LoadProgress, type TransformerWeights } from '../model/transformer-weights.js';
 import { Transformer } from '../model/transformer.js';
-import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { SequenceKv } from '../model/batch.js';
 import type { GeneratedToken, GenerationRequest, GenerationResult } from './generation.js';
 import { DEFAULT_BLOCK_SIZE, KvCache } from './kv-cache.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
 import { openModelFiles, type ModelFiles } from './model-files.js';
-import { samplingParams, sampleToken, type SamplingParams } from './sampler.js';
-import { StopMatcher } from './stop-matcher.js';
+import { samplingParams } from './sampler.js';
+import { EngineCore } from './engine-core.js';
 
 export interface EngineOptions {
   backend?: Backend;
@@ -94,7 +93,7 @@ export class Engine {
 
   /** Logits at every position of a prompt: [promptIds.length, vocabSize]. */
   async logits(promptIds: readonly number[]): Promise<Float32Array> {
-    this.validatePrompt(promptIds, 0);
+    this.validatePrompt(promptIds);
     const sequence = this.sequenceKv(promptIds.length);
     try {
       return await this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'all');
@@ -108,63 +107,38 @@ export class Engine {
     return (this.cache ?? KvCache.forTokens(this.config, tokens, DEFAULT_BLOCK_SIZE, this.kvCacheDtype)).allocate(tokens);
   }
 
-  /** Streams generated tokens; the generator's return value is the whole result. */
+  /**
+   * Streams generated tokens; the generator's return value is the whole
+   * result. It runs the serving step loop (EngineCore) on this model with one
+   * sequence, so sampling, stop strings, end of sequence, constraints and the
+   * context check are the server's own: a request that does not fit the
+   * context is refused (TESSERA_ERR_CONTEXT_OVERFLOW), never shortened.
+   */
   async *generate(request: GenerationRequest): AsyncGenerator<GeneratedToken, GenerationResult> {
-    // An engine request that names no temperature is greedy; the HTTP layer applies OpenAI's default of 1.
-    const params = samplingParams({ temperature: 0, ...request.sampling });
     const promptIds = [...request.promptIds];
-    if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
-    this.validatePrompt(promptIds, 1);
-    const maxTokens = Math.min(request.maxTokens, this.config.contextLength - promptIds.length);
-    const sequence = this.sequenceKv(promptIds.length + maxTokens);
-    try {
-      return yield* this.decode(promptIds, maxTokens, params, request, sequence);
-    } finally {
-      this.cache?.release(sequence);
-    }
-  }
-
-  /** The prefill and decode loop of `generate`, in the sequence's blocks. */
-  private async *decode(
-    promptIds: number[],
-    maxTokens: number,
-    params: SamplingParams,
-    request: GenerationRequest,
-    sequence: SequenceKv,
-  ): AsyncGenerator<GeneratedToken, GenerationResult> {
-    const decoder = new StreamDecoder(this.tokenizer);
-    const stops = new StopMatcher(request.stop ?? []);
-    const eos = new Set(request.ignoreEos ? [] : this.config.eosTokenIds);
+    // An engine request that names no temperature is greedy; the HTTP layer applies OpenAI's default of 1.
+    const sampling = samplingParams({ temperature: 0, ...request.sampling });
+    const core = this.coreFor(promptIds.length + request.maxTokens, Math.max(1, promptIds.length));
+    core.add(0, { promptIds, maxTokens: request.maxTokens, sampling, stop: request.stop ?? [], ignoreEos: request.ignoreEos ?? false });
     const ids: number[] = [];
     let text = '';
     let finishReason: GenerationResult['finishReason'] = 'length';
-
-    const prefillStart = performance.now();
-    let logits = await this.transformer.forward(Int32Array.from(promptIds), positionsFrom(0, promptIds.length), sequence, 'last');
-    const prefillMs = performance.now() - prefillStart;
-    const decodeStart = performance.now();
-    while (ids.length < maxTokens) {
-      const position = promptIds.length + ids.length;
-      const id = sampleToken(logits, params, { promptIds, generatedIds: ids }, position);
-      if (eos.has(id)) {
-        finishReason = 'stop';
-        break;
+    const stepMs: number[] = [];
+    while (core.hasWork) {
+      const started = performance.now();
+      const { outputs } = await core.step();
+      stepMs.push(performance.now() - started);
+      for (const output of outputs) {
+        if (output.error) throw new TesseraError(output.error.code as ErrorCode, output.error.message);
+        ids.push(...output.ids);
+        text += output.text;
+        if (output.finish === 'stop') finishReason = 'stop';
+        if (output.ids.length > 0 || output.text !== '') yield { id: output.ids[0] ?? -1, text: output.text };
       }
-      ids.push(id);
-      const shown = stops.push(decoder.push(id));
-      text += shown;
-      yield { id, text: shown };
-      if (stops.stopped) {
-        finishReason = 'stop';
-        break;
-      }
-      if (ids.length >= maxTokens) break;
-      logits = await this.transformer.forward(Int32Array.of(id), Int32Array.of(position), sequence, 'last');
     }
-    const rest = stops.push(decoder.flush()) + stops.flush();
-    text += rest;
-    if (rest.length > 0) yield { id: -1, text: rest };
-    const decodeMs = performance.now() - decodeStart;
+    // The first step prefills the prompt (in one piece) and samples the first token; each later one decodes.
+    const prefillMs = stepMs[0] ?? 0;
+    const decodeMs = stepMs.slice(1).reduce((sum, ms) => sum + ms, 0);
     return {
       promptIds,
       ids,
@@ -181,6 +155,23 @@ export class Engine {
     };
   }
 
+  /**
+   * A one-sequence core: its pool holds the request (never more than the
+   * context; a longer request is then refused by the core's own check), or,
+   * on a mesh, is the mesh's pool, whose block count the ranks mirror.
+   */
+  private coreFor(tokens: number, prefillTokens: number): EngineCore {
+    const blocks = this.makeCache ? this.cache!.numBlocks : Math.ceil(Math.min(Math.max(tokens, 1), this.config.contextLength) / DEFAULT_BLOCK_SIZE);
+    return new EngineCore(this.transformer, this.config, this.tokenizer, {
+      kvCacheMib: 0,
+      numBlocks: blocks,
+      kvCacheDtype: this.kvCacheDtype,
+      maxNumSeqs: 1,
+      maxBatchTokens: prefillTokens,
+      prefixCaching: false,
+    });
+  }
+
   /** Runs a generation to its end. */
   async complete(request: GenerationRequest): Promise<GenerationResult> {
     const steps = this.generate(request);
@@ -190,14 +181,14 @@ export class Engine {
     }
   }
 
-  private validatePrompt(promptIds: readonly number[], reserve: number): void {
+  private validatePrompt(promptIds: readonly number[]): void {
     const vocabSize = this.config.vocabSize;
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${vocabSize})`);
       }
     }
-    if (promptIds.length + reserve > this.config.contextLength) {
+    if (promptIds.length > this.config.contextLength) {
       throw new TesseraError(
         'TESSERA_ERR_CONTEXT_OVERFLOW',
         `the prompt has ${promptIds.length} tokens but the model's context holds ${this.config.contextLength}; shorten the prompt`,

@@ -5,7 +5,10 @@
  * resume it after a preemption lives here: the tokens and the sampler's seed;
  * the cache contents can always be recomputed from them.
  */
+import type { Constraint } from '../grammar/constraint.js';
 import type { SequenceKv } from '../model/batch.js';
+import type { GrammarCursor } from './grammar-cursor.js';
+import type { LogitBias } from './guided-sampler.js';
 import type { SamplingParams } from './sampler.js';
 import { StreamDecoder } from '../tokenizer/stream-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -20,6 +23,10 @@ export interface SequenceRequest {
   ignoreEos: boolean;
   /** undefined: no logprobs; k ≥ 0: the chosen token's logprob plus the k most likely. */
   logprobs?: number;
+  /** What the output must be (JSON schema, regex, grammar); plain data, compiled by the engine. */
+  constraint?: Constraint;
+  /** [token id, bias] pairs added to the logits before sampling. */
+  logitBias?: LogitBias;
 }
 
 export type SequenceFinish = 'stop' | 'length' | 'cancelled' | 'error';
@@ -70,6 +77,8 @@ export class Sequence {
   finish: SequenceFinish | undefined;
   readonly decoder: StreamDecoder;
   readonly stops: StopMatcher;
+  /** Where the output stands in request.constraint (set by the engine core, which owns the compiled grammars). */
+  grammar: GrammarCursor | undefined;
 
   constructor(
     readonly id: number,

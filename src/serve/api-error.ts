@@ -32,6 +32,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   TESSERA_ERR_CONTEXT_OVERFLOW: 400,
   TESSERA_ERR_CHAT_TEMPLATE: 400,
   TESSERA_ERR_TOKENIZER: 400,
+  TESSERA_ERR_GRAMMAR: 400,
 };
 
 /** Any thrown value as an ApiError; internal failures keep their message but not their stack. */

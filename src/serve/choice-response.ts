@@ -23,8 +23,10 @@ export interface ChoiceEndpoint {
   chunkObject: string;
   /** A choice of a whole response. */
   choice(result: ChoiceResult, index: number): object;
-  /** A streamed choice for one output that carries something. */
-  chunkChoice(output: SequenceOutput, index: number): object;
+  /** A streamed choice for one output that carries something; undefined sends nothing (text held back). */
+  chunkChoice(output: SequenceOutput, index: number): object | undefined;
+  /** Sees every output of a whole (not streamed) response, as chunkChoice does when streaming. */
+  observe?(output: SequenceOutput, index: number): void;
   /** A choice sent for every index before any output, where the endpoint opens its choices. */
   openingChoice?(index: number): object;
 }
@@ -55,7 +57,8 @@ export async function serveChoices(
     await streamChoices(model, request, sequences, envelope, endpoint, response);
     return undefined;
   }
-  const run = new ChoiceRun(model.host, sequences, model.metrics);
+  const observe = endpoint.observe?.bind(endpoint);
+  const run = new ChoiceRun(model.host, sequences, model.metrics, observe && ((index, output) => observe(output, index)));
   run.cancelOnClose(response);
   const results = await run.done;
   return {
@@ -80,7 +83,8 @@ async function streamChoices(
   if (opening) sequences.forEach((_, index) => stream.send(chunk([opening(index)])));
   const onOutput = (index: number, output: SequenceOutput): void => {
     if (output.ids.length === 0 && output.text === '' && !output.finish) return;
-    stream.send(chunk([endpoint.chunkChoice(output, index)]));
+    const choice = endpoint.chunkChoice(output, index);
+    if (choice) stream.send(chunk([choice]));
   };
   const run = new ChoiceRun(model.host, sequences, model.metrics, onOutput);
   run.cancelOnClose(response);

@@ -1,8 +1,11 @@
 /**
  * Typed reads of a JSON request body's fields. Each read either returns a
  * value of the promised type (or undefined when the field is absent or
- * null) or throws a 400 naming the field and what it must be. Fields nobody
- * reads are ignored, as OpenAI-compatible servers do.
+ * null) or throws a 400 naming the field and what it must be. Every read is
+ * remembered, so once a handler has read what it supports, `rejectUnread`
+ * turns any other field into a 400 naming it: nothing a client asks for is
+ * silently ignored, except the fields a handler lists as accepted and
+ * ignored (as OpenAI does with `store` or `metadata`).
  */
 import { ApiError, badField } from './api-error.js';
 
@@ -15,6 +18,9 @@ export interface NumberRule {
 }
 
 export class RequestFields {
+  private readonly read = new Set<string>();
+  private readonly nested: RequestFields[] = [];
+
   constructor(
     private readonly body: Record<string, unknown>,
     private readonly prefix = '',
@@ -27,8 +33,14 @@ export class RequestFields {
     return new RequestFields(body as Record<string, unknown>);
   }
 
+  /** Fields of an object found inside a list (tools[i]), read with the same rules; its reader calls rejectUnread. */
+  static within(body: Record<string, unknown>, prefix: string): RequestFields {
+    return new RequestFields(body, prefix);
+  }
+
   raw(name: string): unknown {
-    const value = this.body[name];
+    this.read.add(name);
+    const value = Object.hasOwn(this.body, name) ? this.body[name] : undefined;
     return value === null ? undefined : value;
   }
 
@@ -73,7 +85,19 @@ export class RequestFields {
     const value = this.raw(name);
     if (value === undefined) return undefined;
     if (typeof value !== 'object' || Array.isArray(value)) throw badField(this.path(name), `${this.path(name)} must be an object`);
-    return new RequestFields(value as Record<string, unknown>, `${this.path(name)}.`);
+    const nested = new RequestFields(value as Record<string, unknown>, `${this.path(name)}.`);
+    this.nested.push(nested);
+    return nested;
+  }
+
+  /** A 400 for the first field (here or in a nested object read with `object`) that nobody read and `ignored` does not list. */
+  rejectUnread(ignored: readonly string[] = []): void {
+    for (const name of Object.keys(this.body)) {
+      if (this.read.has(name) || ignored.includes(name)) continue;
+      const path = this.path(name);
+      throw new ApiError(400, `${path} is not supported by this server; leave it out (see the README for the fields Tessera reads)`, 'invalid_request_error', path, 'unsupported_field');
+    }
+    for (const nested of this.nested) nested.rejectUnread();
   }
 
   /** `stop`: a string or a list of up to `max` strings. */

@@ -16,6 +16,8 @@ export interface ServeBenchmarkOptions {
   outputLen: number;
   rounds: number;
   seed: number;
+  /** Sent with every request when set (the constrained half of --response-format). */
+  responseFormat?: Record<string, unknown>;
 }
 
 export interface Percentiles {
@@ -74,7 +76,16 @@ async function timedRequest(options: ServeBenchmarkOptions, prompt: number[]): P
   const response = await fetch(`${options.url}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
-    body: JSON.stringify({ model: options.model, prompt, max_tokens: options.outputLen, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({
+      model: options.model,
+      prompt,
+      max_tokens: options.outputLen,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(options.responseFormat ? { response_format: options.responseFormat } : {}),
+    }),
   });
   if (!response.ok || !response.body) throw new Error(`benchmark request failed: ${response.status} ${await response.text()}`);
   let first: number | undefined;

@@ -12,6 +12,7 @@ import { ApiError, errorBody, toApiError } from './api-error.js';
 import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
+import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import type { ServingModel } from './serving-model.js';
 
 export interface ServerOptions {
@@ -29,6 +30,8 @@ type Handler = (model: ServingModel, body: unknown, response: ServerResponse) =>
 const GENERATION_ROUTES: Record<string, Handler> = {
   '/v1/completions': serveCompletion,
   '/v1/chat/completions': serveChatCompletion,
+  '/tokenize': serveTokenize,
+  '/detokenize': serveDetokenize,
 };
 
 export class TesseraServer {
@@ -92,7 +95,7 @@ export class TesseraServer {
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
-    if (path.startsWith('/v1/')) this.checkApiKey(request);
+    if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
     const handler = GENERATION_ROUTES[path];

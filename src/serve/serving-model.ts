@@ -49,6 +49,8 @@ export function checkCapacity(model: ServingModel, sequences: number): void {
  */
 export function sequenceRequests(model: ServingModel, spec: GenerationSpec, prompts: readonly number[][]): SequenceRequest[] {
   const maxModelLen = model.host.limits.maxModelLen;
+  const outside = spec.logitBias?.find(([id]) => id >= model.config.vocabSize);
+  if (outside) throw badField('logit_bias', `logit_bias names token id ${outside[0]}, outside the vocabulary [0, ${model.config.vocabSize})`);
   const requests: SequenceRequest[] = [];
   for (const promptIds of prompts) {
     checkPrompt(model, promptIds);
@@ -65,6 +67,8 @@ export function sequenceRequests(model: ServingModel, spec: GenerationSpec, prom
         stop: spec.stop,
         ignoreEos: spec.ignoreEos,
         logprobs: spec.logprobs,
+        ...(spec.constraint ? { constraint: spec.constraint } : {}),
+        ...(spec.logitBias?.length ? { logitBias: spec.logitBias } : {}),
       });
     }
   }

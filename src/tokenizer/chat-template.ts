@@ -6,9 +6,21 @@
 import { Template } from '@huggingface/jinja';
 import { TesseraError } from '../core/errors.js';
 
+/** A call an assistant turn made, in the shape chat templates read (arguments as an object). */
+export interface ChatToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: unknown };
+}
+
 export interface ChatMessage {
   role: string;
   content: string;
+  /** Assistant turns: the tools it called. */
+  tool_calls?: ChatToolCall[];
+  /** Tool turns: the call this answers. */
+  tool_call_id?: string;
+  name?: string;
 }
 
 export interface ChatTemplateOptions {
@@ -16,6 +28,8 @@ export interface ChatTemplateOptions {
   eosToken?: string;
   /** End with the opening of an assistant turn, so the model writes the reply. */
   addGenerationPrompt: boolean;
+  /** Tool definitions (`{type: "function", function: {...}}`), for templates that render them. */
+  tools?: readonly unknown[];
 }
 
 /**
@@ -40,6 +54,8 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
       bos_token: options.bosToken ?? '',
       eos_token: options.eosToken ?? '',
       add_generation_prompt: options.addGenerationPrompt,
+      // Templates test `tools is defined` / `if tools`: the key is there only when there are tools.
+      ...(options.tools ? { tools: options.tools } : {}),
     });
   } catch (error) {
     throw new TesseraError(

@@ -6,7 +6,8 @@ import { Option, type Command } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../../backend/native/select-backend.js';
 import { TesseraError } from '../../core/errors.js';
 import { launchServer } from '../../serve/launch.js';
-import { benchmarkLevel, type LevelResult } from '../../serve/serve-benchmark.js';
+import { benchmarkLevel, type LevelResult, type ServeBenchmarkOptions } from '../../serve/serve-benchmark.js';
+import { benchResponseFormat } from '../../serve/bench-response-format.js';
 import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
@@ -24,6 +25,7 @@ interface BenchServeOptions extends ParallelOptions {
   maxBatchTokens: number;
   kvCacheMib: number;
   kvCacheDtype: KvDtype;
+  responseFormat?: string;
   out: string;
 }
 
@@ -44,12 +46,14 @@ export function registerBenchServeCommand(bench: Command): void {
     .option('--max-batch-tokens <n>', 'tokens per engine step', numberOption('--max-batch-tokens', 1, 1e6, true), 512)
     .option('--kv-cache-mib <n>', 'KV cache budget in MiB', numberOption('--kv-cache-mib', 0.01, 1e7), 256)
     .addOption(kvCacheDtypeOption())
+    .option('--response-format <spec>', 'also run every level constrained: json_object, json_schema (a records schema), a response_format JSON object or @FILE')
     .option('--out <dir>', 'folder for the JSON result', 'bench/results');
   addParallelOptions(command).action(async (options: BenchServeOptions) => {
       const levels = options.concurrency.split(',').map((part) => Number(part.trim()));
       if (levels.some((level) => !Number.isInteger(level) || level < 1)) {
         throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--concurrency must be a list of positive integers such as 1,4,16,64; got "${options.concurrency}"`);
       }
+      const responseFormat = options.responseFormat === undefined ? undefined : benchResponseFormat(options.responseFormat);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const loadBefore = loadavg();
       const mesh = meshPlanOf(options);
@@ -70,13 +74,14 @@ export function registerBenchServeCommand(bench: Command): void {
         const vocabSize = server.servingModel!.config.vocabSize;
         const base = { url: server.url, model: 'bench', vocabSize, promptLen: options.promptLen, outputLen: options.outputLen, seed: 1 };
         await benchmarkLevel({ ...base, rounds: 1, outputLen: 4, seed: 0 }, 1); // warm-up
+        if (responseFormat) await benchmarkLevel({ ...base, rounds: 1, outputLen: 4, seed: 0, responseFormat }, 1);
         const results: LevelResult[] = [];
+        const constrained: LevelResult[] = [];
         for (const concurrency of levels) {
-          const result = await benchmarkLevel({ ...base, rounds: options.rounds, seed: concurrency }, concurrency);
-          results.push(result);
-          log(
-            `concurrency ${concurrency}: ${result.outputTokensPerSecond.toFixed(1)} output tok/s, TTFT p50 ${result.ttftMs.p50.toFixed(1)} ms p99 ${result.ttftMs.p99.toFixed(1)} ms, TPOT p50 ${result.tpotMs.p50.toFixed(1)} ms p99 ${result.tpotMs.p99.toFixed(1)} ms`,
-          );
+          const level = { ...base, rounds: options.rounds, seed: concurrency };
+          results.push(await runLevel(level, concurrency, '', log));
+          // The same prompts right after, constrained: both halves see the machine in the same state.
+          if (responseFormat) constrained.push(await runLevel({ ...level, responseFormat }, concurrency, ' constrained', log));
         }
         const report = {
           benchmark: 'serve',
@@ -89,6 +94,7 @@ export function registerBenchServeCommand(bench: Command): void {
           machine: machineDescription(loadBefore),
           results,
           ratios: ratiosToSingleStream(results),
+          ...(responseFormat ? { responseFormat, constrainedResults: constrained, constrainedOverUnconstrained: constrainedRatios(results, constrained) } : {}),
         };
         mkdirSync(options.out, { recursive: true });
         const file = join(options.out, `serve-${report.date.slice(0, 19).replace(/:/g, '-')}.json`);
@@ -99,6 +105,19 @@ export function registerBenchServeCommand(bench: Command): void {
         await server.close();
       }
     });
+}
+
+async function runLevel(options: ServeBenchmarkOptions, concurrency: number, label: string, log: (line: string) => void): Promise<LevelResult> {
+  const result = await benchmarkLevel(options, concurrency);
+  log(
+    `concurrency ${concurrency}${label}: ${result.outputTokensPerSecond.toFixed(1)} output tok/s, TTFT p50 ${result.ttftMs.p50.toFixed(1)} ms p99 ${result.ttftMs.p99.toFixed(1)} ms, TPOT p50 ${result.tpotMs.p50.toFixed(1)} ms p99 ${result.tpotMs.p99.toFixed(1)} ms`,
+  );
+  return result;
+}
+
+/** Constrained output tok/s over unconstrained, per level. */
+function constrainedRatios(plain: LevelResult[], constrained: LevelResult[]): Record<string, number> {
+  return Object.fromEntries(constrained.map((result, i) => [`c${result.concurrency}`, +(result.outputTokensPerSecond / plain[i].outputTokensPerSecond).toFixed(3)]));
 }
 
 function machineDescription(loadBefore: number[]): Record<string, unknown> {

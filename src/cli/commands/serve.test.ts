@@ -89,3 +89,21 @@ test('bench serve --tp 2 runs its levels on a mesh of rank processes and says so
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('bench serve --response-format runs each level constrained too and records the ratio', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tessera-bench-constrained-'));
+  try {
+    const result = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--concurrency', '1,2', '--prompt-len', '4', '--output-len', '6', '--rounds', '1', '--kv-cache-mib', '4', '--response-format', 'json_schema', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out)[0]), 'utf8')) as { constrainedResults: { concurrency: number; outputTokens: number }[]; constrainedOverUnconstrained: Record<string, number>; responseFormat: { type: string } };
+    assert.equal(report.responseFormat.type, 'json_schema');
+    // The records schema needs far more than 6 tokens, so constrained requests run to --output-len as the others do.
+    assert.deepEqual(report.constrainedResults.map((level) => [level.concurrency, level.outputTokens]), [[1, 6], [2, 12]]);
+    assert.deepEqual(Object.keys(report.constrainedOverUnconstrained), ['c1', 'c2']);
+    const bad = spawnSync(process.execPath, [bin, 'bench', 'serve', '--model', 'synth:tiny', '--response-format', '{oops', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /TESSERA_ERR_INVALID_ARGUMENT: --response-format must be/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

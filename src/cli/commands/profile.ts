@@ -1,0 +1,121 @@
+/**
+ * `tessera profile`: run a short workload with tracing on, measure this
+ * machine's limits in the same run, and say where every token's time went
+ * (src/profiler): a one-sentence bottleneck, a table, JSON, an HTML report,
+ * and optionally this machine's hardware profile for `tessera plan`.
+ */
+import type { Command } from 'commander';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { TesseraError } from '../../core/errors.js';
+import { epochMicros, type TraceEvent } from '../../core/trace-event.js';
+import { DEV_MACHINE } from '../../planner/dev-machine.js';
+import { hardwareFromProfile } from '../../profiler/hardware-from-profile.js';
+import { profileHtml } from '../../profiler/html-report.js';
+import { buildProfile, type Profile } from '../../profiler/profile-report.js';
+import { attributeTrace, TIME_CATEGORIES } from '../../profiler/trace-attribution.js';
+import { addComputeOptions, addModelOptions, numberOption, type ModelOptions } from '../model-options.js';
+import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
+import { localProfilePath } from '../plan-sources.js';
+import { bestLimits, measureLimits } from '../profile-limits.js';
+
+interface ProfileOptions extends ModelOptions, ParallelOptions {
+  promptLen: number;
+  outputLen: number;
+  concurrency: number;
+  json?: boolean;
+  html?: string;
+  saveProfile?: string | true;
+}
+
+/** Deterministic prompt ids spread over the vocabulary (the content does not change the cost). */
+function promptIds(length: number, vocabSize: number): number[] {
+  return Array.from({ length }, (_, i) => 1 + ((i * 7919 + 17) % Math.max(1, vocabSize - 1)));
+}
+
+/** Apache ECharts' single-file build when the package is installed, to inline in the report. */
+function chartLibrary(): string | undefined {
+  try {
+    return readFileSync(createRequire(import.meta.url).resolve('echarts/dist/echarts.min.js'), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function profileText(profile: Profile): string {
+  const categories = [...TIME_CATEGORIES, 'driver'] as const;
+  const lines = [profile.summary, '', `rank phase    tokens  ms/token  ${categories.join('  ')}  GB/s(triad)  bottleneck`];
+  for (const p of profile.phases) {
+    lines.push(
+      `${String(p.rank).padStart(4)} ${p.phase.padEnd(8)} ${String(p.tokens).padStart(6)} ${p.msPerToken.toFixed(2).padStart(9)}  ${categories
+        .map((c) => p.breakdown[c].toFixed(2).padStart(c.length))
+        .join('  ')}  ${`${p.bandwidthGBs.toFixed(1)} (${(p.bandwidthFraction * 100).toFixed(0)}%)`.padStart(11)}  ${p.bottleneck} ${(p.share * 100).toFixed(0)}%`,
+    );
+  }
+  const decode = profile.phases.find((p) => p.rank === 0 && p.phase === 'decode');
+  if (decode) {
+    lines.push('', 'rank 0 decode ops (ms per token, achieved, verdict):');
+    for (const op of decode.ops.slice(0, 8)) {
+      lines.push(`  ${op.key.padEnd(44)} ${(op.ms / decode.tokens).toFixed(2).padStart(7)} ms  ${op.achievedGBs.toFixed(1).padStart(6)} GB/s ${op.achievedGflops.toFixed(1).padStart(7)} GFLOP/s  ${(op.fraction * 100).toFixed(0).padStart(3)}% of ${op.limit}: ${op.verdict}`);
+    }
+  }
+  const l = profile.limits;
+  lines.push('', `limits measured in this run: ${l.memoryBandwidthGBs.toFixed(1)} GB/s triad, ${l.int8Gflops.toFixed(0)} GFLOP/s 8-bit matmul, ${l.f16Gflops.toFixed(0)} GFLOP/s f16 matmul`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function run(options: ProfileOptions): Promise<void> {
+  if (options.concurrency !== 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--concurrency above 1 is not profiled yet; profile one sequence (the default)');
+  const mesh = options.tp > 1 || options.pp > 1 || options.ep > 1;
+  // The limits of the threads the run computes with: all cores for a mesh of ranks.
+  const threads = mesh ? undefined : options.threads;
+  const before = measureLimits(threads);
+  const scratch = mkdtempSync(join(tmpdir(), 'tessera-profile-'));
+  const tracePath = options.trace ?? join(scratch, 'trace.json');
+  try {
+    const { engine, close } = await openEngineFor({ ...options, trace: tracePath });
+    const vocab = engine.config.vocabSize;
+    await engine.complete({ promptIds: promptIds(8, vocab), maxTokens: 2, ignoreEos: true });
+    const since = epochMicros();
+    const result = await engine.complete({ promptIds: promptIds(options.promptLen, vocab), maxTokens: options.outputLen, ignoreEos: true });
+    await close();
+    const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { traceEvents: TraceEvent[] };
+    const limits = bestLimits(before, measureLimits(threads));
+    const events = trace.traceEvents.filter((event) => (event.ts ?? 0) >= since);
+    const t = result.timings;
+    const profile = buildProfile(attributeTrace(events), limits, { promptTokens: t.promptTokens, generatedTokens: t.generatedTokens, prefillMs: t.prefillMs, decodeMs: t.decodeMs });
+    report(profile, options);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function report(profile: Profile, options: ProfileOptions): void {
+  const title = `tessera profile: ${options.model}${options.tp > 1 || options.pp > 1 ? ` (tp ${options.tp}, pp ${options.pp})` : ''}`;
+  if (options.html) {
+    const library = chartLibrary();
+    writeFileSync(options.html, profileHtml(profile, title, library));
+    process.stderr.write(`wrote ${options.html}${library ? '' : ' (tables only: install the echarts package for charts)'}\n`);
+  }
+  if (options.saveProfile) {
+    const path = options.saveProfile === true ? localProfilePath() : options.saveProfile;
+    const host = { cores: availableParallelism(), memoryGiB: totalmem() / 2 ** 30, description: `${cpus()[0]?.model ?? 'this machine'}, ${availableParallelism()} cores, profiled` };
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${JSON.stringify(hardwareFromProfile(DEV_MACHINE, profile, host, new Date().toISOString()), null, 2)}\n`);
+    process.stderr.write(`wrote this machine's hardware profile to ${path} (tessera plan --hardware this-machine reads it)\n`);
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(profile, null, 2)}\n` : profileText(profile));
+}
+
+export function registerProfileCommand(program: Command): void {
+  addParallelOptions(addComputeOptions(addModelOptions(program.command('profile').description('run a short workload traced, measure this machine\'s limits, and attribute each token\'s time'))))
+    .option('--prompt-len <n>', 'prompt tokens', numberOption('--prompt-len', 1, 1e6, true), 128)
+    .option('--output-len <n>', 'generated tokens', numberOption('--output-len', 1, 1e6, true), 32)
+    .option('--concurrency <n>', 'sequences at once (1 for now)', numberOption('--concurrency', 1, 1e6, true), 1)
+    .option('--json', 'print the whole profile as JSON')
+    .option('--html <file>', 'write a self-contained HTML report')
+    .option('--save-profile [file]', `write this machine's hardware profile for tessera plan (default ${'$'}TESSERA_HARDWARE_PROFILE or ~/.cache/tessera/hardware-profile.json)`)
+    .action((options: ProfileOptions) => run(options));
+}
