@@ -77,6 +77,8 @@ const serve = ['bench', 'serve', '--model', values.model, '--concurrency', Strin
 const batched = [
   { name: `${sequences} sequences, 1 process x ${threads} threads`, args: [...serve, '--backend', 'native', '--threads', String(threads)] },
   { name: `${sequences} sequences, pp 2 x ${half} threads (shm)`, args: [...serve, ...mesh(1, 2, 'auto')] },
+  // Each stage with all T threads: a stage idles while the other computes (an engine step's micro-batches cannot fill the pipeline).
+  ...(values.all ? [{ name: `${sequences} sequences, pp 2 x ${threads} threads (shm)`, args: [...serve, ...mesh(1, 2, 'auto').slice(0, -4), '--rank-threads', String(threads), '--transport', 'auto'] }] : []),
 ];
 
 const loadBefore = loadavg();

@@ -42,6 +42,8 @@ export interface NativeComm {
   commNextHalf(group: NativeHandle): number;
   /** Fills out[0..4): calls, total ns, wait ns, bytes sent. */
   commStats(group: NativeHandle, out: Float64Array): void;
+  /** Whether abortCollectives() came after the mesh was made. */
+  commAborted(mesh: NativeHandle): boolean;
   abortCollectives(): void;
 }
 

@@ -10,7 +10,7 @@
  *
  * A peer that closed its transport or whose process died fails the receives
  * from it (once its ring is drained) and the sends to it with
- * TESSERA_ERR_RANK_LOST.
+ * TESSERA_ERR_RANK_LOST; so does abortCollectives() every pending one.
  */
 import { check } from '../core/errors.js';
 import type { NativeHandle } from '../backend/native/native-addon.js';
@@ -184,13 +184,17 @@ export class ShmTransport implements Transport {
     });
   }
 
-  /** Peers gone with nothing left in their rings: their receivers and the sends to them fail. */
+  /**
+   * Peers gone with nothing left in their rings: their receivers and the
+   * sends to them fail. After abortCollectives() every peer counts as gone.
+   */
   private failLostPeers(): void {
+    const aborted = this.comm.commAborted(this.mesh);
     for (let peer = 0; peer < this.size; peer++) {
       if (peer === this.rank) continue;
       const waitedOn = this.sends[peer].length > 0 || this.inbound[peer].hasWaiters || this.incoming[peer].read > 0;
       if (!waitedOn) continue;
-      const gone = this.comm.commShmPeerGone(this.mesh, peer);
+      const gone = aborted ? 'the transport was aborted (abortCollectives)' : this.comm.commShmPeerGone(this.mesh, peer);
       if (gone === '') continue;
       const error = rankLost(peer, gone);
       for (const send of this.sends[peer].splice(0)) send.reject(error);

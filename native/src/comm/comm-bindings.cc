@@ -191,6 +191,13 @@ Napi::Value Stream(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** aborted(mesh): whether abortCollectives() was called after the mesh was made (its waits fail). */
+Napi::Value Aborted(const Napi::CallbackInfo& info) {
+  MeshBox& box = meshArg(info);
+  const comm::WaitPolicy& policy = box.shm ? box.shm->policy() : box.sockets->policy();
+  return Napi::Boolean::New(info.Env(), policy.generation != comm::abortGeneration());
+}
+
 Napi::Value AbortCollectives(const Napi::CallbackInfo& info) {
   comm::abortAll();
   return info.Env().Undefined();
@@ -215,6 +222,7 @@ void addCommBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("commSocketClose", Napi::Function::New(env, SocketClose));
   exports.Set("commSetStall", Napi::Function::New(env, SetStall));
   exports.Set("commStream", Napi::Function::New(env, Stream));
+  exports.Set("commAborted", Napi::Function::New(env, Aborted));
   exports.Set("abortCollectives", Napi::Function::New(env, AbortCollectives));
 }
 

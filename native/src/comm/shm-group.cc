@@ -63,7 +63,8 @@ void ShmGroup::allReduce(float* values, size_t count) {
     const uint64_t round = beginRound();
     const int half = static_cast<int>(round % 2);
     float* mine = mesh_->area(rank_, half);
-    if (!registered) std::memcpy(mine, values + start, length * sizeof(float));
+    // memmove: the caller's array may itself lie in the area (a view of an earlier result).
+    if (!registered) std::memmove(mine, values + start, length * sizeof(float));
     publish(2 * round + 1);
     waitForPeers(2 * round + 1, "waiting for the peers' partials (all-reduce)");
     const size_t chunkBegin = chunkStart(length, k, static_cast<size_t>(index_));
@@ -97,7 +98,7 @@ void ShmGroup::allGather(const uint8_t* mine, size_t length, const std::function
     const int half = static_cast<int>(round % 2);
     const uint64_t begin = piece * halfBytes;
     const uint64_t myBytes = begin < length ? std::min<uint64_t>(halfBytes, length - begin) : 0;
-    std::memcpy(mesh_->area(rank_, half), mine + begin, static_cast<size_t>(myBytes));
+    std::memmove(mesh_->area(rank_, half), mine + begin, static_cast<size_t>(myBytes));
     mesh_->slot(rank_, slot_).partBytes[half] = length;
     publish(2 * round + 1);
     waitForPeers(2 * round + 1, "waiting for the peers' parts (all-gather)");
