@@ -106,3 +106,21 @@ test('several sequences in flight at once pipeline through the stages with uncha
     await coordinator.close();
   }
 });
+
+test('run --tp 2 --json: --transport auto picks shm for forked ranks, and each rank reports its time per decode token', (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const cli = join(projectRoot, 'dist', 'cli', 'main.js');
+  const run = spawnSync(process.execPath, [cli, 'run', '--model', path, '--prompt-ids', '1,403', '--max-tokens', '6', '--ignore-eos', '--json', '--tp', '2'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { ids: number[]; mesh: { transport: string; ranks: { rank: number; decode: Record<string, number> }[] } };
+  assert.equal(result.ids.length, 6);
+  assert.equal(result.mesh.transport, loadNativeComm() ? 'shm' : 'tcp');
+  assert.deepEqual(result.mesh.ranks.map((rank) => rank.rank), [0, 1]);
+  for (const { decode } of result.mesh.ranks) {
+    // The first token comes from the prefill step; every later one from a decode step.
+    assert.equal(decode.steps, 5);
+    const parts = decode.computeMs + decode.waitMs + decode.transferMs + decode.eventLoopMs;
+    assert.ok(decode.computeMs > 0 && Math.abs(parts - decode.stepMs) < 0.01 * decode.stepMs + 0.01, JSON.stringify(decode));
+  }
+});
