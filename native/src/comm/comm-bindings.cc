@@ -183,7 +183,7 @@ Napi::Value Stream(const Napi::CallbackInfo& info) {
       }
       if (receiving) {
         pending++;
-        exchange.receive(peer, [into](uint64_t) { return into; }, &pending);
+        exchange.receiveExactly(peer, into, bytes, &pending);
       }
     }
     exchange.runUntil([&] { return pending == 0; }, "streaming frames");

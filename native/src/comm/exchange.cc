@@ -25,6 +25,16 @@ void Exchange::receive(int peer, std::function<uint8_t*(uint64_t)> place, int* p
   receives_[peer].push_back(std::move(transfer));
 }
 
+void Exchange::receiveExactly(int peer, void* into, uint64_t length, int* pending) {
+  Transfer transfer;
+  transfer.peer = peer;
+  transfer.data = static_cast<uint8_t*>(into);
+  transfer.length = length;
+  transfer.expected = true;
+  transfer.pending = pending;
+  receives_[peer].push_back(std::move(transfer));
+}
+
 bool Exchange::advanceSend(Transfer& t) {
   iovec parts[2];
   int count = 0;
@@ -39,16 +49,23 @@ bool Exchange::advanceSend(Transfer& t) {
 bool Exchange::advanceReceive(Transfer& t) {
   bool moved = false;
   if (t.moved < 8) {
-    const size_t n = mesh_.tryReceive(t.peer, reinterpret_cast<uint8_t*>(&t.header) + t.moved, static_cast<size_t>(8 - t.moved));
+    // With the place known, header and payload come in one call (one syscall for a short message).
+    iovec parts[2] = {{reinterpret_cast<uint8_t*>(&t.header) + t.moved, static_cast<size_t>(8 - t.moved)}, {t.data, static_cast<size_t>(t.length)}};
+    const size_t n = mesh_.tryReceive(t.peer, parts, t.expected && t.length > 0 ? 2 : 1);
     t.moved += n;
     moved = n > 0;
     if (t.moved < 8) return moved;
-    t.length = t.header;
-    t.data = t.place(t.length);
+    if (!t.expected) {
+      t.length = t.header;
+      t.data = t.place(t.length);
+    } else if (t.header != t.length) {
+      throw CommError("TESSERA_ERR_INTERNAL", "a message of " + std::to_string(t.header) + " bytes arrived where " + std::to_string(t.length) + " were expected; the ranks ran different collectives");
+    }
   }
   const uint64_t payloadDone = t.moved - 8;
   if (t.length > payloadDone) {
-    const size_t n = mesh_.tryReceive(t.peer, t.data + payloadDone, static_cast<size_t>(t.length - payloadDone));
+    iovec part{t.data + payloadDone, static_cast<size_t>(t.length - payloadDone)};
+    const size_t n = mesh_.tryReceive(t.peer, &part, 1);
     t.moved += n;
     moved |= n > 0;
   }

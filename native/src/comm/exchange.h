@@ -16,11 +16,13 @@ namespace tessera::comm {
 
 struct Transfer {
   int peer;
-  /** Sends: the bytes. Receives: set by `place` once the length is known. */
+  /** Sends: the bytes. Receives: set by `place` once the length is known, or from the start (`expected`). */
   uint8_t* data = nullptr;
   uint64_t length = 0;
   /** Receives: where a message of this length goes (it may check the length or allocate). */
   std::function<uint8_t*(uint64_t)> place;
+  /** Receives whose length and place are known: header and payload are read by one call. */
+  bool expected = false;
   /** Decremented when the transfer completes. */
   int* pending = nullptr;
   /** Bytes of header + payload moved so far. */
@@ -34,6 +36,8 @@ class Exchange {
 
   void send(int peer, const void* data, uint64_t length, int* pending);
   void receive(int peer, std::function<uint8_t*(uint64_t)> place, int* pending);
+  /** A receive of exactly `length` bytes into `into` (another length is TESSERA_ERR_INTERNAL). */
+  void receiveExactly(int peer, void* into, uint64_t length, int* pending);
   /** Moves messages until `done()`, waiting as wait.h says. */
   void runUntil(const std::function<bool()>& done, const char* what);
 

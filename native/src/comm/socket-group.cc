@@ -26,15 +26,6 @@ SocketGroup::SocketGroup(std::shared_ptr<SocketMesh> mesh, std::vector<int> memb
   if (index_ < 0) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "rank " + std::to_string(mesh_->rank()) + " is not in the group");
 }
 
-std::function<uint8_t*(uint64_t)> SocketGroup::exactly(void* into, uint64_t bytes) {
-  return [into, bytes](uint64_t length) {
-    if (length != bytes) {
-      throw CommError("TESSERA_ERR_INTERNAL", "a message of " + std::to_string(length) + " bytes arrived where " + std::to_string(bytes) + " were expected; the ranks ran different collectives");
-    }
-    return static_cast<uint8_t*>(into);
-  };
-}
-
 void SocketGroup::allReduce(float* values, size_t count) {
   CallTimer timer(stats, nowNs());
   if (members_.size() == 1 || count == 0) return;
@@ -57,7 +48,7 @@ void SocketGroup::allReduceOneRound(float* values, size_t count) {
     float* into = scratch_.data() + slot++ * count;
     parts[m] = into;
     pending += 2;
-    exchange.receive(members_[m], exactly(into, count * sizeof(float)), &pending);
+    exchange.receiveExactly(members_[m], into, count * sizeof(float), &pending);
     exchange.send(members_[m], values, count * sizeof(float), &pending);
   }
   exchange.runUntil([&] { return pending == 0; }, "exchanging partials (all-reduce)");
@@ -94,14 +85,14 @@ void SocketGroup::allReduceSegmented(float* values, size_t count) {
       const size_t slot = m < me ? m : m - 1;
       float* into = scratch_.data() + scratchAt[s] + slot * (end - begin);
       scattered[s]++;
-      exchange.receive(members_[m], exactly(into, (end - begin) * sizeof(float)), &scattered[s]);
+      exchange.receiveExactly(members_[m], into, (end - begin) * sizeof(float), &scattered[s]);
     }
     for (size_t s = 0; s < segments; s++) {
       size_t begin, end;
       chunkOf(s, m, begin, end);
       pending++;
       // A gathered sum lands on a chunk this member scattered; it can only come after the peer got that scatter.
-      exchange.receive(members_[m], exactly(values + begin, (end - begin) * sizeof(float)), &pending);
+      exchange.receiveExactly(members_[m], values + begin, (end - begin) * sizeof(float), &pending);
     }
     for (size_t s = 0; s < segments; s++) {
       size_t begin, end;

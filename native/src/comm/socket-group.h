@@ -28,8 +28,6 @@ class SocketGroup : public Group {
  private:
   void allReduceOneRound(float* values, size_t count);
   void allReduceSegmented(float* values, size_t count);
-  /** Where a received part of exactly `bytes` goes; a different length is a bug (the ranks ran different collectives). */
-  static std::function<uint8_t*(uint64_t)> exactly(void* into, uint64_t bytes);
 
   std::shared_ptr<SocketMesh> mesh_;
   std::vector<int> members_;

@@ -213,8 +213,11 @@ size_t SocketMesh::trySend(int peer, const iovec* parts, int count) {
   throwRankLost("rank " + std::to_string(peer) + "'s data connection failed (" + std::strerror(errno) + ")");
 }
 
-size_t SocketMesh::tryReceive(int peer, uint8_t* into, size_t length) {
-  const ssize_t n = recv(sockets_[peer], into, length, MSG_DONTWAIT);
+size_t SocketMesh::tryReceive(int peer, const iovec* parts, int count) {
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(parts);
+  message.msg_iovlen = count;
+  const ssize_t n = recvmsg(sockets_[peer], &message, MSG_DONTWAIT);
   if (n > 0) return static_cast<size_t>(n);
   if (n == 0) throwRankLost("rank " + std::to_string(peer) + " closed its data connection");
   if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;

@@ -33,7 +33,7 @@ class SocketMesh {
 
   /** Bytes written to / read from `peer` now (0 when it would block); throws RANK_LOST when the peer is gone. */
   size_t trySend(int peer, const iovec* parts, int count);
-  size_t tryReceive(int peer, uint8_t* into, size_t length);
+  size_t tryReceive(int peer, const iovec* parts, int count);
   /** Sleeps until a peer in `reading` can be read or one in `writing` written, or one slice passes. */
   void sleep(const std::vector<int>& reading, const std::vector<int>& writing);
   void close();
