@@ -10,7 +10,8 @@
 //
 // Configurations alternate round by round, so a slow spell of the machine
 // hits all of them; every round's ratio is recorded, and the floors (1.0× on
-// the 2-core machine, 0.95× on the 16-core one) are checked on the medians.
+// the 2-core machine, 0.95× on the 16-core one) are checked on the run's
+// median round.
 // Every tp/pp run must generate the tokens of the one-process run (checked).
 // Each mesh rank's time per decode token (compute, waiting for peers,
 // transfer, event loop) comes from `run --json`'s `mesh` field.
@@ -108,12 +109,13 @@ const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length 
 const ratios = (name, base, key) => rounds.map((round) => round.rows[name][key] / round.rows[base][key]);
 const tpRatios = ratios(single[1].name, single[0].name, 'tokensPerSecond');
 const ppRatios = ratios(batched[1].name, batched[0].name, 'decodeTokensPerSecond');
+// A run's ratio is the median of its rounds' (each round runs both sides back to back).
 const summary = {
-  tp2OverOneProcess: { perRound: tpRatios, median: median(tpRatios), floor, holds: tpRatios.every((r) => r >= floor) },
-  pp2OverOneProcessWithSequences: { sequences, perRound: ppRatios, median: median(ppRatios), floor: 1.0, holds: ppRatios.every((r) => r >= 1.0) },
+  tp2OverOneProcess: { perRound: tpRatios, median: median(tpRatios), floor, holds: median(tpRatios) >= floor },
+  pp2OverOneProcessWithSequences: { sequences, perRound: ppRatios, median: median(ppRatios), floor: 1.0, holds: median(ppRatios) >= 1.0 },
 };
-console.log(`tp 2 / 1 process, per round: ${tpRatios.map((r) => r.toFixed(3)).join(', ')} (floor ${floor})`);
-console.log(`pp 2 / 1 process with ${sequences} sequences, per round: ${ppRatios.map((r) => r.toFixed(3)).join(', ')} (floor 1.0)`);
+console.log(`tp 2 / 1 process: median ${median(tpRatios).toFixed(3)}, per round ${tpRatios.map((r) => r.toFixed(3)).join(', ')} (floor ${floor})`);
+console.log(`pp 2 / 1 process with ${sequences} sequences: median ${median(ppRatios).toFixed(3)}, per round ${ppRatios.map((r) => r.toFixed(3)).join(', ')} (floor 1.0)`);
 
 const date = new Date().toISOString();
 const report = {
