@@ -16,11 +16,18 @@
 // Each mesh rank's time per decode token (compute, waiting for peers,
 // transfer, event loop) comes from `run --json`'s `mesh` field.
 //
-//   node bench/parallel-decode.mjs [--model M.gguf] [--threads 2] [--tokens 64] [--rounds 3] [--sequences 8] [--all] [--label L]
+//   node bench/parallel-decode.mjs [--model M.gguf] [--threads 2] [--tokens 64] [--rounds 3] [--sequences 8] [--all]
+//                                  [--label L] [--out DIR] [--budget-s S]
 //
-// Without --model it uses /tmp/tessera-bench-models/tinyllama-q8_0.gguf and
-// writes it first with `tessera synth` when missing. Needs `npm run build`
-// and the native addon. Results: bench/results/parallel-decode-*.json.
+// Without --model it uses /tmp/tessera-bench-models/tinyllama-q8_0.gguf; a
+// model path that does not exist is written first with `tessera synth
+// --preset tinyllama-1.1b --dtype q8_0 --repeat-layers` (every layer with
+// layer 0's weights: the same speed, written far faster). Needs `npm run
+// build` and the native addon. Results: DIR/parallel-decode-*.json (default
+// bench/results). --budget-s bounds the whole run: no round starts that the
+// previous one says would not fit, and every command is killed at the budget
+// (the JSON keeps the rounds that finished). On a 16-core machine:
+//   node bench/parallel-decode.mjs --threads 16 --model M.gguf --out DIR --budget-s 200
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -40,8 +47,19 @@ const { values } = parseArgs({
     all: { type: 'boolean', default: false },
     out: { type: 'string', default: join(root, 'bench', 'results') },
     label: { type: 'string', default: '' },
+    'budget-s': { type: 'string', default: '0' },
   },
 });
+const started = performance.now();
+const budgetMs = Number(values['budget-s']) * 1000;
+/** Milliseconds left of --budget-s (Infinity without one). */
+const leftMs = () => (budgetMs > 0 ? budgetMs - (performance.now() - started) : Infinity);
+
+class OutOfBudget extends Error {
+  constructor(args) {
+    super(`--budget-s ${values['budget-s']} ran out during tessera ${args.slice(0, 2).join(' ')}`);
+  }
+}
 const threads = Number(values.threads);
 const half = Math.max(1, Math.floor(threads / 2));
 const tokens = Number(values.tokens);
@@ -49,15 +67,17 @@ const sequences = Number(values.sequences);
 const floor = threads >= 16 ? 0.95 : 1.0;
 
 function tessera(args, env = {}) {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 2 ** 20 });
+  const timeout = Number.isFinite(leftMs()) ? Math.max(1000, leftMs()) : undefined;
+  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 2 ** 20, timeout, killSignal: 'SIGKILL' });
+  if (result.error?.code === 'ETIMEDOUT') throw new OutOfBudget(args);
   if (result.status !== 0) throw new Error(`tessera ${args.join(' ')} failed:\n${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop());
 }
 
 if (!existsSync(values.model)) {
   mkdirSync(dirname(values.model), { recursive: true });
-  console.log(`writing ${values.model} (tessera synth --preset tinyllama-1.1b --dtype q8_0)`);
-  const made = spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--out', values.model], { stdio: 'inherit' });
+  console.log(`writing ${values.model} (tessera synth --preset tinyllama-1.1b --dtype q8_0 --repeat-layers)`);
+  const made = spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--repeat-layers', '--out', values.model], { stdio: 'inherit' });
   if (made.status !== 0) process.exit(1);
 }
 
@@ -85,7 +105,26 @@ const batched = [
 const loadBefore = loadavg();
 const rounds = [];
 let reference;
+let stoppedBy = '';
 for (let round = 0; round < Number(values.rounds); round++) {
+  const roundStarted = performance.now();
+  try {
+    rounds.push(runRound(round));
+  } catch (error) {
+    if (!(error instanceof OutOfBudget)) throw error;
+    stoppedBy = error.message;
+    break;
+  }
+  // The next round would take about as long as this one: stop while the JSON can still be written.
+  if (performance.now() - roundStarted > leftMs()) {
+    stoppedBy = `--budget-s ${values['budget-s']}: ${round + 1} round(s) fit`;
+    break;
+  }
+}
+if (stoppedBy) console.log(`stopped: ${stoppedBy}`);
+if (rounds.length === 0) throw new Error(`no round finished (${stoppedBy})`);
+
+function runRound(round) {
   const rows = {};
   for (const config of single) {
     const result = tessera(config.args, config.env);
@@ -102,7 +141,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     rows[config.name] = { outputTokensPerSecond: level.outputTokensPerSecond, tpotMsP50: level.tpotMs.p50, decodeTokensPerSecond };
     console.log(`round ${round + 1}  ${config.name.padEnd(48)} ${decodeTokensPerSecond.toFixed(2).padStart(8)} decode tok/s (output ${level.outputTokensPerSecond.toFixed(1)} tok/s, TPOT p50 ${level.tpotMs.p50.toFixed(1)} ms)`);
   }
-  rounds.push({ rows, loadAfter: loadavg() });
+  return { rows, loadAfter: loadavg() };
 }
 
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
@@ -129,6 +168,7 @@ const report = {
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter: loadavg() },
   commands: { single: single.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}`, env: c.env })), batched: batched.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}` })) },
   rounds,
+  stoppedBy: stoppedBy || undefined,
   summary,
   sameTokens: true,
 };

@@ -178,6 +178,16 @@ function rowCases(makeBackend: () => Backend): void {
     });
   }
 
+  test('gatherRows returns the named rows bitwise', () => {
+    const backend = makeBackend();
+    assert.ok(backend.gatherRows, `${backend.name} has no gatherRows`);
+    const x = new TestRandom(43).floats(6 * 5);
+    const rows = Int32Array.from([5, 0, 3, 3]);
+    const expected = new Float32Array(rows.length * 5);
+    rows.forEach((row, i) => expected.set(x.subarray(row * 5, row * 5 + 5), i * 5));
+    assertBitwise(backend.gatherRows(x, rows, 5), expected, 'gatherRows');
+  });
+
   test('embed rejects a token id outside the table with a coded error', () => {
     const backend = makeBackend();
     const { weight } = randomWeight(backend, 'f32', 4, 8, new TestRandom(42));

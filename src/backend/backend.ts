@@ -182,6 +182,31 @@ export interface Backend {
 
   /** a += b, elementwise, in place. */
   addInPlace(a: Float32Array, b: Float32Array): void;
+
+  /**
+   * Optional, for backends that compute on a device (WebGPU): opens a step.
+   * Until endStep, ops may be recorded rather than run, and run together
+   * (one command buffer); an array an op returns or writes in place holds
+   * its values only once flush or endStep names it, so the caller must not
+   * read or write such an array on the host before. Host arrays an op takes
+   * are read as they are when the op is called. Outside a step every op
+   * completes at once. CPU backends leave these out, and callers call them
+   * as `backend.beginStep?.()`: nothing changes for them.
+   */
+  beginStep?(): void;
+
+  /**
+   * Optional: rows `rows` of x [numRows, rowSize] → [rows.length, rowSize]. A
+   * device backend picks a step's logit rows without reading x back; the CPU
+   * backends copy (gather-rows.ts), as callers do where it is missing.
+   */
+  gatherRows?(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array;
+
+  /** Runs what the step recorded so far and fills `arrays` (host data again from here); the step stays open. */
+  flush?(arrays: readonly Float32Array[]): void;
+
+  /** Runs the rest of the step, fills `arrays`, and closes the step. */
+  endStep?(arrays: readonly Float32Array[]): void;
 }
 
 /** A zeroed pool of `numBlocks` blocks of `dtype`. */

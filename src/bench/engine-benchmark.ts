@@ -7,6 +7,9 @@
 import { byteSize } from '../core/dtype.js';
 import { NativeBackend } from '../backend/native/native-backend.js';
 import { createBackend, type BackendChoice } from '../backend/native/select-backend.js';
+import { WebGpuBackend } from '../backend/webgpu/webgpu-backend.js';
+import type { AdapterDescription } from '../backend/webgpu/gpu-protocol.js';
+import { measureBatchDecode } from './batch-decode.js';
 import { Engine } from '../engine/engine.js';
 import { matrixShape } from '../format/tensor-store.js';
 import { describeMachine, type MachineDescription } from './machine.js';
@@ -21,6 +24,8 @@ export interface EngineBenchOptions {
   rounds: number;
   promptLengths: number[];
   decodeTokens: number;
+  /** Batch sizes whose decode throughput is measured too (sequences stepping together). */
+  decodeBatches?: number[];
   log: (line: string) => void;
 }
 
@@ -31,6 +36,8 @@ export interface SideFigures {
   decode: number;
   /** model bytes × decode tok/s ÷ measured bandwidth */
   decodeBandwidthFraction: number;
+  /** Batch size → generated tok/s of that many sequences decoding together (--decode-batches). */
+  batchDecode?: Record<string, number>;
 }
 
 export interface DecodeRound {
@@ -49,7 +56,11 @@ export interface EngineBenchResult {
   backend: string;
   /** The tile cache Tessera loaded through (--tile-cache), if any: a warm one makes load a mapping. */
   tileCache: string | null;
-  /** The best STREAM triad of the run (the limit decode fractions use). */
+  /** The GPU adapter (WebGPU backend), whose read bandwidth is then the limit instead of the triad. */
+  device?: AdapterDescription;
+  /** WebGPU: where the runs' time went, summed over the benchmark (runs, dispatches, record / round trip / encode / wait ms). */
+  gpuTimings?: WebGpuBackend['timings'];
+  /** The best STREAM triad of the run (the limit decode fractions use); on WebGPU the device's best read rate. */
   memoryBandwidthGBs: number;
   /** Every triad of the run, in order: one at the start, then one before, between and after each round's decodes. */
   memoryBandwidthRoundsGBs: number[];
@@ -70,7 +81,8 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
   // host's memory speed swings within minutes, and one sample per round caught slow moments (decodes
   // at 110-130% of it). A read-only stream can still pass the triad, which also writes.
   const bandwidths = [measureBandwidth(backend, options.threads)];
-  options.log(`memory bandwidth (STREAM triad, ${options.threads} threads): ${bandwidths[0].toFixed(1)} GB/s`);
+  const limit = backend instanceof WebGpuBackend ? `GPU read, ${backend.adapter.description || backend.adapter.device}` : `STREAM triad, ${options.threads} threads`;
+  options.log(`memory bandwidth (${limit}): ${bandwidths[0].toFixed(1)} GB/s`);
   const engine = await Engine.open(options.model, { backend });
   const bytes = modelBytes(engine);
   const vocab = engine.config.vocabSize;
@@ -107,6 +119,11 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
         `round ${round + 1}/${options.rounds}: triads ${triads.map((value) => value.toFixed(1)).join(' / ')} GB/s, tessera decode ${ours.toFixed(2)} tok/s${theirs !== undefined ? `, llama.cpp ${theirs.toFixed(2)} tok/s` : ''}`,
       );
     }
+    for (const size of options.decodeBatches ?? []) {
+      const rate = await measureBatchDecode(engine, size, 128, Math.min(options.decodeTokens, 32));
+      (tessera.batchDecode ??= {})[String(size)] = rate;
+      options.log(`batch ${size}: ${rate.toFixed(1)} generated tok/s`);
+    }
   } finally {
     await peer?.close();
   }
@@ -120,6 +137,8 @@ export async function runEngineBenchmark(options: EngineBenchOptions): Promise<E
     model: { path: options.model, architecture: engine.config.architecture, dtypes: [...new Set(info.map((t) => t.dtype))], bytes },
     threads: options.threads,
     backend: backend.name,
+    device: backend instanceof WebGpuBackend ? backend.adapter : undefined,
+    gpuTimings: backend instanceof WebGpuBackend ? { ...backend.timings } : undefined,
     tileCache: backend instanceof NativeBackend ? (backend.tileCache?.directory ?? null) : null,
     memoryBandwidthGBs: bandwidth,
     memoryBandwidthRoundsGBs: bandwidths,
@@ -157,8 +176,9 @@ function modelBytes(engine: Engine): number {
   }, 0);
 }
 
-/** GB/s from the native addon's STREAM triad; NaN when the addon is not built. */
+/** GB/s from the native addon's STREAM triad (on WebGPU, the device's read rate); NaN when the addon is not built. */
 function measureBandwidth(backend: unknown, threads: number): number {
+  if (backend instanceof WebGpuBackend) return backend.measureReadBandwidth();
   if (backend instanceof NativeBackend) return backend.measureMemoryBandwidth();
   return NativeBackend.describeCpu() ? new NativeBackend({ threads }).measureMemoryBandwidth() : Number.NaN;
 }

@@ -28,7 +28,7 @@ export function addModelOptions(command: Command): Command {
 export function addComputeOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'),
+      new Option('--backend <name>', 'compute backend (auto: native when built, else reference; webgpu: the GPU)').choices([...BACKEND_CHOICES]).default('auto'),
     )
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
     .addOption(kvCacheDtypeOption())

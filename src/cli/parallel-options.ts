@@ -7,7 +7,6 @@
  */
 import type { Command } from 'commander';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -18,7 +17,7 @@ import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { ControlMessage, RankBackend, RankStepSums } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 import type { KvDtype } from '../core/kv-dtype.js';
-import type { MeshTransportKind } from '../parallel/transport.js';
+import type { MeshTransportKind, TransportChoice } from '../parallel/transport.js';
 import { loadNativeComm } from '../parallel/native-comm.js';
 
 type RankStats = Extract<ControlMessage, { type: 'stats' }>;
@@ -34,6 +33,8 @@ export interface ParallelOptions {
   rankBackend?: RankBackend;
   rankThreads?: number;
   trace?: string;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
 }
 
 export function addParallelOptions(command: Command): Command {
@@ -45,8 +46,10 @@ export function addParallelOptions(command: Command): Command {
     .option('--transport <kind>', 'link between ranks: auto (shm when the ranks are forked here, else tcp), shm or unix (same host only), tcp', transportOption, 'auto')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
-    .option('--rank-backend <b>', 'backend of each rank: reference, native or auto (default: as --backend)', rankBackendOption)
+    .option('--rank-backend <b>', 'backend of each rank: reference, native, webgpu or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
+    .option('--heartbeat-interval-ms <ms>', 'how often each worker beats (default 250)', numberOption('--heartbeat-interval-ms', 10, 60_000, true))
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a worker is lost and the mesh re-shards (default 2000)', numberOption('--heartbeat-timeout-ms', 50, 600_000, true))
     .option(
       '--trace <file>',
       "write a Chrome trace JSON (opens in Perfetto) of every rank's steps, backend ops (tokens, weight dtype, shape and bytes) and messages (bytes, peer, wait vs transfer); one process or a mesh",
@@ -66,16 +69,28 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     pp: options.pp,
     ep: options.ep,
     ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
-    transport: resolveTransport(options.transport, listen === undefined),
+    // auto is resolved per plan by the coordinator (a forked mesh that a remote worker joins moves to tcp).
+    transport: options.transport,
     spawn: listen === undefined,
     host: listen?.host,
     port: listen?.port,
     token: options.token,
     backend: options.rankBackend ?? options.backend ?? 'auto',
-    threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
+    // Unset: forked ranks share this machine's cores, per plan (the coordinator divides them again after a re-shard).
+    threads: options.rankThreads,
     trace: options.trace,
     kvCacheDtype: options.kvCacheDtype,
+    heartbeat: heartbeatOf(options),
   };
+}
+
+function heartbeatOf(options: ParallelOptions): { intervalMs?: number; timeoutMs?: number } | undefined {
+  const { heartbeatIntervalMs: intervalMs, heartbeatTimeoutMs: timeoutMs } = options;
+  if (intervalMs === undefined && timeoutMs === undefined) return undefined;
+  if (intervalMs !== undefined && timeoutMs !== undefined && timeoutMs < 2 * intervalMs) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--heartbeat-timeout-ms ${timeoutMs} must be at least twice --heartbeat-interval-ms ${intervalMs}, or every late beat loses a worker`);
+  }
+  return { intervalMs, timeoutMs };
 }
 
 /** The engine, on one process or on a mesh; `close` stops the mesh's workers, after which `mesh()` says where their step time went. */
@@ -83,7 +98,7 @@ export async function openEngineFor(options: ModelOptions & ParallelOptions): Pr
   const plan = meshPlanOf(options);
   if (!plan) return openLocalEngine(options);
   const { engine, coordinator } = await openMeshEngine(options.model, { ...plan, log: (line) => process.stderr.write(`tessera: ${line}\n`) });
-  return { engine, close: () => coordinator.close(), mesh: () => meshReport(plan.transport, coordinator.rankStats) };
+  return { engine, close: () => coordinator.close(), mesh: () => meshReport(resolveTransport(plan.transport, plan.spawn), coordinator.rankStats) };
 }
 
 /** Per rank, milliseconds per decode step (one token per sequence) and per other step: the per-token breakdown. */
@@ -100,7 +115,8 @@ function meshReport(transport: MeshTransportKind, stats: readonly (RankStats | u
     return { steps: sums.steps, tokens: sums.tokens, stepMs: per(sums.stepMs), computeMs: per(sums.computeMs), waitMs: per(sums.waitMs), transferMs: per(sums.transferMs), eventLoopMs: per(sums.eventLoopMs) };
   };
   const ranks = stats.filter((rank): rank is RankStats => rank !== undefined);
-  return { transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other) })) };
+  // What the ranks used in the end (a re-plan may have changed it), else what the flags resolve to.
+  return { transport: (ranks[0]?.transport as MeshTransportKind | undefined) ?? transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other) })) };
 }
 
 /** The engine on this process; with --trace, `close` writes its spans as rank 0. */
@@ -128,8 +144,6 @@ function traceOption(value: string): string {
   return value;
 }
 
-export type TransportChoice = MeshTransportKind | 'auto';
-
 function transportOption(value: string): TransportChoice {
   if (value === 'auto' || value === 'shm' || value === 'tcp' || value === 'unix') return value;
   throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be auto, shm, unix or tcp, got "${value}"`);
@@ -146,8 +160,8 @@ export function resolveTransport(choice: TransportChoice, local: boolean): MeshT
 }
 
 function rankBackendOption(value: string): RankBackend {
-  if (value === 'reference' || value === 'native' || value === 'auto') return value;
-  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--rank-backend must be reference, native or auto, got "${value}"`);
+  if (value === 'reference' || value === 'native' || value === 'webgpu' || value === 'auto') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--rank-backend must be reference, native, webgpu or auto, got "${value}"`);
 }
 
 export function hostAndPort(text: string): { host: string; port: number } {
@@ -157,9 +171,4 @@ export function hostAndPort(text: string): { host: string; port: number } {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${text}" is not HOST:PORT; e.g. 0.0.0.0:7070`);
   }
   return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
-}
-
-/** Ranks forked on this machine share its cores: more busy threads than cores collapses throughput. */
-function localRankThreads(ranks: number): number {
-  return Math.max(1, Math.floor(availableParallelism() / ranks));
 }

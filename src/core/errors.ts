@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'TESSERA_ERR_MISSING_TENSOR'
   | 'TESSERA_ERR_BAD_CONFIG'
   | 'TESSERA_ERR_TOKENIZER'
+  | 'TESSERA_ERR_KV_LOST'
+  | 'TESSERA_ERR_NO_PLACEMENT'
   | 'TESSERA_ERR_CHAT_TEMPLATE'
   | 'TESSERA_ERR_CONTEXT_OVERFLOW'
   | 'TESSERA_ERR_INVALID_ARGUMENT'
@@ -21,7 +23,11 @@ export type ErrorCode =
   | 'TESSERA_ERR_BACKEND_UNAVAILABLE'
   | 'TESSERA_ERR_SHARD_CONSTRAINT'
   | 'TESSERA_ERR_RANK_LOST'
+  | 'TESSERA_ERR_REPLICA_UNAVAILABLE'
+  | 'TESSERA_ERR_DRAINING'
   | 'TESSERA_ERR_JOIN_REFUSED'
+  | 'TESSERA_ERR_NO_GPU_ADAPTER'
+  | 'TESSERA_ERR_GPU_OUT_OF_MEMORY'
   | 'TESSERA_ERR_GRAMMAR'
   | 'TESSERA_ERR_UNKNOWN_MODEL'
   | 'TESSERA_ERR_UNKNOWN_HARDWARE'
@@ -45,4 +51,20 @@ export function isTesseraError(error: unknown): error is TesseraError {
 /** Throws a coded error when `condition` is false. */
 export function check(condition: unknown, code: ErrorCode, message: string): asserts condition {
   if (!condition) throw new TesseraError(code, message);
+}
+
+/**
+ * A failure that concerns one segment (one sequence) of a batched step, found
+ * before anything was computed: only that sequence fails; the others can run
+ * the step again.
+ */
+export class SegmentError extends TesseraError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    /** Index of the segment in its batch. */
+    readonly segment: number,
+  ) {
+    super(code, message);
+  }
 }

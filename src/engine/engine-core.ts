@@ -12,7 +12,7 @@
  * on chunking, on prefix-cache hits or on preemption.
  */
 import type { ModelConfig } from '../core/model-config.js';
-import { isTesseraError, TesseraError } from '../core/errors.js';
+import { isTesseraError, SegmentError, TesseraError } from '../core/errors.js';
 import type { Batch, BatchSegment, SequenceKv } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
@@ -117,6 +117,8 @@ export class EngineCore {
     this.validate(request);
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
+    if (sequence.stops.stopped) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'resumeIds already contain a stop string: that sequence has finished; do not resume it');
+    // Built from the generated ids so far: a resumed sequence's cursor stands past its resumeIds.
     if (request.constraint) sequence.grammar = this.grammars.cursor(request.constraint, request.ignoreEos ? [] : this.config.eosTokenIds, sequence.generatedIds());
     this.sequences.set(sequenceId, sequence);
     this.scheduler.add(sequence);
@@ -150,11 +152,32 @@ export class EngineCore {
         const logits = await this.runner.forwardBatch(batch);
         outputs.push(...this.afterForward(chunks, logits));
       } catch (error) {
-        // Only the sequences of this batch are lost; waiting and other running ones go on.
-        outputs.push(...chunks.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error)));
+        outputs.push(...this.afterFailedForward(chunks, error));
       }
     }
     return { outputs, stats: this.stats(chunks.length, batchTokens) };
+  }
+
+  /**
+   * A forward that threw. KV lost (the model runner's ranks re-sharded,
+   * PLAN contract 2): every running sequence goes back to recompute its
+   * tokens and the prefix cache forgets its blocks; nothing fails. One bad
+   * segment: its sequence fails, the others run the step again. Anything
+   * else: the sequences of this batch fail; waiting and other running ones go on.
+   */
+  private afterFailedForward(chunks: readonly ScheduledChunk[], error: unknown): SequenceOutput[] {
+    if (isTesseraError(error) && error.code === 'TESSERA_ERR_KV_LOST') {
+      this.loseKv();
+      return [];
+    }
+    const failing = error instanceof SegmentError && chunks[error.segment] ? [chunks[error.segment]] : chunks;
+    return failing.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error));
+  }
+
+  /** The KV of every sequence is gone: recompute them all from their tokens, and share no cached block. */
+  loseKv(): void {
+    this.scheduler.preemptAll();
+    this.blocks.forgetPrefixes();
   }
 
   private fail(sequence: Sequence, error: unknown): SequenceOutput {
@@ -176,11 +199,27 @@ export class EngineCore {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `logit_bias names token id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
     }
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
+    this.validateResume(request);
     if (promptIds.length + maxTokens > this.maxModelLen) {
       throw new TesseraError(
         'TESSERA_ERR_CONTEXT_OVERFLOW',
         `the prompt has ${promptIds.length} tokens and asks for ${maxTokens} more, but the context holds ${this.maxModelLen}; shorten the prompt or lower max_tokens`,
       );
+    }
+  }
+
+  /** Delivered ids of a resumed sequence: in the vocabulary, and not already the end of it. */
+  private validateResume(request: SequenceRequest): void {
+    const resumeIds = request.resumeIds ?? [];
+    if (resumeIds.length >= request.maxTokens) {
+      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds has ${resumeIds.length} ids but max_tokens is ${request.maxTokens}: that sequence has finished; do not resume it`);
+    }
+    for (const id of resumeIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumed token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
+      }
+      // An end-of-sequence token is never delivered as output (it ends the sequence instead).
+      if (!request.ignoreEos && this.eos.has(id)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds hold the end-of-sequence token ${id}: that sequence has finished; do not resume it`);
     }
   }
 

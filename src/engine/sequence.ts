@@ -3,7 +3,8 @@
  * how many of them have keys and values in the cache, the KV blocks it holds,
  * and the text state (stream decoder, stop strings). Everything needed to
  * resume it after a preemption lives here: the tokens and the sampler's seed;
- * the cache contents can always be recomputed from them.
+ * the cache contents can always be recomputed from them. A sequence can also
+ * start resumed (SequenceRequest.resumeIds), continuing another run's output.
  */
 import type { Constraint } from '../grammar/constraint.js';
 import type { SequenceKv } from '../model/batch.js';
@@ -23,6 +24,15 @@ export interface SequenceRequest {
   ignoreEos: boolean;
   /** undefined: no logprobs; k ≥ 0: the chosen token's logprob plus the k most likely. */
   logprobs?: number;
+  /**
+   * The resume form: ids this sequence already generated and delivered
+   * elsewhere (a replica that failed, a mesh that re-sharded). They count
+   * towards maxTokens and penalties, their text is not sent again, the
+   * constraint's cursor moves past them, and sampling continues at the
+   * position after them, so the continuation is the one the first run would
+   * have produced.
+   */
+  resumeIds?: readonly number[];
   /** What the output must be (JSON schema, regex, grammar); plain data, compiled by the engine. */
   constraint?: Constraint;
   /** [token id, bias] pairs added to the logits before sampling. */
@@ -85,10 +95,13 @@ export class Sequence {
     readonly request: SequenceRequest,
     tokenizer: Tokenizer,
   ) {
-    this.tokens = [...request.promptIds];
-    this.promptLength = this.tokens.length;
+    this.promptLength = request.promptIds.length;
+    this.tokens = [...request.promptIds, ...(request.resumeIds ?? [])];
     this.decoder = new StreamDecoder(tokenizer);
     this.stops = new StopMatcher(request.stop);
+    // Replay the delivered ids: their text is already with the client and is dropped here, while
+    // what the decoder and the stop matcher hold back (half a character, a possible stop prefix) stays held.
+    for (const id of request.resumeIds ?? []) this.stops.push(this.decoder.push(id));
   }
 
   get generatedCount(): number {

@@ -28,10 +28,13 @@ export class MixtureOfExpertsFeedForward implements FeedForward {
 
   /** x [numTokens, hiddenSize] (normed) → [numTokens, hiddenSize] */
   async forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
+    // Routing, gathering and combining run on the host: a device backend hands x back first.
+    this.backend.flush?.([x]);
     const routing = this.route(x, numTokens);
     const groups = groupByExpert(routing, this.settings.numExperts);
     this.load?.record(this.layer, tokensPerExpert(groups));
     const outputs = this.computeExperts(x, groups);
+    this.backend.flush?.(outputs.filter((output): output is Float32Array => output !== undefined));
     const out = combineExpertOutputs(routing, groups, outputs, this.hiddenSize);
     addSharedExpert(this.backend, this.weights, out, x, numTokens, this.hiddenSize);
     return out;
@@ -41,6 +44,7 @@ export class MixtureOfExpertsFeedForward implements FeedForward {
   route(x: Float32Array, numTokens: number): Routing {
     /** [numTokens, numExperts] */
     const logits = this.backend.matmul(x, this.weights.router, numTokens);
+    this.backend.flush?.([logits]);
     return routeTokens(logits, numTokens, this.settings);
   }
 
@@ -76,6 +80,7 @@ export function addSharedExpert(
   const expertOut = runExpert(backend, shared, x, numTokens);
   /** [numTokens, 1] */
   const gateLogits = backend.matmul(x, sharedGate, numTokens);
+  backend.flush?.([expertOut, gateLogits]);
   for (let token = 0; token < numTokens; token++) {
     const gate = Math.fround(1 / (1 + Math.exp(-gateLogits[token])));
     for (let i = token * hiddenSize; i < (token + 1) * hiddenSize; i++) out[i] += Math.fround(gate * expertOut[i]);

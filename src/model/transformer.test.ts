@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Backend } from '../backend/backend.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { testWebGpuBackend } from '../backend/webgpu/test-device.js';
 import { KvCache } from '../engine/kv-cache.js';
 import { Llama2cStore } from '../format/llama2c.js';
 import { fixture } from '../testing/fixtures.js';
@@ -10,11 +12,10 @@ import { configFromLlama2c } from './config-from-llama2c.js';
 import { loadTransformerWeights } from './transformer-weights.js';
 import { Transformer } from './transformer.js';
 
-/** stories260K on the reference backend; close `store` when done. */
-function storiesTransformer(path: string): { store: Llama2cStore; config: ModelConfig; model: Transformer } {
+/** stories260K on a backend; close `store` when done. */
+function storiesTransformer(path: string, backend: Backend): { store: Llama2cStore; config: ModelConfig; model: Transformer } {
   const store = new Llama2cStore(path);
   const config = configFromLlama2c(store.header);
-  const backend = new ReferenceBackend();
   return { store, config, model: new Transformer(config, loadTransformerWeights(store, config, backend), backend) };
 }
 
@@ -22,10 +23,17 @@ function positions(start: number, count: number): Int32Array {
   return Int32Array.from({ length: count }, (_, i) => start + i);
 }
 
-test('a sequence gives the same logits alone and batched with others, prefilled whole or in chunks', async (t) => {
+// The reference backend, and the WebGPU one (whose steps run as one submission) where there is an adapter.
+const gpu = testWebGpuBackend();
+const backends: [string, Backend | string][] = [['reference', new ReferenceBackend()], ['webgpu', gpu]];
+
+for (const [name, backend] of backends) {
+const skip = typeof backend === 'string' ? backend : false;
+
+test(`${name}: a sequence gives the same logits alone and batched with others, prefilled whole or in chunks`, { skip }, async (t) => {
   const path = fixture(t, 'stories260K.bin');
-  if (!path) return;
-  const { store, config, model } = storiesTransformer(path);
+  if (!path || typeof backend === 'string') return;
+  const { store, config, model } = storiesTransformer(path, backend);
   const cache = new KvCache(config, 64);
   const vocab = config.vocabSize;
   const first = [1, 403, 407, 261, 378, 432, 383];
@@ -54,10 +62,10 @@ test('a sequence gives the same logits alone and batched with others, prefilled 
   store.close();
 });
 
-test('sequences of two KV caches in one batch give the logits each gives alone', async (t) => {
+test(`${name}: sequences of two KV caches in one batch give the logits each gives alone`, { skip }, async (t) => {
   const path = fixture(t, 'stories260K.bin');
-  if (!path) return;
-  const { store, config, model } = storiesTransformer(path);
+  if (!path || typeof backend === 'string') return;
+  const { store, config, model } = storiesTransformer(path, backend);
   const vocab = config.vocabSize;
   const first = [1, 403, 407, 261, 378];
   const second = [1, 376, 298, 315];
@@ -82,3 +90,4 @@ test('sequences of two KV caches in one batch give the logits each gives alone',
   assert.deepEqual(batched.subarray(3 * vocab), secondAlone.subarray(vocab));
   store.close();
 });
+}

@@ -7,6 +7,7 @@
  * separate steps).
  */
 import type { Backend } from '../backend/backend.js';
+import { gatherRowsOnHost } from '../backend/gather-rows.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { logitRowIndices, singleSequenceBatch, type Batch, type LogitRows, type SequenceKv } from './batch.js';
 import { batchKv, copySegmentRows, type BatchKv } from './batch-kv.js';
@@ -59,11 +60,24 @@ export class Transformer {
     return this.forwardBatch(singleSequenceBatch(ids, positions, kv, rows));
   }
 
-  /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
+  /**
+   * Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize].
+   * One backend step: a device backend runs the whole pass as one submission and reads back only the logits.
+   */
   async forwardBatch(batch: Batch): Promise<Float32Array> {
-    const hidden = this.embed(batch.ids);
-    await this.runLayers(hidden, batch, 0, this.config.numLayers);
-    return this.head(hidden, batch);
+    const { backend } = this;
+    backend.beginStep?.();
+    let ended = false;
+    try {
+      const hidden = this.embed(batch.ids);
+      await this.runLayers(hidden, batch, 0, this.config.numLayers);
+      const logits = this.head(hidden, batch);
+      ended = true;
+      backend.endStep?.([logits]);
+      return logits;
+    } finally {
+      if (!ended) backend.endStep?.([]);
+    }
   }
 
   /** [numTokens, hiddenSize] */
@@ -92,9 +106,11 @@ export class Transformer {
   head(hidden: Float32Array, batch: Batch): Float32Array {
     const hiddenSize = this.config.hiddenSize;
     const rows = logitRowIndices(batch);
-    /** [rows.length, hiddenSize] */
-    const selected = new Float32Array(rows.length * hiddenSize);
-    rows.forEach((row, i) => selected.set(hidden.subarray(row * hiddenSize, (row + 1) * hiddenSize), i * hiddenSize));
+    /** [rows.length, hiddenSize]: hidden itself when every row wants logits (a decode step) */
+    let selected = hidden;
+    if (rows.length * hiddenSize !== hidden.length || rows.some((row, i) => row !== i)) {
+      selected = this.backend.gatherRows?.(hidden, Int32Array.from(rows), hiddenSize) ?? gatherRowsOnHost(hidden, rows, hiddenSize);
+    }
     const normed = this.backend.rmsNorm(selected, this.weights.outputNorm, rows.length, this.config.rmsNormEps);
     return this.backend.matmul(normed, this.weights.output, rows.length);
   }
@@ -135,7 +151,10 @@ export class Transformer {
         out: single ? scratch?.take('attended', numTokens * queryWidth) : undefined,
       });
       if (single) attended = output;
-      else copySegmentRows(output, (attended ??= new Float32Array(numTokens * queryWidth)), cache.segments, queryWidth);
+      else {
+        backend.flush?.([output]); // copied on the host
+        copySegmentRows(output, (attended ??= new Float32Array(numTokens * queryWidth)), cache.segments, queryWidth);
+      }
     }
     const projected = await this.attentionOutputs[layer].forward(attended ?? new Float32Array(numTokens * queryWidth), numTokens, scratch);
     backend.addInPlace(hidden, projected);
@@ -170,3 +189,4 @@ export class Transformer {
     });
   }
 }
+

@@ -11,7 +11,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { projectRoot } from '../testing/fixtures.js';
-import { loadNativeComm } from './native-comm.js';
+import { abortCollectives, loadNativeComm } from './native-comm.js';
+import { createShmSegment } from './shm-segment.js';
 
 const ENTRY = join(projectRoot, 'dist', 'testing', 'collective-rank.js');
 const PLANES = ['shm', 'tcp', 'unix'] as const;
@@ -107,6 +108,28 @@ describe('native collectives on rank processes', { skip: loadNativeComm() === un
       assert.ok((result.ms as number) < 5000, `ended after ${result.ms} ms`);
     } finally {
       killAll(ranks);
+    }
+  });
+
+  it('abortCollectives(generation) reaches the meshes tagged with that plan or an older one, made before or after it, and no newer one', () => {
+    const comm = loadNativeComm()!;
+    // Tags far above any plan a test process makes, so this abort reaches nothing else.
+    const tag = 1_000_000 + Math.floor(Math.random() * 1000);
+    const older = createShmSegment(comm, 0, 1);
+    const newer = createShmSegment(comm, 0, 1);
+    comm.commSetTag(older.mesh, tag - 1);
+    comm.commSetTag(newer.mesh, tag + 1);
+    try {
+      abortCollectives(tag);
+      const later = createShmSegment(comm, 0, 1);
+      comm.commSetTag(later.mesh, tag);
+      assert.equal(comm.commAborted(older.mesh), true);
+      assert.equal(comm.commAborted(later.mesh), true, 'a mesh of the aborted plan made after the abort');
+      assert.equal(comm.commAborted(newer.mesh), false, 'the next plan');
+      comm.commShmClose(later.mesh);
+    } finally {
+      comm.commShmClose(older.mesh);
+      comm.commShmClose(newer.mesh);
     }
   });
 });

@@ -30,6 +30,8 @@ export interface NativeComm {
   commSocketConnect(mesh: NativeHandle, endpoints: string[], token: string, timeoutMs: number): void;
   commSocketClose(mesh: NativeHandle): void;
   commSetStall(mesh: NativeHandle, ms: number): void;
+  /** The plan generation the mesh serves: abortCollectives(generation) ends its waits. */
+  commSetTag(mesh: NativeHandle, generation: number): void;
   commStream(mesh: NativeHandle, peer: number, frame: Uint8Array, landing: Uint8Array, count: number, sending: boolean, receiving: boolean): void;
   commGroup(mesh: NativeHandle, members: Int32Array, slot: number): NativeHandle;
   commAllReduce(group: NativeHandle, values: Float32Array): void;
@@ -42,9 +44,9 @@ export interface NativeComm {
   commNextHalf(group: NativeHandle): number;
   /** Fills out[0..4): calls, total ns, wait ns, bytes sent. */
   commStats(group: NativeHandle, out: Float64Array): void;
-  /** Whether abortCollectives() came after the mesh was made. */
+  /** Whether an abort reached the mesh: abortCollectives() after it was made, or abortCollectives(g) with g ≥ its tag. */
   commAborted(mesh: NativeHandle): boolean;
-  abortCollectives(): void;
+  abortCollectives(generation?: number): void;
 }
 
 /** The addon's comm functions, or undefined when the addon is missing or predates them. */
@@ -61,10 +63,13 @@ export function loadNativeComm(): NativeComm | undefined {
  * (collectives and shm transports) with TESSERA_ERR_RANK_LOST, within about
  * a millisecond. Callable from any thread, e.g. a worker_thread that noticed a
  * peer stopped answering heartbeats; meshes made afterwards are unaffected.
+ * With `generation`: only the meshes tagged (commSetTag) with a plan
+ * generation up to it, made before or after the call, so a late abort of a
+ * lost plan never reaches the plan that replaced it.
  */
-export function abortCollectives(): void {
+export function abortCollectives(generation?: number): void {
   const load = loadNativeAddon();
-  if (load.ok) (load.addon as unknown as Partial<NativeComm>).abortCollectives?.();
+  if (load.ok) (load.addon as unknown as Partial<NativeComm>).abortCollectives?.(generation);
 }
 
 /** Runs a native call, turning its coded JS errors into TesseraErrors. */

@@ -5,6 +5,8 @@
  * (with every rank's address). The result is the Transport (shared-memory
  * rings, or sockets) and, when every rank has one, the native mesh the
  * collectives run on (the same segments, or the addon's own sockets).
+ * A rank makes one endpoint per plan generation; the native meshes carry
+ * the generation as their abort tag (abortCollectives(generation)).
  */
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -29,10 +31,19 @@ export interface RankLinks {
   native?: NativeMesh;
 }
 
+/** Closes both planes: the transport (an shm transport closes its segment, unlinking it if a peer never mapped it) and the addon's sockets. */
+export async function closeLinks(links: RankLinks): Promise<void> {
+  await links.transport.close();
+  if (links.native?.kind === 'socket') links.native.comm.commSocketClose(links.native.mesh);
+}
+
 /** How long the addon's sockets wait for the peers to connect. */
 const CONNECT_TIMEOUT_MS = 60_000;
 
 export class RankEndpoint {
+  /** The links took over the listener, segment and data socket (or close() released them). */
+  private handedOver = false;
+
   private constructor(
     readonly address: MeshAddress,
     private readonly rank: number,
@@ -42,17 +53,22 @@ export class RankEndpoint {
     private readonly data?: NativeMesh,
   ) {}
 
-  /** Listens (tcp/unix, on `host` for tcp) or creates this rank's segment (shm). */
-  static async open(kind: MeshTransportKind, rank: number, size: number, host = '127.0.0.1'): Promise<RankEndpoint> {
+  /**
+   * Listens (tcp/unix, on `host` for tcp) or creates this rank's segment
+   * (shm). `generation` (≥ 1) tags the native mesh for aborts of that plan.
+   */
+  static async open(kind: MeshTransportKind, rank: number, size: number, host = '127.0.0.1', generation = 0): Promise<RankEndpoint> {
     const comm = loadNativeComm();
     if (kind === 'shm') {
       if (!comm) throw new TesseraError('TESSERA_ERR_BACKEND_UNAVAILABLE', '--transport shm needs the native addon; build it (npm run build:native) or use --transport tcp');
       const segment = createShmSegment(comm, rank, size);
+      comm.commSetTag(segment.mesh, generation);
       return new RankEndpoint({ kind: 'shm', path: segment.path }, rank, size, undefined, segment);
     }
     const listener = await MeshListener.open(kind, host);
     if (!comm) return new RankEndpoint(listener.address, rank, size, listener);
     const mesh = nativeCall(() => comm.commSocketCreate(rank, size));
+    comm.commSetTag(mesh, generation);
     const where = kind === 'unix' ? join(tmpdir(), `tessera-data-${process.pid}-${randomBytes(4).toString('hex')}.sock`) : host;
     const bound = nativeCall(() => comm.commSocketListen(mesh, kind === 'unix', where));
     const data = kind === 'unix' ? bound : `${host.includes(':') ? `[${host}]` : host}:${bound}`;
@@ -61,6 +77,30 @@ export class RankEndpoint {
 
   /** Connects to every rank (`addresses` in rank order, this one's included), both planes. */
   async connect(addresses: readonly MeshAddress[], token: string): Promise<RankLinks> {
+    if (this.handedOver) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a rank endpoint connects once');
+    this.handedOver = true;
+    try {
+      return await this.connectPlanes(addresses, token);
+    } catch (error) {
+      this.release();
+      throw error;
+    }
+  }
+
+  /** Releases what connect() never took: the listener, the segment (unlinked), the data socket. */
+  close(): void {
+    if (this.handedOver) return;
+    this.handedOver = true;
+    this.release();
+  }
+
+  private release(): void {
+    this.listener?.close();
+    if (this.segment) loadNativeComm()?.commShmClose(this.segment.mesh);
+    if (this.data) this.data.comm.commSocketClose(this.data.mesh);
+  }
+
+  private async connectPlanes(addresses: readonly MeshAddress[], token: string): Promise<RankLinks> {
     if (this.segment) return this.connectShm(addresses);
     const sockets = addresses.filter((address): address is SocketAddress => address.kind !== 'shm');
     if (sockets.length !== addresses.length || !this.listener) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'a mesh mixes shared-memory and socket ranks; give every rank one --transport');
@@ -72,7 +112,12 @@ export class RankEndpoint {
       return { transport };
     }
     const data = this.data;
-    nativeCall(() => data.comm.commSocketConnect(data.mesh, endpoints as string[], token, CONNECT_TIMEOUT_MS));
+    try {
+      nativeCall(() => data.comm.commSocketConnect(data.mesh, endpoints as string[], token, CONNECT_TIMEOUT_MS));
+    } catch (error) {
+      await transport.close();
+      throw error;
+    }
     applyDeadline(data);
     return { transport, native: data };
   }

@@ -2,8 +2,10 @@
  * Making and joining the shared-memory segments of a mesh on one host: each
  * rank creates its own segment (a file in /dev/shm, named after its pid),
  * says where it is through the plan, and maps every peer's. The native side
- * unlinks each file once every peer has mapped it; segments that dead
- * processes left behind are swept when a new one is made.
+ * unlinks each file once every peer has mapped it (and a rank closing a
+ * segment no peer mapped yet unlinks it); segments that dead processes left
+ * behind (killed before their peers mapped them) are swept whenever a new
+ * one is made, so each re-plan of a mesh cleans up after the last.
  */
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -32,8 +34,6 @@ export function shmFolder(): string {
   return process.env.TESSERA_SHM_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
 }
 
-let swept = false;
-
 export interface ShmSegment {
   mesh: NativeHandle;
   path: string;
@@ -42,10 +42,7 @@ export interface ShmSegment {
 /** This rank's new segment, for a mesh of `size`. */
 export function createShmSegment(comm: NativeComm, rank: number, size: number): ShmSegment {
   const folder = shmFolder();
-  if (!swept) {
-    swept = true;
-    comm.commShmSweep(folder);
-  }
+  comm.commShmSweep(folder);
   const path = join(folder, `tessera-shm-${process.pid}-${randomBytes(6).toString('hex')}`);
   return { mesh: nativeCall(() => comm.commShmCreate(path, rank, size, shmRingBytes(), shmAreaBytes())), path };
 }

@@ -31,6 +31,9 @@ export type TransportKind = 'in-process' | 'tcp' | 'unix' | 'shm';
 /** How the ranks of a mesh reach each other: sockets (TCP, Unix) or shared memory on one host. */
 export type MeshTransportKind = Exclude<TransportKind, 'in-process'>;
 
+/** `--transport`: a kind, or auto (shm between ranks forked on this machine when the addon is built, else tcp). */
+export type TransportChoice = MeshTransportKind | 'auto';
+
 /** A float32 view of a received message, copying only when it is not 4-byte aligned. */
 export function asFloats(message: Uint8Array): Float32Array {
   if (message.byteOffset % 4 === 0) return new Float32Array(message.buffer, message.byteOffset, message.byteLength / 4);

@@ -27,20 +27,36 @@ export function badField(param: string, message: string): ApiError {
   return new ApiError(400, message, 'invalid_request_error', param, 'invalid_value');
 }
 
+/**
+ * Failures of the serving side, not of the request: the same request can
+ * succeed elsewhere or later. They are 503s, and a router moves the request
+ * to another replica when it sees one of these codes.
+ */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['TESSERA_ERR_RANK_LOST', 'TESSERA_ERR_REPLICA_UNAVAILABLE', 'TESSERA_ERR_DRAINING']);
+
+export function isRetryableCode(code: string | null | undefined): boolean {
+  return code !== null && code !== undefined && RETRYABLE_CODES.has(code);
+}
+
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   TESSERA_ERR_INVALID_ARGUMENT: 400,
   TESSERA_ERR_CONTEXT_OVERFLOW: 400,
   TESSERA_ERR_CHAT_TEMPLATE: 400,
   TESSERA_ERR_TOKENIZER: 400,
   TESSERA_ERR_GRAMMAR: 400,
+  TESSERA_ERR_RANK_LOST: 503,
+  TESSERA_ERR_REPLICA_UNAVAILABLE: 503,
+  TESSERA_ERR_DRAINING: 503,
 };
+
+const TYPE_BY_STATUS: Record<number, string> = { 400: 'invalid_request_error', 503: 'service_unavailable' };
 
 /** Any thrown value as an ApiError; internal failures keep their message but not their stack. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (isTesseraError(error)) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
-    return new ApiError(status, error.message, status === 500 ? 'internal_error' : 'invalid_request_error', null, error.code);
+    return new ApiError(status, error.message, TYPE_BY_STATUS[status] ?? 'internal_error', null, error.code);
   }
   const message = error instanceof Error ? error.message : String(error);
   return new ApiError(500, `internal error: ${message}`, 'internal_error', null, 'TESSERA_ERR_INTERNAL');

@@ -8,7 +8,7 @@
  *    the calls at the end (content only if it was cut off by max_tokens).
  */
 import { randomBytes } from 'node:crypto';
-import type { SequenceOutput } from '../engine/sequence.js';
+import type { SequenceUpdate } from './engine-host.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ToolCallReader, type ParsedToolCall } from './tool-call-reader.js';
 import type { ToolSpec } from './tool-request.js';
@@ -48,7 +48,7 @@ export class ChatChoice {
   }
 
   /** What this output adds to the message. */
-  push(output: SequenceOutput): ChoiceDelta {
+  push(output: SequenceUpdate): ChoiceDelta {
     let delta: ChoiceDelta;
     if (this.reader) {
       const content = this.reader.push(this.markers(output.ids) + output.text);

@@ -1,6 +1,7 @@
 /** POST /v1/chat/completions: messages (and tools) rendered with the model's chat template; streamed or whole. */
 import type { ServerResponse } from 'node:http';
-import type { SequenceOutput, TokenLogprob } from '../engine/sequence.js';
+import type { TokenLogprob } from '../engine/sequence.js';
+import type { SequenceUpdate } from './engine-host.js';
 import { FALLBACK_CHAT_TEMPLATE, renderChatTemplate, type ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ChatChoice } from './chat-choice.js';
@@ -53,7 +54,7 @@ function chatEndpoint(model: ServingModel, request: ChatRequest, choices: number
 }
 
 /** A streamed choice, or undefined when this output adds nothing to send yet (text held back for tool parsing). */
-function chunkOf(reply: ChatChoice, output: SequenceOutput, index: number, logprobs: unknown): object | undefined {
+function chunkOf(reply: ChatChoice, output: SequenceUpdate, index: number, logprobs: unknown): object | undefined {
   const delta = reply.push(output);
   const calls = reply.wireDeltas(delta);
   const body: Record<string, unknown> = {};

@@ -6,10 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
+import type { SequenceRequest } from '../engine/sequence.js';
+import type { SequenceUpdate } from './engine-host.js';
+import { errorBody, toApiError } from './api-error.js';
 import { ChoiceRun, type ChoiceResult } from './choice-run.js';
 import type { GenerationSpec } from './openai-request.js';
-import { checkCapacity, type ServingModel } from './serving-model.js';
+import { checkCapacity, checkServing, type ServingModel } from './serving-model.js';
 import { SseStream } from './sse.js';
 import { usageOf, type Usage } from './usage.js';
 
@@ -24,9 +26,9 @@ export interface ChoiceEndpoint {
   /** A choice of a whole response. */
   choice(result: ChoiceResult, index: number): object;
   /** A streamed choice for one output that carries something; undefined sends nothing (text held back). */
-  chunkChoice(output: SequenceOutput, index: number): object | undefined;
+  chunkChoice(output: SequenceUpdate, index: number): object | undefined;
   /** Sees every output of a whole (not streamed) response, as chunkChoice does when streaming. */
-  observe?(output: SequenceOutput, index: number): void;
+  observe?(output: SequenceUpdate, index: number): void;
   /** A choice sent for every index before any output, where the endpoint opens its choices. */
   openingChoice?(index: number): object;
 }
@@ -50,6 +52,7 @@ export async function serveChoices(
   endpoint: ChoiceEndpoint,
   response: ServerResponse,
 ): Promise<unknown> {
+  checkServing(model);
   checkCapacity(model, sequences.length);
   model.metrics.promptTokens.inc(promptTokens);
   const envelope: Envelope = { id: `${endpoint.idPrefix}-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: model.name };
@@ -60,6 +63,7 @@ export async function serveChoices(
   const observe = endpoint.observe?.bind(endpoint);
   const run = new ChoiceRun(model.host, sequences, model.metrics, observe && ((index, output) => observe(output, index)));
   run.cancelOnClose(response);
+  holdUntilClosed(model, run, response);
   const results = await run.done;
   return {
     ...envelope,
@@ -81,13 +85,14 @@ async function streamChoices(
   const chunk: Chunk = (choices, usage) => ({ ...envelope, object: endpoint.chunkObject, choices, ...(request.includeUsage ? { usage: usage ?? null } : {}) });
   const opening = endpoint.openingChoice;
   if (opening) sequences.forEach((_, index) => stream.send(chunk([opening(index)])));
-  const onOutput = (index: number, output: SequenceOutput): void => {
+  const onOutput = (index: number, output: SequenceUpdate): void => {
     if (output.ids.length === 0 && output.text === '' && !output.finish) return;
     const choice = endpoint.chunkChoice(output, index);
     if (choice) stream.send(chunk([choice]));
   };
   const run = new ChoiceRun(model.host, sequences, model.metrics, onOutput);
   run.cancelOnClose(response);
+  holdUntilClosed(model, run, response);
   let results: ChoiceResult[];
   try {
     results = await run.done;
@@ -99,9 +104,15 @@ async function streamChoices(
   stream.end();
 }
 
-/** Headers are gone once a stream starts: a failure becomes an error event, then [DONE]. */
+/** The server holds the run (a drain waits for it, or aborts it) until its response has ended. */
+export function holdUntilClosed(model: ServingModel, run: ChoiceRun, response: ServerResponse): void {
+  const release = model.admission.track(run);
+  response.once('close', release);
+  if (response.destroyed) release();
+}
+
+/** Headers are gone once a stream starts: a failure becomes an error event (shaped as its status would be), then [DONE]. */
 function streamError(stream: SseStream, error: unknown): void {
-  const message = error instanceof Error ? error.message : String(error);
-  stream.send({ error: { message, type: 'internal_error', param: null, code: (error as { code?: string }).code ?? null } });
+  stream.send(errorBody(toApiError(error)));
   stream.end();
 }

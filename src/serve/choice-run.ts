@@ -6,9 +6,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import { TesseraError } from '../core/errors.js';
-import type { EngineHost } from './engine-host.js';
-import type { SequenceOutput, SequenceRequest, TokenLogprob } from '../engine/sequence.js';
+import type { EngineHost, SequenceId, SequenceUpdate } from './engine-host.js';
+import type { SequenceRequest, TokenLogprob } from '../engine/sequence.js';
 import type { ServeMetrics } from './metrics.js';
+import type { Abortable } from './admission.js';
 
 /** Everything one choice produced, for non-streaming responses and usage. */
 export interface ChoiceResult {
@@ -20,11 +21,11 @@ export interface ChoiceResult {
   cachedPromptTokens: number;
 }
 
-export type ChoiceListener = (index: number, output: SequenceOutput) => void;
+export type ChoiceListener = (index: number, output: SequenceUpdate) => void;
 
-export class ChoiceRun {
+export class ChoiceRun implements Abortable {
   readonly results: ChoiceResult[];
-  private readonly sequenceIds: number[] = [];
+  private readonly sequenceIds: SequenceId[] = [];
   private readonly firstTokenAt: (number | undefined)[];
   private remaining: number;
   private settled = false;
@@ -51,7 +52,7 @@ export class ChoiceRun {
     requests.forEach((request, index) => {
       const sequenceId = host.submit(request, {
         onOutput: (output) => this.receive(index, output, started),
-        onError: (error) => this.fail(error),
+        onError: (error) => this.abort(error),
       });
       this.sequenceIds.push(sequenceId);
     });
@@ -77,7 +78,7 @@ export class ChoiceRun {
     for (const sequenceId of this.sequenceIds) this.host.cancel(sequenceId);
   }
 
-  private receive(index: number, output: SequenceOutput, started: number): void {
+  private receive(index: number, output: SequenceUpdate, started: number): void {
     if (this.settled) return;
     const result = this.results[index];
     result.ids.push(...output.ids);
@@ -107,7 +108,8 @@ export class ChoiceRun {
     }
   }
 
-  private fail(error: TesseraError): void {
+  /** Ends the run with an error (a failed choice, or a draining server's grace ran out). */
+  abort(error: TesseraError): void {
     if (this.settled) return;
     this.stopAll();
     this.reject(error);

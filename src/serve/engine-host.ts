@@ -1,149 +1,88 @@
 /**
- * The API process's handle on an engine core running in a worker thread:
- * submit sequences, receive their outputs as they are produced, cancel them.
- * Everything crossing the boundary is a structured-clone message
- * (engine-messages.ts), so a core in another process or machine can later
- * stand behind the same methods.
+ * What a server needs of the engine it serves from, whatever stands behind
+ * it: the engine core in a worker thread of this process (LocalEngineHost,
+ * with or without a mesh of ranks), a replica over HTTP
+ * (RemoteEngineHost), or a router over many replicas (RoutedEngineHost).
+ * The OpenAI protocol layer (ChoiceRun, serveChoices) sees only this, so a
+ * router answers exactly as a replica does. One conformance suite,
+ * engine-host.case.ts, runs against every implementation.
  */
-import { Worker } from 'node:worker_threads';
-import type { BackendChoice } from '../backend/native/select-backend.js';
-import { TesseraError, type ErrorCode } from '../core/errors.js';
-import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
-import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
-import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
+import { randomBytes } from 'node:crypto';
+import type { ErrorCode, TesseraError } from '../core/errors.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { StepStats } from '../engine/engine-core.js';
+import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
+import type { MeshControl } from './mesh-control.js';
 
-export interface SequenceListener {
-  onOutput(output: SequenceOutput): void;
-  onError(error: TesseraError): void;
+/**
+ * A sequence's id as hosts hand it out: unique across processes and
+ * replicas (a random per-process prefix and a counter), never a bare number
+ * one host's counter could repeat on another.
+ */
+export type SequenceId = string & { readonly __brand: 'SequenceId' };
+
+const PROCESS_PREFIX = randomBytes(6).toString('hex');
+let nextSequence = 1;
+
+export function newSequenceId(): SequenceId {
+  return `seq-${PROCESS_PREFIX}-${nextSequence++}` as SequenceId;
 }
 
-export interface EngineHostOptions {
-  tokenizerPath?: string;
-  core: EngineCoreOptions;
-  backend?: BackendChoice;
-  threads?: number;
-  mesh?: WorkerSetup['mesh'];
-  trace?: string;
+/** One output of a sequence as a host delivers it (the engine core's own sequence number stays inside the host). */
+export type SequenceUpdate = Omit<SequenceOutput, 'sequenceId'>;
+
+export interface SequenceListener {
+  onOutput(output: SequenceUpdate): void;
+  /** The sequence failed; no more outputs follow. Retryable codes (api-error.ts) mean another engine may finish it. */
+  onError(error: TesseraError): void;
 }
 
 export interface EngineLimits {
   maxModelLen: number;
   numBlocks: number;
+  /** Tokens per KV block: also the block size of the prefix cache's hashes. */
   blockSize: number;
   /** Element type of the KV cache the blocks are counted in. */
   kvCacheDtype: KvDtype;
   loadMs: number;
-  /** The backend the worker computes with. */
+  /** The backend the engine computes with. */
   backend: string;
 }
 
-export class EngineHost {
-  private readonly listeners = new Map<number, SequenceListener>();
-  private readonly statsListeners: ((stats: StepStats) => void)[] = [];
-  private nextId = 1;
-  private closed = false;
-  private exited = false;
-
-  private constructor(
-    private readonly worker: Worker,
-    readonly limits: EngineLimits,
-  ) {
-    worker.on('message', (message: WorkerMessage) => this.receive(message));
-    worker.on('error', (error: Error) => this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', `the engine worker crashed: ${error.message}`)));
-    worker.on('exit', () => {
-      this.exited = true;
-      if (!this.closed) this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker exited; restart the server'));
-    });
-  }
-
-  /** Starts the worker and waits until the model is loaded. */
-  static async start(modelPath: string, options: EngineHostOptions): Promise<EngineHost> {
-    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace };
-    const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
-    const limits = await new Promise<EngineLimits>((resolve, reject) => {
-      const onMessage = (message: WorkerMessage): void => {
-        if (message.type === 'ready') resolve(message);
-        else if (message.type === 'load-failed') reject(new TesseraError(message.code as ErrorCode, message.message));
-        if (message.type === 'ready' || message.type === 'load-failed') worker.off('message', onMessage);
-      };
-      worker.on('message', onMessage);
-      worker.once('error', reject);
-    });
-    return new EngineHost(worker, limits);
-  }
-
-  /** Queues a sequence; returns its id (for cancel). */
-  submit(request: SequenceRequest, listener: SequenceListener): number {
-    if (this.closed || this.exited) throw new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker is not running; restart the server');
-    const sequenceId = this.nextId++;
-    this.listeners.set(sequenceId, listener);
-    this.send({ type: 'add', sequenceId, request });
-    return sequenceId;
-  }
-
-  /** Stops a sequence and frees its KV blocks; no more outputs reach its listener. */
-  cancel(sequenceId: number): void {
-    if (!this.listeners.delete(sequenceId)) return;
-    this.send({ type: 'cancel', sequenceId });
-  }
-
-  onStats(listener: (stats: StepStats) => void): void {
-    this.statsListeners.push(listener);
-  }
-
-  /** False once the worker has exited (crashed or closed). */
-  get alive(): boolean {
-    return !this.exited && !this.closed;
-  }
-
-  get activeSequences(): number {
-    return this.listeners.size;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // A graceful stop lets the worker close what it opened (a mesh's rank processes).
-    const exited = this.exited ? Promise.resolve() : new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.send({ type: 'stop' });
-    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  private send(message: HostMessage): void {
-    this.worker.postMessage(message);
-  }
-
-  private receive(message: WorkerMessage): void {
-    if (message.type === 'step') {
-      for (const output of message.report.outputs) {
-        const listener = this.listeners.get(output.sequenceId);
-        if (!listener) continue;
-        if (output.error) {
-          this.fail(output.sequenceId, new TesseraError(output.error.code as ErrorCode, `the engine failed a step: ${output.error.message}`));
-          continue;
-        }
-        if (output.finish) this.listeners.delete(output.sequenceId);
-        listener.onOutput(output);
-      }
-      for (const listener of this.statsListeners) listener(message.report.stats);
-    } else if (message.type === 'rejected') {
-      this.fail(message.sequenceId, new TesseraError(message.code as ErrorCode, message.message));
-    } else if (message.type === 'step-failed') {
-      const error = new TesseraError(message.code as ErrorCode, `the engine failed a step: ${message.message}`);
-      for (const sequenceId of message.sequenceIds) this.fail(sequenceId, error);
-    }
-  }
-
-  private fail(sequenceId: number, error: TesseraError): void {
-    const listener = this.listeners.get(sequenceId);
-    this.listeners.delete(sequenceId);
-    listener?.onError(error);
-  }
-
-  private failEverything(error: TesseraError): void {
-    for (const sequenceId of [...this.listeners.keys()]) this.fail(sequenceId, error);
-  }
+/** Whether the host can take and finish work now; `code` says why not. */
+export interface HostHealth {
+  ready: boolean;
+  /** 'ready', or what is wrong ('engine stopped', 'rank lost', 'unreachable', ...). */
+  status: string;
+  code?: ErrorCode;
 }
+
+export interface EngineHost {
+  readonly limits: EngineLimits;
+  /** Queues a sequence; its outputs (or its error) reach the listener, never synchronously. */
+  submit(request: SequenceRequest, listener: SequenceListener): SequenceId;
+  /** Stops a sequence and frees what it holds; no more outputs reach its listener. */
+  cancel(sequenceId: SequenceId): void;
+  /** Sequences submitted and not yet finished, failed or cancelled. */
+  readonly activeSequences: number;
+  /** The engine's counters and gauges after its latest step (zeros before the first). */
+  stats(): StepStats;
+  /** Called with the stats of every step (or every load report, for a remote engine). */
+  onStats(listener: (stats: StepStats) => void): void;
+  health(): HostHealth;
+  /** The admin side of a mesh of ranks, when this host drives one (admin-routes.ts). */
+  readonly mesh?: MeshControl;
+  close(): Promise<void>;
+}
+
+export const EMPTY_STATS: StepStats = Object.freeze({
+  batchSequences: 0,
+  batchTokens: 0,
+  waiting: 0,
+  running: 0,
+  blocksUsed: 0,
+  blocksFree: 0,
+  prefixQueriedTokens: 0,
+  prefixHitTokens: 0,
+  preemptions: 0,
+});

@@ -1,9 +1,15 @@
-/** Messages between the API process (EngineHost) and the engine worker thread. */
+/** Messages between the API process (LocalEngineHost) and the engine worker thread. */
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { HostHealth } from './engine-host.js';
+import type { ClusterView } from '../cluster/cluster-view.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
+
+/** What the admin routes ask of a mesh (src/serve/admin-routes.ts). */
+export type AdminAction = { kind: 'describe' } | { kind: 'reshard'; shape: { tp: number; pp: number } | 'auto' };
 
 export interface WorkerSetup {
   modelPath: string;
@@ -21,6 +27,7 @@ export interface WorkerSetup {
 export type HostMessage =
   | { type: 'add'; sequenceId: number; request: SequenceRequest }
   | { type: 'cancel'; sequenceId: number }
+  | { type: 'admin'; requestId: number; action: AdminAction }
   | { type: 'stop' };
 
 export type WorkerMessage =
@@ -28,4 +35,9 @@ export type WorkerMessage =
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }
-  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string };
+  | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string }
+  /** The engine's own view of whether it can step (a mesh re-sharding after a lost rank cannot), sent when it changes. */
+  | { type: 'health'; health: HostHealth }
+  | { type: 'admin-reply'; requestId: number; view?: ClusterView; error?: { code: string; message: string } }
+  /** A mesh re-shard's record, each time it fills in (detected, loaded, first logits, re-prefilled). */
+  | { type: 'reshard'; record: ReshardRecord };

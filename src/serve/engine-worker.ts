@@ -6,14 +6,17 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
-import { isTesseraError } from '../core/errors.js';
+import { isTesseraError, TesseraError, type ErrorCode } from '../core/errors.js';
+import type { MeshCoordinator } from '../cluster/coordinator.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
 import { openMeshEngine } from '../cluster/mesh-engine.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
 import { openTracedEngine } from '../engine/traced-engine.js';
 import { EngineCore, type ModelRunner } from '../engine/engine-core.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
-import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { AdminAction, HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { HostHealth } from './engine-host.js';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker.js runs only as a worker thread');
@@ -46,9 +49,12 @@ async function main(): Promise<void> {
     else stopping = true;
   };
   port!.on('message', (message: HostMessage) => {
+    // Admin calls do not wait for a step: a re-shard runs beside the step loop, which waits for it.
+    if (message.type === 'admin') return void answerAdmin(model.coordinator, message.requestId, message.action);
     inbox.push(message);
     wake?.();
   });
+  watchHealth(model);
   send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, kvCacheDtype: core.blocks.cache.dtype, loadMs: model.engine.loadMs, backend: model.backendName });
   for (;;) {
     for (const message of inbox.splice(0)) apply(message);
@@ -81,26 +87,58 @@ interface OpenedModel {
   engine: Engine;
   runner: ModelRunner;
   backendName: string;
+  /** Why the model cannot run now (a mesh re-sharding after a lost rank, or left with no layout); undefined while it can. */
+  lost(): Error | undefined;
+  /** The mesh's coordinator (--tp/--pp/--listen), for the admin routes. */
+  coordinator?: MeshCoordinator;
   close(): Promise<void>;
+}
+
+async function answerAdmin(coordinator: MeshCoordinator | undefined, requestId: number, action: AdminAction): Promise<void> {
+  try {
+    if (!coordinator) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'this server runs no mesh; start it with --tp/--pp or --listen to use /admin routes');
+    const view = action.kind === 'describe' ? coordinator.describe() : await coordinator.reshard(action.shape);
+    send({ type: 'admin-reply', requestId, view });
+  } catch (error) {
+    send({ type: 'admin-reply', requestId, error: errorFields(error) });
+  }
+}
+
+/** How often a mesh's liveness is looked at while idle (a lost rank must show on /ready without a request). */
+const HEALTH_POLL_MS = 100;
+
+/** Tells the host whenever the model's health changes. */
+function watchHealth(model: OpenedModel): void {
+  let last = 'ready';
+  const check = (): void => {
+    const lost = model.lost();
+    const health: HostHealth = lost ? { ready: false, status: `mesh failed: ${lost.message}`, code: (isTesseraError(lost) ? lost.code : 'TESSERA_ERR_RANK_LOST') as ErrorCode } : { ready: true, status: 'ready' };
+    if (health.status === last) return;
+    last = health.status;
+    send({ type: 'health', health });
+  };
+  setInterval(check, HEALTH_POLL_MS).unref();
 }
 
 async function openModel(): Promise<OpenedModel> {
   if (setup.mesh) {
     const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
     // The ranks keep the KV, in the core's dtype, in pools that mirror the core's blocks (so prefix caching works as here).
-    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
+    const onReshard = (record: ReshardRecord): void => send({ type: 'reshard', record });
+    const { engine, coordinator, coreRunner } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log, onReshard });
     const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
-    return { engine, runner: engine.transformer, backendName: name, close: () => coordinator.close() };
+    // After a re-shard the runner says the KV is lost and the core recomputes its sequences.
+    return { engine, runner: coreRunner, backendName: name, coordinator, lost: () => coordinator.lost, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
   const tracePath = setup.trace;
   if (tracePath !== undefined) {
     const events: TraceEvent[] = [];
     const engine = await openTracedEngine(setup.modelPath, { backend, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype }, events);
-    return { engine, runner: engine.transformer, backendName: backend.name, close: async () => writeChromeTrace(tracePath, events, 1) };
+    return { engine, runner: engine.transformer, backendName: backend.name, lost: () => undefined, close: async () => writeChromeTrace(tracePath, events, 1) };
   }
   const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend, kvCacheDtype: setup.core.kvCacheDtype });
-  return { engine, runner: engine.transformer, backendName: backend.name, close: async () => undefined };
+  return { engine, runner: engine.transformer, backendName: backend.name, lost: () => undefined, close: async () => undefined };
 }
 
 main().catch((error) => send({ type: 'load-failed', ...errorFields(error) }));

@@ -4,7 +4,7 @@
  * tests and the benchmark all start servers this way.
  */
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import { EngineHost, type EngineHostOptions } from './engine-host.js';
+import { LocalEngineHost, type LocalEngineHostOptions } from './local-engine-host.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -21,7 +21,7 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   /** Compute threads of the native backend (default: physical cores). */
   threads?: number;
   /** --tp/--pp: the model runs on a mesh of worker processes. */
-  mesh?: EngineHostOptions['mesh'];
+  mesh?: LocalEngineHostOptions['mesh'];
   /** Without a mesh: Chrome trace JSON of the engine's steps and ops, written at shutdown. */
   trace?: string;
   log?: (line: string) => void;
@@ -33,6 +33,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 8000,
     apiKey: options.apiKey,
+    adminKey: options.adminKey,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });
   try {
@@ -41,7 +42,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
-    const host = await EngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace });
+    const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace });
     const name = options.servedModelName ?? source.defaultName;
     server.setModel({
       host,
@@ -51,6 +52,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
       metrics: server.metrics,
       created: Math.floor(Date.now() / 1000),
       maxActiveSequences: core.maxNumSeqs + (options.maxWaiting ?? 4 * core.maxNumSeqs),
+      admission: server.admission,
     });
     const limits = host.limits;
     log(`serving "${name}" on ${server.url} (${limits.backend} backend, max model len ${limits.maxModelLen}, ${limits.numBlocks} ${limits.kvCacheDtype} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);

@@ -13,6 +13,8 @@ import { fixture } from '../testing/fixtures.js';
 import { launchServer } from './launch.js';
 import type { TesseraServer } from './server.js';
 
+// The WebGPU backend's test runs this file again with TESSERA_TEST_SERVE_BACKEND=webgpu (src/backend/webgpu/webgpu-serve.test.ts).
+const BACKEND = process.env.TESSERA_TEST_SERVE_BACKEND === 'webgpu' ? 'webgpu' : 'reference';
 const KEY = 'test-key';
 const MODEL = 'tiny-test';
 let dir: string;
@@ -24,7 +26,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-serve-'));
   modelPath = join(dir, 'tiny.gguf');
   await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'f32', out: modelPath, format: 'gguf', seed: 3 });
-  server = await launchServer({ model: modelPath, backend: 'reference', port: 0, apiKey: KEY, servedModelName: MODEL, maxBodyBytes: 64 * 1024, core: { kvCacheMib: 8, maxNumSeqs: 64, maxBatchTokens: 128 } });
+  server = await launchServer({ model: modelPath, backend: BACKEND, port: 0, apiKey: KEY, servedModelName: MODEL, maxBodyBytes: 64 * 1024, core: { kvCacheMib: 8, maxNumSeqs: 64, maxBatchTokens: 128 } });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
 });
 
@@ -91,7 +93,7 @@ test('n > 1 with a seed: distinct choices that repeat exactly (stories260K)', as
   // A trained model: the synthetic one's planted logit margins leave sampling nothing to choose.
   const stories = fixture(t, 'stories260K.bin');
   if (!stories) return;
-  const storyServer = await launchServer({ model: stories, backend: 'reference', port: 0, servedModelName: 'stories', core: { kvCacheMib: 4 } });
+  const storyServer = await launchServer({ model: stories, backend: BACKEND, port: 0, servedModelName: 'stories', core: { kvCacheMib: 4 } });
   try {
     const storyClient = new OpenAI({ baseURL: `${storyServer.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const ask = (seed: number, n: number): Promise<OpenAI.Completions.Completion> =>
@@ -236,7 +238,7 @@ test('a client that disconnects mid-stream frees its blocks; health and readines
 });
 
 test('a full queue answers 429 with Retry-After', async () => {
-  const small = await launchServer({ model: modelPath, backend: 'reference', port: 0, core: { kvCacheMib: 2, maxNumSeqs: 1 }, maxWaiting: 0 });
+  const small = await launchServer({ model: modelPath, backend: BACKEND, port: 0, core: { kvCacheMib: 2, maxNumSeqs: 1 }, maxWaiting: 0 });
   try {
     const body = (maxTokens: number): string => JSON.stringify({ model: modelPath, prompt: 'busy', max_tokens: maxTokens, ignore_eos: true, stream: true });
     const busy = await fetch(`${small.url}/v1/completions`, { method: 'POST', body: body(300) });

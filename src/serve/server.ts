@@ -12,6 +12,10 @@ import { ApiError, errorBody, toApiError } from './api-error.js';
 import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
+import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
+import { Admission } from './admission.js';
+import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
+import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import type { ServingModel } from './serving-model.js';
 
@@ -19,6 +23,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   apiKey?: string;
+  /** Key of the /admin routes (admin-routes.ts); without one they are off. */
+  adminKey?: string;
   /** Request bodies above this get 413. */
   maxBodyBytes: number;
 }
@@ -32,10 +38,12 @@ const GENERATION_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': serveChatCompletion,
   '/tokenize': serveTokenize,
   '/detokenize': serveDetokenize,
+  [REPLICA_SEQUENCES_PATH]: serveReplicaSequence,
 };
 
 export class TesseraServer {
   readonly metrics = new ServeMetrics();
+  readonly admission = new Admission();
   private model: ServingModel | undefined;
   private readonly server: Server;
   private readonly closeHooks: (() => void)[] = [];
@@ -59,6 +67,7 @@ export class TesseraServer {
   setModel(model: ServingModel): void {
     this.model = model;
     model.host.onStats((stats) => this.metrics.recordStep(stats));
+    recordReshards(this.metrics.registry, model.host);
   }
 
   /** The model being served, once loaded. */
@@ -75,6 +84,15 @@ export class TesseraServer {
   /** Runs after the server closes (removing a synthetic model's files). */
   onClose(hook: () => void): void {
     this.closeHooks.push(hook);
+  }
+
+  /**
+   * Stops taking generation requests (503 TESSERA_ERR_DRAINING), waits up to
+   * `graceMs` for those in flight, then ends the rest with that retryable
+   * error (a router resumes them elsewhere). Close afterwards.
+   */
+  async drain(graceMs: number): Promise<number> {
+    return this.admission.drain(graceMs);
   }
 
   async close(): Promise<void> {
@@ -95,9 +113,18 @@ export class TesseraServer {
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
+    if (isAdminPath(path)) {
+      const body = method === 'POST' ? await readJsonBody(request, this.options.maxBodyBytes) : undefined;
+      const answer = await serveAdmin({ method, path, authorization: request.headers.authorization, body }, this.model?.host, this.options.adminKey);
+      return sendJson(response, answer.status, answer.body);
+    }
     if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));
+    if (method === 'GET' && path === REPLICA_LOAD_PATH) {
+      if (!model) throw new ApiError(503, 'the model is still loading', 'service_unavailable', null, 'loading');
+      return sendJson(response, 200, replicaLoad(model));
+    }
     const handler = GENERATION_ROUTES[path];
     if (!handler) throw new ApiError(404, `no route ${method} ${path}; see the README for the endpoints`, 'invalid_request_error', null, 'not_found');
     if (method !== 'POST') throw new ApiError(405, `${path} takes POST`, 'invalid_request_error', null, 'method_not_allowed');
@@ -128,8 +155,12 @@ export class TesseraServer {
 
   private sendReady(response: ServerResponse): void {
     if (!this.model) sendJson(response, 503, { status: 'loading' });
-    else if (!this.model.host.alive) sendJson(response, 503, { status: 'engine stopped' });
-    else sendJson(response, 200, { status: 'ready', model: this.model.name });
+    else if (this.admission.draining) sendJson(response, 503, { status: 'draining', code: 'TESSERA_ERR_DRAINING' });
+    else {
+      const health = this.model.host.health();
+      if (health.ready) sendJson(response, 200, { status: 'ready', model: this.model.name });
+      else sendJson(response, 503, { status: health.status, code: health.code ?? null });
+    }
   }
 
   private async sendMetrics(response: ServerResponse): Promise<void> {
@@ -159,7 +190,7 @@ function sendJson(response: ServerResponse, status: number, body: unknown, heade
 
 /** A bounded label set for the requests counter. */
 function endpointLabel(path: string): string {
-  if (path in GENERATION_ROUTES || path === '/health' || path === '/ready' || path === '/metrics' || path === '/v1/models') return path;
+  if (path in GENERATION_ROUTES || path === '/health' || path === '/ready' || path === '/metrics' || path === '/v1/models' || path === REPLICA_LOAD_PATH) return path;
   return path.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other';
 }
 

@@ -6,11 +6,13 @@
  */
 import { randomInt } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
+import { TesseraError } from '../core/errors.js';
+import type { Admission } from './admission.js';
 import type { EngineHost } from './engine-host.js';
 import { samplingParams } from '../engine/sampler.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { ApiError, badField } from './api-error.js';
+import { ApiError, badField, isRetryableCode } from './api-error.js';
 import type { ServeMetrics } from './metrics.js';
 import type { GenerationSpec } from './openai-request.js';
 
@@ -25,6 +27,18 @@ export interface ServingModel {
   created: number;
   /** Sequences queued or running beyond which requests get 429. */
   maxActiveSequences: number;
+  /** The server's runs in flight, and whether it is draining. */
+  admission: Admission;
+}
+
+/** A 503 before any work is queued when this server cannot finish it: draining, or its engine cannot step. */
+export function checkServing(model: ServingModel): void {
+  model.admission.check();
+  const health = model.host.health();
+  if (!health.ready) {
+    const code = isRetryableCode(health.code) ? health.code! : 'TESSERA_ERR_REPLICA_UNAVAILABLE';
+    throw new TesseraError(code, `the engine cannot serve (${health.status}); retry later or on another replica`);
+  }
 }
 
 export function checkModelName(model: ServingModel, name: string): void {

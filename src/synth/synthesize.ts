@@ -29,6 +29,12 @@ export interface SynthOptions {
   format: 'gguf' | 'hf';
   seed: number;
   layers?: number;
+  /**
+   * Every layer gets layer 0's weights (generated once, written again): for
+   * benchmarks of large shapes (Llama 3.1 8B), where generating each layer
+   * takes minutes and the values do not change the speed. GGUF only.
+   */
+  repeatLayers?: boolean;
   /** Elements generated so far of the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -116,6 +122,8 @@ export function ggufTensorValues(model: SynthModel, seed: number, spec: SynthTen
 
 function writeSynthGguf(model: SynthModel, options: SynthOptions, progress: ProgressSink): void {
   const name = `tessera-synth ${options.preset} ${options.arch}`;
+  /** With repeatLayers: layer 0's tensor bytes by name. */
+  const firstLayer = new Map<string, Uint8Array>();
   writeGguf(options.out, {
     metadata: synthGgufMetadata(model.config, model.vocabulary, options.dtype, name),
     tensors: model.tensors.map((spec) => {
@@ -125,9 +133,17 @@ function writeSynthGguf(model: SynthModel, options: SynthOptions, progress: Prog
         dtype,
         shape: spec.shape,
         data: () => {
+          const layerZero = spec.name.replace(/^blk\.\d+\./, 'blk.0.');
+          const repeated = options.repeatLayers && layerZero !== spec.name ? firstLayer.get(layerZero) : undefined;
+          if (repeated) {
+            progress(spec.shape.reduce((a, b) => a * b, 1));
+            return repeated;
+          }
           const values = ggufTensorValues(model, options.seed, spec);
           progress(values.length);
-          return quantize(dtype, values);
+          const bytes = quantize(dtype, values);
+          if (options.repeatLayers && spec.name.startsWith('blk.0.')) firstLayer.set(spec.name, bytes);
+          return bytes;
         },
       };
     }),

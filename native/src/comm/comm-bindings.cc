@@ -156,6 +156,16 @@ Napi::Value SetStall(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** setTag(mesh, generation): the plan generation the mesh serves, for abortCollectives(generation). */
+Napi::Value SetTag(const Napi::CallbackInfo& info) {
+  MeshBox& box = meshArg(info);
+  const double tag = numberArg(info, 1, "generation");
+  if (!(tag >= 0) || tag > 9007199254740991.0) throw Napi::RangeError::New(info.Env(), "generation must be a non-negative integer");
+  if (box.shm) box.shm->policy().tag = static_cast<uint64_t>(tag);
+  if (box.sockets) box.sockets->policy().tag = static_cast<uint64_t>(tag);
+  return info.Env().Undefined();
+}
+
 /** stream(mesh, peer, frame, landing, count, sending, receiving): the raw link, blocking. */
 Napi::Value Stream(const Napi::CallbackInfo& info) {
   MeshBox& box = meshArg(info);
@@ -191,14 +201,20 @@ Napi::Value Stream(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** aborted(mesh): whether abortCollectives() was called after the mesh was made (its waits fail). */
+/** aborted(mesh): whether an abort reached the mesh (its waits fail). */
 Napi::Value Aborted(const Napi::CallbackInfo& info) {
   MeshBox& box = meshArg(info);
   const comm::WaitPolicy& policy = box.shm ? box.shm->policy() : box.sockets->policy();
-  return Napi::Boolean::New(info.Env(), policy.generation != comm::abortGeneration());
+  return Napi::Boolean::New(info.Env(), comm::aborted(policy));
 }
 
+/** abortCollectives(): every mesh made so far; abortCollectives(generation): the meshes tagged up to it, even ones made later. */
 Napi::Value AbortCollectives(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    const double tag = info[0].As<Napi::Number>().DoubleValue();
+    if (tag >= 1) comm::abortTagged(static_cast<uint64_t>(tag));
+    return info.Env().Undefined();
+  }
   comm::abortAll();
   return info.Env().Undefined();
 }
@@ -221,6 +237,7 @@ void addCommBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("commSocketConnect", Napi::Function::New(env, SocketConnect));
   exports.Set("commSocketClose", Napi::Function::New(env, SocketClose));
   exports.Set("commSetStall", Napi::Function::New(env, SetStall));
+  exports.Set("commSetTag", Napi::Function::New(env, SetTag));
   exports.Set("commStream", Napi::Function::New(env, Stream));
   exports.Set("commAborted", Napi::Function::New(env, Aborted));
   exports.Set("abortCollectives", Napi::Function::New(env, AbortCollectives));

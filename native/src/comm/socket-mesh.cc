@@ -45,11 +45,19 @@ void tune(int fd, bool unixDomain) {
 #endif
 }
 
-/** Waits until `fd` is ready for `events` or the deadline passes. */
-void pollOne(int fd, short events, uint64_t deadlineNs, const char* what) {
+/** How long connecting may take, and the mesh's policy (an abort ends the connect too). */
+struct ConnectLimits {
+  uint64_t deadlineNs;
+  const WaitPolicy& policy;
+};
+
+/** Waits until `fd` is ready for `events`, the deadline passes or the mesh is aborted. */
+void pollOne(int fd, short events, const ConnectLimits& limits, const char* what) {
+  const uint64_t deadlineNs = limits.deadlineNs;
   for (;;) {
     const uint64_t now = nowNs();
     if (now >= deadlineNs) throw CommError("TESSERA_ERR_RANK_LOST", std::string("timed out ") + what);
+    if (aborted(limits.policy)) throw CommError("TESSERA_ERR_RANK_LOST", std::string("aborted while ") + what);
     pollfd entry{fd, events, 0};
     const int ready = poll(&entry, 1, static_cast<int>(std::min<uint64_t>((deadlineNs - now) / 1'000'000 + 1, 100)));
     if (ready > 0) return;
@@ -58,7 +66,7 @@ void pollOne(int fd, short events, uint64_t deadlineNs, const char* what) {
 }
 
 /** Moves exactly `length` bytes over a non-blocking socket before the deadline. */
-void exchangeExactly(int fd, uint8_t* bytes, size_t length, bool sending, uint64_t deadlineNs, const char* what) {
+void exchangeExactly(int fd, uint8_t* bytes, size_t length, bool sending, const ConnectLimits& limits, const char* what) {
   size_t done = 0;
   while (done < length) {
     const ssize_t n = sending ? send(fd, bytes + done, length - done, MSG_NOSIGNAL) : recv(fd, bytes + done, length - done, 0);
@@ -68,11 +76,11 @@ void exchangeExactly(int fd, uint8_t* bytes, size_t length, bool sending, uint64
     }
     if (n == 0) throw CommError("TESSERA_ERR_RANK_LOST", std::string("the connection closed while ") + what);
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) failErrno(what);
-    pollOne(fd, sending ? POLLOUT : POLLIN, deadlineNs, what);
+    pollOne(fd, sending ? POLLOUT : POLLIN, limits, what);
   }
 }
 
-int dial(const std::string& endpoint, bool unixDomain, uint64_t deadlineNs) {
+int dial(const std::string& endpoint, bool unixDomain, const ConnectLimits& limits) {
   int fd = -1;
   if (unixDomain) {
     sockaddr_un address{};
@@ -106,7 +114,7 @@ int dial(const std::string& endpoint, bool unixDomain, uint64_t deadlineNs) {
       ::close(fd);
       failErrno("cannot reach a peer's data port " + endpoint);
     }
-    pollOne(fd, POLLOUT, deadlineNs, "connecting to a peer's data port");
+    pollOne(fd, POLLOUT, limits, "connecting to a peer's data port");
     int error = 0;
     socklen_t size = sizeof(error);
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size);
@@ -164,7 +172,7 @@ std::string SocketMesh::listen(bool unixDomain, const std::string& hostOrPath) {
 void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::string& token, uint64_t timeoutNs) {
   if (static_cast<int>(endpoints.size()) != size_) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "need one data endpoint per rank");
   if (token.size() >= kTokenBytes) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "mesh token too long");
-  const uint64_t deadline = nowNs() + timeoutNs;
+  const ConnectLimits deadline{nowNs() + timeoutNs, policy_};
   Hello mine{kHelloMagic, static_cast<uint32_t>(rank_), {}};
   std::strncpy(mine.token, token.c_str(), kTokenBytes - 1);
   // Lower ranks' listeners exist (the plan comes after every rank listens); a dial waits in their backlog.
@@ -238,6 +246,8 @@ void SocketMesh::close() {
   }
   if (listener_ >= 0) ::close(listener_);
   listener_ = -1;
+  // A mesh closed before it connected (its plan was abandoned) leaves no socket file behind.
+  if (unix_ && !unixPath_.empty()) unlink(unixPath_.c_str());
 }
 
 }  // namespace tessera::comm

@@ -14,6 +14,8 @@
 namespace tessera::comm {
 namespace {
 std::atomic<uint64_t> generation{0};
+/** The highest plan generation aborted by abortTagged. */
+std::atomic<uint64_t> abortedTag{0};
 }
 
 void throwRankLost(const std::string& why) {
@@ -27,6 +29,17 @@ uint64_t nowNs() {
 void abortAll() { generation.fetch_add(1, std::memory_order_seq_cst); }
 
 uint64_t abortGeneration() { return generation.load(std::memory_order_relaxed); }
+
+void abortTagged(uint64_t tag) {
+  uint64_t seen = abortedTag.load(std::memory_order_relaxed);
+  while (seen < tag && !abortedTag.compare_exchange_weak(seen, tag, std::memory_order_seq_cst)) {
+  }
+}
+
+bool aborted(const WaitPolicy& policy) {
+  if (abortGeneration() != policy.generation) return true;
+  return policy.tag != 0 && abortedTag.load(std::memory_order_relaxed) >= policy.tag;
+}
 
 WaitPolicy WaitPolicy::fromEnvironment() {
   WaitPolicy policy{};

@@ -20,6 +20,10 @@ class CommError : public std::runtime_error {
 
 [[noreturn]] void throwRankLost(const std::string& why);
 
+struct WaitPolicy;
+/** Whether the waits of a mesh with `policy` must fail: abortAll() since it was made, or abortTagged() of its tag. */
+bool aborted(const WaitPolicy& policy);
+
 /** Monotonic nanoseconds. */
 uint64_t nowNs();
 
@@ -27,6 +31,13 @@ uint64_t nowNs();
 void abortAll();
 /** The abort generation a mesh records when it is made; a wait compares it with the current one. */
 uint64_t abortGeneration();
+/**
+ * Aborts the meshes tagged with a plan generation up to `tag` (set by
+ * WaitPolicy::tag), made before or after this call; others are untouched.
+ * A rank aborts its lost plan this way, so an abort that arrives late (the
+ * rank already set up the next plan) cannot end the next plan's waits.
+ */
+void abortTagged(uint64_t tag);
 
 /** Tuning of one mesh's waits. */
 struct WaitPolicy {
@@ -48,6 +59,8 @@ struct WaitPolicy {
   uint64_t stallNs = 0;
   /** abortGeneration() when the mesh was made. */
   uint64_t generation;
+  /** The plan generation this mesh serves (0: untagged, only abortAll ends its waits). */
+  uint64_t tag = 0;
 
   static WaitPolicy fromEnvironment();
   /** Adapts adaptiveSpinNs to a wait that took `waitedNs`. */
@@ -85,7 +98,7 @@ class WaitClock {
   template <class PeersGone>
   void check(PeersGone peersGone, const char* what) {
     const uint64_t now = nowNs();
-    if (abortGeneration() != policy_.generation) throw CommError("TESSERA_ERR_RANK_LOST", std::string("collectives were aborted while ") + what);
+    if (aborted(policy_)) throw CommError("TESSERA_ERR_RANK_LOST", std::string("collectives were aborted while ") + what);
     if (policy_.stallNs != 0 && now - start_ > policy_.stallNs) {
       throw CommError("TESSERA_ERR_RANK_LOST", std::string("no progress for ") + std::to_string(policy_.stallNs / 1'000'000) + " ms while " + what + "; a peer is stuck or unreachable");
     }

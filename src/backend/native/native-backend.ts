@@ -9,6 +9,7 @@
  * float product by the activation rounding. `floatActivations: true` dots in
  * float32 instead (within float rounding of the exact product, slower prefill).
  */
+import { gatherRowsOnHost } from '../gather-rows.js';
 import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvWriteBatchArgs, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
@@ -252,6 +253,10 @@ export class NativeBackend implements Backend {
   siluMul(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array {
     check(gate.length === up.length, 'TESSERA_ERR_INVALID_ARGUMENT', `siluMul got ${gate.length} gate and ${up.length} up values`);
     return this.addon.siluMul(this.context, gate, up, outOrNew(out, gate.length));
+  }
+
+  gatherRows(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array {
+    return gatherRowsOnHost(x, rows, rowSize);
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {

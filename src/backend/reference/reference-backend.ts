@@ -3,6 +3,7 @@
  * but exact to the contract in backend.ts. Models run on it in tests and
  * wherever the native addon is missing.
  */
+import { gatherRowsOnHost } from '../gather-rows.js';
 import {
   reductionLeafSize, type AttentionArgs, type AttentionBatchArgs, type Backend, type KvPool, type KvWriteBatchArgs, type RopeArgs, type Weight,
 } from '../backend.js';
@@ -81,6 +82,10 @@ export class ReferenceBackend implements Backend {
 
   siluMul(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array {
     return intoOut(siluMul(gate, up), out);
+  }
+
+  gatherRows(x: Float32Array, rows: Int32Array, rowSize: number): Float32Array {
+    return gatherRowsOnHost(x, rows, rowSize);
   }
 
   addInPlace(a: Float32Array, b: Float32Array): void {

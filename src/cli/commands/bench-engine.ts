@@ -17,6 +17,7 @@ interface BenchEngineOptions {
   rounds: number;
   promptLens: string;
   decodeTokens: number;
+  decodeBatches: string;
   out: string;
 }
 
@@ -33,6 +34,7 @@ export function registerBenchEngineCommand(bench: Command): void {
     .option('--rounds <n>', 'alternating rounds; each figure is the best round', numberOption('--rounds', 1, 100, true), 3)
     .option('--prompt-lens <list>', 'prompt lengths for prefill', '128,512')
     .option('--decode-tokens <n>', 'tokens generated for the decode rate', numberOption('--decode-tokens', 2, 1e5, true), 64)
+    .option('--decode-batches <list>', 'also measure decode of this many sequences stepping together, e.g. 1,16', '')
     .option('--out <dir>', 'folder for the JSON result', join('bench', 'results'))
     .action(async (options: BenchEngineOptions) => {
       const threads = options.threads ?? NativeBackend.describeCpu()?.physicalCores ?? availableParallelism();
@@ -45,6 +47,7 @@ export function registerBenchEngineCommand(bench: Command): void {
         rounds: options.rounds,
         promptLengths: parseIdList(options.promptLens),
         decodeTokens: options.decodeTokens,
+        decodeBatches: options.decodeBatches ? parseIdList(options.decodeBatches) : [],
         log: (line) => process.stderr.write(`${line}\n`),
       });
       mkdirSync(options.out, { recursive: true });
@@ -62,10 +65,12 @@ function formatTable(result: EngineBenchResult): string {
     rows.push([`prefill ${length} tok/s`, cell(result.tessera.prefill[length]), cell(peer?.prefill[length]), cell(result.ratios?.prefill[length], 2)]);
   }
   rows.push([`decode tok/s`, cell(result.tessera.decode, 2), cell(peer?.decode, 2), cell(result.ratios?.decode, 2)]);
+  for (const [size, rate] of Object.entries(result.tessera.batchDecode ?? {})) rows.push([`decode batch ${size} tok/s`, cell(rate, 2), '-', '']);
   rows.push(['decode / bandwidth limit', cell(result.tessera.decodeBandwidthFraction * 100) + '%', peer ? cell(peer.decodeBandwidthFraction * 100) + '%' : '-', '']);
   rows.push(['load ms', cell(result.tessera.loadMs, 0), cell(peer?.loadMs, 0), cell(result.ratios?.loadTime, 2)]);
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const lines = rows.map((row) => row.map((text, column) => (column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column]))).join('  '));
-  const header = `${result.model.path} (${result.model.dtypes.join('+')}, ${(result.model.bytes / 2 ** 20).toFixed(0)} MiB), ${result.threads} threads, ${result.machine.cpuModel}, bandwidth ${result.memoryBandwidthGBs.toFixed(1)} GB/s, load ${result.machine.loadAverage.toFixed(2)}`;
+  const where = result.device ? `${result.backend} on ${result.device.description || result.device.device}` : `${result.threads} threads, ${result.machine.cpuModel}`;
+  const header = `${result.model.path} (${result.model.dtypes.join('+')}, ${(result.model.bytes / 2 ** 20).toFixed(0)} MiB), ${where}, bandwidth ${result.memoryBandwidthGBs.toFixed(1)} GB/s, load ${result.machine.loadAverage.toFixed(2)}`;
   return [header, ...lines].join('\n');
 }

@@ -34,7 +34,7 @@ export function registerBenchServeCommand(bench: Command): void {
     .command('serve')
     .description('start a server in this process and measure output tok/s, TTFT and TPOT at each concurrency')
     .requiredOption('--model <path>', 'model path or synth:PRESET[:DTYPE]')
-    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
+    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference; webgpu: the GPU)').choices([...BACKEND_CHOICES]).default('auto'))
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
     .addOption(tileCacheOption())
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { registerBenchCommCommand } from './bench-comm.js';
 import { registerBenchEngineCommand } from './bench-engine.js';
+import { registerBenchRouterCommand } from './bench-router.js';
 import { registerBenchServeCommand } from './bench-serve.js';
 
 export function registerBenchCommand(program: Command): Command {
@@ -13,5 +14,6 @@ export function registerBenchCommand(program: Command): Command {
   registerBenchServeCommand(bench);
   registerBenchCommCommand(bench);
   registerBenchEngineCommand(bench);
+  registerBenchRouterCommand(bench);
   return bench;
 }

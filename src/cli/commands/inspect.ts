@@ -1,18 +1,33 @@
-/** `tessera inspect`: what a model file holds, without loading its weights. */
+/** `tessera inspect`: what a model file holds, without loading its weights; `--devices`: the GPUs WebGPU finds. */
 import type { Command } from 'commander';
 import { byteSize } from '../../core/dtype.js';
+import { TesseraError } from '../../core/errors.js';
+import { NO_ADAPTER_HINT, listAdapters } from '../../backend/webgpu/gpu-adapter.js';
+import type { AdapterDescription } from '../../backend/webgpu/gpu-protocol.js';
 import { openModelFiles } from '../../engine/model-files.js';
 import { matrixShape } from '../../format/tensor-store.js';
-import { addModelOptions, type ModelOptions } from '../model-options.js';
+import type { ModelOptions } from '../model-options.js';
 
-interface InspectOptions extends ModelOptions {
+interface InspectOptions extends Partial<ModelOptions> {
   json?: boolean;
+  devices?: boolean;
 }
 
 export function registerInspectCommand(program: Command): void {
-  addModelOptions(program.command('inspect').description('show architecture, config and tensors of a model'))
+  program
+    .command('inspect')
+    .description('show architecture, config and tensors of a model, or (--devices) the GPU adapters WebGPU finds')
+    .option('--model <path>', 'GGUF file, Hugging Face model directory, or llama2.c .bin checkpoint')
+    .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints (default: tokenizer.bin or tok*.bin beside the model)')
+    .option('--devices', 'list the WebGPU adapters (GPUs) found, with their features and limits')
     .option('--json', 'print one JSON object')
-    .action((options: InspectOptions) => {
+    .option('--verbose', 'print stack traces on errors')
+    .action(async (options: InspectOptions) => {
+      if (options.devices) {
+        await inspectDevices(options.json === true);
+        return;
+      }
+      if (!options.model) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'inspect needs --model PATH (or --devices)');
       const files = openModelFiles(options.model, { tokenizerPath: options.tokenizer });
       files.store.close();
       const tensors = files.store.list().map((info) => {
@@ -57,4 +72,27 @@ function printReport(report: {
     ...report.tensors.map((t) => `  ${t.name.padEnd(28)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The adapters Dawn finds; none is TESSERA_ERR_NO_GPU_ADAPTER with how to get one. */
+async function inspectDevices(json: boolean): Promise<void> {
+  const adapters = await listAdapters();
+  if (adapters.length === 0) throw new TesseraError('TESSERA_ERR_NO_GPU_ADAPTER', `no WebGPU adapter was found; ${NO_ADAPTER_HINT}`);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ adapters }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${adapters.map(describe).join('\n\n')}\n`);
+}
+
+function describe(adapter: AdapterDescription, index: number): string {
+  const { limits } = adapter;
+  const name = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(' / ');
+  return [
+    `adapter ${index}: ${name}${adapter.isFallbackAdapter ? ' (software fallback)' : ''}`,
+    `  features: ${adapter.features.join(', ')}`,
+    `  maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}, maxBufferSize ${limits.maxBufferSize}, ` +
+      `maxComputeWorkgroupStorageSize ${limits.maxComputeWorkgroupStorageSize}, maxComputeInvocationsPerWorkgroup ${limits.maxComputeInvocationsPerWorkgroup}`,
+    `  limits: ${Object.entries(limits).map(([key, value]) => `${key} ${value}`).join(', ')}`,
+  ].join('\n');
 }

@@ -8,8 +8,12 @@ import { DEFAULT_MAX_BODY_BYTES } from '../../serve/server.js';
 import { kvCacheDtypeOption, numberOption, tileCacheOption } from '../model-options.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
+import { exitWithParent } from '../../router/local-replicas.js';
+import { addRoutingOptions } from './router.js';
+import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
+import { stopOnSignals } from '../stop-on-signals.js';
 
-interface ServeOptions extends ParallelOptions {
+export interface ServeOptions extends ParallelOptions {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -17,6 +21,7 @@ interface ServeOptions extends ParallelOptions {
   host: string;
   port: number;
   apiKey?: string;
+  adminKey?: string;
   maxNumSeqs: number;
   maxModelLen?: number;
   maxBatchTokens: number;
@@ -26,6 +31,7 @@ interface ServeOptions extends ParallelOptions {
   maxBodyBytes: number;
   servedModelName?: string;
   prefixCaching: boolean;
+  drainTimeout: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -33,13 +39,14 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('serve a model over an OpenAI-compatible HTTP API (continuous batching, paged KV cache, prefix caching)')
     .requiredOption('--model <path>', 'GGUF file, HF directory, llama2.c .bin, or synth:PRESET[:DTYPE] for random weights')
-    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference)').choices([...BACKEND_CHOICES]).default('auto'))
+    .addOption(new Option('--backend <name>', 'compute backend (auto: native when built, else reference; webgpu: the GPU)').choices([...BACKEND_CHOICES]).default('auto'))
     .option('--threads <n>', 'compute threads of the native backend (default: physical cores)', numberOption('--threads', 1, 1024, true))
     .addOption(tileCacheOption())
     .option('--tokenizer <path>', 'tokenizer file for llama2.c checkpoints')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
     .option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 routes (default: $TESSERA_API_KEY, else none)')
+    .option('--admin-key <key>', 'turn on /admin/cluster and /admin/reshard, which require Authorization: Bearer KEY (default: $TESSERA_ADMIN_KEY, else off)')
     .option('--max-num-seqs <n>', 'sequences in the running batch at once', numberOption('--max-num-seqs', 1, 4096, true), DEFAULT_CORE_OPTIONS.maxNumSeqs)
     .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
     .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
@@ -49,9 +56,13 @@ export function registerServeCommand(program: Command): void {
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
+    .option('--replicas <n>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply', numberOption('--replicas', 1, 256, true))
+    .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
-  addParallelOptions(command).action(async (options: ServeOptions) => {
+  addRoutingOptions(addParallelOptions(command)).action(async (options: ServeReplicasOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      exitWithParent();
+      if (options.replicas !== undefined) return serveReplicas(options, log);
       const mesh = meshPlanOf(options);
       const server = await launchServer({
         model: options.model,
@@ -61,6 +72,7 @@ export function registerServeCommand(program: Command): void {
         host: options.host,
         port: options.port,
         apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
+        adminKey: options.adminKey ?? process.env.TESSERA_ADMIN_KEY,
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,
@@ -69,11 +81,6 @@ export function registerServeCommand(program: Command): void {
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
-      const stop = (): void => {
-        log('shutting down');
-        server.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stopOnSignals(server, options.drainTimeout * 1000, log);
     });
 }

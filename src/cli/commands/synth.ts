@@ -13,6 +13,7 @@ interface SynthCliOptions {
   format: 'gguf' | 'hf';
   seed: string;
   layers?: string;
+  repeatLayers?: boolean;
 }
 
 function wholeNumber(flag: string, text: string): number {
@@ -34,6 +35,7 @@ export function registerSynthCommand(program: Command): void {
     .addOption(new Option('--format <format>', 'file format').choices(['gguf', 'hf']).default('gguf'))
     .option('--seed <n>', 'random seed', '0')
     .option('--layers <n>', 'number of layers (default: the preset\'s)')
+    .option('--repeat-layers', 'give every layer the weights of layer 0 (fast, for benchmarks of large shapes; GGUF only)')
     .action(async (options: SynthCliOptions) => {
       const arch = options.arch ?? getPreset(options.preset).defaultArch;
       const bar = process.stderr.isTTY
@@ -52,6 +54,7 @@ export function registerSynthCommand(program: Command): void {
           format: options.format,
           seed: wholeNumber('--seed', options.seed),
           layers: options.layers === undefined ? undefined : wholeNumber('--layers', options.layers),
+          repeatLayers: options.repeatLayers === true,
           onProgress: (done, total) => {
             if (!bar) return;
             if (done === 0) bar.start(Math.max(1, megaElements(total)), 0);

@@ -1,0 +1,71 @@
+/**
+ * `tessera serve --replicas 2` as a user runs it: one command, two replica
+ * processes behind a router. A replica that dies is started again on its
+ * port and taken back; SIGTERM stops everything with status 0; a parent
+ * that is SIGKILLed takes its replicas with it.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import OpenAI from 'openai';
+import { fixture } from '../../testing/fixtures.js';
+import { startServeProcess } from '../../testing/serve-process.js';
+
+/** Pids of `parent`'s child processes. */
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const ARGS = ['--port', '0', '--replicas', '2', '--api-key', 'k', '--backend', 'reference', '--kv-cache-mib', '4', '--served-model-name', 'stories', '--health-interval', '100'];
+
+test('serve --replicas 2: two replicas behind one router; a killed replica comes back; SIGTERM exits 0 with its replicas', { timeout: 90_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const server = await startServeProcess(['--model', model, ...ARGS]);
+  try {
+    assert.match(server.stderr(), /router over 2 replicas, policy prefix/);
+    const replicas = childrenOf(server.pid);
+    assert.equal(replicas.length, 2, server.stderr());
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    const ask = (): Promise<string> => client.completions.create({ model: 'stories', prompt: 'Once upon a time', max_tokens: 12, temperature: 0 }).then((r) => r.choices[0].text);
+    const first = await Promise.all([ask(), ask(), ask(), ask()]);
+    assert.equal(new Set(first).size, 1, 'greedy: the same text from either replica');
+    process.kill(replicas[0], 'SIGKILL');
+    await until(() => /starting it again on the same port/.test(server.stderr()), 'the restart');
+    await until(() => /: down → half-open|: connecting → up/.test(server.stderr().split('starting it again')[1] ?? ''), 'the router taking it back');
+    assert.deepEqual(await Promise.all([ask(), ask()]), [first[0], first[0]]);
+  } finally {
+    server.kill('SIGTERM');
+  }
+  assert.equal(await server.exited, 0, server.stderr());
+  assert.deepEqual(childrenOf(server.pid), []);
+});
+
+test('a SIGKILLed serve --replicas takes its replica processes with it', { timeout: 60_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const server = await startServeProcess(['--model', model, ...ARGS]);
+  const replicas = childrenOf(server.pid);
+  assert.equal(replicas.length, 2);
+  server.kill('SIGKILL');
+  await server.exited;
+  await until(() => replicas.every((pid) => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')), 'the replicas to exit', 20_000);
+});
