@@ -57,6 +57,7 @@
         "src/comm/tree-sum.cc",
         "src/comm/wait.cc",
         "src/cpu.cc",
+        "src/huge-bytes.cc",
         "src/matmul.cc",
         "src/ops.cc",
         "src/packed-tile.cc",

@@ -19,6 +19,7 @@
 
 #include "bandwidth.h"
 #include "comm/comm-bindings.h"
+#include "huge-bytes.h"
 #include "cpu.h"
 #include "kv-bindings.h"
 #include "matmul.h"
@@ -302,6 +303,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   addCommBindings(env, exports);
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));
   return exports;
 }
 
