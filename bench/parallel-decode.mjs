@@ -67,7 +67,7 @@ const sequences = Number(values.sequences);
 const floor = threads >= 16 ? 0.95 : 1.0;
 
 function tessera(args, env = {}) {
-  const timeout = Number.isFinite(leftMs()) ? Math.max(1000, leftMs()) : undefined;
+  const timeout = Number.isFinite(leftMs()) ? Math.max(1000, Math.floor(leftMs())) : undefined;
   const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 2 ** 20, timeout, killSignal: 'SIGKILL' });
   if (result.error?.code === 'ETIMEDOUT') throw new OutOfBudget(args);
   if (result.status !== 0) throw new Error(`tessera ${args.join(' ')} failed:\n${result.stderr}`);
