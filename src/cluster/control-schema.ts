@@ -12,7 +12,7 @@ import type { TraceEvent } from '../core/trace-event.js';
 import type { KvLayout } from './rank-runner.js';
 import type { MeshAddress } from '../parallel/socket-transport.js';
 import type { NodeHardware } from './cluster-state.js';
-import type { ControlMessage, HeartbeatTiming, StepSegment } from './control-message.js';
+import type { ControlMessage, HeartbeatTiming, RankStepSums, StepSegment } from './control-message.js';
 import { array, bool, either, int, num, object, oneOf, optional, pair, record, str, tagged, type Schema } from '../core/schema.js';
 
 const SAFE = Number.MAX_SAFE_INTEGER;
@@ -32,7 +32,8 @@ const stepId = int(0, SAFE);
 /** A step id, or -1 for "not a step". */
 const stepOrNone = int(-1, SAFE);
 const bytes = num(0, 2 ** 62);
-const millis = num(0, 1e12);
+/** Times are differences of clocks: a rounding may dip a hair below 0. */
+const millis = num(-1e6, 1e12);
 
 /** The code is only carried back into a TesseraError; its form is checked, its name is the peer's word. */
 const errorCode = str(64, /^TESSERA_ERR_[A-Z0-9_]+$/) as Schema<ErrorCode>;
@@ -46,9 +47,14 @@ const hardware = object<NodeHardware>({
 
 const heartbeat = object<HeartbeatTiming>({ intervalMs: int(1, 3_600_000), timeoutMs: int(1, 36_000_000) });
 
-const tcpAddress = object<Extract<MeshAddress, { kind: 'tcp' }>>({ kind: oneOf('tcp'), host: str(255), port: int(1, 65535) });
-const unixAddress = object<Extract<MeshAddress, { kind: 'unix' }>>({ kind: oneOf('unix'), path: PATH });
-const meshAddress: Schema<MeshAddress> = either(tcpAddress, unixAddress, 'a TCP or Unix mesh address');
+/** The native data-plane socket beside a socket address: "host:port" or a path. */
+const dataSocket = optional(str(4096));
+const tcpAddress = object<Extract<MeshAddress, { kind: 'tcp' }>>({ kind: oneOf('tcp'), host: str(255), port: int(1, 65535), data: dataSocket });
+const unixAddress = object<Extract<MeshAddress, { kind: 'unix' }>>({ kind: oneOf('unix'), path: PATH, data: dataSocket });
+const shmAddress = object<Extract<MeshAddress, { kind: 'shm' }>>({ kind: oneOf('shm'), path: PATH });
+const meshAddress: Schema<MeshAddress> = either(either(tcpAddress, unixAddress, 'a socket address'), shmAddress, 'a TCP, Unix or shared-memory mesh address');
+
+const stepSums = object<RankStepSums>({ steps: int(0, SAFE), tokens: int(0, SAFE), stepMs: millis, computeMs: millis, waitMs: millis, transferMs: millis, eventLoopMs: millis });
 
 const pool = object<KvLayout>({ numBlocks: int(1, 1 << 24), blockSize: int(1, 1 << 16) });
 
@@ -95,13 +101,14 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
   'beat-hello': object<Of<'beat-hello'>>({ type: oneOf('beat-hello'), protocol: int(0, SAFE), nodeId: str(64, /^[A-Za-z0-9_-]+$/) }),
   beat: object<Of<'beat'>>({ type: oneOf('beat') }),
   abort: object<Of<'abort'>>({ type: oneOf('abort'), generation }),
-  prepare: object<Of<'prepare'>>({ type: oneOf('prepare'), generation, rank: int(0, MAX_RANKS - 1), size: int(1, MAX_RANKS), transport: oneOf('tcp', 'unix') }),
+  prepare: object<Of<'prepare'>>({ type: oneOf('prepare'), generation, rank: int(0, MAX_RANKS - 1), size: int(1, MAX_RANKS), transport: oneOf('tcp', 'unix', 'shm') }),
   listening: object<Of<'listening'>>({ type: oneOf('listening'), generation, address: meshAddress }),
   plan,
   ready: object<Of<'ready'>>({ type: oneOf('ready'), generation, bytesRead: bytes, newBytes: bytes, bytesHeld: bytes, loadMs: millis }),
   release: object<Of<'release'>>({ type: oneOf('release'), generation }),
   step: object<Of<'step'>>({ type: oneOf('step'), generation, id: stepId, pool, segments: array(segment, MAX_SEGMENTS, 1) }),
-  logits: object<Of<'logits'>>({ type: oneOf('logits'), generation, id: stepId, computeMs: millis, waitMs: millis }),
+  logits: object<Of<'logits'>>({ type: oneOf('logits'), generation, id: stepId, computeMs: millis, waitMs: millis, transferMs: optional(millis), eventLoopMs: optional(millis) }),
+  stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums }),
   'step-refused': object<Of<'step-refused'>>({ type: oneOf('step-refused'), generation, id: stepId, segment: int(-1, MAX_SEGMENTS), code: errorCode, message: MESSAGE }),
   'rank-failed': object<Of<'rank-failed'>>({ type: oneOf('rank-failed'), generation, id: stepOrNone, code: errorCode, message: MESSAGE }),
   shutdown: object<Of<'shutdown'>>({ type: oneOf('shutdown') }),

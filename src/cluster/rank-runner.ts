@@ -2,8 +2,9 @@
  * The step loop of one rank: stage 0 embeds, every stage runs its layers,
  * hands its hidden states to the same tensor-parallel rank of the next
  * stage, and the last stage computes logits (reported by its tp rank 0).
- * Each rank keeps one pool of KV blocks (its own heads and layers) that
- * mirrors the driver's: same block count, same block size, same block ids.
+ * Each rank keeps one pool of KV blocks (its own heads, and only its own
+ * stage's layers) that mirrors the driver's: same block count, same block
+ * size, same block ids.
  * A step names each sequence by its block table, so blocks the driver
  * shares between sequences (prefix caching) are shared here too.
  */
@@ -45,6 +46,11 @@ export class RankRunner {
     /** Element type of this rank's KV blocks. */
     private readonly kvDtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {}
+
+  /** This rank's KV pool (its own heads and layers), once the first step has sized it. */
+  get kv(): KvCache | undefined {
+    return this.pool;
+  }
 
   /** Whether this rank's step result is the logits the engine gets. */
   get reports(): boolean {
@@ -108,8 +114,9 @@ export class RankRunner {
     if (!Number.isInteger(numBlocks) || numBlocks < 1 || !Number.isInteger(blockSize) || blockSize < 1) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step names a KV pool of ${numBlocks} blocks of ${blockSize} tokens; both must be positive integers`);
     }
-    if (!this.pool) checkPoolFits(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
-    this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
+    if (!this.pool) checkPoolFits(this.stage.kvConfig, this.stage.plan.endLayer - this.stage.plan.startLayer, numBlocks, blockSize, this.kvDtype);
+    // Pools for this stage's layers only: a pipeline stage never touches the others.
+    this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype, [this.stage.plan.startLayer, this.stage.plan.endLayer]);
     if (this.pool.numBlocks !== numBlocks || this.pool.blockSize !== blockSize) {
       throw new TesseraError(
         'TESSERA_ERR_INVALID_ARGUMENT',
@@ -152,8 +159,8 @@ function checkSegment(pool: KvCache, { blockTable, positions, ids }: StepRequest
 }
 
 /** The pool's size comes from the driver's message: refuse one larger than this machine's memory before allocating it. */
-function checkPoolFits(config: { numLayers: number; numKvHeads: number; headDim: number }, numBlocks: number, blockSize: number, dtype: KvDtype): void {
-  const bytes = 2 * config.numLayers * numBlocks * blockSize * config.numKvHeads * config.headDim * kvDtypeBytes(dtype);
+function checkPoolFits(config: { numKvHeads: number; headDim: number }, layers: number, numBlocks: number, blockSize: number, dtype: KvDtype): void {
+  const bytes = 2 * layers * numBlocks * blockSize * config.numKvHeads * config.headDim * kvDtypeBytes(dtype);
   if (bytes > totalmem()) {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a KV pool of ${numBlocks} blocks of ${blockSize} tokens needs ${bytes} bytes on this rank, more than its ${totalmem()} bytes of memory`);
   }
