@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'TESSERA_ERR_UNKNOWN_MODEL'
   | 'TESSERA_ERR_UNKNOWN_HARDWARE'
   | 'TESSERA_ERR_PLAN_DOES_NOT_FIT'
+  /** A KV transfer between a prefill and a decode replica broke (a replica or the link went away); retryable: the router prefills again. */
+  | 'TESSERA_ERR_KV_TRANSFER_FAILED'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {
