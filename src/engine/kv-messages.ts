@@ -34,6 +34,10 @@ export interface KvRows {
 
 /** To the engine's thread. */
 export type KvToEngine =
+  /** Decode side, before the sequence: hold blocks for the KV of `tokens` (prompt and resumed ids). */
+  | { type: 'reserve'; transfer: TransferId; tokens: number[] }
+  /** Decode side: the reservation is not wanted any more (nothing was submitted for it). */
+  | { type: 'release'; transfer: TransferId }
   | ({ type: 'rows' } & KvRows)
   /** The prefill's sampled ids (one): the decode side admits the sequence once its rows are all in. */
   | { type: 'commit'; transfer: TransferId; ids: number[] }
@@ -42,8 +46,8 @@ export type KvToEngine =
 
 /** From the engine's thread. */
 export type KvFromEngine =
-  /** Decode side: blocks are held; positions below skipPositions were already cached here and need not be sent. */
-  | { type: 'reserved'; transfer: TransferId; sequenceId: number; skipPositions: number; blocks: number }
+  /** Decode side: `blocks` are held (-1: too few are free); positions below skipPositions were cached here and need not be sent. */
+  | { type: 'reserved'; transfer: TransferId; skipPositions: number; blocks: number }
   /** Decode side: every row and the ids arrived; the sequence joined the scheduler. */
   | { type: 'admitted'; transfer: TransferId; sequenceId: number }
   /** Prefill side: rows computed by the latest layer. */

@@ -122,6 +122,7 @@ async function disaggregate(c: Case): Promise<void> {
     await run(decode.core);
   }
   const transfer = 't-1' as TransferId;
+  decode.kv.apply({ type: 'reserve', transfer, tokens: [...c.request.promptIds, ...(c.request.resumeIds ?? [])] });
   decode.kv.add(7, c.request, { receive: { transfer } });
   const reserved = decode.messages.find((m) => m.type === 'reserved');
   assert.ok(reserved?.type === 'reserved' && reserved.blocks > 0, 'the decode core reserved blocks');
@@ -178,6 +179,7 @@ test('a sequence that ends at its first token is not handed off; a cancelled res
   const transfer = 't-2' as TransferId;
   const request = { ...base, promptIds: prompt(30, 6), maxTokens: 1 };
   const free = decode.core.blocks.freeCount;
+  decode.kv.apply({ type: 'reserve', transfer, tokens: request.promptIds });
   decode.kv.add(1, request, { receive: { transfer } });
   assert.equal(decode.core.blocks.freeCount, free - 2);
   prefill.kv.add(1, request, { send: { transfer, skipPositions: 0 } });
@@ -195,6 +197,7 @@ test('an aborted transfer fails its sequence with a retryable code and frees its
   const decode = side('f32', 64);
   const transfer = 't-3' as TransferId;
   const free = decode.core.blocks.freeCount;
+  decode.kv.apply({ type: 'reserve', transfer, tokens: prompt(18) });
   decode.kv.add(4, { ...base, promptIds: prompt(18) }, { receive: { transfer } });
   decode.kv.apply({ type: 'abort', transfer, message: 'the prefill replica went away' });
   assert.deepEqual(decode.rejected, ['TESSERA_ERR_KV_TRANSFER_FAILED: the prefill replica went away']);

@@ -18,9 +18,10 @@ import type { LayerTap } from './layer-tap-runner.js';
 import type { SequenceOutput, SequenceRequest } from './sequence.js';
 
 interface Import {
-  sequenceId: number;
-  request: SequenceRequest;
   reservation: KvReservation;
+  /** The sequence the blocks are for, once it is submitted. */
+  sequenceId: number | undefined;
+  request: SequenceRequest | undefined;
   /** The prefill's sampled ids, once committed. */
   ids: number[] | undefined;
 }
@@ -59,21 +60,20 @@ export class KvTransfers implements LayerTap {
       this.exports.set(sequenceId, role.send.transfer);
       return;
     }
-    const transfer = role.receive.transfer;
-    const tokens = [...request.promptIds, ...(request.resumeIds ?? [])];
-    const { numLayers, numKvHeads } = this.core.config;
-    const reservation = KvReservation.reserve(this.core.blocks, tokens, numLayers, numKvHeads);
-    if (!reservation) {
-      this.options.send({ type: 'reserved', transfer, sequenceId, skipPositions: 0, blocks: -1 });
-      return;
-    }
-    this.imports.set(transfer, { sequenceId, request, reservation, ids: undefined });
-    this.options.send({ type: 'reserved', transfer, sequenceId, skipPositions: reservation.skipPositions, blocks: reservation.blocks.length });
+    const entry = this.imports.get(role.receive.transfer);
+    if (!entry || entry.sequenceId !== undefined) throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `no KV blocks are reserved for transfer ${role.receive.transfer}; reserve them first`);
+    const tokens = request.promptIds.length + (request.resumeIds?.length ?? 0);
+    if (tokens !== entry.reservation.positions) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `transfer ${role.receive.transfer} reserved ${entry.reservation.positions} positions but the sequence has ${tokens} tokens`);
+    entry.sequenceId = sequenceId;
+    entry.request = request;
+    this.admitWhenComplete(role.receive.transfer, entry);
   }
 
   apply(message: KvToEngine): void {
+    if (message.type === 'reserve') return this.reserve(message.transfer, message.tokens);
     const entry = this.imports.get(message.transfer);
-    if (!entry) return; // cancelled meanwhile: what is still in flight for it is dropped
+    if (!entry) return; // released meanwhile: what is still in flight for it is dropped
+    if (message.type === 'release') return this.release(message.transfer, entry);
     try {
       if (message.type === 'rows') entry.reservation.write(message);
       else if (message.type === 'commit') entry.ids = message.ids;
@@ -84,13 +84,22 @@ export class KvTransfers implements LayerTap {
     }
   }
 
+  private reserve(transfer: TransferId, tokens: readonly number[]): void {
+    const { numLayers, numKvHeads } = this.core.config;
+    const reservation = KvReservation.reserve(this.core.blocks, tokens, numLayers, numKvHeads);
+    if (!reservation) return this.options.send({ type: 'reserved', transfer, skipPositions: 0, blocks: -1 });
+    this.imports.set(transfer, { reservation, sequenceId: undefined, request: undefined, ids: undefined });
+    this.options.send({ type: 'reserved', transfer, skipPositions: reservation.skipPositions, blocks: reservation.blocks.length });
+  }
+
+  private release(transfer: TransferId, entry: Import): void {
+    entry.reservation.release();
+    this.imports.delete(transfer);
+  }
+
   /** The host cancelled a sequence: free what a transfer holds for it. */
   cancel(sequenceId: number): void {
-    for (const [transfer, entry] of this.imports) {
-      if (entry.sequenceId !== sequenceId) continue;
-      entry.reservation.release();
-      this.imports.delete(transfer);
-    }
+    for (const [transfer, entry] of this.imports) if (entry.sequenceId === sequenceId) this.release(transfer, entry);
     const exported = this.exports.get(sequenceId);
     if (exported !== undefined) this.endExport(sequenceId, exported);
   }
@@ -122,19 +131,20 @@ export class KvTransfers implements LayerTap {
   }
 
   private admitWhenComplete(transfer: TransferId, entry: Import): void {
-    if (entry.ids === undefined || !entry.reservation.complete) return;
+    if (entry.ids === undefined || entry.sequenceId === undefined || entry.request === undefined || !entry.reservation.complete) return;
     this.imports.delete(transfer);
-    const { reservation } = entry;
+    const { reservation, sequenceId } = entry;
     const request: SequenceRequest = { ...entry.request, resumeIds: [...(entry.request.resumeIds ?? []), ...entry.ids] };
-    this.core.add(entry.sequenceId, request, { blocks: reservation.blocks, blockHashes: reservation.cachedHashes, numComputed: reservation.positions });
+    this.core.add(sequenceId, request, { blocks: reservation.blocks, blockHashes: reservation.cachedHashes, numComputed: reservation.positions });
     reservation.handOver();
-    this.options.send({ type: 'admitted', transfer, sequenceId: entry.sequenceId });
+    this.options.send({ type: 'admitted', transfer, sequenceId });
   }
 
   private failImport(transfer: TransferId, entry: Import, error: unknown): void {
     this.imports.delete(transfer);
     entry.reservation.release();
     const code = isTesseraError(error) ? error.code : 'TESSERA_ERR_KV_TRANSFER_FAILED';
-    this.options.reject(entry.sequenceId, code, error instanceof Error ? error.message : String(error));
+    // Not yet submitted: the host hears of it when it submits (no reservation) or releases it.
+    if (entry.sequenceId !== undefined) this.options.reject(entry.sequenceId, code, error instanceof Error ? error.message : String(error));
   }
 }

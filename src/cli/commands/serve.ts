@@ -10,10 +10,11 @@ import type { KvDtype } from '../../core/kv-dtype.js';
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 import { exitWithParent } from '../../router/local-replicas.js';
 import { addRoutingOptions } from './router.js';
+import { addPdOptions, pdOf, type PdFlags } from '../pd-options.js';
 import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
 import { stopOnSignals } from '../stop-on-signals.js';
 
-export interface ServeOptions extends ParallelOptions {
+export interface ServeOptions extends ParallelOptions, PdFlags {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -57,7 +58,7 @@ export function registerServeCommand(program: Command): void {
     .option('--replicas <n>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply', numberOption('--replicas', 1, 256, true))
     .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
-  addRoutingOptions(addParallelOptions(command)).action(async (options: ServeReplicasOptions) => {
+  addPdOptions(addRoutingOptions(addParallelOptions(command))).action(async (options: ServeReplicasOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       exitWithParent();
       if (options.replicas !== undefined) return serveReplicas(options, log);
@@ -75,6 +76,7 @@ export function registerServeCommand(program: Command): void {
         maxWaiting: options.maxWaiting,
         mesh,
         trace: mesh ? undefined : options.trace,
+        pd: pdOf(options),
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });
