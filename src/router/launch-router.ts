@@ -13,6 +13,7 @@ import { DEFAULT_MAX_BODY_BYTES, TesseraServer } from '../serve/server.js';
 import { ReplicaSet } from './replica-set.js';
 import { RoutedEngineHost } from './routed-engine-host.js';
 import { RouterMetrics } from './router-metrics.js';
+import { PdMetrics } from './pd-metrics.js';
 import type { RoutingPolicy } from './routing-policy.js';
 
 export interface RouterLaunchOptions {
@@ -29,6 +30,8 @@ export interface RouterLaunchOptions {
   /** What the replicas require; never the client's key. */
   replicaApiKey?: string;
   policy?: RoutingPolicy;
+  /** Disaggregated prefill and decode: prompts to prefill replicas, their KV to decode replicas (by the replicas' --role). */
+  pd?: boolean;
   maxMigrations?: number;
   pollMs?: number;
   healthTimeoutMs?: number;
@@ -65,7 +68,8 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the replicas serve a model with ${reference.vocabSize} tokens but --model ${options.model} has ${files.config.vocabSize}; give the router the replicas' model`);
     }
     const policy = options.policy ?? 'prefix';
-    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, log }, metrics);
+    const pd = options.pd ? new PdMetrics(server.metrics.registry) : undefined;
+    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, pd, log }, metrics);
     const name = options.servedModelName ?? reference.model;
     server.setModel({
       host,
@@ -77,7 +81,8 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
       maxActiveSequences: options.maxActiveSequences ?? reference.maxActiveSequences * replicas.size,
       admission: server.admission,
     });
-    log(`serving "${name}" on ${server.url} (router over ${replicas.size} replicas, policy ${policy}, block size ${reference.limits.blockSize}, max model len ${reference.limits.maxModelLen})`);
+    const mode = pd ? 'disaggregated prefill and decode by the replicas\' roles, prefill policy prefix' : `policy ${policy}`;
+    log(`serving "${name}" on ${server.url} (router over ${replicas.size} replicas, ${mode}, block size ${reference.limits.blockSize}, max model len ${reference.limits.maxModelLen})`);
     return { server, metrics, replicas };
   } catch (error) {
     await server.close();
