@@ -87,7 +87,7 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
   }
 });
 
-test('a prefill replica SIGKILLed mid-transfer: every request is prefilled again elsewhere and answers byte for byte', { timeout: 120_000 }, async (t) => {
+test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: every request is prefilled again elsewhere and answers byte for byte', { timeout: 180_000 }, async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
   const started: Process[] = [];
@@ -95,25 +95,31 @@ test('a prefill replica SIGKILLed mid-transfer: every request is prefilled again
     const expected = await colocatedAnswers(model, started);
     // Small prefill steps, one sequence at a time: each prefill streams its rows over several steps, and a queue waits behind it.
     const slowPrefill = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
-    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', slowPrefill)), startServeProcess(serveArgs(model, 'prefill', slowPrefill)), startServeProcess(serveArgs(model, 'decode'))]);
+    const roles = [['prefill', slowPrefill], ['prefill', slowPrefill], ['decode', []], ['decode', []]] as const;
+    const replicas = await Promise.all(roles.map(([role, extra]) => startServeProcess(serveArgs(model, role, [...extra]))));
     started.push(...replicas);
     const router = await startTesseraProcess('router', routerArgs(model, replicas));
     started.push(router);
 
-    let killed = false;
+    let chunks = 0;
+    // What the first decode replica saw of the prefill replica's death, read just before it dies too.
+    let firstDecode: Promise<string> | undefined;
     const results = await sendAll(router.url, CLIENT_KEY, () => {
-      if (killed) return;
-      killed = true;
-      replicas[0].kill('SIGKILL');
+      chunks++;
+      if (chunks === 1) replicas[0].kill('SIGKILL');
+      if (chunks === 150) firstDecode = metricsOf(replicas[2].url).finally(() => replicas[2].kill('SIGKILL'));
     });
-    assert.ok(killed);
+    assert.ok(chunks > 150 && firstDecode, `both faults happened mid-run (${chunks} chunks)`);
     assertSame(results, expected, router.stderr());
-    const decode = await metricsOf(replicas[2].url);
-    assert.ok(series(decode, 'tessera_kv_transfers_total', 'direction="received",result="failed"') >= 1, `the kill cut transfers the decode replica had reserved blocks for\n${decode}`);
+    const cut = (text: string): number => series(text, 'tessera_kv_transfers_total', 'direction="received",result="failed"');
+    const failed = cut(await firstDecode) + cut(await metricsOf(replicas[3].url));
+    assert.ok(failed >= 1, 'the kill cut transfers a decode replica had reserved blocks for and was receiving');
     const metrics = await metricsOf(router.url);
     const moved = series(metrics, 'tessera_router_migrations_total', '') + series(metrics, 'tessera_router_reroutes_total', '');
-    assert.ok(moved >= 1, `sequences moved off the killed prefill replica\n${router.stderr()}`);
-    assert.match(router.stderr(), new RegExp(`replica ${replicas[0].url}: up → down`));
+    assert.ok(moved >= 2, `sequences moved off the killed replicas\n${router.stderr()}`);
+    assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
+    for (const killed of [replicas[0], replicas[2]]) assert.match(router.stderr(), new RegExp(`replica ${killed.url}: up → down`));
+    t.diagnostic(`KV transfers cut by the prefill kill: ${failed}; sequences moved: ${moved}`);
   } finally {
     for (const child of started) child.kill('SIGKILL');
   }
