@@ -7,7 +7,6 @@
  */
 import type { Command } from 'commander';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
@@ -30,6 +29,8 @@ export interface ParallelOptions {
   rankBackend?: RankBackend;
   rankThreads?: number;
   trace?: string;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
 }
 
 export function addParallelOptions(command: Command): Command {
@@ -43,6 +44,8 @@ export function addParallelOptions(command: Command): Command {
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
     .option('--rank-backend <b>', 'backend of each rank: reference, native, webgpu or auto (default: as --backend)', rankBackendOption)
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
+    .option('--heartbeat-interval-ms <ms>', 'how often each worker beats (default 250)', numberOption('--heartbeat-interval-ms', 10, 60_000, true))
+    .option('--heartbeat-timeout-ms <ms>', 'silence after which a worker is lost and the mesh re-shards (default 2000)', numberOption('--heartbeat-timeout-ms', 50, 600_000, true))
     .option(
       '--trace <file>',
       "write a Chrome trace JSON (opens in Perfetto) of every rank's steps, backend ops (tokens, weight dtype, shape and bytes) and messages (bytes, peer, wait vs transfer); one process or a mesh",
@@ -68,10 +71,21 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     port: listen?.port,
     token: options.token,
     backend: options.rankBackend ?? options.backend ?? 'auto',
-    threads: options.rankThreads ?? (listen === undefined ? localRankThreads(tp * options.pp) : undefined),
+    // Unset: forked ranks share this machine's cores, per plan (the coordinator divides them again after a re-shard).
+    threads: options.rankThreads,
     trace: options.trace,
     kvCacheDtype: options.kvCacheDtype,
+    heartbeat: heartbeatOf(options),
   };
+}
+
+function heartbeatOf(options: ParallelOptions): { intervalMs?: number; timeoutMs?: number } | undefined {
+  const { heartbeatIntervalMs: intervalMs, heartbeatTimeoutMs: timeoutMs } = options;
+  if (intervalMs === undefined && timeoutMs === undefined) return undefined;
+  if (intervalMs !== undefined && timeoutMs !== undefined && timeoutMs < 2 * intervalMs) {
+    throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--heartbeat-timeout-ms ${timeoutMs} must be at least twice --heartbeat-interval-ms ${intervalMs}, or every late beat loses a worker`);
+  }
+  return { intervalMs, timeoutMs };
 }
 
 /** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
@@ -124,9 +138,4 @@ export function hostAndPort(text: string): { host: string; port: number } {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `"${text}" is not HOST:PORT; e.g. 0.0.0.0:7070`);
   }
   return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
-}
-
-/** Ranks forked on this machine share its cores: more busy threads than cores collapses throughput. */
-function localRankThreads(ranks: number): number {
-  return Math.max(1, Math.floor(availableParallelism() / ranks));
 }

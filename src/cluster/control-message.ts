@@ -1,22 +1,36 @@
 /**
  * The control protocol between the coordinator (the process that runs the
- * engine) and its workers, over one framed TCP connection each: a JSON
- * header, then optional binary bytes (logits), in one frame.
+ * engine) and its workers, over framed TCP connections: a JSON header, then
+ * optional binary bytes (logits), in one frame. Each worker has two: the
+ * control connection (join, plans, steps) and the heartbeat connection,
+ * served by a thread of its own so that beats and aborts get through while
+ * the rank's main thread computes. Every message about a mesh names its
+ * plan generation, so messages of a mesh that was torn down are told apart.
  */
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
-import type { KvLayout } from './rank-runner.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
+import type { NodeHardware } from './cluster-state.js';
 
 export type ControlMessage =
-  | { type: 'hello'; token: string; pid: number }
+  // Joining (control connection): the worker reports itself, the coordinator names it.
+  | { type: 'hello'; token: string; pid: number; hardware: NodeHardware }
+  | { type: 'welcome'; nodeId: string; heartbeat: HeartbeatTiming }
   | { type: 'refused'; message: string }
-  | { type: 'assign'; rank: number; size: number; transport: SocketKind }
-  | { type: 'listening'; address: MeshAddress }
+  // The heartbeat connection, opened by the worker's heartbeat thread (heartbeat-thread.ts).
+  | { type: 'beat-hello'; token: string; nodeId: string }
+  | { type: 'beat' }
+  /** Abandon the steps of `generation` now (a rank of it was lost). */
+  | { type: 'abort'; generation: number }
+  // Setting up a generation's mesh: prepare → listening → plan → ready (or release for a spare).
+  | { type: 'prepare'; generation: number; rank: number; size: number; transport: SocketKind }
+  | { type: 'listening'; generation: number; address: MeshAddress }
   | {
       type: 'plan';
+      generation: number;
       addresses: MeshAddress[];
       meshToken: string;
       modelPath: string;
@@ -34,15 +48,28 @@ export type ControlMessage =
       /** Element type of the ranks' KV caches (default f32). */
       kvCacheDtype?: KvDtype;
     }
-  | { type: 'ready'; bytesRead: number; loadMs: number }
+  /** bytesRead: file bytes read for this plan; newBytes: what it added to what the rank held (the floor of bytesRead). */
+  | { type: 'ready'; generation: number; bytesRead: number; newBytes: number; bytesHeld: number; loadMs: number }
+  /** Not in this generation's plan: drop the mesh and the weights, wait as a spare. */
+  | { type: 'release'; generation: number }
   /** One forward pass over the segments of several sequences (RankRunner.stepBatch), in the driver's KV pool. */
-  | { type: 'step'; pool: KvLayout; segments: StepSegment[] }
+  | { type: 'step'; generation: number; id: number; pool: KvLayout; segments: StepSegment[] }
   /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
-  | { type: 'logits'; computeMs: number; waitMs: number }
+  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number }
+  /** The step was refused before any rank computed or sent anything (a bad block table, a bad id): it fails, the mesh goes on. */
+  | { type: 'step-refused'; generation: number; id: number; segment: number; code: ErrorCode; message: string }
+  /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
+  | { type: 'rank-failed'; generation: number; id: number; code: ErrorCode; message: string }
   | { type: 'shutdown' }
   /** A tracing rank's spans, sent once as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }
   | { type: 'error'; code: ErrorCode; message: string };
+
+/** How often workers beat and how long a silent one has before it is declared lost. */
+export interface HeartbeatTiming {
+  intervalMs: number;
+  timeoutMs: number;
+}
 
 export type RankBackend = 'auto' | 'native' | 'reference' | 'webgpu';
 
@@ -53,6 +80,17 @@ export interface StepSegment {
   rows: LogitRows;
   ids: number[];
   positions: number[];
+}
+
+/** A step message: the requests as plain arrays (JSON). */
+export function stepMessage(generation: number, id: number, pool: KvLayout, requests: readonly StepRequest[]): ControlMessage {
+  return {
+    type: 'step',
+    generation,
+    id,
+    pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
+    segments: requests.map((request) => ({ blockTable: Array.from(request.blockTable), rows: request.rows, ids: Array.from(request.ids), positions: Array.from(request.positions) })),
+  };
 }
 
 export interface Envelope {

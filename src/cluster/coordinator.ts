@@ -1,67 +1,53 @@
 /**
- * The coordinator side of a mesh: it listens for workers (forking them on
- * this machine, or waiting for `tessera worker --join`), refuses joins with
- * a wrong token, assigns ranks, hands out the plan (model, stage layer
- * ranges, every rank's mesh address), and then runs steps: each step goes
- * to every rank and the logits come back from the last stage's tp rank 0.
- * Several steps may be in flight: every rank takes them in the order sent,
- * so with pipeline stages, stage 0 starts step i+1 while stage 1 runs step i
- * (micro-batches of different sequences overlap), and logits come back in
- * order. A worker that dies or fails turns every pending step into a coded
- * error.
+ * The coordinator of a mesh: the edge where cluster events come from and
+ * plans are carried out (DESIGN §9). Workers join (forked here, or
+ * `tessera worker --join`; the join listener stays open, so a running mesh
+ * can grow); heartbeats track them (membership.ts). Every change is an event
+ * folded into the ClusterState; after each, `reconcile` asks the pure
+ * `replan` whether the mesh should move, and if so rolls the new plan out
+ * (rollout.ts). A lost rank is not the end: the survivors abandon its
+ * generation (an abort through their heartbeat threads), its steps fail with
+ * TESSERA_ERR_RANK_LOST, and a new plan over the healthy nodes follows.
+ * Callers (MeshTransformer) wait in `whenServing` and re-run their work on
+ * the new generation. A join or an admin re-shard waits for the steps in
+ * flight, then moves the mesh the same way.
+ *
+ * Steps go to every rank in the order sent (so pipeline stages overlap
+ * micro-batches) and the logits come back from the last stage's tp rank 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
-import { TesseraError } from '../core/errors.js';
-import { checkExpertParallel } from '../model/moe-stage.js';
-import { checkTensorParallel } from '../model/shard-spec.js';
-import { decodeControl, encodeControl, type ControlMessage, type Envelope, type RankBackend } from './control-message.js';
-import { FramedSocket } from '../parallel/framed-socket.js';
-import { meshSize, rankAt, stageLayerRanges, type MeshShape } from '../parallel/mesh.js';
-import type { KvLayout, StepRequest } from './rank-runner.js';
-import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
-import { asFloats } from '../parallel/transport.js';
+import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
+import { FramedSocket } from '../parallel/framed-socket.js';
+import { asFloats } from '../parallel/transport.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
-import type { KvDtype } from '../core/kv-dtype.js';
+import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
+import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
+import { clusterView, type ClusterView } from './cluster-view.js';
+import { encodeControl, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import { JoinListener, type Hello } from './join-listener.js';
+import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
+import { meshFootprint, type ModelFootprint } from './model-footprint.js';
+import { NodeLink } from './node-link.js';
+import { checkPinnedShape, place, replan } from './placement.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
+import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.js';
+import { planModel, rollOut } from './rollout.js';
+import type { CoordinatorOptions } from './coordinator-options.js';
+import { earlyExit, exited, spawnWorkers } from './local-workers.js';
+import { StepPipe, type StepTimings } from './step-pipe.js';
+import { StateSignal } from './state-signal.js';
 
-export interface CoordinatorOptions extends MeshShape {
-  modelPath: string;
-  tokenizerPath?: string;
-  /** Layers per stage (`--pp-layers 10,12`); even when absent. */
-  ppLayers?: number[];
-  /** Expert parallelism: 1 (default) or tp; checked by checkExpertParallel. */
-  ep?: number;
-  transport: SocketKind;
-  /** Fork the ranks on this machine; when false, wait for workers to join. */
-  spawn: boolean;
-  /** Where workers join (default 127.0.0.1, any free port). */
-  host?: string;
-  port?: number;
-  /** The join token (default: a random one). */
-  token?: string;
-  /** Write every rank's step, backend op and message spans here (Chrome trace JSON) at close. */
-  trace?: string;
-  /** Backend of every rank (default reference, as a one-process Engine), and threads per rank. */
-  backend?: RankBackend;
-  threads?: number;
-  /** Element type of every rank's KV cache (default f32). */
-  kvCacheDtype?: KvDtype;
-  log?: (line: string) => void;
-}
+export type { StepTimings } from './step-pipe.js';
+export type { CoordinatorOptions } from './coordinator-options.js';
 
-/** Per-step time on the reporting rank: computing vs waiting for messages. */
-export interface StepTimings {
-  computeMs: number;
-  waitMs: number;
-}
-
-interface Pending {
-  resolve: (value: { logits: Float32Array; timings: StepTimings }) => void;
-  reject: (error: Error) => void;
+/** What made the coordinator re-plan, kept until the plan is chosen. */
+interface Cause {
+  reason: PlanReason;
+  decidedAt: number;
+  silentMs?: number;
 }
 
 export class MeshCoordinator {
@@ -69,59 +55,102 @@ export class MeshCoordinator {
   lastTimings: StepTimings = { computeMs: 0, waitMs: 0 };
   /** Sums over every step so far, from the reporting rank (reset freely). */
   totals = { steps: 0, computeMs: 0, waitMs: 0 };
-  /** Steps sent and not yet answered, oldest first. */
-  private readonly pending: Pending[] = [];
-  private failure: Error | undefined;
+  /** Every event applied, in order, with its time (epoch ms): replaying it gives `state`. */
+  readonly history: { atMs: number; event: ClusterEvent }[] = [];
+  readonly reshards: ReshardLog;
+  readonly heartbeat: HeartbeatTiming;
+  private state: ClusterState;
+  private readonly links = new Map<NodeId, NodeLink>();
+  private readonly children: ChildProcess[] = [];
+  private readonly pipe = new StepPipe();
+  private readonly membership: Membership;
+  private joins: JoinListener | undefined;
+  private rolling: Promise<void> | undefined;
+  private reshardWanted = false;
+  private cause: Cause | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private readonly changed = new StateSignal();
   private closing = false;
-  /** The control connections' reading loops; each ends when its worker goes. */
-  private readonly listeners: Promise<void>[];
-  /** Spans sent by tracing ranks at shutdown. */
+  private nextNode = 1;
+  private lastLoads: RankLoad[] = [];
+  private readonly startedAt = performance.now();
+  private firstReadyMs = 0;
   private readonly traceEvents: TraceEvent[] = [];
+  private mostRanks = 0;
+  /** Set while the mesh re-shards after losing a worker (what /ready reports); cleared when a plan serves. */
+  private recovering: TesseraError | undefined;
+  /** A rank that could not load the first plan: the start fails with it. */
+  private startFailure: TesseraError | undefined;
+  private readonly log: (line: string) => void;
 
   private constructor(
-    private readonly links: FramedSocket[],
-    private readonly reporter: number,
-    private readonly children: ChildProcess[],
-    /** Bytes each rank read from the model file while loading. */
-    readonly bytesRead: number[],
-    readonly loadMs: number,
-    /** Pipeline stages of the mesh. */
-    readonly stages: number,
-    /** Where to write the ranks' Chrome trace at close, when tracing. */
-    private readonly tracePath?: string,
+    private readonly model: ModelFootprint,
+    private readonly options: CoordinatorOptions,
   ) {
-    this.listeners = links.map((link, rank) => this.listen(link, rank));
+    this.log = options.log ?? (() => undefined);
+    this.heartbeat = { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
+    const ep = options.ep ?? 1;
+    this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
+    this.reshards = new ReshardLog(options.trace ? this.traceEvents : undefined, options.onReshard);
+    this.membership = new Membership(this.heartbeat, {
+      missed: (id, silentMs) => this.dispatch({ type: 'HeartbeatMissed', id, silentMs }),
+      resumed: (id) => this.dispatch({ type: 'HeartbeatResumed', id }),
+      lost: (id, reason, silentMs) => this.lose(id, reason, silentMs),
+    });
   }
 
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
-    const started = performance.now();
-    checkTensorParallel(config, options.tp);
-    checkExpertParallel(config, options.tp, options.ep ?? 1);
-    const layers = stageLayerRanges(config.numLayers, options.pp, options.ppLayers);
-    const size = meshSize(options);
-    const log = options.log ?? (() => undefined);
-    const token = options.token ?? randomBytes(16).toString('hex');
-    const server = createServer({ noDelay: true });
-    const join = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0);
-    const children = options.spawn ? spawnWorkers(size, join, token) : [];
-    if (!options.spawn) log(`waiting for ${size} workers: tessera worker --join ${join} --token ${token}`);
+    const coordinator = new MeshCoordinator(meshFootprint(config, options), options);
     try {
-      // Forked ranks joining is routine; remote joins are worth a line each.
-      const links = await acceptWorkers(server, size, token, options.spawn ? quietJoins(log) : log, children);
-      server.close();
-      const ready = await handOutPlan(links, options, layers);
-      const reporter = rankAt({ stage: options.pp - 1, tpRank: 0 }, options);
-      return new MeshCoordinator(links, reporter, children, ready, performance.now() - started, options.pp, options.trace);
+      await coordinator.open();
+      return coordinator;
     } catch (error) {
-      server.close();
-      for (const child of children) child.kill();
+      await coordinator.close();
       throw error;
     }
   }
 
-  /** Why the mesh can no longer step (a rank went away), or undefined while it can. */
+  /** HOST:PORT where workers join (a running mesh too: it grows). */
+  get joinAddress(): string {
+    return this.joins?.address ?? '';
+  }
+
+  get generation(): number {
+    return this.state.generation;
+  }
+
+  /** Pipeline stages of the current plan. */
+  get stages(): number {
+    return this.state.plan?.pp ?? this.options.pp;
+  }
+
+  /** Bytes each rank of the current plan read from the model file for it. */
+  get bytesRead(): number[] {
+    return this.lastLoads.map((load) => load.bytesRead);
+  }
+
+  /** From start until the first plan served. */
+  get loadMs(): number {
+    return this.firstReadyMs;
+  }
+
+  get cluster(): ClusterState {
+    return this.state;
+  }
+
+  describe(): ClusterView {
+    return clusterView(this.state, this.heartbeat, this.reshards.records);
+  }
+
+  /**
+   * Why the mesh cannot step now, or undefined while it can (or is only
+   * moving to a new plan because a worker joined or an admin asked): after a
+   * lost worker, until the re-shard serves; TESSERA_ERR_NO_PLACEMENT while no
+   * layout of the remaining workers fits. /ready says 503 with its code.
+   */
   get lost(): Error | undefined {
-    return this.failure;
+    if (this.state.phase === 'refused') return new TesseraError(this.state.refusal?.code ?? 'TESSERA_ERR_NO_PLACEMENT', this.state.refusal?.message ?? 'the model fits on no layout of the workers');
+    return this.state.phase === 'serving' ? undefined : this.recovering;
   }
 
   /** Runs one step on every rank; the logits [rows, vocabSize]. `pool`: the driver's KV pool the block table points into. */
@@ -129,177 +158,290 @@ export class MeshCoordinator {
     return this.stepBatch(pool, [request]);
   }
 
-  /** One step over several sequences on every rank; the logits of their rows, in request order. */
-  async stepBatch(pool: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array> {
-    if (this.failure) throw this.failure;
-    const result = new Promise<{ logits: Float32Array; timings: StepTimings }>((resolve, reject) => this.pending.push({ resolve, reject }));
-    const message: ControlMessage = {
-      type: 'step',
-      pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
-      segments: requests.map((request) => ({
-        blockTable: Array.from(request.blockTable),
-        rows: request.rows,
-        ids: Array.from(request.ids),
-        positions: Array.from(request.positions),
-      })),
-    };
-    const frame = encodeControl(message);
-    // Written synchronously in call order, so every rank sees steps in the same order.
-    const sent = Promise.all(this.links.map((link) => link.send(frame))).catch((error: Error) => this.fail(error));
+  /**
+   * One step over several sequences on every rank of `generation` (default:
+   * the current one); the logits of their rows, in request order. Fails with
+   * TESSERA_ERR_RANK_LOST when that generation is not (or no longer) serving.
+   */
+  async stepBatch(pool: KvLayout, requests: readonly StepRequest[], generation = this.state.generation): Promise<Float32Array> {
+    const plan = this.state.plan;
+    if (!this.isServing() || generation !== this.state.generation || !plan) {
+      throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
+    }
+    const { id, result } = this.pipe.open(generation);
+    const frame = encodeControl(stepMessage(generation, id, pool, requests));
+    // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
+    for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
     const { logits, timings } = await result;
-    await sent;
     this.lastTimings = timings;
     this.totals.steps++;
     this.totals.computeMs += timings.computeMs;
     this.totals.waitMs += timings.waitMs;
+    this.reshards.stepDone(generation, logits.length, requests.every((request) => request.ids.length === 1));
     return logits;
+  }
+
+  /**
+   * Waits until a plan serves and no re-shard is pending; its generation.
+   * After a loss this is the recovery; it fails with TESSERA_ERR_RANK_LOST
+   * when none comes within `recoveryWaitMs`.
+   */
+  async whenServing(): Promise<number> {
+    const deadline = performance.now() + (this.options.recoveryWaitMs ?? 60_000);
+    while (!this.isServing()) {
+      const left = deadline - performance.now();
+      if (this.closing || left <= 0) {
+        const why = this.state.refusal?.message ?? `${this.state.nodes.length} healthy workers, waiting for a plan`;
+        throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and did not recover${this.closing ? ' before it closed' : ` within ${Math.round((this.options.recoveryWaitMs ?? 60_000) / 1000)} s`} (${why}); add workers and retry`);
+      }
+      await this.changed.next(left);
+    }
+    return this.state.generation;
+  }
+
+  /**
+   * Moves the mesh to `shape` (pinned: kept while enough nodes are healthy),
+   * or back to automatic placement; resolves once the new plan serves.
+   * Refuses with TESSERA_ERR_NO_PLACEMENT a shape the healthy nodes cannot hold.
+   */
+  async reshard(shape: { tp: number; pp: number } | 'auto'): Promise<ClusterView> {
+    const current = this.state.preference;
+    const preference: MeshPreference = shape === 'auto' ? { ...current, pinned: false } : { ...current, tp: shape.tp, pp: shape.pp, pinned: true, ppLayers: undefined };
+    const healthy = this.state.nodes.filter((node) => node.health === 'healthy');
+    checkPinnedShape(this.model, preference, healthy.length);
+    place(healthy, this.model, preference, this.state.plan);
+    this.cause = { reason: 'admin', decidedAt: Date.now() };
+    this.dispatch({ type: 'PreferenceSet', preference });
+    this.schedule();
+    await this.whenServing();
+    return this.describe();
   }
 
   /** Stops the workers (they exit) and waits for forked ones to end. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const frame = encodeControl({ type: 'shutdown' });
-    await Promise.all(this.links.map((link) => link.send(frame).catch(() => undefined)));
+    clearTimeout(this.reconcileTimer);
+    this.joins?.close();
+    // Whatever waits on the mesh (steps, a rollout) ends now.
+    const closed = new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed');
+    this.pipe.failGeneration(Number.MAX_SAFE_INTEGER, closed);
+    for (const link of this.links.values()) link.failGeneration(this.state.generation, closed);
+    this.notify();
+    await this.rolling?.catch(() => undefined);
+    const reads = [...this.links.values()].map((link) => link.closed);
+    await Promise.all([...this.links.values()].map((link) => link.send({ type: 'shutdown' }).catch(() => undefined)));
+    // Tracing ranks send their spans before they hang up; a busy machine may take a while, so wait for them before ending any.
+    if (this.options.trace) await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
     await Promise.all(this.children.map((child) => exited(child)));
-    if (this.tracePath) {
-      // Tracing ranks send their spans before they hang up.
-      await Promise.race([Promise.all(this.listeners), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-      writeChromeTrace(this.tracePath, this.traceEvents, this.links.length);
+    if (this.options.trace) {
+      this.traceEvents.push({ name: 'process_name', ph: 'M', pid: COORDINATOR_TRACE_PID, args: { name: 'coordinator' } });
+      writeChromeTrace(this.options.trace, this.traceEvents, this.mostRanks);
     }
-    for (const link of this.links) link.close();
+    this.membership.stop();
+    for (const link of this.links.values()) link.close();
   }
 
-  private async listen(link: FramedSocket, rank: number): Promise<void> {
-    for (;;) {
-      let envelope: Envelope;
-      try {
-        envelope = decodeControl(await link.receive());
-      } catch (error) {
-        if (!this.closing) this.fail(error instanceof Error ? error : new Error(String(error)));
-        return;
-      }
-      const { message, body } = envelope;
-      if (message.type === 'logits' && rank === this.reporter) {
-        // A copy: the frame's buffer may be shared with other messages.
-        this.pending.shift()?.resolve({ logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
-      } else if (message.type === 'trace') {
-        this.traceEvents.push(...message.events);
-      } else if (message.type === 'error') {
-        this.fail(new TesseraError(message.code, `rank ${rank}: ${message.message}`));
-      }
-    }
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    for (const pending of this.pending.splice(0)) pending.reject(this.failure);
-  }
-}
-
-async function handOutPlan(links: FramedSocket[], options: CoordinatorOptions, layers: [number, number][]): Promise<number[]> {
-  const size = links.length;
-  await Promise.all(links.map((link, rank) => link.send(encodeControl({ type: 'assign', rank, size, transport: options.transport }))));
-  const addresses = await Promise.all(links.map(async (link): Promise<MeshAddress> => expect(await next(link), 'listening').address));
-  const meshToken = randomBytes(16).toString('hex');
-  const plan: ControlMessage = {
-    type: 'plan',
-    addresses,
-    meshToken,
-    modelPath: options.modelPath,
-    tokenizerPath: options.tokenizerPath,
-    tp: options.tp,
-    pp: options.pp,
-    ep: options.ep ?? 1,
-    layers,
-    backend: options.backend ?? 'reference',
-    trace: options.trace !== undefined,
-    threads: options.threads,
-    kvCacheDtype: options.kvCacheDtype,
-  };
-  await Promise.all(links.map((link) => link.send(encodeControl(plan))));
-  const ready = await Promise.all(links.map(async (link) => expect(await next(link), 'ready')));
-  return ready.map((message) => message.bytesRead);
-}
-
-async function next(link: FramedSocket): Promise<ControlMessage> {
-  return decodeControl(await link.receive()).message;
-}
-
-function expect<T extends ControlMessage['type']>(message: ControlMessage, type: T): Extract<ControlMessage, { type: T }> {
-  if (message.type === type) return message as Extract<ControlMessage, { type: T }>;
-  if (message.type === 'error') throw new TesseraError(message.code, message.message);
-  throw new TesseraError('TESSERA_ERR_INTERNAL', `a worker sent ${message.type} where ${type} was due; are the coordinator and workers the same version?`);
-}
-
-function quietJoins(log: (line: string) => void): (line: string) => void {
-  return (line) => {
-    if (!line.startsWith('worker ')) log(line);
-  };
-}
-
-function acceptWorkers(server: Server, size: number, token: string, log: (line: string) => void, children: ChildProcess[]): Promise<FramedSocket[]> {
-  return new Promise((resolve, reject) => {
-    const links: FramedSocket[] = [];
-    server.on('connection', (socket: Socket) => {
-      const from = socket.remoteAddress ?? 'unknown address';
-      const link = new FramedSocket(socket, (why) => new TesseraError('TESSERA_ERR_RANK_LOST', `the worker from ${from} went away (${why}); check its log`));
-      const refuse = (why: string): void => {
-        log(`refused a worker join from ${from}: ${why}`);
-        link.send(encodeControl({ type: 'refused', message: why })).finally(() => link.close());
-      };
-      link.receive().then((frame) => {
-        let hello: ControlMessage | undefined;
-        try {
-          hello = decodeControl(frame).message;
-        } catch {
-          hello = undefined;
-        }
-        if (hello?.type !== 'hello' || hello.token !== token) return refuse('wrong token; pass the --token the coordinator printed');
-        if (links.length >= size) return refuse(`the mesh already has its ${size} workers`);
-        links.push(link);
-        log(`worker ${links.length} of ${size} joined from ${from} (pid ${hello.pid})`);
-        if (links.length === size) resolve(links);
-      }, () => undefined);
-    });
-    for (const child of children) {
-      child.once('exit', (code) => {
-        if (links.length < size) reject(new TesseraError('TESSERA_ERR_RANK_LOST', `a local worker exited (code ${code}) before the mesh was up; its error is printed above`));
-      });
-    }
-  });
-}
-
-function spawnWorkers(size: number, join: string, token: string): ChildProcess[] {
-  const entry = fileURLToPath(new URL('./worker-main.js', import.meta.url));
-  return Array.from({ length: size }, () =>
-    spawn(process.execPath, [entry, '--join', join], {
-      env: { ...process.env, TESSERA_JOIN_TOKEN: token, TESSERA_WORKER_QUIET: '1' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
-  );
-}
-
-function listen(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (error) =>
-      reject(new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `cannot listen for workers on ${host}:${port} (${error.message}); pick another --listen address`)),
+  private async open(): Promise<void> {
+    const token = this.options.token ?? randomBytes(16).toString('hex');
+    // Forked ranks joining is routine; remote joins are worth a line each.
+    const joinLog = this.options.spawn ? () => undefined : this.log;
+    this.joins = await JoinListener.open(
+      this.options.host ?? '127.0.0.1',
+      this.options.port ?? 0,
+      token,
+      { control: (link, hello, from) => this.join(link, hello, from, joinLog), heartbeat: (link, id) => this.membership.attach(nodeId(id), link) },
+      this.log,
     );
-    server.listen(port, host, () => {
-      const address = server.address();
-      const bound = typeof address === 'object' && address !== null ? address.port : port;
-      resolve(`${host.includes(':') ? `[${host}]` : host}:${bound}`);
-    });
-  });
-}
+    const size = this.options.tp * this.options.pp;
+    if (this.options.spawn) this.children.push(...spawnWorkers(size, this.joins.address, token));
+    else this.log(`waiting for ${size} workers: tessera worker --join ${this.joins.address} --token ${token}`);
+    await Promise.race([this.firstPlan(), ...(this.children.length > 0 ? [earlyExit(this.children)] : [])]);
+    // Settled: the reconcile that follows every rollout has run, so a step may go at once.
+    await this.whenServing();
+    this.firstReadyMs = performance.now() - this.startedAt;
+  }
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill(), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
+  /** The first plan serving; a model that fits nowhere fails the start. */
+  private async firstPlan(): Promise<void> {
+    while (this.state.phase !== 'serving' || this.rolling) {
+      if (this.startFailure) throw this.startFailure;
+      if (this.state.phase === 'refused') throw new TesseraError(this.state.refusal?.code ?? 'TESSERA_ERR_NO_PLACEMENT', this.state.refusal?.message ?? 'no plan fits');
+      if (this.closing) throw new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed before it came up');
+      await this.changed.next();
+    }
+  }
+
+  private join(control: FramedSocket, hello: Hello, from: string, log: (line: string) => void): void {
+    if (this.closing) return control.close();
+    const id = nodeId(`n${this.nextNode++}`);
+    const child = this.children.find((candidate) => candidate.pid === hello.pid && from.includes('127.0.0.1'));
+    const link = new NodeLink(id, control, child);
+    this.links.set(id, link);
+    this.membership.track(id);
+    const node = { id, hardware: hello.hardware, health: 'healthy' as const, pid: hello.pid, address: from, local: child !== undefined, joinedAtMs: Date.now(), bytesHeld: 0 };
+    log(`worker ${id} joined from ${from} (pid ${hello.pid}, ${(hello.hardware.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.hardware.cores} cores, ${hello.hardware.matmulGflops.toFixed(1)} GFLOP/s)`);
+    void link.send({ type: 'welcome', nodeId: id, heartbeat: this.heartbeat }).catch(() => undefined);
+    if (this.state.phase === 'serving') this.cause ??= { reason: 'joined', decidedAt: Date.now() };
+    this.dispatch({ type: 'NodeJoined', node });
+    void link.read((envelope) => this.receive(id, envelope)).then((why) => this.lose(id, `its control connection closed (${why})`, 0));
+    this.schedule();
+  }
+
+  private receive(id: NodeId, { message, body }: Envelope): void {
+    if (message.type === 'logits') {
+      // A copy: the frame's buffer may be shared with other messages.
+      this.pipe.answer(message.id, { logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+    } else if (message.type === 'step-refused') {
+      this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
+    } else if (message.type === 'rank-failed') {
+      this.rankFailed(id, message.generation, message.id, message.code, message.message);
+    } else if (message.type === 'trace') {
+      this.traceEvents.push(...message.events);
+    } else if (message.type === 'error') {
+      this.log(`worker ${id}: ${message.code}: ${message.message}`);
+    }
+  }
+
+  /** A node is gone: out of the membership, its process (when forked here) killed, its generation abandoned. */
+  private lose(id: NodeId, reason: string, silentMs: number): void {
+    const node = nodeOf(this.state, id);
+    if (!node || this.closing) return;
+    const plan = this.state.plan;
+    const ranRank = plan !== undefined && plan.ranks.includes(id) && (this.state.phase === 'serving' || this.state.phase === 'loading');
+    this.log(`worker ${id} (pid ${node.pid}) lost: ${reason}${ranRank ? '; re-sharding over the others' : ''}`);
+    if (ranRank) this.cause ??= { reason: 'lost', decidedAt: Date.now(), silentMs };
+    this.dispatch({ type: 'NodeLost', id, reason });
+    this.membership.forget(id);
+    const link = this.links.get(id);
+    this.links.delete(id);
+    link?.close();
+    // A stopped or partitioned local process would come back later holding memory: end it.
+    link?.child?.kill('SIGKILL');
+    if (ranRank) this.abandon(plan, new TesseraError('TESSERA_ERR_RANK_LOST', `rank ${plan.ranks.indexOf(id)} (worker ${id}) was lost: ${reason}`));
+    this.schedule();
+  }
+
+  /** A rank says it cannot go on with `generation`: that step fails (unless the cause was a lost peer), and the mesh is rebuilt. */
+  private rankFailed(id: NodeId, generation: number, step: number, code: ErrorCode, message: string): void {
+    const plan = this.state.plan;
+    if (!plan || generation !== this.state.generation || this.state.phase === 'assembling') return;
+    const error = new TesseraError(code, `rank ${plan.ranks.indexOf(id)} failed generation ${generation}: ${message}`);
+    if (this.state.phase === 'loading' && code !== 'TESSERA_ERR_RANK_LOST') return this.cannotLoad(id, error);
+    // A compute failure is that step's own: it fails; steps that were merely cut off run again on the next plan.
+    if (step >= 0 && code !== 'TESSERA_ERR_RANK_LOST') this.pipe.refuse(step, error);
+    this.cause ??= { reason: 'broken', decidedAt: Date.now() };
+    this.abandon(plan, new TesseraError('TESSERA_ERR_RANK_LOST', `generation ${generation} broke: ${error.message}`));
+    this.dispatch({ type: 'MeshBroke', generation, reason: error.message });
+    // A peer's loss usually explains a cut-off rank; give the heartbeat a beat to report it before re-planning.
+    this.schedule(code === 'TESSERA_ERR_RANK_LOST' ? this.heartbeat.intervalMs : 0);
+  }
+
+  /**
+   * A node failed to set up its rank (the model is missing there, a bad
+   * file): before the mesh ever served, the start fails with that error;
+   * later, the node is dropped so the next plan does not try it again.
+   */
+  private cannotLoad(id: NodeId, error: TesseraError): void {
+    if (this.firstReadyMs === 0) {
+      this.startFailure = error;
+      this.notify();
+      return;
+    }
+    this.lose(id, `it cannot load its shards (${error.message})`, 0);
+  }
+
+  /** The survivors of `plan` stop waiting on each other, and its steps and set-up fail. */
+  private abandon(plan: Plan, error: Error): void {
+    this.recovering = new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and is re-sharding (${error.message})`);
+    this.membership.abort(plan.ranks, plan.generation);
+    this.pipe.failGeneration(plan.generation, error);
+    for (const link of this.links.values()) link.failGeneration(plan.generation, error);
+  }
+
+  private dispatch(event: ClusterEvent): void {
+    this.state = apply(this.state, event);
+    this.history.push({ atMs: Date.now(), event });
+    this.notify();
+  }
+
+  private notify(): void {
+    this.changed.fire();
+  }
+
+  private isServing(): boolean {
+    // A pending reconcile may move the mesh (a join, an admin call): steps wait for its answer.
+    return this.state.phase === 'serving' && !this.rolling && !this.reshardWanted && !this.reconcileTimer && !this.closing;
+  }
+
+  private schedule(delayMs = 0): void {
+    if (this.closing || this.reconcileTimer) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = undefined;
+      this.reconcile();
+    }, delayMs);
+  }
+
+  /** Asks placement whether the mesh should move, and moves it between steps. */
+  private reconcile(): void {
+    if (this.closing || this.rolling) return;
+    let plan: Plan | undefined;
+    try {
+      plan = replan(this.state, this.model);
+    } catch (error) {
+      const { code, message } = error as TesseraError;
+      if (this.state.refusal?.message !== message) this.log(`cannot place the model: ${message}`);
+      this.dispatch({ type: 'PlacementRefused', code: code ?? 'TESSERA_ERR_NO_PLACEMENT', message });
+      return;
+    }
+    if (!plan) {
+      this.reshardWanted = false;
+      this.notify();
+      return;
+    }
+    if (this.state.phase === 'serving' && this.pipe.size > 0) {
+      // Steps in flight finish on the old plan; none starts until the new one serves.
+      this.reshardWanted = true;
+      this.pipe.whenIdle(() => this.schedule());
+      return;
+    }
+    this.reshardWanted = false;
+    const cause = this.cause ?? { reason: this.state.plan ? 'joined' : 'start', decidedAt: Date.now() };
+    this.cause = undefined;
+    this.rolling = this.rollout(plan, cause).finally(() => {
+      this.rolling = undefined;
+      this.notify();
+      this.schedule();
     });
-  });
+  }
+
+  private async rollout(plan: Plan, cause: Cause): Promise<void> {
+    const previous = this.state.plan;
+    this.dispatch({ type: 'PlanChosen', plan, reason: cause.reason });
+    this.mostRanks = Math.max(this.mostRanks, plan.ranks.length);
+    const record = this.reshards.begin(plan, cause.reason, cause.decidedAt, cause.silentMs);
+    for (const id of previous?.ranks ?? []) {
+      const link = this.links.get(id);
+      if (plan.ranks.includes(id) || !link) continue;
+      void link.send({ type: 'release', generation: plan.generation }).catch(() => undefined);
+      this.dispatch({ type: 'NodeReleased', id });
+    }
+    try {
+      const loads = await rollOut(plan, this.links, planModel(this.options, plan), this.options.transport);
+      if (this.state.generation !== plan.generation) return;
+      this.lastLoads = loads;
+      for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
+      this.reshards.ready(record, loads);
+      this.recovering = undefined;
+      const read = loads.reduce((sum, load) => sum + load.bytesRead, 0);
+      this.log(`plan ${plan.generation} (${cause.reason}): tp ${plan.tp} × pp ${plan.pp}, layers ${plan.layers.map(([a, b]) => `[${a}, ${b})`).join(' ')}, ready in ${Math.round(record.loadMs ?? 0)} ms, ${read} bytes read`);
+    } catch (error) {
+      this.reshards.abandon(record);
+      if (this.state.generation !== plan.generation || this.closing) return;
+      this.abandon(plan, error instanceof Error ? error : new Error(String(error)));
+      this.cause ??= { reason: 'broken', decidedAt: Date.now() };
+      this.dispatch({ type: 'MeshBroke', generation: plan.generation, reason: (error as Error).message });
+    }
+  }
+
 }

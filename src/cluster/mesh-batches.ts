@@ -7,31 +7,41 @@
  * its block table in the driver's KV pool, which the ranks mirror.
  */
 import type { KvPool } from '../backend/backend.js';
-import { TesseraError } from '../core/errors.js';
+import { SegmentError, TesseraError } from '../core/errors.js';
 import type { Batch } from '../model/batch.js';
 import type { MeshCoordinator } from './coordinator.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 
-/** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
-export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch): Promise<Float32Array> {
+/** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. `generation`: the plan it must run on. */
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number): Promise<Float32Array> {
   if (batch.segments.length === 0) return new Float32Array(0);
-  const pool = driverPool(batch);
-  const requests: StepRequest[] = batch.segments.map((segment) => ({
+  return stepMicroBatches(coordinator, driverPool(batch), stepRequests(batch), generation);
+}
+
+/** The batch's segments as step requests. */
+export function stepRequests(batch: Batch): StepRequest[] {
+  return batch.segments.map((segment) => ({
     blockTable: segment.kv.blockTable,
     ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
     positions: segment.positions,
     rows: segment.logits,
   }));
-  return stepMicroBatches(coordinator, pool, requests);
 }
 
-/** The requests as one micro-batch per pipeline stage (one step without stages), all in flight; logits in request order. */
-export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array> {
+/**
+ * The requests as one micro-batch per pipeline stage (one step without
+ * stages), all in flight; logits in request order. A refused segment's
+ * SegmentError names its index among all the requests.
+ */
+export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[], generation?: number): Promise<Float32Array> {
   const groups = Math.min(coordinator.stages, requests.length);
-  if (groups <= 1) return coordinator.stepBatch(pool, requests);
+  if (groups <= 1) return coordinator.stepBatch(pool, requests, generation);
+  const starts = Array.from({ length: groups + 1 }, (_, g) => Math.floor((g * requests.length) / groups));
   const parts = await Promise.all(
     Array.from({ length: groups }, (_, g) =>
-      coordinator.stepBatch(pool, requests.slice(Math.floor((g * requests.length) / groups), Math.floor(((g + 1) * requests.length) / groups))),
+      coordinator.stepBatch(pool, requests.slice(starts[g], starts[g + 1]), generation).catch((error: unknown) => {
+        throw error instanceof SegmentError ? new SegmentError(error.code, error.message, error.segment + starts[g]) : error;
+      }),
     ),
   );
   const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
@@ -44,7 +54,7 @@ export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLay
 }
 
 /** The layout of the one driver pool every segment's block table points into. */
-function driverPool(batch: Batch): KvLayout {
+export function driverPool(batch: Batch): KvLayout {
   const keys = batch.segments[0].kv.keys[0];
   if (batch.segments.some((segment) => segment.kv.keys[0] !== keys)) {
     throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch mixes sequences of several KV pools; the ranks mirror only one');

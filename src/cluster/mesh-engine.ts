@@ -18,8 +18,11 @@ import { MeshTransformer } from './mesh-transformer.js';
 export type MeshEngineOptions = Omit<CoordinatorOptions, 'modelPath'>;
 
 export interface MeshEngine {
+  /** Runs one sequence at a time; after a re-shard it replays the sequence's tokens itself. */
   engine: Engine;
   coordinator: MeshCoordinator;
+  /** The model runner for an engine core: after a re-shard it throws TESSERA_ERR_KV_LOST and the core recomputes its sequences. */
+  coreRunner: MeshTransformer;
 }
 
 export async function openMeshEngine(modelPath: string, options: MeshEngineOptions): Promise<MeshEngine> {
@@ -28,6 +31,6 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
   const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
   const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
-  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
-  return { engine, coordinator };
+  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator, 'replay'), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
+  return { engine, coordinator, coreRunner: new MeshTransformer(files.config, coordinator, 'report') };
 }

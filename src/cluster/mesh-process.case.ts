@@ -26,7 +26,8 @@ export async function expectedFromOneProcess(path: string, prompt: number[], max
  * through the engine's own loop when `greedy`, the same greedy tokens.
  */
 export async function checkMesh(path: string, shape: MeshShape, transport: SocketKind, prompt: number[], expected: Expected, greedy = true): Promise<number[]> {
-  const { engine, coordinator } = await openMeshEngine(path, { ...shape, transport, spawn: true });
+  // These checks count bytes and ranks: a loaded machine must not pass for a hung worker (no re-shard mid-check).
+  const { engine, coordinator } = await openMeshEngine(path, { ...shape, transport, spawn: true, heartbeat: { timeoutMs: 15_000 } });
   const label = `tp=${shape.tp} pp=${shape.pp} over ${transport}`;
   try {
     const vocab = engine.config.vocabSize;

@@ -41,13 +41,14 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   const args = ['logits', '--model', path, '--prompt-ids', '1,403,407'];
   const one = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   const trace = join(mkdtempSync(join(tmpdir(), 'tessera-trace-')), 'trace.json');
-  const mesh = spawnSync(process.execPath, [cli, ...args, '--tp', '2', '--pp', '2', '--transport', 'unix', '--trace', trace], { encoding: 'utf8' });
+  // Every rank's spans are checked: a loaded machine must not pass for a hung worker (no re-shard mid-run).
+  const mesh = spawnSync(process.execPath, [cli, ...args, '--tp', '2', '--pp', '2', '--transport', 'unix', '--trace', trace, '--heartbeat-timeout-ms', '15000'], { encoding: 'utf8' });
   assert.equal(one.status, 0, one.stderr);
   assert.equal(mesh.status, 0, mesh.stderr);
   assert.equal(mesh.stdout, one.stdout);
   // --trace: every rank's step span, and message spans with peer and bytes.
   const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; args?: { bytes?: number } }[] }).traceEvents;
-  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3]);
+  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3], mesh.stderr);
   assert.ok(events.some((e) => e.name === 'send' && (e.args?.bytes ?? 0) > 0));
   assert.ok(events.some((e) => e.name === 'receive (wait)'));
 });
@@ -88,7 +89,7 @@ test('several sequences in flight at once pipeline through the stages with uncha
   ];
   const engine = await Engine.open(path);
   const expected = await Promise.all(prompts.map((prompt) => engine.logits(prompt)));
-  const { coordinator } = await openMeshEngine(path, { tp: 2, pp: 2, transport: 'unix', spawn: true });
+  const { coordinator } = await openMeshEngine(path, { tp: 2, pp: 2, transport: 'unix', spawn: true, heartbeat: { timeoutMs: 15_000 } });
   const pool = new KvCache(engine.config, prompts.length, 16);
   try {
     // All three prefills are sent before any answer: stage 0 runs sequence 2 while stage 1 runs sequence 1.

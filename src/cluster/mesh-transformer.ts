@@ -4,19 +4,38 @@
  * step of the coordinator. The engine's KV blocks hold nothing here: the
  * ranks keep the keys and values, in pools that mirror the engine's, at the
  * same block ids.
+ *
+ * When the mesh re-shards (a rank lost, a worker joined, an admin call) the
+ * ranks' KV is gone. The forward waits for the new plan, then either
+ * - `report`s it: throws TESSERA_ERR_KV_LOST, and the engine core (which
+ *   knows every sequence's tokens) preempts its sequences to recompute them
+ *   (PLAN contract 2); or
+ * - `replay`s it: re-runs each sequence's earlier tokens, which it recorded,
+ *   then the batch (the one-sequence Engine of `run` and `logits`).
+ * Either way the recomputed KV holds the same bits: every layout reduces in
+ * the canonical order (DESIGN §4).
  */
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { ModelConfig } from '../core/model-config.js';
-import type { Batch } from '../model/batch.js';
+import { isTesseraError, TesseraError } from '../core/errors.js';
+import type { Batch, SequenceKv } from '../model/batch.js';
 import { ABSENT } from '../model/shard-weights.js';
 import { Transformer } from '../model/transformer.js';
 import type { MeshCoordinator } from './coordinator.js';
 import { forwardOnMesh } from './mesh-batches.js';
 
+export type KvLossMode = 'report' | 'replay';
+
 export class MeshTransformer extends Transformer {
+  /** The plan generation whose ranks hold this runner's KV (undefined before the first step). */
+  private kvGeneration: number | undefined;
+  /** Replay mode: each sequence's token ids by position, as computed so far. */
+  private readonly history = new WeakMap<SequenceKv, number[]>();
+
   constructor(
     config: ModelConfig,
     readonly coordinator: MeshCoordinator,
+    private readonly kvLoss: KvLossMode = 'replay',
   ) {
     // No weights here: every layer runs on the ranks.
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
@@ -24,6 +43,51 @@ export class MeshTransformer extends Transformer {
 
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
-    return forwardOnMesh(this.coordinator, batch);
+    for (;;) {
+      const generation = await this.coordinator.whenServing();
+      try {
+        if (this.kvGeneration !== undefined && this.kvGeneration !== generation) {
+          this.kvGeneration = generation;
+          if (this.kvLoss === 'report') throw new TesseraError('TESSERA_ERR_KV_LOST', `the mesh re-sharded (generation ${generation}); every sequence's KV must be computed again`);
+          await this.replay(batch, generation);
+        }
+        this.kvGeneration = generation;
+        const logits = await forwardOnMesh(this.coordinator, batch, generation);
+        this.record(batch);
+        return logits;
+      } catch (error) {
+        // A generation that ended under this step: wait for the next plan and run it there.
+        if (!isTesseraError(error) || error.code !== 'TESSERA_ERR_RANK_LOST') throw error;
+      }
+    }
+  }
+
+  /** Each sequence of the batch recomputes the tokens before its first position on the new plan. */
+  private async replay(batch: Batch, generation: number): Promise<void> {
+    const segments = batch.segments.filter((segment) => segment.positions[0] > 0);
+    if (segments.length === 0) return;
+    const earlier = segments.map((segment) => (this.history.get(segment.kv) ?? []).slice(0, segment.positions[0]));
+    const ids = Int32Array.from(earlier.flat());
+    let start = 0;
+    const replayed: Batch = {
+      ids,
+      segments: segments.map((segment, i) => {
+        const positions = Int32Array.from(earlier[i].keys());
+        const part = { kv: segment.kv, start, positions, logits: 'none' as const };
+        start += positions.length;
+        return part;
+      }),
+    };
+    await forwardOnMesh(this.coordinator, replayed, generation);
+  }
+
+  /** Replay mode: remember what each sequence computed, by position. */
+  private record(batch: Batch): void {
+    if (this.kvLoss !== 'replay') return;
+    for (const segment of batch.segments) {
+      let ids = this.history.get(segment.kv);
+      if (!ids) this.history.set(segment.kv, (ids = []));
+      segment.positions.forEach((position, i) => (ids[position] = batch.ids[segment.start + i]));
+    }
   }
 }

@@ -13,6 +13,8 @@ export interface Hosts {
   bridgeAddress: string;
   namespaces: string[];
   addresses: string[];
+  /** The root-namespace end of each host's veth pair: `ip link set LINK down` cuts that host off. */
+  links: string[];
   /** The qdisc actually applied: netem, or tbf (rate only) where the kernel has no netem. */
   shaping: string;
   remove(): void;
@@ -53,7 +55,8 @@ export function makeHosts(count: number, shaping?: Shaping): Hosts | string {
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       if (shaping) applied = shape(ns, inside, shaping);
     });
-    return { bridgeAddress: `${subnet}.1`, namespaces, addresses, shaping: applied, remove };
+    const links = namespaces.map((_, i) => `${tag}h${i}`);
+    return { bridgeAddress: `${subnet}.1`, namespaces, addresses, links, shaping: applied, remove };
   } catch (error) {
     remove();
     return `network namespaces cannot be made here (${(error as Error).message.split('\n')[0]})`;
@@ -72,7 +75,7 @@ function shape(ns: string, device: string, shaping: Shaping): string {
   }
 }
 
-function ip(args: string[]): void {
+export function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
 

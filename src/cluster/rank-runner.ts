@@ -10,7 +10,7 @@
 import { KvCache } from '../engine/kv-cache.js';
 import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
 import type { Batch, BatchSegment, LogitRows } from '../model/batch.js';
-import { TesseraError } from '../core/errors.js';
+import { SegmentError, TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
@@ -57,6 +57,16 @@ export class RankRunner {
   }
 
   /**
+   * Refuses a step this rank cannot run, before anything is sent or computed:
+   * every rank checks the same things, so all refuse it together and none is
+   * left waiting. A bad segment throws a SegmentError naming it.
+   */
+  validate(layout: KvLayout, requests: readonly StepRequest[]): void {
+    const pool = this.poolFor(layout);
+    requests.forEach((request, segment) => checkSegment(pool, request, this.stage.config.vocabSize, segment));
+  }
+
+  /**
    * One step over several sequences: their tokens end to end, so every matrix
    * multiply (and every message between ranks) serves them all at once; the
    * logits of their rows come in request order. Every rank checks the step
@@ -98,8 +108,8 @@ export class RankRunner {
     const ids = new Int32Array(requests.reduce((sum, request) => sum + request.ids.length, 0));
     const segments: BatchSegment[] = [];
     let start = 0;
-    for (const request of requests) {
-      checkBlockTable(pool, request);
+    for (const [segment, request] of requests.entries()) {
+      checkSegment(pool, request, this.stage.config.vocabSize, segment);
       ids.set(request.ids, start);
       segments.push({ kv: { keys: pool.keys, values: pool.values, blockTable: request.blockTable }, start, positions: request.positions, logits: request.rows });
       start += request.ids.length;
@@ -108,17 +118,20 @@ export class RankRunner {
   }
 }
 
-/** Every block id inside the pool, and a block for every position the request writes. */
-function checkBlockTable(pool: KvCache, { blockTable, positions }: StepRequest): void {
+/** Every block id inside the pool, a block for every position the request writes, every id in the vocabulary. */
+function checkSegment(pool: KvCache, { blockTable, positions, ids }: StepRequest, vocabSize: number, segment: number): void {
+  const refuse = (message: string): never => {
+    throw new SegmentError('TESSERA_ERR_INVALID_ARGUMENT', message, segment);
+  };
   for (const block of blockTable) {
-    if (block < 0 || block >= pool.numBlocks) {
-      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `block ${block} of a step's block table is outside this rank's KV pool [0, ${pool.numBlocks})`);
-    }
+    if (block < 0 || block >= pool.numBlocks) refuse(`block ${block} of a step's block table is outside this rank's KV pool [0, ${pool.numBlocks})`);
   }
   const reach = blockTable.length * pool.blockSize;
   for (const position of positions) {
-    if (!Number.isInteger(position) || position < 0 || position >= reach) {
-      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `position ${position} is outside the ${reach} tokens its block table holds`);
-    }
+    if (!Number.isInteger(position) || position < 0 || position >= reach) refuse(`position ${position} is outside the ${reach} tokens its block table holds`);
+  }
+  if (ids.length !== positions.length) refuse(`a segment has ${ids.length} ids but ${positions.length} positions`);
+  for (const id of ids) {
+    if (!(id >= 0 && id < vocabSize)) refuse(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
   }
 }

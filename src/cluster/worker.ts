@@ -1,30 +1,18 @@
 /**
- * A worker process: joins a coordinator with its token, takes a rank, opens
- * its mesh connections, loads its shards, then runs steps until told to
- * stop. `tessera worker --join HOST:PORT --token T` and the locally forked
- * ranks of `--tp/--pp` both run this.
+ * A worker process: joins a coordinator with its token and a report of its
+ * hardware, starts its heartbeat thread, then runs what the coordinator
+ * sends (plans, steps) across plan generations until told to stop or until
+ * the coordinator goes away. `tessera worker --join HOST:PORT --token T` and
+ * the locally forked ranks of `--tp/--pp` both run this.
  */
 import type { Socket } from 'node:net';
-import { createBackend } from '../backend/native/select-backend.js';
 import { TesseraError, isTesseraError } from '../core/errors.js';
-import { openModelFiles } from '../engine/model-files.js';
-import { StageModel } from '../model/shard-stage.js';
-import { loadStageWeights } from '../model/shard-weights.js';
-import { ExpertLoad } from '../model/moe-expert-load.js';
-import { loadStageExpertFeedForwards } from '../model/moe-stage.js';
-import { CollectiveGroup } from '../parallel/collective-group.js';
-import { ExpertGroup } from '../parallel/expert-group.js';
-import { Communicator } from '../parallel/collectives.js';
 import { decodeControl, encodeControl, type ControlMessage, type Envelope } from './control-message.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
-import { placeOf, stageRanks } from '../parallel/mesh.js';
-import { RankRunner } from './rank-runner.js';
-import { MeshListener, connectMesh, dial } from '../parallel/socket-transport.js';
-import { TimedTransport } from '../parallel/timed-transport.js';
-import { tracedBackend } from '../backend/traced-backend.js';
-import { TRACE_THREADS, epochMicros, type TraceEvent } from '../core/trace-event.js';
-import { floatBytes } from '../parallel/transport.js';
-import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
+import { dial } from '../parallel/socket-transport.js';
+import { measureHardware } from './node-hardware.js';
+import { RankSession } from './rank-session.js';
+import { startHeartbeat } from './worker-heartbeat.js';
 
 export interface WorkerOptions {
   /** HOST:PORT of the coordinator. */
@@ -32,18 +20,36 @@ export interface WorkerOptions {
   token: string;
   /** Threads of this worker's backend; overrides the coordinator's plan. */
   threads?: number;
+  /** Memory this worker offers for the model, MiB (default: the free memory at join). */
+  memoryMib?: number;
   log?: (line: string) => void;
 }
 
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const control = new FramedSocket(await dialCoordinator(options.join), (why) => new TesseraError('TESSERA_ERR_RANK_LOST', `the coordinator at ${options.join} went away (${why}); start the run again`));
+  const { host, port } = joinAddress(options.join);
+  const control = new FramedSocket(await dialCoordinator(host, port, options.join), (why) => new TesseraError('TESSERA_ERR_RANK_LOST', `the coordinator at ${options.join} went away or dropped this worker (${why}); start the worker again to rejoin`));
   const send = (message: ControlMessage, body?: Uint8Array): Promise<void> => control.send(encodeControl(message, body));
   const next = async (): Promise<Envelope> => decodeControl(await control.receive());
   try {
-    await send({ type: 'hello', token: options.token, pid: process.pid });
-    const runner = await setUp(control, next, send, options.threads, log);
-    await serve(runner.runner, runner.transport, next, send, runner.expertLoad);
+    await send({ type: 'hello', token: options.token, pid: process.pid, hardware: measureHardware({ memoryMib: options.memoryMib }) });
+    const welcome = (await next()).message;
+    if (welcome.type === 'refused') throw new TesseraError('TESSERA_ERR_JOIN_REFUSED', welcome.message);
+    if (welcome.type !== 'welcome') throw new TesseraError('TESSERA_ERR_INTERNAL', `the coordinator answered the join with ${welcome.type}; are the coordinator and worker the same version?`);
+    log(`tessera worker: joined ${options.join} as node ${welcome.nodeId}`);
+    const session = new RankSession(send, control.socket.localAddress ?? '127.0.0.1', options.threads, log);
+    const heartbeat = startHeartbeat({ host, port, token: options.token, nodeId: welcome.nodeId, intervalMs: welcome.heartbeat.intervalMs }, (notice) => {
+      if (notice.type === 'abort') return session.abort(notice.generation);
+      // The coordinator is gone: whatever the rank is doing (a step, a connect) ends now, and so does the worker.
+      session.abortAll();
+      control.close();
+    });
+    try {
+      while (await session.handle((await next()).message));
+    } finally {
+      await heartbeat.stop();
+      await session.close();
+    }
   } catch (error) {
     if (!control.closed && isTesseraError(error)) await send({ type: 'error', code: error.code, message: error.message }).catch(() => undefined);
     throw error;
@@ -52,113 +58,30 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   }
 }
 
-async function setUp(
-  control: FramedSocket,
-  next: () => Promise<Envelope>,
-  send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
-  threads: number | undefined,
-  log: (line: string) => void,
-): Promise<{ runner: RankRunner; transport: TimedTransport; expertLoad?: ExpertLoad }> {
-  const assigned = (await next()).message;
-  if (assigned.type === 'refused') throw new TesseraError('TESSERA_ERR_JOIN_REFUSED', assigned.message);
-  if (assigned.type !== 'assign') throw unexpected(assigned);
-  const host = assigned.transport === 'tcp' ? control.socket.localAddress ?? '127.0.0.1' : undefined;
-  const listener = await MeshListener.open(assigned.transport, host);
-  await send({ type: 'listening', address: listener.address });
-  const plan = (await next()).message;
-  if (plan.type !== 'plan') throw unexpected(plan);
-  const started = performance.now();
-  const transport = new TimedTransport(await connectMesh(assigned.rank, plan.addresses, listener, plan.meshToken), plan.trace ? [] : undefined);
-  const shape = { tp: plan.tp, pp: plan.pp };
-  const { stage, tpRank } = placeOf(assigned.rank, shape);
-  const [startLayer, endLayer] = plan.layers[stage];
-  const files = openModelFiles(plan.modelPath, { tokenizerPath: plan.tokenizerPath });
-  try {
-    const plain = createBackend(plan.backend, { threads: threads ?? plan.threads });
-    // Tracing: every op of this rank is a span beside its step and message spans.
-    const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: assigned.rank }) : plain;
-    const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
-    const weights = loadStageWeights(files.store, files.config, backend, stagePlan);
-    const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
-    // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
-    const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
-    const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
-    const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
-    const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'the plan\'s kvCacheDtype');
-    const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
-    log(`tessera worker: rank ${assigned.rank} of ${assigned.size} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer}), ${backend.name} backend, ${kvDtype} KV)`);
-    await send({ type: 'ready', bytesRead: files.store.bytesRead, loadMs: performance.now() - started });
-    return { runner, transport, expertLoad };
-  } finally {
-    files.store.close();
-  }
-}
-
-async function serve(
-  runner: RankRunner,
-  transport: TimedTransport,
-  next: () => Promise<Envelope>,
-  send: (message: ControlMessage, body?: Uint8Array) => Promise<void>,
-  expertLoad?: ExpertLoad,
-): Promise<void> {
-  try {
-    for (;;) {
-      const { message } = await next();
-      if (message.type === 'shutdown') {
-        if (transport.spans) await send({ type: 'trace', events: transport.spans });
-        return;
-      }
-      if (message.type !== 'step') throw unexpected(message);
-      const started = performance.now();
-      const startedEpoch = epochMicros();
-      transport.waitMs = 0;
-      const logits = await runner.stepBatch(
-        message.pool,
-        message.segments.map((segment) => ({
-          blockTable: Int32Array.from(segment.blockTable),
-          rows: segment.rows,
-          ids: Int32Array.from(segment.ids),
-          positions: Int32Array.from(segment.positions),
-        })),
-      );
-      const waitMs = transport.waitMs;
-      const rank = transport.rank;
-      transport.spans?.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: rank, tid: TRACE_THREADS.compute, args: { tokens: message.segments.reduce((sum, segment) => sum + segment.ids.length, 0), sequences: message.segments.length, waitMs } });
-      if (transport.spans && expertLoad) transport.spans.push(...expertCounters(expertLoad, rank, startedEpoch));
-      if (logits) await send({ type: 'logits', computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
-    }
-  } finally {
-    await transport.close();
-  }
-}
-
-function unexpected(message: ControlMessage): TesseraError {
-  if (message.type === 'error') return new TesseraError(message.code, message.message);
-  return new TesseraError('TESSERA_ERR_INTERNAL', `the coordinator sent an unexpected ${message.type} message; are the coordinator and worker the same version?`);
-}
-
-function dialCoordinator(join: string): Promise<Socket> {
+function joinAddress(join: string): { host: string; port: number } {
   const at = join.lastIndexOf(':');
   const host = join.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   const port = Number(join.slice(at + 1));
   if (at <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--join ${join} is not HOST:PORT; give the address the coordinator printed, e.g. 10.0.0.1:7070`);
   }
-  return dial({ kind: 'tcp', host, port }).catch((error: Error) => {
-    throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${error.message}); check the address and that it is running`);
-  });
+  return { host, port };
 }
 
-/** Chrome trace counters: tokens routed so far to each of this rank's experts, one counter track per MoE layer. */
-function expertCounters(load: ExpertLoad, rank: number, ts: number): TraceEvent[] {
-  const events: TraceEvent[] = [];
-  load.snapshot().tokens.forEach((row, layer) => {
-    if (row.length === 0) return;
-    const args: Record<string, number> = {};
-    row.forEach((count, expert) => {
-      if (count > 0) args[`expert ${expert}`] = count;
-    });
-    events.push({ name: `layer ${layer} expert tokens`, ph: 'C', ts, pid: rank, args });
-  });
-  return events;
+/** How long a worker keeps trying to reach a coordinator that is not listening yet (started after it). */
+const JOIN_RETRY_MS = 30_000;
+
+async function dialCoordinator(host: string, port: number, join: string): Promise<Socket> {
+  const giveUp = performance.now() + JOIN_RETRY_MS;
+  for (;;) {
+    try {
+      return await dial({ kind: 'tcp', host, port });
+    } catch (error) {
+      const refused = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+      if (!refused || performance.now() > giveUp) {
+        throw new TesseraError('TESSERA_ERR_RANK_LOST', `cannot reach the coordinator at ${join} (${(error as Error).message}); check the address and that it is running`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }

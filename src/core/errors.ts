@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'TESSERA_ERR_MISSING_TENSOR'
   | 'TESSERA_ERR_BAD_CONFIG'
   | 'TESSERA_ERR_TOKENIZER'
+  | 'TESSERA_ERR_KV_LOST'
+  | 'TESSERA_ERR_NO_PLACEMENT'
   | 'TESSERA_ERR_CHAT_TEMPLATE'
   | 'TESSERA_ERR_CONTEXT_OVERFLOW'
   | 'TESSERA_ERR_INVALID_ARGUMENT'
@@ -51,4 +53,20 @@ export function isTesseraError(error: unknown): error is TesseraError {
 /** Throws a coded error when `condition` is false. */
 export function check(condition: unknown, code: ErrorCode, message: string): asserts condition {
   if (!condition) throw new TesseraError(code, message);
+}
+
+/**
+ * A failure that concerns one segment (one sequence) of a batched step, found
+ * before anything was computed: only that sequence fails; the others can run
+ * the step again.
+ */
+export class SegmentError extends TesseraError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    /** Index of the segment in its batch. */
+    readonly segment: number,
+  ) {
+    super(code, message);
+  }
 }

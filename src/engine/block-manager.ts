@@ -135,6 +135,12 @@ export class BlockManager {
     this.byHash.set(hash, block);
   }
 
+  /** Unnames every block: their contents are gone (a mesh re-sharded), so no later sequence may share them. */
+  forgetPrefixes(): void {
+    this.byHash.clear();
+    this.hashes.fill(undefined);
+  }
+
   /** The hit rate of prefix lookups so far, in [0, 1]. */
   get hitRate(): number {
     return this.queriedTokens === 0 ? 0 : this.hitTokens / this.queriedTokens;

@@ -12,7 +12,7 @@
  * on chunking, on prefix-cache hits or on preemption.
  */
 import type { ModelConfig } from '../core/model-config.js';
-import { isTesseraError, TesseraError } from '../core/errors.js';
+import { isTesseraError, SegmentError, TesseraError } from '../core/errors.js';
 import type { Batch, BatchSegment, SequenceKv } from '../model/batch.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype, type KvDtype } from '../core/kv-dtype.js';
@@ -174,11 +174,32 @@ export class EngineCore {
         const logits = await this.runner.forwardBatch(batch);
         outputs.push(...this.afterForward(chunks, logits));
       } catch (error) {
-        // Only the sequences of this batch are lost; waiting and other running ones go on.
-        outputs.push(...chunks.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error)));
+        outputs.push(...this.afterFailedForward(chunks, error));
       }
     }
     return { outputs, stats: this.stats(chunks.length, batchTokens) };
+  }
+
+  /**
+   * A forward that threw. KV lost (the model runner's ranks re-sharded,
+   * PLAN contract 2): every running sequence goes back to recompute its
+   * tokens and the prefix cache forgets its blocks; nothing fails. One bad
+   * segment: its sequence fails, the others run the step again. Anything
+   * else: the sequences of this batch fail; waiting and other running ones go on.
+   */
+  private afterFailedForward(chunks: readonly ScheduledChunk[], error: unknown): SequenceOutput[] {
+    if (isTesseraError(error) && error.code === 'TESSERA_ERR_KV_LOST') {
+      this.loseKv();
+      return [];
+    }
+    const failing = error instanceof SegmentError && chunks[error.segment] ? [chunks[error.segment]] : chunks;
+    return failing.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error));
+  }
+
+  /** The KV of every sequence is gone: recompute them all from their tokens, and share no cached block. */
+  loseKv(): void {
+    this.scheduler.preemptAll();
+    this.blocks.forgetPrefixes();
   }
 
   private fail(sequence: Sequence, error: unknown): SequenceOutput {

@@ -156,6 +156,11 @@ export class Scheduler {
     return true;
   }
 
+  /** Every running sequence back to the front of the queue, in running order, to be recomputed (its KV is gone). */
+  preemptAll(): void {
+    for (const sequence of [...this.running].reverse()) this.preempt(sequence);
+  }
+
   private preempt(sequence: Sequence): void {
     const at = this.running.indexOf(sequence);
     if (at >= 0) this.running.splice(at, 1);

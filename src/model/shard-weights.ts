@@ -32,13 +32,20 @@ export interface StageWeights {
 /** A weight this rank does not hold. */
 export const ABSENT: Weight = Object.freeze({ dtype: 'f32', shape: [0] }) as Weight;
 
-export function loadStageWeights(store: TensorStore, config: ModelConfig, backend: Backend, plan: StagePlan, onProgress?: LoadProgress): StageWeights {
+/**
+ * Where a rank's slices come from: the store itself, or (re-sharding a live
+ * mesh) the bytes the rank already holds plus only the ranges it lacks
+ * (src/cluster/held-shards.ts).
+ */
+export type SliceReader = Pick<TensorStore, 'readRows' | 'readColumns'>;
+
+export function loadStageWeights(store: TensorStore, config: ModelConfig, backend: Backend, plan: StagePlan, onProgress?: LoadProgress, slices: SliceReader = store): StageWeights {
   const dtypeOf = (name: string): DType => store.get(name)?.dtype ?? 'f32';
   const layout = shardLayout(config, plan.tp, plan.tpRank, {
     attentionOutput: dtypeOf(`blk.${plan.startLayer}.attn_output.weight`),
     down: dtypeOf(`blk.${plan.startLayer}.ffn_down.weight`),
   });
-  const reader = new ShardReader(store, backend, shardSpecs(config, layout), onProgress);
+  const reader = new ShardReader(store, slices, backend, shardSpecs(config, layout), onProgress);
   const { hiddenSize, vocabSize } = config;
   const first = plan.startLayer === 0;
   const last = plan.endLayer === config.numLayers;
@@ -87,6 +94,7 @@ class ShardReader {
 
   constructor(
     private readonly store: TensorStore,
+    private readonly slices: SliceReader,
     private readonly backend: Backend,
     private readonly specs: Record<string, ShardSpec>,
     private readonly onProgress?: LoadProgress,
@@ -109,22 +117,22 @@ class ShardReader {
   /** A small float32 tensor every rank keeps whole (rope_freqs). */
   floats(name: string): Float32Array {
     const info = this.store.get(name)!;
-    const weight = this.backend.loadWeight(info.dtype, info.shape, this.store.readRows(name, 0, matrixShape(info.shape).rows));
+    const weight = this.backend.loadWeight(info.dtype, info.shape, this.slices.readRows(name, 0, matrixShape(info.shape).rows));
     return this.backend.readRows(weight, 0, 1);
   }
 
   private read(name: string, shape: readonly number[], spec: ShardSpec): { bytes: Uint8Array; shape: number[] } {
     const { rows, cols } = matrixShape(shape);
     const width = spec.end - spec.start;
-    if (spec.kind === 'replicated') return { bytes: this.store.readRows(name, 0, rows), shape: [...shape] };
+    if (spec.kind === 'replicated') return { bytes: this.slices.readRows(name, 0, rows), shape: [...shape] };
     if (spec.kind === 'row' || shape.length === 1) return { bytes: this.columns(name, spec), shape: shape.length === 1 ? [width] : [rows, width] };
-    return { bytes: this.store.readRows(name, spec.start, spec.end), shape: [width, cols] };
+    return { bytes: this.slices.readRows(name, spec.start, spec.end), shape: [width, cols] };
   }
 
   private columns(name: string, spec: ShardSpec): Uint8Array {
-    if (!this.store.readColumns) {
+    if (!this.slices.readColumns) {
       throw new TesseraError('TESSERA_ERR_UNSUPPORTED_ARCH', `this ${this.store.format} store cannot read column slices, so ${name} cannot be split; run with --tp 1`);
     }
-    return this.store.readColumns(name, spec.start, spec.end);
+    return this.slices.readColumns(name, spec.start, spec.end);
   }
 }

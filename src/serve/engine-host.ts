@@ -12,6 +12,7 @@ import type { ErrorCode, TesseraError } from '../core/errors.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { StepStats } from '../engine/engine-core.js';
 import type { SequenceOutput, SequenceRequest } from '../engine/sequence.js';
+import type { MeshControl } from './mesh-control.js';
 
 /**
  * A sequence's id as hosts hand it out: unique across processes and
@@ -71,6 +72,8 @@ export interface EngineHost {
   /** Called with the stats of every step (or every load report, for a remote engine). */
   onStats(listener: (stats: StepStats) => void): void;
   health(): HostHealth;
+  /** The admin side of a mesh of ranks, when this host drives one (admin-routes.ts). */
+  readonly mesh?: MeshControl;
   close(): Promise<void>;
 }
 

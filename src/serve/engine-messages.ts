@@ -6,6 +6,11 @@ import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvFromEngine, KvRole, KvToEngine } from '../engine/kv-messages.js';
 import type { HostHealth } from './engine-host.js';
+import type { ClusterView } from '../cluster/cluster-view.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
+
+/** What the admin routes ask of a mesh (src/serve/admin-routes.ts). */
+export type AdminAction = { kind: 'describe' } | { kind: 'reshard'; shape: { tp: number; pp: number } | 'auto' };
 
 export interface WorkerSetup {
   modelPath: string;
@@ -25,6 +30,7 @@ export type HostMessage =
   | { type: 'add'; sequenceId: number; request: SequenceRequest; kv?: KvRole }
   | { type: 'kv'; message: KvToEngine }
   | { type: 'cancel'; sequenceId: number }
+  | { type: 'admin'; requestId: number; action: AdminAction }
   | { type: 'stop' };
 
 export type WorkerMessage =
@@ -34,5 +40,8 @@ export type WorkerMessage =
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }
   | { type: 'step-failed'; sequenceIds: number[]; code: string; message: string }
-  /** The engine's own view of whether it can step (a mesh that lost a rank cannot), sent when it changes. */
-  | { type: 'health'; health: HostHealth };
+  /** The engine's own view of whether it can step (a mesh re-sharding after a lost rank cannot), sent when it changes. */
+  | { type: 'health'; health: HostHealth }
+  | { type: 'admin-reply'; requestId: number; view?: ClusterView; error?: { code: string; message: string } }
+  /** A mesh re-shard's record, each time it fills in (detected, loaded, first logits, re-prefilled). */
+  | { type: 'reshard'; record: ReshardRecord };

@@ -8,6 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import type { Backend } from '../backend/backend.js';
 import { isTesseraError, TesseraError, type ErrorCode } from '../core/errors.js';
+import type { MeshCoordinator } from '../cluster/coordinator.js';
+import type { ReshardRecord } from '../cluster/reshard-log.js';
 import { openMeshEngine } from '../cluster/mesh-engine.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
@@ -16,7 +18,7 @@ import type { ModelRunner } from '../engine/engine-core.js';
 import type { KvTransfers } from '../engine/kv-transfers.js';
 import { openKvCore } from './engine-worker-kv.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
-import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
+import type { AdminAction, HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 import type { HostHealth } from './engine-host.js';
 
 const port = parentPort;
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
     else stopping = true;
   };
   port!.on('message', (message: HostMessage) => {
+    // Admin calls do not wait for a step: a re-shard runs beside the step loop, which waits for it.
+    if (message.type === 'admin') return void answerAdmin(model.coordinator, message.requestId, message.action);
     inbox.push(message);
     wake?.();
   });
@@ -99,9 +103,21 @@ interface OpenedModel {
   /** The backend of a model run in this thread (undefined on a mesh). */
   backend?: Backend;
   backendName: string;
-  /** Why the model can no longer run (a mesh lost a rank); undefined while it can. */
+  /** Why the model cannot run now (a mesh re-sharding after a lost rank, or left with no layout); undefined while it can. */
   lost(): Error | undefined;
+  /** The mesh's coordinator (--tp/--pp/--listen), for the admin routes. */
+  coordinator?: MeshCoordinator;
   close(): Promise<void>;
+}
+
+async function answerAdmin(coordinator: MeshCoordinator | undefined, requestId: number, action: AdminAction): Promise<void> {
+  try {
+    if (!coordinator) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'this server runs no mesh; start it with --tp/--pp or --listen to use /admin routes');
+    const view = action.kind === 'describe' ? coordinator.describe() : await coordinator.reshard(action.shape);
+    send({ type: 'admin-reply', requestId, view });
+  } catch (error) {
+    send({ type: 'admin-reply', requestId, error: errorFields(error) });
+  }
 }
 
 /** How often a mesh's liveness is looked at while idle (a lost rank must show on /ready without a request). */
@@ -124,9 +140,11 @@ async function openModel(): Promise<OpenedModel> {
   if (setup.mesh) {
     const log = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
     // The ranks keep the KV, in the core's dtype, in pools that mirror the core's blocks (so prefix caching works as here).
-    const { engine, coordinator } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log });
+    const onReshard = (record: ReshardRecord): void => send({ type: 'reshard', record });
+    const { engine, coordinator, coreRunner } = await openMeshEngine(setup.modelPath, { ...setup.mesh, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype, log, onReshard });
     const name = `mesh tp ${setup.mesh.tp} × pp ${setup.mesh.pp}, ${setup.mesh.backend ?? 'reference'} ranks`;
-    return { engine, runner: engine.transformer, backendName: name, lost: () => coordinator.lost, close: () => coordinator.close() };
+    // After a re-shard the runner says the KV is lost and the core recomputes its sequences.
+    return { engine, runner: coreRunner, backendName: name, coordinator, lost: () => coordinator.lost, close: () => coordinator.close() };
   }
   const backend = createBackend(setup.backend ?? 'auto', { threads: setup.threads });
   const tracePath = setup.trace;

@@ -39,6 +39,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 8000,
     apiKey: options.apiKey,
+    adminKey: options.adminKey,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   });
   try {

@@ -11,6 +11,7 @@ import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvFromEngine, KvRole, KvToEngine } from '../engine/kv-messages.js';
+import { MeshControl } from './mesh-control.js';
 import { EMPTY_STATS, newSequenceId, type EngineHost, type EngineLimits, type HostHealth, type SequenceId, type SequenceListener } from './engine-host.js';
 
 export interface LocalEngineHostOptions {
@@ -38,11 +39,15 @@ export class LocalEngineHost implements EngineHost {
   private nextNumber = 1;
   private closed = false;
   private exited = false;
+  /** The mesh's admin side, when the worker drives a mesh of ranks. */
+  readonly mesh: MeshControl | undefined;
 
   private constructor(
     private readonly worker: Worker,
     readonly limits: EngineLimits,
+    drivesMesh: boolean,
   ) {
+    this.mesh = drivesMesh ? new MeshControl((message) => this.send(message), () => !this.closed && !this.exited) : undefined;
     worker.on('message', (message: WorkerMessage) => this.receive(message));
     worker.on('error', (error: Error) => this.failEverything(new TesseraError('TESSERA_ERR_INTERNAL', `the engine worker crashed: ${error.message}`)));
     worker.on('exit', () => {
@@ -64,7 +69,7 @@ export class LocalEngineHost implements EngineHost {
       worker.on('message', onMessage);
       worker.once('error', reject);
     });
-    return new LocalEngineHost(worker, limits);
+    return new LocalEngineHost(worker, limits, options.mesh !== undefined);
   }
 
   /** `kv`: the sequence's part in a KV transfer (disaggregated prefill and decode; src/serve/pd-replica.ts). */
@@ -158,6 +163,8 @@ export class LocalEngineHost implements EngineHost {
       this.engineHealth = message.health;
     } else if (message.type === 'kv') {
       for (const listener of this.kvListeners) listener(message.message);
+    } else if (message.type === 'admin-reply' || message.type === 'reshard') {
+      this.mesh?.receive(message);
     }
   }
 
@@ -173,6 +180,7 @@ export class LocalEngineHost implements EngineHost {
   }
 
   private failEverything(error: TesseraError): void {
+    this.mesh?.fail(error);
     for (const sequenceId of [...this.submitted.keys()]) this.fail(sequenceId, error);
   }
 }

@@ -1,7 +1,9 @@
 /**
- * The EngineHost suite on a tp 2 mesh of rank processes, and what a lost
- * rank looks like from outside: /ready is 503 with TESSERA_ERR_RANK_LOST,
- * and requests get a 503 with that code (retryable), not a 500.
+ * The EngineHost suite on a tp 2 mesh of rank processes, and what a mesh
+ * that lost its ranks looks like from outside: while no worker is left,
+ * /ready is 503 with TESSERA_ERR_RANK_LOST, and once the recovery wait is
+ * over requests get a 503 with that code (retryable), not a 500. (A mesh
+ * that keeps a worker re-shards over it and goes on: src/cluster/serve-*.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -34,15 +36,15 @@ function rankPids(): number[] {
     .map(Number);
 }
 
-test('a mesh that lost a rank says 503 TESSERA_ERR_RANK_LOST on /ready and to requests', async (t) => {
+test('a mesh that lost every rank says 503 TESSERA_ERR_RANK_LOST on /ready and, after its recovery wait, to requests', async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
-  const server = await launchServer({ model, port: 0, servedModelName: 'stories', core: { kvCacheMib: 4 }, mesh: MESH });
+  const server = await launchServer({ model, port: 0, servedModelName: 'stories', core: { kvCacheMib: 4 }, mesh: { ...MESH, recoveryWaitMs: 2000 } });
   try {
     assert.equal((await fetch(`${server.url}/ready`)).status, 200);
     const ranks = rankPids();
     assert.equal(ranks.length, 2, `rank processes: ${ranks.join(', ')}`);
-    process.kill(ranks[1], 'SIGKILL');
+    for (const rank of ranks) process.kill(rank, 'SIGKILL');
     let ready: Response | undefined;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {

@@ -12,6 +12,7 @@ import { ApiError, errorBody, toApiError } from './api-error.js';
 import { serveChatCompletion } from './chat-completions.js';
 import { serveCompletion } from './completions.js';
 import { ServeMetrics } from './metrics.js';
+import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
 import { Admission } from './admission.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
@@ -22,6 +23,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   apiKey?: string;
+  /** Key of the /admin routes (admin-routes.ts); without one they are off. */
+  adminKey?: string;
   /** Request bodies above this get 413. */
   maxBodyBytes: number;
 }
@@ -64,6 +67,7 @@ export class TesseraServer {
   setModel(model: ServingModel): void {
     this.model = model;
     model.host.onStats((stats) => this.metrics.recordStep(stats));
+    recordReshards(this.metrics.registry, model.host);
   }
 
   /** The model being served, once loaded. */
@@ -109,6 +113,11 @@ export class TesseraServer {
     if (method === 'GET' && path === '/health') return sendJson(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.sendReady(response);
     if (method === 'GET' && path === '/metrics') return this.sendMetrics(response);
+    if (isAdminPath(path)) {
+      const body = method === 'POST' ? await readJsonBody(request, this.options.maxBodyBytes) : undefined;
+      const answer = await serveAdmin({ method, path, authorization: request.headers.authorization, body }, this.model?.host, this.options.adminKey);
+      return sendJson(response, answer.status, answer.body);
+    }
     if (path.startsWith('/v1/') || path in GENERATION_ROUTES) this.checkApiKey(request);
     const model = this.model;
     if (method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'))) return sendJson(response, 200, this.models(path));

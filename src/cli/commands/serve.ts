@@ -22,6 +22,7 @@ export interface ServeOptions extends ParallelOptions, PdFlags {
   host: string;
   port: number;
   apiKey?: string;
+  adminKey?: string;
   maxNumSeqs: number;
   maxModelLen?: number;
   maxBatchTokens: number;
@@ -46,6 +47,7 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = any free port)', numberOption('--port', 0, 65535, true), 8000)
     .option('--api-key <key>', 'require Authorization: Bearer KEY on /v1 routes (default: $TESSERA_API_KEY, else none)')
+    .option('--admin-key <key>', 'turn on /admin/cluster and /admin/reshard, which require Authorization: Bearer KEY (default: $TESSERA_ADMIN_KEY, else off)')
     .option('--max-num-seqs <n>', 'sequences in the running batch at once', numberOption('--max-num-seqs', 1, 4096, true), DEFAULT_CORE_OPTIONS.maxNumSeqs)
     .option('--max-model-len <n>', "longest prompt + output (default: the model's context, capped by the KV cache)", numberOption('--max-model-len', 2, 1e7, true))
     .option('--max-batch-tokens <n>', 'tokens per engine step, decode and chunked prefill together', numberOption('--max-batch-tokens', 1, 1e6, true), DEFAULT_CORE_OPTIONS.maxBatchTokens)
@@ -71,6 +73,7 @@ export function registerServeCommand(program: Command): void {
         host: options.host,
         port: options.port,
         apiKey: options.apiKey ?? process.env.TESSERA_API_KEY,
+        adminKey: options.adminKey ?? process.env.TESSERA_ADMIN_KEY,
         maxBodyBytes: options.maxBodyBytes,
         servedModelName: options.servedModelName,
         maxWaiting: options.maxWaiting,

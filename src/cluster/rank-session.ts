@@ -1,0 +1,233 @@
+/**
+ * A worker's life across plan generations. For each generation the
+ * coordinator sends `prepare` (open a mesh listener), `plan` (connect to the
+ * peers, re-shard the weights) and then steps; a rank outside the plan gets
+ * `release` and waits as a spare. A generation ends when a newer one is
+ * prepared, or when it breaks: a peer went away (its socket closed, or the
+ * heartbeat thread brought an abort because the coordinator declared a rank
+ * lost), or the rank's compute failed. A broken generation's transport is
+ * closed, so nothing waits on it any more, and its remaining steps are
+ * skipped; the worker itself goes on to the next plan. A step refused before
+ * anything ran (a bad block table or id) fails only that step.
+ */
+import { isTesseraError, SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
+import { epochMicros, TRACE_THREADS, type TraceEvent } from '../core/trace-event.js';
+import type { ExpertLoad } from '../model/moe-expert-load.js';
+import { MeshListener, connectMesh, type SocketTransport } from '../parallel/socket-transport.js';
+import { TimedTransport } from '../parallel/timed-transport.js';
+import { floatBytes } from '../parallel/transport.js';
+import type { ControlMessage } from './control-message.js';
+import { HeldShards } from './held-shards.js';
+import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
+import type { RankRunner, StepRequest } from './rank-runner.js';
+
+type Send = (message: ControlMessage, body?: Uint8Array) => Promise<void>;
+type StepMessage = Extract<ControlMessage, { type: 'step' }>;
+
+/** How long connecting to a generation's peers may take before the rank gives up on it. */
+const CONNECT_DEADLINE_MS = 60_000;
+
+export class RankSession {
+  /** The generation being set up or run (0: none yet). */
+  private generation = 0;
+  private rank = 0;
+  private listener: MeshListener | undefined;
+  private transport: TimedTransport | undefined;
+  private runner: RankRunner | undefined;
+  private expertLoad: ExpertLoad | undefined;
+  /** The current generation cannot run steps any more. */
+  private broken = false;
+  /** Rejects a pending connect when the generation is aborted. */
+  private abortConnect: ((error: Error) => void) | undefined;
+  private readonly held = new HeldShards();
+  private readonly files = new RankFiles();
+  /** Spans of every generation, sent at shutdown when a plan asked for tracing. */
+  private spans: TraceEvent[] | undefined;
+
+  constructor(
+    private readonly send: Send,
+    /** This machine's address as the coordinator sees it, for TCP mesh listeners. */
+    private readonly host: string,
+    private readonly threads: number | undefined,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Runs one control message; false once the worker should stop. */
+  async handle(message: ControlMessage): Promise<boolean> {
+    if (message.type === 'prepare') await this.prepare(message);
+    else if (message.type === 'plan') await this.plan(message);
+    else if (message.type === 'step') await this.step(message);
+    else if (message.type === 'release') await this.release();
+    else if (message.type === 'shutdown') {
+      if (this.spans) await this.send({ type: 'trace', events: this.spans });
+      await this.close();
+      return false;
+    } else throw unexpected(message);
+    return true;
+  }
+
+  /** From the heartbeat thread: the coordinator lost a rank of `generation`; stop waiting on its peers. */
+  abort(generation: number): void {
+    if (generation !== this.generation || this.broken) return;
+    this.breakGeneration(new TesseraError('TESSERA_ERR_RANK_LOST', `generation ${generation} was aborted by the coordinator (a rank was lost)`));
+  }
+
+  /** Abandons whatever generation runs (the coordinator is gone). */
+  abortAll(): void {
+    if (!this.broken) this.breakGeneration(new TesseraError('TESSERA_ERR_RANK_LOST', 'the coordinator went away'));
+  }
+
+  async close(): Promise<void> {
+    await this.teardown();
+    this.held.clear();
+    this.files.close();
+  }
+
+  private async prepare(message: Extract<ControlMessage, { type: 'prepare' }>): Promise<void> {
+    await this.teardown();
+    this.generation = message.generation;
+    this.rank = message.rank;
+    this.broken = false;
+    this.listener = await MeshListener.open(message.transport, message.transport === 'tcp' ? this.host : undefined);
+    await this.send({ type: 'listening', generation: message.generation, address: this.listener.address });
+  }
+
+  private async plan(plan: PlanMessage): Promise<void> {
+    const listener = this.listener;
+    if (plan.generation !== this.generation || this.broken || !listener) return;
+    const started = performance.now();
+    try {
+      if (plan.trace) this.spans ??= [];
+      this.transport = new TimedTransport(await this.connect(plan, listener), this.spans);
+      // The old stage's weights go before the new ones load, so the two are not held at once.
+      this.runner = undefined;
+      const loaded = loadRank(plan, this.rank, this.transport, this.held, this.files, this.threads);
+      [this.runner, this.expertLoad] = [loaded.runner, loaded.expertLoad];
+      this.log(`tessera worker: ${loaded.description}; read ${loaded.bytesRead} bytes (${loaded.newBytes} new), holds ${loaded.bytesHeld}`);
+      const { bytesRead, newBytes, bytesHeld } = loaded;
+      await this.send({ type: 'ready', generation: plan.generation, bytesRead, newBytes, bytesHeld, loadMs: performance.now() - started });
+    } catch (error) {
+      await this.fail(plan.generation, -1, error);
+    }
+  }
+
+  /** The mesh connections of a plan; an abort or the deadline ends the wait (a mesh that connects after that is closed). */
+  private async connect(plan: PlanMessage, listener: MeshListener): Promise<SocketTransport> {
+    let timer: NodeJS.Timeout | undefined;
+    let gaveUp = false;
+    const stopped = new Promise<never>((_, reject) => {
+      this.abortConnect = reject;
+      timer = setTimeout(() => reject(new TesseraError('TESSERA_ERR_RANK_LOST', `the peers of generation ${plan.generation} did not connect within ${CONNECT_DEADLINE_MS / 1000} s`)), CONNECT_DEADLINE_MS);
+    });
+    const connecting = connectMesh(this.rank, plan.addresses, listener, plan.meshToken);
+    connecting.then((transport) => gaveUp && void transport.close(), () => undefined);
+    try {
+      return await Promise.race([connecting, stopped]);
+    } catch (error) {
+      gaveUp = true;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      this.abortConnect = undefined;
+    }
+  }
+
+  private async step(message: StepMessage): Promise<void> {
+    const { runner, transport } = this;
+    // Steps of an older or broken generation: the coordinator has already failed them.
+    if (message.generation !== this.generation || this.broken || !runner || !transport) return;
+    const requests = stepRequests(message);
+    try {
+      runner.validate(message.pool, requests);
+    } catch (error) {
+      const segment = error instanceof SegmentError ? error.segment : -1;
+      await this.send({ type: 'step-refused', generation: message.generation, id: message.id, segment, ...codeOf(error) });
+      return;
+    }
+    const started = performance.now();
+    const startedEpoch = epochMicros();
+    transport.waitMs = 0;
+    let logits: Float32Array | undefined;
+    try {
+      logits = await runner.stepBatch(message.pool, requests);
+    } catch (error) {
+      await this.fail(message.generation, message.id, error);
+      return;
+    }
+    const waitMs = transport.waitMs;
+    this.recordStep(message, startedEpoch, waitMs);
+    if (logits) await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
+  }
+
+  private recordStep(message: StepMessage, startedEpoch: number, waitMs: number): void {
+    const spans = this.transport?.spans;
+    if (!spans) return;
+    const tokens = message.segments.reduce((sum, segment) => sum + segment.ids.length, 0);
+    spans.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: this.rank, tid: TRACE_THREADS.compute, args: { tokens, sequences: message.segments.length, waitMs, generation: message.generation } });
+    if (this.expertLoad) spans.push(...expertCounters(this.expertLoad, this.rank, startedEpoch));
+  }
+
+  /** This generation can run no more steps: say why, and close its transport so no peer waits on this rank. */
+  private async fail(generation: number, id: number, error: unknown): Promise<void> {
+    if (generation !== this.generation) return;
+    const wasBroken = this.broken;
+    this.breakGeneration(error);
+    if (!wasBroken || id >= 0) await this.send({ type: 'rank-failed', generation, id, ...codeOf(error) });
+  }
+
+  private breakGeneration(error: unknown): void {
+    this.broken = true;
+    this.abortConnect?.(error instanceof Error ? error : new Error(String(error)));
+    this.listener?.close();
+    void this.transport?.close();
+  }
+
+  private async release(): Promise<void> {
+    await this.teardown();
+    this.held.clear();
+    this.log('tessera worker: not in the new plan; waiting as a spare');
+  }
+
+  private async teardown(): Promise<void> {
+    this.listener?.close();
+    this.listener = undefined;
+    const transport = this.transport;
+    this.transport = undefined;
+    this.runner = undefined;
+    this.expertLoad = undefined;
+    await transport?.close();
+  }
+}
+
+function stepRequests(message: StepMessage): StepRequest[] {
+  return message.segments.map((segment) => ({
+    blockTable: Int32Array.from(segment.blockTable),
+    rows: segment.rows,
+    ids: Int32Array.from(segment.ids),
+    positions: Int32Array.from(segment.positions),
+  }));
+}
+
+function codeOf(error: unknown): { code: ErrorCode; message: string } {
+  if (isTesseraError(error)) return { code: error.code, message: error.message };
+  return { code: 'TESSERA_ERR_INTERNAL', message: error instanceof Error ? error.message : String(error) };
+}
+
+function unexpected(message: ControlMessage): TesseraError {
+  if (message.type === 'error') return new TesseraError(message.code, message.message);
+  return new TesseraError('TESSERA_ERR_INTERNAL', `the coordinator sent an unexpected ${message.type} message; are the coordinator and worker the same version?`);
+}
+
+/** Chrome trace counters: tokens routed so far to each of this rank's experts, one counter track per MoE layer. */
+function expertCounters(load: ExpertLoad, rank: number, ts: number): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  load.snapshot().tokens.forEach((row, layer) => {
+    if (row.length === 0) return;
+    const args: Record<string, number> = {};
+    row.forEach((count, expert) => {
+      if (count > 0) args[`expert ${expert}`] = count;
+    });
+    events.push({ name: `layer ${layer} expert tokens`, ph: 'C', ts, pid: rank, args });
+  });
+  return events;
+}
