@@ -32,6 +32,8 @@ export interface TransferStats {
   bytes: number;
   /** Summed wire time of its rows frames (first byte to last byte of each), ms. */
   activeMs: number;
+  /** Rows frames received (a bandwidth probe is run at their mean size). */
+  frames: number;
   /** performance.now() of the open frame's arrival. */
   openedAt: number;
 }
@@ -107,7 +109,7 @@ export class KvListener {
 
   /** Frames of `transfer` go to `receiver` from now on. */
   expect(transfer: TransferId, receiver: KvReceiver): void {
-    this.expected.set(transfer, { receiver, link: undefined, stats: { bytes: 0, activeMs: 0, openedAt: 0 } });
+    this.expected.set(transfer, { receiver, link: undefined, stats: { bytes: 0, activeMs: 0, frames: 0, openedAt: 0 } });
   }
 
   /** No more frames of `transfer` are wanted (it finished, failed or was cancelled). */
@@ -146,6 +148,7 @@ export class KvListener {
       if (header.type === 'rows') {
         entry.stats.bytes += frame.payload.byteLength;
         entry.stats.activeMs += frame.wireMs;
+        entry.stats.frames++;
         return entry.receiver.rows(rowsOf(header, frame.payload));
       }
       this.expected.delete(header.transfer);

@@ -14,12 +14,16 @@
  *        everything; the stream ends there (the sequence goes on elsewhere).
  *
  * The load report says each replica's role and its KV endpoints.
+ *
+ *   POST /v1/tessera/kv/probe {endpoints, frames, frameBytes}   prefill
+ *        replica: send `frames` frames of filler over the link it uses to
+ *        those endpoints; answers the receiver's timing (ProbeResult).
  */
 import type { TransferId } from '../engine/kv-messages.js';
 import type { KvEndpoint, KvLinkKind } from '../disagg/kv-endpoint.js';
 import { parseEndpoints } from '../disagg/kv-endpoint.js';
 import { badField } from './api-error.js';
-import type { RequestFields } from './request-fields.js';
+import { RequestFields } from './request-fields.js';
 
 export const REPLICA_ROLES = ['prefill', 'decode', 'both'] as const;
 /** What a router sends a replica: prompts to prefill (and hand off), sequences to decode after a transfer, or both (and whole sequences). */
@@ -45,6 +49,20 @@ export type KvReplicaEvent =
 
 export function isKvEvent(event: { type: string }): event is KvReplicaEvent {
   return event.type === 'kv-reserved' || event.type === 'kv-received' || event.type === 'handoff';
+}
+
+export const REPLICA_KV_PROBE_PATH = '/v1/tessera/kv/probe';
+
+/** The body of a probe request, checked (at most 1 GiB in all: a probe must not tie a link up for long). */
+export function parseKvProbe(body: unknown): { endpoints: KvEndpoint[]; frames: number; frameBytes: number } {
+  const fields = RequestFields.of(body);
+  const endpoints = parseEndpoints(fields.raw('endpoints'));
+  if (!endpoints) throw badField('endpoints', 'endpoints must list a decode replica\'s KV endpoints (its load report\'s pd.endpoints)');
+  const frames = fields.number('frames', { min: 1, max: 4096, integer: true }) ?? 64;
+  const frameBytes = fields.number('frameBytes', { min: 8, max: 2 ** 28, integer: true }) ?? 2 ** 20;
+  if (frames * frameBytes > 2 ** 30) throw badField('frames', `a probe of ${frames} × ${frameBytes} bytes is over 1 GiB`);
+  fields.rejectUnread();
+  return { endpoints, frames, frameBytes };
 }
 
 const TRANSFER = /^[A-Za-z0-9_-]{8,64}$/;

@@ -16,7 +16,7 @@ import { TesseraError } from '../core/errors.js';
 import type { KvFromEngine, TransferId } from '../engine/kv-messages.js';
 import type { KvEndpoint, KvTransportChoice } from '../disagg/kv-endpoint.js';
 import { KvListener, type KvShape, type TransferStats } from '../disagg/kv-listener.js';
-import { KvSender, type OutgoingTransfer, type SendStats } from '../disagg/kv-sender.js';
+import { KvSender, type OutgoingTransfer, type ProbeResult, type SendStats } from '../disagg/kv-sender.js';
 import { ApiError } from './api-error.js';
 import type { LocalEngineHost } from './local-engine-host.js';
 import type { KvMetrics } from './kv-metrics.js';
@@ -144,6 +144,16 @@ export class PdReplica {
     }
   }
 
+  /**
+   * Prefill side: the bandwidth of the link a transfer to `endpoints` takes
+   * (the pooled one, dialed if need be), timed as transfers are timed, so a
+   * transfer's rate can be set against what the link carries.
+   */
+  probe(endpoints: readonly KvEndpoint[], frames: number, frameBytes: number): Promise<ProbeResult> {
+    if (this.options.role === 'decode' || this.host.limits.kvTransfer !== true) throw new ApiError(400, `this replica (role ${this.options.role}) does not send KV; probe from a prefill replica`, 'invalid_request_error', 'endpoints', 'kv_transfer_unsupported');
+    return this.sender.probe(endpoints, frames, frameBytes);
+  }
+
   close(): void {
     this.sender.close();
     this.listener?.close();
@@ -172,6 +182,7 @@ export class PdReplica {
     const transferMs = performance.now() - stats.openedAt;
     const metrics = this.options.metrics;
     metrics.bytes.inc({ direction: 'received' }, stats.bytes);
+    metrics.frames.inc({ direction: 'received' }, stats.frames);
     metrics.transfers.inc({ direction: 'received', result: 'done' });
     metrics.seconds.observe({ direction: 'received' }, transferMs / 1000);
     metrics.wireSeconds.observe({ direction: 'received' }, stats.activeMs / 1000);

@@ -12,11 +12,12 @@ import type { SequenceRequest } from '../engine/sequence.js';
 import { ApiError } from './api-error.js';
 import type { EngineHost, EngineLimits, HostHealth, SequenceId, SequenceListener } from './engine-host.js';
 import type { LocalEngineHost } from './local-engine-host.js';
-import type { KvPart } from './pd-protocol.js';
+import { parseKvProbe, type KvPart } from './pd-protocol.js';
 import type { PdReplica } from './pd-replica.js';
 import { PrefillRun } from './prefill-run.js';
 import { openNdjson, streamSequence } from './replica-routes.js';
-import type { ServingModel } from './serving-model.js';
+import { checkServing, type ServingModel } from './serving-model.js';
+import type { ProbeResult } from '../disagg/kv-sender.js';
 
 export async function serveKvSequence(model: ServingModel, request: SequenceRequest, kv: KvPart, response: ServerResponse): Promise<undefined> {
   const pd = model.pd;
@@ -32,6 +33,14 @@ export async function serveKvSequence(model: ServingModel, request: SequenceRequ
   await run.done;
   if (!response.destroyed) response.end();
   return undefined;
+}
+
+/** POST /v1/tessera/kv/probe: this (prefill) replica's link to a decode replica, measured. */
+export async function serveKvProbe(model: ServingModel, body: unknown): Promise<ProbeResult> {
+  checkServing(model);
+  const { endpoints, frames, frameBytes } = parseKvProbe(body);
+  if (!model.pd) throw new ApiError(400, 'this server does not move KV between replicas', 'invalid_request_error', null, 'kv_transfer_unsupported');
+  return model.pd.probe(endpoints, frames, frameBytes);
 }
 
 /** Reserves blocks (429 when there is no room), says so, then decodes once the transfer is in. */
