@@ -12,9 +12,12 @@
  * batch B per replica solves B = X / D × (O − 1) × step(B) (Little). The
  * colocated answer is planDeployment with dp = P + D.
  *
- * It pays when the decode replicas' time per token beats the colocated one
- * (whose steps carry prompt chunks) at 90% or more of its throughput with
- * neither pool saturated; lower TPOT for less throughput is a trade.
+ * What disaggregation buys is the decode tail: the mean TPOT spreads the
+ * colocated steps that carry a prompt chunk over all steps (and on a
+ * memory-bound step a chunk below the ridge point is nearly free), but a
+ * stream sees such a step whole. So it pays when the p99 gap between
+ * tokens beats the colocated one at 90% or more of its throughput with
+ * neither pool saturated; a lower tail for less throughput is a trade.
  */
 import { TesseraError } from '../core/errors.js';
 import { collectiveMs, groupLink } from './collectives.js';
@@ -36,6 +39,8 @@ export interface PdPlan {
   readonly ttftMs: number | null;
   /** Mean time between output tokens, the exposed transfer before the second included. */
   readonly tpotMs: number;
+  /** The 99th-percentile gap between two tokens of a stream (a decode step; the gap before the second token when that is 1% of a stream's gaps). */
+  readonly p99GapMs: number;
   readonly outputTokensPerSecond: number;
   readonly requestsPerSecond: number;
   /** Poisson arrivals beyond a pool's capacity: its queue grows without bound. */
@@ -52,15 +57,46 @@ export interface PdComparison {
   /** Every split of the replicas that was weighed (the chosen one among them). */
   readonly candidates: readonly PdPlan[];
   readonly colocated: PlanResult;
-  /** Lower TPOT at (nearly) the colocated throughput. */
+  readonly colocatedTail: DecodeTail;
+  /** A lower p99 gap between tokens at (nearly) the colocated throughput. */
   readonly pays: boolean;
   /** pays; trades: lower TPOT for less throughput; no: no lower TPOT, or a pool saturates. */
   readonly outcome: 'pays' | 'trades' | 'no';
   readonly verdict: string;
 }
 
-/** Below this share of the colocated output, lower TPOT is a trade, not a win. */
+/** Below this share of the colocated output, a lower tail is a trade, not a win. */
 const THROUGHPUT_KEPT = 0.9;
+
+/** Gaps this common or more set the 99th percentile. */
+const TAIL = 0.01;
+
+/**
+ * The colocated streams' worst gaps: a step that carries a prompt chunk
+ * (the chunk fills what the decodes leave of the step's tokens). The mean
+ * TPOT spreads those steps over all; a stream sees them whole, and once
+ * they are 1% of its steps or more they are its p99 gap.
+ */
+export interface DecodeTail {
+  readonly p99GapMs: number;
+  /** A decode step with a prompt chunk in it. */
+  readonly stallMs: number;
+  /** The share of a stream's steps that carry a chunk. */
+  readonly stallShare: number;
+}
+
+function colocatedTail(input: PlanInput, colocated: PlanResult): DecodeTail {
+  const replica = buildReplica({ ...input, layout: colocated.layout });
+  const { inputLength, outputLength } = input.workload;
+  const batch = Math.max(1, colocated.batch);
+  const room = Math.max(1, input.hardware.runtime.maxBatchTokens - batch);
+  const chunk = Math.min(inputLength, room);
+  const stallMs = iterationTime(replica, { decodeTokens: batch, decodeContext: inputLength + outputLength / 2, prefillTokens: chunk, prefillContext: inputLength / 2, logitRows: batch }, batch).ms;
+  // Chunk steps per second on one replica, over its steps per second.
+  const chunkSteps = (colocated.requestsPerSecond / colocated.layout.dp) * Math.ceil(inputLength / room);
+  const stallShare = Math.min(1, (chunkSteps * colocated.tpotMs) / 1000);
+  return { p99GapMs: stallShare >= TAIL ? Math.max(stallMs, colocated.tpotMs) : colocated.tpotMs, stallMs, stallShare };
+}
 
 /** What does not depend on the throughput: a prompt's prefill, its transfer, the decode step as a function of the batch. */
 interface PoolCosts {
@@ -120,12 +156,15 @@ function atThroughput(input: PlanInput, split: PdSplit, costs: PoolCosts, rps: n
   const batch = Math.min(costs.maxBatch, decodeBatch(costs, rps / split.decode, output));
   const stepMs = costs.step(batch);
   // The second token waits for the transfer's exposed part and half a step to join the running batch.
-  const tpotMs = output > 1 ? ((output - 1) * stepMs + costs.transfer.exposedMs + stepMs / 2) / (output - 1) : 0;
+  const secondGapMs = costs.transfer.exposedMs + stepMs / 2 + stepMs;
+  const tpotMs = output > 1 ? ((output - 2) * stepMs + secondGapMs) / (output - 1) : 0;
+  const p99GapMs = output > 1 && 1 / (output - 1) >= TAIL ? Math.max(stepMs, secondGapMs) : stepMs;
   const ttftMs = saturated ? null : waitMs + costs.promptMs;
   return {
     split,
     ttftMs,
     tpotMs,
+    p99GapMs,
     outputTokensPerSecond: rps * output,
     requestsPerSecond: rps,
     saturated,
@@ -178,29 +217,29 @@ function describe(plan: PdPlan): string {
   return `${plan.split.prefill} prefill + ${plan.split.decode} decode`;
 }
 
-/** The best split: the most output (then the lowest TPOT) among those that beat the colocated TPOT unsaturated, else the lowest TPOT. */
-function choose(candidates: readonly PdPlan[], colocated: PlanResult): PdPlan {
-  const winning = candidates.filter((plan) => !plan.saturated && plan.tpotMs < colocated.tpotMs);
+/** The best split: the most output (then the lowest tail) among those with a lower p99 gap than colocated, unsaturated; else the lowest tail. */
+function choose(candidates: readonly PdPlan[], tail: DecodeTail): PdPlan {
+  const winning = candidates.filter((plan) => !plan.saturated && plan.p99GapMs < tail.p99GapMs);
   // Within 0.1% the outputs are equal (Poisson arrivals: every unsaturated split carries the same).
-  const better = (a: PdPlan, b: PdPlan): PdPlan => (b.outputTokensPerSecond > a.outputTokensPerSecond * 1.001 || (b.outputTokensPerSecond > a.outputTokensPerSecond * 0.999 && b.tpotMs < a.tpotMs) ? b : a);
+  const better = (a: PdPlan, b: PdPlan): PdPlan => (b.outputTokensPerSecond > a.outputTokensPerSecond * 1.001 || (b.outputTokensPerSecond > a.outputTokensPerSecond * 0.999 && b.p99GapMs < a.p99GapMs) ? b : a);
   if (winning.length > 0) return winning.reduce(better);
   const open = candidates.filter((plan) => !plan.saturated);
-  return (open.length > 0 ? open : candidates).reduce((a, b) => (b.tpotMs < a.tpotMs ? b : a));
+  return (open.length > 0 ? open : candidates).reduce((a, b) => (b.p99GapMs < a.p99GapMs ? b : a));
 }
 
-function verdictOf(plan: PdPlan, colocated: PlanResult): { outcome: PdComparison['outcome']; verdict: string } {
-  const tpot = `TPOT ${plan.tpotMs.toFixed(1)} ms vs ${colocated.tpotMs.toFixed(1)} ms colocated`;
+function verdictOf(plan: PdPlan, colocated: PlanResult, tail: DecodeTail): { outcome: PdComparison['outcome']; verdict: string } {
+  const gaps = `p99 gap between tokens ${plan.p99GapMs.toFixed(1)} ms vs ${tail.p99GapMs.toFixed(1)} ms colocated (a step with a prompt chunk takes ${tail.stallMs.toFixed(1)} ms, ${(tail.stallShare * 100).toFixed(1)}% of a stream's steps), mean TPOT ${plan.tpotMs.toFixed(1)} vs ${colocated.tpotMs.toFixed(1)} ms`;
   const throughput = `${plan.outputTokensPerSecond.toFixed(0)} vs ${colocated.outputTokensPerSecond.toFixed(0)} output tok/s`;
   const transfer = `${(plan.transfer.bytesPerRequest / 2 ** 20).toFixed(1)} MiB of KV per request over ${plan.transfer.link} in ${plan.transfer.ms.toFixed(1)} ms, ${plan.transfer.exposedMs.toFixed(1)} ms of it not hidden by the prefill`;
   if (plan.saturated || colocated.saturated) {
     const which = plan.saturated ? `the ${plan.saturated} pool of ${describe(plan)} replicas cannot keep up with the arrivals` : 'the colocated replicas cannot keep up with the arrivals either';
     return { outcome: 'no', verdict: `does not pay here: ${which} (${throughput}); ${transfer}` };
   }
-  if (plan.tpotMs >= colocated.tpotMs) return { outcome: 'no', verdict: `does not pay: ${describe(plan)} replicas decode no faster (${tpot}): prompt chunks cost the colocated decodes less than the decode replicas lose (fewer replicas, larger batches, the transfer before the second token); ${transfer}` };
+  if (plan.p99GapMs >= tail.p99GapMs) return { outcome: 'no', verdict: `does not pay: ${describe(plan)} replicas do not cut the decode tail (${gaps}): prompt chunks stall the colocated decodes less than the decode replicas lose (fewer replicas, larger batches, the transfer before the second token); ${transfer}` };
   if (plan.outputTokensPerSecond < THROUGHPUT_KEPT * colocated.outputTokensPerSecond) {
-    return { outcome: 'trades', verdict: `trades throughput for latency: ${describe(plan)} replicas, ${tpot}, but ${throughput} (the ${plan.bound ?? 'busier'} pool is the bottleneck); ${transfer}` };
+    return { outcome: 'trades', verdict: `trades throughput for latency: ${describe(plan)} replicas, ${gaps}, but ${throughput} (the ${plan.bound ?? 'busier'} pool is the bottleneck); ${transfer}` };
   }
-  return { outcome: 'pays', verdict: `pays: ${describe(plan)} replicas, ${tpot} (prompt chunks no longer stall decodes), ${throughput}; ${transfer}` };
+  return { outcome: 'pays', verdict: `pays: ${describe(plan)} replicas, ${gaps} (prompt chunks no longer stall decodes), ${throughput}; ${transfer}` };
 }
 
 /** `split` given: that one; else every split of the layout's dp replicas (two when dp is 1). */
@@ -209,9 +248,10 @@ export function planDisaggregated(input: PlanInput, split?: PdSplit): PdComparis
   const colocated = planDeployment({ ...input, layout: { ...input.layout, dp: replicas } });
   const splits = split ? [split] : Array.from({ length: replicas - 1 }, (_, i) => ({ prefill: i + 1, decode: replicas - i - 1 }));
   const candidates = splits.map((each) => planSplit(input, each));
-  const chosen = choose(candidates, colocated);
-  const { outcome, verdict } = verdictOf(chosen, colocated);
-  return { disaggregated: chosen, candidates, colocated, pays: outcome === 'pays', outcome, verdict };
+  const colocatedTailOf = colocatedTail(input, colocated);
+  const chosen = choose(candidates, colocatedTailOf);
+  const { outcome, verdict } = verdictOf(chosen, colocated, colocatedTailOf);
+  return { disaggregated: chosen, candidates, colocated, colocatedTail: colocatedTailOf, pays: outcome === 'pays', outcome, verdict };
 }
 
 /** `--pd P:D`. */
