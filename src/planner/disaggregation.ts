@@ -210,7 +210,9 @@ export function planSplit(input: PlanInput, split: PdSplit): PdPlan {
     if ((clients * 1000) / cycleMs(mid) > mid) low = mid;
     else high = mid;
   }
-  return atThroughput(input, split, costs, low, false);
+  const plan = atThroughput(input, split, costs, low, false);
+  // Within 5% of a pool's capacity, that pool sets the pace.
+  return low >= 0.95 * limit.rps ? { ...plan, bound: limit.pool } : plan;
 }
 
 function describe(plan: PdPlan): string {
