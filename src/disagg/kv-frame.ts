@@ -36,7 +36,7 @@ export interface KvFrame {
 const ALIGN = 8;
 
 /** The prefix of a frame (lengths and header) for a payload of `payloadBytes`; the payload is written after it as is. */
-export function framePrefix(header: KvFrameHeader, payloadBytes: number): Buffer {
+export function framePrefix(header: KvFrameHeader | { type: string }, payloadBytes: number): Buffer {
   const json = JSON.stringify(header);
   const headerBytes = Buffer.byteLength(json);
   const padded = Math.ceil((4 + headerBytes) / ALIGN) * ALIGN - 4;

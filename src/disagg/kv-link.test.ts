@@ -12,6 +12,13 @@ import type { KvRows, TransferId } from '../engine/kv-messages.js';
 import type { KvLinkKind } from './kv-endpoint.js';
 import { KvListener, type KvReceiver, type KvShape, type TransferStats } from './kv-listener.js';
 import { KvSender } from './kv-sender.js';
+import { ShmKvLink } from './shm-kv-link.js';
+import { SocketKvLink } from './socket-kv-link.js';
+import { createServer, connect, type Socket } from 'node:net';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ReceivedFrame } from './kv-link.js';
 
 const SHAPE: KvShape = { numLayers: 2, numKvHeads: 2, headDim: 4, dtype: 'f32' };
 
@@ -64,6 +71,8 @@ async function roundTrip(kind: KvLinkKind): Promise<void> {
     const probe = await sender.probe(listener.endpoints, 8, 256 * 1024);
     assert.equal(probe.bytes, 8 * 256 * 1024);
     assert.ok(probe.wallMs > 0 && probe.activeMs > 0);
+    // On one host the payloads go through the shared-memory ring once both ends have it.
+    assert.equal(probe.sharedMemory, kind === 'unix');
   } finally {
     sender.close();
     listener.close();
@@ -105,5 +114,39 @@ test('a link that breaks mid-transfer aborts the transfer on the decode side', a
     assert.match(await target.aborted, /KV link .* broke before the transfer finished/);
   } finally {
     listener.close();
+  }
+});
+
+test('a shared-memory ring: payloads arrive whole and in order, inline when the ring is full, and the ring file is gone once both ends have it', async () => {
+  const path = join(tmpdir(), `tessera-kv-test-${process.pid}.sock`);
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const dialed = connect({ path });
+  await new Promise((resolve) => dialed.once('connect', resolve));
+  const writer = ShmKvLink.dial(new SocketKvLink(dialed, 'unix', 'test'), 64 * 1024);
+  const reader = ShmKvLink.accept(new SocketKvLink(await accepted, 'unix', 'test'));
+  try {
+    const got: ReceivedFrame[] = [];
+    reader.onFrame((frame) => got.push(frame));
+    while (!writer.sharedMemory) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(readdirSync(existsSync('/dev/shm') ? '/dev/shm' : tmpdir()).filter((name) => name.startsWith(`tessera-kv-ring-${process.pid}-`)), []);
+    // 12 payloads of 20 KiB in one go: the 64 KiB ring takes three before any is read back, the rest go inline.
+    const payloads = Array.from({ length: 12 }, (_, i) => new Uint8Array(20 * 1024).fill(i + 1));
+    payloads.forEach((payload, i) => writer.send({ type: 'probe', probe: `p${i}`, last: false }, [payload.subarray(0, 1000), payload.subarray(1000)]));
+    while (got.length < payloads.length) await new Promise((resolve) => setTimeout(resolve, 5));
+    got.forEach((frame, i) => {
+      assert.deepEqual(frame.header, { type: 'probe', probe: `p${i}`, last: false });
+      assert.deepEqual(frame.payload, payloads[i]);
+      assert.equal(frame.payload.byteOffset % 8, 0);
+    });
+    // Read back, the ring has room again.
+    writer.send({ type: 'probe', probe: 'again', last: true }, [new Uint8Array(40 * 1024).fill(9)]);
+    while (got.length < payloads.length + 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(got.at(-1)!.payload, new Uint8Array(40 * 1024).fill(9));
+  } finally {
+    writer.close();
+    reader.close();
+    server.close();
   }
 });

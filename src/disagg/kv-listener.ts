@@ -18,6 +18,7 @@ import type { KvRows, TransferId } from '../engine/kv-messages.js';
 import { localHostId, type KvEndpoint } from './kv-endpoint.js';
 import { rowsOf, type KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
+import { ShmKvLink } from './shm-kv-link.js';
 import { SocketKvLink } from './socket-kv-link.js';
 
 /** What a KV transfer delivers, in order: rows, then the commit (or an abort at any point). */
@@ -82,7 +83,12 @@ export class KvListener {
   static async start(options: KvListenerOptions): Promise<KvListener> {
     const servers: Server[] = [];
     const endpoints: KvEndpoint[] = [];
-    const accept = (kind: KvEndpoint['kind']): Server => createServer((socket) => listener.accept(new SocketKvLink(socket, kind, `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`)));
+    const accept = (kind: KvEndpoint['kind']): Server =>
+      createServer((socket) => {
+        const link = new SocketKvLink(socket, kind, `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`);
+        // A peer on this host may offer a shared-memory ring for its payloads.
+        listener.accept(kind === 'unix' ? ShmKvLink.accept(link) : link);
+      });
     let unixPath: string | undefined;
     let listener!: KvListener;
     try {

@@ -26,6 +26,8 @@ export interface ProbeResult {
   bytes: number;
   frames: number;
   kind: KvLinkKind;
+  /** Whether the payloads went through shared memory. */
+  sharedMemory: boolean;
   /** Summed wire time of the frames at the receiver, ms (the same measure as a transfer's activeMs). */
   activeMs: number;
   /** First byte to last byte of the whole burst at the receiver, ms. */
@@ -105,7 +107,7 @@ export class OutgoingTransfer {
 interface PooledLink {
   link: Promise<KvLink>;
   transfers: Map<TransferId, OutgoingTransfer>;
-  probes: Map<string, (result: Omit<ProbeResult, 'frames' | 'kind'>) => void>;
+  probes: Map<string, (result: Omit<ProbeResult, 'frames' | 'kind' | 'sharedMemory'>) => void>;
 }
 
 export class KvSender {
@@ -145,12 +147,12 @@ export class KvSender {
     const link = await pooled.link;
     const probe = randomBytes(6).toString('hex');
     const filler = new Uint8Array(frameBytes).fill(7);
-    const result = new Promise<Omit<ProbeResult, 'frames' | 'kind'>>((resolve, reject) => {
+    const result = new Promise<Omit<ProbeResult, 'frames' | 'kind' | 'sharedMemory'>>((resolve, reject) => {
       pooled.probes.set(probe, resolve);
       link.onClose((why) => reject(new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `the KV link broke during a probe: ${why}`)));
     });
     for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
-    return { ...(await result), frames, kind: link.kind };
+    return { ...(await result), frames, kind: link.kind, sharedMemory: link.sharedMemory === true };
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { describeEndpoint, type KvEndpoint, type KvLinkKind } from './kv-endpoin
 import { framePrefix, parseFrame, type KvFrameHeader } from './kv-frame.js';
 import { KvFrameReader } from './kv-frame-reader.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
+import type { ShmFrameHeader } from './shm-kv-link.js';
 
 export class SocketKvLink implements KvLink {
   private readonly frameHandlers: ((frame: ReceivedFrame) => void)[] = [];
@@ -42,7 +43,8 @@ export class SocketKvLink implements KvLink {
     return this.ended;
   }
 
-  send(header: KvFrameHeader, payload: readonly Uint8Array[] = []): void {
+  /** Also carries a shared-memory link's own frames (shm-kv-link.ts). */
+  send(header: KvFrameHeader | ShmFrameHeader, payload: readonly Uint8Array[] = []): void {
     if (this.ended) return;
     const bytes = payload.reduce((sum, part) => sum + part.byteLength, 0);
     this.socket.cork();
