@@ -47,6 +47,7 @@
         "src/napi-args.cc",
         "src/bandwidth.cc",
         "src/cpu.cc",
+        "src/huge-bytes.cc",
         "src/matmul.cc",
         "src/ops.cc",
         "src/packed-tile.cc",

@@ -4,7 +4,9 @@
 # here and it was carried there. Unpacks Node.js, Tessera and the Vulkan/GL
 # libraries, synthesizes the benchmark models, runs `tessera bench engine
 # --backend webgpu` and the PyTorch peer (torch_peer.py), and writes every JSON
-# and log under $OUT. Every step has a timeout, and the whole run a budget
+# and log into $OUT/results.tgz (the device tool brings back at most 8 files, so
+# results are written to a scratch folder and packed into one archive at exit,
+# whatever ended the run), beside $OUT/run.log. Every step has a timeout, and the whole run a budget
 # (BUDGET_S, default 420 s), so a hang cannot eat the machine's time; steps are
 # ordered by importance (the 8B Q8_0 floor first).
 #
@@ -13,13 +15,16 @@
 # no unpacking into /, no PyTorch.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/tessera-gpu-out}
+FINAL=${OUT:-/tmp/tessera-gpu-out}
+OUT=${RESULTS:-/tmp/tessera-gpu-results}
 BUDGET_S=${BUDGET_S:-420}
 MODELS=${MODELS:-/tmp/tessera-models}
 bundle=bench/gpu-machine/bundle
-mkdir -p "$OUT" "$MODELS"
-exec > >(tee -a "$OUT/run.log") 2>&1
+mkdir -p "$FINAL" "$OUT" "$MODELS"
+exec > >(tee -a "$FINAL/run.log") 2>&1
 start=$(date +%s)
+# One archive of every result, also when a step or the budget ends the run.
+trap 'tar -czf "$FINAL/results.tgz" -C "$OUT" . && echo "packed $(ls "$OUT" | wc -l) files into $FINAL/results.tgz"' EXIT
 
 elapsed() { echo $(( $(date +%s) - start )); }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bandwidth.h"
+#include "huge-bytes.h"
 #include "cpu.h"
 #include "kv-bindings.h"
 #include "matmul.h"
@@ -300,6 +301,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   addKvBindings(env, exports);
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));
   return exports;
 }
 

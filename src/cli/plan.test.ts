@@ -88,4 +88,10 @@ test('profile traces a run, names its bottleneck, writes the HTML report and a h
   assert.match(readFileSync(html, 'utf8'), /<h1>tessera profile/);
   const planned = tessera('--model', 'llama-3.1-8b', '--hardware', hardware, '--weights-dtype', 'q4_0', '--json');
   assert.equal(planned.status, 0, planned.stderr);
+  // A batch of 4: every decode step carries 4 sequences, so each phase counts 4 tokens a step.
+  const batched = spawnSync(process.execPath, [bin, 'profile', '--model', model, '--prompt-len', '8', '--output-len', '4', '--threads', '1', '--concurrency', '4', '--json'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(batched.status, 0, batched.stderr);
+  const batch = JSON.parse(batched.stdout) as { phases: { phase: string; rank: number; tokens: number }[] };
+  assert.equal(batch.phases.find((p) => p.phase === 'prefill')?.tokens, 32);
+  assert.equal(batch.phases.find((p) => p.phase === 'decode')?.tokens, 12);
 });

@@ -19,6 +19,7 @@ import { byteSize, type DType } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorStore } from '../format/tensor-store.js';
 import type { SliceReader } from '../model/shard-weights.js';
+import { sliceBytes } from '../format/slice-bytes.js';
 
 interface Range {
   readonly start: number;
@@ -79,17 +80,23 @@ export class HeldShards implements SliceReader {
     const want = { rows: { start: rowStart, end: rowEnd }, cols: { start: 0, end: geometry.cols } };
     const held = this.heldSlice(name);
     if (held && sameRect(held, want)) return this.keep(name, held);
-    const out = new Uint8Array((rowEnd - rowStart) * rowBytes);
-    if (held && held.cols.start === 0 && held.cols.end === geometry.cols) {
-      const from = Math.max(rowStart, held.rows.start);
-      const to = Math.min(rowEnd, held.rows.end);
-      if (from < to) out.set(held.bytes.subarray((from - held.rows.start) * rowBytes, (to - held.rows.start) * rowBytes), (from - rowStart) * rowBytes);
-      for (const gap of outside(want.rows, from < to ? { start: from, end: to } : undefined)) {
-        out.set(store.readRows(name, gap.start, gap.end), (gap.start - rowStart) * rowBytes);
+    const from = held ? Math.max(rowStart, held.rows.start) : 0;
+    const to = held ? Math.min(rowEnd, held.rows.end) : 0;
+    const fullWidth = held !== undefined && held.cols.start === 0 && held.cols.end === geometry.cols;
+    let out: Uint8Array;
+    if (held && fullWidth && from < to) {
+      out = sliceBytes((rowEnd - rowStart) * rowBytes);
+      out.set(held.bytes.subarray((from - held.rows.start) * rowBytes, (to - held.rows.start) * rowBytes), (from - rowStart) * rowBytes);
+      for (const gap of outside(want.rows, { start: from, end: to })) {
+        const at = (gap.start - rowStart) * rowBytes;
+        if (store.readRowsInto) store.readRowsInto(name, gap.start, gap.end, out, at);
+        else out.set(store.readRows(name, gap.start, gap.end), at);
       }
-      this.count(out.byteLength, Math.max(0, to - from) * rowBytes, true);
+      this.count(out.byteLength, (to - from) * rowBytes, true);
     } else {
-      out.set(store.readRows(name, rowStart, rowEnd));
+      // Nothing to take from what is held: the store's bytes are the slice (no second copy, which
+      // on a large model costs seconds of page faults).
+      out = store.readRows(name, rowStart, rowEnd);
       this.count(out.byteLength, held ? overlapBytes(held, want, geometry) : 0, false);
     }
     this.next.set(name, { ...want, bytes: out });
@@ -105,18 +112,22 @@ export class HeldShards implements SliceReader {
     const sliceRowBytes = byteSize(geometry.dtype, colEnd - colStart);
     const held = this.heldSlice(name);
     if (held && sameRect(held, want)) return this.keep(name, held);
-    const out = new Uint8Array(geometry.rows * sliceRowBytes);
-    if (held && held.rows.start === 0 && held.rows.end === geometry.rows) {
-      const from = Math.max(colStart, held.cols.start);
-      const to = Math.min(colEnd, held.cols.end);
-      if (from < to) copyColumns(out, sliceRowBytes, byteSize(geometry.dtype, from - colStart), held.bytes, byteSize(geometry.dtype, held.cols.end - held.cols.start), byteSize(geometry.dtype, from - held.cols.start), byteSize(geometry.dtype, to - from), geometry.rows);
-      for (const gap of outside(want.cols, from < to ? { start: from, end: to } : undefined)) {
+    const from = held ? Math.max(colStart, held.cols.start) : 0;
+    const to = held ? Math.min(colEnd, held.cols.end) : 0;
+    const fullHeight = held !== undefined && held.rows.start === 0 && held.rows.end === geometry.rows;
+    let out: Uint8Array;
+    if (held && fullHeight && from < to) {
+      out = sliceBytes(geometry.rows * sliceRowBytes);
+      copyColumns(out, sliceRowBytes, byteSize(geometry.dtype, from - colStart), held.bytes, byteSize(geometry.dtype, held.cols.end - held.cols.start), byteSize(geometry.dtype, from - held.cols.start), byteSize(geometry.dtype, to - from), geometry.rows);
+      for (const gap of outside(want.cols, { start: from, end: to })) {
         const width = byteSize(geometry.dtype, gap.end - gap.start);
-        copyColumns(out, sliceRowBytes, byteSize(geometry.dtype, gap.start - colStart), store.readColumns(name, gap.start, gap.end), width, 0, width, geometry.rows);
+        const at = byteSize(geometry.dtype, gap.start - colStart);
+        if (store.readColumnsInto) store.readColumnsInto(name, gap.start, gap.end, out, sliceRowBytes, at);
+        else copyColumns(out, sliceRowBytes, at, store.readColumns(name, gap.start, gap.end), width, 0, width, geometry.rows);
       }
-      this.count(out.byteLength, geometry.rows * byteSize(geometry.dtype, Math.max(0, to - from)), true);
+      this.count(out.byteLength, geometry.rows * byteSize(geometry.dtype, to - from), true);
     } else {
-      out.set(store.readColumns(name, colStart, colEnd));
+      out = store.readColumns(name, colStart, colEnd);
       this.count(out.byteLength, held ? overlapBytes(held, want, geometry) : 0, false);
     }
     this.next.set(name, { ...want, bytes: out });

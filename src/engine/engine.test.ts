@@ -71,3 +71,26 @@ test('max_tokens beyond the context is refused like the server refuses it, never
   assert.equal(fits.ids.length, context - 3);
   await assert.rejects(() => engine.complete({ promptIds: [1], maxTokens: 0 }), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
 });
+
+test('completeBatch runs several generations on one step loop, each the same ids and text as alone', async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const engine = await Engine.open(model);
+  const requests = [
+    { promptIds: [1], maxTokens: 40 },
+    { promptIds: [1, 403, 407, 261], maxTokens: 12, sampling: { temperature: 0.9, topP: 0.95, seed: 7 } },
+    { promptIds: [1, 378], maxTokens: 100, stop: ['Lily'] },
+    { promptIds: [1, 403], maxTokens: 25, ignoreEos: true },
+  ];
+  const batched = await engine.completeBatch(requests);
+  assert.equal(batched.length, requests.length);
+  for (const [i, request] of requests.entries()) {
+    const alone = await engine.complete(request);
+    assert.deepEqual(batched[i].ids, alone.ids, `request ${i}`);
+    assert.equal(batched[i].text, alone.text);
+    assert.equal(batched[i].finishReason, alone.finishReason);
+    assert.equal(batched[i].timings.generatedTokens, alone.ids.length);
+    assert.ok(batched[i].timings.prefillMs > 0 && batched[i].timings.decodeMs >= 0);
+  }
+  assert.deepEqual(await engine.completeBatch([]), []);
+});

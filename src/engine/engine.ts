@@ -156,17 +156,73 @@ export class Engine {
   }
 
   /**
-   * A one-sequence core: its pool holds the request (never more than the
-   * context; a longer request is then refused by the core's own check), or,
-   * on a mesh, is the mesh's pool, whose block count the ranks mirror.
+   * Several generations on one step loop, batched as the server batches them
+   * (every prompt prefilled in the first step, then one decode step for all
+   * running sequences at a time): `tessera profile --concurrency`. Each
+   * result's ids are the ones it would get alone (DESIGN §4). Timings per
+   * result: prefill until its first token, decode from there to its last.
    */
-  private coreFor(tokens: number, prefillTokens: number): EngineCore {
-    const blocks = this.makeCache ? this.cache!.numBlocks : Math.ceil(Math.min(Math.max(tokens, 1), this.config.contextLength) / DEFAULT_BLOCK_SIZE);
+  async completeBatch(requests: readonly GenerationRequest[]): Promise<GenerationResult[]> {
+    if (requests.length === 0) return [];
+    const prompts = requests.map((request) => [...request.promptIds]);
+    const blocks = requests.map((request, i) => Math.ceil(Math.min(Math.max(prompts[i].length + request.maxTokens, 1), this.config.contextLength) / DEFAULT_BLOCK_SIZE));
+    const core = this.coreFor(
+      blocks.reduce((sum, count) => sum + count, 0) * DEFAULT_BLOCK_SIZE,
+      prompts.reduce((sum, prompt) => sum + Math.max(1, prompt.length), 0),
+      requests.length,
+    );
+    requests.forEach((request, i) => {
+      const sampling = samplingParams({ temperature: 0, ...request.sampling });
+      core.add(i, { promptIds: prompts[i], maxTokens: request.maxTokens, sampling, stop: request.stop ?? [], ignoreEos: request.ignoreEos ?? false });
+    });
+    const results = requests.map((_, i) => ({ ids: [] as number[], text: '', finishReason: 'length' as GenerationResult['finishReason'], firstAt: 0, lastAt: 0 }));
+    const started = performance.now();
+    while (core.hasWork) {
+      const { outputs } = await core.step();
+      const now = performance.now();
+      for (const output of outputs) {
+        if (output.error) throw new TesseraError(output.error.code as ErrorCode, output.error.message);
+        const result = results[output.sequenceId];
+        if (output.ids.length > 0 && result.ids.length === 0) result.firstAt = now;
+        if (output.ids.length > 0) result.lastAt = now;
+        result.ids.push(...output.ids);
+        result.text += output.text;
+        if (output.finish === 'stop') result.finishReason = 'stop';
+      }
+    }
+    return results.map((result, i) => {
+      const prefillMs = result.firstAt - started;
+      const decodeMs = result.lastAt - result.firstAt;
+      return {
+        promptIds: prompts[i],
+        ids: result.ids,
+        text: result.text,
+        finishReason: result.finishReason,
+        timings: {
+          promptTokens: prompts[i].length,
+          generatedTokens: result.ids.length,
+          prefillMs,
+          decodeMs,
+          prefillTokensPerSecond: (prompts[i].length / prefillMs) * 1000,
+          decodeTokensPerSecond: result.ids.length > 1 ? ((result.ids.length - 1) / decodeMs) * 1000 : 0,
+        },
+      };
+    });
+  }
+
+  /**
+   * A core for `sequences` sequences: its pool holds `tokens` (never more
+   * than the context per sequence; a longer request is then refused by the
+   * core's own check), or, on a mesh, is the mesh's pool, whose block count
+   * the ranks mirror.
+   */
+  private coreFor(tokens: number, prefillTokens: number, sequences = 1): EngineCore {
+    const blocks = this.makeCache ? this.cache!.numBlocks : Math.ceil(Math.min(Math.max(tokens, 1), this.config.contextLength * sequences) / DEFAULT_BLOCK_SIZE);
     return new EngineCore(this.transformer, this.config, this.tokenizer, {
       kvCacheMib: 0,
       numBlocks: blocks,
       kvCacheDtype: this.kvCacheDtype,
-      maxNumSeqs: 1,
+      maxNumSeqs: sequences,
       maxBatchTokens: prefillTokens,
       prefixCaching: false,
     });

@@ -58,3 +58,39 @@ test('GGUF store reads whole-block Q8_0 column slices and refuses cuts through a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('GGUF store reads rows and column slices into a caller\'s array (strided), counting exactly the bytes read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-columns-'));
+  try {
+    const out = join(dir, 'tiny.gguf');
+    await synthesize({ preset: 'tiny', arch: 'llama', dtype: 'q8_0', out, format: 'gguf', seed: 4, layers: 1 });
+    const store = new GgufStore(out);
+    try {
+      const name = 'blk.0.ffn_down.weight';
+      const { rows, cols } = matrixShape(store.get(name)!.shape);
+      const slice = store.readColumns(name, 32, cols);
+      const length = slice.byteLength / rows;
+      // [rows, 7 + length + 5]: the slice lands at byte 7 of each wider row; the margins stay as filled.
+      const stride = length + 12;
+      const target = new Uint8Array(rows * stride).fill(0xab);
+      const before = store.bytesRead;
+      store.readColumnsInto(name, 32, cols, target, stride, 7);
+      assert.equal(store.bytesRead - before, slice.byteLength);
+      for (let row = 0; row < rows; row++) {
+        assert.deepEqual(target.subarray(row * stride + 7, row * stride + 7 + length), slice.subarray(row * length, (row + 1) * length));
+        assert.equal(target[row * stride], 0xab);
+        assert.equal(target[row * stride + 7 + length], 0xab);
+      }
+      const band = store.readRows(name, 3, 9);
+      const padded = new Uint8Array(band.byteLength + 10);
+      store.readRowsInto(name, 3, 9, padded, 10);
+      assert.deepEqual(padded.subarray(10), band);
+      assert.throws(() => store.readRowsInto(name, 3, 9, padded, 11), { code: 'TESSERA_ERR_INTERNAL' });
+      assert.throws(() => store.readColumnsInto(name, 32, cols, target, stride, 13), { code: 'TESSERA_ERR_INTERNAL' });
+    } finally {
+      store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

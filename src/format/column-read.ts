@@ -8,6 +8,7 @@ import { readSync } from 'node:fs';
 import { DTYPE_LAYOUTS, byteSize } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorInfo } from './tensor-store.js';
+import { sliceBytes } from './slice-bytes.js';
 
 /**
  * Bytes of columns [colStart, colEnd) of each row, rows laid end to end:
@@ -16,6 +17,26 @@ import { matrixShape, type TensorInfo } from './tensor-store.js';
  */
 export function readColumnSlice(fd: number, path: string, tensorOffset: number, info: TensorInfo, colStart: number, colEnd: number): Uint8Array {
   const { rows, cols } = matrixShape(info.shape);
+  const length = checkedSliceBytes(info, cols, colStart, colEnd);
+  const out = sliceBytes(rows * length);
+  readColumnSliceInto(fd, path, tensorOffset, info, colStart, colEnd, out, length, 0);
+  return out;
+}
+
+/** readColumnSlice into `target`: row r's slice goes to targetOffset + r * targetRowBytes. */
+export function readColumnSliceInto(fd: number, path: string, tensorOffset: number, info: TensorInfo, colStart: number, colEnd: number, target: Uint8Array, targetRowBytes: number, targetOffset: number): void {
+  const { rows, cols } = matrixShape(info.shape);
+  const length = checkedSliceBytes(info, cols, colStart, colEnd);
+  if (targetRowBytes < length || targetOffset < 0 || targetOffset + (rows - 1) * targetRowBytes + length > target.byteLength) {
+    throw new TesseraError('TESSERA_ERR_INTERNAL', `a ${rows}-row column slice of ${info.name} does not fit its target (${target.byteLength} bytes, row stride ${targetRowBytes}, offset ${targetOffset})`);
+  }
+  const rowBytes = byteSize(info.dtype, cols);
+  const skip = byteSize(info.dtype, colStart);
+  for (let row = 0; row < rows; row++) readInto(fd, path, target, targetOffset + row * targetRowBytes, length, tensorOffset + row * rowBytes + skip);
+}
+
+/** Stored bytes of columns [colStart, colEnd) of one row, after checking they are inside it and on block boundaries. */
+function checkedSliceBytes(info: TensorInfo, cols: number, colStart: number, colEnd: number): number {
   const block = DTYPE_LAYOUTS[info.dtype].blockSize;
   if (!(Number.isInteger(colStart) && Number.isInteger(colEnd) && 0 <= colStart && colStart < colEnd && colEnd <= cols)) {
     throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `columns [${colStart}, ${colEnd}) are outside tensor ${info.name}, whose rows have ${cols} columns`);
@@ -26,12 +47,7 @@ export function readColumnSlice(fd: number, path: string, tensorOffset: number, 
       `columns [${colStart}, ${colEnd}) of ${info.name} cut through ${block}-element ${info.dtype} blocks; a column shard must start and end on a block boundary`,
     );
   }
-  const rowBytes = byteSize(info.dtype, cols);
-  const skip = byteSize(info.dtype, colStart);
-  const length = byteSize(info.dtype, colEnd - colStart);
-  const out = new Uint8Array(rows * length);
-  for (let row = 0; row < rows; row++) readInto(fd, path, out, row * length, length, tensorOffset + row * rowBytes + skip);
-  return out;
+  return byteSize(info.dtype, colEnd - colStart);
 }
 
 function readInto(fd: number, path: string, out: Uint8Array, at: number, length: number, position: number): void {

@@ -7,7 +7,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { byteSize, DTYPE_LAYOUTS } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorInfo, type TensorStore } from './tensor-store.js';
-import { readColumnSlice } from './column-read.js';
+import { readColumnSlice, readColumnSliceInto } from './column-read.js';
+import { sliceBytes } from './slice-bytes.js';
 import { FileCursor } from './gguf-cursor.js';
 import {
   alignUp,
@@ -278,6 +279,22 @@ export class GgufStore implements TensorStore {
   }
 
   readRows(name: string, rowStart: number, rowEnd: number): Uint8Array {
+    const { position, length } = this.rowRange(name, rowStart, rowEnd);
+    const out = sliceBytes(length);
+    this.readBytes(position, length, out, 0);
+    return out;
+  }
+
+  readRowsInto(name: string, rowStart: number, rowEnd: number, target: Uint8Array, targetOffset: number): void {
+    const { position, length } = this.rowRange(name, rowStart, rowEnd);
+    if (targetOffset < 0 || targetOffset + length > target.byteLength) {
+      throw new TesseraError('TESSERA_ERR_INTERNAL', `rows [${rowStart}, ${rowEnd}) of ${name} (${length} bytes) do not fit at ${targetOffset} of a ${target.byteLength}-byte target`);
+    }
+    this.readBytes(position, length, target, targetOffset);
+  }
+
+  /** Where rows [rowStart, rowEnd) of `name` lie in the file, after checking they exist. */
+  private rowRange(name: string, rowStart: number, rowEnd: number): { position: number; length: number } {
     const tensor = this.byName.get(name);
     if (!tensor) {
       throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `${this.path} has no tensor ${name}; is it complete and of a supported architecture?`);
@@ -287,8 +304,7 @@ export class GgufStore implements TensorStore {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `rows [${rowStart}, ${rowEnd}) are outside tensor ${name}, which has ${rows} rows`);
     }
     const rowBytes = byteSize(tensor.dtype, cols);
-    const length = (rowEnd - rowStart) * rowBytes;
-    return this.readBytes(tensor.offset + rowStart * rowBytes, length);
+    return { position: tensor.offset + rowStart * rowBytes, length: (rowEnd - rowStart) * rowBytes };
   }
 
   readColumns(name: string, colStart: number, colEnd: number): Uint8Array {
@@ -300,19 +316,25 @@ export class GgufStore implements TensorStore {
     return bytes;
   }
 
-  private readBytes(position: number, length: number): Uint8Array {
+  readColumnsInto(name: string, colStart: number, colEnd: number, target: Uint8Array, targetRowBytes: number, targetOffset: number): void {
+    const tensor = this.byName.get(name);
+    if (!tensor) throw new TesseraError('TESSERA_ERR_MISSING_TENSOR', `${this.path} has no tensor ${name}; is it complete and of a supported architecture?`);
     if (this.fd === undefined) throw new TesseraError('TESSERA_ERR_INTERNAL', `${this.path}: the store was closed; open the model again`);
-    const out = new Uint8Array(length);
+    readColumnSliceInto(this.fd, this.path, tensor.offset, tensor, colStart, colEnd, target, targetRowBytes, targetOffset);
+    this.readCount += matrixShape(tensor.shape).rows * byteSize(tensor.dtype, colEnd - colStart);
+  }
+
+  private readBytes(position: number, length: number, out: Uint8Array, at: number): void {
+    if (this.fd === undefined) throw new TesseraError('TESSERA_ERR_INTERNAL', `${this.path}: the store was closed; open the model again`);
     let filled = 0;
     while (filled < length) {
-      const n = readSync(this.fd, out, filled, length - filled, position + filled);
+      const n = readSync(this.fd, out, at + filled, length - filled, position + filled);
       if (n === 0) {
         throw new TesseraError('TESSERA_ERR_TRUNCATED', `${this.path}: the file ended at byte ${position + filled}; the file is truncated; download it again`);
       }
       filled += n;
     }
     this.readCount += length;
-    return out;
   }
 
   close(): void {

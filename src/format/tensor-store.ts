@@ -35,6 +35,14 @@ export interface TensorStore {
    */
   readColumns?(name: string, colStart: number, colEnd: number): Uint8Array;
   /**
+   * readRows into `target` at `targetOffset` instead of a new array: a rank
+   * composing a slice from bytes it holds plus a read (re-sharding) fills
+   * the slice in place, with no temporary of the read's size.
+   */
+  readRowsInto?(name: string, rowStart: number, rowEnd: number, target: Uint8Array, targetOffset: number): void;
+  /** readColumns into `target`: row r's bytes go to targetOffset + r * targetRowBytes. */
+  readColumnsInto?(name: string, colStart: number, colEnd: number, target: Uint8Array, targetRowBytes: number, targetOffset: number): void;
+  /**
    * Where rows [rowStart, rowEnd) of a tensor lie in one file, for backends
    * that map weights straight from it; undefined when they do not lie
    * contiguously in one file.

@@ -120,6 +120,8 @@ export interface NativeAddon {
   addInPlace(context: NativeHandle, a: Float32Array, b: Float32Array): void;
   /** GB/s of a STREAM triad over three arrays of `bytesPerArray` on the context's threads. */
   memoryBandwidth(context: NativeHandle, bytesPerArray: number, repeats: number): number;
+  /** A byte array on 2 MiB pages (fewer page faults for large, long-lived buffers); its contents are unspecified. */
+  hugeBytes(length: number): Uint8Array;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };

@@ -9,12 +9,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { TesseraError } from '../../core/errors.js';
 import { epochMicros, type TraceEvent } from '../../core/trace-event.js';
 import { DEV_MACHINE } from '../../planner/dev-machine.js';
 import { hardwareFromProfile } from '../../profiler/hardware-from-profile.js';
 import { profileHtml } from '../../profiler/html-report.js';
-import { buildProfile, type Profile } from '../../profiler/profile-report.js';
+import { buildProfile, type Profile, type RunTimings } from '../../profiler/profile-report.js';
+import type { GenerationTimings } from '../../engine/generation.js';
 import { attributeTrace, TIME_CATEGORIES } from '../../profiler/trace-attribution.js';
 import { addComputeOptions, addModelOptions, numberOption, type ModelOptions } from '../model-options.js';
 import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
@@ -67,7 +67,6 @@ function profileText(profile: Profile): string {
 }
 
 async function run(options: ProfileOptions): Promise<void> {
-  if (options.concurrency !== 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--concurrency above 1 is not profiled yet; profile one sequence (the default)');
   const mesh = options.tp > 1 || options.pp > 1 || options.ep > 1;
   // The limits of the threads the run computes with: all cores for a mesh of ranks.
   const threads = mesh ? undefined : options.threads;
@@ -79,17 +78,28 @@ async function run(options: ProfileOptions): Promise<void> {
     const vocab = engine.config.vocabSize;
     await engine.complete({ promptIds: promptIds(8, vocab), maxTokens: 2, ignoreEos: true });
     const since = epochMicros();
-    const result = await engine.complete({ promptIds: promptIds(options.promptLen, vocab), maxTokens: options.outputLen, ignoreEos: true });
+    // Distinct prompts (shifted ids), so no sequence's prompt is another's prefix.
+    const requests = Array.from({ length: options.concurrency }, (_, i) => ({ promptIds: promptIds(options.promptLen, vocab).map((id) => 1 + ((id + i * 31) % Math.max(1, vocab - 1))), maxTokens: options.outputLen, ignoreEos: true }));
+    const results = options.concurrency === 1 ? [await engine.complete(requests[0])] : await engine.completeBatch(requests);
     await close();
     const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { traceEvents: TraceEvent[] };
     const limits = bestLimits(before, measureLimits(threads));
     const events = trace.traceEvents.filter((event) => (event.ts ?? 0) >= since);
-    const t = result.timings;
-    const profile = buildProfile(attributeTrace(events), limits, { promptTokens: t.promptTokens, generatedTokens: t.generatedTokens, prefillMs: t.prefillMs, decodeMs: t.decodeMs });
+    const profile = buildProfile(attributeTrace(events), limits, batchTimings(results.map((result) => result.timings)));
     report(profile, options);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** The batch's timings as the driver saw them: tokens summed, phases as long as the longest sequence's. */
+function batchTimings(timings: readonly GenerationTimings[]): RunTimings {
+  return {
+    promptTokens: timings.reduce((sum, t) => sum + t.promptTokens, 0),
+    generatedTokens: timings.reduce((sum, t) => sum + t.generatedTokens, 0),
+    prefillMs: Math.max(...timings.map((t) => t.prefillMs)),
+    decodeMs: Math.max(...timings.map((t) => t.decodeMs)),
+  };
 }
 
 function report(profile: Profile, options: ProfileOptions): void {
@@ -113,7 +123,7 @@ export function registerProfileCommand(program: Command): void {
   addParallelOptions(addComputeOptions(addModelOptions(program.command('profile').description('run a short workload traced, measure this machine\'s limits, and attribute each token\'s time'))))
     .option('--prompt-len <n>', 'prompt tokens', numberOption('--prompt-len', 1, 1e6, true), 128)
     .option('--output-len <n>', 'generated tokens', numberOption('--output-len', 1, 1e6, true), 32)
-    .option('--concurrency <n>', 'sequences at once (1 for now)', numberOption('--concurrency', 1, 1e6, true), 1)
+    .option('--concurrency <n>', 'sequences at once, batched as the server batches them (prompts prefilled together, then one decode step for all)', numberOption('--concurrency', 1, 4096, true), 1)
     .option('--json', 'print the whole profile as JSON')
     .option('--html <file>', 'write a self-contained HTML report')
     .option('--save-profile [file]', `write this machine's hardware profile for tessera plan (default ${'$'}TESSERA_HARDWARE_PROFILE or ~/.cache/tessera/hardware-profile.json)`)
