@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bandwidth.h"
+#include "comm/comm-bindings.h"
 #include "huge-bytes.h"
 #include "cpu.h"
 #include "kv-bindings.h"
@@ -299,6 +300,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
   addKvBindings(env, exports);
+  addCommBindings(env, exports);
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));

@@ -14,16 +14,20 @@ import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import type { Engine } from '../engine/engine.js';
 import { openMeshEngine, type MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { BackendChoice } from '../backend/native/select-backend.js';
-import type { RankBackend } from '../cluster/control-message.js';
+import type { ControlMessage, RankBackend, RankStepSums } from '../cluster/control-message.js';
 import { numberOption, openEngine, parseIdList, type ModelOptions } from './model-options.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { MeshTransportKind, TransportChoice } from '../parallel/transport.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
+
+type RankStats = Extract<ControlMessage, { type: 'stats' }>;
 
 export interface ParallelOptions {
   tp: number;
   pp: number;
   ep: number;
   ppLayers?: string;
-  transport: 'tcp' | 'unix';
+  transport: TransportChoice;
   listen?: string;
   token?: string;
   rankBackend?: RankBackend;
@@ -39,7 +43,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
     .option('--ep <n>', 'expert-parallel degree: MoE experts spread over the ranks of a stage, whose attention splits by heads (--tp defaults to --ep)', numberOption('--ep', 1, 1024, true), 1)
     .option('--pp-layers <counts>', 'layers per stage, e.g. 10,12 (default: even)')
-    .option('--transport <kind>', 'link between ranks: tcp or unix (same host only)', transportOption, 'tcp')
+    .option('--transport <kind>', 'link between ranks: auto (shm when the ranks are forked here, else tcp), shm or unix (same host only), tcp', transportOption, 'auto')
     .option('--listen <host:port>', 'wait for `tessera worker --join` on this address instead of forking ranks here')
     .option('--token <t>', 'join token workers must present (default: random, printed with --listen)')
     .option('--rank-backend <b>', 'backend of each rank: reference, native, webgpu or auto (default: as --backend)', rankBackendOption)
@@ -65,6 +69,7 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     pp: options.pp,
     ep: options.ep,
     ppLayers: options.ppLayers === undefined ? undefined : parseIdList(options.ppLayers),
+    // auto is resolved per plan by the coordinator (a forked mesh that a remote worker joins moves to tcp).
     transport: options.transport,
     spawn: listen === undefined,
     host: listen?.host,
@@ -88,12 +93,30 @@ function heartbeatOf(options: ParallelOptions): { intervalMs?: number; timeoutMs
   return { intervalMs, timeoutMs };
 }
 
-/** The engine, on one process or on a mesh; `close` stops the mesh's workers. */
-export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void> }> {
+/** The engine, on one process or on a mesh; `close` stops the mesh's workers, after which `mesh()` says where their step time went. */
+export async function openEngineFor(options: ModelOptions & ParallelOptions): Promise<{ engine: Engine; close: () => Promise<void>; mesh?: () => MeshReport }> {
   const plan = meshPlanOf(options);
   if (!plan) return openLocalEngine(options);
   const { engine, coordinator } = await openMeshEngine(options.model, { ...plan, log: (line) => process.stderr.write(`tessera: ${line}\n`) });
-  return { engine, close: () => coordinator.close() };
+  return { engine, close: () => coordinator.close(), mesh: () => meshReport(resolveTransport(plan.transport, plan.spawn), coordinator.rankStats) };
+}
+
+/** Per rank, milliseconds per decode step (one token per sequence) and per other step: the per-token breakdown. */
+export interface MeshReport {
+  transport: MeshTransportKind;
+  ranks: { rank: number; transport: string; decode: StepMeans; other: StepMeans }[];
+}
+
+type StepMeans = { steps: number; tokens: number; stepMs: number; computeMs: number; waitMs: number; transferMs: number; eventLoopMs: number };
+
+function meshReport(transport: MeshTransportKind, stats: readonly (RankStats | undefined)[]): MeshReport {
+  const means = (sums: RankStepSums): StepMeans => {
+    const per = (value: number): number => (sums.steps === 0 ? 0 : value / sums.steps);
+    return { steps: sums.steps, tokens: sums.tokens, stepMs: per(sums.stepMs), computeMs: per(sums.computeMs), waitMs: per(sums.waitMs), transferMs: per(sums.transferMs), eventLoopMs: per(sums.eventLoopMs) };
+  };
+  const ranks = stats.filter((rank): rank is RankStats => rank !== undefined);
+  // What the ranks used in the end (a re-plan may have changed it), else what the flags resolve to.
+  return { transport: (ranks[0]?.transport as MeshTransportKind | undefined) ?? transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other) })) };
 }
 
 /** The engine on this process; with --trace, `close` writes its spans as rank 0. */
@@ -121,9 +144,19 @@ function traceOption(value: string): string {
   return value;
 }
 
-function transportOption(value: string): 'tcp' | 'unix' {
-  if (value === 'tcp' || value === 'unix') return value;
-  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be tcp or unix, got "${value}"`);
+function transportOption(value: string): TransportChoice {
+  if (value === 'auto' || value === 'shm' || value === 'tcp' || value === 'unix') return value;
+  throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--transport must be auto, shm, unix or tcp, got "${value}"`);
+}
+
+/**
+ * auto: shared memory when every rank is forked on this machine and the
+ * addon (which maps the segments) is built, else TCP. Workers that join with
+ * --listen may be anywhere, so auto picks TCP for them.
+ */
+export function resolveTransport(choice: TransportChoice, local: boolean): MeshTransportKind {
+  if (choice !== 'auto') return choice;
+  return local && loadNativeComm() !== undefined ? 'shm' : 'tcp';
 }
 
 function rankBackendOption(value: string): RankBackend {

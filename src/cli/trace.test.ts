@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 import { startServeProcess } from '../testing/serve-process.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-trace-'));
@@ -123,7 +124,7 @@ test('logits --trace on one process prints exactly the logits of an untraced run
   assert.equal(steps.length, 1);
 });
 
-test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside send and receive spans', (t) => {
+test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside their collectives (native spans, or send and receive spans)', (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
   const args = ['run', '--model', model, '--prompt-ids', '1,403,407', '--max-tokens', '4', '--json'];
@@ -144,8 +145,14 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside s
     const attention = ops.find((op) => op.name === 'attentionBatch');
     assert.equal(attention?.args?.numHeads, 4);
     assert.equal(attention?.args?.numKvHeads, 2);
-    assert.ok(events.some((event) => event.pid === rank && event.name === 'send' && Number(event.args?.bytes) > 0), `rank ${rank} sends`);
-    assert.ok(events.some((event) => event.pid === rank && event.name === 'receive (wait)'), `rank ${rank} receives`);
+    if (loadNativeComm()) {
+      // The stage's collectives run natively: a span per all-reduce and all-gather, with bytes and the wait inside.
+      assert.ok(events.some((event) => event.pid === rank && event.cat === 'collective' && event.name === 'all-reduce' && Number(event.args?.bytes) > 0), `rank ${rank} all-reduces`);
+      assert.ok(events.some((event) => event.pid === rank && event.cat === 'collective' && event.name === 'all-gather'), `rank ${rank} all-gathers`);
+    } else {
+      assert.ok(events.some((event) => event.pid === rank && event.name === 'send' && Number(event.args?.bytes) > 0), `rank ${rank} sends`);
+      assert.ok(events.some((event) => event.pid === rank && event.name === 'receive (wait)'), `rank ${rank} receives`);
+    }
   }
 });
 

@@ -10,7 +10,8 @@
 import type { LogitRows } from '../model/batch.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { TraceEvent } from '../core/trace-event.js';
-import type { MeshAddress, SocketKind } from '../parallel/socket-transport.js';
+import type { MeshAddress } from '../parallel/socket-transport.js';
+import type { MeshTransportKind } from '../parallel/transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { NodeHardware } from './cluster-state.js';
@@ -26,7 +27,7 @@ export type ControlMessage =
   /** Abandon the steps of `generation` now (a rank of it was lost). */
   | { type: 'abort'; generation: number }
   // Setting up a generation's mesh: prepare → listening → plan → ready (or release for a spare).
-  | { type: 'prepare'; generation: number; rank: number; size: number; transport: SocketKind }
+  | { type: 'prepare'; generation: number; rank: number; size: number; transport: MeshTransportKind }
   | { type: 'listening'; generation: number; address: MeshAddress }
   | {
       type: 'plan';
@@ -54,12 +55,14 @@ export type ControlMessage =
   | { type: 'release'; generation: number }
   /** One forward pass over the segments of several sequences (RankRunner.stepBatch), in the driver's KV pool. */
   | { type: 'step'; generation: number; id: number; pool: KvLayout; segments: StepSegment[] }
-  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step. */
-  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number }
+  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts). */
+  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number }
   /** The step was refused before any rank computed or sent anything (a bad block table, a bad id): it fails, the mesh goes on. */
   | { type: 'step-refused'; generation: number; id: number; segment: number; code: ErrorCode; message: string }
   /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
   | { type: 'rank-failed'; generation: number; id: number; code: ErrorCode; message: string }
+  /** A rank's step-time sums over its generations, sent once as it shuts down: decode steps (one token per sequence) and the rest. */
+  | { type: 'stats'; rank: number; transport: string; decode: RankStepSums; other: RankStepSums }
   | { type: 'shutdown' }
   /** A tracing rank's spans, sent once as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }
@@ -72,6 +75,17 @@ export interface HeartbeatTiming {
 }
 
 export type RankBackend = 'auto' | 'native' | 'reference' | 'webgpu';
+
+/** Milliseconds summed over a rank's steps (StepTotals of src/parallel/step-clock.ts). */
+export interface RankStepSums {
+  steps: number;
+  tokens: number;
+  stepMs: number;
+  computeMs: number;
+  waitMs: number;
+  transferMs: number;
+  eventLoopMs: number;
+}
 
 /** One sequence's tokens in a step message. */
 export interface StepSegment {

@@ -1,7 +1,7 @@
 /** How a mesh coordinator is started (flags of run, logits and serve; tests). */
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { MeshShape } from '../parallel/mesh.js';
-import type { SocketKind } from '../parallel/socket-transport.js';
+import type { TransportChoice } from '../parallel/transport.js';
 import type { HeartbeatTiming, RankBackend } from './control-message.js';
 import type { ReshardRecord } from './reshard-log.js';
 
@@ -12,7 +12,8 @@ export interface CoordinatorOptions extends MeshShape {
   ppLayers?: number[];
   /** Expert parallelism: 1 (default) or tp; checked by checkExpertParallel. */
   ep?: number;
-  transport: SocketKind;
+  /** auto: chosen per plan (planTransport in rollout.ts). */
+  transport: TransportChoice;
   /** Fork the ranks on this machine; when false, wait for workers to join. */
   spawn: boolean;
   /** Where workers join (default 127.0.0.1, any free port). */

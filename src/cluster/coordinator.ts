@@ -26,7 +26,7 @@ import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, stepMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import { encodeControl, stepMessage, type ControlMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
 import { meshFootprint, type ModelFootprint } from './model-footprint.js';
@@ -34,7 +34,7 @@ import { NodeLink } from './node-link.js';
 import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.js';
-import { planModel, rollOut } from './rollout.js';
+import { planModel, planTransport, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { StepPipe, type StepTimings } from './step-pipe.js';
@@ -76,6 +76,8 @@ export class MeshCoordinator {
   private readonly startedAt = performance.now();
   private firstReadyMs = 0;
   private readonly traceEvents: TraceEvent[] = [];
+  /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
+  readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
   private mostRanks = 0;
   /** Set while the mesh re-shards after losing a worker (what /ready reports); cleared when a plan serves. */
   private recovering: TesseraError | undefined;
@@ -231,8 +233,8 @@ export class MeshCoordinator {
     await this.rolling?.catch(() => undefined);
     const reads = [...this.links.values()].map((link) => link.closed);
     await Promise.all([...this.links.values()].map((link) => link.send({ type: 'shutdown' }).catch(() => undefined)));
-    // Tracing ranks send their spans before they hang up; a busy machine may take a while, so wait for them before ending any.
-    if (this.options.trace) await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
+    // Ranks send their step times (and spans, when tracing) before they hang up; a busy machine may take a while, so wait for them before ending any.
+    await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, this.options.trace ? 20_000 : 5_000).unref())]);
     await Promise.all(this.children.map((child) => exited(child)));
     if (this.options.trace) {
       this.traceEvents.push({ name: 'process_name', ph: 'M', pid: COORDINATOR_TRACE_PID, args: { name: 'coordinator' } });
@@ -296,6 +298,8 @@ export class MeshCoordinator {
       this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
     } else if (message.type === 'rank-failed') {
       this.rankFailed(id, message.generation, message.id, message.code, message.message);
+    } else if (message.type === 'stats') {
+      this.rankStats[message.rank] = message;
     } else if (message.type === 'trace') {
       this.traceEvents.push(...message.events);
     } else if (message.type === 'error') {
@@ -427,7 +431,7 @@ export class MeshCoordinator {
       this.dispatch({ type: 'NodeReleased', id });
     }
     try {
-      const loads = await rollOut(plan, this.links, planModel(this.options, plan), this.options.transport);
+      const loads = await rollOut(plan, this.links, planModel(this.options, plan), planTransport(this.options.transport, plan, this.links));
       if (this.state.generation !== plan.generation) return;
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });

@@ -32,12 +32,17 @@ function tell(notice: HeartbeatNotice): void {
   port!.postMessage(notice);
 }
 
-/** PLAN contract 3: native collectives poll a process-wide flag; an addon without them has nothing to abort. */
-function abortNativeCollectives(): void {
+/**
+ * PLAN contract 3: native collectives poll a process-wide flag; an addon
+ * without them has nothing to abort. Only the meshes of `generation` (and
+ * older): an abort that comes late, after the rank set up the next plan,
+ * must not end that plan's waits.
+ */
+function abortNativeCollectives(generation: number): void {
   try {
     const load = loadNativeAddon();
-    const abort = load.ok ? (load.addon as unknown as { abortCollectives?: () => void }).abortCollectives : undefined;
-    if (typeof abort === 'function') abort();
+    const abort = load.ok ? (load.addon as unknown as { abortCollectives?: (generation?: number) => void }).abortCollectives : undefined;
+    if (typeof abort === 'function') abort(generation);
   } catch (error) {
     // The main thread still closes the transports; a failed native abort must not take the beats down with it.
     process.stderr.write(`tessera worker: could not abort native collectives: ${(error as Error).message}\n`);
@@ -53,7 +58,7 @@ async function main(): Promise<void> {
     for (;;) {
       const { message } = decodeControl(await link.receive());
       if (message.type === 'abort') {
-        abortNativeCollectives();
+        abortNativeCollectives(message.generation);
         tell({ type: 'abort', generation: message.generation });
       }
     }

@@ -9,6 +9,7 @@
 import type { KvPool } from '../backend/backend.js';
 import { SegmentError, TesseraError } from '../core/errors.js';
 import type { Batch } from '../model/batch.js';
+import { kvLayoutOf } from '../engine/kv-cache.js';
 import type { MeshCoordinator } from './coordinator.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 
@@ -34,7 +35,7 @@ export function stepRequests(batch: Batch): StepRequest[] {
  * SegmentError names its index among all the requests.
  */
 export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[], generation?: number): Promise<Float32Array> {
-  const groups = Math.min(coordinator.stages, requests.length);
+  const groups = Math.min(coordinator.stages * microBatchesPerStage(coordinator.stages), requests.length);
   if (groups <= 1) return coordinator.stepBatch(pool, requests, generation);
   const starts = Array.from({ length: groups + 1 }, (_, g) => Math.floor((g * requests.length) / groups));
   const parts = await Promise.all(
@@ -53,16 +54,28 @@ export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLay
   return out;
 }
 
-/** The layout of the one driver pool every segment's block table points into. */
-export function driverPool(batch: Batch): KvLayout {
-  const keys = batch.segments[0].kv.keys[0];
-  if (batch.segments.some((segment) => segment.kv.keys[0] !== keys)) {
-    throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch mixes sequences of several KV pools; the ranks mirror only one');
-  }
-  return { numBlocks: poolBlocks(keys), blockSize: keys.blockSize };
+/**
+ * Micro-batches per stage (TESSERA_PP_MICROBATCHES, default 1). More shrink
+ * the pipeline's bubble, (pp - 1) / (m + pp - 1) of a step, but every
+ * micro-batch reads the stage's weights again.
+ */
+function microBatchesPerStage(stages: number): number {
+  const value = Number(process.env.TESSERA_PP_MICROBATCHES);
+  return stages > 1 && Number.isInteger(value) && value > 0 ? value : 1;
 }
 
-/** Blocks of a pool: its data is [numBlocks, blockSize, numKvHeads, headDim]. */
-function poolBlocks(pool: KvPool): number {
-  return pool.data.length / (pool.blockSize * pool.numKvHeads * pool.headDim);
+/** The layout of the one driver pool every segment's block table points into (a KvCache, which holds no pools on a driver). */
+export function driverPool(batch: Batch): KvLayout {
+  const keys = batch.segments[0].kv.keys;
+  if (batch.segments.some((segment) => segment.kv.keys !== keys)) {
+    throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch mixes sequences of several KV pools; the ranks mirror only one');
+  }
+  const layout = kvLayoutOf(keys) ?? layoutOfPool(keys[0]);
+  return { numBlocks: layout.numBlocks, blockSize: layout.blockSize };
+}
+
+/** The layout of a pool list not made by a KvCache: its data is [numBlocks, blockSize, numKvHeads, headDim]. */
+function layoutOfPool(pool: KvPool | undefined): KvLayout {
+  if (!pool) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a mesh batch names a KV pool list with no layout');
+  return { numBlocks: pool.data.length / (pool.blockSize * pool.numKvHeads * pool.headDim), blockSize: pool.blockSize };
 }

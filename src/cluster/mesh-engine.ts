@@ -1,11 +1,11 @@
 /**
  * Opens an Engine whose model runs on a (tp, pp) mesh of worker processes:
  * the coordinator reads only the config and tokenizer; the ranks load their
- * shards. The engine takes every sequence's blocks from one pool of a full
- * context (one context-long sequence at a time), whose layout and block ids
- * the ranks mirror; its own pages stay untouched (the ranks hold the KV), and
- * it is made on first use, so a server (whose engine core drives the ranks
- * from its own pool) makes none.
+ * shards. The engine takes every sequence's blocks from one block table of a
+ * full context (one context-long sequence at a time), whose layout and block
+ * ids the ranks mirror; it allocates no KV of its own (the ranks hold it),
+ * and the accounting is made on first use, so a server (whose engine core
+ * drives the ranks from its own blocks) makes none.
  */
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { Engine } from '../engine/engine.js';
@@ -30,7 +30,8 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   files.store.close();
   const coordinator = await MeshCoordinator.start(files.config, { ...options, modelPath });
   const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
-  const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype);
+  // Block accounting only: the ranks hold the keys and values, so the driver allocates no pool ([0, 0) layers).
+  const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype, [0, 0]);
   const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator, 'replay'), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
   return { engine, coordinator, coreRunner: new MeshTransformer(files.config, coordinator, 'report') };
 }

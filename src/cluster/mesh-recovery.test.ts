@@ -59,7 +59,8 @@ test('a worker joining a running tp 1 mesh turns it into pp 2 between tokens, wi
   if (!path) return;
   const request = { promptIds: [1], maxTokens: 40 };
   const expected = (await (await Engine.open(path)).complete(request)).ids;
-  const { engine, coordinator } = await openMeshEngine(path, { tp: 1, pp: 1, transport: 'tcp', spawn: true, token: 'grow-token', heartbeat: HEARTBEAT });
+  // auto: the first plan (one forked rank) runs over shm; the one with the joined worker over tcp.
+  const { engine, coordinator } = await openMeshEngine(path, { tp: 1, pp: 1, transport: 'auto', spawn: true, token: 'grow-token', heartbeat: HEARTBEAT });
   let joiner: ChildProcess | undefined;
   try {
     const ids = await generate(engine, request, async (count) => {

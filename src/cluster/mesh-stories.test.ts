@@ -1,7 +1,7 @@
 /**
  * Acceptance on stories260K (8 heads, 4 KV heads, dim 64, hidden 172): every
  * (tp, pp) of the issue's list, on forked worker processes over TCP and Unix
- * sockets, gives the logits and greedy tokens of one process bit for bit.
+ * sockets and shared memory (native collectives on every plane), gives the logits and greedy tokens of one process bit for bit.
  * tp=4 exercises both uneven tree-aligned down_proj shards (32/64/32/44 of
  * 172) and the gathered o_proj (64 inputs are only 2 leaves).
  */
@@ -15,6 +15,7 @@ import { Engine } from '../engine/engine.js';
 import { KvCache } from '../engine/kv-cache.js';
 import { fixture, projectRoot } from '../testing/fixtures.js';
 import { openMeshEngine } from './mesh-engine.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
 import { checkMesh, expectedFromOneProcess } from './mesh-process.case.js';
 
 const SHAPES = [
@@ -25,7 +26,7 @@ const SHAPES = [
 ];
 const PROMPT = [1, 403, 407, 261];
 
-for (const transport of ['tcp', 'unix'] as const) {
+for (const transport of ['tcp', 'unix', 'shm'] as const) {
   test(`stories260K on worker processes over ${transport}: identical logits and greedy tokens`, async (t) => {
     const path = fixture(t, 'stories260K.bin');
     if (!path) return;
@@ -46,11 +47,14 @@ test('tessera logits --tp 2 --pp 2 prints exactly what one process prints', (t) 
   assert.equal(one.status, 0, one.stderr);
   assert.equal(mesh.status, 0, mesh.stderr);
   assert.equal(mesh.stdout, one.stdout);
-  // --trace: every rank's step span, and message spans with peer and bytes.
-  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; args?: { bytes?: number } }[] }).traceEvents;
-  assert.deepEqual([...new Set(events.filter((e) => e.name === 'step').map((e) => e.pid))].sort(), [0, 1, 2, 3], mesh.stderr);
+  // --trace: every rank's step span with its time breakdown, message spans with peer and bytes, native collective spans.
+  const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; cat?: string; pid: number; args?: Record<string, number> }[] }).traceEvents;
+  const steps = events.filter((e) => e.name === 'step');
+  assert.deepEqual([...new Set(steps.map((e) => e.pid))].sort(), [0, 1, 2, 3], mesh.stderr);
+  for (const step of steps) for (const key of ['computeMs', 'waitMs', 'transferMs', 'eventLoopMs']) assert.equal(typeof step.args?.[key], 'number', `step args ${key}`);
   assert.ok(events.some((e) => e.name === 'send' && (e.args?.bytes ?? 0) > 0));
   assert.ok(events.some((e) => e.name === 'receive (wait)'));
+  if (loadNativeComm()) assert.ok(events.some((e) => e.cat === 'collective' && e.name === 'all-reduce' && (e.args?.bytes ?? 0) > 0), 'native all-reduce spans');
 });
 
 test('logits --kv-cache-dtype f16 --tp 2 --pp 2: the ranks keep f16 KV and print what one f16 process prints', (t) => {
@@ -101,5 +105,23 @@ test('several sequences in flight at once pipeline through the stages with uncha
     results.forEach((logits, i) => assert.deepEqual(logits, expected[i], `sequence ${i + 1}`));
   } finally {
     await coordinator.close();
+  }
+});
+
+test('run --tp 2 --json: --transport auto picks shm for forked ranks, and each rank reports its time per decode token', (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const cli = join(projectRoot, 'dist', 'cli', 'main.js');
+  const run = spawnSync(process.execPath, [cli, 'run', '--model', path, '--prompt-ids', '1,403', '--max-tokens', '6', '--ignore-eos', '--json', '--tp', '2'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { ids: number[]; mesh: { transport: string; ranks: { rank: number; decode: Record<string, number> }[] } };
+  assert.equal(result.ids.length, 6);
+  assert.equal(result.mesh.transport, loadNativeComm() ? 'shm' : 'tcp');
+  assert.deepEqual(result.mesh.ranks.map((rank) => rank.rank), [0, 1]);
+  for (const { decode } of result.mesh.ranks) {
+    // The first token comes from the prefill step; every later one from a decode step.
+    assert.equal(decode.steps, 5);
+    const parts = decode.computeMs + decode.waitMs + decode.transferMs + decode.eventLoopMs;
+    assert.ok(decode.computeMs > 0 && Math.abs(parts - decode.stepMs) < 0.01 * decode.stepMs + 0.01, JSON.stringify(decode));
   }
 });

@@ -16,9 +16,10 @@ import { synthesize } from '../synth/synthesize.js';
 import { checkMesh, expectedFromOneProcess } from './mesh-process.case.js';
 
 const RUNS = [
+  { shape: { tp: 2, pp: 1 }, transport: 'shm' },
   { shape: { tp: 2, pp: 1 }, transport: 'tcp' },
   { shape: { tp: 4, pp: 1 }, transport: 'unix' },
-  { shape: { tp: 1, pp: 2 }, transport: 'unix' },
+  { shape: { tp: 1, pp: 2 }, transport: 'shm' },
   { shape: { tp: 2, pp: 2 }, transport: 'tcp' },
 ] as const;
 

@@ -41,6 +41,9 @@ export class MeshTransformer extends Transformer {
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
   }
 
+  /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
+  readonly kvPoolLayers: readonly [number, number] = [0, 0];
+
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
     for (;;) {

@@ -1,5 +1,5 @@
 /**
- * A rank mirrors one KV pool, the driver's: a step attends and writes through
+ * A rank mirrors one KV pool, the driver's, for its own layers only: a step attends and writes through
  * the block ids it names, and a step that names another pool, a block outside
  * the pool or a position its block table does not reach is refused with a
  * code, before any rank sends or receives (the ranks stay usable).
@@ -35,4 +35,8 @@ test('a tp 2 × pp 2 mesh writes through the block table it is given and refuses
   // Nothing refused touched the pool: the sequence decodes on from block 2.
   const decode = await mesh.step(pool, { blockTable: Int32Array.of(2), ids: Int32Array.of(300), positions: Int32Array.of(prompt.length), rows: 'last' });
   assert.deepEqual(decode, expected.subarray(prompt.length * vocab));
+
+  // Each rank holds KV for its own stage's layers only (stories260K's 5 layers: [0, 3) and [3, 5)).
+  const layersWithPools = mesh.runners.map((runner) => Object.keys(runner.kv?.keys ?? []).map(Number));
+  assert.deepEqual(layersWithPools, [[0, 1, 2], [0, 1, 2], [3, 4], [3, 4]]);
 });

@@ -1,7 +1,9 @@
 /**
  * Builds what one rank of a plan runs: its stage's weights (composed from
  * the bytes it holds plus only the ranges it lacks, held-shards.ts), its
- * tensor-parallel group and expert group, and the RankRunner over them.
+ * tensor-parallel group and expert group (native collectives when the
+ * generation's links have a native plane), the step clock of the per-token
+ * breakdown, and the RankRunner over them.
  */
 import type { Backend, Weight } from '../backend/backend.js';
 import type { DType } from '../core/dtype.js';
@@ -17,15 +19,22 @@ import { CollectiveGroup } from '../parallel/collective-group.js';
 import { Communicator } from '../parallel/collectives.js';
 import { ExpertGroup } from '../parallel/expert-group.js';
 import { placeOf, stageRanks } from '../parallel/mesh.js';
+import { NativeCollectiveGroup } from '../parallel/native-group.js';
+import type { RankLinks } from '../parallel/rank-links.js';
+import { StepClock, clockedBackend } from '../parallel/step-clock.js';
 import type { TimedTransport } from '../parallel/timed-transport.js';
+import type { TensorParallelGroup } from '../model/tensor-parallel.js';
 import type { ControlMessage } from './control-message.js';
 import type { HeldShards } from './held-shards.js';
+import type { TraceEvent } from '../core/trace-event.js';
 import { RankRunner } from './rank-runner.js';
 
 export type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
 
 export interface LoadedRank {
   runner: RankRunner;
+  /** Where the rank's step time goes (compute, waiting, transfer, event loop). */
+  clock: StepClock;
   expertLoad?: ExpertLoad;
   /** File bytes read for this plan. */
   bytesRead: number;
@@ -103,26 +112,47 @@ export class RankFiles {
   }
 }
 
-export function loadRank(plan: PlanMessage, rank: number, transport: TimedTransport, held: HeldShards, modelFiles: RankFiles, threads?: number): LoadedRank {
+/**
+ * One rank of `plan` over `links`: `transport` is the links' transport with
+ * its timing (and spans, when tracing); `links.native`, when present, runs
+ * the stage's collectives.
+ */
+export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, transport: TimedTransport, held: HeldShards, modelFiles: RankFiles, threads?: number): LoadedRank {
   const shape = { tp: plan.tp, pp: plan.pp };
   const { stage, tpRank } = placeOf(rank, shape);
   const [startLayer, endLayer] = plan.layers[stage];
   const files = modelFiles.get(plan);
   const readBefore = files.store.bytesRead;
+  const spans = transport.spans ? { events: transport.spans, pid: rank } : undefined;
+  const members = stageRanks(stage, shape);
+  const { group, native } = tensorGroup(links, transport, members, rank, spans);
+  const clock = new StepClock({ transport, collectives: native });
   const plain = reusingWeights(backendFor(plan, threads));
-  // Tracing: every op of this rank is a span beside its step and message spans.
-  const backend = transport.spans ? tracedBackend(plain, { events: transport.spans, pid: rank }) : plain;
+  // Tracing: every op of this rank is a span beside its step and message spans. Op time is the breakdown's compute.
+  const backend = clockedBackend(spans ? tracedBackend(plain, spans) : plain, clock);
   const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
   held.begin(files.store);
   const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
   held.finish();
-  const group = new CollectiveGroup(new Communicator(transport, stageRanks(stage, shape)));
   // MoE layers: experts whole on every rank (ep 1) or spread over the stage's ranks (ep = tp).
-  const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, stageRanks(stage, shape))) : undefined;
+  const experts = (plan.ep ?? 1) > 1 ? new ExpertGroup(new Communicator(transport, members), native) : undefined;
   const expertLoad = files.config.moe && plan.trace ? new ExpertLoad(files.config.numLayers) : undefined;
   const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
   const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
+  // A new RankRunner per plan: its KV pools cover this plan's layer range only (made on the first step).
   const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
-  const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, generation ${plan.generation}`;
-  return { runner, expertLoad, bytesRead: files.store.bytesRead - readBefore, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
+  const collectives = native ? `native ${links.native?.kind} collectives` : 'collectives over the transport';
+  const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, ${links.transport.kind} transport, ${collectives}, generation ${plan.generation}`;
+  return { runner, clock, expertLoad, bytesRead: files.store.bytesRead - readBefore, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
+}
+
+/**
+ * The stage's tensor-parallel collectives: native (synchronous, on this
+ * thread, over shared memory or the addon's sockets) when the links have a
+ * native plane, else over the transport.
+ */
+function tensorGroup(links: RankLinks, transport: TimedTransport, members: number[], rank: number, spans?: { events: TraceEvent[]; pid: number }): { group: TensorParallelGroup; native?: NativeCollectiveGroup } {
+  if (!links.native) return { group: new CollectiveGroup(new Communicator(transport, members)) };
+  const native = NativeCollectiveGroup.open(links.native.comm, links.native.mesh, members, rank, 0, spans);
+  return { group: native, native };
 }

@@ -2,8 +2,9 @@
  * The step loop of one rank: stage 0 embeds, every stage runs its layers,
  * hands its hidden states to the same tensor-parallel rank of the next
  * stage, and the last stage computes logits (reported by its tp rank 0).
- * Each rank keeps one pool of KV blocks (its own heads and layers) that
- * mirrors the driver's: same block count, same block size, same block ids.
+ * Each rank keeps one pool of KV blocks (its own heads, and only its own
+ * stage's layers) that mirrors the driver's: same block count, same block
+ * size, same block ids.
  * A step names each sequence by its block table, so blocks the driver
  * shares between sequences (prefix caching) are shared here too.
  */
@@ -44,6 +45,11 @@ export class RankRunner {
     /** Element type of this rank's KV blocks. */
     private readonly kvDtype: KvDtype = DEFAULT_KV_DTYPE,
   ) {}
+
+  /** This rank's KV pool (its own heads and layers), once the first step has sized it. */
+  get kv(): KvCache | undefined {
+    return this.pool;
+  }
 
   /** Whether this rank's step result is the logits the engine gets. */
   get reports(): boolean {
@@ -94,7 +100,8 @@ export class RankRunner {
     if (!Number.isInteger(numBlocks) || numBlocks < 1 || !Number.isInteger(blockSize) || blockSize < 1) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step names a KV pool of ${numBlocks} blocks of ${blockSize} tokens; both must be positive integers`);
     }
-    this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype);
+    // Pools for this stage's layers only: a pipeline stage never touches the others.
+    this.pool ??= new KvCache(this.stage.kvConfig, numBlocks, blockSize, this.kvDtype, [this.stage.plan.startLayer, this.stage.plan.endLayer]);
     if (this.pool.numBlocks !== numBlocks || this.pool.blockSize !== blockSize) {
       throw new TesseraError(
         'TESSERA_ERR_INVALID_ARGUMENT',

@@ -9,14 +9,22 @@
  * closed, so nothing waits on it any more, and its remaining steps are
  * skipped; the worker itself goes on to the next plan. A step refused before
  * anything ran (a bad block table or id) fails only that step.
+ *
+ * Each generation gets links of its own (rank-links.ts): a shared-memory
+ * segment or socket listeners made at `prepare`, connected at `plan`, whose
+ * native meshes carry the generation as their abort tag, so the heartbeat
+ * thread's abort of a lost plan (abortCollectives(generation)) ends that
+ * plan's native waits and never the next one's. Step times (compute, wait,
+ * transfer, event loop) are summed over every generation and sent at shutdown.
  */
 import { isTesseraError, SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
 import { epochMicros, TRACE_THREADS, type TraceEvent } from '../core/trace-event.js';
 import type { ExpertLoad } from '../model/moe-expert-load.js';
-import { MeshListener, connectMesh, type SocketTransport } from '../parallel/socket-transport.js';
+import { RankEndpoint, closeLinks, type RankLinks } from '../parallel/rank-links.js';
+import { StepTotals, type StepBreakdown, type StepClock } from '../parallel/step-clock.js';
 import { TimedTransport } from '../parallel/timed-transport.js';
 import { floatBytes } from '../parallel/transport.js';
-import type { ControlMessage } from './control-message.js';
+import type { ControlMessage, RankStepSums } from './control-message.js';
 import { HeldShards } from './held-shards.js';
 import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
@@ -31,9 +39,12 @@ export class RankSession {
   /** The generation being set up or run (0: none yet). */
   private generation = 0;
   private rank = 0;
-  private listener: MeshListener | undefined;
+  /** The generation's endpoint until its plan connects it. */
+  private endpoint: RankEndpoint | undefined;
+  private links: RankLinks | undefined;
   private transport: TimedTransport | undefined;
   private runner: RankRunner | undefined;
+  private clock: StepClock | undefined;
   private expertLoad: ExpertLoad | undefined;
   /** The current generation cannot run steps any more. */
   private broken = false;
@@ -43,6 +54,11 @@ export class RankSession {
   private readonly files = new RankFiles();
   /** Spans of every generation, sent at shutdown when a plan asked for tracing. */
   private spans: TraceEvent[] | undefined;
+  /** Step times of every generation: decode steps (one token per sequence) apart from the rest. */
+  private readonly decode = new StepTotals();
+  private readonly other = new StepTotals();
+  /** The transport kind of the last plan this rank ran, for the shutdown stats ('' before any). */
+  private transportKind = '';
 
   constructor(
     private readonly send: Send,
@@ -59,6 +75,7 @@ export class RankSession {
     else if (message.type === 'step') await this.step(message);
     else if (message.type === 'release') await this.release();
     else if (message.type === 'shutdown') {
+      if (this.transportKind) await this.send({ type: 'stats', rank: this.rank, transport: this.transportKind, decode: sumsOf(this.decode), other: sumsOf(this.other) });
       if (this.spans) await this.send({ type: 'trace', events: this.spans });
       await this.close();
       return false;
@@ -88,21 +105,25 @@ export class RankSession {
     this.generation = message.generation;
     this.rank = message.rank;
     this.broken = false;
-    this.listener = await MeshListener.open(message.transport, message.transport === 'tcp' ? this.host : undefined);
-    await this.send({ type: 'listening', generation: message.generation, address: this.listener.address });
+    const host = message.transport === 'tcp' ? this.host : undefined;
+    this.endpoint = await RankEndpoint.open(message.transport, message.rank, message.size, host, message.generation);
+    await this.send({ type: 'listening', generation: message.generation, address: this.endpoint.address });
   }
 
   private async plan(plan: PlanMessage): Promise<void> {
-    const listener = this.listener;
-    if (plan.generation !== this.generation || this.broken || !listener) return;
+    const endpoint = this.endpoint;
+    if (plan.generation !== this.generation || this.broken || !endpoint) return;
+    this.endpoint = undefined;
     const started = performance.now();
     try {
       if (plan.trace) this.spans ??= [];
-      this.transport = new TimedTransport(await this.connect(plan, listener), this.spans);
+      this.links = await this.connect(plan, endpoint);
+      this.transport = new TimedTransport(this.links.transport, this.spans);
+      this.transportKind = this.links.transport.kind;
       // The old stage's weights go before the new ones load, so the two are not held at once.
       this.runner = undefined;
-      const loaded = loadRank(plan, this.rank, this.transport, this.held, this.files, this.threads);
-      [this.runner, this.expertLoad] = [loaded.runner, loaded.expertLoad];
+      const loaded = loadRank(plan, this.rank, this.links, this.transport, this.held, this.files, this.threads);
+      [this.runner, this.clock, this.expertLoad] = [loaded.runner, loaded.clock, loaded.expertLoad];
       this.log(`tessera worker: ${loaded.description}; read ${loaded.bytesRead} bytes (${loaded.newBytes} new), holds ${loaded.bytesHeld}`);
       const { bytesRead, newBytes, bytesHeld } = loaded;
       await this.send({ type: 'ready', generation: plan.generation, bytesRead, newBytes, bytesHeld, loadMs: performance.now() - started });
@@ -111,16 +132,16 @@ export class RankSession {
     }
   }
 
-  /** The mesh connections of a plan; an abort or the deadline ends the wait (a mesh that connects after that is closed). */
-  private async connect(plan: PlanMessage, listener: MeshListener): Promise<SocketTransport> {
+  /** The mesh connections of a plan; an abort or the deadline ends the wait (links that connect after that are closed). */
+  private async connect(plan: PlanMessage, endpoint: RankEndpoint): Promise<RankLinks> {
     let timer: NodeJS.Timeout | undefined;
     let gaveUp = false;
     const stopped = new Promise<never>((_, reject) => {
       this.abortConnect = reject;
       timer = setTimeout(() => reject(new TesseraError('TESSERA_ERR_RANK_LOST', `the peers of generation ${plan.generation} did not connect within ${CONNECT_DEADLINE_MS / 1000} s`)), CONNECT_DEADLINE_MS);
     });
-    const connecting = connectMesh(this.rank, plan.addresses, listener, plan.meshToken);
-    connecting.then((transport) => gaveUp && void transport.close(), () => undefined);
+    const connecting = endpoint.connect(plan.addresses, plan.meshToken);
+    connecting.then((links) => gaveUp && void closeLinks(links), () => undefined);
     try {
       return await Promise.race([connecting, stopped]);
     } catch (error) {
@@ -133,9 +154,9 @@ export class RankSession {
   }
 
   private async step(message: StepMessage): Promise<void> {
-    const { runner, transport } = this;
+    const { runner, clock } = this;
     // Steps of an older or broken generation: the coordinator has already failed them.
-    if (message.generation !== this.generation || this.broken || !runner || !transport) return;
+    if (message.generation !== this.generation || this.broken || !runner || !clock) return;
     const requests = stepRequests(message);
     try {
       runner.validate(message.pool, requests);
@@ -144,9 +165,8 @@ export class RankSession {
       await this.send({ type: 'step-refused', generation: message.generation, id: message.id, segment, ...codeOf(error) });
       return;
     }
-    const started = performance.now();
     const startedEpoch = epochMicros();
-    transport.waitMs = 0;
+    clock.begin();
     let logits: Float32Array | undefined;
     try {
       logits = await runner.stepBatch(message.pool, requests);
@@ -154,16 +174,20 @@ export class RankSession {
       await this.fail(message.generation, message.id, error);
       return;
     }
-    const waitMs = transport.waitMs;
-    this.recordStep(message, startedEpoch, waitMs);
-    if (logits) await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs: performance.now() - started - waitMs, waitMs }, floatBytes(logits));
+    const times = clock.end();
+    const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
+    (tokens === requests.length ? this.decode : this.other).add(times, tokens);
+    this.recordStep(message, startedEpoch, tokens, times);
+    if (!logits) return;
+    const { computeMs, waitMs, transferMs, eventLoopMs } = times;
+    await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs }, floatBytes(logits));
   }
 
-  private recordStep(message: StepMessage, startedEpoch: number, waitMs: number): void {
+  private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown): void {
     const spans = this.transport?.spans;
     if (!spans) return;
-    const tokens = message.segments.reduce((sum, segment) => sum + segment.ids.length, 0);
-    spans.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: this.rank, tid: TRACE_THREADS.compute, args: { tokens, sequences: message.segments.length, waitMs, generation: message.generation } });
+    const args = { tokens, sequences: message.segments.length, generation: message.generation, ...rounded(times) };
+    spans.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: this.rank, tid: TRACE_THREADS.compute, args });
     if (this.expertLoad) spans.push(...expertCounters(this.expertLoad, this.rank, startedEpoch));
   }
 
@@ -178,8 +202,9 @@ export class RankSession {
   private breakGeneration(error: unknown): void {
     this.broken = true;
     this.abortConnect?.(error instanceof Error ? error : new Error(String(error)));
-    this.listener?.close();
-    void this.transport?.close();
+    this.endpoint?.close();
+    this.endpoint = undefined;
+    if (this.links) void closeLinks(this.links);
   }
 
   private async release(): Promise<void> {
@@ -189,13 +214,15 @@ export class RankSession {
   }
 
   private async teardown(): Promise<void> {
-    this.listener?.close();
-    this.listener = undefined;
-    const transport = this.transport;
+    this.endpoint?.close();
+    this.endpoint = undefined;
+    const links = this.links;
+    this.links = undefined;
     this.transport = undefined;
     this.runner = undefined;
+    this.clock = undefined;
     this.expertLoad = undefined;
-    await transport?.close();
+    if (links) await closeLinks(links);
   }
 }
 
@@ -206,6 +233,15 @@ function stepRequests(message: StepMessage): StepRequest[] {
     ids: Int32Array.from(segment.ids),
     positions: Int32Array.from(segment.positions),
   }));
+}
+
+function sumsOf(totals: StepTotals): RankStepSums {
+  return { steps: totals.steps, tokens: totals.tokens, ...totals.sums };
+}
+
+/** Breakdown milliseconds to 3 decimals, for trace arguments. */
+function rounded(times: StepBreakdown): Record<string, number> {
+  return Object.fromEntries(Object.entries(times).map(([key, value]) => [key, Math.round(value * 1000) / 1000]));
 }
 
 function codeOf(error: unknown): { code: ErrorCode; message: string } {

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { TesseraError } from '../core/errors.js';
-import type { SocketKind } from '../parallel/socket-transport.js';
+import { loadNativeComm } from '../parallel/native-comm.js';
+import type { MeshTransportKind, TransportChoice } from '../parallel/transport.js';
 import type { NodeId, Plan } from './cluster-state.js';
 import type { ControlMessage } from './control-message.js';
 import type { NodeLink } from './node-link.js';
@@ -26,7 +27,19 @@ export function planModel(options: CoordinatorOptions, plan: Plan): PlanModel {
   return { modelPath, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
 }
 
-export async function rollOut(plan: Plan, links: ReadonlyMap<NodeId, NodeLink>, model: PlanModel, transport: SocketKind): Promise<RankLoad[]> {
+/**
+ * The transport of one plan. auto: shared memory when every rank of the plan
+ * is a process forked here and the addon (which maps the segments) is
+ * built, else TCP, since a worker that joined may be on another host. Chosen
+ * per plan, so a forked mesh that a remote worker joins moves to TCP.
+ */
+export function planTransport(choice: TransportChoice, plan: Plan, links: ReadonlyMap<NodeId, NodeLink>): MeshTransportKind {
+  if (choice !== 'auto') return choice;
+  const forked = plan.ranks.every((id) => links.get(id)?.child !== undefined);
+  return forked && loadNativeComm() !== undefined ? 'shm' : 'tcp';
+}
+
+export async function rollOut(plan: Plan, links: ReadonlyMap<NodeId, NodeLink>, model: PlanModel, transport: MeshTransportKind): Promise<RankLoad[]> {
   const generation = plan.generation;
   const rankLinks = plan.ranks.map((id) => {
     const link = links.get(id);

@@ -41,7 +41,8 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     const model = fixture(t, 'stories260K.bin');
     if (!model) return;
     const want = await faultFree(model);
-    const mesh = await serve(model, { tp: 2, pp: 2, ep: 1, transport: 'unix', spawn: true, backend: 'reference', heartbeat: TEST_HEARTBEAT });
+    // auto: shared memory and native collectives between the forked ranks, as users get by default.
+    const mesh = await serve(model, { tp: 2, pp: 2, ep: 1, transport: 'auto', spawn: true, backend: 'reference', heartbeat: TEST_HEARTBEAT });
     let victim = 0;
     try {
       const before = await clusterOf(mesh);

@@ -47,9 +47,11 @@ export class BlockManager {
     readonly blockSize: number,
     readonly prefixCaching = true,
     dtype: KvDtype = DEFAULT_KV_DTYPE,
+    /** Layers that get KV pools (KvCache's `layers`; none when a mesh's ranks hold the KV). */
+    poolLayers?: readonly [number, number],
   ) {
     if (numBlocks < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the KV cache must hold at least one block; raise --kv-cache-mib');
-    this.cache = new KvCache(config, numBlocks, blockSize, dtype);
+    this.cache = new KvCache(config, numBlocks, blockSize, dtype, poolLayers);
     this.refCounts = new Int32Array(numBlocks);
     this.hashes = new Array<string | undefined>(numBlocks).fill(undefined);
     for (let block = 0; block < numBlocks; block++) this.free.set(block, true);

@@ -31,6 +31,8 @@ export interface ModelRunner {
   forwardBatch(batch: Batch): Promise<Float32Array>;
   /** Tokens routed to each expert so far, for MoE models run in this process. */
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
+  /** Layers whose KV pools the core allocates (default all); a mesh, whose ranks hold the KV, says [0, 0]. */
+  readonly kvPoolLayers?: readonly [number, number];
 }
 
 export interface EngineCoreOptions {
@@ -104,7 +106,7 @@ export class EngineCore {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     const dtype = parseKvDtype(options.kvCacheDtype ?? DEFAULT_KV_DTYPE, 'kvCacheDtype');
     const numBlocks = options.numBlocks ?? Math.floor((options.kvCacheMib * 2 ** 20) / blockBytes(config, blockSize, dtype));
-    this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true, dtype);
+    this.blocks = new BlockManager(config, numBlocks, blockSize, options.prefixCaching ?? true, dtype, runner.kvPoolLayers);
     this.maxModelLen = Math.min(options.maxModelLen ?? config.contextLength, config.contextLength, numBlocks * blockSize);
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);

@@ -10,8 +10,21 @@ import type { SequenceKv } from '../model/batch.js';
 
 export const DEFAULT_BLOCK_SIZE = 16;
 
+/** The block layout of each cache, by its `keys` array: what a mesh driver tells its ranks, pools or not. */
+const layouts = new WeakMap<readonly KvPool[], { numBlocks: number; blockSize: number }>();
+
+/** numBlocks and blockSize of the KvCache whose `keys` these are, or undefined for another pool list. */
+export function kvLayoutOf(keys: readonly KvPool[]): { numBlocks: number; blockSize: number } | undefined {
+  return layouts.get(keys);
+}
+
 export class KvCache {
-  /** Per layer; each [numBlocks, blockSize, numKvHeads, headDim] of `dtype`. */
+  /**
+   * Per layer, indexed by the model's layer number; each [numBlocks,
+   * blockSize, numKvHeads, headDim] of `dtype`. Layers outside `layers` have
+   * no pool: a pipeline stage holds its own layers only, and a mesh driver,
+   * whose ranks hold the KV, holds none (it keeps only the block accounting).
+   */
   readonly keys: KvPool[] = [];
   readonly values: KvPool[] = [];
   private readonly freeBlocks: number[] = [];
@@ -21,11 +34,14 @@ export class KvCache {
     readonly numBlocks: number,
     readonly blockSize = DEFAULT_BLOCK_SIZE,
     readonly dtype: KvDtype = DEFAULT_KV_DTYPE,
+    /** Half-open range of layers that get pools (default: all). */
+    readonly layers: readonly [number, number] = [0, config.numLayers],
   ) {
-    for (let layer = 0; layer < config.numLayers; layer++) {
-      this.keys.push(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
-      this.values.push(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
+    for (let layer = layers[0]; layer < layers[1]; layer++) {
+      this.keys[layer] = createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim);
+      this.values[layer] = createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim);
     }
+    layouts.set(this.keys, { numBlocks, blockSize });
     for (let block = numBlocks - 1; block >= 0; block--) this.freeBlocks.push(block);
   }
 

@@ -10,7 +10,8 @@ import type { TensorParallelGroup } from './tensor-parallel.js';
 export interface OutputProjection {
   /**
    * x [numTokens, this rank's inputs] → [numTokens, outFeatures], complete on every rank;
-   * with `scratch`, possibly in its 'projected' buffer (valid until that is taken again).
+   * with `scratch`, possibly in its 'projected' buffer (valid until that is taken again),
+   * or in the group's shared buffer (valid until the collective after next): read it at once.
    */
   forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array>;
 }
@@ -25,8 +26,9 @@ export class RowParallelProjection implements OutputProjection {
   ) {}
 
   forward(x: Float32Array, numTokens: number, scratch?: ScratchLease): Promise<Float32Array> {
-    const out = scratch?.take('projected', numTokens * this.weight.shape[0]);
-    // The all-reduce sums in place, so the result stays in `out`.
+    const length = numTokens * this.weight.shape[0];
+    // The all-reduce sums in place, so the result stays in `out` — in shared memory when the group offers it, which saves a copy.
+    const out = this.group.partialBuffer?.(length) ?? scratch?.take('projected', length);
     return this.group.allReduce(this.backend.matmul(x, this.weight, numTokens, out));
   }
 }

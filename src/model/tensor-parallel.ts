@@ -15,6 +15,12 @@ export interface TensorParallelGroup {
   allReduce(partial: Float32Array): Promise<Float32Array>;
   /** Concatenates each rank's column slice of rows [rows, cols/size] into [rows, cols]. */
   allGatherColumns(slice: Float32Array, rows: number): Promise<Float32Array>;
+  /**
+   * Where to compute the partial of the next allReduce so the peers read it
+   * in place (ranks on one host share memory), or undefined. The sum stays
+   * in it; the caller only reads it, and only until the collective after next.
+   */
+  partialBuffer?(length: number): Float32Array | undefined;
 }
 
 export const SINGLE_RANK: TensorParallelGroup = {

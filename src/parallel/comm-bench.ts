@@ -1,6 +1,6 @@
 /**
  * `tessera bench comm`: forks N ranks on this machine, connects them over
- * TCP or Unix sockets, and runs the collective sweep (comm-sweep.ts).
+ * shared memory, TCP or Unix sockets, and runs the collective sweep (comm-sweep.ts).
  * Results, with the machine and its load, go to bench/results/ as JSON.
  */
 import { fork } from 'node:child_process';
@@ -11,17 +11,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError } from '../core/errors.js';
 import type { SweepResults, SweepSettings } from './comm-sweep.js';
-import type { MeshAddress, SocketKind } from './socket-transport.js';
+import type { MeshAddress } from './socket-transport.js';
+import type { MeshTransportKind } from './transport.js';
 
 export interface CommBenchOptions extends SweepSettings {
   ranks: number;
-  transport: SocketKind;
+  transport: MeshTransportKind;
   /** Folder for the JSON result. */
   outDir: string;
 }
 
 export interface CommBenchReport extends SweepResults {
-  transport: SocketKind;
+  transport: MeshTransportKind;
   machine: { cpu: string; cores: number; memoryGiB: number; loadBefore: number[]; loadAfter: number[] };
   date: string;
   file: string;
@@ -31,15 +32,18 @@ export async function runCommBench(options: CommBenchOptions): Promise<CommBench
   if (!Number.isInteger(options.ranks) || options.ranks < 2) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--ranks must be 2 or more, got ${options.ranks}`);
   const loadBefore = loadavg();
   const entry = fileURLToPath(new URL('./comm-bench-rank.js', import.meta.url));
-  const children = Array.from({ length: options.ranks }, () =>
-    fork(entry, [], { env: { ...process.env, TESSERA_BENCH_TRANSPORT: options.transport }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  const children = Array.from({ length: options.ranks }, (_, rank) =>
+    fork(entry, [], {
+      env: { ...process.env, TESSERA_BENCH_TRANSPORT: options.transport, TESSERA_BENCH_RANK: String(rank), TESSERA_BENCH_RANKS: String(options.ranks) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
   );
   try {
     const addresses = await Promise.all(children.map((child) => nextMessage<{ address: MeshAddress }>(child).then((m) => m.address)));
     const results = nextMessage<{ results: SweepResults }>(children[0]);
     const token = randomBytes(8).toString('hex');
     const settings: SweepSettings = { sizes: options.sizes, budgetSeconds: options.budgetSeconds };
-    children.forEach((child, rank) => child.send({ rank, addresses, token, settings }));
+    for (const child of children) child.send({ addresses, token, settings });
     const sweep = (await results).results;
     const date = new Date().toISOString();
     mkdirSync(options.outDir, { recursive: true });

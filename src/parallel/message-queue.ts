@@ -56,6 +56,11 @@ export class MessageQueue {
     return this.messages.length === 0 ? this.waiters[0]?.into : undefined;
   }
 
+  /** Whether a receiver is waiting (so the source should keep reading). */
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0;
+  }
+
   /** Messages already queued stay readable; waiting beyond them fails with `error`. */
   fail(error: Error): void {
     if (this.failure) return;

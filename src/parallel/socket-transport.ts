@@ -19,10 +19,15 @@ import { FramedSocket, readInto } from './framed-socket.js';
 import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
 
-export type SocketKind = Exclude<TransportKind, 'in-process'>;
+export type SocketKind = Exclude<TransportKind, 'in-process' | 'shm'>;
 
-/** Where a rank accepts its peers. */
-export type MeshAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+/**
+ * Where a rank accepts its peers: a socket (with `data`, the addon's own
+ * data-plane socket for native collectives, "host:port" or a path), or a
+ * shared-memory segment on this host.
+ */
+export type MeshAddress = SocketAddress | { kind: 'shm'; path: string };
+export type SocketAddress = { kind: 'tcp'; host: string; port: number; data?: string } | { kind: 'unix'; path: string; data?: string };
 
 export class SocketTransport implements Transport {
   constructor(
@@ -66,7 +71,7 @@ export class MeshListener {
 
   private constructor(
     readonly server: Server,
-    readonly address: MeshAddress,
+    readonly address: SocketAddress,
   ) {
     server.on('connection', (socket: Socket) => (this.handler ? this.handler(socket) : this.early.push(socket)));
   }
@@ -100,7 +105,7 @@ export class MeshListener {
  * Connects this rank to every other rank of the mesh, both ways. Resolves
  * once all 2(size-1) connections are open and greeted.
  */
-export async function connectMesh(rank: number, addresses: readonly MeshAddress[], listener: MeshListener, token: string): Promise<SocketTransport> {
+export async function connectMesh(rank: number, addresses: readonly SocketAddress[], listener: MeshListener, token: string): Promise<SocketTransport> {
   const size = addresses.length;
   const kind = listener.address.kind;
   const incoming: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
@@ -155,7 +160,7 @@ function parseHello(bytes: Uint8Array): { rank: number; token: string } {
 }
 
 /** An open socket to `address`, Nagle off for TCP; with `reader`, it reads into the reader's buffers. */
-export function dial(address: MeshAddress, reader?: FrameReader): Promise<Socket> {
+export function dial(address: SocketAddress, reader?: FrameReader): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const onread = reader && readInto(reader);
     const socket = address.kind === 'tcp' ? createConnection({ host: address.host, port: address.port, noDelay: true, onread }) : createConnection({ path: address.path, onread });

@@ -14,6 +14,8 @@ export class TimedTransport implements Transport {
    * a time), so compute = step time - waitMs stays meaningful.
    */
   waitMs = 0;
+  /** Milliseconds inside sends (a send resolves once its bytes are handed over). */
+  sendMs = 0;
   private pending = 0;
   private waitingSince = 0;
 
@@ -38,6 +40,7 @@ export class TimedTransport implements Transport {
   async send(peer: number, message: Uint8Array): Promise<void> {
     const started = epochMicros();
     await this.inner.send(peer, message);
+    this.sendMs += (epochMicros() - started) / 1000;
     this.spans?.push({ name: 'send', ph: 'X', ts: started, dur: epochMicros() - started, pid: this.rank, tid: 1, args: { peer, bytes: message.byteLength } });
   }
 

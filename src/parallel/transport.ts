@@ -1,6 +1,6 @@
 /**
  * Point-to-point messages between the ranks of a mesh. Every implementation
- * (in-process, TCP, Unix domain sockets) keeps the same contract, checked by
+ * (in-process, TCP, Unix domain sockets, shared memory) keeps the same contract, checked by
  * the one shared suite in transport.case.ts:
  * - messages from one rank to another arrive whole and in the order sent;
  * - `send` may resolve before the peer receives; the caller leaves the
@@ -11,7 +11,7 @@
 export interface Transport {
   readonly rank: number;
   readonly size: number;
-  /** A human name for logs and benchmark results ("tcp", "unix", "in-process"). */
+  /** A human name for logs and benchmark results ("tcp", "unix", "shm", "in-process"). */
   readonly kind: TransportKind;
   send(peer: number, message: Uint8Array): Promise<void>;
   /** The next message from `peer`; its bytes belong to the caller. */
@@ -26,7 +26,13 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-export type TransportKind = 'in-process' | 'tcp' | 'unix';
+export type TransportKind = 'in-process' | 'tcp' | 'unix' | 'shm';
+
+/** How the ranks of a mesh reach each other: sockets (TCP, Unix) or shared memory on one host. */
+export type MeshTransportKind = Exclude<TransportKind, 'in-process'>;
+
+/** `--transport`: a kind, or auto (shm between ranks forked on this machine when the addon is built, else tcp). */
+export type TransportChoice = MeshTransportKind | 'auto';
 
 /** A float32 view of a received message, copying only when it is not 4-byte aligned. */
 export function asFloats(message: Uint8Array): Float32Array {

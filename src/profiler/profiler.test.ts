@@ -47,6 +47,17 @@ test('a step’s time splits into its ops, its waits, and what is left (the Java
   assert.equal([...decode.ops.keys()][0], 'matmul q8_0 [5632, 2048]');
 });
 
+test('a native collective on the compute thread counts its wait as waiting and the rest as transfer', () => {
+  const [decode] = attributeTrace([
+    span('step', 0, 10_000, { args: { tokens: 1, sequences: 1 } }),
+    span('matmul', 100, 6_000, { cat: 'backend', args: { dtype: 'q8_0', shape: '[2048, 2048]' } }),
+    span('all-reduce', 6_200, 1_500, { cat: 'collective', args: { bytes: 8192, waitUs: 1_200 } }),
+  ]);
+  assert.equal(decode.byCategory['communication-wait'], 1.2);
+  assert.ok(Math.abs(decode.byCategory['communication-transfer'] - 0.3) < 1e-9);
+  assert.ok(Math.abs(decode.byCategory['step-overhead'] - 2.5) < 1e-9);
+});
+
 test('roofline verdicts: near the bandwidth is memory-bound, near the matmul rate compute-bound, far from both overhead-bound', () => {
   // 1 GB in 25 ms = 40 GB/s of 50: 80% of the memory limit.
   const memory = opRoofline({ key: 'm', category: 'matmul', dtype: 'q8_0', calls: 1, ms: 25, bytes: 1e9, flops: 2e9 }, LIMITS);

@@ -95,6 +95,13 @@ function attributeStep(totals: PhaseTotals, step: TraceEvent, events: readonly T
     if (kind) {
       addOp(totals, event, kind);
       accounted += (event.dur ?? 0) / 1000;
+    } else if (event.cat === 'collective') {
+      // A native collective runs on the compute thread: its wait for peers, then its copies and sums.
+      const ms = (event.dur ?? 0) / 1000;
+      const waitMs = Math.min(ms, argNumber(event, 'waitUs') / 1000);
+      totals.byCategory['communication-wait'] += waitMs;
+      totals.byCategory['communication-transfer'] += ms - waitMs;
+      accounted += ms;
     } else if (event.tid === TRACE_THREADS.receive) {
       totals.byCategory['communication-wait'] += (event.dur ?? 0) / 1000;
       accounted += (event.dur ?? 0) / 1000;

@@ -22,6 +22,7 @@ interface RunOptions extends ModelOptions, ParallelOptions {
   stop: string[];
   chat?: boolean;
   json?: boolean;
+  ignoreEos?: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -40,8 +41,9 @@ export function registerRunCommand(program: Command): void {
     .option('--stop <text>', 'stop string (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option('--chat', "wrap the prompt in the model's chat template as a user message")
     .option('--json', 'print one JSON object instead of streaming text')
+    .option('--ignore-eos', 'keep generating past the end-of-sequence token (for benchmarks)')
     .action(async (options: RunOptions) => {
-      const { engine, close } = await openEngineFor(options);
+      const { engine, close, mesh } = await openEngineFor(options);
       const promptIds = promptIdsFor(engine, options);
       const result = await generate(engine, promptIds, options);
       await close();
@@ -50,7 +52,9 @@ export function registerRunCommand(program: Command): void {
         // MoE models run in this process: tokens per expert per layer (empty rows for dense layers).
         const load = engine.transformer.expertLoad.snapshot();
         const expertLoad = engine.config.moe && load.steps.some((steps) => steps > 0) ? { expertLoad: load } : {};
-        process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings }, ...expertLoad })}\n`);
+        // On a mesh: each rank's time per decode step (compute, waiting, transfer, event loop).
+        const meshTimes = mesh ? { mesh: mesh() } : {};
+        process.stdout.write(`${JSON.stringify({ promptIds: ids, ...rest, timings: { loadMs: engine.loadMs, ...result.timings }, ...expertLoad, ...meshTimes })}\n`);
       } else {
         process.stdout.write('\n');
         const t = result.timings;
@@ -88,6 +92,7 @@ async function generate(engine: Engine, promptIds: number[], options: RunOptions
     promptIds,
     maxTokens: options.maxTokens,
     stop: options.stop,
+    ignoreEos: options.ignoreEos,
     sampling: {
       temperature: options.temperature,
       topK: options.topK,

@@ -1,0 +1,51 @@
+// Collectives of ranks on one host, straight through shared memory: each
+// member writes its data into its own segment's area (or computes it there:
+// partialBuffer), and the peers read it in place — no ring, no second copy.
+//
+// All-reduce, round r (area half r % 2):
+//   1. the partial is in my area; publish phase 2r+1; wait for every peer's 2r+1;
+//   2. sum my chunk of every member's area in the canonical tree order, into
+//      my area; publish 2r+2; wait for every peer's 2r+2;
+//   3. copy every peer's summed chunk out of its area.
+// Halves alternate, so a half is written again only in round r+2, by when
+// every peer has entered round r+1 and so finished reading round r. Long
+// vectors go through in pieces of one half.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "group.h"
+#include "shm-mesh.h"
+
+namespace tessera::comm {
+
+class ShmGroup : public Group {
+ public:
+  /** `members`: mesh ranks in group order (this rank among them); `slot`: which counter of the segments this group uses. */
+  ShmGroup(std::shared_ptr<ShmMesh> mesh, std::vector<int> members, int slot);
+
+  void allReduce(float* values, size_t count) override;
+  void allGather(const uint8_t* mine, size_t length, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& lengths) override;
+  void allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) override;
+  float* partialBuffer(size_t count) override;
+  int size() const override { return static_cast<int>(members_.size()); }
+  int index() const override { return index_; }
+  /** Which half the next round uses (the JS views of the two halves are made once). */
+  int nextHalf() const { return static_cast<int>(round_ % 2); }
+
+ private:
+  void publish(uint64_t phase);
+  void waitForPeers(uint64_t phase, const char* what);
+  /** Starts a round: its number, and this rank's half of it. */
+  uint64_t beginRound();
+
+  std::shared_ptr<ShmMesh> mesh_;
+  std::vector<int> members_;
+  std::vector<int> peers_;
+  int index_;
+  int slot_;
+  int rank_;
+  uint64_t round_ = 0;
+};
+
+}  // namespace tessera::comm

@@ -1,0 +1,15 @@
+// The cross-rank end of the canonical reduction tree (DESIGN §4,
+// src/parallel/reduction-tree.ts): parts [lo, hi) combine as
+// sum([lo, mid)) + sum([mid, hi)), mid = lo + (hi - lo) / 2, each partial
+// rounded to float32. Built with -ffp-contract=off, so it rounds as the
+// TypeScript treeSum does (float adds of floats: JS's double-then-round
+// gives the same bits).
+#pragma once
+#include <cstddef>
+
+namespace tessera::comm {
+
+/** out[i] = tree sum of parts[0..count)[i] for i < length; out may alias any part. */
+void treeSum(const float* const* parts, int count, size_t length, float* out);
+
+}  // namespace tessera::comm
