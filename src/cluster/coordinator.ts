@@ -19,7 +19,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
-import type { TraceEvent } from '../core/trace-event.js';
+import { epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { asFloats } from '../parallel/transport.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
@@ -39,9 +39,13 @@ import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { StepPipe, type StepTimings } from './step-pipe.js';
 import { StateSignal } from './state-signal.js';
+import { NodeClocks } from './node-clocks.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
+
+/** Probes per rank after each plan: the shortest round trip of them sets the offset. */
+const CLOCK_PROBES = 4;
 
 /** What made the coordinator re-plan, kept until the plan is chosen. */
 interface Cause {
@@ -76,6 +80,8 @@ export class MeshCoordinator {
   private readonly startedAt = performance.now();
   private firstReadyMs = 0;
   private readonly traceEvents: TraceEvent[] = [];
+  /** Each worker's clock against this process's, for lining up the spans of several hosts. */
+  private readonly clocks = new NodeClocks();
   /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
   readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
   private mostRanks = 0;
@@ -141,7 +147,7 @@ export class MeshCoordinator {
   }
 
   describe(): ClusterView {
-    return clusterView(this.state, this.heartbeat, this.reshards.records);
+    return clusterView(this.state, this.heartbeat, this.reshards.records, (id) => this.clocks.offset(id));
   }
 
   /**
@@ -301,7 +307,9 @@ export class MeshCoordinator {
     } else if (message.type === 'stats') {
       this.rankStats[message.rank] = message;
     } else if (message.type === 'trace') {
-      this.traceEvents.push(...message.events);
+      this.traceEvents.push(...this.clocks.align(id, message.events));
+    } else if (message.type === 'clock-reply') {
+      this.clocks.record(id, { sentAt: message.sentAt, remoteAt: message.at, receivedAt: epochMicros() });
     } else if (message.type === 'error') {
       this.log(`worker ${id}: ${message.code}: ${message.message}`);
     }
@@ -436,6 +444,7 @@ export class MeshCoordinator {
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
       this.reshards.ready(record, loads);
+      this.probeClocks(plan.ranks);
       this.recovering = undefined;
       const read = loads.reduce((sum, load) => sum + load.bytesRead, 0);
       this.log(`plan ${plan.generation} (${cause.reason}): tp ${plan.tp} × pp ${plan.pp}, layers ${plan.layers.map(([a, b]) => `[${a}, ${b})`).join(' ')}, ready in ${Math.round(record.loadMs ?? 0)} ms, ${read} bytes read`);
@@ -448,4 +457,11 @@ export class MeshCoordinator {
     }
   }
 
+  /** Clock probes to each rank while it waits for its first step (answers land in `clocks`). */
+  private probeClocks(ranks: readonly NodeId[]): void {
+    for (const id of ranks) {
+      const link = this.links.get(id);
+      for (let probe = 0; probe < CLOCK_PROBES; probe++) void link?.send({ type: 'clock', sentAt: epochMicros() }).catch(() => undefined);
+    }
+  }
 }

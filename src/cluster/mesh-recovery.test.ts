@@ -121,7 +121,7 @@ test('a rank computing longer than the heartbeat timeout is not lost: its heartb
   }
 });
 
-test('a traced mesh keeps the spans a killed rank sent before it died', async (t) => {
+test('a traced mesh keeps the spans a killed rank sent before it died, and knows each rank\'s clock', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
   const dir = mkdtempSync(join(tmpdir(), 'tessera-trace-kill-'));
@@ -137,6 +137,10 @@ test('a traced mesh keeps the spans a killed rank sent before it died', async (t
         process.kill(coordinator.describe().nodes[1].pid!, 'SIGKILL');
       }
     });
+    // Every plan's ranks were probed for their clocks; on one host the true offset is 0, so the estimate is within half a round trip.
+    const survivor = coordinator.describe().nodes.find((node) => node.rank === 0);
+    assert.ok(survivor?.clock, JSON.stringify(survivor));
+    assert.ok(Math.abs(survivor.clock.offsetMicros) <= survivor.clock.roundTripMicros / 2 + 2000, JSON.stringify(survivor.clock));
   } finally {
     await coordinator.close();
   }

@@ -81,6 +81,7 @@ export class RankSession {
     else if (message.type === 'plan') await this.plan(message);
     else if (message.type === 'step') await this.step(message);
     else if (message.type === 'release') await this.release();
+    else if (message.type === 'clock') await this.send({ type: 'clock-reply', sentAt: message.sentAt, at: epochMicros() });
     else if (message.type === 'shutdown') {
       if (this.transportKind) await this.send({ type: 'stats', rank: this.rank, transport: this.transportKind, decode: sumsOf(this.decode), other: sumsOf(this.other) });
       if (this.spans) await this.send({ type: 'trace', events: this.spans });
