@@ -40,6 +40,7 @@ import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { StepPipe, type StepTimings } from './step-pipe.js';
 import { StateSignal } from './state-signal.js';
 import { NodeClocks } from './node-clocks.js';
+import { DriverSpans } from './driver-spans.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
@@ -82,6 +83,8 @@ export class MeshCoordinator {
   private readonly traceEvents: TraceEvent[] = [];
   /** Each worker's clock against this process's, for lining up the spans of several hosts. */
   private readonly clocks = new NodeClocks();
+  /** The driver's own time per step, when tracing. */
+  private readonly driverSpans: DriverSpans;
   /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
   readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
   private mostRanks = 0;
@@ -100,6 +103,7 @@ export class MeshCoordinator {
     const ep = options.ep ?? 1;
     this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
     this.reshards = new ReshardLog(options.trace ? this.traceEvents : undefined, options.onReshard);
+    this.driverSpans = new DriverSpans(options.trace ? this.traceEvents : undefined);
     this.membership = new Membership(this.heartbeat, {
       missed: (id, silentMs) => this.dispatch({ type: 'HeartbeatMissed', id, silentMs }),
       resumed: (id) => this.dispatch({ type: 'HeartbeatResumed', id }),
@@ -176,11 +180,14 @@ export class MeshCoordinator {
     if (!this.isServing() || generation !== this.state.generation || !plan) {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
+    const traced = this.driverSpans.begin();
     const { id, result } = this.pipe.open(generation);
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
+    this.driverSpans.sent(traced);
     const { logits, timings } = await result;
+    this.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
     this.lastTimings = timings;
     this.totals.steps++;
     this.totals.computeMs += timings.computeMs;
