@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { synthesize } from '../synth/synthesize.js';
-import { projectRoot } from '../testing/fixtures.js';
+import { fixture, projectRoot } from '../testing/fixtures.js';
 
 const bin = join(projectRoot, 'bin', 'tessera.js');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-plan-'));
@@ -94,4 +94,15 @@ test('profile traces a run, names its bottleneck, writes the HTML report and a h
   const batch = JSON.parse(batched.stdout) as { phases: { phase: string; rank: number; tokens: number }[] };
   assert.equal(batch.phases.find((p) => p.phase === 'prefill')?.tokens, 32);
   assert.equal(batch.phases.find((p) => p.phase === 'decode')?.tokens, 12);
+});
+
+test('profile on a tp 2 mesh measures the link between the ranks and shows the ranks\' waits', (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const result = spawnSync(process.execPath, [bin, 'profile', '--model', model, '--tp', '2', '--prompt-len', '8', '--output-len', '6', '--json'], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(result.status, 0, result.stderr);
+  const profile = JSON.parse(result.stdout) as { link?: { oneWayGBs: number; allReduceSmallMicros: number; allReduceBusGBs: number; transport: string }; phases: { rank: number; breakdown: Record<string, number> }[] };
+  assert.ok(profile.link, 'a link figure');
+  assert.ok(profile.link.oneWayGBs > 0 && profile.link.allReduceSmallMicros > 0 && profile.link.allReduceBusGBs > 0, JSON.stringify(profile.link));
+  assert.deepEqual([...new Set(profile.phases.map((p) => p.rank))].sort(), [0, 1]);
 });

@@ -154,6 +154,13 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside t
       assert.ok(events.some((event) => event.pid === rank && event.name === 'receive (wait)'), `rank ${rank} receives`);
     }
   }
+  // The coordinator's own time: a send and a wait per step (every rank step has one), and the engine's work between steps.
+  const driver = events.filter((event) => event.cat === 'driver');
+  const rankSteps = events.filter((event) => event.pid === 0 && event.name === 'step').length;
+  assert.equal(driver.filter((event) => event.name === 'wait for ranks').length, rankSteps);
+  assert.equal(driver.filter((event) => event.name === 'encode and send step').length, rankSteps);
+  assert.ok(driver.some((event) => event.name === 'engine (schedule, sample)'), 'engine time between steps');
+  assert.ok(driver.every((event) => (event.dur ?? -1) >= 0));
 });
 
 test('serve --trace on one process writes the engine worker\'s steps and ops at shutdown', async (t) => {

@@ -7,6 +7,7 @@ import { placeOf } from '../parallel/mesh.js';
 import type { ClusterNode, ClusterPhase, ClusterState, MeshPreference, NodeHardware } from './cluster-state.js';
 import type { HeartbeatTiming } from './control-message.js';
 import type { ReshardRecord } from './reshard-log.js';
+import type { ClockOffset } from './node-clocks.js';
 
 export interface NodeView {
   id: string;
@@ -21,6 +22,8 @@ export interface NodeView {
   address: string;
   hardware: NodeHardware;
   bytesHeld: number;
+  /** Its clock against the coordinator's (µs, worker minus coordinator), once probed: traces are lined up by it. */
+  clock?: { offsetMicros: number; roundTripMicros: number };
 }
 
 export interface ClusterView {
@@ -34,10 +37,12 @@ export interface ClusterView {
   reshards: ReshardRecord[];
 }
 
-export function clusterView(state: ClusterState, heartbeat: HeartbeatTiming, reshards: readonly ReshardRecord[]): ClusterView {
+export function clusterView(state: ClusterState, heartbeat: HeartbeatTiming, reshards: readonly ReshardRecord[], clockOf: (id: string) => ClockOffset | undefined = () => undefined): ClusterView {
   const plan = state.plan;
   const nodes = state.nodes.map((node): NodeView => {
     const view: NodeView = { id: node.id, health: node.health, pid: node.pid, local: node.local, address: node.address, hardware: node.hardware, bytesHeld: node.bytesHeld };
+    const clock = clockOf(node.id);
+    if (clock) view.clock = { offsetMicros: Math.round(clock.offsetMicros), roundTripMicros: Math.round(clock.roundTripMicros) };
     const rank = plan?.ranks.indexOf(node.id) ?? -1;
     if (!plan || rank < 0 || state.phase !== 'serving') return view;
     const { stage, tpRank } = placeOf(rank, plan);

@@ -78,8 +78,11 @@ export type ControlMessage =
   /** A rank's step-time sums over its generations, sent once as it shuts down: decode steps (one token per sequence) and the rest. */
   | { type: 'stats'; rank: number; transport: string; decode: RankStepSums; other: RankStepSums }
   | { type: 'shutdown' }
-  /** A tracing rank's spans, sent once as it shuts down. */
+  /** A tracing rank's spans: batches a second apart after steps, the rest as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }
+  /** A clock probe (the coordinator's epoch µs) and its answer with the worker's (node-clocks.ts). */
+  | { type: 'clock'; sentAt: number }
+  | { type: 'clock-reply'; sentAt: number; at: number }
   | { type: 'error'; code: ErrorCode; message: string };
 
 /** How often workers beat and how long a silent one has before it is declared lost. */

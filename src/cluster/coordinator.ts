@@ -19,7 +19,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
-import type { TraceEvent } from '../core/trace-event.js';
+import { epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { asFloats } from '../parallel/transport.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
@@ -41,9 +41,14 @@ import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { checkBody, logitBytes, StepPipe, type StepTimings } from './step-pipe.js';
 import { StateSignal } from './state-signal.js';
 import { modelIdentityOf } from './model-identity.js';
+import { NodeClocks } from './node-clocks.js';
+import { DriverSpans } from './driver-spans.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
+
+/** Probes per rank after each plan: the shortest round trip of them sets the offset. */
+const CLOCK_PROBES = 4;
 
 /** What made the coordinator re-plan, kept until the plan is chosen. */
 interface Cause {
@@ -78,6 +83,10 @@ export class MeshCoordinator {
   private readonly startedAt = performance.now();
   private firstReadyMs = 0;
   private readonly traceEvents: TraceEvent[] = [];
+  /** Each worker's clock against this process's, for lining up the spans of several hosts. */
+  private readonly clocks = new NodeClocks();
+  /** The driver's own time per step, when tracing. */
+  private readonly driverSpans: DriverSpans;
   /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
   readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
   private mostRanks = 0;
@@ -100,6 +109,7 @@ export class MeshCoordinator {
     const ep = options.ep ?? 1;
     this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
     this.reshards = new ReshardLog(options.trace ? this.traceEvents : undefined, options.onReshard);
+    this.driverSpans = new DriverSpans(options.trace ? this.traceEvents : undefined);
     this.membership = new Membership(this.heartbeat, {
       missed: (id, silentMs) => this.dispatch({ type: 'HeartbeatMissed', id, silentMs }),
       resumed: (id) => this.dispatch({ type: 'HeartbeatResumed', id }),
@@ -147,7 +157,7 @@ export class MeshCoordinator {
   }
 
   describe(): ClusterView {
-    return clusterView(this.state, this.heartbeat, this.reshards.records);
+    return clusterView(this.state, this.heartbeat, this.reshards.records, (id) => this.clocks.offset(id));
   }
 
   /**
@@ -176,11 +186,14 @@ export class MeshCoordinator {
     if (!this.isServing() || generation !== this.state.generation || !plan) {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
+    const traced = this.driverSpans.begin();
     const { id, result } = this.pipe.open(generation, logitBytes(requests, this.vocabSize));
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
+    this.driverSpans.sent(traced);
     const { logits, timings } = await result;
+    this.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
     this.lastTimings = timings;
     this.totals.steps++;
     this.totals.computeMs += timings.computeMs;
@@ -331,7 +344,9 @@ export class MeshCoordinator {
     } else if (message.type === 'stats') {
       this.rankStats[message.rank] = message;
     } else if (message.type === 'trace') {
-      this.traceEvents.push(...message.events);
+      this.traceEvents.push(...this.clocks.align(id, message.events));
+    } else if (message.type === 'clock-reply') {
+      this.clocks.record(id, { sentAt: message.sentAt, remoteAt: message.at, receivedAt: epochMicros() });
     } else if (message.type === 'error') {
       this.log(`worker ${id}: ${message.code}: ${message.message}`);
     }
@@ -466,6 +481,7 @@ export class MeshCoordinator {
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
       this.reshards.ready(record, loads);
+      this.probeClocks(plan.ranks);
       this.recovering = undefined;
       const read = loads.reduce((sum, load) => sum + load.bytesRead, 0);
       this.log(`plan ${plan.generation} (${cause.reason}): tp ${plan.tp} × pp ${plan.pp}, layers ${plan.layers.map(([a, b]) => `[${a}, ${b})`).join(' ')}, ready in ${Math.round(record.loadMs ?? 0)} ms, ${read} bytes read`);
@@ -478,4 +494,11 @@ export class MeshCoordinator {
     }
   }
 
+  /** Clock probes to each rank while it waits for its first step (answers land in `clocks`). */
+  private probeClocks(ranks: readonly NodeId[]): void {
+    for (const id of ranks) {
+      const link = this.links.get(id);
+      for (let probe = 0; probe < CLOCK_PROBES; probe++) void link?.send({ type: 'clock', sentAt: epochMicros() }).catch(() => undefined);
+    }
+  }
 }

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
@@ -116,6 +116,39 @@ test('a rank computing longer than the heartbeat timeout is not lost: its heartb
     } finally {
       await coordinator.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a traced mesh keeps the spans a killed rank sent before it died, and knows each rank\'s clock', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-trace-kill-'));
+  const trace = join(dir, 'trace.json');
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const { engine, coordinator } = await openMeshEngine(path, { tp: 2, pp: 1, transport: 'tcp', spawn: true, heartbeat: HEARTBEAT, trace });
+  try {
+    await generate(engine, { promptIds: [1], maxTokens: 30 }, async (count) => {
+      // Ranks send their spans a second apart: the step after this pause sends a batch.
+      if (count === 5) await sleep(1200);
+      if (count === 8) {
+        await sleep(300);
+        process.kill(coordinator.describe().nodes[1].pid!, 'SIGKILL');
+      }
+    });
+    // Every plan's ranks were probed for their clocks; on one host the true offset is 0, so the estimate is within half a round trip.
+    const survivor = coordinator.describe().nodes.find((node) => node.rank === 0);
+    assert.ok(survivor?.clock, JSON.stringify(survivor));
+    assert.ok(Math.abs(survivor.clock.offsetMicros) <= survivor.clock.roundTripMicros / 2 + 2000, JSON.stringify(survivor.clock));
+  } finally {
+    await coordinator.close();
+  }
+  try {
+    const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; pid: number; ph: string }[] }).traceEvents;
+    // After the loss the mesh is tp 1: every rank-1 step span came from the killed process, before it died.
+    const killedSteps = events.filter((event) => event.pid === 1 && event.name === 'step' && event.ph === 'X');
+    assert.ok(killedSteps.length >= 6, `rank 1 steps in the trace: ${killedSteps.length}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

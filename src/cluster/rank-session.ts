@@ -35,6 +35,8 @@ type StepMessage = Extract<ControlMessage, { type: 'step' }>;
 
 /** How long connecting to a generation's peers may take before the rank gives up on it. */
 const CONNECT_DEADLINE_MS = 60_000;
+/** How often a tracing rank sends its spans to the coordinator. */
+const SPAN_BATCH_MS = 1000;
 
 export class RankSession {
   /** The generation being set up or run (0: none yet). */
@@ -54,8 +56,13 @@ export class RankSession {
   private abortConnect: ((error: Error) => void) | undefined;
   private readonly held = new HeldShards();
   private readonly files = new RankFiles();
-  /** Spans of every generation, sent at shutdown when a plan asked for tracing. */
+  /**
+   * Spans when a plan asked for tracing: sent to the coordinator in batches
+   * a second apart after steps, and the rest at shutdown, so a rank that
+   * dies has given up all but its last second (its memory goes with it).
+   */
   private spans: TraceEvent[] | undefined;
+  private spansSentAt = 0;
   /** Step times of every generation: decode steps (one token per sequence) apart from the rest. */
   private readonly decode = new StepTotals();
   private readonly other = new StepTotals();
@@ -76,6 +83,7 @@ export class RankSession {
     else if (message.type === 'plan') await this.plan(message);
     else if (message.type === 'step') await this.step(message);
     else if (message.type === 'release') await this.release();
+    else if (message.type === 'clock') await this.send({ type: 'clock-reply', sentAt: message.sentAt, at: epochMicros() });
     else if (message.type === 'shutdown') {
       if (this.transportKind) await this.send({ type: 'stats', rank: this.rank, transport: this.transportKind, decode: sumsOf(this.decode), other: sumsOf(this.other) });
       if (this.spans) await this.send({ type: 'trace', events: this.spans });
@@ -185,9 +193,20 @@ export class RankSession {
     const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
     this.recordStep(message, startedEpoch, tokens, times);
-    if (!logits) return;
-    const { computeMs, waitMs, transferMs, eventLoopMs } = times;
-    await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs }, floatBytes(logits));
+    if (logits) {
+      const { computeMs, waitMs, transferMs, eventLoopMs } = times;
+      await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs }, floatBytes(logits));
+    }
+    await this.sendSpans();
+  }
+
+  /** The spans gathered since the last batch, once a second has passed (after the step's reply, so it waits for nothing). */
+  private async sendSpans(): Promise<void> {
+    const spans = this.spans;
+    if (!spans || spans.length === 0 || performance.now() - this.spansSentAt < SPAN_BATCH_MS) return;
+    this.spansSentAt = performance.now();
+    // splice: the array is shared by the transport and the traced backend, which keep pushing into it.
+    await this.send({ type: 'trace', events: spans.splice(0) });
   }
 
   private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown): void {

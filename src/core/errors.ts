@@ -40,6 +40,8 @@ export type ErrorCode =
   | 'TESSERA_ERR_PROTOCOL_VERSION'
   | 'TESSERA_ERR_MODEL_MISMATCH'
   | 'TESSERA_ERR_LAYOUT_MISMATCH'
+  /** A KV transfer between a prefill and a decode replica broke (a replica or the link went away); retryable: the router prefills again. */
+  | 'TESSERA_ERR_KV_TRANSFER_FAILED'
   | 'TESSERA_ERR_INTERNAL';
 
 export class TesseraError extends Error {

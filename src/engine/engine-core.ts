@@ -55,6 +55,14 @@ export interface EngineCoreOptions {
   prefixCaching?: boolean;
 }
 
+/** KV another replica computed for a sequence's first `numComputed` tokens, in blocks it holds here. */
+export interface PrefilledKv {
+  blocks: number[];
+  /** Prefix hashes of the leading blocks that were already cached here (the rest are named as the sequence advances). */
+  blockHashes: string[];
+  numComputed: number;
+}
+
 export const DEFAULT_CORE_OPTIONS: EngineCoreOptions = { kvCacheMib: 256, maxNumSeqs: 64, maxBatchTokens: 512 };
 
 /** Counters and gauges after a step, for metrics. */
@@ -112,16 +120,32 @@ export class EngineCore {
     return this.scheduler.hasWork || this.pending.length > 0;
   }
 
-  /** Queues a sequence; it runs from the next step on. */
-  add(sequenceId: number, request: SequenceRequest): void {
+  /**
+   * Queues a sequence; it runs from the next step on. `prefilled`: the KV of
+   * its first tokens is already in these blocks (another replica computed
+   * it, kv-reservation.ts), so it starts where that left off.
+   */
+  add(sequenceId: number, request: SequenceRequest, prefilled?: PrefilledKv): void {
     this.validate(request);
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
+    if (prefilled) Object.assign(sequence, { blocks: prefilled.blocks, blockHashes: prefilled.blockHashes, numComputed: prefilled.numComputed });
     if (sequence.stops.stopped) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'resumeIds already contain a stop string: that sequence has finished; do not resume it');
     // Built from the generated ids so far: a resumed sequence's cursor stands past its resumeIds.
     if (request.constraint) sequence.grammar = this.grammars.cursor(request.constraint, request.ignoreEos ? [] : this.config.eosTokenIds, sequence.generatedIds());
     this.sequences.set(sequenceId, sequence);
     this.scheduler.add(sequence);
+  }
+
+  /** A queued or running sequence (the KV exporter reads its block table). */
+  sequence(sequenceId: number): Sequence | undefined {
+    return this.sequences.get(sequenceId);
+  }
+
+  /** Takes a sequence out without an output: it goes on elsewhere (its KV was handed to a decode replica). */
+  detach(sequenceId: number): void {
+    const sequence = this.sequences.get(sequenceId);
+    if (sequence) this.retire(sequence);
   }
 
   /** Stops a sequence at once and frees its blocks (a client went away). */

@@ -17,6 +17,7 @@ import type { ApiKey } from '../serve/api-keys.js';
 import type { TlsFiles } from '../serve/tls-files.js';
 import type { ReplicaId } from './replica-state.js';
 import { RouterMetrics } from './router-metrics.js';
+import { PdMetrics } from './pd-metrics.js';
 import type { RoutingPolicy } from './routing-policy.js';
 
 export interface RouterLaunchOptions {
@@ -36,6 +37,8 @@ export interface RouterLaunchOptions {
   /** What the replicas require; never the client's key. */
   replicaApiKey?: string;
   policy?: RoutingPolicy;
+  /** Disaggregated prefill and decode: prompts to prefill replicas, their KV to decode replicas (by the replicas' --role). */
+  pd?: boolean;
   maxMigrations?: number;
   pollMs?: number;
   healthTimeoutMs?: number;
@@ -72,7 +75,8 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the replicas serve a model with ${reference.vocabSize} tokens but --model ${options.model} has ${files.config.vocabSize}; give the router the replicas' model`);
     }
     const policy = options.policy ?? 'prefix';
-    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, log }, metrics);
+    const pd = options.pd ? new PdMetrics(server.metrics.registry) : undefined;
+    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, pd, log }, metrics);
     const name = options.servedModelName ?? reference.model;
     server.dashboard.setTopology(routerTopology(() => replicas.statuses().map((entry, id) => ({ ...entry, load: replicas.state(id as ReplicaId).reportedLoad, kvUse: replicas.state(id as ReplicaId).kvUse }))));
     server.setModel({
@@ -85,7 +89,8 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
       maxActiveSequences: options.maxActiveSequences ?? reference.maxActiveSequences * replicas.size,
       admission: server.admission,
     });
-    log(`serving "${name}" on ${server.url} (router over ${replicas.size} replicas, policy ${policy}, block size ${reference.limits.blockSize}, max model len ${reference.limits.maxModelLen})`);
+    const mode = pd ? 'disaggregated prefill and decode by the replicas\' roles, prefill policy prefix' : `policy ${policy}`;
+    log(`serving "${name}" on ${server.url} (router over ${replicas.size} replicas, ${mode}, block size ${reference.limits.blockSize}, max model len ${reference.limits.maxModelLen})`);
     return { server, metrics, replicas };
   } catch (error) {
     await server.close();

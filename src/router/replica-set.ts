@@ -168,8 +168,11 @@ export class ReplicaSet {
   }
 
   private reportLoad(slot: Slot, host: RemoteEngineHost): void {
-    const { stats, maxActiveSequences } = host.load;
-    this.apply(slot.state.id, { type: 'LoadReported', running: stats.running, waiting: stats.waiting, blocksUsed: stats.blocksUsed, numBlocks: host.limits.numBlocks, capacity: maxActiveSequences, at: performance.now() });
+    const { stats, maxActiveSequences, pd } = host.load;
+    // KV moves only between caches of one element type: a replica whose dtype differs from the first's serves whole sequences.
+    const kvTransfer = (pd?.kvTransfer ?? false) && host.limits.kvCacheDtype === this.reference?.limits.kvCacheDtype;
+    const role = pd?.role ?? 'both';
+    this.apply(slot.state.id, { type: 'LoadReported', running: stats.running, waiting: stats.waiting, blocksUsed: stats.blocksUsed, numBlocks: host.limits.numBlocks, capacity: maxActiveSequences, at: performance.now(), pd: { role, kvTransfer } });
   }
 }
 

@@ -10,6 +10,8 @@
  * first output closes it, a failure opens it again.
  */
 
+import type { ReplicaRole } from '../serve/pd-protocol.js';
+
 /** The replica's index in the router's --replica list, branded so it is never mixed with other numbers. */
 export type ReplicaId = number & { readonly __brand: 'ReplicaId' };
 
@@ -32,6 +34,11 @@ export interface ReplicaState {
   reportedLoad: number;
   /** KV blocks in use / all blocks, last reported. */
   kvUse: number;
+  /** KV blocks free (cached prefixes nobody holds count as free), last reported. */
+  blocksFree: number;
+  /** What a --pd router sends it (prefill, decode, both), and whether its KV can move at all. */
+  role: ReplicaRole;
+  kvTransfer: boolean;
   /** Sequences the replica holds before it answers 429 (0 until it reports). */
   capacity: number;
   /** When its load was last reported (a poll answered). */
@@ -42,7 +49,7 @@ export interface ReplicaState {
 
 export type ReplicaEvent =
   | { type: 'HealthReported'; healthy: boolean; draining: boolean; status: string; at: number }
-  | { type: 'LoadReported'; running: number; waiting: number; blocksUsed: number; numBlocks: number; capacity: number; at: number }
+  | { type: 'LoadReported'; running: number; waiting: number; blocksUsed: number; numBlocks: number; capacity: number; at: number; pd?: { role: ReplicaRole; kvTransfer: boolean } }
   | { type: 'SequenceRouted'; trial: boolean }
   | { type: 'SequenceAnswered'; trial: boolean }
   /** A sequence there finished, failed or was cancelled; a trial that never answered frees the trial slot. */
@@ -52,7 +59,7 @@ export type ReplicaEvent =
 
 export function initialReplica(id: ReplicaId, url: string): ReplicaState {
   // Closed but unhealthy until its first poll answers.
-  return { id, url, breaker: 'closed', openedAt: 0, trialOut: false, healthy: false, draining: false, inFlight: 0, reportedLoad: 0, kvUse: 0, capacity: 0, answeredAt: -Infinity, problem: '' };
+  return { id, url, breaker: 'closed', openedAt: 0, trialOut: false, healthy: false, draining: false, inFlight: 0, reportedLoad: 0, kvUse: 0, blocksFree: 0, role: 'both', kvTransfer: false, capacity: 0, answeredAt: -Infinity, problem: '' };
 }
 
 export function applyReplicaEvent(state: ReplicaState, event: ReplicaEvent): ReplicaState {
@@ -60,7 +67,16 @@ export function applyReplicaEvent(state: ReplicaState, event: ReplicaEvent): Rep
     case 'HealthReported':
       return healthReported(state, event);
     case 'LoadReported':
-      return { ...state, reportedLoad: event.running + event.waiting, kvUse: event.numBlocks > 0 ? event.blocksUsed / event.numBlocks : 0, capacity: event.capacity, answeredAt: event.at };
+      return {
+        ...state,
+        reportedLoad: event.running + event.waiting,
+        kvUse: event.numBlocks > 0 ? event.blocksUsed / event.numBlocks : 0,
+        blocksFree: event.numBlocks - event.blocksUsed,
+        role: event.pd?.role ?? 'both',
+        kvTransfer: event.pd?.kvTransfer ?? false,
+        capacity: event.capacity,
+        answeredAt: event.at,
+      };
     case 'SequenceRouted':
       return { ...state, inFlight: state.inFlight + 1, trialOut: state.trialOut || event.trial };
     case 'SequenceAnswered':

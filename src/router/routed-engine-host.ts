@@ -17,7 +17,10 @@ import { PrefixIndex, prefixHashes } from './prefix-index.js';
 import type { ReplicaId } from './replica-state.js';
 import type { ReplicaSet } from './replica-set.js';
 import type { RemoteEngineHost } from '../serve/remote-engine-host.js';
-import { DEFAULT_BALANCE, route, type BalanceGate, type RoutingPolicy } from './routing-policy.js';
+import { DEFAULT_BALANCE, route, type BalanceGate, type Candidate, type RoutingPolicy } from './routing-policy.js';
+import { DisaggregatedAttempt, type PairMember } from './pd-attempt.js';
+import type { PdMetrics } from './pd-metrics.js';
+import { decodes, prefills, routePair } from './pd-policy.js';
 import type { RouterMetrics } from './router-metrics.js';
 
 export interface RoutingOptions {
@@ -27,6 +30,8 @@ export interface RoutingOptions {
   /** How long a sequence waits for a routable replica before a 503. */
   waitForReplicaMs: number;
   gate?: BalanceGate;
+  /** Disaggregated prefill and decode: each sequence's prompt on a prefill replica, its KV moved to a decode replica that continues it (pd-policy.ts). */
+  pd?: PdMetrics;
   log: (line: string) => void;
 }
 
@@ -36,13 +41,16 @@ const RETRY_MS = 50;
 /** Summed over replicas; batch sizes are not (the router runs no steps, and its metrics would count the replicas' last steps again and again). */
 const SUMMED_STATS = ['waiting', 'running', 'blocksUsed', 'blocksFree', 'prefixQueriedTokens', 'prefixHitTokens', 'preemptions'] as const;
 /** Failures that say the replica itself is broken, not merely busy or leaving. */
-const BREAKING: ReadonlySet<FailureReason> = new Set(['refused', 'broken', 'hang', 'rank_lost', 'unavailable']);
+const BREAKING: ReadonlySet<FailureReason> = new Set(['refused', 'broken', 'hang', 'rank_lost', 'unavailable', 'kv_transfer']);
 
 interface Attempt {
+  /** Where the sequence runs (under --pd: its decode replica). */
   replica: ReplicaId;
   sequence: SequenceId;
   trial: boolean;
   outputs: number;
+  /** Under --pd: the attempt on a prefill/decode pair. */
+  pair?: DisaggregatedAttempt;
 }
 
 interface Routed {
@@ -76,7 +84,10 @@ export class RoutedEngineHost implements EngineHost {
     // Room for every replica's whole cache twice over: the index forgets later than the replicas do.
     this.index = new PrefixIndex(2 * replicas.size * limits.numBlocks);
     replicas.onDown((id) => this.index.forget(id));
-    this.timer = setInterval(() => this.emitStats(), 500);
+    this.timer = setInterval(() => {
+      this.emitStats();
+      if (options.pd) this.recordPools(options.pd);
+    }, 500);
     this.timer.unref();
   }
 
@@ -135,6 +146,7 @@ export class RoutedEngineHost implements EngineHost {
     const tokens = [...routed.request.promptIds, ...routed.delivered];
     const hashes = prefixHashes(tokens, this.limits.blockSize);
     const candidates = this.replicas.routable().map((replica) => ({ replica, matchedBlocks: this.index.matchedBlocks(replica.id, hashes) }));
+    if (this.options.pd) return this.dispatchPd(id, routed, tokens.length, hashes, candidates, started, this.options.pd);
     const decision = route(candidates, this.options.policy, this.turn++, this.options.gate ?? DEFAULT_BALANCE);
     this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     const host = decision && this.replicas.host(decision.replica);
@@ -146,15 +158,68 @@ export class RoutedEngineHost implements EngineHost {
     this.send(id, routed, decision.replica, host);
   }
 
+  /** --pd: a prefill/decode pair for the sequence, or (a pool is empty) one replica for all of it. */
+  private dispatchPd(id: SequenceId, routed: Routed, tokens: number, hashes: string[], candidates: Candidate[], started: number, pd: PdMetrics): void {
+    const decision = routePair(candidates, Math.ceil((tokens + 1) / this.limits.blockSize), this.turn++, this.options.gate ?? DEFAULT_BALANCE);
+    this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    const [first, second] = decision?.kind === 'disaggregated' ? [decision.prefill, decision.decode] : [decision?.replica, undefined];
+    const host = first !== undefined ? this.replicas.host(first) : undefined;
+    const decodeHost = second !== undefined ? this.replicas.host(second) : undefined;
+    if (!decision || !host || (second !== undefined && !decodeHost)) return this.waitForReplica(id, routed);
+    if (!routed.sent) this.metrics.predictedHitTokens.inc(predictedHit(decision.matchedBlocks, this.limits.blockSize, routed.request.promptIds.length));
+    routed.sent = true;
+    this.index.record(first!, hashes);
+    if (decision.kind === 'colocated') {
+      pd.sequences.inc({ path: 'colocated' });
+      this.metrics.routed.inc({ replica: host.url, reason: decision.reason });
+      return this.send(id, routed, decision.replica, host);
+    }
+    // The decode replica will hold the prompt's blocks too, once they have moved.
+    this.index.record(decision.decode, hashes);
+    pd.sequences.inc({ path: 'disaggregated' });
+    this.metrics.routed.inc({ replica: host.url, reason: 'prefill' });
+    this.metrics.routed.inc({ replica: decodeHost!.url, reason: 'decode' });
+    this.sendPair(id, routed, { id: decision.prefill, host }, { id: decision.decode, host: decodeHost! }, pd);
+  }
+
+  /** One attempt on a pair: the decode replica carries it (its outputs, its breaker), the prefill replica's part ends at the handoff. */
+  private sendPair(id: SequenceId, routed: Routed, prefill: PairMember, decode: PairMember, pd: PdMetrics): void {
+    const trials = new Map([prefill.id, decode.id].map((replica) => [replica, this.replicas.state(replica).breaker === 'half-open'] as const));
+    for (const [replica, trial] of trials) this.replicas.apply(replica, { type: 'SequenceRouted', trial });
+    const attempt: Attempt = { replica: decode.id, sequence: '' as SequenceId, trial: trials.get(decode.id)!, outputs: 0 };
+    routed.attempt = attempt;
+    let prefillAnswered = false;
+    attempt.pair = new DisaggregatedAttempt(prefill, decode, this.resumed(routed), {
+      onOutput: (output) => this.deliver(id, attempt, output),
+      onError: (error, culprit) => this.failed(id, attempt, error, culprit),
+      onAnswered: (replica) => {
+        if (replica === prefill.id) prefillAnswered = true;
+        this.replicas.apply(replica, { type: 'SequenceAnswered', trial: trials.get(replica)! });
+      },
+      onPhases: (phases) => pd.observe(phases),
+      onPrefillDone: () => this.replicas.apply(prefill.id, { type: 'SequenceEnded', trial: trials.get(prefill.id)! && !prefillAnswered }),
+    });
+    try {
+      attempt.pair.start();
+    } catch (error) {
+      this.endAttempt(routed, true);
+      this.finishWithError(id, new TesseraError('TESSERA_ERR_REPLICA_UNAVAILABLE', `could not send to ${decode.host.url}: ${(error as Error).message}`));
+    }
+  }
+
+  /** The request as the next attempt sends it: in the resume form when ids were delivered. */
+  private resumed(routed: Routed): SequenceRequest {
+    return { ...routed.request, resumeIds: routed.delivered.length > 0 ? [...routed.delivered] : undefined };
+  }
+
   /** One attempt: the sequence in the resume form (when ids were delivered) to `replica`. */
   private send(id: SequenceId, routed: Routed, replica: ReplicaId, host: RemoteEngineHost): void {
     const trial = this.replicas.state(replica).breaker === 'half-open';
     this.replicas.apply(replica, { type: 'SequenceRouted', trial });
     const attempt: Attempt = { replica, sequence: '' as SequenceId, trial, outputs: 0 };
     routed.attempt = attempt;
-    const resumed: SequenceRequest = { ...routed.request, resumeIds: routed.delivered.length > 0 ? [...routed.delivered] : undefined };
     try {
-      attempt.sequence = host.submit(resumed, {
+      attempt.sequence = host.submit(this.resumed(routed), {
         onOutput: (output) => this.deliver(id, attempt, output),
         onError: (error) => this.failed(id, attempt, error),
       });
@@ -191,13 +256,14 @@ export class RoutedEngineHost implements EngineHost {
     routed.listener.onOutput({ ...output, cachedPromptTokens: routed.cachedPromptTokens });
   }
 
-  private failed(id: SequenceId, attempt: Attempt, error: TesseraError): void {
+  /** `culprit`: the replica to blame (under --pd, the pair says which; else the attempt's). */
+  private failed(id: SequenceId, attempt: Attempt, error: TesseraError, culprit = attempt.replica): void {
     const routed = this.sequences.get(id);
     if (!routed || routed.attempt !== attempt) return;
     this.endAttempt(routed, false);
     if (!isReplicaFailure(error)) return this.finishWithError(id, error);
-    if (BREAKING.has(error.reason)) this.replicas.apply(attempt.replica, { type: 'ReplicaFailed', why: error.message, at: performance.now() });
-    const url = this.replicas.state(attempt.replica).url;
+    if (BREAKING.has(error.reason)) this.replicas.apply(culprit, { type: 'ReplicaFailed', why: error.message, at: performance.now() });
+    const url = this.replicas.state(culprit).url;
     if (error.reason === 'busy' && attempt.outputs === 0) {
       // Full, not failing: wait for room (anywhere) as for a replica that is not up, up to waitForReplicaMs.
       this.metrics.reroutes.inc({ cause: error.reason });
@@ -222,7 +288,8 @@ export class RoutedEngineHost implements EngineHost {
     const attempt = routed.attempt;
     if (!attempt) return;
     routed.attempt = undefined;
-    if (cancel) this.replicas.host(attempt.replica)?.cancel(attempt.sequence);
+    if (cancel && attempt.pair) attempt.pair.cancel();
+    else if (cancel) this.replicas.host(attempt.replica)?.cancel(attempt.sequence);
     this.replicas.apply(attempt.replica, { type: 'SequenceEnded', trial: attempt.trial && attempt.outputs === 0 });
   }
 
@@ -231,6 +298,20 @@ export class RoutedEngineHost implements EngineHost {
     if (!routed) return;
     this.sequences.delete(id);
     routed.listener.onError(error);
+  }
+
+  /** --pd: the waiting sequences of each pool, from the replicas' last reports. */
+  private recordPools(pd: PdMetrics): void {
+    const depth = { prefill: 0, decode: 0 };
+    for (let index = 0; index < this.replicas.size; index++) {
+      const id = index as ReplicaId;
+      const waiting = this.replicas.host(id)?.stats().waiting ?? 0;
+      const state = this.replicas.state(id);
+      if (prefills(state)) depth.prefill += waiting;
+      if (decodes(state)) depth.decode += waiting;
+    }
+    pd.queueDepth.set({ pool: 'prefill' }, depth.prefill);
+    pd.queueDepth.set({ pool: 'decode' }, depth.decode);
   }
 
   private emitStats(): void {

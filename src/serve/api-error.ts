@@ -32,7 +32,7 @@ export function badField(param: string, message: string): ApiError {
  * succeed elsewhere or later. They are 503s, and a router moves the request
  * to another replica when it sees one of these codes.
  */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['TESSERA_ERR_RANK_LOST', 'TESSERA_ERR_REPLICA_UNAVAILABLE', 'TESSERA_ERR_DRAINING']);
+const RETRYABLE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['TESSERA_ERR_RANK_LOST', 'TESSERA_ERR_REPLICA_UNAVAILABLE', 'TESSERA_ERR_DRAINING', 'TESSERA_ERR_KV_TRANSFER_FAILED']);
 
 export function isRetryableCode(code: string | null | undefined): boolean {
   return code !== null && code !== undefined && RETRYABLE_CODES.has(code);
@@ -47,6 +47,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   TESSERA_ERR_RANK_LOST: 503,
   TESSERA_ERR_REPLICA_UNAVAILABLE: 503,
   TESSERA_ERR_DRAINING: 503,
+  TESSERA_ERR_KV_TRANSFER_FAILED: 503,
 };
 
 const TYPE_BY_STATUS: Record<number, string> = { 400: 'invalid_request_error', 503: 'service_unavailable' };

@@ -47,6 +47,8 @@ export interface EngineLimits {
   loadMs: number;
   /** The backend the engine computes with. */
   backend: string;
+  /** Whether its KV can move to and from other replicas (one process on a CPU backend; not a mesh). */
+  kvTransfer?: boolean;
 }
 
 /** Whether the host can take and finish work now; `code` says why not. */

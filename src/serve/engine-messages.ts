@@ -4,6 +4,7 @@ import type { MeshEngineOptions } from '../cluster/mesh-engine.js';
 import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { KvFromEngine, KvRole, KvToEngine } from '../engine/kv-messages.js';
 import type { HostHealth } from './engine-host.js';
 import type { ClusterView } from '../cluster/cluster-view.js';
 import type { ReshardRecord } from '../cluster/reshard-log.js';
@@ -25,13 +26,16 @@ export interface WorkerSetup {
 }
 
 export type HostMessage =
-  | { type: 'add'; sequenceId: number; request: SequenceRequest }
+  /** `kv`: the sequence's part in a KV transfer (disaggregated prefill and decode). */
+  | { type: 'add'; sequenceId: number; request: SequenceRequest; kv?: KvRole }
+  | { type: 'kv'; message: KvToEngine }
   | { type: 'cancel'; sequenceId: number }
   | { type: 'admin'; requestId: number; action: AdminAction }
   | { type: 'stop' };
 
 export type WorkerMessage =
-  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; kvCacheDtype: KvDtype; loadMs: number; backend: string }
+  | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; kvCacheDtype: KvDtype; loadMs: number; backend: string; kvTransfer: boolean }
+  | { type: 'kv'; message: KvFromEngine }
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
+import type { Backend } from '../backend/backend.js';
 import { isTesseraError, TesseraError, type ErrorCode } from '../core/errors.js';
 import type { MeshCoordinator } from '../cluster/coordinator.js';
 import type { ReshardRecord } from '../cluster/reshard-log.js';
@@ -13,7 +14,9 @@ import { openMeshEngine } from '../cluster/mesh-engine.js';
 import type { TraceEvent } from '../core/trace-event.js';
 import { Engine } from '../engine/engine.js';
 import { openTracedEngine } from '../engine/traced-engine.js';
-import { EngineCore, type ModelRunner } from '../engine/engine-core.js';
+import type { ModelRunner } from '../engine/engine-core.js';
+import type { KvTransfers } from '../engine/kv-transfers.js';
+import { openKvCore } from './engine-worker-kv.js';
 import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import type { AdminAction, HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 import type { HostHealth } from './engine-host.js';
@@ -22,8 +25,8 @@ const port = parentPort;
 if (!port) throw new Error('engine-worker.js runs only as a worker thread');
 const setup = workerData as WorkerSetup;
 
-function send(message: WorkerMessage): void {
-  port!.postMessage(message);
+function send(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(message, transfer);
 }
 
 function errorFields(error: unknown): { code: string; message: string } {
@@ -33,7 +36,7 @@ function errorFields(error: unknown): { code: string; message: string } {
 
 async function main(): Promise<void> {
   const model = await openModel();
-  const core = new EngineCore(model.runner, model.engine.config, model.engine.tokenizer, setup.core);
+  const { core, kv } = openKvCore(model.engine, model.runner, model.backend, setup.core, send);
   let wake: (() => void) | undefined;
   let stopping = false;
   // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.
@@ -41,11 +44,15 @@ async function main(): Promise<void> {
   const apply = (message: HostMessage): void => {
     if (message.type === 'add') {
       try {
-        core.add(message.sequenceId, message.request);
+        if (message.kv) kvOf(kv).add(message.sequenceId, message.request, message.kv);
+        else core.add(message.sequenceId, message.request);
       } catch (error) {
         send({ type: 'rejected', sequenceId: message.sequenceId, ...errorFields(error) });
       }
-    } else if (message.type === 'cancel') core.cancel(message.sequenceId);
+    } else if (message.type === 'cancel') {
+      core.cancel(message.sequenceId);
+      kv?.cancel(message.sequenceId);
+    } else if (message.type === 'kv') kv?.apply(message.message);
     else stopping = true;
   };
   port!.on('message', (message: HostMessage) => {
@@ -55,7 +62,7 @@ async function main(): Promise<void> {
     wake?.();
   });
   watchHealth(model);
-  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, kvCacheDtype: core.blocks.cache.dtype, loadMs: model.engine.loadMs, backend: model.backendName });
+  send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, kvCacheDtype: core.blocks.cache.dtype, loadMs: model.engine.loadMs, backend: model.backendName, kvTransfer: kv !== undefined });
   for (;;) {
     for (const message of inbox.splice(0)) apply(message);
     if (stopping) break;
@@ -67,6 +74,7 @@ async function main(): Promise<void> {
     try {
       const report = await core.step();
       send({ type: 'step', report });
+      kv?.afterStep(report.outputs);
     } catch (error) {
       // A failed step must not take the server down: fail the sequences it held, keep serving.
       send({ type: 'step-failed', sequenceIds: core.failAll(), ...errorFields(error) });
@@ -83,9 +91,17 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
+/** The engine's KV transfers, or the refusal of a KV role by an engine that cannot move its KV. */
+function kvOf(kv: KvTransfers | undefined): KvTransfers {
+  if (!kv) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'this replica cannot move KV to or from other replicas (a mesh or a device backend); route it colocated');
+  return kv;
+}
+
 interface OpenedModel {
   engine: Engine;
   runner: ModelRunner;
+  /** The backend of a model run in this thread (undefined on a mesh). */
+  backend?: Backend;
   backendName: string;
   /** Why the model cannot run now (a mesh re-sharding after a lost rank, or left with no layout); undefined while it can. */
   lost(): Error | undefined;
@@ -135,10 +151,10 @@ async function openModel(): Promise<OpenedModel> {
   if (tracePath !== undefined) {
     const events: TraceEvent[] = [];
     const engine = await openTracedEngine(setup.modelPath, { backend, tokenizerPath: setup.tokenizerPath, kvCacheDtype: setup.core.kvCacheDtype }, events);
-    return { engine, runner: engine.transformer, backendName: backend.name, lost: () => undefined, close: async () => writeChromeTrace(tracePath, events, 1) };
+    return { engine, runner: engine.transformer, backend, backendName: backend.name, lost: () => undefined, close: async () => writeChromeTrace(tracePath, events, 1) };
   }
   const engine = await Engine.open(setup.modelPath, { tokenizerPath: setup.tokenizerPath, backend, kvCacheDtype: setup.core.kvCacheDtype });
-  return { engine, runner: engine.transformer, backendName: backend.name, lost: () => undefined, close: async () => undefined };
+  return { engine, runner: engine.transformer, backend, backendName: backend.name, lost: () => undefined, close: async () => undefined };
 }
 
 main().catch((error) => send({ type: 'load-failed', ...errorFields(error) }));

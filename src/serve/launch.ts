@@ -5,6 +5,10 @@
  */
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import { LocalEngineHost, type LocalEngineHostOptions } from './local-engine-host.js';
+import type { ModelConfig } from '../core/model-config.js';
+import { describeEndpoint } from '../disagg/kv-endpoint.js';
+import { KvMetrics } from './kv-metrics.js';
+import { PdReplica, type PdReplicaOptions } from './pd-replica.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -25,6 +29,8 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   mesh?: LocalEngineHostOptions['mesh'];
   /** Without a mesh: Chrome trace JSON of the engine's steps and ops, written at shutdown. */
   trace?: string;
+  /** Its part in disaggregated prefill and decode (default: role both, KV listener on --host, any port). */
+  pd?: Partial<Omit<PdReplicaOptions, 'metrics'>>;
   log?: (line: string) => void;
 }
 
@@ -49,6 +55,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const name = options.servedModelName ?? source.defaultName;
     const mesh = options.mesh;
     server.dashboard.setTopology(serveTopology(() => host.health(), mesh && { tp: mesh.tp, pp: mesh.pp, ep: mesh.ep ?? 1 }));
+    const pd = await startPdReplica(host, files.config, server, options);
     server.setModel({
       host,
       tokenizer: files.tokenizer,
@@ -58,12 +65,36 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
       created: Math.floor(Date.now() / 1000),
       maxActiveSequences: core.maxNumSeqs + (options.maxWaiting ?? 4 * core.maxNumSeqs),
       admission: server.admission,
+      pd,
     });
     const limits = host.limits;
     log(`serving "${name}" on ${server.url} (${limits.backend} backend, max model len ${limits.maxModelLen}, ${limits.numBlocks} ${limits.kvCacheDtype} KV blocks of ${limits.blockSize} tokens, loaded in ${limits.loadMs.toFixed(0)} ms)`);
+    log(describeRole(pd));
     return server;
   } catch (error) {
     await server.close();
     throw error;
   }
+}
+
+async function startPdReplica(host: LocalEngineHost, config: ModelConfig, server: TesseraServer, options: LaunchOptions): Promise<PdReplica> {
+  const pd = await PdReplica.start(host, config, {
+    role: options.pd?.role ?? 'both',
+    kvHost: options.pd?.kvHost ?? options.host ?? '127.0.0.1',
+    kvPort: options.pd?.kvPort ?? 0,
+    kvAdvertiseHost: options.pd?.kvAdvertiseHost,
+    transport: options.pd?.transport ?? 'auto',
+    transferTimeoutMs: options.pd?.transferTimeoutMs ?? 120_000,
+    metrics: new KvMetrics(server.metrics.registry),
+  });
+  server.onClose(() => pd.close());
+  return pd;
+}
+
+/** The start-up line about the replica's role and where it takes KV. */
+function describeRole(pd: PdReplica): string {
+  const { role, kvTransfer, endpoints } = pd.load;
+  if (!kvTransfer) return `role ${role}: this engine cannot move KV (a mesh or a device backend); it serves whole sequences`;
+  const listening = endpoints.length > 0 ? `, KV transfers in on ${endpoints.map(describeEndpoint).join(' and ')}` : '';
+  return `role ${role}${listening}`;
 }

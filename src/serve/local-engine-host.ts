@@ -10,6 +10,7 @@ import { TesseraError, type ErrorCode } from '../core/errors.js';
 import type { EngineCoreOptions, StepStats } from '../engine/engine-core.js';
 import type { HostMessage, WorkerMessage, WorkerSetup } from './engine-messages.js';
 import type { SequenceRequest } from '../engine/sequence.js';
+import type { KvFromEngine, KvRole, KvToEngine } from '../engine/kv-messages.js';
 import { MeshControl } from './mesh-control.js';
 import { EMPTY_STATS, newSequenceId, type EngineHost, type EngineLimits, type HostHealth, type SequenceId, type SequenceListener } from './engine-host.js';
 
@@ -32,6 +33,7 @@ export class LocalEngineHost implements EngineHost {
   private readonly submitted = new Map<number, Submitted>();
   private readonly numbers = new Map<SequenceId, number>();
   private readonly statsListeners: ((stats: StepStats) => void)[] = [];
+  private readonly kvListeners: ((message: KvFromEngine) => void)[] = [];
   private latest: StepStats = EMPTY_STATS;
   private engineHealth: HostHealth = { ready: true, status: 'ready' };
   private nextNumber = 1;
@@ -70,14 +72,32 @@ export class LocalEngineHost implements EngineHost {
     return new LocalEngineHost(worker, limits, options.mesh !== undefined);
   }
 
-  submit(request: SequenceRequest, listener: SequenceListener): SequenceId {
+  /** `kv`: the sequence's part in a KV transfer (disaggregated prefill and decode; src/serve/pd-replica.ts). */
+  submit(request: SequenceRequest, listener: SequenceListener, kv?: KvRole): SequenceId {
     if (this.closed || this.exited) throw new TesseraError('TESSERA_ERR_INTERNAL', 'the engine worker is not running; restart the server');
     const id = newSequenceId();
     const sequenceId = this.nextNumber++;
     this.submitted.set(sequenceId, { id, listener });
     this.numbers.set(id, sequenceId);
-    this.send({ type: 'add', sequenceId, request });
+    this.send({ type: 'add', sequenceId, request, ...(kv ? { kv } : {}) });
     return id;
+  }
+
+  /** A KV transfer's message to the engine; row buffers move to its thread (the caller lets go of them). */
+  sendKv(message: KvToEngine): void {
+    if (this.closed || this.exited) return;
+    const buffers = message.type === 'rows' ? [...new Set([message.keys.buffer as ArrayBuffer, message.values.buffer as ArrayBuffer])] : [];
+    this.worker.postMessage({ type: 'kv', message } satisfies HostMessage, buffers);
+  }
+
+  /** Called with every KV transfer message from the engine. */
+  onKv(listener: (message: KvFromEngine) => void): void {
+    this.kvListeners.push(listener);
+  }
+
+  /** The engine's own number for a sequence (KV transfer messages name sequences by it). */
+  numberOf(id: SequenceId): number | undefined {
+    return this.numbers.get(id);
   }
 
   cancel(id: SequenceId): void {
@@ -141,6 +161,8 @@ export class LocalEngineHost implements EngineHost {
       for (const sequenceId of message.sequenceIds) this.fail(sequenceId, error);
     } else if (message.type === 'health') {
       this.engineHealth = message.health;
+    } else if (message.type === 'kv') {
+      for (const listener of this.kvListeners) listener(message.message);
     } else if (message.type === 'admin-reply' || message.type === 'reshard') {
       this.mesh?.receive(message);
     }

@@ -16,6 +16,7 @@ import { connectionFailure, replicaError, replicaStatusError } from './replica-f
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH, type ReplicaEvent, type ReplicaLoad } from './replica-protocol.js';
 import { getText, postStream, readText } from './replica-stream.js';
 import { parseReplicaJson, replicaEventSchema, replicaLoadSchema } from './replica-schema.js';
+import { isKvEvent, type KvPart, type KvReplicaEvent } from './pd-protocol.js';
 
 export interface RemoteHostOptions {
   /** The replica's --api-key (never a client's key). */
@@ -26,8 +27,15 @@ export interface RemoteHostOptions {
   timeoutMs?: number;
 }
 
+/** A sequence's part in a KV transfer, and who hears its transfer events (disaggregated prefill and decode). */
+export interface KvSubmit {
+  kv: KvPart;
+  onEvent(event: KvReplicaEvent): void;
+}
+
 interface Stream {
   listener: SequenceListener;
+  kv?: KvSubmit;
   controller: AbortController;
   /** Set when this host ends the stream itself (cancel, or the replica hung). */
   hung: boolean;
@@ -78,10 +86,10 @@ export class RemoteEngineHost implements EngineHost {
     return performance.now() - this.lastAnswer;
   }
 
-  submit(request: SequenceRequest, listener: SequenceListener): SequenceId {
+  submit(request: SequenceRequest, listener: SequenceListener, kv?: KvSubmit): SequenceId {
     if (this.closed) throw new TesseraError('TESSERA_ERR_INTERNAL', `the host of replica ${this.url} is closed`);
     const id = newSequenceId();
-    const stream: Stream = { listener, controller: new AbortController(), hung: false };
+    const stream: Stream = { listener, kv, controller: new AbortController(), hung: false };
     this.streams.set(id, stream);
     void this.run(id, stream, request);
     return id;
@@ -163,7 +171,7 @@ export class RemoteEngineHost implements EngineHost {
   private async run(id: SequenceId, stream: Stream, request: SequenceRequest): Promise<void> {
     let finished = false;
     try {
-      const body = JSON.stringify({ model: this.lastLoad.model, request });
+      const body = JSON.stringify({ model: this.lastLoad.model, request, ...(stream.kv ? { kv: stream.kv.kv } : {}) });
       const response = await postStream(`${this.url}${REPLICA_SEQUENCES_PATH}`, this.headers(), body, stream.controller.signal);
       if (response.statusCode !== 200) {
         const { code, message } = errorFields(response.statusCode ?? 0, await readText(response));
@@ -173,7 +181,7 @@ export class RemoteEngineHost implements EngineHost {
       response.setEncoding('utf8');
       for await (const text of response) {
         for (const line of lines.push(text as string)) {
-          finished = this.deliver(id, parseReplicaJson(line, replicaEventSchema, 'a replica event'));
+          finished = this.deliver(id, readEvent(line));
           if (finished) return;
         }
       }
@@ -190,6 +198,12 @@ export class RemoteEngineHost implements EngineHost {
     if (event.type === 'error') {
       this.fail(id, replicaError(this.url, event.code, event.message));
       return true;
+    }
+    if (isKvEvent(event)) {
+      // A handoff ends a prefill replica's stream: the sequence goes on at its decode replica.
+      if (event.type === 'handoff') this.streams.delete(id);
+      stream.kv?.onEvent(event);
+      return event.type === 'handoff';
     }
     const { type: _, ...output } = event;
     if (output.finish) this.streams.delete(id);
@@ -228,4 +242,11 @@ function errorFields(status: number, text: string): { code: string | null; messa
   } catch {
     return { code: null, message: `HTTP ${status} ${text.slice(0, 200)}` };
   }
+}
+
+/** A replica's event line: sequence events through their schema; KV events (pd-protocol.ts) as their protocol reads them. */
+function readEvent(line: string): ReplicaEvent | KvReplicaEvent {
+  const value = parseReplicaJson(line, (json: unknown) => json, 'a replica event');
+  if (typeof value === 'object' && value !== null && 'type' in value && typeof value.type === 'string' && isKvEvent({ type: value.type })) return value as KvReplicaEvent;
+  return replicaEventSchema(value, 'a replica event');
 }

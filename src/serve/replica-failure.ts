@@ -20,6 +20,8 @@ export type FailureReason =
   | 'draining'
   /** A rank of the replica's mesh went away. */
   | 'rank_lost'
+  /** A KV transfer between a prefill and a decode replica broke (disaggregated prefill and decode; the other side is to blame). */
+  | 'kv_transfer'
   /** Anything else that says "not here, not now" (loading, engine stopped, wrong key). */
   | 'unavailable';
 
@@ -38,7 +40,7 @@ export function isReplicaFailure(error: unknown): error is ReplicaFailure {
   return error instanceof ReplicaFailure;
 }
 
-const REASON_BY_CODE: Record<string, FailureReason> = { TESSERA_ERR_DRAINING: 'draining', TESSERA_ERR_RANK_LOST: 'rank_lost' };
+const REASON_BY_CODE: Record<string, FailureReason> = { TESSERA_ERR_DRAINING: 'draining', TESSERA_ERR_RANK_LOST: 'rank_lost', TESSERA_ERR_KV_TRANSFER_FAILED: 'kv_transfer' };
 
 /** A coded error a replica sent (an HTTP error body or an in-stream error event). */
 export function replicaError(url: string, code: string | null | undefined, message: string): TesseraError {

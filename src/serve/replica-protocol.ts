@@ -22,12 +22,13 @@ import { RequestFields } from './request-fields.js';
 import { checkConstraint } from './response-format.js';
 import type { Constraint } from '../grammar/constraint.js';
 import type { LogitBias } from '../engine/guided-sampler.js';
+import { parseKvPart, type KvPart, type KvReplicaEvent, type PdLoad } from './pd-protocol.js';
 
 export const REPLICA_SEQUENCES_PATH = '/v1/tessera/sequences';
 export const REPLICA_LOAD_PATH = '/v1/tessera/load';
 export const NDJSON = 'application/x-ndjson';
 
-export type ReplicaEvent = ({ type: 'output' } & SequenceUpdate) | { type: 'error'; code: string; message: string };
+export type ReplicaEvent = ({ type: 'output' } & SequenceUpdate) | { type: 'error'; code: string; message: string } | KvReplicaEvent;
 
 export interface ReplicaLoad {
   /** The served model name (what clients put in `model`). */
@@ -42,11 +43,15 @@ export interface ReplicaLoad {
   stats: Omit<StepStats, 'expertTokens'>;
   activeSequences: number;
   maxActiveSequences: number;
+  /** Its part in disaggregated prefill and decode (absent: an older replica, role both, no KV transfer). */
+  pd?: PdLoad;
 }
 
 export interface ReplicaSubmit {
   model: string;
   request: SequenceRequest;
+  /** The sequence's part in a KV transfer (pd-protocol.ts). */
+  kv?: KvPart;
 }
 
 export function encodeEvent(event: ReplicaEvent): string {
@@ -75,6 +80,7 @@ export function parseReplicaSubmit(body: unknown): ReplicaSubmit {
       ...optionalConstraint(request),
       ...optionalBias(request),
     },
+    ...parseKvPart(fields),
   };
 }
 

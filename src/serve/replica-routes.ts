@@ -11,20 +11,35 @@ import { holdUntilClosed } from './choice-response.js';
 import { ChoiceRun } from './choice-run.js';
 import { encodeEvent, NDJSON, parseReplicaSubmit, type ReplicaEvent, type ReplicaLoad } from './replica-protocol.js';
 import { checkCapacity, checkModelName, checkServing, type ServingModel } from './serving-model.js';
+import type { EngineHost } from './engine-host.js';
+import type { SequenceRequest } from '../engine/sequence.js';
+import { serveKvSequence } from './pd-routes.js';
 
 export async function serveReplicaSequence(model: ServingModel, body: unknown, response: ServerResponse): Promise<undefined> {
   checkServing(model);
-  const { model: name, request } = parseReplicaSubmit(body);
+  const { model: name, request, kv } = parseReplicaSubmit(body);
   checkModelName(model, name);
   checkLimits(model, request.promptIds, request.maxTokens, request.resumeIds ?? []);
   checkCapacity(model, 1);
   model.metrics.promptTokens.inc(request.promptIds.length);
+  if (kv) return serveKvSequence(model, request, kv, response);
+  return streamSequence(model, model.host, request, response);
+}
+
+/** A 200 NDJSON stream of one sequence's events, as its run produces them; `opened` writes the events that go before the outputs. */
+export function openNdjson(response: ServerResponse): (event: ReplicaEvent) => void {
   response.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-cache' });
   response.flushHeaders();
-  const write = (event: ReplicaEvent): void => {
+  return (event) => {
     if (!response.destroyed && !response.writableEnded) response.write(encodeEvent(event));
   };
-  const run = new ChoiceRun(model.host, [request], model.metrics, (_, output) => write({ type: 'output', ...output }));
+}
+
+/** Runs one sequence on `host` as a one-choice ChoiceRun and streams its outputs (after what `opened` writes first). */
+export async function streamSequence(model: ServingModel, host: EngineHost, request: SequenceRequest, response: ServerResponse, opened?: (write: (event: ReplicaEvent) => void) => void): Promise<undefined> {
+  const write = openNdjson(response);
+  opened?.(write);
+  const run = new ChoiceRun(host, [request], model.metrics, (_, output) => write({ type: 'output', ...output }));
   run.cancelOnClose(response);
   holdUntilClosed(model, run, response);
   try {
@@ -64,5 +79,6 @@ export function replicaLoad(model: ServingModel): ReplicaLoad {
     stats,
     activeSequences: model.host.activeSequences,
     maxActiveSequences: model.maxActiveSequences,
+    ...(model.pd ? { pd: model.pd.load } : {}),
   };
 }

@@ -40,13 +40,21 @@ const output = object<Output>(
   'drop',
 );
 
+/** KV events (pd-protocol.ts) pass as their own protocol reads them: not yet checked field by field (open). */
+function kvEvent<T>(): Schema<T> {
+  return (value) => value as T;
+}
+
 export const replicaEventSchema: Schema<ReplicaEvent> = tagged<ReplicaEvent>({
   output,
+  handoff: kvEvent(),
+  'kv-reserved': kvEvent(),
+  'kv-received': kvEvent(),
   error: object<Extract<ReplicaEvent, { type: 'error' }>>({ type: oneOf('error'), code: CODE, message: MESSAGE }, 'drop'),
 });
 
 const limits = object<EngineLimits>(
-  { maxModelLen: COUNT, numBlocks: COUNT, blockSize: int(1, 1 << 16), kvCacheDtype: oneOf(...KV_DTYPES), loadMs: num(0, 1e12), backend: str(64) },
+  { maxModelLen: COUNT, numBlocks: COUNT, blockSize: int(1, 1 << 16), kvCacheDtype: oneOf(...KV_DTYPES), loadMs: num(0, 1e12), backend: str(64), kvTransfer: optional(bool) },
   'drop',
 );
 
@@ -67,6 +75,8 @@ export const replicaLoadSchema: Schema<ReplicaLoad> = object<ReplicaLoad>(
     stats,
     activeSequences: COUNT,
     maxActiveSequences: COUNT,
+    // A prefill/decode replica's KV figures (pd-protocol.ts): passed on as sent, not yet checked (open).
+    pd: (value: unknown) => value as ReplicaLoad['pd'],
   },
   'drop',
 );

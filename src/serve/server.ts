@@ -17,6 +17,8 @@ import { isAdminPath, recordReshards, serveAdmin } from './admin-routes.js';
 import { Admission } from './admission.js';
 import { REPLICA_LOAD_PATH, REPLICA_SEQUENCES_PATH } from './replica-protocol.js';
 import { replicaLoad, serveReplicaSequence } from './replica-routes.js';
+import { REPLICA_KV_PROBE_PATH } from './pd-protocol.js';
+import { serveKvProbe } from './pd-routes.js';
 import { serveDetokenize, serveTokenize } from './tokenize-routes.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { requestPath } from './request-target.js';
@@ -50,6 +52,7 @@ const GENERATION_ROUTES: Record<string, Handler> = {
   '/tokenize': serveTokenize,
   '/detokenize': serveDetokenize,
   [REPLICA_SEQUENCES_PATH]: serveReplicaSequence,
+  [REPLICA_KV_PROBE_PATH]: serveKvProbe,
 };
 
 export class TesseraServer {

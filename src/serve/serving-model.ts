@@ -15,6 +15,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ApiError, badField, isRetryableCode } from './api-error.js';
 import type { ServeMetrics } from './metrics.js';
 import type { GenerationSpec } from './openai-request.js';
+import type { PdReplica } from './pd-replica.js';
 
 export interface ServingModel {
   host: EngineHost;
@@ -29,6 +30,8 @@ export interface ServingModel {
   maxActiveSequences: number;
   /** The server's runs in flight, and whether it is draining. */
   admission: Admission;
+  /** Its part in disaggregated prefill and decode (replicas; absent on a router). */
+  pd?: PdReplica;
 }
 
 /** A 503 before any work is queued when this server cannot finish it: draining, or its engine cannot step. */

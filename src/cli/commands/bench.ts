@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { registerBenchCommCommand } from './bench-comm.js';
 import { registerBenchEngineCommand } from './bench-engine.js';
+import { registerBenchPdCommand } from './bench-pd.js';
 import { registerBenchRouterCommand } from './bench-router.js';
 import { registerBenchServeCommand } from './bench-serve.js';
 
@@ -15,5 +16,6 @@ export function registerBenchCommand(program: Command): Command {
   registerBenchCommCommand(bench);
   registerBenchEngineCommand(bench);
   registerBenchRouterCommand(bench);
+  registerBenchPdCommand(bench);
   return bench;
 }

@@ -10,6 +10,8 @@ import { parseWhatIf, whatIf } from '../../planner/what-if.js';
 import type { Arrival } from '../../planner/workload.js';
 import { numberOption } from '../model-options.js';
 import { planText, searchText, whatIfText } from '../plan-report.js';
+import { parsePdSplit, planDisaggregated } from '../../planner/disaggregation.js';
+import { pdText } from '../plan-pd-report.js';
 import { resolveHardware, resolveModel } from '../plan-sources.js';
 
 interface PlanCliOptions {
@@ -40,6 +42,7 @@ interface PlanCliOptions {
   maxTpotMs?: number;
   maxDevices?: number;
   whatIf?: string;
+  pd?: string | true;
   json?: boolean;
 }
 
@@ -104,6 +107,11 @@ function run(options: PlanCliOptions): void {
     else process.stdout.write(searchText(candidates));
     return;
   }
+  if (options.pd) {
+    const comparison = planDisaggregated(input, options.pd === true ? undefined : parsePdSplit(options.pd));
+    process.stdout.write(options.json ? `${JSON.stringify(comparison, null, 2)}\n` : pdText(input, comparison));
+    return;
+  }
   if (options.whatIf) {
     const { base, rows } = whatIf(input, parseWhatIf(options.whatIf));
     if (options.json) process.stdout.write(`${JSON.stringify({ ...base, whatIf: rows.map(({ knob, factor, change, result }) => ({ knob, factor, change, ttftMs: result.ttftMs, tpotMs: result.tpotMs, outputTokensPerSecond: result.outputTokensPerSecond })) }, null, 2)}\n`);
@@ -146,6 +154,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--max-tpot-ms <ms>', '--search: TPOT target', positive('--max-tpot-ms'))
     .option('--max-devices <n>', '--search: most devices to use (default: --devices, else one node)', whole('--max-devices'))
     .option('--what-if <knobs>', 'sensitivity: memory-bandwidth=1.5x,compute=2x,link-bandwidth=2x,link-latency=0.5x,memory-capacity=2x,overhead=0.5x')
+    .option('--pd [P:D]', 'disaggregated prefill and decode: P prefill + D decode replicas of this layout against P + D colocated ones (no value: every split of --dp replicas, two when --dp is 1); says whether it pays')
     .option('--json', 'print one JSON object')
     .action((options: PlanCliOptions) => run(options));
 }

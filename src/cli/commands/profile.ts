@@ -17,9 +17,10 @@ import { buildProfile, type Profile, type RunTimings } from '../../profiler/prof
 import type { GenerationTimings } from '../../engine/generation.js';
 import { attributeTrace, TIME_CATEGORIES } from '../../profiler/trace-attribution.js';
 import { addComputeOptions, addModelOptions, numberOption, type ModelOptions } from '../model-options.js';
-import { addParallelOptions, openEngineFor, type ParallelOptions } from '../parallel-options.js';
+import { addParallelOptions, openEngineFor, resolveTransport, type ParallelOptions } from '../parallel-options.js';
 import { localProfilePath } from '../plan-sources.js';
 import { bestLimits, measureLimits } from '../profile-limits.js';
+import { measureLink, type LinkLimits } from '../profile-link.js';
 
 interface ProfileOptions extends ModelOptions, ParallelOptions {
   promptLen: number;
@@ -44,7 +45,7 @@ function chartLibrary(): string | undefined {
   }
 }
 
-function profileText(profile: Profile): string {
+function profileText(profile: Profile & { link?: LinkLimits }): string {
   const categories = [...TIME_CATEGORIES, 'driver'] as const;
   const lines = [profile.summary, '', `rank phase    tokens  ms/token  ${categories.join('  ')}  GB/s(triad)  bottleneck`];
   for (const p of profile.phases) {
@@ -63,6 +64,8 @@ function profileText(profile: Profile): string {
   }
   const l = profile.limits;
   lines.push('', `limits measured in this run: ${l.memoryBandwidthGBs.toFixed(1)} GB/s triad, ${l.int8Gflops.toFixed(0)} GFLOP/s 8-bit matmul, ${l.f16Gflops.toFixed(0)} GFLOP/s f16 matmul`);
+  const k = profile.link;
+  if (k) lines.push(`link between ranks (${k.transport}, ${k.plane}): ${k.oneWayGBs.toFixed(2)} GB/s one way at 1 MiB, 4 KiB all-reduce ${k.allReduceSmallMicros.toFixed(1)} µs, 1 MiB all-reduce ${k.allReduceBusGBs.toFixed(2)} GB/s bus bandwidth`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -70,6 +73,8 @@ async function run(options: ProfileOptions): Promise<void> {
   const mesh = options.tp > 1 || options.pp > 1 || options.ep > 1;
   // The limits of the threads the run computes with: all cores for a mesh of ranks.
   const threads = mesh ? undefined : options.threads;
+  // The link first, before the mesh's ranks take the cores.
+  const link = mesh ? await measureLink(resolveTransport(options.transport, options.listen === undefined)) : undefined;
   const before = measureLimits(threads);
   const scratch = mkdtempSync(join(tmpdir(), 'tessera-profile-'));
   const tracePath = options.trace ?? join(scratch, 'trace.json');
@@ -85,7 +90,7 @@ async function run(options: ProfileOptions): Promise<void> {
     const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { traceEvents: TraceEvent[] };
     const limits = bestLimits(before, measureLimits(threads));
     const events = trace.traceEvents.filter((event) => (event.ts ?? 0) >= since);
-    const profile = buildProfile(attributeTrace(events), limits, batchTimings(results.map((result) => result.timings)));
+    const profile = { ...buildProfile(attributeTrace(events), limits, batchTimings(results.map((result) => result.timings))), ...(link ? { link } : {}) };
     report(profile, options);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -102,7 +107,7 @@ function batchTimings(timings: readonly GenerationTimings[]): RunTimings {
   };
 }
 
-function report(profile: Profile, options: ProfileOptions): void {
+function report(profile: Profile & { link?: LinkLimits }, options: ProfileOptions): void {
   const title = `tessera profile: ${options.model}${options.tp > 1 || options.pp > 1 ? ` (tp ${options.tp}, pp ${options.pp})` : ''}`;
   if (options.html) {
     const library = chartLibrary();

@@ -21,6 +21,7 @@ export interface RouterFlags extends SecurityFlags {
   healthTimeout: number;
   breakerCooldown: number;
   replicaWait: number;
+  pd?: boolean;
   startupTimeout: number;
   servedModelName?: string;
   maxBodyBytes: number;
@@ -48,7 +49,8 @@ export function addRoutingOptions(command: Command): Command {
     .option('--health-interval <ms>', 'how often each replica\'s load is polled', numberOption('--health-interval', 10, 60_000, true), 250)
     .option('--health-timeout <ms>', 'a replica silent this long is out, and its requests move', numberOption('--health-timeout', 50, 600_000, true), 2000)
     .option('--breaker-cooldown <ms>', 'an out replica that answers again waits this long before a trial request', numberOption('--breaker-cooldown', 0, 600_000, true), 1000)
-    .option('--replica-wait <ms>', 'how long a request waits for a replica that can take it before a 503', numberOption('--replica-wait', 0, 600_000, true), 10_000);
+    .option('--replica-wait <ms>', 'how long a request waits for a replica that can take it before a 503', numberOption('--replica-wait', 0, 600_000, true), 10_000)
+    .option('--pd', "disaggregated prefill and decode: each prompt to a prefill replica (prefix, load), its KV streamed to a decode replica (load, KV room) that continues it; by the replicas' --role");
 }
 
 export function registerRouterCommand(program: Command): void {
@@ -91,13 +93,14 @@ export function registerRouterCommand(program: Command): void {
 }
 
 /** The routing flags as launchRouter options. */
-export function routingOf(flags: Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait'>): {
+export function routingOf(flags: Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait' | 'pd'>): {
   policy: RoutingPolicy;
+  pd: boolean;
   maxMigrations: number;
   pollMs: number;
   healthTimeoutMs: number;
   cooldownMs: number;
   waitForReplicaMs: number;
 } {
-  return { policy: flags.policy, maxMigrations: flags.maxMigrations, pollMs: flags.healthInterval, healthTimeoutMs: flags.healthTimeout, cooldownMs: flags.breakerCooldown, waitForReplicaMs: flags.replicaWait };
+  return { policy: flags.policy, pd: flags.pd === true, maxMigrations: flags.maxMigrations, pollMs: flags.healthInterval, healthTimeoutMs: flags.healthTimeout, cooldownMs: flags.breakerCooldown, waitForReplicaMs: flags.replicaWait };
 }

@@ -11,10 +11,11 @@ import { addSecurityOptions, securityOf, type SecurityFlags } from '../security-
 import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../parallel-options.js';
 import { exitWithParent } from '../../router/local-replicas.js';
 import { addRoutingOptions } from './router.js';
+import { addPdOptions, pdOf, type PdFlags } from '../pd-options.js';
 import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
 import { stopOnSignals } from '../stop-on-signals.js';
 
-export interface ServeOptions extends ParallelOptions, SecurityFlags {
+export interface ServeOptions extends ParallelOptions, SecurityFlags, PdFlags {
   model: string;
   tokenizer?: string;
   backend: BackendChoice;
@@ -58,7 +59,7 @@ export function registerServeCommand(program: Command): void {
     .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
   addSecurityOptions(command, 'require Authorization: Bearer KEY (scopes inference and metrics; default: $TESSERA_API_KEY, else no key)');
-  addRoutingOptions(addParallelOptions(command)).action(async (options: ServeReplicasOptions) => {
+  addPdOptions(addRoutingOptions(addParallelOptions(command))).action(async (options: ServeReplicasOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       exitWithParent();
       if (options.replicas !== undefined) return serveReplicas(options, log);
@@ -78,6 +79,7 @@ export function registerServeCommand(program: Command): void {
         maxWaiting: options.maxWaiting,
         mesh,
         trace: mesh ? undefined : options.trace,
+        pd: pdOf(options),
         core: { maxNumSeqs: options.maxNumSeqs, maxModelLen: options.maxModelLen, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, kvCacheDtype: options.kvCacheDtype, prefixCaching: options.prefixCaching },
         log,
       });

@@ -1,0 +1,49 @@
+/** `tessera bench pd` runs end to end on real processes and writes its JSON (tiny sizes: this checks the command and the figures' plumbing, not the floors). */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fixture, projectRoot } from '../../testing/fixtures.js';
+
+interface Run {
+  streams: { requests: number; tpotMs: { p50: number; p99: number }; itlMs: { p99: number; gaps: number } };
+  longPrompts: { requests: number; ttftMs: { p50: number } };
+}
+
+test('bench pd: colocated and disaggregated on the same workload, the KV moved and the link probed, in the JSON', { timeout: 150_000 }, (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const out = mkdtempSync(join(tmpdir(), 'tessera-bench-pd-'));
+  try {
+    const sizes = ['--streams', '2', '--stream-prompt-len', '8', '--stream-output-len', '8', '--long-prompts', '2', '--long-prompt-len', '64', '--long-output-len', '4', '--interval-ms', '100'];
+    const args = ['bench', 'pd', '--model', model, ...sizes, '--max-batch-tokens', '32', '--kv-cache-mib', '8', '--probe-frames', '4', '--out', out];
+    const result = spawnSync(process.execPath, [join(projectRoot, 'bin', 'tessera.js'), ...args], { encoding: 'utf8', timeout: 140_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const [file] = readdirSync(out);
+    assert.match(file, /^pd-.*\.json$/);
+    const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
+      colocated: Run & { threads: number };
+      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; frames: number; wireSeconds: number; probe: { bytes: number; frames: number; frameBytes: number; kind: string }; rateOverProbe: number } };
+      floors: Record<string, boolean>;
+      ratios: Record<string, number>;
+    };
+    const { colocated, disaggregated } = report;
+    assert.deepEqual([colocated.threads, disaggregated.prefillThreads, disaggregated.decodeThreads], [2, 1, 1]);
+    for (const run of [colocated, disaggregated]) {
+      assert.equal(run.longPrompts.requests, 2);
+      assert.ok(run.streams.requests >= 2 && run.streams.itlMs.gaps > 0 && run.streams.tpotMs.p99 > 0);
+    }
+    // Every sequence (warm-up, streams, long prompts) ran as a pair, and its KV crossed the link.
+    assert.equal(disaggregated.sequences.colocated, 0);
+    assert.equal(disaggregated.sequences.disaggregated, 1 + disaggregated.streams.requests + 2);
+    assert.ok(disaggregated.kv.bytes > 0 && disaggregated.kv.frames > 0 && disaggregated.kv.wireSeconds >= 0);
+    const probe = disaggregated.kv.probe;
+    assert.equal(probe.kind, 'unix');
+    assert.equal(probe.bytes, 4 * probe.frameBytes);
+    assert.deepEqual(Object.keys(report.floors).sort(), ['allDisaggregated', 'decodeItlP99AtMost06', 'decodeTpotP99AtMost06', 'transferAtLeast70PercentOfLink']);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

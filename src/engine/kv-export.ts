@@ -1,0 +1,77 @@
+/**
+ * The prefill side of a KV transfer: after each layer of each forward pass,
+ * the rows that layer has just written for an exported sequence are copied
+ * out and handed to `sink`, which sends them on while the next layer
+ * computes (layer-by-layer streaming: the transfer overlaps the prefill).
+ *
+ * Rows below `skipPositions` are never sent (the decode replica already
+ * holds those blocks, by prefix hash). Rows this replica took from its own
+ * prefix cache go out with the first layer pass that touches the sequence;
+ * rows a preempted sequence computes again are not sent twice (they are the
+ * same bits). The rows are read back from the pool after the layer wrote
+ * them, so what travels is exactly what attention here would read.
+ */
+import type { Batch } from '../model/batch.js';
+import type { TransferId, KvRows } from './kv-messages.js';
+import { readKvRows } from './kv-rows.js';
+import type { Sequence } from './sequence.js';
+
+interface Exported {
+  sequence: Sequence;
+  skipPositions: number;
+  /** Per layer: rows [skipPositions, sentUpTo[layer]) have gone out. */
+  sentUpTo: Int32Array;
+}
+
+export class KvExporter {
+  private readonly exported = new Map<TransferId, Exported>();
+
+  constructor(
+    private readonly numLayers: number,
+    private readonly sink: (rows: KvRows) => void,
+    /** The first KV head of this engine's pools (0 on one process). */
+    private readonly headStart = 0,
+  ) {}
+
+  get active(): boolean {
+    return this.exported.size > 0;
+  }
+
+  track(transfer: TransferId, sequence: Sequence, skipPositions: number): void {
+    this.exported.set(transfer, { sequence, skipPositions, sentUpTo: new Int32Array(this.numLayers).fill(skipPositions) });
+  }
+
+  untrack(transfer: TransferId): void {
+    this.exported.delete(transfer);
+  }
+
+  /** Whether every layer has sent rows up to `positions`. */
+  sentAll(transfer: TransferId, positions: number): boolean {
+    const entry = this.exported.get(transfer);
+    return entry !== undefined && entry.sentUpTo.every((end) => end >= positions);
+  }
+
+  /** `layer` of `batch` has run: send what it wrote for exported sequences. */
+  afterLayer(layer: number, batch: Batch): void {
+    for (const [transfer, entry] of this.exported) {
+      const segment = batch.segments.find((candidate) => candidate.kv === entry.sequence.kv);
+      if (!segment || segment.positions.length === 0) continue;
+      const end = segment.positions[segment.positions.length - 1] + 1;
+      const from = entry.sentUpTo[layer];
+      if (end <= from) continue;
+      const { keys, values, blockTable } = segment.kv;
+      const keyPool = keys[layer];
+      this.sink({
+        transfer,
+        layer,
+        from,
+        count: end - from,
+        headStart: this.headStart,
+        headCount: keyPool.numKvHeads,
+        keys: readKvRows(keyPool, blockTable, from, end - from),
+        values: readKvRows(values[layer], blockTable, from, end - from),
+      });
+      entry.sentUpTo[layer] = end;
+    }
+  }
+}

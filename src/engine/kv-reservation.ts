@@ -1,0 +1,94 @@
+/**
+ * The decode side of a KV transfer: blocks held for a sequence whose prompt
+ * another replica computes. The leading full blocks this replica already
+ * caches (same prefix hash) are acquired and not sent again; fresh blocks
+ * take the rest. Rows are written as they arrive, from any layout (by KV
+ * head, kv-rows.ts), and the reservation counts, per layer and head, how
+ * far the rows reach, so the sequence is admitted only when every row the
+ * prefill computed is here.
+ */
+import { TesseraError } from '../core/errors.js';
+import type { BlockManager } from './block-manager.js';
+import type { KvRows } from './kv-messages.js';
+import { writeKvRows } from './kv-rows.js';
+
+export class KvReservation {
+  /** Per layer × head: rows [0, reached) are in the pool (cached rows count as reached). */
+  private readonly reached: Int32Array;
+  private released = false;
+
+  private constructor(
+    private readonly manager: BlockManager,
+    /** Physical blocks for positions [0, positions), in order. */
+    readonly blocks: number[],
+    /** Prefix hashes of the leading blocks that came from this replica's cache. */
+    readonly cachedHashes: string[],
+    /** Tokens whose KV the sequence needs before it can decode: the prefill's whole input. */
+    readonly positions: number,
+    private readonly numLayers: number,
+    private readonly numKvHeads: number,
+  ) {
+    this.reached = new Int32Array(numLayers * numKvHeads).fill(this.skipPositions);
+  }
+
+  /**
+   * Blocks for the KV of `tokens` (prompt plus any resumed ids), or
+   * undefined when too few are free. Cached full blocks count; the rest are
+   * allocated now, so a transfer never waits for room that is not there.
+   */
+  static reserve(manager: BlockManager, tokens: readonly number[], numLayers: number, numKvHeads: number): KvReservation | undefined {
+    const size = manager.blockSize;
+    const match = manager.matchPrefix(tokens, tokens.length);
+    const needed = Math.ceil(tokens.length / size) - match.blocks.length;
+    if (needed > manager.freeCount) return undefined;
+    for (const block of match.blocks) manager.acquire(block);
+    const blocks = [...match.blocks];
+    for (let i = 0; i < needed; i++) blocks.push(manager.allocate() as number);
+    manager.recordLookup(tokens.length, match.blocks.length * size);
+    return new KvReservation(manager, blocks, match.hashes, tokens.length, numLayers, numKvHeads);
+  }
+
+  /** Rows below this were cached here: the sender skips them. */
+  get skipPositions(): number {
+    return this.cachedHashes.length * this.manager.blockSize;
+  }
+
+  /** Writes a run of rows into the held blocks (heads outside this pool are skipped). */
+  write(rows: KvRows): void {
+    if (this.released) return;
+    const pools = this.manager.cache;
+    if (rows.layer < 0 || rows.layer >= this.numLayers || rows.from < 0 || rows.from + rows.count > this.positions) {
+      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows for layer ${rows.layer}, positions [${rows.from}, ${rows.from + rows.count}) fall outside the ${this.numLayers} layers × ${this.positions} positions reserved`);
+    }
+    const table = Int32Array.from(this.blocks);
+    const heads = { start: rows.headStart, count: rows.headCount };
+    writeKvRows(pools.keys[rows.layer], table, rows.from, rows.keys, heads);
+    writeKvRows(pools.values[rows.layer], table, rows.from, rows.values, heads);
+    const end = rows.from + rows.count;
+    const first = Math.max(0, rows.headStart);
+    const last = Math.min(this.numKvHeads, rows.headStart + rows.headCount);
+    for (let head = first; head < last; head++) {
+      const at = rows.layer * this.numKvHeads + head;
+      // Runs arrive in order per layer and head; one that starts past the reach leaves a gap, which stays unreached.
+      if (rows.from <= this.reached[at]) this.reached[at] = Math.max(this.reached[at], end);
+    }
+  }
+
+  /** Every layer and head holds rows [0, positions). */
+  get complete(): boolean {
+    return this.reached.every((end) => end >= this.positions);
+  }
+
+  /** Gives the blocks back (the transfer failed or was cancelled). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.manager.release(this.blocks);
+  }
+
+  /** The blocks now belong to the admitted sequence: this reservation no longer frees them. */
+  handOver(): number[] {
+    this.released = true;
+    return this.blocks;
+  }
+}

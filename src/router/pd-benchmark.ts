@@ -1,0 +1,185 @@
+/**
+ * `tessera bench pd`: disaggregated prefill and decode against one
+ * colocated replica on the same cores, through the real processes: a
+ * `tessera serve` with all the threads and chunked prefill, then a
+ * `tessera serve --role prefill` and a `--role decode` with half each behind
+ * a `tessera router --pd`; the same workload (pd-workload.ts) on both. For
+ * the disaggregated run also: the KV bytes, frames and wire time the decode
+ * replica received, the TTFT split the router measured, and the bandwidth
+ * of the very link the transfers took, probed afterwards by the prefill
+ * replica with frames of the transfers' mean size.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ModelConfig } from '../core/model-config.js';
+import type { ProbeResult } from '../disagg/kv-sender.js';
+import { REPLICA_KV_PROBE_PATH } from '../serve/pd-protocol.js';
+import { REPLICA_LOAD_PATH, type ReplicaLoad } from '../serve/replica-protocol.js';
+import { LocalReplicas } from './local-replicas.js';
+import { runPdWorkload, type PdWorkload, type WorkloadResult } from './pd-workload.js';
+
+export interface PdBenchContext {
+  model: string;
+  name: string;
+  config: ModelConfig;
+  backend: string;
+  /** Cores of each deployment: the colocated replica gets all, prefill and decode half each. */
+  threads: number;
+  maxBatchTokens: number;
+  kvCacheMib: number;
+  probeFrames: number;
+  log: (line: string) => void;
+}
+
+export interface ColocatedResult extends WorkloadResult {
+  threads: number;
+}
+
+export interface KvTransferFigures {
+  transfers: number;
+  bytes: number;
+  frames: number;
+  /** Summed wire time of the rows frames at the decode replica. */
+  wireSeconds: number;
+  /** bytes / wireSeconds. */
+  rateMBps: number;
+  /** The same link, probed after the run with frames of the transfers' mean size. */
+  probe: ProbeResult & { frameBytes: number; rateMBps: number };
+  /** rateMBps / probe.rateMBps. */
+  rateOverProbe: number;
+}
+
+export interface DisaggregatedResult extends WorkloadResult {
+  prefillThreads: number;
+  decodeThreads: number;
+  /** Router: sequences that ran as a prefill/decode pair, and whole on one replica (should be 0). */
+  sequences: { disaggregated: number; colocated: number };
+  /** Router: mean of each phase of a disaggregated sequence's time to its first decoded token. */
+  ttftSplitMeanMs: { prefill: number; transfer: number; firstDecode: number };
+  kv: KvTransferFigures;
+}
+
+const KEY = 'bench-pd-replica-key';
+const BIN = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
+
+function serveArgs(ctx: PdBenchContext, threads: number, extra: string[]): string[] {
+  const kvCacheMib = String(ctx.kvCacheMib);
+  return ['--model', ctx.model, '--served-model-name', ctx.name, '--api-key', KEY, '--backend', ctx.backend, '--threads', String(threads), '--max-batch-tokens', String(ctx.maxBatchTokens), '--kv-cache-mib', kvCacheMib, ...extra];
+}
+
+/** (1) One replica with every thread; its chunked prefill shares steps with the decodes. */
+export async function colocatedRun(ctx: PdBenchContext, workload: PdWorkload): Promise<ColocatedResult> {
+  const { replicas, urls } = await LocalReplicas.start(1, serveArgs(ctx, ctx.threads, []), () => undefined);
+  try {
+    const result = await runPdWorkload({ url: urls[0], apiKey: KEY, model: ctx.name, vocabSize: ctx.config.vocabSize }, workload);
+    return { ...result, threads: ctx.threads };
+  } finally {
+    await replicas.stop();
+  }
+}
+
+/** (2) A prefill replica and a decode replica with half the threads each, behind `tessera router --pd`. */
+export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload): Promise<DisaggregatedResult> {
+  const half = Math.max(1, Math.floor(ctx.threads / 2));
+  const decodeThreads = Math.max(1, ctx.threads - half);
+  const started: LocalReplicas[] = [];
+  let router: RouterProcess | undefined;
+  try {
+    const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill']), () => undefined);
+    started.push(prefill.replicas);
+    const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode']), () => undefined);
+    started.push(decode.replicas);
+    const [prefillUrl, decodeUrl] = [prefill.urls[0], decode.urls[0]];
+    router = await startRouter(['--model', ctx.model, '--port', '0', '--pd', '--replica-api-key', KEY, '--replica', prefillUrl, '--replica', decodeUrl]);
+    await waitForPools(router.url);
+    const result = await runPdWorkload({ url: router.url, model: ctx.name, vocabSize: ctx.config.vocabSize }, workload);
+    const routerMetrics = await metricsOf(router.url);
+    const kv = await kvFigures(ctx, prefillUrl, decodeUrl);
+    return { ...result, prefillThreads: half, decodeThreads, sequences: sequencesOf(routerMetrics), ttftSplitMeanMs: ttftSplit(routerMetrics), kv };
+  } finally {
+    router?.stop();
+    await Promise.all(started.map((replicas) => replicas.stop()));
+  }
+}
+
+/** The decode replica's received KV, and its link probed by the prefill replica at the transfers' mean frame size. */
+async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: string): Promise<KvTransferFigures> {
+  const metrics = await metricsOf(decodeUrl);
+  const received = 'direction="received"';
+  const bytes = series(metrics, 'tessera_kv_transfer_bytes_total', received);
+  const frames = series(metrics, 'tessera_kv_transfer_frames_total', received);
+  const wireSeconds = series(metrics, 'tessera_kv_transfer_wire_seconds_sum', received);
+  const transfers = series(metrics, 'tessera_kv_transfers_total', `${received},result="done"`);
+  const load = (await (await fetch(`${decodeUrl}${REPLICA_LOAD_PATH}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as ReplicaLoad;
+  // 8-byte multiple, as rows frames are (keys and values of whole f32 or f16 rows).
+  const frameBytes = Math.max(8, Math.round(bytes / Math.max(1, frames) / 8) * 8);
+  ctx.log(`    probing the KV link with ${ctx.probeFrames} frames of ${frameBytes} bytes`);
+  const response = await fetch(`${prefillUrl}${REPLICA_KV_PROBE_PATH}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ endpoints: load.pd?.endpoints ?? [], frames: ctx.probeFrames, frameBytes }),
+  });
+  if (!response.ok) throw new Error(`the KV probe failed: ${response.status} ${await response.text()}`);
+  const probe = (await response.json()) as ProbeResult;
+  const probeRate = probe.bytes / 1e6 / (probe.activeMs / 1000);
+  const rateMBps = bytes / 1e6 / wireSeconds;
+  return { transfers, bytes, frames, wireSeconds, rateMBps, probe: { ...probe, frameBytes, rateMBps: probeRate }, rateOverProbe: rateMBps / probeRate };
+}
+
+function sequencesOf(metrics: string): DisaggregatedResult['sequences'] {
+  return { disaggregated: series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"'), colocated: series(metrics, 'tessera_pd_sequences_total', 'path="colocated"') };
+}
+
+function ttftSplit(metrics: string): DisaggregatedResult['ttftSplitMeanMs'] {
+  const mean = (phase: string): number => {
+    const label = `phase="${phase}"`;
+    const count = series(metrics, 'tessera_pd_ttft_seconds_count', label);
+    return count === 0 ? 0 : (1000 * series(metrics, 'tessera_pd_ttft_seconds_sum', label)) / count;
+  };
+  return { prefill: mean('prefill'), transfer: mean('transfer'), firstDecode: mean('first_decode') };
+}
+
+async function metricsOf(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+/** The sum of a Prometheus series over the label sets containing `labels` (0 when absent). */
+export function series(metrics: string, name: string, labels: string): number {
+  return metrics
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) && line.includes(labels))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+/** The router routes by its polls: until both replicas are up there, a sequence would run whole on the first. */
+async function waitForPools(url: string): Promise<void> {
+  const sleep = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
+  for (let tries = 0; tries < 100; tries++) {
+    if (series(await metricsOf(url), 'tessera_router_replica_transitions_total', 'to="up"') >= 2) {
+      await sleep(500); // a poll or two more: their load reports carry the roles
+      return;
+    }
+    await sleep(100);
+  }
+  throw new Error('the router did not see both replicas up within 10 s');
+}
+
+interface RouterProcess {
+  url: string;
+  stop(): void;
+}
+
+/** `tessera router ARGS` in a child process (as a user starts it); resolves once it says where it serves. */
+function startRouter(args: readonly string[]): Promise<RouterProcess> {
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'router', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      stderr += text;
+      const match = /^serving "[^"]+" on (http:\/\/\S+) /m.exec(stderr);
+      if (match) resolve({ url: match[1], stop: () => child.kill('SIGTERM') });
+    });
+    child.once('exit', (code) => reject(new Error(`tessera router exited (${code}) before it served:\n${stderr}`)));
+  });
+}

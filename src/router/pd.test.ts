@@ -1,0 +1,126 @@
+/**
+ * Disaggregated prefill and decode, end to end with real processes: a
+ * `tessera router --pd` over `tessera serve --role prefill` and `--role
+ * decode` replicas of stories260K takes the mixed requests of the chaos
+ * test (streamed and whole, greedy and seeded, n = 2, stops, penalties,
+ * logprobs, a regex response_format, logit_bias) through the official
+ * `openai` client. Every response must be byte for byte what one colocated
+ * `tessera serve` answers; with a prefill replica SIGKILLed while it is
+ * streaming KV, still every one.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import OpenAI from 'openai';
+import { fixture } from '../testing/fixtures.js';
+import { requestMix, sendMixed, type MixedResult } from '../testing/request-mix.js';
+import { startServeProcess, startTesseraProcess } from '../testing/serve-process.js';
+
+const REPLICA_KEY = 'pd-replica-key';
+const CLIENT_KEY = 'pd-client-key';
+const COUNT = 24;
+
+type Process = Awaited<ReturnType<typeof startServeProcess>>;
+
+function serveArgs(model: string, role: string, extra: string[] = []): string[] {
+  return ['--model', model, '--port', '0', '--threads', '1', '--kv-cache-mib', '8', '--served-model-name', 'stories', '--api-key', REPLICA_KEY, '--role', role, ...extra];
+}
+
+async function sendAll(url: string, key: string, onChunk?: () => void): Promise<MixedResult[]> {
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0, timeout: 120_000 });
+  return Promise.all(requestMix('stories', COUNT).map((request) => sendMixed(client, request, onChunk)));
+}
+
+/** The sum of a series' values over the label sets that contain `labels` (0 when absent). */
+function series(metrics: string, name: string, labels: string): number {
+  return metrics
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) && line.includes(labels))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+async function metricsOf(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+async function colocatedAnswers(model: string, started: Process[]): Promise<MixedResult[]> {
+  const reference = await startServeProcess(serveArgs(model, 'both', ['--max-num-seqs', '64']));
+  started.push(reference);
+  const expected = await sendAll(reference.url, REPLICA_KEY);
+  reference.kill('SIGTERM');
+  return expected;
+}
+
+function routerArgs(model: string, replicas: readonly Process[]): string[] {
+  return ['--model', model, '--port', '0', '--pd', '--api-key', CLIENT_KEY, '--replica-api-key', REPLICA_KEY, ...replicas.flatMap((replica) => ['--replica', replica.url])];
+}
+
+function assertSame(results: readonly MixedResult[], expected: readonly MixedResult[], stderr: string): void {
+  for (let i = 0; i < results.length; i++) {
+    assert.equal(results[i].status, 200, `request ${i}\n${stderr}`);
+    assert.equal(results[i].body, expected[i].body, `request ${i} differs from the colocated serve`);
+  }
+}
+
+test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer byte for byte as one colocated serve', { timeout: 120_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    const expected = await colocatedAnswers(model, started);
+    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
+    started.push(...replicas);
+    const router = await startTesseraProcess('router', routerArgs(model, replicas));
+    started.push(router);
+
+    assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
+    const metrics = await metricsOf(router.url);
+    assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
+    assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"'), 0);
+    assert.ok(series(metrics, 'tessera_pd_ttft_seconds_count', 'phase="transfer"') >= 1, 'the TTFT split is recorded');
+    const decode = await metricsOf(replicas[1].url);
+    assert.ok(series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"') > 0, 'KV moved to the decode replica');
+    assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
+    const prefill = await metricsOf(replicas[0].url);
+    assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+});
+
+test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: every request is prefilled again elsewhere and answers byte for byte', { timeout: 180_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    const expected = await colocatedAnswers(model, started);
+    // Small prefill steps, one sequence at a time: each prefill streams its rows over several steps, and a queue waits behind it.
+    const slowPrefill = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
+    const roles = [['prefill', slowPrefill], ['prefill', slowPrefill], ['decode', []], ['decode', []]] as const;
+    const replicas = await Promise.all(roles.map(([role, extra]) => startServeProcess(serveArgs(model, role, [...extra]))));
+    started.push(...replicas);
+    const router = await startTesseraProcess('router', routerArgs(model, replicas));
+    started.push(router);
+
+    let chunks = 0;
+    // What the first decode replica saw of the prefill replica's death, read just before it dies too.
+    let firstDecode: Promise<string> | undefined;
+    const results = await sendAll(router.url, CLIENT_KEY, () => {
+      chunks++;
+      if (chunks === 1) replicas[0].kill('SIGKILL');
+      if (chunks === 150) firstDecode = metricsOf(replicas[2].url).finally(() => replicas[2].kill('SIGKILL'));
+    });
+    assert.ok(chunks > 150 && firstDecode, `both faults happened mid-run (${chunks} chunks)`);
+    assertSame(results, expected, router.stderr());
+    const cut = (text: string): number => series(text, 'tessera_kv_transfers_total', 'direction="received",result="failed"');
+    const failed = cut(await firstDecode) + cut(await metricsOf(replicas[3].url));
+    assert.ok(failed >= 1, 'the kill cut transfers a decode replica had reserved blocks for and was receiving');
+    const metrics = await metricsOf(router.url);
+    const moved = series(metrics, 'tessera_router_migrations_total', '') + series(metrics, 'tessera_router_reroutes_total', '');
+    assert.ok(moved >= 2, `sequences moved off the killed replicas\n${router.stderr()}`);
+    assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
+    for (const killed of [replicas[0], replicas[2]]) assert.match(router.stderr(), new RegExp(`replica ${killed.url}: up → down`));
+    t.diagnostic(`KV transfers cut by the prefill kill: ${failed}; sequences moved: ${moved}`);
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+});
