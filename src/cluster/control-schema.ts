@@ -114,6 +114,6 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
   shutdown: object<Of<'shutdown'>>({ type: oneOf('shutdown') }),
   trace: object<Of<'trace'>>({ type: oneOf('trace'), events: array(traceEvent, 1 << 22) }),
   error: object<Of<'error'>>({ type: oneOf('error'), code: errorCode, message: MESSAGE }),
-  clock: object<Of<'clock'>>({ type: oneOf('clock'), sentAt: num(-1e15, 1e15) }),
-  'clock-reply': object<Of<'clock-reply'>>({ type: oneOf('clock-reply'), sentAt: num(-1e15, 1e15), at: num(-1e15, 1e15) }),
+  clock: object<Of<'clock'>>({ type: oneOf('clock'), sentAt: num(-1e18, 1e18) }),
+  'clock-reply': object<Of<'clock-reply'>>({ type: oneOf('clock-reply'), sentAt: num(-1e18, 1e18), at: num(-1e18, 1e18) }),
 });
