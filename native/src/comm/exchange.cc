@@ -7,6 +7,9 @@
 
 namespace tessera::comm {
 
+/** The largest message a peer may announce (a step's activations are megabytes; the shm transport has the same bound). */
+constexpr uint64_t kMaxMessageBytes = uint64_t(1) << 30;
+
 void Exchange::send(int peer, const void* data, uint64_t length, int* pending) {
   Transfer transfer;
   transfer.peer = peer;
@@ -56,10 +59,14 @@ bool Exchange::advanceReceive(Transfer& t) {
     moved = n > 0;
     if (t.moved < 8) return moved;
     if (!t.expected) {
+      // The length comes from the peer: bounded before it sizes an allocation.
+      if (t.header > kMaxMessageBytes) {
+        throw CommError("TESSERA_ERR_FRAME_TOO_LARGE", "a peer announced a message of " + std::to_string(t.header) + " bytes; the limit is " + std::to_string(kMaxMessageBytes));
+      }
       t.length = t.header;
       t.data = t.place(t.length);
     } else if (t.header != t.length) {
-      throw CommError("TESSERA_ERR_INTERNAL", "a message of " + std::to_string(t.header) + " bytes arrived where " + std::to_string(t.length) + " were expected; the ranks ran different collectives");
+      throw CommError("TESSERA_ERR_PROTOCOL", "a message of " + std::to_string(t.header) + " bytes arrived where " + std::to_string(t.length) + " were expected; the ranks ran different collectives, or the peer is not a rank of this mesh");
     }
   }
   const uint64_t payloadDone = t.moved - 8;

@@ -30,6 +30,13 @@ struct Hello {
   char token[kTokenBytes];
 };
 
+/** Compares two greeting tokens in time that does not depend on where they differ. */
+bool sameToken(const char (&given)[kTokenBytes], const char (&wanted)[kTokenBytes]) {
+  unsigned char diff = 0;
+  for (size_t i = 0; i < kTokenBytes; i++) diff |= static_cast<unsigned char>(given[i] ^ wanted[i]);
+  return diff == 0;
+}
+
 [[noreturn]] void failErrno(const std::string& what) { throw CommError("TESSERA_ERR_RANK_LOST", what + ": " + std::strerror(errno)); }
 
 void setNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK); }
@@ -198,7 +205,7 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
     }
     hello.token[kTokenBytes - 1] = 0;
     const int peer = static_cast<int>(hello.rank);
-    if (hello.magic != kHelloMagic || token != hello.token || peer <= rank_ || peer >= size_ || sockets_[peer] >= 0) {
+    if (hello.magic != kHelloMagic || !sameToken(hello.token, mine.token) || peer <= rank_ || peer >= size_ || sockets_[peer] >= 0) {
       // A stray or hostile connection: dropped; the real peers are still awaited.
       ::close(fd);
       continue;
