@@ -24,6 +24,11 @@ test('a node\'s spans move onto the coordinator\'s clock; a node without samples
   const aligned = clocks.align('n1', events);
   assert.equal(aligned[0].ts, 2_000_500 - 2_000_000);
   assert.equal(aligned[1].ts, undefined);
+  // An offset within its own uncertainty (a late answer on one host) moves nothing.
+  const late = new NodeClocks();
+  late.record('n2', { sentAt: 0, remoteAt: 900_000, receivedAt: 2_000_000 });
+  assert.equal(late.offset('n2')!.offsetMicros, -100_000);
+  assert.deepEqual(late.align('n2', events), events);
   for (let i = 0; i < 40; i++) clocks.record('n1', { sentAt: i, remoteAt: i, receivedAt: i + 1_000 });
   assert.equal(clocks.offset('n1')!.samples, 16, 'old samples are dropped');
   clocks.forget('n1');

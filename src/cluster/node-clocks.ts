@@ -56,10 +56,16 @@ export class NodeClocks {
     return clockOffset(this.samples.get(node) ?? []);
   }
 
-  /** `events` stamped by `node`, moved onto the coordinator's clock (unchanged while the node has no sample). */
+  /**
+   * `events` stamped by `node`, moved onto the coordinator's clock. Only an
+   * offset larger than its own uncertainty (half the round trip) moves them:
+   * on one host the clocks are the same and a probe answered late (a busy
+   * rank) would otherwise shift its spans by half that delay.
+   */
   align(node: string, events: readonly TraceEvent[]): TraceEvent[] {
-    const offset = this.offset(node)?.offsetMicros;
-    if (offset === undefined || offset === 0) return [...events];
+    const measured = this.offset(node);
+    const offset = measured && Math.abs(measured.offsetMicros) > measured.roundTripMicros / 2 ? measured.offsetMicros : 0;
+    if (offset === 0) return [...events];
     return events.map((event) => (event.ts === undefined ? event : { ...event, ts: event.ts - offset }));
   }
 

@@ -104,7 +104,7 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
 
 /** The decode replica's received KV, and its link probed by the prefill replica at the transfers' mean frame size. */
 async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: string): Promise<KvTransferFigures> {
-  const metrics = await metricsOf(decodeUrl);
+  const metrics = await metricsOf(decodeUrl, KEY);
   const received = 'direction="received"';
   const bytes = series(metrics, 'tessera_kv_transfer_bytes_total', received);
   const frames = series(metrics, 'tessera_kv_transfer_frames_total', received);
@@ -139,8 +139,11 @@ function ttftSplit(metrics: string): DisaggregatedResult['ttftSplitMeanMs'] {
   return { prefill: mean('prefill'), transfer: mean('transfer'), firstDecode: mean('first_decode') };
 }
 
-async function metricsOf(url: string): Promise<string> {
-  return (await fetch(`${url}/metrics`)).text();
+/** A server's /metrics; a replica's needs its key (the metrics scope), and a refusal is an error, not empty figures. */
+async function metricsOf(url: string, key?: string): Promise<string> {
+  const response = await fetch(`${url}/metrics`, key ? { headers: { authorization: `Bearer ${key}` } } : {});
+  if (!response.ok) throw new Error(`GET ${url}/metrics answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  return response.text();
 }
 
 /** The sum of a Prometheus series over the label sets containing `labels` (0 when absent). */
