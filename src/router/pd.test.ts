@@ -38,8 +38,12 @@ function series(metrics: string, name: string, labels: string): number {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
-async function metricsOf(url: string): Promise<string> {
-  return (await fetch(`${url}/metrics`)).text();
+/** A server's /metrics under `key` (its metrics scope); a refusal fails the test rather than reading as zeros. */
+async function metricsOf(url: string, key: string): Promise<string> {
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  return text;
 }
 
 async function colocatedAnswers(model: string, started: Process[]): Promise<MixedResult[]> {
@@ -73,14 +77,14 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
     started.push(router);
 
     assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
-    const metrics = await metricsOf(router.url);
+    const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
     assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"'), 0);
     assert.ok(series(metrics, 'tessera_pd_ttft_seconds_count', 'phase="transfer"') >= 1, 'the TTFT split is recorded');
-    const decode = await metricsOf(replicas[1].url);
+    const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
     assert.ok(series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"') > 0, 'KV moved to the decode replica');
     assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
-    const prefill = await metricsOf(replicas[0].url);
+    const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
   } finally {
     for (const child of started) child.kill('SIGKILL');
@@ -107,14 +111,14 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     const results = await sendAll(router.url, CLIENT_KEY, () => {
       chunks++;
       if (chunks === 1) replicas[0].kill('SIGKILL');
-      if (chunks === 150) firstDecode = metricsOf(replicas[2].url).finally(() => replicas[2].kill('SIGKILL'));
+      if (chunks === 150) firstDecode = metricsOf(replicas[2].url, REPLICA_KEY).finally(() => replicas[2].kill('SIGKILL'));
     });
     assert.ok(chunks > 150 && firstDecode, `both faults happened mid-run (${chunks} chunks)`);
     assertSame(results, expected, router.stderr());
     const cut = (text: string): number => series(text, 'tessera_kv_transfers_total', 'direction="received",result="failed"');
-    const failed = cut(await firstDecode) + cut(await metricsOf(replicas[3].url));
+    const failed = cut(await firstDecode) + cut(await metricsOf(replicas[3].url, REPLICA_KEY));
     assert.ok(failed >= 1, 'the kill cut transfers a decode replica had reserved blocks for and was receiving');
-    const metrics = await metricsOf(router.url);
+    const metrics = await metricsOf(router.url, CLIENT_KEY);
     const moved = series(metrics, 'tessera_router_migrations_total', '') + series(metrics, 'tessera_router_reroutes_total', '');
     assert.ok(moved >= 2, `sequences moved off the killed replicas\n${router.stderr()}`);
     assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
