@@ -14,7 +14,7 @@ import { DEV_MACHINE } from '../../planner/dev-machine.js';
 import { hardwareFromProfile } from '../../profiler/hardware-from-profile.js';
 import { profileHtml } from '../../profiler/html-report.js';
 import { buildProfile, type Profile, type RunTimings } from '../../profiler/profile-report.js';
-import type { GenerationTimings } from '../../engine/generation.js';
+import type { GenerationRequest, GenerationTimings } from '../../engine/generation.js';
 import { attributeTrace, TIME_CATEGORIES } from '../../profiler/trace-attribution.js';
 import { addComputeOptions, addModelOptions, numberOption, type ModelOptions } from '../model-options.js';
 import { addParallelOptions, openEngineFor, resolveTransport, type ParallelOptions } from '../parallel-options.js';
@@ -90,11 +90,48 @@ async function run(options: ProfileOptions): Promise<void> {
     const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { traceEvents: TraceEvent[] };
     const limits = bestLimits(before, measureLimits(threads));
     const events = trace.traceEvents.filter((event) => (event.ts ?? 0) >= since);
-    const profile = { ...buildProfile(attributeTrace(events), limits, batchTimings(results.map((result) => result.timings))), ...(link ? { link } : {}) };
+    const traced = buildProfile(attributeTrace(events), limits, batchTimings(results.map((result) => result.timings)));
+    const untraced = untracedRate(traced, await untracedTimings(options, requests));
+    const profile = { ...traced, summary: `${traced.summary}${untraced ? untracedWords(untraced) : ''}`, ...(untraced ? { untraced } : {}), ...(link ? { link } : {}) };
     report(profile, options);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** Decode without tracing: what a user gets (spans cost time), and the rate every rank's bytes are read at. */
+interface UntracedDecode {
+  readonly msPerToken: number;
+  /** Weight and KV bytes a token reads, summed over ranks (on one host they share the memory). */
+  readonly bytesPerToken: number;
+  readonly bandwidthGBs: number;
+  readonly bandwidthFraction: number;
+}
+
+/** The same requests on an engine opened without tracing. */
+async function untracedTimings(options: ProfileOptions, requests: GenerationRequest[]): Promise<RunTimings> {
+  const { engine, close } = await openEngineFor({ ...options, trace: undefined });
+  try {
+    await engine.complete({ promptIds: requests[0].promptIds.slice(0, 8), maxTokens: 2, ignoreEos: true });
+    const results = requests.length === 1 ? [await engine.complete(requests[0])] : await engine.completeBatch(requests);
+    return batchTimings(results.map((result) => result.timings));
+  } finally {
+    await close();
+  }
+}
+
+function untracedRate(profile: Profile, timings: RunTimings): UntracedDecode | undefined {
+  const decode = profile.phases.filter((phase) => phase.phase === 'decode');
+  const tokens = decode.find((phase) => phase.rank === 0)?.tokens ?? 0;
+  if (tokens === 0 || timings.decodeMs <= 0) return undefined;
+  const msPerToken = timings.decodeMs / tokens;
+  const bytesPerToken = decode.reduce((sum, phase) => sum + phase.bytesPerToken, 0);
+  const bandwidthGBs = bytesPerToken / (msPerToken / 1000) / 1e9;
+  return { msPerToken, bytesPerToken, bandwidthGBs, bandwidthFraction: bandwidthGBs / profile.limits.memoryBandwidthGBs };
+}
+
+function untracedWords(untraced: UntracedDecode): string {
+  return ` Without tracing a decode token takes ${untraced.msPerToken.toFixed(1)} ms: ${(untraced.bytesPerToken / 1e9).toFixed(3)} GB at ${untraced.bandwidthGBs.toFixed(1)} GB/s, ${(untraced.bandwidthFraction * 100).toFixed(0)}% of the triad.`;
 }
 
 /** The batch's timings as the driver saw them: tokens summed, phases as long as the longest sequence's. */
