@@ -44,7 +44,9 @@ test('a worker killed mid-generation: the tp 2 mesh becomes tp 1 and the sequenc
     });
     assert.deepEqual(ids, expected);
     const lost = coordinator.reshards.records.at(-1);
-    assert.equal(lost?.reason, 'lost');
+    // Either the coordinator sees the worker's connection close first ('lost') or the survivor's
+    // collective fails on the dead peer first ('broken'); both end in a plan over the survivor alone.
+    assert.ok(lost?.reason === 'lost' || lost?.reason === 'broken', String(lost?.reason));
     assert.deepEqual([lost?.tp, lost?.pp], [1, 1]);
     // The survivor held half of every split tensor: it read the other half, not the whole file.
     const survivor = lost!.ranks[0];
