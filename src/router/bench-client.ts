@@ -1,4 +1,5 @@
 /** A streaming completions client for the router benchmark: every chunk's arrival time and text. */
+import { sseData } from '../serve/sse-data.js';
 
 export interface StreamedRun {
   /** performance.now() when the request was sent, and when each token's chunk arrived. */
@@ -25,23 +26,14 @@ export async function streamCompletion(request: StreamRequest): Promise<Streamed
   });
   if (!response.ok || !response.body) throw new Error(`benchmark request failed: ${response.status} ${await response.text()}`);
   const run: StreamedRun = { sentAt, chunkAt: [], text: '', endedAt: sentAt };
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const bytes of response.body) {
-    buffered += decoder.decode(bytes as Uint8Array, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const event = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const chunk = JSON.parse(event.slice(6)) as { choices: { text: string }[]; error?: { message: string } };
-      if (chunk.error) throw new Error(`benchmark stream failed: ${chunk.error.message}`);
-      if (chunk.choices.length === 0) continue;
-      const at = performance.now();
-      run.chunkAt.push(at);
-      run.text += chunk.choices[0].text;
-      request.onChunk?.(at);
-    }
+  for await (const data of sseData(response.body as AsyncIterable<Uint8Array>)) {
+    const chunk = data as { choices: { text: string }[]; error?: { message: string } };
+    if (chunk.error) throw new Error(`benchmark stream failed: ${chunk.error.message}`);
+    if (chunk.choices.length === 0) continue;
+    const at = performance.now();
+    run.chunkAt.push(at);
+    run.text += chunk.choices[0].text;
+    request.onChunk?.(at);
   }
   run.endedAt = performance.now();
   return run;

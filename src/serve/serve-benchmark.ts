@@ -6,6 +6,7 @@
  * tokens per second over the level's wall time, and per request the time to
  * first token and the mean time per output token after it.
  */
+import { sseData } from './sse-data.js';
 
 export interface ServeBenchmarkOptions {
   url: string;
@@ -90,19 +91,10 @@ async function timedRequest(options: ServeBenchmarkOptions, prompt: number[]): P
   if (!response.ok || !response.body) throw new Error(`benchmark request failed: ${response.status} ${await response.text()}`);
   let first: number | undefined;
   let tokens = 0;
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const bytes of response.body) {
-    buffered += decoder.decode(bytes as Uint8Array, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const event = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const chunk = JSON.parse(event.slice(6)) as { choices: unknown[]; usage?: { completion_tokens: number } | null };
-      if (chunk.choices.length > 0 && first === undefined) first = performance.now();
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
-    }
+  for await (const data of sseData(response.body as AsyncIterable<Uint8Array>)) {
+    const chunk = data as { choices: unknown[]; usage?: { completion_tokens: number } | null };
+    if (chunk.choices.length > 0 && first === undefined) first = performance.now();
+    if (chunk.usage) tokens = chunk.usage.completion_tokens;
   }
   const ended = performance.now();
   const ttft = (first ?? ended) - started;
