@@ -16,6 +16,7 @@ import { SegmentError, TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
+import { pickRows, type PickedRows, type TokenPick } from '../engine/token-pick.js';
 
 /** The driver's KV pool that every rank mirrors. A KvCache is one. */
 export interface KvLayout {
@@ -33,6 +34,8 @@ export interface StepRequest {
   /** [numTokens] */
   positions: Int32Array;
   rows: LogitRows;
+  /** With rows 'last': the reporting rank picks the token (token-pick.ts) and returns its id instead of the row's logits. */
+  pick?: TokenPick;
 }
 
 export class RankRunner {
@@ -61,6 +64,22 @@ export class RankRunner {
   /** Runs this rank's part of a step; [rows, vocabSize] logits on the reporting rank, else undefined. */
   async step(layout: KvLayout, request: StepRequest): Promise<Float32Array | undefined> {
     return this.stepBatch(layout, [request]);
+  }
+
+  /**
+   * stepBatch with the requests' picks made here, where the logits are: on
+   * the reporting rank, an id for every row whose request has a pick and the
+   * logits of the others; undefined elsewhere.
+   */
+  async stepPicked(layout: KvLayout, requests: readonly StepRequest[]): Promise<PickedRows | undefined> {
+    const logits = await this.stepBatch(layout, requests);
+    if (!logits) return undefined;
+    const picks: (TokenPick | undefined)[] = [];
+    for (const request of requests) {
+      if (request.rows === 'all') for (let i = 0; i < request.ids.length; i++) picks.push(undefined);
+      else if (request.rows === 'last' && request.ids.length > 0) picks.push(request.pick);
+    }
+    return pickRows(logits, picks, this.stage.config.vocabSize);
   }
 
   /**
@@ -141,10 +160,11 @@ export class RankRunner {
 }
 
 /** Every block id inside the pool, a block for every position the request writes, every id in the vocabulary. */
-function checkSegment(pool: KvCache, { blockTable, positions, ids }: StepRequest, vocabSize: number, segment: number): void {
+function checkSegment(pool: KvCache, { blockTable, positions, ids, rows, pick }: StepRequest, vocabSize: number, segment: number): void {
   const refuse = (message: string): never => {
     throw new SegmentError('TESSERA_ERR_INVALID_ARGUMENT', message, segment);
   };
+  if (pick && rows !== 'last') refuse(`a segment whose logit rows are '${rows}' asks for a pick; only a 'last' row is picked`);
   for (const block of blockTable) {
     if (block < 0 || block >= pool.numBlocks) refuse(`block ${block} of a step's block table is outside this rank's KV pool [0, ${pool.numBlocks})`);
   }

@@ -24,11 +24,19 @@ import { TokenGrammarCache } from './token-grammar-cache.js';
 import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
+import { pickFor, unpicked, type PickedRows, type TokenPick } from './token-pick.js';
 
 /** What the engine core needs of a model. `Transformer` is one. */
 export interface ModelRunner {
   /** Logits [rows, vocabSize] of the rows the batch's segments ask for, in segment order. */
   forwardBatch(batch: Batch): Promise<Float32Array>;
+  /**
+   * The forward pass with tokens picked where the logits are (a mesh's
+   * reporting rank, token-pick.ts), so ids travel instead of logits.
+   * picks[s]: how to pick segment s's last-row token, or undefined to get its
+   * logits. Runners without it return every row's logits.
+   */
+  forwardPicked?(batch: Batch, picks: readonly (TokenPick | undefined)[]): Promise<PickedRows>;
   /** Tokens routed to each expert so far, for MoE models run in this process. */
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
   /** Layers whose KV pools the core allocates (default all); a mesh, whose ranks hold the KV, says [0, 0]. */
@@ -173,8 +181,7 @@ export class EngineCore {
       const batch = this.batchOf(chunks);
       batchTokens = batch.ids.length;
       try {
-        const logits = await this.runner.forwardBatch(batch);
-        outputs.push(...this.afterForward(chunks, logits));
+        outputs.push(...this.afterForward(chunks, await this.forward(batch, chunks)));
       } catch (error) {
         outputs.push(...this.afterFailedForward(chunks, error));
       }
@@ -275,36 +282,56 @@ export class EngineCore {
     return sequence.kv;
   }
 
-  /** logits: [rows, vocabSize], one row per chunk that reached its end. */
-  private afterForward(chunks: readonly ScheduledChunk[], logits: Float32Array): SequenceOutput[] {
+  /**
+   * The batch's logit rows (one per chunk that reaches its sequence's end):
+   * picked by the runner where it can and the sequence allows (token-pick.ts),
+   * else as logits.
+   */
+  private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
+    if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
+    const picks = chunks.map(({ sequence, count }) => (sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length) : undefined));
+    return this.runner.forwardPicked(batch, picks);
+  }
+
+  /** rows: one per chunk that reached its end, a picked id or its [vocabSize] logits. */
+  private afterForward(chunks: readonly ScheduledChunk[], rows: PickedRows): SequenceOutput[] {
     const vocab = this.config.vocabSize;
     const outputs: SequenceOutput[] = [];
     let row = 0;
+    let logitRow = 0;
     for (const chunk of chunks) {
       this.scheduler.advance(chunk);
       const sequence = chunk.sequence;
       if (sequence.pendingCount > 0) continue;
+      const picked = rows.ids[row++];
+      if (picked >= 0) {
+        outputs.push(this.sample(sequence, picked));
+        continue;
+      }
       /** [vocabSize] */
-      const rowLogits = logits.subarray(row * vocab, (row + 1) * vocab);
-      row++;
+      const rowLogits = rows.logits.subarray(logitRow * vocab, (logitRow + 1) * vocab);
+      logitRow++;
       outputs.push(this.sample(sequence, rowLogits));
     }
     return outputs;
   }
 
-  private sample(sequence: Sequence, logits: Float32Array): SequenceOutput {
+  /** row: the step's logits for this sequence, or the id the runner already picked from them. */
+  private sample(sequence: Sequence, row: Float32Array | number): SequenceOutput {
     const { request } = sequence;
     const position = sequence.tokens.length;
     const history = { promptIds: request.promptIds, generatedIds: sequence.generatedIds() };
+    const logits = typeof row === 'number' ? undefined : row;
     let id: number;
     try {
-      id = sampleGuided(logits, request.sampling, history, position, sequence.grammar, request.logitBias);
+      id = typeof row === 'number' ? row : sampleGuided(row, request.sampling, history, position, sequence.grammar, request.logitBias);
       if (!this.eos.has(id) || request.ignoreEos) sequence.grammar?.advance(id);
     } catch (error) {
       // A constraint that cannot go on fails its own sequence, not the batch.
       return this.fail(sequence, error);
     }
-    const logprob = request.logprobs === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
+    // A picked row never asks for logprobs (pickFor leaves those rows as logits).
+    const logprob = request.logprobs === undefined || logits === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
     if (!request.ignoreEos && this.eos.has(id)) return this.end(sequence, 'stop', [], '');
     sequence.tokens.push(id);
     const text = sequence.stops.push(sequence.decoder.push(id));
