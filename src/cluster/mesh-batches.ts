@@ -3,10 +3,7 @@
  * matrix multiply (and each message between ranks) batched; with pipeline
  * stages the sequences are split into one micro-batch per stage, all in
  * flight at once, so stage 0 computes one group while stage 1 computes
- * another (the coordinator answers steps in order). A server's engine core
- * does better on a pipeline: it keeps one engine step per stage in flight
- * (steps-in-flight.ts), each a single mesh step, so no stage waits for the
- * driver to sample another group. Each sequence goes by
+ * another (the coordinator answers steps in order). Each sequence goes by
  * its block table in the driver's KV pool, which the ranks mirror.
  */
 import type { KvPool } from '../backend/backend.js';
@@ -20,13 +17,11 @@ import { joinRows, type PickedRows, type TokenPick } from '../engine/token-pick.
 /**
  * The batch rows its segments ask for, in segment order: picked on the
  * reporting rank where `picks` names a segment's pick (an id), else logits.
- * `generation`: the plan it must run on. `split` false: one step, no
- * micro-batches (the engine core keeps a step in flight per stage itself).
+ * `generation`: the plan it must run on.
  */
-export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, picks: readonly (TokenPick | undefined)[] = [], split = true): Promise<PickedRows> {
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, picks: readonly (TokenPick | undefined)[] = []): Promise<PickedRows> {
   if (batch.segments.length === 0) return { ids: new Int32Array(0), logits: new Float32Array(0) };
-  const requests = stepRequests(batch, picks);
-  return split ? stepMicroBatchRows(coordinator, driverPool(batch), requests, generation) : coordinator.stepRows(driverPool(batch), requests, generation);
+  return stepMicroBatchRows(coordinator, driverPool(batch), stepRequests(batch, picks), generation);
 }
 
 /** The batch's segments as step requests; picks[s] rides with segment s when it asks for its last row. */

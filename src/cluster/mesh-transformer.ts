@@ -45,20 +45,6 @@ export class MeshTransformer extends Transformer {
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
   readonly kvPoolLayers: readonly [number, number] = [0, 0];
 
-  /**
-   * An engine core (report mode) keeps one step per pipeline stage in flight,
-   * over disjoint sequences, so the stages never take turns
-   * (steps-in-flight.ts); TESSERA_PP_PIPELINE=0 keeps one step and splits it
-   * into micro-batches instead. The one-sequence Engine (replay) keeps one.
-   */
-  get stepsInFlight(): number {
-    return this.pipelined ? this.coordinator.stages : 1;
-  }
-
-  private get pipelined(): boolean {
-    return this.kvLoss === 'report' && this.coordinator.stages > 1 && process.env.TESSERA_PP_PIPELINE !== '0';
-  }
-
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
     return (await this.forwardPicked(batch, [])).logits;
@@ -70,18 +56,16 @@ export class MeshTransformer extends Transformer {
    * the vocabulary's logits: token-pick.ts).
    */
   async forwardPicked(batch: Batch, picks: readonly (TokenPick | undefined)[]): Promise<PickedRows> {
-    // A step sent before a re-shard that another step in flight already reported must not run on the new plan.
-    const sentOn = this.kvLoss === 'report' ? this.kvGeneration : undefined;
     for (;;) {
       const generation = await this.coordinator.whenServing();
       try {
-        if ((this.kvGeneration !== undefined && this.kvGeneration !== generation) || (sentOn !== undefined && sentOn !== generation)) {
+        if (this.kvGeneration !== undefined && this.kvGeneration !== generation) {
           this.kvGeneration = generation;
           if (this.kvLoss === 'report') throw new TesseraError('TESSERA_ERR_KV_LOST', `the mesh re-sharded (generation ${generation}); every sequence's KV must be computed again`);
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const rows = await forwardOnMesh(this.coordinator, batch, generation, picks, !this.pipelined);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, picks);
         this.record(batch);
         return rows;
       } catch (error) {

@@ -25,7 +25,6 @@ import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
 import { pickFor, unpicked, type PickedRows, type TokenPick } from './token-pick.js';
-import { busySequences, groupCap, type LaunchedStep } from './steps-in-flight.js';
 
 /** What the engine core needs of a model. `Transformer` is one. */
 export interface ModelRunner {
@@ -38,12 +37,6 @@ export interface ModelRunner {
    * logits. Runners without it return every row's logits.
    */
   forwardPicked?(batch: Batch, picks: readonly (TokenPick | undefined)[]): Promise<PickedRows>;
-  /**
-   * Steps the core may keep in flight at once, each over its own sequences
-   * (default 1): a pipeline whose stages would otherwise take turns says its
-   * stage count (steps-in-flight.ts).
-   */
-  readonly stepsInFlight?: number;
   /** Tokens routed to each expert so far, for MoE models run in this process. */
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
   /** Layers whose KV pools the core allocates (default all); a mesh, whose ranks hold the KV, says [0, 0]. */
@@ -105,17 +98,12 @@ export class EngineCore {
   readonly blocks: BlockManager;
   readonly scheduler: Scheduler;
   readonly maxModelLen: number;
-  private readonly maxNumSeqs: number;
   private readonly sequences = new Map<number, Sequence>();
   private readonly eos: ReadonlySet<number>;
   /** Outputs produced outside a step (cancellations), sent with the next report. */
   private readonly pending: SequenceOutput[] = [];
   /** Compiled output constraints, shared by requests that ask for the same one. */
   private readonly grammars: TokenGrammarCache;
-  /** Steps sent to the runner and not yet answered, oldest first. */
-  private readonly inFlight: LaunchedStep[] = [];
-  /** Counts the KV losses handled. */
-  private kvEpoch = 0;
 
   constructor(
     private readonly runner: ModelRunner,
@@ -132,13 +120,12 @@ export class EngineCore {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
     this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens });
-    this.maxNumSeqs = options.maxNumSeqs;
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
 
   get hasWork(): boolean {
-    return this.scheduler.hasWork || this.pending.length > 0 || this.inFlight.length > 0;
+    return this.scheduler.hasWork || this.pending.length > 0;
   }
 
   /**
@@ -186,49 +173,20 @@ export class EngineCore {
     return ids;
   }
 
-  /** Sends what can run (up to the runner's stepsInFlight steps), then takes the oldest step's answer. */
   async step(): Promise<StepReport> {
     const outputs = this.pending.splice(0);
-    this.launch();
-    const step = this.inFlight.shift();
-    if (!step) return { outputs, stats: this.stats(0, 0) };
-    const settled = await step.result;
-    try {
-      if ('error' in settled) throw settled.error;
-      outputs.push(...this.afterForward(step, settled.rows));
-    } catch (error) {
-      outputs.push(...this.afterFailedForward(step, error));
-    }
-    return { outputs, stats: this.stats(step.chunks.length, step.batchTokens) };
-  }
-
-  /** Schedules and sends steps over sequences no step in flight holds, while the runner takes more. */
-  private launch(): void {
-    const depth = Math.max(1, Math.floor(this.runner.stepsInFlight ?? 1));
-    while (this.inFlight.length < depth) {
-      const { running, waiting } = this.scheduler;
-      const cap = groupCap(depth, Math.min(running.length + waiting.length, this.maxNumSeqs));
-      const chunks = this.scheduler.schedule(busySequences(this.inFlight), cap);
-      if (chunks.length === 0) return;
+    const chunks = this.scheduler.schedule();
+    let batchTokens = 0;
+    if (chunks.length > 0) {
       const batch = this.batchOf(chunks);
-      this.inFlight.push({
-        chunks,
-        preemptions: chunks.map((chunk) => chunk.sequence.preemptions),
-        hasRow: batch.segments.map((segment) => segment.logits === 'last'),
-        batchTokens: batch.ids.length,
-        kvEpoch: this.kvEpoch,
-        result: this.forward(batch, chunks).then(
-          (rows) => ({ rows }),
-          (error: unknown) => ({ error }),
-        ),
-      });
+      batchTokens = batch.ids.length;
+      try {
+        outputs.push(...this.afterForward(chunks, await this.forward(batch, chunks)));
+      } catch (error) {
+        outputs.push(...this.afterFailedForward(chunks, error));
+      }
     }
-  }
-
-  /** Whether chunk `index` of a step still belongs to its sequence (not cancelled, failed or preempted since it was sent). */
-  private live(step: LaunchedStep, index: number): boolean {
-    const sequence = step.chunks[index].sequence;
-    return this.sequences.get(sequence.id) === sequence && sequence.preemptions === step.preemptions[index];
+    return { outputs, stats: this.stats(chunks.length, batchTokens) };
   }
 
   /**
@@ -238,19 +196,17 @@ export class EngineCore {
    * segment: its sequence fails, the others run the step again. Anything
    * else: the sequences of this batch fail; waiting and other running ones go on.
    */
-  private afterFailedForward(step: LaunchedStep, error: unknown): SequenceOutput[] {
+  private afterFailedForward(chunks: readonly ScheduledChunk[], error: unknown): SequenceOutput[] {
     if (isTesseraError(error) && error.code === 'TESSERA_ERR_KV_LOST') {
-      // Another step in flight may have reported the same loss first.
-      if (step.kvEpoch === this.kvEpoch) this.loseKv();
+      this.loseKv();
       return [];
     }
-    const indices = error instanceof SegmentError && step.chunks[error.segment] ? [error.segment] : step.chunks.map((_, index) => index);
-    return indices.filter((index) => this.live(step, index)).map((index) => this.fail(step.chunks[index].sequence, error));
+    const failing = error instanceof SegmentError && chunks[error.segment] ? [chunks[error.segment]] : chunks;
+    return failing.filter((chunk) => this.sequences.has(chunk.sequence.id)).map((chunk) => this.fail(chunk.sequence, error));
   }
 
   /** The KV of every sequence is gone: recompute them all from their tokens, and share no cached block. */
   loseKv(): void {
-    this.kvEpoch++;
     this.scheduler.preemptAll();
     this.blocks.forgetPrefixes();
   }
@@ -337,21 +293,26 @@ export class EngineCore {
     return this.runner.forwardPicked(batch, picks);
   }
 
-  /** rows: one per chunk that reached its end, a picked id or its [vocabSize] logits; stale chunks' rows are dropped. */
-  private afterForward(step: LaunchedStep, rows: PickedRows): SequenceOutput[] {
+  /** rows: one per chunk that reached its end, a picked id or its [vocabSize] logits. */
+  private afterForward(chunks: readonly ScheduledChunk[], rows: PickedRows): SequenceOutput[] {
     const vocab = this.config.vocabSize;
     const outputs: SequenceOutput[] = [];
     let row = 0;
     let logitRow = 0;
-    step.chunks.forEach((chunk, index) => {
-      const picked = step.hasRow[index] ? rows.ids[row++] : -1;
-      /** [vocabSize] */
-      const rowLogits = step.hasRow[index] && picked < 0 ? rows.logits.subarray(logitRow * vocab, ++logitRow * vocab) : undefined;
-      if (!this.live(step, index)) return;
+    for (const chunk of chunks) {
       this.scheduler.advance(chunk);
-      if (picked >= 0) outputs.push(this.sample(chunk.sequence, picked));
-      else if (rowLogits) outputs.push(this.sample(chunk.sequence, rowLogits));
-    });
+      const sequence = chunk.sequence;
+      if (sequence.pendingCount > 0) continue;
+      const picked = rows.ids[row++];
+      if (picked >= 0) {
+        outputs.push(this.sample(sequence, picked));
+        continue;
+      }
+      /** [vocabSize] */
+      const rowLogits = rows.logits.subarray(logitRow * vocab, (logitRow + 1) * vocab);
+      logitRow++;
+      outputs.push(this.sample(sequence, rowLogits));
+    }
     return outputs;
   }
 

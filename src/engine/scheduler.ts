@@ -52,32 +52,25 @@ export class Scheduler {
     this.freeBlocks(sequence);
   }
 
-  /**
-   * The next step's chunks. `busy`: sequences a step still in flight
-   * computes (steps-in-flight.ts): skipped, and never preempted, since that
-   * step still writes their blocks. `cap`: at most this many sequences.
-   */
-  schedule(busy: ReadonlySet<Sequence> = new Set(), cap = Infinity): ScheduledChunk[] {
+  schedule(): ScheduledChunk[] {
     const chunks: ScheduledChunk[] = [];
     let budget = this.limits.maxBatchTokens;
     let preempted = false;
-    for (let i = 0; i < this.running.length && budget > 0 && chunks.length < cap; i++) {
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
       const sequence = this.running[i];
-      if (busy.has(sequence)) continue;
       const count = Math.min(sequence.pendingCount, budget);
       while (!this.reserve(sequence, sequence.numComputed + count)) {
-        const victim = this.lastIdle(i, busy);
-        if (!victim) return chunks; // the others holding blocks are scheduled or in flight: wait for them
+        const victim = this.running[this.running.length - 1];
         this.preempt(victim);
         preempted = true;
         if (victim === sequence) break;
       }
-      if (this.running[i] !== sequence) break; // it preempted itself: nothing after it that could be preempted is left
+      if (this.running[i] !== sequence) break; // it preempted itself: nothing after it is left
       chunks.push({ sequence, count });
       budget -= count;
     }
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
-    if (!preempted) budget = this.admit(chunks, budget, cap);
+    if (!preempted) budget = this.admit(chunks, budget);
     return chunks;
   }
 
@@ -87,9 +80,9 @@ export class Scheduler {
    * waits a little, so it will find the shared prefix in the cache instead of
    * computing it again (n choices of one prompt; requests sharing a system prompt).
    */
-  private admit(chunks: ScheduledChunk[], budget: number, cap: number): number {
+  private admit(chunks: ScheduledChunk[], budget: number): number {
     const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
-    for (let index = 0; index < this.waiting.length && budget > 0 && this.running.length < this.limits.maxNumSeqs && chunks.length < cap; ) {
+    for (let index = 0; index < this.waiting.length && budget > 0 && this.running.length < this.limits.maxNumSeqs; ) {
       const sequence = this.waiting[index];
       const first = this.firstBlockHash(sequence);
       if (first !== undefined && prefilling.has(first) && sequence.blocks.length === 0) {
@@ -109,12 +102,6 @@ export class Scheduler {
       if (first !== undefined && sequence.numComputed < sequence.promptLength) prefilling.add(first);
     }
     return budget;
-  }
-
-  /** The newest running sequence from index `from` on that no step in flight holds (the one to preempt). */
-  private lastIdle(from: number, busy: ReadonlySet<Sequence>): Sequence | undefined {
-    for (let i = this.running.length - 1; i >= from; i--) if (!busy.has(this.running[i])) return this.running[i];
-    return undefined;
   }
 
   /** Hash of the first full block of a prompt that has more than one block's worth of tokens to share. */
