@@ -1,9 +1,12 @@
 /**
  * An engine batch as mesh steps. One step over every sequence keeps each
- * matrix multiply (and each message between ranks) batched; with pipeline
- * stages the sequences are split into one micro-batch per stage, all in
- * flight at once, so stage 0 computes one group while stage 1 computes
- * another (the coordinator answers steps in order). Each sequence goes by
+ * matrix multiply (and each message between ranks) batched. With pipeline
+ * stages an engine core usually keeps one group of sequences in flight per
+ * stage (MeshTransformer.pipelineGroups), so each batch is one step; else
+ * (one sequence, replay mode, TESSERA_PP_OVERLAP=0) the sequences are split
+ * into one micro-batch per stage, all in flight at once, so stage 0
+ * computes one group while stage 1 computes another (the coordinator
+ * answers steps in order). Each sequence goes by
  * its block table in the driver's KV pool, which the ranks mirror.
  */
 import type { KvPool } from '../backend/backend.js';
@@ -17,11 +20,15 @@ import { joinRows, type PickedRows, type TokenPick } from '../engine/token-pick.
 /**
  * The batch rows its segments ask for, in segment order: picked on the
  * reporting rank where `picks` names a segment's pick (an id), else logits.
- * `generation`: the plan it must run on.
+ * `generation`: the plan it must run on. `split` false: one step, no
+ * micro-batches (the engine core keeps groups of sequences in flight itself,
+ * MeshTransformer.pipelineGroups).
  */
-export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, picks: readonly (TokenPick | undefined)[] = []): Promise<PickedRows> {
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, picks: readonly (TokenPick | undefined)[] = [], split = true): Promise<PickedRows> {
   if (batch.segments.length === 0) return { ids: new Int32Array(0), logits: new Float32Array(0) };
-  return stepMicroBatchRows(coordinator, driverPool(batch), stepRequests(batch, picks), generation);
+  const requests = stepRequests(batch, picks);
+  if (!split) return coordinator.stepRows(driverPool(batch), requests, generation);
+  return stepMicroBatchRows(coordinator, driverPool(batch), requests, generation);
 }
 
 /** The batch's segments as step requests; picks[s] rides with segment s when it asks for its last row. */

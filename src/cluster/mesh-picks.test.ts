@@ -4,7 +4,8 @@
  * the mesh against one over the in-process model, with greedy and seeded
  * sampling (temperature, top-k, top-p, min-p) picked on the rank and the
  * requests that fall back to logits at the driver (logprobs, a constraint, a
- * logit bias, penalties) in the same batches. The runner is watched to show
+ * logit bias, penalties) in the same batches; and pp 2, whose core keeps a
+ * group of sequences per stage in flight. The runner is watched to show
  * which rows came back as ids and which as logits.
  */
 import { test } from 'node:test';
@@ -94,7 +95,7 @@ test('tp 2: tokens picked on the rank and fallback rows sampled at the driver ma
   }
 });
 
-test('pp 2 with micro-batches: picks come back through both stages in request order', async (t) => {
+test('pp 2 with a group per stage in flight: picks come back through both stages, tokens unchanged', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
   const engine = await Engine.open(path);
@@ -103,6 +104,7 @@ test('pp 2 with micro-batches: picks come back through both stages in request or
   const expected = await runAll(new EngineCore(engine.transformer, engine.config, engine.tokenizer, options), requests);
   const { coordinator, coreRunner } = await openMeshEngine(path, { tp: 1, pp: 2, transport: 'shm', spawn: true, heartbeat: { timeoutMs: 15_000 } });
   try {
+    assert.equal(coreRunner.pipelineGroups, 2, 'the core keeps a group of sequences per stage in flight');
     const outputs = await runAll(new EngineCore(coreRunner, engine.config, engine.tokenizer, options), requests);
     outputs.forEach((sequence, i) => assert.deepEqual(sequence, expected[i], `sequence ${i}`));
   } finally {
