@@ -81,7 +81,7 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const rows = await forwardOnMesh(this.coordinator, batch, generation, picks, split);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
         this.record(batch);
         return rows;
       } catch (error) {
@@ -119,4 +119,9 @@ export class MeshTransformer extends Transformer {
       segment.positions.forEach((position, i) => (ids[position] = batch.ids[segment.start + i]));
     }
   }
+}
+
+/** Tokens picked on the reporting rank (default); TESSERA_RANK_PICKS=0 brings every row's logits to the driver, as before, to compare. */
+function rankPicks(): boolean {
+  return process.env.TESSERA_RANK_PICKS !== '0';
 }
