@@ -74,3 +74,11 @@ test('sequences that need their logits at the driver are never picked', () => {
   assert.equal(pickFor(request({ temperature: 1, frequencyPenalty: -0.5 }), 3), undefined, 'frequency penalty');
   assert.ok(pickFor(request({ temperature: 0 }, { logitBias: [] }), 3), 'an empty logit bias changes nothing');
 });
+
+test('a top-k past int32 travels as int32 and picks the same (both keep the whole vocabulary)', () => {
+  const seq = request({ temperature: 0.9, topK: 2 ** 40, seed: 4 });
+  const pick = pickFor(seq, 7);
+  assert.equal(pick?.topK, 2 ** 31 - 1);
+  const logits = logitsOf(1, 77);
+  assert.equal(pickRows(logits, [pick], VOCAB).ids[0], sampleToken(logits, seq.sampling, { promptIds: seq.promptIds, generatedIds: [] }, 7));
+});

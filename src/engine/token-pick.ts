@@ -14,6 +14,9 @@ import type { SequenceRequest } from './sequence.js';
 import { hasPenalties, pickToken, type PickParams } from './sampler.js';
 import { uniform } from './random.js';
 
+/** The largest top-k a step carries (int32, as its schema bounds it). */
+const MAX_TOP_K = 2 ** 31 - 1;
+
 /** How to pick one row's token: the step-local sampling params and the request's uniform at this position. */
 export interface TokenPick extends PickParams {
   /** uniform(seed, position) in [0, 1); 0 (unused) at temperature 0. */
@@ -32,7 +35,8 @@ export interface PickedRows {
 export function pickFor(request: SequenceRequest, position: number): TokenPick | undefined {
   if (request.logprobs !== undefined || request.constraint !== undefined || (request.logitBias?.length ?? 0) > 0 || hasPenalties(request.sampling)) return undefined;
   const { temperature, topK, topP, minP, seed } = request.sampling;
-  return { temperature, topK, topP, minP, u: temperature === 0 ? 0 : uniform(seed, position) };
+  // A top-k at or past the vocabulary keeps every id, so any value past int32 (a step's bound) picks the same.
+  return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: temperature === 0 ? 0 : uniform(seed, position) };
 }
 
 /** Every row as logits: what a runner that picks nothing returns. logits: [rows, vocabSize]. */
