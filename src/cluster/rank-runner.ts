@@ -107,15 +107,26 @@ export class RankRunner {
   async stepBatch(layout: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
     const batch = this.batchOf(this.poolFor(layout), requests);
-    /** [numTokens, hiddenSize] */
-    const hidden = this.stage.isFirst ? await this.stage.embed(batch.ids) : await this.receiveHidden(rankAt({ stage: stage - 1, tpRank }, this.shape), batch.ids.length);
-    await this.stage.runLayers(hidden, batch);
-    if (!this.stage.isLast) {
-      await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
-      return undefined;
+    // On a device backend the rank's ops run as device steps: one submission between two collectives, not one per op.
+    this.stage.beginStep();
+    let ended = false;
+    try {
+      /** [numTokens, hiddenSize] */
+      const hidden = this.stage.isFirst ? await this.stage.embed(batch.ids) : await this.receiveHidden(rankAt({ stage: stage - 1, tpRank }, this.shape), batch.ids.length);
+      await this.stage.runLayers(hidden, batch);
+      if (!this.stage.isLast) {
+        ended = true;
+        this.stage.endStep([hidden]);
+        await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
+        return undefined;
+      }
+      const logits = await this.stage.head(hidden, batch);
+      ended = true;
+      this.stage.endStep([logits]);
+      return this.reports ? logits : undefined;
+    } finally {
+      if (!ended) this.stage.endStep([]);
     }
-    const logits = await this.stage.head(hidden, batch);
-    return this.reports ? logits : undefined;
   }
 
   /** [numTokens, hiddenSize] from the previous stage; its size is checked before any layer reads it (a short frame would read past its end). */
