@@ -8,7 +8,8 @@
  * control, both do). Flipped — in a record's ciphertext or in its length
  * header: rank 0 refuses the frame with TESSERA_ERR_PROTOCOL and logs it, the
  * connection is dropped, and rank 1's collective ends TESSERA_ERR_RANK_LOST;
- * nobody hangs or crashes.
+ * nobody hangs or crashes. Ranks that disagree about sealing
+ * (TESSERA_SEAL_DATA) are refused at the greeting, with a message that says so.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -108,3 +109,20 @@ for (const [where, offset] of [['ciphertext', 10], ['length header', 2]] as cons
     assert.equal(one!.code, 'TESSERA_ERR_RANK_LOST', JSON.stringify(one) + run.ranks[1]!.stderr());
   });
 }
+
+test('ranks that disagree about sealing (TESSERA_SEAL_DATA) are refused at the greeting, saying so', { skip, timeout: 120_000 }, async () => {
+  const token = randomBytes(16).toString('hex');
+  const ranks = await Promise.all([startRank(0, { TESSERA_SEAL_DATA: '0' }), startRank(1)]);
+  ranks[0]!.result.catch(() => undefined); // rank 0 never gets its peer; it is killed below
+  try {
+    const addresses = ranks.map((rank) => rank.address);
+    for (const rank of ranks) rank.child.send({ addresses, token });
+    // Rank 1's connect fails (rank 0 closed its greeting); rank 0 logs why and would wait for a real rank 1 until its deadline.
+    await assert.rejects(ranks[1]!.result, /exited/);
+    const refusal = /rank 0 refused a data connection .*TESSERA_ERR_JOIN_REFUSED \(a greeting for sealed data frames, and this rank's are clear \(set TESSERA_SEAL_DATA alike/;
+    for (let waited = 0; !refusal.test(ranks[0]!.stderr()) && waited < 20_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.match(ranks[0]!.stderr(), refusal);
+  } finally {
+    for (const rank of ranks) rank.child.kill('SIGKILL');
+  }
+});
