@@ -24,6 +24,7 @@ import { TokenGrammarCache } from './token-grammar-cache.js';
 import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { StepFlights } from './step-flights.js';
+import { checkSequenceRequest } from './request-checks.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
 import { pickFor, unpicked, type PickedRows, type TokenPick } from './token-pick.js';
 
@@ -143,7 +144,7 @@ export class EngineCore {
    * it, kv-reservation.ts), so it starts where that left off.
    */
   add(sequenceId: number, request: SequenceRequest, prefilled?: PrefilledKv): void {
-    this.validate(request);
+    checkSequenceRequest(request, { vocabSize: this.config.vocabSize, maxModelLen: this.maxModelLen, eos: this.eos });
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
     if (prefilled) Object.assign(sequence, { blocks: prefilled.blocks, blockHashes: prefilled.blockHashes, numComputed: prefilled.numComputed });
@@ -257,42 +258,6 @@ export class EngineCore {
     this.retire(sequence);
     const code = isTesseraError(error) ? error.code : 'TESSERA_ERR_INTERNAL';
     return { ...this.output(sequence, [], undefined, ''), error: { code, message: error instanceof Error ? error.message : String(error) } };
-  }
-
-  private validate(request: SequenceRequest): void {
-    const { promptIds, maxTokens } = request;
-    if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
-    for (const id of promptIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
-      }
-    }
-    for (const [id] of request.logitBias ?? []) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `logit_bias names token id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
-    }
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
-    this.validateResume(request);
-    if (promptIds.length + maxTokens > this.maxModelLen) {
-      throw new TesseraError(
-        'TESSERA_ERR_CONTEXT_OVERFLOW',
-        `the prompt has ${promptIds.length} tokens and asks for ${maxTokens} more, but the context holds ${this.maxModelLen}; shorten the prompt or lower max_tokens`,
-      );
-    }
-  }
-
-  /** Delivered ids of a resumed sequence: in the vocabulary, and not already the end of it. */
-  private validateResume(request: SequenceRequest): void {
-    const resumeIds = request.resumeIds ?? [];
-    if (resumeIds.length >= request.maxTokens) {
-      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds has ${resumeIds.length} ids but max_tokens is ${request.maxTokens}: that sequence has finished; do not resume it`);
-    }
-    for (const id of resumeIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumed token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
-      }
-      // An end-of-sequence token is never delivered as output (it ends the sequence instead).
-      if (!request.ignoreEos && this.eos.has(id)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds hold the end-of-sequence token ${id}: that sequence has finished; do not resume it`);
-    }
   }
 
   /** Tokens of all chunks laid end to end; logits only where a chunk reaches its sequence's end. */
