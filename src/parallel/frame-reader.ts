@@ -13,9 +13,13 @@
  * size a waiting receiver expects) before anything is allocated for it; a
  * frame that fails is a violation: the queue fails with its coded error,
  * later bytes are ignored, and `onViolation` lets the owner drop the socket.
+ * A sealed link (`opener`, frame-seal.ts) reads each frame whole, then
+ * opens it; the payload then takes one copy into a named destination, and a
+ * frame failing authentication is a violation like any other.
  */
 import { TesseraError } from '../core/errors.js';
 import type { FrameLimits } from './frame-limits.js';
+import { SEAL_OVERHEAD, type FrameOpener } from './frame-seal.js';
 import { MessageQueue } from './message-queue.js';
 
 /** Staging for headers and small frames between payload reads (bytes). */
@@ -35,6 +39,8 @@ export class FrameReader {
   limits: FrameLimits | undefined;
   /** Called once when a frame breaks a limit (the reader ignores the rest of the stream). */
   onViolation: ((error: TesseraError) => void) | undefined;
+  /** Opens sealed frames; none: frames are clear. */
+  opener: FrameOpener | undefined;
   private violated = false;
 
   /** Where the socket should read next: the rest of the current payload, else staging. */
@@ -68,11 +74,11 @@ export class FrameReader {
         const length = this.frameLength;
         const destination = this.queue.destination;
         if (!this.admit(length, destination)) return;
-        if (length > 0 && destination?.byteLength === length) {
+        if (length > 0 && this.opener === undefined && destination?.byteLength === length) {
           this.body = destination;
         } else if (bytes.length - offset >= length) {
           const payload = bytes.subarray(offset, offset + length);
-          this.queue.push(ownsBytes ? payload : payload.slice());
+          this.deliver(ownsBytes || this.opener ? payload : payload.slice());
           offset += length;
           continue;
         } else {
@@ -91,17 +97,32 @@ export class FrameReader {
   private admit(length: number, destination: Uint8Array | undefined): boolean {
     try {
       this.limits?.admit(length);
-      if (destination !== undefined && destination.byteLength !== length) {
-        throw new TesseraError('TESSERA_ERR_PROTOCOL', `a peer sent a frame of ${length} bytes where ${destination.byteLength} were expected`);
+      const expected = destination && destination.byteLength + (this.opener ? SEAL_OVERHEAD : 0);
+      if (expected !== undefined && expected !== length) {
+        throw new TesseraError('TESSERA_ERR_PROTOCOL', `a peer sent a frame of ${length} bytes where ${expected} were expected`);
       }
       return true;
     } catch (error) {
-      const coded = error instanceof TesseraError ? error : new TesseraError('TESSERA_ERR_PROTOCOL', String(error));
-      this.violated = true;
-      this.queue.fail(coded);
-      this.onViolation?.(coded);
+      this.violate(error);
       return false;
     }
+  }
+
+  /** Hands a whole frame's payload to the queue, opened first on a sealed link. */
+  private deliver(payload: Uint8Array): void {
+    if (this.opener === undefined) return this.queue.push(payload);
+    try {
+      this.queue.push(this.opener.open(payload.byteLength, payload));
+    } catch (error) {
+      this.violate(error);
+    }
+  }
+
+  private violate(error: unknown): void {
+    const coded = error instanceof TesseraError ? error : new TesseraError('TESSERA_ERR_PROTOCOL', String(error));
+    this.violated = true;
+    this.queue.fail(coded);
+    this.onViolation?.(coded);
   }
 
   private fillBody(count: number): void {
@@ -109,7 +130,7 @@ export class FrameReader {
     this.bodyFilled += count;
     if (this.bodyFilled < body.length) return;
     this.body = undefined;
-    this.queue.push(body);
+    this.deliver(body);
   }
 
   private frameLength = 0;

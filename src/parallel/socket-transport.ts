@@ -10,7 +10,11 @@
  * greeting is worthless), so a stray connection is refused. An accepted
  * socket carries nothing from the dialer after its greeting; a dialed one
  * carries frames no larger than MAX_MESH_FRAME, of the size its receiver
- * expects. The frames themselves travel in clear (README "Security model").
+ * expects. After the greeting, tcp links seal every frame (frame-seal.ts:
+ * AES-256-GCM under per-direction keys from the token and both nonces; unix
+ * ones too with TESSERA_SEAL_DATA=1, tcp ones clear with =0); a frame that
+ * fails authentication drops the link with TESSERA_ERR_PROTOCOL, logged, and
+ * the peer sees its rank lost.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
@@ -20,6 +24,7 @@ import { join } from 'node:path';
 import { check } from '../core/errors.js';
 import { FrameReader } from './frame-reader.js';
 import { FramedSocket, readInto } from './framed-socket.js';
+import { sealsFrames } from './frame-seal.js';
 import { acceptGreeting, dialGreeting } from './mesh-greeting.js';
 import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
@@ -113,19 +118,31 @@ export class MeshListener {
  * Connects this rank to every other rank of the mesh, both ways. Resolves
  * once all 2(size-1) connections are open and greeted.
  */
-export async function connectMesh(rank: number, addresses: readonly SocketAddress[], listener: MeshListener, token: string): Promise<SocketTransport> {
+export async function connectMesh(
+  rank: number,
+  addresses: readonly SocketAddress[],
+  listener: MeshListener,
+  token: string,
+  /** Whether frames are sealed; by default as TESSERA_SEAL_DATA says for the listener's kind. */
+  sealed = sealsFrames(listener.address.kind),
+): Promise<SocketTransport> {
   const size = addresses.length;
   const kind = listener.address.kind;
   const incoming: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
   const outgoing: (FramedSocket | undefined)[] = new Array(size).fill(undefined);
-  const accepted = acceptPeers(listener, rank, size, token, outgoing);
+  const accepted = acceptPeers(listener, rank, size, token, sealed, outgoing);
   const dialed = addresses.map(async (address, peer) => {
     if (peer === rank) return;
     const reader = new FrameReader();
     const socket = await dial(address, reader);
     const framed = new FramedSocket(socket, (why) => rankLost(peer, why), reader);
     framed.limit({ maxFrameBytes: MAX_MESH_FRAME });
-    await dialGreeting(framed, token, size, rank, peer);
+    framed.onViolation = (error) => {
+      // The peer's link is dropped both ways, so it sees this rank lost rather than waiting on it.
+      process.stderr.write(`tessera: rank ${rank} dropped its mesh connection with rank ${peer}: ${(error as { code?: string }).code ?? 'TESSERA_ERR_PROTOCOL'} (${error.message})\n`);
+      outgoing[peer]?.socket.destroy();
+    };
+    await dialGreeting(framed, token, size, rank, peer, sealed);
     incoming[peer] = framed;
   });
   await Promise.all([accepted, ...dialed]);
@@ -134,7 +151,7 @@ export async function connectMesh(rank: number, addresses: readonly SocketAddres
 }
 
 /** Waits for a greeted connection from every other rank; refuses stray ones. */
-function acceptPeers(listener: MeshListener, rank: number, size: number, token: string, peers: (FramedSocket | undefined)[]): Promise<void> {
+function acceptPeers(listener: MeshListener, rank: number, size: number, token: string, sealed: boolean, peers: (FramedSocket | undefined)[]): Promise<void> {
   let waiting = size - 1;
   if (waiting === 0) return Promise.resolve();
   return new Promise((resolve) => {
@@ -144,7 +161,7 @@ function acceptPeers(listener: MeshListener, rank: number, size: number, token: 
       const framed = new FramedSocket(socket, (why) => rankLost(from, why));
       // The offer and the proof; nothing more comes from a dialer on this socket.
       framed.limit({ maxFrameBytes: 1024, maxFrames: 2 });
-      acceptGreeting(framed, token, size, rank).then((greeted) => {
+      acceptGreeting(framed, token, size, rank, sealed).then((greeted) => {
         const why = 'refused' in greeted ? greeted.refused : peers[greeted.rank] !== undefined ? `rank ${greeted.rank} is already connected` : '';
         if (why || !('rank' in greeted)) {
           // A stray or hostile connection is dropped and logged; the mesh keeps waiting for its real peers.

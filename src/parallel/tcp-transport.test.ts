@@ -1,4 +1,6 @@
 import { socketMesh } from './socket-mesh.case.js';
 import { transportSuite } from './transport.case.js';
 
-transportSuite('tcp', (size) => socketMesh('tcp', size));
+// Sealed by default (TESSERA_SEAL_DATA unset); the clear run is what TESSERA_SEAL_DATA=0 gives.
+transportSuite('tcp, sealed', (size) => socketMesh('tcp', size, true));
+transportSuite('tcp, clear', (size) => socketMesh('tcp', size, false));
