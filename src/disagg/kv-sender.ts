@@ -14,6 +14,19 @@ import { usableEndpoints, type KvEndpoint, type KvLinkKind, type KvTransportChoi
 import { rowBytes, type KvFrameHeader } from './kv-frame.js';
 import { connectKvLink, type KvLink } from './kv-link.js';
 import type { KvShape } from './kv-listener.js';
+import type { RingKeeper } from './shm-kv-link.js';
+
+/**
+ * A ring keeper on the prefill side (the engine's thread): the rows of a
+ * routed transfer go into its link's kept ring as the engine computes them.
+ */
+export interface SenderKeeper extends RingKeeper {
+  /** `transfer` goes over `link`: once (or as soon as) its ring is kept, the engine writes its rows there. */
+  route(transfer: TransferId, link: KvLink): void;
+  unroute(transfer: TransferId): void;
+  /** A probe through the link's kept ring, written by the keeper as rows are; false when the link has none. */
+  probe(link: KvLink, probe: string, frames: number, frameBytes: number): boolean;
+}
 
 export interface SendStats {
   bytes: number;
@@ -113,7 +126,10 @@ interface PooledLink {
 export class KvSender {
   private readonly pool = new Map<string, PooledLink>();
 
-  constructor(private readonly transport: KvTransportChoice) {}
+  constructor(
+    private readonly transport: KvTransportChoice,
+    private readonly keeper?: SenderKeeper,
+  ) {}
 
   /** Starts a transfer to the decode replica at `endpoints`; its rows may be given at once. */
   start(transfer: TransferId, endpoints: readonly KvEndpoint[], shape: KvShape): OutgoingTransfer {
@@ -126,11 +142,15 @@ export class KvSender {
       return outgoing;
     }
     pooled.transfers.set(transfer, outgoing);
-    outgoing.onLost(() => pooled.transfers.delete(transfer));
+    outgoing.onLost(() => {
+      pooled.transfers.delete(transfer);
+      this.keeper?.unroute(transfer);
+    });
     pooled.link.then(
       (link) => {
         link.send({ type: 'open', transfer, ...shape });
         outgoing.attach(link);
+        this.keeper?.route(transfer, link);
       },
       (error: Error) => outgoing.fail(error),
     );
@@ -147,11 +167,12 @@ export class KvSender {
     const link = await pooled.link;
     const probe = randomBytes(6).toString('hex');
     const filler = new Uint8Array(frameBytes).fill(7);
+    // Into the ring by the engine's thread when it keeps the link's ring: the path and copies rows take.
     const result = new Promise<Omit<ProbeResult, 'frames' | 'kind' | 'sharedMemory'>>((resolve, reject) => {
       pooled.probes.set(probe, resolve);
       link.onClose((why) => reject(new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `the KV link broke during a probe: ${why}`)));
     });
-    for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
+    if (!this.keeper?.probe(link, probe, frames, frameBytes)) for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
     return { ...(await result), frames, kind: link.kind, sharedMemory: link.sharedMemory === true };
   }
 
@@ -165,7 +186,7 @@ export class KvSender {
     const existing = this.pool.get(key);
     if (existing) return existing;
     const usable = usableEndpoints(endpoints, this.transport);
-    const pooled: PooledLink = { link: connectKvLink(usable, CONNECT_TIMEOUT_MS), transfers: new Map(), probes: new Map() };
+    const pooled: PooledLink = { link: connectKvLink(usable, CONNECT_TIMEOUT_MS, this.keeper), transfers: new Map(), probes: new Map() };
     this.pool.set(key, pooled);
     pooled.link.then(
       (link) => {
@@ -175,6 +196,7 @@ export class KvSender {
           else if (header.type === 'ack' || header.type === 'abort') {
             pooled.transfers.get(header.transfer)?.received(header, link.kind);
             pooled.transfers.delete(header.transfer);
+            this.keeper?.unroute(header.transfer);
           }
         });
         link.onClose((why) => {

@@ -9,11 +9,13 @@
  * prefix cache go out with the first layer pass that touches the sequence;
  * rows a preempted sequence computes again are not sent twice (they are the
  * same bits). The rows are read back from the pool after the layer wrote
- * them, so what travels is exactly what attention here would read.
+ * them, so what travels is exactly what attention here would read. When
+ * the link has a shared-memory ring, this thread copies them from the pool
+ * straight into it (`KvRingIo`); else they are copied out into a message.
  */
 import type { Batch } from '../model/batch.js';
-import type { TransferId, KvRows } from './kv-messages.js';
-import { readKvRows } from './kv-rows.js';
+import type { KvRingIo, KvRows, KvRowsHeader, TransferId } from './kv-messages.js';
+import { kvRowViews, readKvRows } from './kv-rows.js';
 import type { Sequence } from './sequence.js';
 
 interface Exported {
@@ -31,6 +33,8 @@ export class KvExporter {
     private readonly sink: (rows: KvRows) => void,
     /** The first KV head of this engine's pools (0 on one process). */
     private readonly headStart = 0,
+    /** The links' shared-memory rings, when this thread may write them. */
+    private readonly ring?: KvRingIo,
   ) {}
 
   get active(): boolean {
@@ -61,16 +65,13 @@ export class KvExporter {
       if (end <= from) continue;
       const { keys, values, blockTable } = segment.kv;
       const keyPool = keys[layer];
-      this.sink({
-        transfer,
-        layer,
-        from,
-        count: end - from,
-        headStart: this.headStart,
-        headCount: keyPool.numKvHeads,
-        keys: readKvRows(keyPool, blockTable, from, end - from),
-        values: readKvRows(values[layer], blockTable, from, end - from),
-      });
+      const count = end - from;
+      const header: KvRowsHeader = { transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, dtype: keyPool.dtype };
+      const parts = this.ring ? [...kvRowViews(keyPool, blockTable, from, count), ...kvRowViews(values[layer], blockTable, from, count)] : [];
+      if (!this.ring?.writeRows(header, parts)) {
+        const keyRows = readKvRows(keyPool, blockTable, from, count);
+        this.sink({ transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, keys: keyRows, values: readKvRows(values[layer], blockTable, from, count) });
+      }
       entry.sentUpTo[layer] = end;
     }
   }

@@ -2,7 +2,9 @@
  * The engine worker's KV transfers (disaggregated prefill and decode): the
  * core gets a layer-tapped runner, so a prefill's rows stream out as each
  * layer writes them, and a KvTransfers that talks to the host in 'kv'
- * messages (row buffers transferred, not copied). Only where the KV lives
+ * messages (row buffers transferred, not copied), or, over a link with a
+ * shared-memory ring, copies the rows itself between its pool and the ring
+ * (KvRings). Only where the KV lives
  * in this thread's host memory between layers: one process on a CPU
  * backend. A mesh keeps its KV on the ranks and a device backend on the
  * device, so those engines say `kvTransfer: false` and serve colocated.
@@ -12,25 +14,30 @@ import { EngineCore, type EngineCoreOptions, type ModelRunner } from '../engine/
 import type { Engine } from '../engine/engine.js';
 import type { KvFromEngine } from '../engine/kv-messages.js';
 import { KvTransfers } from '../engine/kv-transfers.js';
+import { KvRings } from '../disagg/kv-ring.js';
 import { LayerTapRunner, tappable } from '../engine/layer-tap-runner.js';
 import type { WorkerMessage } from './engine-messages.js';
 
 export interface KvCore {
   core: EngineCore;
   kv: KvTransfers | undefined;
+  /** The links' shared-memory rings this thread copies rows through (with kv). */
+  rings: KvRings | undefined;
 }
 
 /** The engine core, with KV transfers when this engine can take part in them. */
 export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend | undefined, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): KvCore {
-  if (!backend || runner !== engine.transformer || !tappable(backend)) return { core: new EngineCore(runner, engine.config, engine.tokenizer, options), kv: undefined };
+  if (!backend || runner !== engine.transformer || !tappable(backend)) return { core: new EngineCore(runner, engine.config, engine.tokenizer, options), kv: undefined, rings: undefined };
+  const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
   let kv: KvTransfers | undefined;
   const tapped = new LayerTapRunner(engine.transformer, { get active() { return kv?.active ?? false; }, afterLayer: (layer, batch) => kv?.afterLayer(layer, batch) });
   const core = new EngineCore(tapped, engine.config, engine.tokenizer, options);
   kv = new KvTransfers(core, {
     send: (message) => send({ type: 'kv', message }, buffersOf(message)),
     reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
+    ring: rings,
   });
-  return { core, kv };
+  return { core, kv, rings };
 }
 
 /** The row buffers a message carries, each once: they move to the other thread instead of being copied. */
