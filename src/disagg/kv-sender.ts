@@ -14,7 +14,7 @@ import { usableEndpoints, type KvEndpoint, type KvLinkKind, type KvTransportChoi
 import { rowBytes, type KvFrameHeader } from './kv-frame.js';
 import { connectKvLink, type KvLink } from './kv-link.js';
 import type { KvShape } from './kv-listener.js';
-import type { RingKeeper } from './shm-kv-link.js';
+import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
 
 /**
  * A ring keeper on the prefill side (the engine's thread): the rows of a
@@ -48,6 +48,7 @@ export interface ProbeResult {
 }
 
 const CONNECT_TIMEOUT_MS = 5_000;
+const RING_SETUP_WAIT_MS = 2_000;
 
 export class OutgoingTransfer {
   private link: KvLink | undefined;
@@ -165,6 +166,8 @@ export class KvSender {
   async probe(endpoints: readonly KvEndpoint[], frames: number, frameBytes: number): Promise<ProbeResult> {
     const pooled = this.linkTo(endpoints);
     const link = await pooled.link;
+    // A fresh link's ring takes a round trip to set up: probe the path transfers take once it is up.
+    if (link instanceof ShmKvLink) await Promise.race([link.ringSettled, new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
     const probe = randomBytes(6).toString('hex');
     const filler = new Uint8Array(frameBytes).fill(7);
     // Into the ring by the engine's thread when it keeps the link's ring: the path and copies rows take.

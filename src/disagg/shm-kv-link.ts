@@ -79,6 +79,10 @@ export class ShmKvLink implements KvLink {
   private written = 0;
   private acked = 0;
 
+  private settle!: () => void;
+  /** Writer: resolves once the ring is in use, or will not be (no shared memory, the link closed). */
+  readonly ringSettled = new Promise<void>((resolve) => (this.settle = resolve));
+
   private constructor(
     private readonly socket: SocketKvLink,
     private readonly writer: boolean,
@@ -171,6 +175,7 @@ export class ShmKvLink implements KvLink {
       this.socket.send({ type: 'shm-open', path, bytes: ringBytes, ring });
     } catch {
       rmSync(path, { force: true }); // no shared memory here: every payload inline
+      this.settle();
     }
   }
 
@@ -230,6 +235,7 @@ export class ShmKvLink implements KvLink {
     if (!this.writer || handle === undefined) return;
     this.pending = undefined;
     if (this.ringPath) rmSync(this.ringPath, { force: true });
+    this.settle();
     if (!this.keeper) {
       this.own = handle;
       this.fd = handle.fd;
@@ -262,6 +268,7 @@ export class ShmKvLink implements KvLink {
   }
 
   private release(): void {
+    this.settle();
     const handle = this.pending;
     this.pending = undefined;
     if (handle) void handle.close().catch(() => undefined);
