@@ -20,6 +20,7 @@ import { rowsOf, type KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
 import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
 import { SocketKvLink } from './socket-kv-link.js';
+import { sweepStaleSockets } from './stale-sockets.js';
 
 /** What a KV transfer delivers, in order: rows, then the commit (or an abort at any point). */
 export interface KvReceiver {
@@ -115,6 +116,8 @@ export class KvListener {
       const port = (tcp.address() as { port: number }).port;
       const wildcard = options.host === '0.0.0.0' || options.host === '::';
       if (options.unix ?? true) {
+        // Sockets SIGKILLed replicas left behind (their process gone, nothing answering) go first.
+        await sweepStaleSockets(tmpdir());
         unixPath = join(tmpdir(), `tessera-kv-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
         const unix = accept('unix');
         servers.push(unix);

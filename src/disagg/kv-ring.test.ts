@@ -64,11 +64,13 @@ test('kept rings: the engines copy rows straight between their buffers and the r
     });
     const outgoing = sender.start(transfer, listener.endpoints, SHAPE);
     const header = (layer: number, from: number, count: number): KvRowsHeader => ({ transfer, layer, from, count, headStart: 0, headCount: 2, dtype: 'f32' });
-    // The ring is kept (and the transfer routed to it) a few turns after the link is up.
-    while (!prefill.rings.writeRows(header(0, 0, 5), rowParts(0, 0, 5))) await sleep(5);
-    const sent = [rowParts(0, 0, 5)];
-    for (const [layer, from, count] of [[1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
-      assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count)), true);
+    // The sequence names the link's kept ring (the engine has the ring's file a turn later).
+    const ring = await sender.ringFor(listener.endpoints);
+    assert.ok(ring !== undefined);
+    await sleep(20);
+    const sent: Uint8Array[][] = [];
+    for (const [layer, from, count] of [[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
+      assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count), ring), true);
       sent.push(rowParts(layer, from, count));
     }
     // The engine's handoff follows its frames through the same port: here, a turn later.

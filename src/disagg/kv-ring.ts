@@ -23,8 +23,6 @@ export type KvRingToEngine =
   /** Decode side: read payloads out of this ring. */
   | { type: 'reader'; ring: string; handle: FileHandle; bytes: number }
   | { type: 'close'; ring: string }
-  /** Prefill side: `transfer`'s rows go into `ring` from now on (or by message again, without a ring). */
-  | { type: 'route'; transfer: TransferId; ring: string | undefined }
   /** Prefill side: `frames` frames of `frameBytes` filler into `ring`, as rows would go. */
   | { type: 'probe'; ring: string; probe: string; frames: number; frameBytes: number }
   /** Decode side: a payload nobody takes (`probe`: read it anyway, timed, as rows would be). */
@@ -68,7 +66,6 @@ class RingWriter {
 export class KvRings implements KvRingIo {
   private readonly writers = new Map<string, RingWriter>();
   private readonly readers = new Map<string, FileHandle>();
-  private readonly routes = new Map<TransferId, string>();
   private scratch = new Uint8Array(0);
 
   constructor(private readonly post: (message: KvRingFromEngine) => void) {}
@@ -81,10 +78,6 @@ export class KvRings implements KvRingIo {
         return void this.readers.set(message.ring, message.handle);
       case 'close':
         return this.close(message.ring);
-      case 'route':
-        if (message.ring === undefined) this.routes.delete(message.transfer);
-        else this.routes.set(message.transfer, message.ring);
-        return;
       case 'probe':
         return this.probe(message.ring, message.probe, message.frames, message.frameBytes);
       case 'skip':
@@ -92,9 +85,8 @@ export class KvRings implements KvRingIo {
     }
   }
 
-  writeRows(header: KvRowsHeader, parts: readonly Uint8Array[]): boolean {
-    const ring = this.routes.get(header.transfer);
-    const slot = ring === undefined ? undefined : this.write(ring, parts);
+  writeRows(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): boolean {
+    const slot = this.write(ring, parts);
     if (!slot) return false;
     this.post({ type: 'frame', slot, header: { type: 'rows', ...header } });
     return true;
@@ -143,7 +135,6 @@ export class KvRings implements KvRingIo {
     const handle = this.writers.get(ring)?.handle ?? this.readers.get(ring);
     this.writers.delete(ring);
     this.readers.delete(ring);
-    for (const [transfer, routed] of this.routes) if (routed === ring) this.routes.delete(transfer);
     void handle?.close().catch(() => undefined);
   }
 }

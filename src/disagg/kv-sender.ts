@@ -17,13 +17,11 @@ import type { KvShape } from './kv-listener.js';
 import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
 
 /**
- * A ring keeper on the prefill side (the engine's thread): the rows of a
- * routed transfer go into its link's kept ring as the engine computes them.
+ * A ring keeper on the prefill side (the engine's thread): a transfer whose
+ * link's ring it keeps names that ring when its sequence is submitted, and
+ * the engine writes its rows there as it computes them.
  */
 export interface SenderKeeper extends RingKeeper {
-  /** `transfer` goes over `link`: once (or as soon as) its ring is kept, the engine writes its rows there. */
-  route(transfer: TransferId, link: KvLink): void;
-  unroute(transfer: TransferId): void;
   /** A probe through the link's kept ring, written by the keeper as rows are; false when the link has none. */
   probe(link: KvLink, probe: string, frames: number, frameBytes: number): boolean;
 }
@@ -143,15 +141,11 @@ export class KvSender {
       return outgoing;
     }
     pooled.transfers.set(transfer, outgoing);
-    outgoing.onLost(() => {
-      pooled.transfers.delete(transfer);
-      this.keeper?.unroute(transfer);
-    });
+    outgoing.onLost(() => pooled.transfers.delete(transfer));
     pooled.link.then(
       (link) => {
         link.send({ type: 'open', transfer, ...shape });
         outgoing.attach(link);
-        this.keeper?.route(transfer, link);
       },
       (error: Error) => outgoing.fail(error),
     );
@@ -165,9 +159,8 @@ export class KvSender {
    */
   async probe(endpoints: readonly KvEndpoint[], frames: number, frameBytes: number): Promise<ProbeResult> {
     const pooled = this.linkTo(endpoints);
-    const link = await pooled.link;
     // A fresh link's ring takes a round trip to set up: probe the path transfers take once it is up.
-    if (link instanceof ShmKvLink) await Promise.race([link.ringSettled, new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
+    const link = await settled(pooled.link);
     const probe = randomBytes(6).toString('hex');
     const filler = new Uint8Array(frameBytes).fill(7);
     // Into the ring by the engine's thread when it keeps the link's ring: the path and copies rows take.
@@ -177,6 +170,21 @@ export class KvSender {
     });
     if (!this.keeper?.probe(link, probe, frames, frameBytes)) for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
     return { ...(await result), frames, kind: link.kind, sharedMemory: link.sharedMemory === true };
+  }
+
+  /**
+   * The kept ring of the link to `endpoints` (dialed if need be, its ring
+   * set up first), which a transfer's sequence names so that the engine
+   * writes its rows there; undefined when the link has none (TCP, no
+   * shared memory, no keeper) or cannot be dialed (start() says why).
+   */
+  async ringFor(endpoints: readonly KvEndpoint[]): Promise<string | undefined> {
+    try {
+      const link = await settled(this.linkTo(endpoints).link);
+      return link instanceof ShmKvLink ? link.keptRing : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   close(): void {
@@ -199,7 +207,6 @@ export class KvSender {
           else if (header.type === 'ack' || header.type === 'abort') {
             pooled.transfers.get(header.transfer)?.received(header, link.kind);
             pooled.transfers.delete(header.transfer);
-            this.keeper?.unroute(header.transfer);
           }
         });
         link.onClose((why) => {
@@ -214,6 +221,13 @@ export class KvSender {
     );
     return pooled;
   }
+}
+
+/** The link once its shared-memory ring is in use or will not be (bounded: a ring offer never answered leaves the link inline). */
+async function settled(dialing: Promise<KvLink>): Promise<KvLink> {
+  const link = await dialing;
+  if (link instanceof ShmKvLink) await Promise.race([link.ringSettled, new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
+  return link;
 }
 
 function keyOf(endpoints: readonly KvEndpoint[]): string {

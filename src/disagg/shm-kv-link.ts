@@ -235,16 +235,16 @@ export class ShmKvLink implements KvLink {
     if (!this.writer || handle === undefined) return;
     this.pending = undefined;
     if (this.ringPath) rmSync(this.ringPath, { force: true });
-    this.settle();
     if (!this.keeper) {
       this.own = handle;
       this.fd = handle.fd;
-      return;
+    } else {
+      const acked = new SharedArrayBuffer(8);
+      this.ackedShared = new BigInt64Array(acked);
+      this.kept = true;
+      this.keeper.adopt(this, { ring: this.ringId!, handle, bytes: this.ringBytes, acked });
     }
-    const acked = new SharedArrayBuffer(8);
-    this.ackedShared = new BigInt64Array(acked);
-    this.kept = true;
-    this.keeper.adopt(this, { ring: this.ringId!, handle, bytes: this.ringBytes, acked });
+    this.settle();
   }
 
   private readPayload(header: Extract<ShmFrameHeader, { type: 'shm' }>): void {

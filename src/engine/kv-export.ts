@@ -23,6 +23,8 @@ interface Exported {
   skipPositions: number;
   /** Per layer: rows [skipPositions, sentUpTo[layer]) have gone out. */
   sentUpTo: Int32Array;
+  /** The link's shared-memory ring the rows go into (else by message). */
+  ring: string | undefined;
 }
 
 export class KvExporter {
@@ -41,8 +43,8 @@ export class KvExporter {
     return this.exported.size > 0;
   }
 
-  track(transfer: TransferId, sequence: Sequence, skipPositions: number): void {
-    this.exported.set(transfer, { sequence, skipPositions, sentUpTo: new Int32Array(this.numLayers).fill(skipPositions) });
+  track(transfer: TransferId, sequence: Sequence, skipPositions: number, ring?: string): void {
+    this.exported.set(transfer, { sequence, skipPositions, sentUpTo: new Int32Array(this.numLayers).fill(skipPositions), ring });
   }
 
   untrack(transfer: TransferId): void {
@@ -67,8 +69,9 @@ export class KvExporter {
       const keyPool = keys[layer];
       const count = end - from;
       const header: KvRowsHeader = { transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, dtype: keyPool.dtype };
-      const parts = this.ring ? [...kvRowViews(keyPool, blockTable, from, count), ...kvRowViews(values[layer], blockTable, from, count)] : [];
-      if (!this.ring?.writeRows(header, parts)) {
+      const ring = this.ring && entry.ring !== undefined ? { io: this.ring, id: entry.ring } : undefined;
+      const parts = ring ? [...kvRowViews(keyPool, blockTable, from, count), ...kvRowViews(values[layer], blockTable, from, count)] : [];
+      if (!ring?.io.writeRows(header, parts, ring.id)) {
         const keyRows = readKvRows(keyPool, blockTable, from, count);
         this.sink({ transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, keys: keyRows, values: readKvRows(values[layer], blockTable, from, count) });
       }

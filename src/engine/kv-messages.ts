@@ -15,11 +15,12 @@ export type TransferId = string & { readonly __brand: 'TransferId' };
  * A sequence's part in a transfer.
  * - `send` (prefill replica): compute the prompt, stream its KV rows from
  *   position `skipPositions` on (the decode replica holds the rest), sample
- *   the first token, then hand the sequence off.
+ *   the first token, then hand the sequence off. `ring`: its link's
+ *   shared-memory ring, when this thread writes the rows there itself.
  * - `receive` (decode replica): hold KV blocks for the prompt, take the
  *   rows as they arrive, and admit the sequence once the prefill's ids came.
  */
-export type KvRole = { send: { transfer: TransferId; skipPositions: number } } | { receive: { transfer: TransferId } };
+export type KvRole = { send: { transfer: TransferId; skipPositions: number; ring?: string } } | { receive: { transfer: TransferId } };
 
 /** Positions [from, from + count) of one layer, KV heads [headStart, headStart + headCount): keys and values [count, headCount, headDim]. */
 export interface KvRows {
@@ -56,8 +57,8 @@ export interface RingSlot {
  * loop, none into a message.
  */
 export interface KvRingIo {
-  /** Prefill side: the payload (keys runs then values runs, views on the pool) written into the ring of the transfer's link; false when it has none or no room now. */
-  writeRows(header: KvRowsHeader, parts: readonly Uint8Array[]): boolean;
+  /** Prefill side: the payload (keys runs then values runs, views on the pool) written into `ring`; false when it has no room now (or is gone). */
+  writeRows(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): boolean;
   /** Decode side: the payload at `slot` read into `targets` in order (undefined: not wanted, skipped); the host hears it is read (its ring space is free again). */
   readRows(slot: RingSlot, targets: readonly Uint8Array[] | undefined, transfer: TransferId | undefined): void;
 }

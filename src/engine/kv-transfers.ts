@@ -58,7 +58,7 @@ export class KvTransfers implements LayerTap {
   add(sequenceId: number, request: SequenceRequest, role: KvRole): void {
     if ('send' in role) {
       this.core.add(sequenceId, request);
-      this.exporter.track(role.send.transfer, this.core.sequence(sequenceId)!, role.send.skipPositions);
+      this.exporter.track(role.send.transfer, this.core.sequence(sequenceId)!, role.send.skipPositions, role.send.ring);
       this.exports.set(sequenceId, role.send.transfer);
       return;
     }

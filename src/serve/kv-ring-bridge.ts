@@ -1,12 +1,11 @@
 /**
  * The event loop's side of the shared-memory rings a replica's engine
  * thread copies KV rows through (src/disagg/kv-ring.ts): it hands each
- * ring's file to the engine once both ends of a link have it, tells the
- * engine which transfer's rows go into which ring, sends the headers of
+ * ring's file to the engine once both ends of a link have it (a transfer
+ * names its link's ring when its sequence is submitted), sends the headers of
  * what the engine wrote, and acknowledges what the engine read. No row
  * byte passes through here.
  */
-import type { TransferId } from '../engine/kv-messages.js';
 import type { KvRingFromEngine, KvRingToEngine } from '../disagg/kv-ring.js';
 import type { KvLink } from '../disagg/kv-link.js';
 import type { ListenerKeeper } from '../disagg/kv-listener.js';
@@ -22,9 +21,6 @@ export type RingRead = Extract<KvRingFromEngine, { type: 'read' }>;
 
 export class KvRingBridge implements SenderKeeper, ListenerKeeper {
   private readonly links = new Map<string, ShmKvLink>();
-  /** Transfers whose link's ring is not kept yet: routed when it is. */
-  private readonly waiting = new Map<ShmKvLink, Set<TransferId>>();
-  private readonly routed = new Set<TransferId>();
   /** Probes the engine stopped early (ring full): their frame size, to finish them inline. */
   private readonly probes = new Map<string, { link: KvLink; frameBytes: number }>();
 
@@ -39,33 +35,11 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
     this.links.set(file.ring, link);
     if (file.acked) this.engine.sendRing({ type: 'writer', ring: file.ring, handle: file.handle, bytes: file.bytes, acked: file.acked });
     else this.engine.sendRing({ type: 'reader', ring: file.ring, handle: file.handle, bytes: file.bytes });
-    const waiting = this.waiting.get(link);
-    this.waiting.delete(link);
-    for (const transfer of waiting ?? []) this.route(transfer, link);
   }
 
   release(ring: string): void {
-    const link = this.links.get(ring);
     this.links.delete(ring);
-    if (link) this.waiting.delete(link);
     this.engine.sendRing({ type: 'close', ring });
-  }
-
-  route(transfer: TransferId, link: KvLink): void {
-    if (!(link instanceof ShmKvLink) || link.closed) return;
-    const ring = link.keptRing;
-    if (ring === undefined) {
-      const waiting = this.waiting.get(link) ?? new Set<TransferId>();
-      this.waiting.set(link, waiting.add(transfer));
-      return;
-    }
-    this.routed.add(transfer);
-    this.engine.sendRing({ type: 'route', transfer, ring });
-  }
-
-  unroute(transfer: TransferId): void {
-    for (const waiting of this.waiting.values()) waiting.delete(transfer);
-    if (this.routed.delete(transfer)) this.engine.sendRing({ type: 'route', transfer, ring: undefined });
   }
 
   probe(link: KvLink, probe: string, frames: number, frameBytes: number): boolean {

@@ -137,6 +137,11 @@ export class PdReplica {
     outgoing.onLost((error) => this.endSend(transfer, error instanceof TesseraError ? error : new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', error.message)));
   }
 
+  /** Prefill side: the kept shared-memory ring of the link to `endpoints` (set up if need be), for the engine to write the rows into; undefined: by message. */
+  ringFor(endpoints: readonly KvEndpoint[]): Promise<string | undefined> {
+    return this.sender.ringFor(endpoints);
+  }
+
   /** Prefill side: the transfer is over (handed off, finished at its first token, failed or cancelled). */
   endSend(transfer: TransferId, error?: TesseraError): void {
     const entry = this.sending.get(transfer);
