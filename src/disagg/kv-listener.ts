@@ -38,6 +38,8 @@ export interface TransferStats {
   activeMs: number;
   /** Rows frames received (a bandwidth probe is run at their mean size). */
   frames: number;
+  /** Of `bytes`, those that came through a shared-memory ring. */
+  ringBytes: number;
   /** performance.now() of the open frame's arrival. */
   openedAt: number;
 }
@@ -135,7 +137,7 @@ export class KvListener {
 
   /** Frames of `transfer` go to `receiver` from now on. */
   expect(transfer: TransferId, receiver: KvReceiver): void {
-    const stats: TransferStats = { bytes: 0, activeMs: 0, frames: 0, openedAt: 0 };
+    const stats: TransferStats = { bytes: 0, activeMs: 0, frames: 0, ringBytes: 0, openedAt: 0 };
     this.stats.set(transfer, stats);
     this.expected.set(transfer, { receiver, link: undefined, stats });
   }
@@ -191,6 +193,7 @@ export class KvListener {
         entry.stats.bytes += slot?.bytes ?? frame.payload.byteLength;
         entry.stats.activeMs += frame.wireMs;
         entry.stats.frames++;
+        entry.stats.ringBytes += slot?.bytes ?? 0;
         if (!slot) return entry.receiver.rows(rowsOf(header, frame.payload));
         const { type: _rows, ...rows } = header;
         slot = undefined; // the receiver's keeper reads it now

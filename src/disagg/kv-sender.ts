@@ -46,7 +46,8 @@ export interface ProbeResult {
 }
 
 const CONNECT_TIMEOUT_MS = 5_000;
-const RING_SETUP_WAIT_MS = 2_000;
+/** A fresh link's ring is written through before it is offered (shm-kv-link.ts): a second or two on a slow virtual machine. */
+const RING_SETUP_WAIT_MS = 5_000;
 
 export class OutgoingTransfer {
   private link: KvLink | undefined;

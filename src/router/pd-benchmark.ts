@@ -42,6 +42,8 @@ export interface KvTransferFigures {
   transfers: number;
   bytes: number;
   frames: number;
+  /** Of bytes, those that went through the shared-memory ring (the rest inline on the socket). */
+  ringBytes: number;
   /** Summed wire time of the rows frames at the decode replica. */
   wireSeconds: number;
   /** bytes / wireSeconds. */
@@ -126,6 +128,7 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   const received = 'direction="received"';
   const bytes = series(metrics, 'tessera_kv_transfer_bytes_total', received);
   const frames = series(metrics, 'tessera_kv_transfer_frames_total', received);
+  const ringBytes = series(metrics, 'tessera_kv_transfer_ring_bytes_total', received);
   const wireSeconds = series(metrics, 'tessera_kv_transfer_wire_seconds_sum', received);
   const transfers = series(metrics, 'tessera_kv_transfers_total', `${received},result="done"`);
   const probeAfter = await probeLink(ctx, prefillUrl, decodeUrl, chunkBytes);
@@ -134,7 +137,7 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   const probe = await probeLink(ctx, prefillUrl, decodeUrl, frameBytes);
   const rateMBps = bytes / 1e6 / wireSeconds;
   const linkMBps = Math.max(probe.rateMBps, probeBefore.rateMBps, probeAfter.rateMBps);
-  return { transfers, bytes, frames, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps };
+  return { transfers, bytes, frames, ringBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps };
 }
 
 /** The prefill replica's link to the decode replica, probed with `frameBytes` frames (POST /v1/tessera/kv/probe). */

@@ -194,6 +194,7 @@ export class PdReplica {
     const metrics = this.options.metrics;
     metrics.bytes.inc({ direction: 'received' }, stats.bytes);
     metrics.frames.inc({ direction: 'received' }, stats.frames);
+    metrics.ringBytes.inc({ direction: 'received' }, stats.ringBytes);
     metrics.transfers.inc({ direction: 'received', result: 'done' });
     metrics.seconds.observe({ direction: 'received' }, transferMs / 1000);
     metrics.wireSeconds.observe({ direction: 'received' }, stats.activeMs / 1000);

@@ -34,7 +34,7 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.match(file, /^pd-.*\.json$/);
     const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
       colocated: Run & { threads: number };
-      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number } };
+      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number } };
       floors: Record<string, boolean>;
       ratios: Record<string, number>;
     };
@@ -48,6 +48,8 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.equal(disaggregated.sequences.colocated, 0);
     assert.equal(disaggregated.sequences.disaggregated, 1 + disaggregated.streams.requests + 2);
     assert.ok(disaggregated.kv.bytes > 0 && disaggregated.kv.frames > 0 && disaggregated.kv.wireSeconds >= 0);
+    // Every row went through the shared-memory ring, copied by the engine threads (none inline on the socket).
+    assert.equal(disaggregated.kv.ringBytes, disaggregated.kv.bytes);
     // Probed before and after the run over the very path the rows took: the shared-memory ring, copied by the engine threads.
     const { probe, probeBefore, probeAfter, linkMBps } = disaggregated.kv;
     for (const each of [probe, probeBefore, probeAfter]) {
