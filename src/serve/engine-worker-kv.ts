@@ -9,7 +9,7 @@
  * backend. A mesh keeps its KV on the ranks and a device backend on the
  * device, so those engines say `kvTransfer: false` and serve colocated.
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, KvPool } from '../backend/backend.js';
 import { EngineCore, type EngineCoreOptions, type ModelRunner } from '../engine/engine-core.js';
 import type { Engine } from '../engine/engine.js';
 import type { KvFromEngine } from '../engine/kv-messages.js';
@@ -32,6 +32,7 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
   let kv: KvTransfers | undefined;
   const tapped = new LayerTapRunner(engine.transformer, { get active() { return kv?.active ?? false; }, afterLayer: (layer, batch) => kv?.afterLayer(layer, batch) });
   const core = new EngineCore(tapped, engine.config, engine.tokenizer, options);
+  prefault(core.blocks.cache);
   kv = new KvTransfers(core, {
     send: (message) => send({ type: 'kv', message }, buffersOf(message)),
     reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
@@ -44,4 +45,16 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
 function buffersOf(message: KvFromEngine): ArrayBuffer[] {
   if (message.type !== 'rows') return [];
   return [...new Set([message.keys.buffer as ArrayBuffer, message.values.buffer as ArrayBuffer])];
+}
+
+/**
+ * Writes every page of the KV pools once, at load. A pool is allocated
+ * untouched, so the first write to each page (a prefill's rows, or rows a
+ * KV transfer brings in) takes a page fault, which on a virtual machine
+ * costs tens of microseconds a page: rows read from the ring into untouched
+ * blocks moved at about 210 MB/s here, into touched ones at about 3 GB/s.
+ * Paid once at load instead of inside steps and transfers.
+ */
+function prefault(cache: { keys: readonly (KvPool | undefined)[]; values: readonly (KvPool | undefined)[] }): void {
+  for (const pool of [...cache.keys, ...cache.values]) pool?.data.fill(0);
 }
