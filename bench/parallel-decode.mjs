@@ -6,7 +6,8 @@
 //     1 process × T threads        vs  tp 2 × T/2 threads (--transport auto = shm)
 //     (with --all: also tp 2 over tcp, tp 2 with the TypeScript collectives, pp 2)
 //   8 sequences in flight, `tessera bench serve --concurrency 8`:
-//     1 process × T threads        vs  pp 2 × T/2 threads
+//     1 process × T threads        vs  pp 2 × T/2 threads (the engine core's groups in flight)
+//                                      and pp 2 × T/2 threads with TESSERA_PP_OVERLAP=0
 //
 // Configurations alternate round by round, so a slow spell of the machine
 // hits all of them; every round's ratio is recorded, and the floors (1.0× on
@@ -98,6 +99,8 @@ const serve = ['bench', 'serve', '--model', values.model, '--concurrency', Strin
 const batched = [
   { name: `${sequences} sequences, 1 process x ${threads} threads`, args: [...serve, '--backend', 'native', '--threads', String(threads)] },
   { name: `${sequences} sequences, pp 2 x ${half} threads (shm)`, args: [...serve, ...mesh(1, 2, 'auto')] },
+  // The same without the engine core's groups in flight (each step's micro-batches only): what the overlap buys.
+  { name: `${sequences} sequences, pp 2 x ${half} threads, one group in flight`, args: [...serve, ...mesh(1, 2, 'auto')], env: { TESSERA_PP_OVERLAP: '0' } },
   // Each stage with all T threads: a stage idles while the other computes (an engine step's micro-batches cannot fill the pipeline).
   ...(values.all ? [{ name: `${sequences} sequences, pp 2 x ${threads} threads (shm)`, args: [...serve, ...mesh(1, 2, 'auto').slice(0, -4), '--rank-threads', String(threads), '--transport', 'auto'] }] : []),
 ];
@@ -135,7 +138,7 @@ function runRound(round) {
     console.log(`round ${round + 1}  ${config.name.padEnd(48)} ${tokensPerSecond.toFixed(2).padStart(8)} tok/s${describe(rows[config.name].mesh)}`);
   }
   for (const config of batched) {
-    const level = tessera(config.args).results[0];
+    const level = tessera(config.args, config.env).results[0];
     // Aggregate decode rate: every sequence makes one token per TPOT.
     const decodeTokensPerSecond = (sequences * 1000) / level.tpotMs.p50;
     rows[config.name] = { outputTokensPerSecond: level.outputTokensPerSecond, tpotMsP50: level.tpotMs.p50, decodeTokensPerSecond };
@@ -148,13 +151,16 @@ const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length 
 const ratios = (name, base, key) => rounds.map((round) => round.rows[name][key] / round.rows[base][key]);
 const tpRatios = ratios(single[1].name, single[0].name, 'tokensPerSecond');
 const ppRatios = ratios(batched[1].name, batched[0].name, 'decodeTokensPerSecond');
+const ppOneGroupRatios = ratios(batched[2].name, batched[0].name, 'decodeTokensPerSecond');
 // A run's ratio is the median of its rounds' (each round runs both sides back to back).
 const summary = {
   tp2OverOneProcess: { perRound: tpRatios, median: median(tpRatios), floor, holds: median(tpRatios) >= floor },
   pp2OverOneProcessWithSequences: { sequences, perRound: ppRatios, median: median(ppRatios), floor: 1.0, holds: median(ppRatios) >= 1.0 },
+  pp2OneGroupInFlightOverOneProcess: { sequences, perRound: ppOneGroupRatios, median: median(ppOneGroupRatios) },
 };
 console.log(`tp 2 / 1 process: median ${median(tpRatios).toFixed(3)}, per round ${tpRatios.map((r) => r.toFixed(3)).join(', ')} (floor ${floor})`);
 console.log(`pp 2 / 1 process with ${sequences} sequences: median ${median(ppRatios).toFixed(3)}, per round ${ppRatios.map((r) => r.toFixed(3)).join(', ')} (floor 1.0)`);
+console.log(`pp 2 with one group in flight / 1 process: median ${median(ppOneGroupRatios).toFixed(3)}, per round ${ppOneGroupRatios.map((r) => r.toFixed(3)).join(', ')}`);
 
 const date = new Date().toISOString();
 const report = {
@@ -166,7 +172,7 @@ const report = {
   label: values.label,
   date,
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter: loadavg() },
-  commands: { single: single.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}`, env: c.env })), batched: batched.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}` })) },
+  commands: { single: single.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}`, env: c.env })), batched: batched.map((c) => ({ name: c.name, command: `tessera ${c.args.join(' ')}`, env: c.env })) },
   rounds,
   stoppedBy: stoppedBy || undefined,
   summary,

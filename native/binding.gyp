@@ -49,6 +49,7 @@
         "src/comm/comm-bindings.cc",
         "src/comm/exchange.cc",
         "src/comm/group-bindings.cc",
+        "src/comm/mesh-hello.cc",
         "src/comm/shm-group.cc",
         "src/comm/shm-mesh.cc",
         "src/comm/shm-segment.cc",

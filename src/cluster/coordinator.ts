@@ -19,10 +19,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
 import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
-import { epochMicros, type TraceEvent } from '../core/trace-event.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
 import { asFloats } from '../parallel/transport.js';
-import { writeChromeTrace } from '../profiler/chrome-trace.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
@@ -34,21 +32,17 @@ import { meshFootprint, type ModelFootprint } from './model-footprint.js';
 import { NodeLink } from './node-link.js';
 import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
-import { COORDINATOR_TRACE_PID, ReshardLog, type RankLoad } from './reshard-log.js';
+import { ReshardLog, type RankLoad } from './reshard-log.js';
 import { planModel, planTransport, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { checkBody, logitBytes, StepPipe, type StepTimings } from './step-pipe.js';
 import { StateSignal } from './state-signal.js';
 import { modelIdentityOf } from './model-identity.js';
-import { NodeClocks } from './node-clocks.js';
-import { DriverSpans } from './driver-spans.js';
+import { MeshTrace, type RankStats } from './mesh-trace.js';
 
 export type { StepTimings } from './step-pipe.js';
 export type { CoordinatorOptions } from './coordinator-options.js';
-
-/** Probes per rank after each plan: the shortest round trip of them sets the offset. */
-const CLOCK_PROBES = 4;
 
 /** What made the coordinator re-plan, kept until the plan is chosen. */
 interface Cause {
@@ -82,14 +76,7 @@ export class MeshCoordinator {
   private lastLoads: RankLoad[] = [];
   private readonly startedAt = performance.now();
   private firstReadyMs = 0;
-  private readonly traceEvents: TraceEvent[] = [];
-  /** Each worker's clock against this process's, for lining up the spans of several hosts. */
-  private readonly clocks = new NodeClocks();
-  /** The driver's own time per step, when tracing. */
-  private readonly driverSpans: DriverSpans;
-  /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
-  readonly rankStats: Extract<ControlMessage, { type: 'stats' }>[] = [];
-  private mostRanks = 0;
+  private readonly trace: MeshTrace;
   /** Set while the mesh re-shards after losing a worker (what /ready reports); cleared when a plan serves. */
   private recovering: TesseraError | undefined;
   /** A rank that could not load the first plan: the start fails with it. */
@@ -108,8 +95,8 @@ export class MeshCoordinator {
     this.heartbeat = { intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT.intervalMs, timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT.timeoutMs };
     const ep = options.ep ?? 1;
     this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
-    this.reshards = new ReshardLog(options.trace ? this.traceEvents : undefined, options.onReshard);
-    this.driverSpans = new DriverSpans(options.trace ? this.traceEvents : undefined);
+    this.trace = new MeshTrace(options.trace);
+    this.reshards = new ReshardLog(this.trace.events, options.onReshard);
     this.membership = new Membership(this.heartbeat, {
       missed: (id, silentMs) => this.dispatch({ type: 'HeartbeatMissed', id, silentMs }),
       resumed: (id) => this.dispatch({ type: 'HeartbeatResumed', id }),
@@ -157,7 +144,12 @@ export class MeshCoordinator {
   }
 
   describe(): ClusterView {
-    return clusterView(this.state, this.heartbeat, this.reshards.records, (id) => this.clocks.offset(id));
+    return clusterView(this.state, this.heartbeat, this.reshards.records, (id) => this.trace.clocks.offset(id));
+  }
+
+  /** Each rank's step-time sums (by its rank in the last plan it ran), sent as it shuts down (filled by close()). */
+  get rankStats(): RankStats[] {
+    return this.trace.rankStats;
   }
 
   /**
@@ -186,14 +178,14 @@ export class MeshCoordinator {
     if (!this.isServing() || generation !== this.state.generation || !plan) {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
-    const traced = this.driverSpans.begin();
+    const traced = this.trace.driverSpans.begin();
     const { id, result } = this.pipe.open(generation, logitBytes(requests, this.vocabSize));
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
-    this.driverSpans.sent(traced);
+    this.trace.driverSpans.sent(traced);
     const { logits, timings } = await result;
-    this.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
+    this.trace.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
     this.lastTimings = timings;
     this.totals.steps++;
     this.totals.computeMs += timings.computeMs;
@@ -255,10 +247,7 @@ export class MeshCoordinator {
     // Ranks send their step times (and spans, when tracing) before they hang up; a busy machine may take a while, so wait for them before ending any.
     await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, this.options.trace ? 20_000 : 5_000).unref())]);
     await Promise.all(this.children.map((child) => exited(child)));
-    if (this.options.trace) {
-      this.traceEvents.push({ name: 'process_name', ph: 'M', pid: COORDINATOR_TRACE_PID, args: { name: 'coordinator' } });
-      writeChromeTrace(this.options.trace, this.traceEvents, this.mostRanks);
-    }
+    this.trace.write();
     this.membership.stop();
     for (const link of this.links.values()) link.close();
   }
@@ -341,12 +330,8 @@ export class MeshCoordinator {
       this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
     } else if (message.type === 'rank-failed') {
       this.rankFailed(id, message.generation, message.id, message.code, message.message);
-    } else if (message.type === 'stats') {
-      this.rankStats[message.rank] = message;
-    } else if (message.type === 'trace') {
-      this.traceEvents.push(...this.clocks.align(id, message.events));
-    } else if (message.type === 'clock-reply') {
-      this.clocks.record(id, { sentAt: message.sentAt, remoteAt: message.at, receivedAt: epochMicros() });
+    } else if (this.trace.receive(id, message)) {
+      return;
     } else if (message.type === 'error') {
       this.log(`worker ${id}: ${message.code}: ${message.message}`);
     }
@@ -467,7 +452,7 @@ export class MeshCoordinator {
   private async rollout(plan: Plan, cause: Cause): Promise<void> {
     const previous = this.state.plan;
     this.dispatch({ type: 'PlanChosen', plan, reason: cause.reason });
-    this.mostRanks = Math.max(this.mostRanks, plan.ranks.length);
+    this.trace.planned(plan.ranks);
     const record = this.reshards.begin(plan, cause.reason, cause.decidedAt, cause.silentMs);
     for (const id of previous?.ranks ?? []) {
       const link = this.links.get(id);
@@ -481,7 +466,7 @@ export class MeshCoordinator {
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });
       this.reshards.ready(record, loads);
-      this.probeClocks(plan.ranks);
+      this.trace.probeClocks(plan.ranks, this.links);
       this.recovering = undefined;
       const read = loads.reduce((sum, load) => sum + load.bytesRead, 0);
       this.log(`plan ${plan.generation} (${cause.reason}): tp ${plan.tp} × pp ${plan.pp}, layers ${plan.layers.map(([a, b]) => `[${a}, ${b})`).join(' ')}, ready in ${Math.round(record.loadMs ?? 0)} ms, ${read} bytes read`);
@@ -491,14 +476,6 @@ export class MeshCoordinator {
       this.abandon(plan, error instanceof Error ? error : new Error(String(error)));
       this.cause ??= { reason: 'broken', decidedAt: Date.now() };
       this.dispatch({ type: 'MeshBroke', generation: plan.generation, reason: (error as Error).message });
-    }
-  }
-
-  /** Clock probes to each rank while it waits for its first step (answers land in `clocks`). */
-  private probeClocks(ranks: readonly NodeId[]): void {
-    for (const id of ranks) {
-      const link = this.links.get(id);
-      for (let probe = 0; probe < CLOCK_PROBES; probe++) void link?.send({ type: 'clock', sentAt: epochMicros() }).catch(() => undefined);
     }
   }
 }

@@ -1,9 +1,12 @@
 /**
  * An engine batch as mesh steps. One step over every sequence keeps each
- * matrix multiply (and each message between ranks) batched; with pipeline
- * stages the sequences are split into one micro-batch per stage, all in
- * flight at once, so stage 0 computes one group while stage 1 computes
- * another (the coordinator answers steps in order). Each sequence goes by
+ * matrix multiply (and each message between ranks) batched. With pipeline
+ * stages an engine core usually keeps one group of sequences in flight per
+ * stage (MeshTransformer.pipelineGroups), so each batch is one step; else
+ * (one sequence, replay mode, TESSERA_PP_OVERLAP=0) the sequences are split
+ * into one micro-batch per stage, all in flight at once, so stage 0
+ * computes one group while stage 1 computes another (the coordinator
+ * answers steps in order). Each sequence goes by
  * its block table in the driver's KV pool, which the ranks mirror.
  */
 import type { KvPool } from '../backend/backend.js';
@@ -14,8 +17,10 @@ import type { MeshCoordinator } from './coordinator.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 
 /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. `generation`: the plan it must run on. */
-export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number): Promise<Float32Array> {
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, split = true): Promise<Float32Array> {
   if (batch.segments.length === 0) return new Float32Array(0);
+  // Unsplit: the engine core keeps groups of sequences in flight itself (MeshTransformer.pipelineGroups).
+  if (!split) return coordinator.stepBatch(driverPool(batch), stepRequests(batch), generation);
   return stepMicroBatches(coordinator, driverPool(batch), stepRequests(batch), generation);
 }
 

@@ -44,18 +44,34 @@ export class MeshTransformer extends Transformer {
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
   readonly kvPoolLayers: readonly [number, number] = [0, 0];
 
+  /**
+   * Groups of sequences an engine core may keep in flight: one per pipeline
+   * stage, so each stage computes one group while the next stage computes
+   * another (TESSERA_PP_OVERLAP=0: one group, micro-batches within each step).
+   * Report mode only: replaying lost KV assumes one forward at a time.
+   */
+  get pipelineGroups(): number {
+    return this.kvLoss === 'report' && process.env.TESSERA_PP_OVERLAP !== '0' ? this.coordinator.stages : 1;
+  }
+
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
+    // The plan this batch's KV lives on: a forward that sees another one (even after a sibling in flight noticed first) lost it.
+    const startedOn = this.kvGeneration;
+    const split = this.pipelineGroups === 1;
     for (;;) {
       const generation = await this.coordinator.whenServing();
       try {
+        if (startedOn !== undefined && startedOn !== generation && this.kvLoss === 'report') {
+          this.kvGeneration = generation;
+          throw new TesseraError('TESSERA_ERR_KV_LOST', `the mesh re-sharded (generation ${generation}); every sequence's KV must be computed again`);
+        }
         if (this.kvGeneration !== undefined && this.kvGeneration !== generation) {
           this.kvGeneration = generation;
-          if (this.kvLoss === 'report') throw new TesseraError('TESSERA_ERR_KV_LOST', `the mesh re-sharded (generation ${generation}); every sequence's KV must be computed again`);
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const logits = await forwardOnMesh(this.coordinator, batch, generation);
+        const logits = await forwardOnMesh(this.coordinator, batch, generation, split);
         this.record(batch);
         return logits;
       } catch (error) {

@@ -142,6 +142,8 @@ export class RankSession {
       const { bytesRead, newBytes, bytesHeld } = loaded;
       await this.send({ type: 'ready', generation: plan.generation, bytesRead, newBytes, bytesHeld, loadMs: performance.now() - started });
     } catch (error) {
+      // A plan refused before it connected (its shape) still holds the endpoint's listener and data socket.
+      endpoint.close();
       await this.fail(plan.generation, -1, error);
     }
   }

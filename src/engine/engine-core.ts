@@ -23,6 +23,7 @@ import { sampleGuided } from './guided-sampler.js';
 import { TokenGrammarCache } from './token-grammar-cache.js';
 import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
+import { StepFlights } from './step-flights.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
 
 /** What the engine core needs of a model. `Transformer` is one. */
@@ -33,6 +34,12 @@ export interface ModelRunner {
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
   /** Layers whose KV pools the core allocates (default all); a mesh, whose ranks hold the KV, says [0, 0]. */
   readonly kvPoolLayers?: readonly [number, number];
+  /**
+   * Forward passes over disjoint sequences the runner works on at once
+   * (default 1): a pipeline-parallel mesh says its stage count, and the core
+   * keeps that many groups in flight (step-flights.ts).
+   */
+  readonly pipelineGroups?: number;
 }
 
 export interface EngineCoreOptions {
@@ -96,6 +103,8 @@ export class EngineCore {
   private readonly pending: SequenceOutput[] = [];
   /** Compiled output constraints, shared by requests that ask for the same one. */
   private readonly grammars: TokenGrammarCache;
+  /** Forward passes in flight (more than one only for a pipelined runner). */
+  private readonly flights = new StepFlights();
 
   constructor(
     private readonly runner: ModelRunner,
@@ -145,7 +154,7 @@ export class EngineCore {
   /** Takes a sequence out without an output: it goes on elsewhere (its KV was handed to a decode replica). */
   detach(sequenceId: number): void {
     const sequence = this.sequences.get(sequenceId);
-    if (sequence) this.retire(sequence);
+    if (sequence) this.retireWhenLanded(sequence);
   }
 
   /** Stops a sequence at once and frees its blocks (a client went away). */
@@ -153,33 +162,63 @@ export class EngineCore {
     const sequence = this.sequences.get(sequenceId);
     if (!sequence) return;
     sequence.finish = 'cancelled';
-    this.retire(sequence);
+    this.retireWhenLanded(sequence);
     this.pending.push(this.output(sequence, [], undefined, ''));
+  }
+
+  /** Retires a sequence now, or, while a forward pass in flight still writes its blocks, once that lands. */
+  private retireWhenLanded(sequence: Sequence): void {
+    if (!this.flights.isBusy(sequence)) return this.retire(sequence);
+    this.sequences.delete(sequence.id);
+    this.flights.leaveLater(sequence);
   }
 
   /** Drops every sequence (after a failed step left their state unknown); returns their ids. */
   failAll(): number[] {
     const ids = [...this.sequences.keys()];
+    for (const sequence of this.flights.reset()) this.retire(sequence);
     for (const sequence of [...this.sequences.values()]) this.retire(sequence);
     this.pending.length = 0;
     return ids;
   }
 
+  /**
+   * Launches forward passes (one, or up to the runner's pipeline groups over
+   * disjoint sequences), then waits for the oldest in flight and samples it.
+   */
   async step(): Promise<StepReport> {
     const outputs = this.pending.splice(0);
-    const chunks = this.scheduler.schedule();
-    let batchTokens = 0;
-    if (chunks.length > 0) {
-      const batch = this.batchOf(chunks);
-      batchTokens = batch.ids.length;
-      try {
-        const logits = await this.runner.forwardBatch(batch);
-        outputs.push(...this.afterForward(chunks, logits));
-      } catch (error) {
-        outputs.push(...this.afterFailedForward(chunks, error));
-      }
+    this.launch();
+    const landed = await this.flights.land();
+    if (landed && landed.flight.epoch === this.flights.epoch) {
+      const { flight, result } = landed;
+      if (result.logits !== undefined) outputs.push(...this.afterForward(flight.chunks, result.logits));
+      else outputs.push(...this.afterFailedForward(flight.chunks, result.error));
     }
-    return { outputs, stats: this.stats(chunks.length, batchTokens) };
+    // Sequences cancelled or detached while their flight was in the air leave now that it landed.
+    for (const sequence of this.flights.takeLeft()) this.retire(sequence);
+    return { outputs, stats: this.stats(landed?.flight.chunks.length ?? 0, landed?.flight.batchTokens ?? 0) };
+  }
+
+  /** Schedules and starts forward passes while the runner takes more groups and sequences are free. */
+  private launch(): void {
+    const groups = Math.max(1, Math.floor(this.runner.pipelineGroups ?? 1));
+    while (this.flights.size < groups) {
+      // A group takes its share of the sequences, so the groups in flight stay alike in size.
+      const active = this.scheduler.running.length + this.scheduler.waiting.length;
+      const share = groups > 1 ? Math.max(1, Math.ceil(active / groups)) : Infinity;
+      const chunks = this.scheduler.schedule({ exclude: this.flights.excluded, maxSequences: share });
+      if (chunks.length === 0) return;
+      const batch = this.batchOf(chunks);
+      // Called now, so the runner has the batch before this step waits on anything.
+      let forward: Promise<Float32Array>;
+      try {
+        forward = this.runner.forwardBatch(batch);
+      } catch (error) {
+        forward = Promise.reject(error);
+      }
+      this.flights.launch(chunks, batch.ids.length, forward);
+    }
   }
 
   /**
@@ -200,6 +239,7 @@ export class EngineCore {
 
   /** The KV of every sequence is gone: recompute them all from their tokens, and share no cached block. */
   loseKv(): void {
+    for (const sequence of this.flights.reset()) this.retire(sequence);
     this.scheduler.preemptAll();
     this.blocks.forgetPrefixes();
   }
@@ -281,8 +321,13 @@ export class EngineCore {
     const outputs: SequenceOutput[] = [];
     let row = 0;
     for (const chunk of chunks) {
-      this.scheduler.advance(chunk);
       const sequence = chunk.sequence;
+      if (!this.sequences.has(sequence.id)) {
+        // Cancelled or detached while in flight (retired once this landed): its logits row, if any, goes unread.
+        if (sequence.numComputed + chunk.count === sequence.tokens.length) row++;
+        continue;
+      }
+      this.scheduler.advance(chunk);
       if (sequence.pendingCount > 0) continue;
       /** [vocabSize] */
       const rowLogits = logits.subarray(row * vocab, (row + 1) * vocab);

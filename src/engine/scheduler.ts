@@ -19,6 +19,11 @@ export interface SchedulerLimits {
   maxBatchTokens: number;
 }
 
+export interface ScheduleOptions {
+  exclude?: { has(sequence: Sequence): boolean };
+  maxSequences?: number;
+}
+
 /** `count` tokens of `sequence`, from position `sequence.numComputed`. */
 export interface ScheduledChunk {
   sequence: Sequence;
@@ -52,15 +57,23 @@ export class Scheduler {
     this.freeBlocks(sequence);
   }
 
-  schedule(): ScheduledChunk[] {
+  /**
+   * The next step's chunks. `exclude`: running sequences that get nothing now
+   * (their forward pass is still in flight) and are never preempted;
+   * `maxSequences`: at most this many sequences in the step.
+   */
+  schedule(options: ScheduleOptions = {}): ScheduledChunk[] {
     const chunks: ScheduledChunk[] = [];
+    const exclude = options.exclude;
     let budget = this.limits.maxBatchTokens;
+    let left = options.maxSequences ?? Infinity;
     let preempted = false;
-    for (let i = 0; i < this.running.length && budget > 0; i++) {
+    for (let i = 0; i < this.running.length && budget > 0 && left > 0; i++) {
       const sequence = this.running[i];
+      if (exclude?.has(sequence)) continue;
       const count = Math.min(sequence.pendingCount, budget);
       while (!this.reserve(sequence, sequence.numComputed + count)) {
-        const victim = this.running[this.running.length - 1];
+        const victim = this.newestRunning(exclude);
         this.preempt(victim);
         preempted = true;
         if (victim === sequence) break;
@@ -68,10 +81,19 @@ export class Scheduler {
       if (this.running[i] !== sequence) break; // it preempted itself: nothing after it is left
       chunks.push({ sequence, count });
       budget -= count;
+      left--;
     }
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
-    if (!preempted) budget = this.admit(chunks, budget);
+    if (!preempted && left > 0) budget = this.admit(chunks, budget, left);
     return chunks;
+  }
+
+  /** The newest running sequence not excluded (the one scheduling asks for is never excluded, so there is one). */
+  private newestRunning(exclude: ScheduleOptions['exclude']): Sequence {
+    for (let i = this.running.length - 1; i > 0; i--) {
+      if (!exclude?.has(this.running[i])) return this.running[i];
+    }
+    return this.running[0];
   }
 
   /**
@@ -80,9 +102,10 @@ export class Scheduler {
    * waits a little, so it will find the shared prefix in the cache instead of
    * computing it again (n choices of one prompt; requests sharing a system prompt).
    */
-  private admit(chunks: ScheduledChunk[], budget: number): number {
+  private admit(chunks: ScheduledChunk[], budget: number, maxSequences: number): number {
+    let left = maxSequences;
     const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
-    for (let index = 0; index < this.waiting.length && budget > 0 && this.running.length < this.limits.maxNumSeqs; ) {
+    for (let index = 0; index < this.waiting.length && budget > 0 && left > 0 && this.running.length < this.limits.maxNumSeqs; ) {
       const sequence = this.waiting[index];
       const first = this.firstBlockHash(sequence);
       if (first !== undefined && prefilling.has(first) && sequence.blocks.length === 0) {
@@ -99,6 +122,7 @@ export class Scheduler {
       this.running.push(sequence);
       chunks.push({ sequence, count });
       budget -= count;
+      left--;
       if (first !== undefined && sequence.numComputed < sequence.promptLength) prefilling.add(first);
     }
     return budget;

@@ -112,11 +112,24 @@ export class ShmTransport implements Transport {
       moved = false;
       for (let peer = 0; peer < this.size; peer++) {
         if (peer === this.rank) continue;
-        if (this.writeSends(peer)) moved = true;
-        if (this.readMessages(peer)) moved = true;
+        if (this.movePeer(peer)) moved = true;
       }
     }
     if (this.pending()) this.wait(seen);
+  }
+
+  /** Sends and receives with `peer`; ring indices a peer corrupted (TESSERA_ERR_PROTOCOL from the addon) end that peer's traffic, not the process. */
+  private movePeer(peer: number): boolean {
+    try {
+      const wrote = this.writeSends(peer);
+      return this.readMessages(peer) || wrote;
+    } catch (error) {
+      if (!String((error as { code?: unknown }).code).startsWith('TESSERA_ERR_')) throw error;
+      this.refused.add(peer);
+      for (const send of this.sends[peer].splice(0)) send.reject(error as Error);
+      this.inbound[peer].fail(error as Error);
+      return false;
+    }
   }
 
   /** Writes queued sends to `peer` until its ring is full; whether any byte moved. */

@@ -47,7 +47,7 @@ Napi::Value ShmRingWrite(const Napi::CallbackInfo& info) {
   const double offset = numberArg(info, 3, "offset");
   const double length = numberArg(info, 4, "length");
   checkRange(info.Env(), bytes, offset, length);
-  const size_t n = mesh.ringWrite(peer, bytes.Data() + static_cast<size_t>(offset), static_cast<size_t>(length));
+  const size_t n = guarded(info.Env(), [&] { return mesh.ringWrite(peer, bytes.Data() + static_cast<size_t>(offset), static_cast<size_t>(length)); });
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
@@ -59,7 +59,7 @@ Napi::Value ShmRingRead(const Napi::CallbackInfo& info) {
   const double offset = numberArg(info, 3, "offset");
   const double length = numberArg(info, 4, "length");
   checkRange(info.Env(), into, offset, length);
-  const size_t n = mesh.ringRead(peer, into.Data() + static_cast<size_t>(offset), static_cast<size_t>(length));
+  const size_t n = guarded(info.Env(), [&] { return mesh.ringRead(peer, into.Data() + static_cast<size_t>(offset), static_cast<size_t>(length)); });
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 

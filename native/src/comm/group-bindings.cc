@@ -114,7 +114,7 @@ Napi::Value AllGatherColumns(const Napi::CallbackInfo& info) {
       return partMajor.data();
     }, lengths);
     for (uint64_t length : lengths) {
-      if (length % (rows * sizeof(float)) != 0) throw CommError("TESSERA_ERR_INTERNAL", "a member's column slice is not " + std::to_string(rows) + " whole rows");
+      if (length % (rows * sizeof(float)) != 0) throw CommError("TESSERA_ERR_PROTOCOL", "a member's column slice is not " + std::to_string(rows) + " whole rows");
     }
   });
   const size_t totalWidth = buffer.ByteLength() / sizeof(float) / rows;

@@ -9,6 +9,18 @@
 namespace tessera::comm {
 
 constexpr int kMaxMembers = 64;
+/** The longest part a peer may announce (the socket plane bounds its messages the same way). */
+constexpr uint64_t kMaxPartBytes = uint64_t(1) << 30;
+
+namespace {
+
+/** A length a peer wrote into shared memory, checked before it sizes an allocation or a copy. */
+uint64_t boundedPart(uint64_t bytes, int peer, const char* what) {
+  if (bytes > kMaxPartBytes) throw CommError("TESSERA_ERR_FRAME_TOO_LARGE", "rank " + std::to_string(peer) + " announced " + std::string(what) + " of " + std::to_string(bytes) + " bytes in shared memory; the limit is " + std::to_string(kMaxPartBytes));
+  return bytes;
+}
+
+}  // namespace
 
 CallTimer::~CallTimer() {
   stats_.calls++;
@@ -105,7 +117,7 @@ void ShmGroup::allGather(const uint8_t* mine, size_t length, const std::function
     if (piece == 0) {
       uint64_t total = 0;
       for (size_t m = 0; m < k; m++) {
-        lengths[m] = static_cast<int>(m) == index_ ? length : mesh_->slot(members_[m], slot_).partBytes[half];
+        lengths[m] = static_cast<int>(m) == index_ ? length : boundedPart(mesh_->slot(members_[m], slot_).partBytes[half], members_[m], "an all-gather part");
         offsets[m] = total;
         total += lengths[m];
         pieces = std::max<uint64_t>(pieces, (lengths[m] + halfBytes - 1) / halfBytes);
@@ -163,10 +175,13 @@ void ShmGroup::allToAll(const uint8_t* const* parts, const uint64_t* lengths, co
       uint64_t total = 0;
       for (size_t m = 0; m < k; m++) {
         const uint64_t* theirs = reinterpret_cast<const uint64_t*>(mesh_->area(members_[m], half));
-        received[m] = static_cast<int>(m) == index_ ? lengths[m] : theirs[index_];
+        const bool own = static_cast<int>(m) == index_;
+        received[m] = own ? lengths[m] : boundedPart(theirs[index_], members_[m], "an all-to-all part");
         offsets[m] = total;
         total += received[m];
-        const uint64_t theirLongest = static_cast<int>(m) == index_ ? longest : theirs[k];
+        const uint64_t theirLongest = own ? longest : boundedPart(theirs[k], members_[m], "an all-to-all longest part");
+        // The pieces come from the longest parts: a part longer than its sender's longest would never arrive whole.
+        if (received[m] > theirLongest) throw CommError("TESSERA_ERR_PROTOCOL", "rank " + std::to_string(members_[m]) + " announced an all-to-all part of " + std::to_string(received[m]) + " bytes, longer than its longest (" + std::to_string(theirLongest) + ")");
         pieces = std::max<uint64_t>(pieces, (theirLongest + window - 1) / window);
       }
       out = allocate(static_cast<size_t>(total));

@@ -8,12 +8,32 @@
 #include <cstring>
 
 namespace tessera::comm {
+namespace {
+
+/** The layout `mapping`'s header gives, if its rings and an area of two `halfBytes` halves lie inside the file, aligned. */
+bool layoutFits(const Mapping& mapping, int size, uint64_t halfBytes, uint64_t& ringsOffset, uint64_t& ringBytes, uint64_t& areaOffset) {
+  const SegmentHeader* h = mapping.header();
+  ringsOffset = h->ringsOffset;
+  ringBytes = h->ringBytes;
+  areaOffset = h->areaOffset;
+  const uint64_t length = mapping.length();
+  if (ringsOffset < sizeof(SegmentHeader) || ringsOffset > length || ringsOffset % 64 != 0) return false;
+  if (ringBytes < 64 || ringBytes % 64 != 0 || ringBytes > length) return false;
+  const uint64_t stride = sizeof(RingHeader) + ringBytes;
+  if (stride * static_cast<uint64_t>(size) > length - ringsOffset) return false;
+  if (areaOffset < ringsOffset + stride * static_cast<uint64_t>(size) || areaOffset > length || areaOffset % 64 != 0) return false;
+  return 2 * halfBytes <= length - areaOffset;
+}
+
+}  // namespace
 
 ShmMesh::ShmMesh(const std::string& path, int rank, int size, uint64_t ringBytes, uint64_t areaBytes)
-    : path_(path), rank_(rank), size_(size), halfBytes_(areaBytes / 2 / 64 * 64), policy_(WaitPolicy::fromEnvironment()), segments_(static_cast<size_t>(size)) {
+    : path_(path), rank_(rank), size_(size), halfBytes_(areaBytes / 2 / 64 * 64), policy_(WaitPolicy::fromEnvironment()), segments_(static_cast<size_t>(size)), layouts_(static_cast<size_t>(size)) {
   if (size < 1 || rank < 0 || rank >= size) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "rank " + std::to_string(rank) + " is outside a mesh of " + std::to_string(size));
-  if (ringBytes < 4096 || areaBytes < 8192) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "shared-memory rings need 4 KiB and areas 8 KiB at least");
+  if (ringBytes < 4096 || areaBytes < 8192 || ringBytes % 64 != 0) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "shared-memory rings need 4 KiB (a multiple of 64 bytes) and areas 8 KiB at least");
   segments_[rank] = createSegment(path, rank, size, ringBytes, areaBytes);
+  const SegmentHeader* own = segments_[rank]->header();
+  layouts_[rank] = {own->ringsOffset, own->ringBytes, own->areaOffset};
   if (size == 1) {
     unlink(path.c_str());
     unlinked_ = true;
@@ -24,15 +44,27 @@ ShmMesh::~ShmMesh() { close(); }
 
 void ShmMesh::attach(int peer, const std::string& path) {
   if (peer < 0 || peer >= size_ || peer == rank_) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "cannot attach rank " + std::to_string(peer));
-  segments_[peer] = attachSegment(path, peer, size_);
+  std::shared_ptr<Mapping> mapping = attachSegment(path, peer, size_);
+  Layout layout;
+  if (!layoutFits(*mapping, size_, halfBytes_, layout.ringsOffset, layout.ringBytes, layout.areaOffset)) {
+    throw CommError("TESSERA_ERR_PROTOCOL", "rank " + std::to_string(peer) + "'s shared-memory segment " + path + " places its rings or area outside its file (or its area is smaller than this rank's)");
+  }
+  segments_[peer] = std::move(mapping);
+  layouts_[peer] = layout;
   // The last peer to map a segment unlinks its file: nothing is left in /dev/shm once the mesh is up.
   SegmentHeader* theirs = header(peer);
   if (theirs->attached.fetch_add(1) + 1 == static_cast<uint32_t>(size_ - 1)) unlink(theirs->path);
 }
 
 RingHeader* ShmMesh::ring(int owner, int sender) const {
-  const SegmentHeader* h = header(owner);
-  return reinterpret_cast<RingHeader*>(segments_[owner]->bytes() + h->ringsOffset + (sizeof(RingHeader) + h->ringBytes) * static_cast<uint64_t>(sender));
+  const Layout& layout = layouts_[owner];
+  return reinterpret_cast<RingHeader*>(segments_[owner]->bytes() + layout.ringsOffset + (sizeof(RingHeader) + layout.ringBytes) * static_cast<uint64_t>(sender));
+}
+
+uint64_t ShmMesh::inFlight(const RingHeader* r, uint64_t capacity, int peer) const {
+  const uint64_t bytes = r->head.value.load(std::memory_order_acquire) - r->tail.value.load(std::memory_order_acquire);
+  if (bytes > capacity) throw CommError("TESSERA_ERR_PROTOCOL", "the shared-memory ring with rank " + std::to_string(peer) + " claims " + std::to_string(bytes) + " bytes in flight; it holds " + std::to_string(capacity));
+  return bytes;
 }
 
 uint8_t* ShmMesh::ringData(int owner, int sender) const { return reinterpret_cast<uint8_t*>(ring(owner, sender)) + sizeof(RingHeader); }
@@ -40,10 +72,11 @@ uint8_t* ShmMesh::ringData(int owner, int sender) const { return reinterpret_cas
 size_t ShmMesh::ringWrite(int peer, const uint8_t* data, size_t length) {
   // This rank's ring in the peer's segment.
   RingHeader* r = ring(peer, rank_);
-  const uint64_t capacity = header(peer)->ringBytes;
+  const uint64_t capacity = layouts_[peer].ringBytes;
+  // Both indices lie in the peer's segment: checked before they place a copy.
+  const uint64_t used = inFlight(r, capacity, peer);
   const uint64_t head = r->head.value.load(std::memory_order_relaxed);
-  const uint64_t tail = r->tail.value.load(std::memory_order_acquire);
-  const size_t count = static_cast<size_t>(std::min<uint64_t>(length, capacity - (head - tail)));
+  const size_t count = static_cast<size_t>(std::min<uint64_t>(length, capacity - used));
   if (count == 0) return 0;
   uint8_t* base = ringData(peer, rank_);
   const size_t at = static_cast<size_t>(head % capacity);
@@ -57,10 +90,10 @@ size_t ShmMesh::ringWrite(int peer, const uint8_t* data, size_t length) {
 
 size_t ShmMesh::ringRead(int peer, uint8_t* into, size_t length) {
   RingHeader* r = ring(rank_, peer);
-  const uint64_t capacity = header(rank_)->ringBytes;
+  const uint64_t capacity = layouts_[rank_].ringBytes;
+  const uint64_t available = inFlight(r, capacity, peer);
   const uint64_t tail = r->tail.value.load(std::memory_order_relaxed);
-  const uint64_t head = r->head.value.load(std::memory_order_acquire);
-  const size_t count = static_cast<size_t>(std::min<uint64_t>(length, head - tail));
+  const size_t count = static_cast<size_t>(std::min<uint64_t>(length, available));
   if (count == 0) return 0;
   const uint8_t* base = ringData(rank_, peer);
   const size_t at = static_cast<size_t>(tail % capacity);
@@ -74,8 +107,7 @@ size_t ShmMesh::ringRead(int peer, uint8_t* into, size_t length) {
 }
 
 size_t ShmMesh::ringReadable(int peer) const {
-  RingHeader* r = ring(rank_, peer);
-  return static_cast<size_t>(r->head.value.load(std::memory_order_acquire) - r->tail.value.load(std::memory_order_relaxed));
+  return static_cast<size_t>(inFlight(ring(rank_, peer), layouts_[rank_].ringBytes, peer));
 }
 
 std::string ShmMesh::peerGone(int peer) const {
@@ -123,8 +155,7 @@ void ShmMesh::close() {
 }
 
 float* ShmMesh::area(int rank, int half) const {
-  const SegmentHeader* h = header(rank);
-  return reinterpret_cast<float*>(segments_[rank]->bytes() + h->areaOffset + halfBytes_ * static_cast<uint64_t>(half));
+  return reinterpret_cast<float*>(segments_[rank]->bytes() + layouts_[rank].areaOffset + halfBytes_ * static_cast<uint64_t>(half));
 }
 
 GroupSlot& ShmMesh::slot(int rank, int index) const { return header(rank)->slots[index]; }

@@ -57,7 +57,16 @@ class ShmMesh : public std::enable_shared_from_this<ShmMesh> {
   void stream(int peer, const uint8_t* frame, uint8_t* landing, size_t length, int count, bool sending, bool receiving);
 
  private:
+  /** Where a segment's rings and area lie: read once and checked against its file, since its owner may rewrite the header later. */
+  struct Layout {
+    uint64_t ringsOffset = 0;
+    uint64_t ringBytes = 0;
+    uint64_t areaOffset = 0;
+  };
+
   SegmentHeader* header(int rank) const { return segments_[rank]->header(); }
+  /** Bytes in flight on a ring (head − tail); both indices live in shared memory, so more than the ring holds is TESSERA_ERR_PROTOCOL. */
+  uint64_t inFlight(const RingHeader* r, uint64_t capacity, int peer) const;
   RingHeader* ring(int owner, int sender) const;
   uint8_t* ringData(int owner, int sender) const;
   std::string firstGone(const std::vector<int>& peers) const;
@@ -70,6 +79,8 @@ class ShmMesh : public std::enable_shared_from_this<ShmMesh> {
   WaitPolicy policy_;
   /** [size]: every rank's segment; own at rank_. */
   std::vector<std::shared_ptr<Mapping>> segments_;
+  /** [size]: every mapped segment's checked layout. */
+  std::vector<Layout> layouts_;
 };
 
 template <class Ready>

@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+
+#include "mesh-hello.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -21,21 +24,10 @@
 namespace tessera::comm {
 namespace {
 
-constexpr uint32_t kHelloMagic = 0x54534d48;  // "TSMH"
-constexpr size_t kTokenBytes = 64;
-
-struct Hello {
-  uint32_t magic;
-  uint32_t rank;
-  char token[kTokenBytes];
-};
-
-/** Compares two greeting tokens in time that does not depend on where they differ. */
-bool sameToken(const char (&given)[kTokenBytes], const char (&wanted)[kTokenBytes]) {
-  unsigned char diff = 0;
-  for (size_t i = 0; i < kTokenBytes; i++) diff |= static_cast<unsigned char>(given[i] ^ wanted[i]);
-  return diff == 0;
-}
+/** The mesh token's longest form (the plan's is 32 to 64 hex digits). */
+constexpr size_t kMaxTokenBytes = 256;
+/** How long a listener gives an accepted connection for each of its greeting's messages: a rank sends at once. */
+constexpr uint64_t kHelloStepNs = 5'000'000'000;
 
 [[noreturn]] void failErrno(const std::string& what) { throw CommError("TESSERA_ERR_RANK_LOST", what + ": " + std::strerror(errno)); }
 
@@ -176,17 +168,41 @@ std::string SocketMesh::listen(bool unixDomain, const std::string& hostOrPath) {
   return std::to_string(port);
 }
 
+namespace {
+
+/** Where an accepted connection comes from, for the log. */
+std::string peerName(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  char host[INET6_ADDRSTRLEN] = "a local socket";
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return host;
+  if (address.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&address)->sin_addr, host, sizeof(host));
+  if (address.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr, host, sizeof(host));
+  return host;
+}
+
+/** A channel for the greeting on `fd`; each message must come within `stepNs` (0: the connect's own deadline). */
+HelloChannel helloChannel(int fd, const ConnectLimits& limits, uint64_t stepNs) {
+  auto bounded = [limits, stepNs] { return ConnectLimits{stepNs == 0 ? limits.deadlineNs : std::min(limits.deadlineNs, nowNs() + stepNs), limits.policy}; };
+  return {
+      [fd, bounded](const uint8_t* bytes, size_t length) { exchangeExactly(fd, const_cast<uint8_t*>(bytes), length, true, bounded(), "greeting a peer"); },
+      [fd, bounded](uint8_t* bytes, size_t length) { exchangeExactly(fd, bytes, length, false, bounded(), "reading a peer's greeting"); },
+  };
+}
+
+}  // namespace
+
 void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::string& token, uint64_t timeoutNs) {
   if (static_cast<int>(endpoints.size()) != size_) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "need one data endpoint per rank");
-  if (token.size() >= kTokenBytes) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "mesh token too long");
+  if (token.empty() || token.size() > kMaxTokenBytes) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "the mesh token must have 1 to " + std::to_string(kMaxTokenBytes) + " bytes");
   const ConnectLimits deadline{nowNs() + timeoutNs, policy_};
-  Hello mine{kHelloMagic, static_cast<uint32_t>(rank_), {}};
-  std::strncpy(mine.token, token.c_str(), kTokenBytes - 1);
-  // Lower ranks' listeners exist (the plan comes after every rank listens); a dial waits in their backlog.
+  const HelloKeys keys{token, policy_.tag, size_};
+  // Lower ranks' listeners exist (the plan comes after every rank listens); a dial waits in their backlog,
+  // and its greeting waits (up to the connect's deadline) until that rank has dialed its own lower ranks.
   for (int peer = 0; peer < rank_; peer++) {
     const int fd = dial(endpoints[peer], unix_, deadline);
     sockets_[peer] = fd;
-    exchangeExactly(fd, reinterpret_cast<uint8_t*>(&mine), sizeof(mine), true, deadline, "greeting a peer");
+    dialHello(helloChannel(fd, deadline, 0), keys, rank_, peer);
   }
   int waiting = size_ - 1 - rank_;
   if (waiting > 0) setNonBlocking(listener_);
@@ -196,17 +212,22 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
     if (fd < 0) continue;
     setNonBlocking(fd);
     tune(fd, unix_);
-    Hello hello{};
+    std::string why;
+    int peer = -1;
     try {
-      exchangeExactly(fd, reinterpret_cast<uint8_t*>(&hello), sizeof(hello), false, deadline, "reading a peer's greeting");
-    } catch (const CommError&) {
-      ::close(fd);
-      continue;
+      // Bounded per message: a silent stranger costs the real peers seconds, not the whole deadline.
+      peer = acceptHello(helloChannel(fd, deadline, kHelloStepNs), keys, rank_, why);
+    } catch (const CommError& error) {
+      if (aborted(policy_) || nowNs() >= deadline.deadlineNs) {
+        ::close(fd);
+        throw;
+      }
+      why = std::string("the greeting broke off (") + error.what() + ")";
     }
-    hello.token[kTokenBytes - 1] = 0;
-    const int peer = static_cast<int>(hello.rank);
-    if (hello.magic != kHelloMagic || !sameToken(hello.token, mine.token) || peer <= rank_ || peer >= size_ || sockets_[peer] >= 0) {
-      // A stray or hostile connection: dropped; the real peers are still awaited.
+    if (peer >= 0 && sockets_[peer] >= 0) why = "rank " + std::to_string(peer) + " is already connected";
+    if (!why.empty()) {
+      // A stray or hostile connection: dropped and logged; the real peers are still awaited.
+      std::fprintf(stderr, "tessera: rank %d refused a data connection from %s: TESSERA_ERR_JOIN_REFUSED (%s)\n", rank_, peerName(fd).c_str(), why.c_str());
       ::close(fd);
       continue;
     }

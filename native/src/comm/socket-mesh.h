@@ -1,8 +1,9 @@
 // The native data plane between ranks on different hosts (or over Unix
 // sockets on one): one stream socket per pair of ranks, opened by this
 // addon itself (Node never sees these descriptors), non-blocking after the
-// handshake. The higher rank dials the lower one and says who it is and the
-// mesh token; a stranger is dropped. Reads and writes never block; waits are
+// handshake. The higher rank dials the lower one; both prove they hold the
+// generation's mesh token by a challenge-response (mesh-hello.h: the token
+// never crosses); a stranger is dropped and logged. Reads and writes never block; waits are
 // poll() in short slices with the checks of wait.h, after a spin of plain
 // non-blocking attempts (busy-polling).
 #pragma once
@@ -24,7 +25,8 @@ class SocketMesh {
   std::string listen(bool unixDomain, const std::string& hostOrPath);
   /**
    * Connects to every peer: `endpoints[i]` is "host:port" or a Unix socket
-   * path; dials lower ranks, accepts higher ones, each greeted with `token`.
+   * path; dials lower ranks, accepts higher ones, each greeting proving `token`
+   * (bound to the mesh's tag, its plan generation).
    */
   void connect(const std::vector<std::string>& endpoints, const std::string& token, uint64_t timeoutNs);
   int rank() const { return rank_; }

@@ -14,6 +14,7 @@ import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvW
 import type { DType } from '../../core/dtype.js';
 import { TesseraError, check } from '../../core/errors.js';
 import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset, zeroRowsOutsideSegments } from '../kv-segments.js';
+import { checkBiasRows, checkRopeArgs } from '../pointwise-args.js';
 import { checkMatmulMany, checkOutLength } from '../out-buffer.js';
 import { NATIVE_BUILD_HINT, loadNativeAddon, type NativeAddon, type NativeHandle } from './native-addon.js';
 import { DTYPE_CODES, NativeWeight, asNativeWeight, checkWeightShape } from './native-weight.js';
@@ -167,22 +168,13 @@ export class NativeBackend implements Backend {
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
     const w = asNativeWeight(bias);
     const dim = w.rows * w.cols;
-    check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `addBias input has ${x.length} values, expected ${numRows} rows of ${dim}`);
+    checkBiasRows(x, numRows, dim);
     this.addon.addBias(this.context, x, w.handle, numRows);
   }
 
   rope(args: RopeArgs): void {
     const { x, positions, numHeads, headDim, ropeDims, style, inverseFrequencies } = args;
-    check(
-      ropeDims % 2 === 0 && ropeDims <= headDim && inverseFrequencies.length >= ropeDims / 2,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `rope needs an even ropeDims ≤ headDim (${ropeDims}, ${headDim}) and ${ropeDims / 2} inverse frequencies`,
-    );
-    check(
-      x.length === positions.length * numHeads * headDim,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `rope input has ${x.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
-    );
+    checkRopeArgs(args);
     this.addon.rope(this.context, x, positions, numHeads, headDim, ropeDims, style === 'halves', inverseFrequencies);
   }
 

@@ -4,6 +4,7 @@
  */
 import type { RopeArgs } from '../backend.js';
 import { check } from '../../core/errors.js';
+import { checkBiasRows, checkRopeArgs } from '../pointwise-args.js';
 
 /**
  * RMSNorm of x [numRows, dim] times weight [dim] → [numRows, dim].
@@ -36,16 +37,7 @@ export function rmsNorm(x: Float32Array, weight: Float32Array, numRows: number, 
 export function rope(args: RopeArgs): void {
   const { x, positions, numHeads, headDim, ropeDims, style, inverseFrequencies } = args;
   const half = ropeDims / 2;
-  check(
-    Number.isInteger(half) && ropeDims <= headDim && inverseFrequencies.length >= half,
-    'TESSERA_ERR_INVALID_ARGUMENT',
-    `rope needs an even ropeDims ≤ headDim (${ropeDims}, ${headDim}) and ${half} inverse frequencies`,
-  );
-  check(
-    x.length === positions.length * numHeads * headDim,
-    'TESSERA_ERR_INVALID_ARGUMENT',
-    `rope input has ${x.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
-  );
+  checkRopeArgs(args);
   /** [half] */
   const cos = new Float64Array(half);
   /** [half] */
@@ -87,7 +79,7 @@ export function siluMul(gate: Float32Array, up: Float32Array): Float32Array {
 /** x [numRows, dim] += bias [dim], in place. */
 export function addBias(x: Float32Array, bias: Float32Array, numRows: number): void {
   const dim = bias.length;
-  check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `addBias input has ${x.length} values, expected ${numRows} rows of ${dim}`);
+  checkBiasRows(x, numRows, dim);
   for (let r = 0; r < numRows; r++) {
     const base = r * dim;
     for (let i = 0; i < dim; i++) x[base + i] += bias[i];

@@ -6,6 +6,7 @@
  */
 import type { DType } from '../../core/dtype.js';
 import type { KvDtype } from '../../core/kv-dtype.js';
+import type { KernelTime } from './kernel-profiler.js';
 
 export type GpuOp =
   /** out [N, M] = x [N, K] · weightᵀ (accumulate: out += it) */
@@ -140,6 +141,8 @@ export interface RunTimings {
   encodeMs: number;
   /** Submit to results mapped (the device's work and the readback). */
   waitMs: number;
+  /** Device time per kernel label, when profiling (TESSERA_WEBGPU_PROFILE=1). */
+  kernels?: Record<string, KernelTime>;
 }
 
 export type GpuReply =

@@ -15,6 +15,7 @@ import { BindGroupCache } from './bind-group-cache.js';
 import type { AdapterDescription, LoadWeightRequest, OpenRequest, PoolSpec, RunRequest, RunTimings } from './gpu-protocol.js';
 import { openDevice } from './gpu-adapter.js';
 import { canonicalSlots } from './slot-table.js';
+import { KernelProfiler } from './kernel-profiler.js';
 
 export class GpuRuntime {
   private readonly weights = new Map<number, GpuWeight>();
@@ -37,6 +38,8 @@ export class GpuRuntime {
    * submissions, but the device overlaps the host's recording. Default 0: one.
    */
   private readonly submitEvery = Math.max(0, Math.floor(Number(process.env.TESSERA_WEBGPU_SUBMIT_EVERY ?? 0)) || 0);
+  /** Device time per kernel (TESSERA_WEBGPU_PROFILE=1); one command buffer a step then, whatever submitEvery says. */
+  private profiler: KernelProfiler | undefined;
   /** Lanes per matmul row: the subgroup size where shuffles work, else fewer on a CPU adapter (barriers are dear there). */
   readonly matmulLanes: { lanes: number; shuffles: boolean };
 
@@ -48,6 +51,7 @@ export class GpuRuntime {
     this.alignment = Math.max(device.limits.minUniformBufferOffsetAlignment, device.limits.minStorageBufferOffsetAlignment);
     this.memory = new GpuMemory(device, budget, device.limits.maxBufferSize);
     this.standIn = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+    this.profiler = KernelProfiler.fromEnvironment(device);
     this.matmulLanes = matmulLanes(adapter, device.features.has('subgroups'));
   }
 
@@ -117,9 +121,17 @@ export class GpuRuntime {
     const arenaBuffer = this.memory.take(arena.size);
     arena.upload(this.device.queue, arenaBuffer);
     open.arenas.push(arenaBuffer);
-    encodeDispatches(open.pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
+    if (this.profiler) {
+      for (const dispatch of dispatches) {
+        open.pass.end();
+        open.pass = this.profiler.pass(open.encoder, dispatch.key, dispatch.groups);
+        encodeDispatches(open.pass, this.pipelines, this.bindGroups, [dispatch], arenaBuffer);
+      }
+    } else {
+      encodeDispatches(open.pass, this.pipelines, this.bindGroups, dispatches, arenaBuffer);
+    }
     open.dispatches += dispatches.length;
-    if (request.partial && this.submitEvery > 0 && ++open.partials % this.submitEvery === 0) {
+    if (!this.profiler && request.partial && this.submitEvery > 0 && ++open.partials % this.submitEvery === 0) {
       // Opt-in: the device starts on the step's first layers while the rest is still being recorded.
       open.pass.end();
       this.device.queue.submit([open.encoder.finish()]);
@@ -180,9 +192,11 @@ export class GpuRuntime {
         if (readSizes[i] > 0) encoder.copyBufferToBuffer(source, 0, staging as GPUBuffer, offsets[i], align(readSizes[i], 4));
       });
     }
+    this.profiler?.resolve(encoder);
     this.device.queue.submit([encoder.finish()]);
     const submitted = performance.now();
-    const timings = (): RunTimings => ({ dispatches: open.dispatches, encodeMs: open.encodeMs + submitted - started, waitMs: performance.now() - submitted });
+    const kernels = this.profiler ? await this.profiler.collect() : undefined;
+    const timings = (): RunTimings => ({ dispatches: open.dispatches, encodeMs: open.encodeMs + submitted - started, waitMs: performance.now() - submitted, kernels });
     const oom = await this.device.popErrorScope();
     const invalid = await this.device.popErrorScope();
     for (const arena of open.arenas) this.memory.give(arena);

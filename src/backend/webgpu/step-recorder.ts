@@ -13,6 +13,7 @@ import { GpuChannel } from './gpu-channel.js';
 import type { GpuOp, PoolSpec, RunRequest, RunTimings } from './gpu-protocol.js';
 import { TensorRegions } from './tensor-regions.js';
 import { TesseraError } from '../../core/errors.js';
+import { addKernelTimes, type KernelTime } from './kernel-profiler.js';
 
 /** Ops a step sends on to the GPU thread while still recording (a few layers' worth). */
 const PARTIAL_OPS = 48;
@@ -37,7 +38,7 @@ export class StepRecorder {
   /** Runs sent to the GPU thread, for tests and benchmarks. */
   submissions = 0;
   /** Where the runs' time went (summed): recording ops here, the round trip, and the GPU thread's share of it. */
-  readonly timings = { runs: 0, dispatches: 0, recordMs: 0, roundTripMs: 0, encodeMs: 0, waitMs: 0 };
+  readonly timings = { runs: 0, dispatches: 0, recordMs: 0, roundTripMs: 0, encodeMs: 0, waitMs: 0, kernels: {} as Record<string, KernelTime> };
   private recordingSince: number | undefined;
 
   constructor(
@@ -263,6 +264,7 @@ export class StepRecorder {
     t.dispatches += worker?.dispatches ?? 0;
     t.encodeMs += worker?.encodeMs ?? 0;
     t.waitMs += worker?.waitMs ?? 0;
+    addKernelTimes(t.kernels, worker?.kernels);
     this.recordingSince = undefined;
   }
 

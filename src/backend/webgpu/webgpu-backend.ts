@@ -14,6 +14,7 @@
  */
 import type { AttentionArgs, AttentionBatchArgs, Backend, KvPool, KvSegment, KvWriteBatchArgs, RopeArgs, Weight } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
+import { checkBiasRows, checkRopeArgs } from '../pointwise-args.js';
 import { check } from '../../core/errors.js';
 import { batchRows, checkKvSegments, checkSamePools, kvSlotOffset } from '../kv-segments.js';
 import { checkMatmulMany, checkOutLength } from '../out-buffer.js';
@@ -193,23 +194,14 @@ export class WebGpuBackend implements Backend {
   addBias(x: Float32Array, bias: Weight, numRows: number): void {
     const w = asWebGpuWeight(bias);
     const dim = w.rows * w.cols;
-    check(x.length === numRows * dim, 'TESSERA_ERR_INVALID_ARGUMENT', `addBias input has ${x.length} values, expected ${numRows} rows of ${dim}`);
+    checkBiasRows(x, numRows, dim);
     if (x.length === 0) return;
     this.recorder.record({ op: 'addBias', x: this.recorder.inPlace(x), bias: w.id, n: x.length, dim }, [x]);
   }
 
   rope(args: RopeArgs): void {
     const { x, positions, numHeads, headDim, ropeDims, style, inverseFrequencies } = args;
-    check(
-      ropeDims % 2 === 0 && ropeDims <= headDim && inverseFrequencies.length >= ropeDims / 2,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `rope needs an even ropeDims ≤ headDim (${ropeDims}, ${headDim}) and ${ropeDims / 2} inverse frequencies`,
-    );
-    check(
-      x.length === positions.length * numHeads * headDim,
-      'TESSERA_ERR_INVALID_ARGUMENT',
-      `rope input has ${x.length} values, expected ${positions.length} tokens × ${numHeads} heads × ${headDim}`,
-    );
+    checkRopeArgs(args);
     if (x.length === 0 || ropeDims === 0) return;
     const id = this.recorder.inPlace(x);
     const table = this.ropeTable(positions, inverseFrequencies, ropeDims / 2);

@@ -72,5 +72,18 @@ function formatTable(result: EngineBenchResult): string {
   const lines = rows.map((row) => row.map((text, column) => (column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column]))).join('  '));
   const where = result.device ? `${result.backend} on ${result.device.description || result.device.device}` : `${result.threads} threads, ${result.machine.cpuModel}`;
   const header = `${result.model.path} (${result.model.dtypes.join('+')}, ${(result.model.bytes / 2 ** 20).toFixed(0)} MiB), ${where}, bandwidth ${result.memoryBandwidthGBs.toFixed(1)} GB/s, load ${result.machine.loadAverage.toFixed(2)}`;
-  return [header, ...lines].join('\n');
+  return [header, ...lines, ...kernelLines(result)].join('\n');
+}
+
+/** The device time per kernel of a profiled run (TESSERA_WEBGPU_PROFILE=1), largest first. */
+function kernelLines(result: EngineBenchResult): string[] {
+  const kernels = Object.entries(result.gpuTimings?.kernels ?? {}).sort(([, a], [, b]) => b.ms - a.ms);
+  if (kernels.length === 0) return [];
+  const total = kernels.reduce((sum, [, time]) => sum + time.ms, 0);
+  const lines = [`device time per kernel (profiled, ${total.toFixed(1)} ms in all):`];
+  for (const [label, time] of kernels.slice(0, 30)) {
+    const share = ((100 * time.ms) / total).toFixed(1).padStart(5);
+    lines.push(`  ${share}%  ${time.ms.toFixed(2).padStart(10)} ms  ${String(time.dispatches).padStart(7)} dispatches  ${((1000 * time.ms) / time.dispatches).toFixed(1).padStart(8)} µs each  ${label}`);
+  }
+  return lines;
 }
