@@ -82,7 +82,7 @@ test('serve --replicas 1:1 --pd: a prefill and a decode replica behind a --pd ro
   const server = await startServeProcess(['--model', model, ...args, '--replicas', '1:1', '--pd']);
   try {
     assert.match(server.stderr(), /disaggregated prefill and decode/);
-    assert.match(server.stderr(), /1 prefill \+ 1 decode replicas/);
+    await until(() => /1 prefill \+ 1 decode replicas/.test(server.stderr()), 'the pools line');
     assert.equal(childrenOf(server.pid).length, 2);
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
     // The router routes by its polls: the first requests may run whole until it has seen both roles.
