@@ -94,3 +94,12 @@ test('kept rings: the engines copy rows straight between their buffers and the r
     listener.close();
   }
 });
+
+test('rows of a ring that is gone are refused (never taken as read), and their slot is still given back', () => {
+  const posted: KvRingFromEngine[] = [];
+  const rings = new KvRings((message) => posted.push(message));
+  const slot: RingSlot = { ring: 'gone', offset: 0, bytes: 8, end: 8, writeMs: 0 };
+  assert.throws(() => rings.readRows(slot, [new Uint8Array(8)], 't-gone' as TransferId), /is closed/);
+  assert.deepEqual(posted.map((message) => message.type), ['read']);
+  assert.equal(rings.writeRows({ transfer: 't-gone' as TransferId, layer: 0, from: 0, count: 1, headStart: 0, headCount: 2, dtype: 'f32' }, [new Uint8Array(8)], 'gone'), false);
+});

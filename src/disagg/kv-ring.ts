@@ -81,7 +81,11 @@ export class KvRings implements KvRingIo {
       case 'probe':
         return this.probe(message.ring, message.probe, message.frames, message.frameBytes);
       case 'skip':
-        return this.readRows(message.slot, message.probe !== undefined ? [this.scratchOf(message.slot.bytes)] : undefined, undefined, message.probe);
+        try {
+          return this.readRows(message.slot, message.probe !== undefined ? [this.scratchOf(message.slot.bytes)] : undefined, undefined, message.probe);
+        } catch {
+          return; // a probe's frame on a ring closed meanwhile: the probe fails with its link
+        }
     }
   }
 
@@ -96,6 +100,7 @@ export class KvRings implements KvRingIo {
     const handle = this.readers.get(slot.ring);
     const started = performance.now();
     try {
+      if (targets && !handle) throw new Error(`the KV ring ${slot.ring} is closed (its link broke): the rows cannot be read`);
       if (handle && targets) gather(handle.fd, targets, slot.offset, 'read');
     } finally {
       // Read or not, the slot is done with: the writer may use its space again.
