@@ -4,7 +4,8 @@
 //
 //   one sequence, `tessera run --json --ignore-eos`:
 //     1 process × T threads        vs  tp 2 × T/2 threads (--transport auto = shm)
-//     (with --all: also tp 2 over tcp, tp 2 with the TypeScript collectives, pp 2)
+//     (with --all: also tp 2 over tcp, tp 2 with logits sampled on the driver
+//     (TESSERA_RANK_PICKS=0), tp 2 with the TypeScript collectives, pp 2)
 //   8 sequences in flight, `tessera bench serve --concurrency 8`:
 //     1 process × T threads        vs  pp 2 × T/2 threads (the engine core's groups in flight)
 //                                      and pp 2 × T/2 threads with TESSERA_PP_OVERLAP=0
@@ -90,6 +91,8 @@ const single = [
   ...(values.all
     ? [
         { name: `tp 2 x ${half} threads (tcp)`, args: [...run, ...mesh(2, 1, 'tcp')] },
+        // Every row's logits back to the driver, sampled there (before tokens were picked on the rank): what the picks buy.
+        { name: `tp 2 x ${half} threads (shm), logits to the driver`, args: [...run, ...mesh(2, 1, 'auto')], env: { TESSERA_RANK_PICKS: '0' } },
         { name: `tp 2 x ${half} threads (unix, TypeScript collectives)`, args: [...run, ...mesh(2, 1, 'unix')], env: { TESSERA_NATIVE_COLLECTIVES: '0' } },
         { name: `pp 2 x ${half} threads (shm)`, args: [...run, ...mesh(1, 2, 'auto')] },
       ]

@@ -43,6 +43,11 @@ const STEP_PATHS = [
   'segments[0].positions',
   'segments[0].positions[2]',
   'segments[0].rows',
+  'segments[0].pick',
+  'segments[0].pick.temperature',
+  'segments[0].pick.topK',
+  'segments[0].pick.topP',
+  'segments[0].pick.u',
   'type',
   '+extra',
   '+__proto__',
@@ -132,12 +137,12 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
     await session.serves();
     const stepCases = fc.sample(jsonMutationArbitrary(STEP_PATHS), fuzzSettings(40));
     for (const mutation of stepCases) {
-      const outcome = await session.tryStep((generation) => encodeControl(applyJsonMutation(validStep(generation, 7), mutation) as ControlMessage));
+      const outcome = await session.tryStep((generation) => encodeControl(applyJsonMutation(validStep(generation, 7, true), mutation) as ControlMessage));
       session.tally.add(`step ${outcome}`);
     }
-    const length = encodeControl(validStep(1, 7)).length;
+    const length = encodeControl(validStep(1, 7, true)).length;
     for (const mutations of fc.sample(mutationsArbitrary(length), fuzzSettings(16))) {
-      session.tally.add(`bytes ${await session.tryStep((generation) => applyMutations(encodeControl(validStep(generation, 7)), mutations))}`);
+      session.tally.add(`bytes ${await session.tryStep((generation) => applyMutations(encodeControl(validStep(generation, 7, true)), mutations))}`);
     }
     // The handshake's model and layout halves, named: another model's identity, layers that do not tile the model.
     assert.equal(await session.tryPlan((plan) => ({ ...plan, modelId: 'f'.repeat(64) })), 'rank-failed TESSERA_ERR_MODEL_MISMATCH');

@@ -16,6 +16,7 @@ import type { TraceEvent } from '../core/trace-event.js';
 import type { MeshAddress } from '../parallel/socket-transport.js';
 import type { MeshTransportKind } from '../parallel/transport.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import type { TokenPick } from '../engine/token-pick.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { NodeHardware } from './cluster-state.js';
 import { TesseraError } from '../core/errors.js';
@@ -26,7 +27,8 @@ import { controlSchema } from './control-schema.js';
  * versions refuse each other at the join (TESSERA_ERR_PROTOCOL_VERSION)
  * rather than misread each other's messages.
  */
-export const PROTOCOL_VERSION = 2;
+// 3: steps may carry a rank-side `pick` per segment, and logits replies the picked `ids`.
+export const PROTOCOL_VERSION = 3;
 
 export type ControlMessage =
   // Joining (control connection): the worker reports itself, the coordinator names it.
@@ -69,8 +71,12 @@ export type ControlMessage =
   | { type: 'release'; generation: number }
   /** One forward pass over the segments of several sequences (RankRunner.stepBatch), in the driver's KV pool. */
   | { type: 'step'; generation: number; id: number; pool: KvLayout; segments: StepSegment[] }
-  /** Body: [rows, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts). */
-  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number }
+  /**
+   * ids: per row of the step, the token this rank picked (segments with a
+   * `pick`), else -1; absent when the step picks none. Body: [rows whose id is
+   * -1, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts).
+   */
+  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number; ids?: number[] }
   /** The step was refused before any rank computed or sent anything (a bad block table, a bad id): it fails, the mesh goes on. */
   | { type: 'step-refused'; generation: number; id: number; segment: number; code: ErrorCode; message: string }
   /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
@@ -111,6 +117,8 @@ export interface StepSegment {
   rows: LogitRows;
   ids: number[];
   positions: number[];
+  /** rows 'last' only: the reporting rank picks this row's token and sends the id, not the logits (token-pick.ts). */
+  pick?: TokenPick;
 }
 
 /** A step message: the requests as plain arrays (JSON). */
@@ -120,7 +128,13 @@ export function stepMessage(generation: number, id: number, pool: KvLayout, requ
     generation,
     id,
     pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize },
-    segments: requests.map((request) => ({ blockTable: Array.from(request.blockTable), rows: request.rows, ids: Array.from(request.ids), positions: Array.from(request.positions) })),
+    segments: requests.map((request) => ({
+      blockTable: Array.from(request.blockTable),
+      rows: request.rows,
+      ids: Array.from(request.ids),
+      positions: Array.from(request.positions),
+      ...(request.pick ? { pick: request.pick } : {}),
+    })),
   };
 }
 

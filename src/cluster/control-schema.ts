@@ -13,6 +13,7 @@ import type { KvLayout } from './rank-runner.js';
 import type { MeshAddress } from '../parallel/socket-transport.js';
 import type { NodeHardware } from './cluster-state.js';
 import type { ControlMessage, HeartbeatTiming, RankStepSums, StepSegment } from './control-message.js';
+import type { TokenPick } from '../engine/token-pick.js';
 import { array, bool, either, int, num, object, oneOf, optional, pair, record, str, tagged, type Schema } from '../core/schema.js';
 
 const SAFE = Number.MAX_SAFE_INTEGER;
@@ -61,7 +62,16 @@ const pool = object<KvLayout>({ numBlocks: int(1, 1 << 24), blockSize: int(1, 1 
 /** Int32 bounds: the rank copies these into Int32Arrays, which would wrap anything wider silently. */
 const int32s = array(int(INT32_MIN, INT32_MAX), MAX_SEGMENT);
 
-const segment = object<StepSegment>({ blockTable: int32s, rows: oneOf('none', 'last', 'all'), ids: int32s, positions: int32s });
+/** A rank-side pick: the sampler's own ranges (sampler.ts), and a uniform in [0, 1) with 53 bits. */
+const pick = object<TokenPick>({
+  temperature: num(0, Number.MAX_VALUE),
+  topK: int(0, INT32_MAX),
+  topP: num(Number.MIN_VALUE, 1),
+  minP: num(0, 1),
+  u: num(0, 1 - 2 ** -53),
+});
+
+const segment = object<StepSegment>({ blockTable: int32s, rows: oneOf('none', 'last', 'all'), ids: int32s, positions: int32s, pick: optional(pick) });
 
 const traceEvent = object<TraceEvent>({
   name: str(256),
@@ -107,7 +117,17 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
   ready: object<Of<'ready'>>({ type: oneOf('ready'), generation, bytesRead: bytes, newBytes: bytes, bytesHeld: bytes, loadMs: millis }),
   release: object<Of<'release'>>({ type: oneOf('release'), generation }),
   step: object<Of<'step'>>({ type: oneOf('step'), generation, id: stepId, pool, segments: array(segment, MAX_SEGMENTS, 1) }),
-  logits: object<Of<'logits'>>({ type: oneOf('logits'), generation, id: stepId, computeMs: millis, waitMs: millis, transferMs: optional(millis), eventLoopMs: optional(millis) }),
+  logits: object<Of<'logits'>>({
+    type: oneOf('logits'),
+    generation,
+    id: stepId,
+    computeMs: millis,
+    waitMs: millis,
+    transferMs: optional(millis),
+    eventLoopMs: optional(millis),
+    // A picked token id per row, -1 for a row sent as logits (checked against the step in step-pipe.ts).
+    ids: optional(array(int(-1, INT32_MAX), MAX_SEGMENT)),
+  }),
   stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums }),
   'step-refused': object<Of<'step-refused'>>({ type: oneOf('step-refused'), generation, id: stepId, segment: int(-1, MAX_SEGMENTS), code: errorCode, message: MESSAGE }),
   'rank-failed': object<Of<'rank-failed'>>({ type: oneOf('rank-failed'), generation, id: stepOrNone, code: errorCode, message: MESSAGE }),

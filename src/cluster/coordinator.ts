@@ -36,7 +36,8 @@ import { ReshardLog, type RankLoad } from './reshard-log.js';
 import { planModel, planTransport, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
-import { checkBody, logitBytes, StepPipe, type StepTimings } from './step-pipe.js';
+import { checkBody, StepPipe, stepRows, type StepTimings } from './step-pipe.js';
+import type { PickedRows } from '../engine/token-pick.js';
 import { StateSignal } from './state-signal.js';
 import { modelIdentityOf } from './model-identity.js';
 import { MeshTrace, type RankStats } from './mesh-trace.js';
@@ -174,24 +175,32 @@ export class MeshCoordinator {
    * TESSERA_ERR_RANK_LOST when that generation is not (or no longer) serving.
    */
   async stepBatch(pool: KvLayout, requests: readonly StepRequest[], generation = this.state.generation): Promise<Float32Array> {
+    return (await this.stepRows(pool, requests, generation)).logits;
+  }
+
+  /**
+   * stepBatch whose requests may carry picks: the reporting rank returns an
+   * id for each picked row (token-pick.ts) and the logits of the others.
+   */
+  async stepRows(pool: KvLayout, requests: readonly StepRequest[], generation = this.state.generation): Promise<PickedRows> {
     const plan = this.state.plan;
     if (!this.isServing() || generation !== this.state.generation || !plan) {
       throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     }
     const traced = this.trace.driverSpans.begin();
-    const { id, result } = this.pipe.open(generation, logitBytes(requests, this.vocabSize));
+    const { id, result } = this.pipe.open(generation, stepRows(requests, this.vocabSize));
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
     this.trace.driverSpans.sent(traced);
-    const { logits, timings } = await result;
+    const { rows, timings } = await result;
     this.trace.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
     this.lastTimings = timings;
     this.totals.steps++;
     this.totals.computeMs += timings.computeMs;
     this.totals.waitMs += timings.waitMs;
-    this.reshards.stepDone(generation, logits.length, requests.every((request) => request.ids.length === 1));
-    return logits;
+    this.reshards.stepDone(generation, rows.ids.length, requests.every((request) => request.ids.length === 1));
+    return rows;
   }
 
   /**
@@ -325,7 +334,9 @@ export class MeshCoordinator {
     const { message, body } = envelope;
     if (message.type === 'logits') {
       // A copy: the frame's buffer may be shared with other messages.
-      this.pipe.answer(message.id, { logits: asFloats(body.slice()), timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+      const logits = asFloats(body.slice());
+      const ids = message.ids ? Int32Array.from(message.ids) : new Int32Array(logits.length / this.vocabSize).fill(-1);
+      this.pipe.answer(message.id, { rows: { ids, logits }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
     } else if (message.type === 'step-refused') {
       this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
     } else if (message.type === 'rank-failed') {

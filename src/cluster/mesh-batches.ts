@@ -15,23 +15,34 @@ import type { Batch } from '../model/batch.js';
 import { kvLayoutOf } from '../engine/kv-cache.js';
 import type { MeshCoordinator } from './coordinator.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
+import { joinRows, type PickedRows, type TokenPick } from '../engine/token-pick.js';
 
-/** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. `generation`: the plan it must run on. */
-export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, split = true): Promise<Float32Array> {
-  if (batch.segments.length === 0) return new Float32Array(0);
-  // Unsplit: the engine core keeps groups of sequences in flight itself (MeshTransformer.pipelineGroups).
-  if (!split) return coordinator.stepBatch(driverPool(batch), stepRequests(batch), generation);
-  return stepMicroBatches(coordinator, driverPool(batch), stepRequests(batch), generation);
+/**
+ * The batch rows its segments ask for, in segment order: picked on the
+ * reporting rank where `picks` names a segment's pick (an id), else logits.
+ * `generation`: the plan it must run on. `split` false: one step, no
+ * micro-batches (the engine core keeps groups of sequences in flight itself,
+ * MeshTransformer.pipelineGroups).
+ */
+export async function forwardOnMesh(coordinator: MeshCoordinator, batch: Batch, generation?: number, picks: readonly (TokenPick | undefined)[] = [], split = true): Promise<PickedRows> {
+  if (batch.segments.length === 0) return { ids: new Int32Array(0), logits: new Float32Array(0) };
+  const requests = stepRequests(batch, picks);
+  if (!split) return coordinator.stepRows(driverPool(batch), requests, generation);
+  return stepMicroBatchRows(coordinator, driverPool(batch), requests, generation);
 }
 
-/** The batch's segments as step requests. */
-export function stepRequests(batch: Batch): StepRequest[] {
-  return batch.segments.map((segment) => ({
-    blockTable: segment.kv.blockTable,
-    ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
-    positions: segment.positions,
-    rows: segment.logits,
-  }));
+/** The batch's segments as step requests; picks[s] rides with segment s when it asks for its last row. */
+export function stepRequests(batch: Batch, picks: readonly (TokenPick | undefined)[] = []): StepRequest[] {
+  return batch.segments.map((segment, s) => {
+    const pick = segment.logits === 'last' ? picks[s] : undefined;
+    return {
+      blockTable: segment.kv.blockTable,
+      ids: batch.ids.subarray(segment.start, segment.start + segment.positions.length),
+      positions: segment.positions,
+      rows: segment.logits,
+      ...(pick ? { pick } : {}),
+    };
+  });
 }
 
 /**
@@ -40,23 +51,22 @@ export function stepRequests(batch: Batch): StepRequest[] {
  * SegmentError names its index among all the requests.
  */
 export async function stepMicroBatches(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[], generation?: number): Promise<Float32Array> {
+  return (await stepMicroBatchRows(coordinator, pool, requests, generation)).logits;
+}
+
+/** stepMicroBatches with the requests' picks: ids for picked rows, logits for the others, in request order. */
+export async function stepMicroBatchRows(coordinator: MeshCoordinator, pool: KvLayout, requests: readonly StepRequest[], generation?: number): Promise<PickedRows> {
   const groups = Math.min(coordinator.stages * microBatchesPerStage(coordinator.stages), requests.length);
-  if (groups <= 1) return coordinator.stepBatch(pool, requests, generation);
+  if (groups <= 1) return coordinator.stepRows(pool, requests, generation);
   const starts = Array.from({ length: groups + 1 }, (_, g) => Math.floor((g * requests.length) / groups));
   const parts = await Promise.all(
     Array.from({ length: groups }, (_, g) =>
-      coordinator.stepBatch(pool, requests.slice(starts[g], starts[g + 1]), generation).catch((error: unknown) => {
+      coordinator.stepRows(pool, requests.slice(starts[g], starts[g + 1]), generation).catch((error: unknown) => {
         throw error instanceof SegmentError ? new SegmentError(error.code, error.message, error.segment + starts[g]) : error;
       }),
     ),
   );
-  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return joinRows(parts);
 }
 
 /**

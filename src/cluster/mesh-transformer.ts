@@ -23,6 +23,7 @@ import { ABSENT } from '../model/shard-weights.js';
 import { Transformer } from '../model/transformer.js';
 import type { MeshCoordinator } from './coordinator.js';
 import { forwardOnMesh } from './mesh-batches.js';
+import type { PickedRows, TokenPick } from '../engine/token-pick.js';
 
 export type KvLossMode = 'report' | 'replay';
 
@@ -56,6 +57,15 @@ export class MeshTransformer extends Transformer {
 
   /** Logits of the batch rows its segments ask for, in segment order: [rows, vocabSize]. */
   override async forwardBatch(batch: Batch): Promise<Float32Array> {
+    return (await this.forwardPicked(batch, [])).logits;
+  }
+
+  /**
+   * The batch rows its segments ask for, in segment order; a segment with a
+   * pick gets its token picked on the reporting rank (an id comes back, not
+   * the vocabulary's logits: token-pick.ts).
+   */
+  async forwardPicked(batch: Batch, picks: readonly (TokenPick | undefined)[]): Promise<PickedRows> {
     // The plan this batch's KV lives on: a forward that sees another one (even after a sibling in flight noticed first) lost it.
     const startedOn = this.kvGeneration;
     const split = this.pipelineGroups === 1;
@@ -71,9 +81,9 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const logits = await forwardOnMesh(this.coordinator, batch, generation, split);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
         this.record(batch);
-        return logits;
+        return rows;
       } catch (error) {
         // A generation that ended under this step: wait for the next plan and run it there.
         if (!isTesseraError(error) || error.code !== 'TESSERA_ERR_RANK_LOST') throw error;
@@ -109,4 +119,9 @@ export class MeshTransformer extends Transformer {
       segment.positions.forEach((position, i) => (ids[position] = batch.ids[segment.start + i]));
     }
   }
+}
+
+/** Tokens picked on the reporting rank (default); TESSERA_RANK_PICKS=0 brings every row's logits to the driver, as before, to compare. */
+function rankPicks(): boolean {
+  return process.env.TESSERA_RANK_PICKS !== '0';
 }

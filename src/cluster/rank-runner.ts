@@ -16,6 +16,7 @@ import { SegmentError, TesseraError } from '../core/errors.js';
 import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
+import { pickRows, type PickedRows, type TokenPick } from '../engine/token-pick.js';
 
 /** The driver's KV pool that every rank mirrors. A KvCache is one. */
 export interface KvLayout {
@@ -33,6 +34,8 @@ export interface StepRequest {
   /** [numTokens] */
   positions: Int32Array;
   rows: LogitRows;
+  /** With rows 'last': the reporting rank picks the token (token-pick.ts) and returns its id instead of the row's logits. */
+  pick?: TokenPick;
 }
 
 export class RankRunner {
@@ -64,6 +67,22 @@ export class RankRunner {
   }
 
   /**
+   * stepBatch with the requests' picks made here, where the logits are: on
+   * the reporting rank, an id for every row whose request has a pick and the
+   * logits of the others; undefined elsewhere.
+   */
+  async stepPicked(layout: KvLayout, requests: readonly StepRequest[]): Promise<PickedRows | undefined> {
+    const logits = await this.stepBatch(layout, requests);
+    if (!logits) return undefined;
+    const picks: (TokenPick | undefined)[] = [];
+    for (const request of requests) {
+      if (request.rows === 'all') for (let i = 0; i < request.ids.length; i++) picks.push(undefined);
+      else if (request.rows === 'last' && request.ids.length > 0) picks.push(request.pick);
+    }
+    return pickRows(logits, picks, this.stage.config.vocabSize);
+  }
+
+  /**
    * Refuses a step this rank cannot run, before anything is sent or computed:
    * every rank checks the same things, so all refuse it together and none is
    * left waiting. A bad segment throws a SegmentError naming it.
@@ -88,15 +107,26 @@ export class RankRunner {
   async stepBatch(layout: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
     const batch = this.batchOf(this.poolFor(layout), requests);
-    /** [numTokens, hiddenSize] */
-    const hidden = this.stage.isFirst ? await this.stage.embed(batch.ids) : await this.receiveHidden(rankAt({ stage: stage - 1, tpRank }, this.shape), batch.ids.length);
-    await this.stage.runLayers(hidden, batch);
-    if (!this.stage.isLast) {
-      await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
-      return undefined;
+    // On a device backend the rank's ops run as device steps: one submission between two collectives, not one per op.
+    this.stage.beginStep();
+    let ended = false;
+    try {
+      /** [numTokens, hiddenSize] */
+      const hidden = this.stage.isFirst ? await this.stage.embed(batch.ids) : await this.receiveHidden(rankAt({ stage: stage - 1, tpRank }, this.shape), batch.ids.length);
+      await this.stage.runLayers(hidden, batch);
+      if (!this.stage.isLast) {
+        ended = true;
+        this.stage.endStep([hidden]);
+        await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
+        return undefined;
+      }
+      const logits = await this.stage.head(hidden, batch);
+      ended = true;
+      this.stage.endStep([logits]);
+      return this.reports ? logits : undefined;
+    } finally {
+      if (!ended) this.stage.endStep([]);
     }
-    const logits = await this.stage.head(hidden, batch);
-    return this.reports ? logits : undefined;
   }
 
   /** [numTokens, hiddenSize] from the previous stage; its size is checked before any layer reads it (a short frame would read past its end). */
@@ -141,10 +171,11 @@ export class RankRunner {
 }
 
 /** Every block id inside the pool, a block for every position the request writes, every id in the vocabulary. */
-function checkSegment(pool: KvCache, { blockTable, positions, ids }: StepRequest, vocabSize: number, segment: number): void {
+function checkSegment(pool: KvCache, { blockTable, positions, ids, rows, pick }: StepRequest, vocabSize: number, segment: number): void {
   const refuse = (message: string): never => {
     throw new SegmentError('TESSERA_ERR_INVALID_ARGUMENT', message, segment);
   };
+  if (pick && rows !== 'last') refuse(`a segment whose logit rows are '${rows}' asks for a pick; only a 'last' row is picked`);
   for (const block of blockTable) {
     if (block < 0 || block >= pool.numBlocks) refuse(`block ${block} of a step's block table is outside this rank's KV pool [0, ${pool.numBlocks})`);
   }

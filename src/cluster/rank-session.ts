@@ -29,6 +29,7 @@ import { HeldShards } from './held-shards.js';
 import { checkPlanShape } from './plan-layout.js';
 import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
+import type { PickedRows } from '../engine/token-pick.js';
 
 type Send = (message: ControlMessage, body?: Uint8Array) => Promise<void>;
 type StepMessage = Extract<ControlMessage, { type: 'step' }>;
@@ -184,9 +185,9 @@ export class RankSession {
     }
     const startedEpoch = epochMicros();
     clock.begin();
-    let logits: Float32Array | undefined;
+    let rows: PickedRows | undefined;
     try {
-      logits = await runner.stepBatch(message.pool, requests);
+      rows = await runner.stepPicked(message.pool, requests);
     } catch (error) {
       await this.fail(message.generation, message.id, error);
       return;
@@ -195,9 +196,11 @@ export class RankSession {
     const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
     this.recordStep(message, startedEpoch, tokens, times);
-    if (logits) {
+    if (rows) {
       const { computeMs, waitMs, transferMs, eventLoopMs } = times;
-      await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs }, floatBytes(logits));
+      // Only the unpicked rows travel as logits; ids go when any row was picked.
+      const ids = rows.ids.some((id) => id >= 0) ? { ids: Array.from(rows.ids) } : {};
+      await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids }, floatBytes(rows.logits));
     }
     await this.sendSpans();
   }
@@ -260,6 +263,7 @@ function stepRequests(message: StepMessage): StepRequest[] {
     rows: segment.rows,
     ids: Int32Array.from(segment.ids),
     positions: Int32Array.from(segment.positions),
+    pick: segment.pick,
   }));
 }
 

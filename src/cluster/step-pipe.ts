@@ -1,10 +1,12 @@
 /**
  * Steps in flight on the mesh, by id: each is answered by the reporting
- * rank's logits, refused (a SegmentError or a step-wide error, the mesh goes
+ * rank's rows (an id for each row it picked, token-pick.ts; logits for the
+ * others), refused (a SegmentError or a step-wide error, the mesh goes
  * on), or failed with its whole generation when a rank is lost. A reply's
  * body is checked against its step (checkBody) before anyone reads it.
  */
 import { TesseraError } from '../core/errors.js';
+import type { PickedRows } from '../engine/token-pick.js';
 import type { Envelope } from './control-message.js';
 import type { StepRequest } from './rank-runner.js';
 
@@ -15,14 +17,22 @@ export interface StepTimings {
 }
 
 export interface StepResult {
-  logits: Float32Array;
+  rows: PickedRows;
   timings: StepTimings;
+}
+
+/** The rows a step's reply must carry: which the rank picks (an id each) and how many come as logits. */
+export interface StepRows {
+  /** [rows] 1 where the rank picks the token, 0 where it sends the row's logits. */
+  picked: Uint8Array;
+  vocabSize: number;
+  /** Bytes of the logits the reporting rank must send back (its frame is checked against this). */
+  logitBytes: number;
 }
 
 interface Pending {
   generation: number;
-  /** Bytes of the logits the reporting rank must send back (its frame is checked against this). */
-  logitBytes: number;
+  rows: StepRows;
   resolve: (result: StepResult) => void;
   reject: (error: Error) => void;
 }
@@ -36,22 +46,22 @@ export class StepPipe {
     return this.pending.size;
   }
 
-  /** A new step of `generation` whose logits take `logitBytes`: its id (for the step message) and its result. */
-  open(generation: number, logitBytes: number): { id: number; result: Promise<StepResult> } {
+  /** A new step of `generation` whose reply carries `rows`: its id (for the step message) and its result. */
+  open(generation: number, rows: StepRows): { id: number; result: Promise<StepResult> } {
     const id = this.nextId++;
-    const result = new Promise<StepResult>((resolve, reject) => this.pending.set(id, { generation, logitBytes, resolve, reject }));
+    const result = new Promise<StepResult>((resolve, reject) => this.pending.set(id, { generation, rows, resolve, reject }));
     return { id, result };
   }
 
-  /** The logits' size step `id` expects, or undefined when no such step is in flight. */
-  logitBytes(id: number): number | undefined {
-    return this.pending.get(id)?.logitBytes;
+  /** The rows step `id` expects, or undefined when no such step is in flight. */
+  rows(id: number): StepRows | undefined {
+    return this.pending.get(id)?.rows;
   }
 
   /** The largest logits any step in flight expects (bounds the frames a rank may send). */
   get largestLogitBytes(): number {
     let largest = 0;
-    for (const pending of this.pending.values()) largest = Math.max(largest, pending.logitBytes);
+    for (const pending of this.pending.values()) largest = Math.max(largest, pending.rows.logitBytes);
     return largest;
   }
 
@@ -90,17 +100,33 @@ export class StepPipe {
   }
 }
 
-/** Bytes of the logits a step returns: [rows, vocabSize] float32, rows as each segment asks. */
-export function logitBytes(requests: readonly StepRequest[], vocabSize: number): number {
-  const rows = requests.reduce((sum, request) => sum + (request.rows === 'all' ? request.ids.length : request.rows === 'last' && request.ids.length > 0 ? 1 : 0), 0);
-  return rows * vocabSize * 4;
+/** The rows a step returns, in request order: every position for 'all', the last for 'last' (picked when the request has a pick). */
+export function stepRows(requests: readonly StepRequest[], vocabSize: number): StepRows {
+  const picked: number[] = [];
+  for (const request of requests) {
+    if (request.rows === 'all') for (let i = 0; i < request.ids.length; i++) picked.push(0);
+    else if (request.rows === 'last' && request.ids.length > 0) picked.push(request.pick ? 1 : 0);
+  }
+  const logitRows = picked.length - picked.reduce((sum, flag) => sum + flag, 0);
+  return { picked: Uint8Array.from(picked), vocabSize, logitBytes: logitRows * vocabSize * 4 };
 }
 
-/** A reply's body: only on logits, of the size its step expects; else the worker broke the protocol. */
+/**
+ * A reply's body and ids: only on logits, the body of the size its step
+ * expects, an id in the vocabulary for exactly the rows it picks (-1 for the
+ * others); else the worker broke the protocol.
+ */
 export function checkBody({ message, body }: Envelope, pipe: StepPipe): TesseraError | undefined {
   if (message.type !== 'logits') return body.byteLength === 0 ? undefined : new TesseraError('TESSERA_ERR_PROTOCOL', `a ${message.type} message carried ${body.byteLength} bytes of body`);
-  const expected = pipe.logitBytes(message.id);
+  const rows = pipe.rows(message.id);
   // Logits of a step no longer in flight (failed with its generation) are dropped unread.
-  if (expected === undefined || body.byteLength === expected) return undefined;
-  return new TesseraError('TESSERA_ERR_PROTOCOL', `logits of step ${message.id} came as ${body.byteLength} bytes; the step expects ${expected}`);
+  if (rows === undefined) return undefined;
+  if (body.byteLength !== rows.logitBytes) return new TesseraError('TESSERA_ERR_PROTOCOL', `logits of step ${message.id} came as ${body.byteLength} bytes; the step expects ${rows.logitBytes}`);
+  const ids = message.ids ?? [];
+  const picks = rows.picked.some((flag) => flag === 1);
+  if (!picks && ids.length === 0) return undefined;
+  if (ids.length !== rows.picked.length) return new TesseraError('TESSERA_ERR_PROTOCOL', `step ${message.id} came back with ${ids.length} ids for its ${rows.picked.length} rows`);
+  const bad = ids.findIndex((id, row) => (rows.picked[row] === 1 ? !(id >= 0 && id < rows.vocabSize) : id !== -1));
+  if (bad < 0) return undefined;
+  return new TesseraError('TESSERA_ERR_PROTOCOL', `step ${message.id}'s row ${bad} came back as id ${ids[bad]}; the step expects ${rows.picked[bad] === 1 ? `an id in [0, ${rows.vocabSize})` : '-1 (its logits)'}`);
 }

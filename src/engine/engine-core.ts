@@ -24,12 +24,21 @@ import { TokenGrammarCache } from './token-grammar-cache.js';
 import type { ExpertLoadSnapshot } from '../model/moe-expert-load.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { StepFlights } from './step-flights.js';
+import { checkSequenceRequest } from './request-checks.js';
 import { Sequence, type SequenceOutput, type SequenceRequest, type TokenLogprob } from './sequence.js';
+import { pickFor, unpicked, type PickedRows, type TokenPick } from './token-pick.js';
 
 /** What the engine core needs of a model. `Transformer` is one. */
 export interface ModelRunner {
   /** Logits [rows, vocabSize] of the rows the batch's segments ask for, in segment order. */
   forwardBatch(batch: Batch): Promise<Float32Array>;
+  /**
+   * The forward pass with tokens picked where the logits are (a mesh's
+   * reporting rank, token-pick.ts), so ids travel instead of logits.
+   * picks[s]: how to pick segment s's last-row token, or undefined to get its
+   * logits. Runners without it return every row's logits.
+   */
+  forwardPicked?(batch: Batch, picks: readonly (TokenPick | undefined)[]): Promise<PickedRows>;
   /** Tokens routed to each expert so far, for MoE models run in this process. */
   readonly expertLoad?: { snapshot(): ExpertLoadSnapshot };
   /** Layers whose KV pools the core allocates (default all); a mesh, whose ranks hold the KV, says [0, 0]. */
@@ -135,7 +144,7 @@ export class EngineCore {
    * it, kv-reservation.ts), so it starts where that left off.
    */
   add(sequenceId: number, request: SequenceRequest, prefilled?: PrefilledKv): void {
-    this.validate(request);
+    checkSequenceRequest(request, { vocabSize: this.config.vocabSize, maxModelLen: this.maxModelLen, eos: this.eos });
     if (this.sequences.has(sequenceId)) throw new TesseraError('TESSERA_ERR_INTERNAL', `sequence ${sequenceId} already exists`);
     const sequence = new Sequence(sequenceId, request, this.tokenizer);
     if (prefilled) Object.assign(sequence, { blocks: prefilled.blocks, blockHashes: prefilled.blockHashes, numComputed: prefilled.numComputed });
@@ -192,7 +201,7 @@ export class EngineCore {
     const landed = await this.flights.land();
     if (landed && landed.flight.epoch === this.flights.epoch) {
       const { flight, result } = landed;
-      if (result.logits !== undefined) outputs.push(...this.afterForward(flight.chunks, result.logits));
+      if (result.rows !== undefined) outputs.push(...this.afterForward(flight.chunks, result.rows));
       else outputs.push(...this.afterFailedForward(flight.chunks, result.error));
     }
     // Sequences cancelled or detached while their flight was in the air leave now that it landed.
@@ -211,9 +220,9 @@ export class EngineCore {
       if (chunks.length === 0) return;
       const batch = this.batchOf(chunks);
       // Called now, so the runner has the batch before this step waits on anything.
-      let forward: Promise<Float32Array>;
+      let forward: Promise<PickedRows>;
       try {
-        forward = this.runner.forwardBatch(batch);
+        forward = this.forward(batch, chunks);
       } catch (error) {
         forward = Promise.reject(error);
       }
@@ -251,42 +260,6 @@ export class EngineCore {
     return { ...this.output(sequence, [], undefined, ''), error: { code, message: error instanceof Error ? error.message : String(error) } };
   }
 
-  private validate(request: SequenceRequest): void {
-    const { promptIds, maxTokens } = request;
-    if (promptIds.length === 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'the prompt is empty; give at least one token');
-    for (const id of promptIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
-      }
-    }
-    for (const [id] of request.logitBias ?? []) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `logit_bias names token id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
-    }
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `max_tokens must be at least 1, got ${maxTokens}`);
-    this.validateResume(request);
-    if (promptIds.length + maxTokens > this.maxModelLen) {
-      throw new TesseraError(
-        'TESSERA_ERR_CONTEXT_OVERFLOW',
-        `the prompt has ${promptIds.length} tokens and asks for ${maxTokens} more, but the context holds ${this.maxModelLen}; shorten the prompt or lower max_tokens`,
-      );
-    }
-  }
-
-  /** Delivered ids of a resumed sequence: in the vocabulary, and not already the end of it. */
-  private validateResume(request: SequenceRequest): void {
-    const resumeIds = request.resumeIds ?? [];
-    if (resumeIds.length >= request.maxTokens) {
-      throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds has ${resumeIds.length} ids but max_tokens is ${request.maxTokens}: that sequence has finished; do not resume it`);
-    }
-    for (const id of resumeIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-        throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumed token id ${id} is outside the vocabulary [0, ${this.config.vocabSize})`);
-      }
-      // An end-of-sequence token is never delivered as output (it ends the sequence instead).
-      if (!request.ignoreEos && this.eos.has(id)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `resumeIds hold the end-of-sequence token ${id}: that sequence has finished; do not resume it`);
-    }
-  }
-
   /** Tokens of all chunks laid end to end; logits only where a chunk reaches its sequence's end. */
   private batchOf(chunks: readonly ScheduledChunk[]): Batch {
     const total = chunks.reduce((sum, chunk) => sum + chunk.count, 0);
@@ -315,41 +288,61 @@ export class EngineCore {
     return sequence.kv;
   }
 
-  /** logits: [rows, vocabSize], one row per chunk that reached its end. */
-  private afterForward(chunks: readonly ScheduledChunk[], logits: Float32Array): SequenceOutput[] {
+  /**
+   * The batch's logit rows (one per chunk that reaches its sequence's end):
+   * picked by the runner where it can and the sequence allows (token-pick.ts),
+   * else as logits.
+   */
+  private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
+    if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
+    const picks = chunks.map(({ sequence, count }) => (sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length) : undefined));
+    return this.runner.forwardPicked(batch, picks);
+  }
+
+  /** rows: one per chunk that reached its end, a picked id or its [vocabSize] logits. */
+  private afterForward(chunks: readonly ScheduledChunk[], rows: PickedRows): SequenceOutput[] {
     const vocab = this.config.vocabSize;
     const outputs: SequenceOutput[] = [];
     let row = 0;
+    let logitRow = 0;
     for (const chunk of chunks) {
       const sequence = chunk.sequence;
       if (!this.sequences.has(sequence.id)) {
-        // Cancelled or detached while in flight (retired once this landed): its logits row, if any, goes unread.
-        if (sequence.numComputed + chunk.count === sequence.tokens.length) row++;
+        // Cancelled or detached while in flight (retired once this landed): its row, if any, goes unread.
+        if (sequence.numComputed + chunk.count === sequence.tokens.length && rows.ids[row++] < 0) logitRow++;
         continue;
       }
       this.scheduler.advance(chunk);
       if (sequence.pendingCount > 0) continue;
+      const picked = rows.ids[row++];
+      if (picked >= 0) {
+        outputs.push(this.sample(sequence, picked));
+        continue;
+      }
       /** [vocabSize] */
-      const rowLogits = logits.subarray(row * vocab, (row + 1) * vocab);
-      row++;
+      const rowLogits = rows.logits.subarray(logitRow * vocab, (logitRow + 1) * vocab);
+      logitRow++;
       outputs.push(this.sample(sequence, rowLogits));
     }
     return outputs;
   }
 
-  private sample(sequence: Sequence, logits: Float32Array): SequenceOutput {
+  /** row: the step's logits for this sequence, or the id the runner already picked from them. */
+  private sample(sequence: Sequence, row: Float32Array | number): SequenceOutput {
     const { request } = sequence;
     const position = sequence.tokens.length;
     const history = { promptIds: request.promptIds, generatedIds: sequence.generatedIds() };
+    const logits = typeof row === 'number' ? undefined : row;
     let id: number;
     try {
-      id = sampleGuided(logits, request.sampling, history, position, sequence.grammar, request.logitBias);
+      id = typeof row === 'number' ? row : sampleGuided(row, request.sampling, history, position, sequence.grammar, request.logitBias);
       if (!this.eos.has(id) || request.ignoreEos) sequence.grammar?.advance(id);
     } catch (error) {
       // A constraint that cannot go on fails its own sequence, not the batch.
       return this.fail(sequence, error);
     }
-    const logprob = request.logprobs === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
+    // A picked row never asks for logprobs (pickFor leaves those rows as logits).
+    const logprob = request.logprobs === undefined || logits === undefined ? undefined : tokenLogprob(logits, id, request.logprobs);
     if (!request.ignoreEos && this.eos.has(id)) return this.end(sequence, 'stop', [], '');
     sequence.tokens.push(id);
     const text = sequence.stops.push(sequence.decoder.push(id));

@@ -8,7 +8,7 @@
  * masking only removes candidates, and ties go to the lowest id either way.
  */
 import type { GrammarCursor } from './grammar-cursor.js';
-import { sampleToken, type SamplingHistory, type SamplingParams } from './sampler.js';
+import { hasPenalties, sampleToken, type SamplingHistory, type SamplingParams } from './sampler.js';
 import { argmax, topIds } from './token-ranking.js';
 
 /** Pairs [token id, bias]: added to the logit before penalties, as OpenAI's logit_bias. */
@@ -43,10 +43,6 @@ function greedyAllowed(scores: Float32Array, cursor: GrammarCursor): number {
     for (const id of topIds(scores, CANDIDATES)) if (cursor.allows(id)) return id;
   }
   return cursor.bestAllowed(scores);
-}
-
-function hasPenalties(params: SamplingParams): boolean {
-  return params.repetitionPenalty !== 1 || params.presencePenalty !== 0 || params.frequencyPenalty !== 0;
 }
 
 function biased(logits: Float32Array, bias: LogitBias): Float32Array {

@@ -85,9 +85,29 @@ export function sampleToken(
   /** [vocab] working copy, in float64. */
   const scores = Float64Array.from(logits);
   applyPenalties(scores, params, history);
+  return pickToken(scores, params, params.temperature === 0 ? 0 : uniform(params.seed, position));
+}
+
+/** What picks a token from one step's scores alone, once penalties are applied: no history, no seed. */
+export type PickParams = Pick<SamplingParams, 'temperature' | 'topK' | 'topP' | 'minP'>;
+
+/**
+ * The token for `scores` ([vocab], float64, penalties applied; divided in
+ * place by the temperature): argmax at temperature 0, else the draw of `u`
+ * (the request's uniform at this position) among the ids top-k, top-p and
+ * min-p keep. A pure function, so whoever holds the logits (the last rank of
+ * a mesh, token-pick.ts) picks exactly the id the driver would.
+ */
+export function pickToken(scores: Float64Array, params: PickParams, u: number): number {
+  if (scores.length === 0) throw new TesseraError('TESSERA_ERR_INTERNAL', 'cannot sample from an empty vocabulary');
   if (params.temperature === 0) return argmax(scores);
   for (let id = 0; id < scores.length; id++) scores[id] /= params.temperature;
-  return draw(scores, keptIds(scores, params), uniform(params.seed, position));
+  return draw(scores, keptIds(scores, params), u);
+}
+
+/** True when the token depends on what was generated before (penalties), not only on the step's logits. */
+export function hasPenalties(params: SamplingParams): boolean {
+  return params.repetitionPenalty !== 1 || params.presencePenalty !== 0 || params.frequencyPenalty !== 0;
 }
 
 function applyPenalties(scores: Float64Array, params: SamplingParams, history: SamplingHistory): void {
@@ -113,7 +133,7 @@ function applyPenalties(scores: Float64Array, params: SamplingParams, history: S
 }
 
 /** Ids that survive top-k, top-p and min-p; undefined when all do. */
-function keptIds(scores: Float64Array, params: SamplingParams): Int32Array | undefined {
+function keptIds(scores: Float64Array, params: PickParams): Int32Array | undefined {
   let kept: Int32Array | undefined;
   if (params.topK > 0 && params.topK < scores.length) kept = topIds(scores, params.topK);
   if (params.topP < 1) kept = nucleus(scores, kept, params.topP);

@@ -13,10 +13,11 @@
  * groups launched before every sequence's state was reset (KV lost, failAll).
  */
 import type { ScheduledChunk } from './scheduler.js';
+import type { PickedRows } from './token-pick.js';
 import type { Sequence } from './sequence.js';
 
-/** A forward pass's result: it never rejects. */
-export type Landing = { logits: Float32Array; error?: undefined } | { error: unknown; logits?: undefined };
+/** A forward pass's result (its rows: picked ids, or logits, token-pick.ts): it never rejects. */
+export type Landing = { rows: PickedRows; error?: undefined } | { error: unknown; rows?: undefined };
 
 export interface Flight {
   chunks: ScheduledChunk[];
@@ -45,8 +46,8 @@ export class StepFlights {
     return this.flightOf.has(sequence);
   }
 
-  launch(chunks: ScheduledChunk[], batchTokens: number, forward: Promise<Float32Array>): void {
-    const landing: Promise<Landing> = forward.then((logits) => ({ logits }), (error: unknown) => ({ error }));
+  launch(chunks: ScheduledChunk[], batchTokens: number, forward: Promise<PickedRows>): void {
+    const landing: Promise<Landing> = forward.then((rows) => ({ rows }), (error: unknown) => ({ error }));
     const flight = { chunks, batchTokens, landing, epoch: this.epoch };
     for (const chunk of chunks) this.flightOf.set(chunk.sequence, flight);
     this.queue.push(flight);

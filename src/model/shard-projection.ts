@@ -29,7 +29,10 @@ export class RowParallelProjection implements OutputProjection {
     const length = numTokens * this.weight.shape[0];
     // The all-reduce sums in place, so the result stays in `out` — in shared memory when the group offers it, which saves a copy.
     const out = this.group.partialBuffer?.(length) ?? scratch?.take('projected', length);
-    return this.group.allReduce(this.backend.matmul(x, this.weight, numTokens, out));
+    const partial = this.backend.matmul(x, this.weight, numTokens, out);
+    // A device backend recording a step fills the partial on the host before the collective reads it.
+    if (this.group.size > 1) this.backend.flush?.([partial]);
+    return this.group.allReduce(partial);
   }
 }
 
@@ -47,8 +50,11 @@ export class GatheredProjection implements OutputProjection {
   ) {}
 
   async forward(x: Float32Array, numTokens: number): Promise<Float32Array> {
+    if (this.group.size > 1) this.backend.flush?.([x]);
     /** [numTokens, all inputs] */
     const input = await this.group.allGatherColumns(x, numTokens);
-    return this.group.allGatherColumns(this.backend.matmul(input, this.weight, numTokens), numTokens);
+    const slice = this.backend.matmul(input, this.weight, numTokens);
+    if (this.group.size > 1) this.backend.flush?.([slice]);
+    return this.group.allGatherColumns(slice, numTokens);
   }
 }

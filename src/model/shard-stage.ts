@@ -40,6 +40,24 @@ export class StageModel {
     });
     const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));
     this.transformer = new Transformer(config, weights.transformer, backend, group, feedForwards, attentionOutputs);
+    // Expert layers route and exchange tokens on the host between ops: those stages run op by op.
+    this.recordsSteps = backend.beginStep !== undefined && !feedForwardOverrides?.some((override) => override !== undefined);
+  }
+
+  /**
+   * Whether a rank's step is recorded as device steps (a device backend, dense
+   * layers): ops run together, one submission between two collectives.
+   */
+  readonly recordsSteps: boolean;
+
+  /** Opens a device step when this stage records them (beginStep of the backend). */
+  beginStep(): void {
+    if (this.recordsSteps) this.backend.beginStep?.();
+  }
+
+  /** Runs the rest of the device step and fills `arrays` (host data again). */
+  endStep(arrays: readonly Float32Array[]): void {
+    if (this.recordsSteps) this.backend.endStep?.(arrays);
   }
 
   get isFirst(): boolean {
@@ -69,6 +87,7 @@ export class StageModel {
     const hidden = new Float32Array(ids.length * hiddenSize);
     if (mine.length > 0) {
       const rows = this.backend.embed(Int32Array.from(mine, (t) => ids[t] - start), this.weights.transformer.tokenEmbedding);
+      this.backend.flush?.([rows]); // copied on the host
       mine.forEach((t, i) => hidden.set(rows.subarray(i * hiddenSize, (i + 1) * hiddenSize), t * hiddenSize));
     }
     return this.group.allReduce(hidden);
@@ -83,6 +102,7 @@ export class StageModel {
   async head(hidden: Float32Array, batch: Batch): Promise<Float32Array> {
     /** [rows, this rank's vocab columns] */
     const slice = this.transformer.head(hidden, batch);
+    if (this.group.size > 1) this.backend.flush?.([slice]);
     const [start, end] = this.weights.layout.vocab;
     return this.group.allGatherColumns(slice, slice.length / (end - start));
   }

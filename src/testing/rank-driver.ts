@@ -65,8 +65,9 @@ export async function planOne(live: LiveRank, model: RankModel): Promise<void> {
   if (!(await live.worker.expect('ready'))) throw new Error('the rank hung up instead of loading its plan');
 }
 
-/** A well-formed step of three tokens in blocks 0 and 1, logits of the last. */
-export function validStep(generation: number, id: number): Extract<ControlMessage, { type: 'step' }> {
-  const request: StepRequest = { blockTable: Int32Array.of(0, 1), ids: Int32Array.of(1, 5, 9), positions: Int32Array.of(0, 1, 2), rows: 'last' };
+/** A well-formed step of three tokens in blocks 0 and 1, logits of the last (`picked`: its token picked on the rank instead). */
+export function validStep(generation: number, id: number, picked = false): Extract<ControlMessage, { type: 'step' }> {
+  const pick = picked ? { pick: { temperature: 0.8, topK: 40, topP: 0.9, minP: 0.05, u: 0.5 } } : {};
+  const request: StepRequest = { blockTable: Int32Array.of(0, 1), ids: Int32Array.of(1, 5, 9), positions: Int32Array.of(0, 1, 2), rows: 'last', ...pick };
   return stepMessage(generation, id, POOL, [request]) as Extract<ControlMessage, { type: 'step' }>;
 }
