@@ -53,7 +53,7 @@ export interface RingKeeper {
 
 /** Ring size: a few prompts' rows in flight (a 1,024-token TinyLlama prompt is 44 MiB in f32). */
 export const DEFAULT_RING_BYTES = 128 * 2 ** 20;
-/** The ring is written through once before it is offered, in chunks of this size (on the thread pool, not the event loop). */
+/** The ring is written through once before it is used, in chunks of this size (on the thread pool, not the event loop). */
 const PREFAULT_CHUNK_BYTES = 4 * 2 ** 20;
 const ALIGN = 8;
 
@@ -168,7 +168,6 @@ export class ShmKvLink implements KvLink {
     try {
       const handle = await open(path, 'w+', 0o600);
       await handle.truncate(ringBytes);
-      await prefault(handle, ringBytes);
       this.ringPath = path;
       this.ringBytes = ringBytes;
       this.ringId = ring;
@@ -238,6 +237,21 @@ export class ShmKvLink implements KvLink {
     if (!this.writer || handle === undefined) return;
     this.pending = undefined;
     if (this.ringPath) rmSync(this.ringPath, { force: true });
+    void this.useRing(handle);
+  }
+
+  /** Writer: the ring, unlinked and open at both ends, is written through, then used (here or by the keeper). */
+  private async useRing(handle: FileHandle): Promise<void> {
+    let usable = true;
+    try {
+      await prefault(handle, this.ringBytes);
+    } catch {
+      usable = false; // no room for it in /dev/shm: every payload inline
+    }
+    if (this.socket.closed || !usable) {
+      await handle.close().catch(() => undefined);
+      return this.settle();
+    }
     if (!this.keeper) {
       this.own = handle;
       this.fd = handle.fd;
@@ -249,6 +263,7 @@ export class ShmKvLink implements KvLink {
     }
     this.settle();
   }
+
 
   private readPayload(header: Extract<ShmFrameHeader, { type: 'shm' }>): void {
     if (this.kept) {
@@ -293,7 +308,8 @@ export class ShmKvLink implements KvLink {
  * tmpfs page is allocated on its first write, and on a virtual machine that
  * costs tens of microseconds a page (rows written into a fresh ring moved at
  * about 95 MB/s here, into a written one at about 3 GB/s). Done once per
- * link, before the ring is offered; transfers go inline until then.
+ * link, once both ends have the ring open (and it is unlinked, so a
+ * process killed meanwhile leaves nothing); transfers go inline until then.
  */
 async function prefault(handle: FileHandle, bytes: number): Promise<void> {
   const zeros = new Uint8Array(Math.min(PREFAULT_CHUNK_BYTES, bytes));
