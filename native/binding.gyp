@@ -50,6 +50,7 @@
         "src/comm/exchange.cc",
         "src/comm/group-bindings.cc",
         "src/comm/mesh-hello.cc",
+        "src/comm/sealed-link.cc",
         "src/comm/shm-group.cc",
         "src/comm/shm-mesh.cc",
         "src/comm/shm-segment.cc",

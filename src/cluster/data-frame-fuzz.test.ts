@@ -18,7 +18,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { encodeControl, stepMessage, type ControlMessage } from './control-message.js';
 import { modelIdentityOf } from './model-identity.js';
-import { meshProof, type MeshAddress } from '../parallel/socket-transport.js';
+import { FramedSocket } from '../parallel/framed-socket.js';
+import { acceptGreeting, dialGreeting, greetingProof } from '../parallel/mesh-greeting.js';
+import type { MeshAddress } from '../parallel/socket-transport.js';
 import { applyMutations, fuzzSettings, mutationsArbitrary, Tally, type Mutation } from '../testing/byte-mutation.js';
 import { FakeCoordinator } from '../testing/fake-coordinator.js';
 import { fixture } from '../testing/fixtures.js';
@@ -36,8 +38,18 @@ function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A dialer's half of a greeting (offer, then a proof against a listener nonce it guessed), as a recording would replay it; fixed nonces keep the fuzz cases the same every run. */
 function helloFrame(meshToken: string, from: number, to: number): Uint8Array {
-  return frame(new TextEncoder().encode(JSON.stringify({ rank: from, proof: meshProof(meshToken, from, to) })));
+  const [nonce, guessed] = ['5a'.repeat(32), 'c3'.repeat(32)];
+  const json = (value: object): Uint8Array => frame(new TextEncoder().encode(JSON.stringify(value)));
+  return Buffer.concat([json({ rank: from, nonce }), json({ proof: greetingProof(meshToken, 'dialer', 2, from, to, nonce, guessed) })]);
+}
+
+/** Greets the worker's mesh listener as rank 0, as a real rank does. */
+async function greetWorker(address: MeshAddress, meshToken: string): Promise<Socket> {
+  const socket = await write(address, new Uint8Array(0));
+  await dialGreeting(new FramedSocket(socket, (why) => new Error(why)), meshToken, 2, 0, 1);
+  return socket;
 }
 
 function hiddenFrame(fill: (index: number) => number): Uint8Array {
@@ -86,9 +98,12 @@ class Mesh {
     try {
       await this.live.worker.send(planFor(this.live, this.model, [stage0.address, own], meshToken, [[0, 2], [2, this.model.numLayers]]));
       for (const stray of fuzz.strays) open.push(await write(own, stray(meshToken, this.previousToken)));
-      open.push(await write(own, helloFrame(meshToken, 0, 1)));
+      const greeted = greetWorker(own, meshToken);
       const toWorker = await stage0.accepted;
       open.push(toWorker);
+      // The worker dials stage 0 and greets it; this test answers as rank 0 would.
+      assert.deepEqual(await acceptGreeting(new FramedSocket(toWorker, (why) => new Error(why)), meshToken, 2, 0), { rank: 1 });
+      open.push(await greeted);
       const ready = await this.live.worker.expect('ready');
       assert.ok(ready, 'the rank loads its stage despite the stray connections');
       const request = { blockTable: Int32Array.of(0), ids: Int32Array.of(1, 2, 3), positions: Int32Array.of(0, 1, 2), rows: 'last' as const };

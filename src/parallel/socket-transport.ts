@@ -5,21 +5,22 @@
  * sockets it dialed, because only a dialed socket can take `onread`, which
  * lets the kernel write payloads straight into their final buffers
  * (frame-reader.ts); it writes on the sockets it accepted. Each dialed
- * connection opens with a hello frame naming its rank and proving it holds
- * the mesh token (an HMAC bound to both ranks: the token never crosses, and
- * a hello replayed to any listener names a rank already connected there or
- * fails its check), so a stray connection is refused. An accepted socket
- * carries nothing after its hello; a dialed one carries frames no larger
- * than MAX_MESH_FRAME, of the size its receiver expects.
+ * connection opens with a challenge-response greeting over the mesh token
+ * with fresh nonces (mesh-greeting.ts: the token never crosses, a recorded
+ * greeting is worthless), so a stray connection is refused. An accepted
+ * socket carries nothing from the dialer after its greeting; a dialed one
+ * carries frames no larger than MAX_MESH_FRAME, of the size its receiver
+ * expects. The frames themselves travel in clear (README "Security model").
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../core/errors.js';
 import { FrameReader } from './frame-reader.js';
 import { FramedSocket, readInto } from './framed-socket.js';
+import { acceptGreeting, dialGreeting } from './mesh-greeting.js';
 import { rankLost } from './message-queue.js';
 import type { Transport, TransportKind } from './transport.js';
 
@@ -124,7 +125,7 @@ export async function connectMesh(rank: number, addresses: readonly SocketAddres
     const socket = await dial(address, reader);
     const framed = new FramedSocket(socket, (why) => rankLost(peer, why), reader);
     framed.limit({ maxFrameBytes: MAX_MESH_FRAME });
-    await framed.send(new TextEncoder().encode(JSON.stringify({ rank, proof: meshProof(token, rank, peer) })));
+    await dialGreeting(framed, token, size, rank, peer);
     incoming[peer] = framed;
   });
   await Promise.all([accepted, ...dialed]);
@@ -141,49 +142,26 @@ function acceptPeers(listener: MeshListener, rank: number, size: number, token: 
       socket.setNoDelay(true);
       let from = -1;
       const framed = new FramedSocket(socket, (why) => rankLost(from, why));
-      framed.limit({ maxFrameBytes: 1024, maxFrames: 1 });
-      framed.receive().then((hello) => {
-        const parsed = parseHello(hello);
-        const known = Number.isInteger(parsed.rank) && parsed.rank !== rank && parsed.rank >= 0 && parsed.rank < size;
-        if (!known || !proofMatches(parsed.proof, meshProof(token, parsed.rank, rank)) || peers[parsed.rank] !== undefined) {
+      // The offer and the proof; nothing more comes from a dialer on this socket.
+      framed.limit({ maxFrameBytes: 1024, maxFrames: 2 });
+      acceptGreeting(framed, token, size, rank).then((greeted) => {
+        const why = 'refused' in greeted ? greeted.refused : peers[greeted.rank] !== undefined ? `rank ${greeted.rank} is already connected` : '';
+        if (why || !('rank' in greeted)) {
           // A stray or hostile connection is dropped and logged; the mesh keeps waiting for its real peers.
-          process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'}: TESSERA_ERR_JOIN_REFUSED (wrong proof of the mesh token, or a rank already connected)\n`);
+          process.stderr.write(`tessera: rank ${rank} refused a mesh connection from ${socket.remoteAddress ?? 'a local socket'}: TESSERA_ERR_JOIN_REFUSED (${why})\n`);
           socket.destroy();
           return;
         }
-        from = parsed.rank;
+        from = greeted.rank;
         peers[from] = framed;
         if (--waiting === 0) resolve();
       }, (error: Error) => {
-        // A connection that breaks before its hello is dropped alone; the real peers may still come.
-        process.stderr.write(`tessera: rank ${rank} dropped a mesh connection before its hello: ${(error as { code?: string }).code ?? 'closed'}: ${error.message}\n`);
+        // A connection that breaks during its greeting is dropped alone; the real peers may still come.
+        process.stderr.write(`tessera: rank ${rank} dropped a mesh connection during its greeting: ${(error as { code?: string }).code ?? 'closed'}: ${error.message}\n`);
+        socket.destroy();
       });
     });
   });
-}
-
-/** What rank `from` sends rank `to` to show it holds this generation's mesh token. */
-export function meshProof(token: string, from: number, to: number): string {
-  return createHmac('sha256', token).update(`tessera mesh hello ${from}>${to}`).digest('hex');
-}
-
-function proofMatches(proof: string, expected: string): boolean {
-  // Byte lengths, not string lengths: a peer's proof may hold characters of several UTF-8 bytes.
-  const [given, wanted] = [Buffer.from(proof), Buffer.from(expected)];
-  return given.length === wanted.length && timingSafeEqual(given, wanted);
-}
-
-/** A hello frame, checked field by field; anything else reads as no rank (refused). */
-function parseHello(bytes: Uint8Array): { rank: number; proof: string } {
-  try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    if (typeof value === 'object' && value !== null && 'rank' in value && 'proof' in value && typeof value.rank === 'number' && typeof value.proof === 'string') {
-      return { rank: value.rank, proof: value.proof.slice(0, 128) };
-    }
-  } catch {
-    // fall through: not a hello
-  }
-  return { rank: -1, proof: '' };
 }
 
 /** An open socket to `address`, Nagle off for TCP; with `reader`, it reads into the reader's buffers. */

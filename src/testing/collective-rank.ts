@@ -37,7 +37,7 @@ if (scenario === 'exact') {
     await checkExact();
     report({ ok: true });
   } catch (error) {
-    report({ failure: String(error instanceof Error ? error.stack : error) });
+    report({ failure: String(error instanceof Error ? error.stack : error), code: (error as { code?: string }).code });
   }
 } else {
   report({ ready: true });

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "mesh-hello.h"
@@ -28,6 +29,18 @@ namespace {
 constexpr size_t kMaxTokenBytes = 256;
 /** How long a listener gives an accepted connection for each of its greeting's messages: a rank sends at once. */
 constexpr uint64_t kHelloStepNs = 5'000'000'000;
+
+/**
+ * Whether a mesh seals its frames: links that can leave the host (tcp) by
+ * default, not Unix sockets (the host is the trust boundary there);
+ * TESSERA_SEAL_DATA=1 seals both, =0 neither. Every rank must agree.
+ */
+bool sealsFrames(bool unixDomain) {
+  const char* setting = std::getenv("TESSERA_SEAL_DATA");
+  if (setting && std::strcmp(setting, "1") == 0) return true;
+  if (setting && std::strcmp(setting, "0") == 0) return false;
+  return !unixDomain;
+}
 
 [[noreturn]] void failErrno(const std::string& what) { throw CommError("TESSERA_ERR_RANK_LOST", what + ": " + std::strerror(errno)); }
 
@@ -138,6 +151,7 @@ SocketMesh::~SocketMesh() { close(); }
 
 std::string SocketMesh::listen(bool unixDomain, const std::string& hostOrPath) {
   unix_ = unixDomain;
+  sealed_ = sealsFrames(unixDomain);
   if (unixDomain) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -196,13 +210,16 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
   if (static_cast<int>(endpoints.size()) != size_) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "need one data endpoint per rank");
   if (token.empty() || token.size() > kMaxTokenBytes) throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "the mesh token must have 1 to " + std::to_string(kMaxTokenBytes) + " bytes");
   const ConnectLimits deadline{nowNs() + timeoutNs, policy_};
-  const HelloKeys keys{token, policy_.tag, size_};
+  const HelloKeys keys{token, policy_.tag, size_, sealed_};
+  if (sealed_) links_.resize(static_cast<size_t>(size_));
+  LinkKeys derived{};
   // Lower ranks' listeners exist (the plan comes after every rank listens); a dial waits in their backlog,
   // and its greeting waits (up to the connect's deadline) until that rank has dialed its own lower ranks.
   for (int peer = 0; peer < rank_; peer++) {
     const int fd = dial(endpoints[peer], unix_, deadline);
     sockets_[peer] = fd;
-    dialHello(helloChannel(fd, deadline, 0), keys, rank_, peer);
+    dialHello(helloChannel(fd, deadline, 0), keys, rank_, peer, derived);
+    if (sealed_) links_[peer] = std::make_unique<SealedLink>(derived, rank_, peer);
   }
   int waiting = size_ - 1 - rank_;
   if (waiting > 0) setNonBlocking(listener_);
@@ -216,7 +233,7 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
     int peer = -1;
     try {
       // Bounded per message: a silent stranger costs the real peers seconds, not the whole deadline.
-      peer = acceptHello(helloChannel(fd, deadline, kHelloStepNs), keys, rank_, why);
+      peer = acceptHello(helloChannel(fd, deadline, kHelloStepNs), keys, rank_, why, derived);
     } catch (const CommError& error) {
       if (aborted(policy_) || nowNs() >= deadline.deadlineNs) {
         ::close(fd);
@@ -232,6 +249,7 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
       continue;
     }
     sockets_[peer] = fd;
+    if (sealed_) links_[peer] = std::make_unique<SealedLink>(derived, rank_, peer);
     waiting--;
   }
   if (listener_ >= 0) ::close(listener_);
@@ -240,6 +258,7 @@ void SocketMesh::connect(const std::vector<std::string>& endpoints, const std::s
 }
 
 size_t SocketMesh::trySend(int peer, const iovec* parts, int count) {
+  if (sealed_) return links_[peer]->trySend(sockets_[peer], parts, count);
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(parts);
   message.msg_iovlen = count;
@@ -250,6 +269,7 @@ size_t SocketMesh::trySend(int peer, const iovec* parts, int count) {
 }
 
 size_t SocketMesh::tryReceive(int peer, const iovec* parts, int count) {
+  if (sealed_) return links_[peer]->tryReceive(sockets_[peer], parts, count);
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(parts);
   message.msg_iovlen = count;

@@ -3,15 +3,19 @@
 // addon itself (Node never sees these descriptors), non-blocking after the
 // handshake. The higher rank dials the lower one; both prove they hold the
 // generation's mesh token by a challenge-response (mesh-hello.h: the token
-// never crosses); a stranger is dropped and logged. Reads and writes never block; waits are
+// never crosses); a stranger is dropped and logged. Then, on a sealed mesh
+// (tcp unless TESSERA_SEAL_DATA=0; unix only with TESSERA_SEAL_DATA=1),
+// every frame travels in AES-256-GCM records (sealed-link.h). Reads and writes never block; waits are
 // poll() in short slices with the checks of wait.h, after a spin of plain
 // non-blocking attempts (busy-polling).
 #pragma once
 #include <sys/uio.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "sealed-link.h"
 #include "wait.h"
 
 namespace tessera::comm {
@@ -30,6 +34,8 @@ class SocketMesh {
    */
   void connect(const std::vector<std::string>& endpoints, const std::string& token, uint64_t timeoutNs);
   int rank() const { return rank_; }
+  /** Whether frames are sealed (known once listen() chose the kind of socket). */
+  bool sealed() const { return sealed_; }
   int size() const { return size_; }
   WaitPolicy& policy() { return policy_; }
 
@@ -48,6 +54,9 @@ class SocketMesh {
   int listener_ = -1;
   /** [size]: the connection to each peer; -1 at this rank. */
   std::vector<int> sockets_;
+  bool sealed_ = false;
+  /** [size]: each peer's record layer on a sealed mesh; empty otherwise. */
+  std::vector<std::unique_ptr<SealedLink>> links_;
   WaitPolicy policy_;
 };
 
