@@ -10,12 +10,15 @@
 import { TesseraError } from '../core/errors.js';
 import type { KvEndpoint, KvLinkKind } from './kv-endpoint.js';
 import type { KvFrame, KvFrameHeader } from './kv-frame.js';
-import { ShmKvLink } from './shm-kv-link.js';
+import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
+import type { RingSlot } from '../engine/kv-messages.js';
 import { connectSocketLink } from './socket-kv-link.js';
 
 /** A received frame and how long it was on the wire (ms). */
 export interface ReceivedFrame extends KvFrame {
   wireMs: number;
+  /** Where its payload is when a ring keeper reads it (the payload here is then empty; wireMs is the write alone). */
+  slot?: RingSlot;
 }
 
 export interface KvLink {
@@ -34,13 +37,13 @@ export interface KvLink {
 }
 
 /** Connects to the first endpoint that answers, in the order given (best first). */
-export async function connectKvLink(endpoints: readonly KvEndpoint[], timeoutMs: number): Promise<KvLink> {
+export async function connectKvLink(endpoints: readonly KvEndpoint[], timeoutMs: number, keeper?: RingKeeper): Promise<KvLink> {
   const failures: string[] = [];
   for (const endpoint of endpoints) {
     try {
       const socket = await connectSocketLink(endpoint, timeoutMs);
       // One host: payloads through shared memory, the socket for headers (shm-kv-link.ts).
-      return endpoint.kind === 'unix' ? ShmKvLink.dial(socket) : socket;
+      return endpoint.kind === 'unix' ? ShmKvLink.dial(socket, undefined, keeper) : socket;
     } catch (error) {
       failures.push((error as Error).message);
     }

@@ -14,16 +14,19 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { KvDtype } from '../core/kv-dtype.js';
-import type { KvRows, TransferId } from '../engine/kv-messages.js';
+import type { KvRows, KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 import { localHostId, type KvEndpoint } from './kv-endpoint.js';
 import { rowsOf, type KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
-import { ShmKvLink } from './shm-kv-link.js';
+import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
 import { SocketKvLink } from './socket-kv-link.js';
+import { sweepStaleSockets } from './stale-sockets.js';
 
 /** What a KV transfer delivers, in order: rows, then the commit (or an abort at any point). */
 export interface KvReceiver {
   rows(rows: KvRows): void;
+  /** Rows whose bits are in a kept ring (the keeper reads them; only with a keeper). */
+  ringRows?(rows: KvRowsHeader, slot: RingSlot): void;
   commit(ids: number[], stats: TransferStats): void;
   abort(message: string): void;
 }
@@ -35,6 +38,8 @@ export interface TransferStats {
   activeMs: number;
   /** Rows frames received (a bandwidth probe is run at their mean size). */
   frames: number;
+  /** Of `bytes`, those that came through a shared-memory ring. */
+  ringBytes: number;
   /** performance.now() of the open frame's arrival. */
   openedAt: number;
 }
@@ -55,6 +60,13 @@ export interface KvListenerOptions {
   /** Also listen on a Unix domain socket (default true). */
   unix?: boolean;
   shape: KvShape;
+  /** Takes the shared-memory rings prefill replicas on this host offer, and reads their payloads (the engine's thread). */
+  keeper?: ListenerKeeper;
+}
+
+/** A ring keeper on the decode side: reads (or skips) each payload and reports it through `KvListener.ringRead`. */
+export interface ListenerKeeper extends RingKeeper {
+  skip(slot: RingSlot, probe: string | undefined): void;
 }
 
 interface Expected {
@@ -67,17 +79,25 @@ interface Probe {
   bytes: number;
   activeMs: number;
   firstAt: number;
+  /** Payloads the keeper has still to read, and whether the last frame came. */
+  reading: number;
+  last: boolean;
+  link: KvLink;
 }
 
 export class KvListener {
   private readonly expected = new Map<TransferId, Expected>();
   private readonly links = new Set<KvLink>();
+  /** Every transfer's counts until it is forgotten (a kept ring's reads are credited after the commit too). */
+  private readonly stats = new Map<TransferId, TransferStats>();
+  private readonly probes = new Map<string, Probe>();
 
   private constructor(
     private readonly servers: Server[],
     readonly endpoints: KvEndpoint[],
     private readonly unixPath: string | undefined,
     private readonly shape: KvShape,
+    private readonly keeper: ListenerKeeper | undefined,
   ) {}
 
   static async start(options: KvListenerOptions): Promise<KvListener> {
@@ -87,7 +107,7 @@ export class KvListener {
       createServer((socket) => {
         const link = new SocketKvLink(socket, kind, `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`);
         // A peer on this host may offer a shared-memory ring for its payloads.
-        listener.accept(kind === 'unix' ? ShmKvLink.accept(link) : link);
+        listener.accept(kind === 'unix' ? ShmKvLink.accept(link, options.keeper) : link);
       });
     let unixPath: string | undefined;
     let listener!: KvListener;
@@ -98,6 +118,8 @@ export class KvListener {
       const port = (tcp.address() as { port: number }).port;
       const wildcard = options.host === '0.0.0.0' || options.host === '::';
       if (options.unix ?? true) {
+        // Sockets SIGKILLed replicas left behind (their process gone, nothing answering) go first.
+        await sweepStaleSockets(tmpdir());
         unixPath = join(tmpdir(), `tessera-kv-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
         const unix = accept('unix');
         servers.push(unix);
@@ -109,18 +131,34 @@ export class KvListener {
       for (const server of servers) server.close();
       throw error;
     }
-    listener = new KvListener(servers, endpoints, unixPath, options.shape);
+    listener = new KvListener(servers, endpoints, unixPath, options.shape, options.keeper);
     return listener;
   }
 
   /** Frames of `transfer` go to `receiver` from now on. */
   expect(transfer: TransferId, receiver: KvReceiver): void {
-    this.expected.set(transfer, { receiver, link: undefined, stats: { bytes: 0, activeMs: 0, frames: 0, openedAt: 0 } });
+    const stats: TransferStats = { bytes: 0, activeMs: 0, frames: 0, ringBytes: 0, openedAt: 0 };
+    this.stats.set(transfer, stats);
+    this.expected.set(transfer, { receiver, link: undefined, stats });
   }
 
   /** No more frames of `transfer` are wanted (it finished, failed or was cancelled). */
   forget(transfer: TransferId): void {
     this.expected.delete(transfer);
+    this.stats.delete(transfer);
+  }
+
+  /** The keeper has read a payload of a kept ring (for a transfer or a probe): its read time counts as wire time. */
+  ringRead(read: { readMs: number; transfer: TransferId | undefined; probe: string | undefined }): void {
+    if (read.transfer !== undefined) {
+      const stats = this.stats.get(read.transfer);
+      if (stats) stats.activeMs += read.readMs;
+    }
+    const probe = read.probe === undefined ? undefined : this.probes.get(read.probe);
+    if (!probe || read.probe === undefined) return;
+    probe.activeMs += read.readMs;
+    probe.reading--;
+    this.finishProbe(read.probe, probe);
   }
 
   close(): void {
@@ -131,8 +169,7 @@ export class KvListener {
 
   private accept(link: KvLink): void {
     this.links.add(link);
-    const probes = new Map<string, Probe>();
-    link.onFrame((frame) => this.receive(link, frame, probes));
+    link.onFrame((frame) => this.receive(link, frame));
     link.onClose((why) => {
       this.links.delete(link);
       for (const [transfer, entry] of this.expected) {
@@ -143,19 +180,24 @@ export class KvListener {
     });
   }
 
-  private receive(link: KvLink, frame: ReceivedFrame, probes: Map<string, Probe>): void {
+  private receive(link: KvLink, frame: ReceivedFrame): void {
     const header = frame.header;
-    if (header.type === 'probe') return this.probe(link, frame, header, probes);
+    if (header.type === 'probe') return this.probe(link, frame, header);
     if (header.type === 'ack' || header.type === 'probe-result') return;
     const entry = this.expected.get(header.transfer);
-    if (!entry) return; // cancelled here meanwhile: drop what was already on its way
+    let slot = frame.slot;
     try {
+      if (!entry) return; // cancelled here meanwhile: drop what was already on its way
       if (header.type === 'open') return this.open(entry, link, header);
       if (header.type === 'rows') {
-        entry.stats.bytes += frame.payload.byteLength;
+        entry.stats.bytes += slot?.bytes ?? frame.payload.byteLength;
         entry.stats.activeMs += frame.wireMs;
         entry.stats.frames++;
-        return entry.receiver.rows(rowsOf(header, frame.payload));
+        entry.stats.ringBytes += slot?.bytes ?? 0;
+        if (!slot) return entry.receiver.rows(rowsOf(header, frame.payload));
+        const { type: _rows, ...rows } = header;
+        slot = undefined; // the receiver's keeper reads it now
+        return entry.receiver.ringRows!(rows, frame.slot!);
       }
       this.expected.delete(header.transfer);
       if (header.type === 'commit') {
@@ -163,9 +205,13 @@ export class KvListener {
         entry.receiver.commit(header.ids, entry.stats);
       } else entry.receiver.abort(`the prefill replica gave up the transfer: ${header.message}`);
     } catch (error) {
+      if (!entry) return;
       this.expected.delete(header.transfer);
       link.send({ type: 'abort', transfer: header.transfer, message: (error as Error).message });
       entry.receiver.abort((error as Error).message);
+    } finally {
+      // A kept payload nobody took: the keeper lets its ring space go.
+      if (slot) this.keeper?.skip(slot, undefined);
     }
   }
 
@@ -180,14 +226,24 @@ export class KvListener {
     entry.stats.openedAt = performance.now();
   }
 
-  private probe(link: KvLink, frame: ReceivedFrame, header: Extract<KvFrameHeader, { type: 'probe' }>, probes: Map<string, Probe>): void {
-    const probe = probes.get(header.probe) ?? { bytes: 0, activeMs: 0, firstAt: performance.now() - frame.wireMs };
-    probes.set(header.probe, probe);
-    probe.bytes += frame.payload.byteLength;
+  private probe(link: KvLink, frame: ReceivedFrame, header: Extract<KvFrameHeader, { type: 'probe' }>): void {
+    const probe = this.probes.get(header.probe) ?? { bytes: 0, activeMs: 0, firstAt: performance.now() - frame.wireMs, reading: 0, last: false, link };
+    this.probes.set(header.probe, probe);
+    probe.bytes += frame.slot?.bytes ?? frame.payload.byteLength;
     probe.activeMs += frame.wireMs;
-    if (!header.last) return;
-    probes.delete(header.probe);
-    link.send({ type: 'probe-result', probe: header.probe, bytes: probe.bytes, activeMs: probe.activeMs, wallMs: performance.now() - probe.firstAt });
+    probe.last ||= header.last;
+    if (frame.slot) {
+      // Read by the keeper as rows are: the probe's result waits for its reads.
+      probe.reading++;
+      return this.keeper?.skip(frame.slot, header.probe);
+    }
+    this.finishProbe(header.probe, probe);
+  }
+
+  private finishProbe(id: string, probe: Probe): void {
+    if (!probe.last || probe.reading > 0) return;
+    this.probes.delete(id);
+    probe.link.send({ type: 'probe-result', probe: id, bytes: probe.bytes, activeMs: probe.activeMs, wallMs: performance.now() - probe.firstAt });
   }
 }
 

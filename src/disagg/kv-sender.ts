@@ -14,6 +14,17 @@ import { usableEndpoints, type KvEndpoint, type KvLinkKind, type KvTransportChoi
 import { rowBytes, type KvFrameHeader } from './kv-frame.js';
 import { connectKvLink, type KvLink } from './kv-link.js';
 import type { KvShape } from './kv-listener.js';
+import { ShmKvLink, type RingKeeper } from './shm-kv-link.js';
+
+/**
+ * A ring keeper on the prefill side (the engine's thread): a transfer whose
+ * link's ring it keeps names that ring when its sequence is submitted, and
+ * the engine writes its rows there as it computes them.
+ */
+export interface SenderKeeper extends RingKeeper {
+  /** A probe through the link's kept ring, written by the keeper as rows are; false when the link has none. */
+  probe(link: KvLink, probe: string, frames: number, frameBytes: number): boolean;
+}
 
 export interface SendStats {
   bytes: number;
@@ -35,6 +46,8 @@ export interface ProbeResult {
 }
 
 const CONNECT_TIMEOUT_MS = 5_000;
+/** A fresh link's ring is written through before it is offered (shm-kv-link.ts): a second or two on a slow virtual machine. */
+const RING_SETUP_WAIT_MS = 5_000;
 
 export class OutgoingTransfer {
   private link: KvLink | undefined;
@@ -113,7 +126,10 @@ interface PooledLink {
 export class KvSender {
   private readonly pool = new Map<string, PooledLink>();
 
-  constructor(private readonly transport: KvTransportChoice) {}
+  constructor(
+    private readonly transport: KvTransportChoice,
+    private readonly keeper?: SenderKeeper,
+  ) {}
 
   /** Starts a transfer to the decode replica at `endpoints`; its rows may be given at once. */
   start(transfer: TransferId, endpoints: readonly KvEndpoint[], shape: KvShape): OutgoingTransfer {
@@ -144,15 +160,32 @@ export class KvSender {
    */
   async probe(endpoints: readonly KvEndpoint[], frames: number, frameBytes: number): Promise<ProbeResult> {
     const pooled = this.linkTo(endpoints);
-    const link = await pooled.link;
+    // A fresh link's ring takes a round trip to set up: probe the path transfers take once it is up.
+    const link = await settled(pooled.link);
     const probe = randomBytes(6).toString('hex');
     const filler = new Uint8Array(frameBytes).fill(7);
+    // Into the ring by the engine's thread when it keeps the link's ring: the path and copies rows take.
     const result = new Promise<Omit<ProbeResult, 'frames' | 'kind' | 'sharedMemory'>>((resolve, reject) => {
       pooled.probes.set(probe, resolve);
       link.onClose((why) => reject(new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `the KV link broke during a probe: ${why}`)));
     });
-    for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
+    if (!this.keeper?.probe(link, probe, frames, frameBytes)) for (let i = 0; i < frames; i++) link.send({ type: 'probe', probe, last: i === frames - 1 }, [filler]);
     return { ...(await result), frames, kind: link.kind, sharedMemory: link.sharedMemory === true };
+  }
+
+  /**
+   * The kept ring of the link to `endpoints` (dialed if need be, its ring
+   * set up first), which a transfer's sequence names so that the engine
+   * writes its rows there; undefined when the link has none (TCP, no
+   * shared memory, no keeper) or cannot be dialed (start() says why).
+   */
+  async ringFor(endpoints: readonly KvEndpoint[]): Promise<string | undefined> {
+    try {
+      const link = await settled(this.linkTo(endpoints).link);
+      return link instanceof ShmKvLink ? link.keptRing : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   close(): void {
@@ -165,7 +198,7 @@ export class KvSender {
     const existing = this.pool.get(key);
     if (existing) return existing;
     const usable = usableEndpoints(endpoints, this.transport);
-    const pooled: PooledLink = { link: connectKvLink(usable, CONNECT_TIMEOUT_MS), transfers: new Map(), probes: new Map() };
+    const pooled: PooledLink = { link: connectKvLink(usable, CONNECT_TIMEOUT_MS, this.keeper), transfers: new Map(), probes: new Map() };
     this.pool.set(key, pooled);
     pooled.link.then(
       (link) => {
@@ -189,6 +222,13 @@ export class KvSender {
     );
     return pooled;
   }
+}
+
+/** The link once its shared-memory ring is in use or will not be (bounded: a ring offer never answered leaves the link inline). */
+async function settled(dialing: Promise<KvLink>): Promise<KvLink> {
+  const link = await dialing;
+  if (link instanceof ShmKvLink) await Promise.race([link.ringSettled, new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
+  return link;
 }
 
 function keyOf(endpoints: readonly KvEndpoint[]): string {

@@ -11,27 +11,50 @@
  * reader is behind) or shared memory is unavailable, a payload goes inline
  * on the socket as before: the ring never blocks a sender.
  *
+ * With a RingKeeper (a replica's engine thread, kv-ring.ts) the ring's file
+ * handle moves to that thread once both ends have it, and the engine does
+ * the copies itself between its KV pool and the ring; the link then only
+ * carries the headers (`sendRing`) and the acknowledgements (`ackRing`).
+ *
  * Wire time of a shared-memory frame: the writer's copy plus the reader's.
  */
-import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { KvLinkKind } from './kv-endpoint.js';
+import type { RingSlot } from '../engine/kv-messages.js';
 import type { KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
 import type { SocketKvLink } from './socket-kv-link.js';
 
 /** The frames a shared-memory link adds on its socket (never seen by the link's users). */
 export type ShmFrameHeader =
-  | { type: 'shm-open'; path: string; bytes: number }
+  | { type: 'shm-open'; path: string; bytes: number; ring: string }
   | { type: 'shm-ready' }
   /** `frame`'s payload is at `offset` in the ring; `end` counts every ring byte used so far (padding included). */
   | { type: 'shm'; frame: KvFrameHeader; offset: number; bytes: number; end: number; writeMs: number }
   | { type: 'shm-ack'; end: number };
 
-/** Ring size: several prompts' rows in flight (a 1,024-token TinyLlama prompt is 44 MiB in f32). */
-export const DEFAULT_RING_BYTES = 256 * 2 ** 20;
+/** A ring's file as it moves to the thread that copies through it (the writer also gets the acknowledged end, one BigInt64). */
+export interface RingFile {
+  ring: string;
+  handle: FileHandle;
+  bytes: number;
+  acked?: SharedArrayBuffer;
+}
+
+/** Takes a link's ring once both ends have it open: from then on it copies the payloads, the link carries headers. */
+export interface RingKeeper {
+  adopt(link: ShmKvLink, file: RingFile): void;
+  release(ring: string): void;
+}
+
+/** Ring size: a few prompts' rows in flight (a 1,024-token TinyLlama prompt is 44 MiB in f32). */
+export const DEFAULT_RING_BYTES = 128 * 2 ** 20;
+/** The ring is written through once before it is used, in chunks of this size (on the thread pool, not the event loop). */
+const PREFAULT_CHUNK_BYTES = 4 * 2 ** 20;
 const ALIGN = 8;
 
 function isShm(header: { type: string }): header is ShmFrameHeader {
@@ -42,32 +65,60 @@ export class ShmKvLink implements KvLink {
   private readonly frameHandlers: ((frame: ReceivedFrame) => void)[] = [];
   /** Writer: the ring's descriptor once the reader has it open; reader: the descriptor it reads from. */
   private fd: number | undefined;
-  /** Writer: the ring's descriptor while the offer is out. */
-  private pendingFd: number | undefined;
+  /** Writer: the ring's file while the offer is out. */
+  private pending: FileHandle | undefined;
   private ringPath: string | undefined;
+  /** The ring's id (the writer's choice), once both ends have it. */
+  private ringId: string | undefined;
+  /** Writer without a keeper: the ring's file, written here. */
+  private own: FileHandle | undefined;
+  /** Whether the keeper copies the payloads (this link only carries headers). */
+  private kept = false;
+  /** Writer, kept: the reader's acknowledged end, shared with the keeper's thread. */
+  private ackedShared: BigInt64Array | undefined;
   private ringBytes = 0;
   /** Writer: ring bytes used (padding included) and acknowledged as read, both counted from the start. */
   private written = 0;
   private acked = 0;
 
+  private settle!: () => void;
+  /** Writer: resolves once the ring is in use, or will not be (no shared memory, the link closed). */
+  readonly ringSettled = new Promise<void>((resolve) => (this.settle = resolve));
+
   private constructor(
     private readonly socket: SocketKvLink,
     private readonly writer: boolean,
+    private readonly keeper: RingKeeper | undefined,
   ) {
     socket.onFrame((frame) => this.received(frame));
     socket.onClose(() => this.release());
   }
 
   /** The dialing side: offers a ring; until the far end has opened it, payloads go inline. */
-  static dial(socket: SocketKvLink, ringBytes = DEFAULT_RING_BYTES): ShmKvLink {
-    const link = new ShmKvLink(socket, true);
-    link.offerRing(ringBytes);
+  static dial(socket: SocketKvLink, ringBytes = DEFAULT_RING_BYTES, keeper?: RingKeeper): ShmKvLink {
+    const link = new ShmKvLink(socket, true, keeper);
+    void link.offerRing(ringBytes);
     return link;
   }
 
   /** The accepting side: reads the ring the far end offers. */
-  static accept(socket: SocketKvLink): ShmKvLink {
-    return new ShmKvLink(socket, false);
+  static accept(socket: SocketKvLink, keeper?: RingKeeper): ShmKvLink {
+    return new ShmKvLink(socket, false, keeper);
+  }
+
+  /** The ring's id while a keeper copies through it (else undefined). */
+  get keptRing(): string | undefined {
+    return this.kept ? this.ringId : undefined;
+  }
+
+  /** Writer, kept: the header of a payload the keeper has put in the ring. */
+  sendRing(header: KvFrameHeader, slot: RingSlot): void {
+    this.socket.send({ type: 'shm', frame: header, offset: slot.offset, bytes: slot.bytes, end: slot.end, writeMs: slot.writeMs });
+  }
+
+  /** Reader, kept: the keeper has read everything up to `end`; the writer may reuse it. */
+  ackRing(end: number): void {
+    this.socket.send({ type: 'shm-ack', end });
   }
 
   get kind(): KvLinkKind {
@@ -84,7 +135,7 @@ export class ShmKvLink implements KvLink {
 
   /** Whether payloads from here travel through shared memory now. */
   get sharedMemory(): boolean {
-    return this.writer ? this.fd !== undefined : this.ringBytes > 0;
+    return this.writer ? this.fd !== undefined || this.kept : this.ringBytes > 0;
   }
 
   send(header: KvFrameHeader, payload: readonly Uint8Array[] = []): void {
@@ -110,19 +161,23 @@ export class ShmKvLink implements KvLink {
     this.release();
   }
 
-  private offerRing(ringBytes: number): void {
+  private async offerRing(ringBytes: number): Promise<void> {
     const folder = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-    const path = join(folder, `tessera-kv-ring-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const ring = randomBytes(6).toString('hex');
+    const path = join(folder, `tessera-kv-ring-${process.pid}-${ring}`);
     try {
-      const fd = openSync(path, 'w+', 0o600);
-      ftruncateSync(fd, ringBytes);
+      const handle = await open(path, 'w+', 0o600);
+      await handle.truncate(ringBytes);
       this.ringPath = path;
       this.ringBytes = ringBytes;
+      this.ringId = ring;
       // Not usable until the reader says it has the file open (then it is unlinked).
-      this.pendingFd = fd;
-      this.socket.send({ type: 'shm-open', path, bytes: ringBytes });
+      this.pending = handle;
+      if (this.socket.closed) return this.release();
+      this.socket.send({ type: 'shm-open', path, bytes: ringBytes, ring });
     } catch {
       rmSync(path, { force: true }); // no shared memory here: every payload inline
+      this.settle();
     }
   }
 
@@ -143,11 +198,12 @@ export class ShmKvLink implements KvLink {
     if (!isShm(header)) return this.deliver(frame);
     switch (header.type) {
       case 'shm-open':
-        return this.openRing(header.path, header.bytes);
+        return void this.openRing(header.path, header.bytes, header.ring);
       case 'shm-ready':
         return this.ringReady();
       case 'shm-ack':
         this.acked = Math.max(this.acked, header.end);
+        if (this.ackedShared) Atomics.store(this.ackedShared, 0, BigInt(this.acked));
         return;
       case 'shm':
         return this.readPayload(header);
@@ -158,11 +214,17 @@ export class ShmKvLink implements KvLink {
     for (const handler of this.frameHandlers) handler(frame);
   }
 
-  /** Reader: opens the writer's ring and says so (the writer then unlinks it). */
-  private openRing(path: string, bytes: number): void {
-    if (this.writer || this.fd !== undefined) return;
+  /** Reader: opens the writer's ring (for its keeper, or to read here) and says so (the writer then unlinks it). */
+  private async openRing(path: string, bytes: number, ring: string): Promise<void> {
+    if (this.writer || this.fd !== undefined || this.kept) return;
     try {
-      this.fd = openSync(path, 'r');
+      if (this.keeper) {
+        const handle = await open(path, 'r');
+        if (this.socket.closed) return void handle.close();
+        this.kept = true;
+        this.ringId = ring;
+        this.keeper.adopt(this, { ring, handle, bytes });
+      } else this.fd = openSync(path, 'r');
       this.ringBytes = bytes;
       this.socket.send({ type: 'shm-ready' });
     } catch {
@@ -171,13 +233,44 @@ export class ShmKvLink implements KvLink {
   }
 
   private ringReady(): void {
-    if (!this.writer || this.pendingFd === undefined) return;
-    this.fd = this.pendingFd;
-    this.pendingFd = undefined;
+    const handle = this.pending;
+    if (!this.writer || handle === undefined) return;
+    this.pending = undefined;
     if (this.ringPath) rmSync(this.ringPath, { force: true });
+    void this.useRing(handle);
   }
 
+  /** Writer: the ring, unlinked and open at both ends, is written through, then used (here or by the keeper). */
+  private async useRing(handle: FileHandle): Promise<void> {
+    let usable = true;
+    try {
+      await prefault(handle, this.ringBytes);
+    } catch {
+      usable = false; // no room for it in /dev/shm: every payload inline
+    }
+    if (this.socket.closed || !usable) {
+      await handle.close().catch(() => undefined);
+      return this.settle();
+    }
+    if (!this.keeper) {
+      this.own = handle;
+      this.fd = handle.fd;
+    } else {
+      const acked = new SharedArrayBuffer(8);
+      this.ackedShared = new BigInt64Array(acked);
+      this.kept = true;
+      this.keeper.adopt(this, { ring: this.ringId!, handle, bytes: this.ringBytes, acked });
+    }
+    this.settle();
+  }
+
+
   private readPayload(header: Extract<ShmFrameHeader, { type: 'shm' }>): void {
+    if (this.kept) {
+      // The keeper reads it (and acknowledges it through ackRing).
+      const slot: RingSlot = { ring: this.ringId!, offset: header.offset, bytes: header.bytes, end: header.end, writeMs: header.writeMs };
+      return this.deliver({ header: header.frame, payload: new Uint8Array(0), wireMs: header.writeMs, slot });
+    }
     if (this.fd === undefined) return this.socket.close();
     const started = performance.now();
     // A buffer of its own, offset 0: the rows' views on it are aligned and it can move to the engine's thread.
@@ -193,9 +286,32 @@ export class ShmKvLink implements KvLink {
   }
 
   private release(): void {
-    for (const fd of [this.fd, this.pendingFd]) if (fd !== undefined) closeSync(fd);
+    this.settle();
+    const handle = this.pending;
+    this.pending = undefined;
+    if (handle) void handle.close().catch(() => undefined);
+    // A writer's descriptor is its file handle's (closed with it, below); a reader's is its own.
+    if (this.fd !== undefined && !this.writer) closeSync(this.fd);
+    if (this.own) void this.own.close().catch(() => undefined);
+    this.own = undefined;
     this.fd = undefined;
-    this.pendingFd = undefined;
     if (this.writer && this.ringPath) rmSync(this.ringPath, { force: true });
+    if (this.kept && this.ringId) {
+      this.kept = false;
+      this.keeper?.release(this.ringId);
+    }
   }
+}
+
+/**
+ * Writes the whole ring once, so its pages exist before any row goes in: a
+ * tmpfs page is allocated on its first write, and on a virtual machine that
+ * costs tens of microseconds a page (rows written into a fresh ring moved at
+ * about 95 MB/s here, into a written one at about 3 GB/s). Done once per
+ * link, once both ends have the ring open (and it is unlinked, so a
+ * process killed meanwhile leaves nothing); transfers go inline until then.
+ */
+async function prefault(handle: FileHandle, bytes: number): Promise<void> {
+  const zeros = new Uint8Array(Math.min(PREFAULT_CHUNK_BYTES, bytes));
+  for (let at = 0; at < bytes; at += zeros.byteLength) await handle.write(zeros, 0, Math.min(zeros.byteLength, bytes - at), at);
 }

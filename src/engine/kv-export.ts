@@ -9,11 +9,13 @@
  * prefix cache go out with the first layer pass that touches the sequence;
  * rows a preempted sequence computes again are not sent twice (they are the
  * same bits). The rows are read back from the pool after the layer wrote
- * them, so what travels is exactly what attention here would read.
+ * them, so what travels is exactly what attention here would read. When
+ * the link has a shared-memory ring, this thread copies them from the pool
+ * straight into it (`KvRingIo`); else they are copied out into a message.
  */
 import type { Batch } from '../model/batch.js';
-import type { TransferId, KvRows } from './kv-messages.js';
-import { readKvRows } from './kv-rows.js';
+import type { KvRingIo, KvRows, KvRowsHeader, TransferId } from './kv-messages.js';
+import { kvRowViews, readKvRows } from './kv-rows.js';
 import type { Sequence } from './sequence.js';
 
 interface Exported {
@@ -21,6 +23,8 @@ interface Exported {
   skipPositions: number;
   /** Per layer: rows [skipPositions, sentUpTo[layer]) have gone out. */
   sentUpTo: Int32Array;
+  /** The link's shared-memory ring the rows go into (else by message). */
+  ring: string | undefined;
 }
 
 export class KvExporter {
@@ -31,14 +35,16 @@ export class KvExporter {
     private readonly sink: (rows: KvRows) => void,
     /** The first KV head of this engine's pools (0 on one process). */
     private readonly headStart = 0,
+    /** The links' shared-memory rings, when this thread may write them. */
+    private readonly ring?: KvRingIo,
   ) {}
 
   get active(): boolean {
     return this.exported.size > 0;
   }
 
-  track(transfer: TransferId, sequence: Sequence, skipPositions: number): void {
-    this.exported.set(transfer, { sequence, skipPositions, sentUpTo: new Int32Array(this.numLayers).fill(skipPositions) });
+  track(transfer: TransferId, sequence: Sequence, skipPositions: number, ring?: string): void {
+    this.exported.set(transfer, { sequence, skipPositions, sentUpTo: new Int32Array(this.numLayers).fill(skipPositions), ring });
   }
 
   untrack(transfer: TransferId): void {
@@ -61,16 +67,14 @@ export class KvExporter {
       if (end <= from) continue;
       const { keys, values, blockTable } = segment.kv;
       const keyPool = keys[layer];
-      this.sink({
-        transfer,
-        layer,
-        from,
-        count: end - from,
-        headStart: this.headStart,
-        headCount: keyPool.numKvHeads,
-        keys: readKvRows(keyPool, blockTable, from, end - from),
-        values: readKvRows(values[layer], blockTable, from, end - from),
-      });
+      const count = end - from;
+      const header: KvRowsHeader = { transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, dtype: keyPool.dtype };
+      const ring = this.ring && entry.ring !== undefined ? { io: this.ring, id: entry.ring } : undefined;
+      const parts = ring ? [...kvRowViews(keyPool, blockTable, from, count), ...kvRowViews(values[layer], blockTable, from, count)] : [];
+      if (!ring?.io.writeRows(header, parts, ring.id)) {
+        const keyRows = readKvRows(keyPool, blockTable, from, count);
+        this.sink({ transfer, layer, from, count, headStart: this.headStart, headCount: keyPool.numKvHeads, keys: keyRows, values: readKvRows(values[layer], blockTable, from, count) });
+      }
       entry.sentUpTo[layer] = end;
     }
   }

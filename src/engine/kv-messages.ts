@@ -5,6 +5,7 @@
  * ids that end the prefill. Plain data (structured-clone messages between
  * threads; the rows' buffers are transferred, not copied).
  */
+import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvRowData } from './kv-rows.js';
 
 /** One transfer's id: random, unique across replicas (made by the router). */
@@ -14,11 +15,12 @@ export type TransferId = string & { readonly __brand: 'TransferId' };
  * A sequence's part in a transfer.
  * - `send` (prefill replica): compute the prompt, stream its KV rows from
  *   position `skipPositions` on (the decode replica holds the rest), sample
- *   the first token, then hand the sequence off.
+ *   the first token, then hand the sequence off. `ring`: its link's
+ *   shared-memory ring, when this thread writes the rows there itself.
  * - `receive` (decode replica): hold KV blocks for the prompt, take the
  *   rows as they arrive, and admit the sequence once the prefill's ids came.
  */
-export type KvRole = { send: { transfer: TransferId; skipPositions: number } } | { receive: { transfer: TransferId } };
+export type KvRole = { send: { transfer: TransferId; skipPositions: number; ring?: string } } | { receive: { transfer: TransferId } };
 
 /** Positions [from, from + count) of one layer, KV heads [headStart, headStart + headCount): keys and values [count, headCount, headDim]. */
 export interface KvRows {
@@ -32,6 +34,35 @@ export interface KvRows {
   values: KvRowData;
 }
 
+/** A rows frame without its keys and values (their bits are somewhere else: in a shared-memory ring). */
+export type KvRowsHeader = Omit<KvRows, 'keys' | 'values'> & { dtype: KvDtype };
+
+/**
+ * A payload in a link's shared-memory ring: `bytes` at `offset` of ring
+ * `ring`; `end` counts every ring byte used up to it (the reader's
+ * acknowledgement); `writeMs` is how long the writer's copy took.
+ */
+export interface RingSlot {
+  ring: string;
+  offset: number;
+  bytes: number;
+  end: number;
+  writeMs: number;
+}
+
+/**
+ * The engine thread's own access to its KV links' shared-memory rings
+ * (src/disagg/kv-ring.ts), so the rows are copied by the thread that owns
+ * the pool, straight between the pool and the ring: no copy on an event
+ * loop, none into a message.
+ */
+export interface KvRingIo {
+  /** Prefill side: the payload (keys runs then values runs, views on the pool) written into `ring`; false when it has no room now (or is gone). */
+  writeRows(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): boolean;
+  /** Decode side: the payload at `slot` read into `targets` in order (undefined: not wanted, skipped); the host hears it is read (its ring space is free again). */
+  readRows(slot: RingSlot, targets: readonly Uint8Array[] | undefined, transfer: TransferId | undefined): void;
+}
+
 /** To the engine's thread. */
 export type KvToEngine =
   /** Decode side, before the sequence: hold blocks for the KV of `tokens` (prompt and resumed ids). */
@@ -39,6 +70,8 @@ export type KvToEngine =
   /** Decode side: the reservation is not wanted any more (nothing was submitted for it). */
   | { type: 'release'; transfer: TransferId }
   | ({ type: 'rows' } & KvRows)
+  /** Decode side: rows whose bits are in a shared-memory ring (read there by this thread). */
+  | { type: 'ring-rows'; rows: KvRowsHeader; slot: RingSlot }
   /** The prefill's sampled ids (one): the decode side admits the sequence once its rows are all in. */
   | { type: 'commit'; transfer: TransferId; ids: number[] }
   /** The transfer cannot finish: fail its sequence with this code (retryable: the router prefills again). */

@@ -9,8 +9,8 @@
  */
 import { TesseraError } from '../core/errors.js';
 import type { BlockManager } from './block-manager.js';
-import type { KvRows } from './kv-messages.js';
-import { writeKvRows } from './kv-rows.js';
+import type { KvRows, KvRowsHeader } from './kv-messages.js';
+import { kvRowViews, writeKvRows, type KvRowData } from './kv-rows.js';
 
 export class KvReservation {
   /** Per layer × head: rows [0, reached) are in the pool (cached rows count as reached). */
@@ -56,14 +56,46 @@ export class KvReservation {
   /** Writes a run of rows into the held blocks (heads outside this pool are skipped). */
   write(rows: KvRows): void {
     if (this.released) return;
+    this.check(rows);
     const pools = this.manager.cache;
-    if (rows.layer < 0 || rows.layer >= this.numLayers || rows.from < 0 || rows.from + rows.count > this.positions) {
-      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows for layer ${rows.layer}, positions [${rows.from}, ${rows.from + rows.count}) fall outside the ${this.numLayers} layers × ${this.positions} positions reserved`);
-    }
     const table = Int32Array.from(this.blocks);
     const heads = { start: rows.headStart, count: rows.headCount };
     writeKvRows(pools.keys[rows.layer], table, rows.from, rows.keys, heads);
     writeKvRows(pools.values[rows.layer], table, rows.from, rows.values, heads);
+    this.reach(rows);
+  }
+
+  /**
+   * A run whose bits are elsewhere (a shared-memory ring): `read` fills the
+   * byte views it is given, in order. Rows of every head of this pool are
+   * read straight into the held blocks (one copy); another layout's run
+   * goes through a buffer and is re-split by head.
+   */
+  readInto(rows: KvRowsHeader, read: (targets: readonly Uint8Array[] | undefined) => void): void {
+    if (this.released) return read(undefined);
+    this.check(rows);
+    const pools = this.manager.cache;
+    const keyPool = pools.keys[rows.layer];
+    if (rows.dtype !== keyPool.dtype) throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows of ${rows.dtype} cannot go into a ${keyPool.dtype} cache; give both replicas the same --kv-cache-dtype`);
+    const table = Int32Array.from(this.blocks);
+    if (rows.headStart === 0 && rows.headCount === keyPool.numKvHeads) {
+      read([...kvRowViews(keyPool, table, rows.from, rows.count), ...kvRowViews(pools.values[rows.layer], table, rows.from, rows.count)]);
+      return this.reach(rows);
+    }
+    const elements = rows.count * rows.headCount * keyPool.headDim;
+    const make = (): KvRowData => (rows.dtype === 'f16' ? new Uint16Array(elements) : new Float32Array(elements));
+    const [keys, values] = [make(), make()];
+    read([new Uint8Array(keys.buffer), new Uint8Array(values.buffer)]);
+    this.write({ ...rows, keys, values });
+  }
+
+  private check(rows: KvRowsHeader | KvRows): void {
+    if (rows.layer < 0 || rows.layer >= this.numLayers || rows.from < 0 || rows.from + rows.count > this.positions) {
+      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows for layer ${rows.layer}, positions [${rows.from}, ${rows.from + rows.count}) fall outside the ${this.numLayers} layers × ${this.positions} positions reserved`);
+    }
+  }
+
+  private reach(rows: KvRowsHeader | KvRows): void {
     const end = rows.from + rows.count;
     const first = Math.max(0, rows.headStart);
     const last = Math.min(this.numKvHeads, rows.headStart + rows.headCount);

@@ -42,6 +42,21 @@ export function readKvRows(pool: KvPool, blockTable: Int32Array, from: number, c
 }
 
 /**
+ * Rows [from, from + count) of a sequence, all the pool's heads, as byte
+ * views on the pool itself, one per block touched, in position order: what
+ * a copy into or out of a shared-memory ring takes, without a copy here.
+ */
+export function kvRowViews(pool: KvPool, blockTable: Int32Array, from: number, count: number): Uint8Array[] {
+  const data = pool.data;
+  const rowBytes = pool.numKvHeads * pool.headDim * data.BYTES_PER_ELEMENT;
+  const views: Uint8Array[] = [];
+  forEachRun(pool.blockSize, blockTable, from, count, (_offset, slot, run) => {
+    views.push(new Uint8Array(data.buffer, data.byteOffset + slot * rowBytes, run * rowBytes));
+  });
+  return views;
+}
+
+/**
  * Writes a run [count, rows.heads.count, headDim] at positions [from, from + count)
  * into a pool holding `into` heads; heads outside the pool are skipped, heads of the
  * pool outside the run are left alone.

@@ -12,7 +12,7 @@ import { isTesseraError, TesseraError } from '../core/errors.js';
 import type { Batch } from '../model/batch.js';
 import type { EngineCore } from './engine-core.js';
 import { KvExporter } from './kv-export.js';
-import type { KvFromEngine, KvRole, KvRows, KvToEngine, TransferId } from './kv-messages.js';
+import type { KvFromEngine, KvRingIo, KvRole, KvRows, KvToEngine, TransferId } from './kv-messages.js';
 import { KvReservation } from './kv-reservation.js';
 import type { LayerTap } from './layer-tap-runner.js';
 import type { SequenceOutput, SequenceRequest } from './sequence.js';
@@ -29,6 +29,8 @@ interface Import {
 export interface KvTransfersOptions {
   send: (message: KvFromEngine) => void;
   reject: (sequenceId: number, code: string, message: string) => void;
+  /** The links' shared-memory rings, read and written by this thread (else rows travel in messages). */
+  ring?: KvRingIo;
 }
 
 export class KvTransfers implements LayerTap {
@@ -41,7 +43,7 @@ export class KvTransfers implements LayerTap {
     private readonly core: EngineCore,
     private readonly options: KvTransfersOptions,
   ) {
-    this.exporter = new KvExporter(core.config.numLayers, (rows: KvRows) => options.send({ type: 'rows', ...rows }));
+    this.exporter = new KvExporter(core.config.numLayers, (rows: KvRows) => options.send({ type: 'rows', ...rows }), 0, options.ring);
   }
 
   get active(): boolean {
@@ -56,7 +58,7 @@ export class KvTransfers implements LayerTap {
   add(sequenceId: number, request: SequenceRequest, role: KvRole): void {
     if ('send' in role) {
       this.core.add(sequenceId, request);
-      this.exporter.track(role.send.transfer, this.core.sequence(sequenceId)!, role.send.skipPositions);
+      this.exporter.track(role.send.transfer, this.core.sequence(sequenceId)!, role.send.skipPositions, role.send.ring);
       this.exports.set(sequenceId, role.send.transfer);
       return;
     }
@@ -71,6 +73,7 @@ export class KvTransfers implements LayerTap {
 
   apply(message: KvToEngine): void {
     if (message.type === 'reserve') return this.reserve(message.transfer, message.tokens);
+    if (message.type === 'ring-rows') return this.ringRows(message);
     const entry = this.imports.get(message.transfer);
     if (!entry) return; // released meanwhile: what is still in flight for it is dropped
     if (message.type === 'release') return this.release(message.transfer, entry);
@@ -81,6 +84,26 @@ export class KvTransfers implements LayerTap {
       this.admitWhenComplete(message.transfer, entry);
     } catch (error) {
       this.failImport(message.transfer, entry, error);
+    }
+  }
+
+  /** Rows in a shared-memory ring: read straight into the reserved blocks; the slot is given back whatever happens. */
+  private ringRows(message: Extract<KvToEngine, { type: 'ring-rows' }>): void {
+    const transfer = message.rows.transfer;
+    const entry = this.imports.get(transfer);
+    let consumed = false;
+    const read = (targets: readonly Uint8Array[] | undefined): void => {
+      consumed = true;
+      this.options.ring?.readRows(message.slot, targets, targets ? transfer : undefined);
+    };
+    try {
+      if (!entry) return; // released meanwhile: skipped
+      entry.reservation.readInto(message.rows, read);
+      this.admitWhenComplete(transfer, entry);
+    } catch (error) {
+      if (entry) this.failImport(transfer, entry, error);
+    } finally {
+      if (!consumed) read(undefined);
     }
   }
 

@@ -6,8 +6,11 @@
  * a `tessera router --pd`; the same workload (pd-workload.ts) on both. For
  * the disaggregated run also: the KV bytes, frames and wire time the decode
  * replica received, the TTFT split the router measured, and the bandwidth
- * of the very link the transfers took, probed afterwards by the prefill
- * replica with frames of the transfers' mean size.
+ * of the very link the transfers took, probed by the prefill replica over
+ * the same path (the same threads and copies as the rows) right before and
+ * right after the run, with frames of a whole prefill chunk's rows, and
+ * after the run with frames of the transfers' mean size; the transfer rate
+ * is set against the best of the three.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -39,15 +42,24 @@ export interface KvTransferFigures {
   transfers: number;
   bytes: number;
   frames: number;
+  /** Of bytes, those that went through the shared-memory ring (the rest inline on the socket). */
+  ringBytes: number;
   /** Summed wire time of the rows frames at the decode replica. */
   wireSeconds: number;
   /** bytes / wireSeconds. */
   rateMBps: number;
   /** The same link, probed after the run with frames of the transfers' mean size. */
-  probe: ProbeResult & { frameBytes: number; rateMBps: number };
-  /** rateMBps / probe.rateMBps. */
+  probe: LinkProbe;
+  /** Probed right before and right after the run with frames of one layer's rows of a whole prefill chunk (--max-batch-tokens positions). */
+  probeBefore: LinkProbe;
+  probeAfter: LinkProbe;
+  /** The best the link showed in the three probes. */
+  linkMBps: number;
+  /** rateMBps / linkMBps. */
   rateOverProbe: number;
 }
+
+export type LinkProbe = ProbeResult & { frameBytes: number; rateMBps: number };
 
 export interface DisaggregatedResult extends WorkloadResult {
   prefillThreads: number;
@@ -92,9 +104,12 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
     const [prefillUrl, decodeUrl] = [prefill.urls[0], decode.urls[0]];
     router = await startRouter(['--model', ctx.model, '--port', '0', '--pd', '--replica-api-key', KEY, '--replica', prefillUrl, '--replica', decodeUrl]);
     await waitForPools(router.url);
+    const chunkBytes = chunkFrameBytes(ctx);
+    ctx.log(`    probing the KV link before the run (${ctx.probeFrames} frames of ${chunkBytes} bytes)`);
+    const probeBefore = await probeLink(ctx, prefillUrl, decodeUrl, chunkBytes);
     const result = await runPdWorkload({ url: router.url, model: ctx.name, vocabSize: ctx.config.vocabSize }, workload);
     const routerMetrics = await metricsOf(router.url);
-    const kv = await kvFigures(ctx, prefillUrl, decodeUrl);
+    const kv = await kvFigures(ctx, prefillUrl, decodeUrl, probeBefore, chunkBytes);
     return { ...result, prefillThreads: half, decodeThreads, sequences: sequencesOf(routerMetrics), ttftSplitMeanMs: ttftSplit(routerMetrics), kv };
   } finally {
     router?.stop();
@@ -102,17 +117,32 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
   }
 }
 
-/** The decode replica's received KV, and its link probed by the prefill replica at the transfers' mean frame size. */
-async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: string): Promise<KvTransferFigures> {
+/** One layer's keys and values for a whole prefill chunk: the frames that carry most of a long prompt's bytes (f32 cache). */
+function chunkFrameBytes(ctx: PdBenchContext): number {
+  return ctx.maxBatchTokens * ctx.config.numKvHeads * ctx.config.headDim * 4 * 2;
+}
+
+/** The decode replica's received KV, and its link probed by the prefill replica (before the run, and now at two frame sizes). */
+async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: string, probeBefore: LinkProbe, chunkBytes: number): Promise<KvTransferFigures> {
   const metrics = await metricsOf(decodeUrl, KEY);
   const received = 'direction="received"';
   const bytes = series(metrics, 'tessera_kv_transfer_bytes_total', received);
   const frames = series(metrics, 'tessera_kv_transfer_frames_total', received);
+  const ringBytes = series(metrics, 'tessera_kv_transfer_ring_bytes_total', received);
   const wireSeconds = series(metrics, 'tessera_kv_transfer_wire_seconds_sum', received);
   const transfers = series(metrics, 'tessera_kv_transfers_total', `${received},result="done"`);
-  const load = (await (await fetch(`${decodeUrl}${REPLICA_LOAD_PATH}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as ReplicaLoad;
+  const probeAfter = await probeLink(ctx, prefillUrl, decodeUrl, chunkBytes);
   // 8-byte multiple, as rows frames are (keys and values of whole f32 or f16 rows).
   const frameBytes = Math.max(8, Math.round(bytes / Math.max(1, frames) / 8) * 8);
+  const probe = await probeLink(ctx, prefillUrl, decodeUrl, frameBytes);
+  const rateMBps = bytes / 1e6 / wireSeconds;
+  const linkMBps = Math.max(probe.rateMBps, probeBefore.rateMBps, probeAfter.rateMBps);
+  return { transfers, bytes, frames, ringBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps };
+}
+
+/** The prefill replica's link to the decode replica, probed with `frameBytes` frames (POST /v1/tessera/kv/probe). */
+async function probeLink(ctx: PdBenchContext, prefillUrl: string, decodeUrl: string, frameBytes: number): Promise<LinkProbe> {
+  const load = (await (await fetch(`${decodeUrl}${REPLICA_LOAD_PATH}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as ReplicaLoad;
   ctx.log(`    probing the KV link with ${ctx.probeFrames} frames of ${frameBytes} bytes`);
   const response = await fetch(`${prefillUrl}${REPLICA_KV_PROBE_PATH}`, {
     method: 'POST',
@@ -121,9 +151,7 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   });
   if (!response.ok) throw new Error(`the KV probe failed: ${response.status} ${await response.text()}`);
   const probe = (await response.json()) as ProbeResult;
-  const probeRate = probe.bytes / 1e6 / (probe.activeMs / 1000);
-  const rateMBps = bytes / 1e6 / wireSeconds;
-  return { transfers, bytes, frames, wireSeconds, rateMBps, probe: { ...probe, frameBytes, rateMBps: probeRate }, rateOverProbe: rateMBps / probeRate };
+  return { ...probe, frameBytes, rateMBps: probe.bytes / 1e6 / (probe.activeMs / 1000) };
 }
 
 function sequencesOf(metrics: string): DisaggregatedResult['sequences'] {

@@ -5,6 +5,7 @@ import type { EngineCoreOptions, StepReport } from '../engine/engine-core.js';
 import type { SequenceRequest } from '../engine/sequence.js';
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { KvFromEngine, KvRole, KvToEngine } from '../engine/kv-messages.js';
+import type { KvRingFromEngine, KvRingToEngine } from '../disagg/kv-ring.js';
 import type { HostHealth } from './engine-host.js';
 import type { ClusterView } from '../cluster/cluster-view.js';
 import type { ReshardRecord } from '../cluster/reshard-log.js';
@@ -29,6 +30,8 @@ export type HostMessage =
   /** `kv`: the sequence's part in a KV transfer (disaggregated prefill and decode). */
   | { type: 'add'; sequenceId: number; request: SequenceRequest; kv?: KvRole }
   | { type: 'kv'; message: KvToEngine }
+  /** The KV links' shared-memory rings, handed to the engine's thread (src/disagg/kv-ring.ts). */
+  | { type: 'kv-ring'; message: KvRingToEngine }
   | { type: 'cancel'; sequenceId: number }
   | { type: 'admin'; requestId: number; action: AdminAction }
   | { type: 'stop' };
@@ -36,6 +39,7 @@ export type HostMessage =
 export type WorkerMessage =
   | { type: 'ready'; maxModelLen: number; numBlocks: number; blockSize: number; kvCacheDtype: KvDtype; loadMs: number; backend: string; kvTransfer: boolean }
   | { type: 'kv'; message: KvFromEngine }
+  | { type: 'kv-ring'; message: KvRingFromEngine }
   | { type: 'load-failed'; code: string; message: string }
   | { type: 'step'; report: StepReport }
   | { type: 'rejected'; sequenceId: number; code: string; message: string }

@@ -36,7 +36,7 @@ function errorFields(error: unknown): { code: string; message: string } {
 
 async function main(): Promise<void> {
   const model = await openModel();
-  const { core, kv } = openKvCore(model.engine, model.runner, model.backend, setup.core, send);
+  const { core, kv, rings } = openKvCore(model.engine, model.runner, model.backend, setup.core, send);
   let wake: (() => void) | undefined;
   let stopping = false;
   // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
       core.cancel(message.sequenceId);
       kv?.cancel(message.sequenceId);
     } else if (message.type === 'kv') kv?.apply(message.message);
+    else if (message.type === 'kv-ring') rings?.apply(message.message);
     else stopping = true;
   };
   port!.on('message', (message: HostMessage) => {

@@ -6,6 +6,7 @@ export type KvDirection = 'sent' | 'received';
 export class KvMetrics {
   readonly bytes: Counter<'direction'>;
   readonly frames: Counter<'direction'>;
+  readonly ringBytes: Counter<'direction'>;
   readonly transfers: Counter<'direction' | 'result'>;
   readonly seconds: Histogram<'direction'>;
   readonly wireSeconds: Histogram<'direction'>;
@@ -15,6 +16,7 @@ export class KvMetrics {
     const registers = [registry];
     this.bytes = new Counter({ name: 'tessera_kv_transfer_bytes_total', help: 'Bytes of KV rows sent to decode replicas or received from prefill replicas', labelNames: ['direction'], registers });
     this.frames = new Counter({ name: 'tessera_kv_transfer_frames_total', help: 'KV rows frames received (bytes / frames: the frame size a bandwidth probe should use)', labelNames: ['direction'], registers });
+    this.ringBytes = new Counter({ name: 'tessera_kv_transfer_ring_bytes_total', help: 'Bytes of KV rows received through a shared-memory ring (copied by the engine threads), the rest came inline on the link', labelNames: ['direction'], registers });
     this.transfers = new Counter({ name: 'tessera_kv_transfers_total', help: 'KV transfers by direction and result (done, failed)', labelNames: ['direction', 'result'], registers });
     this.seconds = new Histogram({ name: 'tessera_kv_transfer_seconds', help: 'Per transfer: first row sent/received to the decode replica holding everything (overlaps the prefill)', labelNames: ['direction'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 120], registers });
     this.wireSeconds = new Histogram({ name: 'tessera_kv_transfer_wire_seconds', help: 'Per transfer: time its rows were on the wire (summed over frames, measured by the receiver)', labelNames: ['direction'], buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });

@@ -4,6 +4,7 @@
  * rank processes. Everything crossing the thread boundary is a
  * structured-clone message (engine-messages.ts).
  */
+import type { KvRingFromEngine, KvRingToEngine } from '../disagg/kv-ring.js';
 import { Worker } from 'node:worker_threads';
 import type { BackendChoice } from '../backend/native/select-backend.js';
 import { TesseraError, type ErrorCode } from '../core/errors.js';
@@ -34,6 +35,7 @@ export class LocalEngineHost implements EngineHost {
   private readonly numbers = new Map<SequenceId, number>();
   private readonly statsListeners: ((stats: StepStats) => void)[] = [];
   private readonly kvListeners: ((message: KvFromEngine) => void)[] = [];
+  private readonly ringListeners: ((message: KvRingFromEngine) => void)[] = [];
   private latest: StepStats = EMPTY_STATS;
   private engineHealth: HostHealth = { ready: true, status: 'ready' };
   private nextNumber = 1;
@@ -88,6 +90,16 @@ export class LocalEngineHost implements EngineHost {
     if (this.closed || this.exited) return;
     const buffers = message.type === 'rows' ? [...new Set([message.keys.buffer as ArrayBuffer, message.values.buffer as ArrayBuffer])] : [];
     this.worker.postMessage({ type: 'kv', message } satisfies HostMessage, buffers);
+  }
+
+  /** A KV link's shared-memory ring message to the engine; a ring's file handle moves to its thread. */
+  sendRing(message: KvRingToEngine): void {
+    if (this.closed || this.exited) return void ('handle' in message && message.handle.close().catch(() => undefined));
+    this.worker.postMessage({ type: 'kv-ring', message } satisfies HostMessage, 'handle' in message ? [message.handle] : []);
+  }
+
+  onRing(listener: (message: KvRingFromEngine) => void): void {
+    this.ringListeners.push(listener);
   }
 
   /** Called with every KV transfer message from the engine. */
@@ -163,6 +175,8 @@ export class LocalEngineHost implements EngineHost {
       this.engineHealth = message.health;
     } else if (message.type === 'kv') {
       for (const listener of this.kvListeners) listener(message.message);
+    } else if (message.type === 'kv-ring') {
+      for (const listener of this.ringListeners) listener(message.message);
     } else if (message.type === 'admin-reply' || message.type === 'reshard') {
       this.mesh?.receive(message);
     }

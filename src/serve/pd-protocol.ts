@@ -65,7 +65,8 @@ export function parseKvProbe(body: unknown): { endpoints: KvEndpoint[]; frames: 
   return { endpoints, frames, frameBytes };
 }
 
-const TRANSFER = /^[A-Za-z0-9_-]{8,64}$/;
+/** A transfer id as routers make them (random, URL-safe). */
+export const TRANSFER = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** request `kv` of a routed sequence, checked (400s name the field). */
 export function parseKvPart(fields: RequestFields): { kv?: KvPart } {

@@ -18,6 +18,7 @@ import type { KvEndpoint, KvTransportChoice } from '../disagg/kv-endpoint.js';
 import { KvListener, type KvShape, type TransferStats } from '../disagg/kv-listener.js';
 import { KvSender, type OutgoingTransfer, type ProbeResult, type SendStats } from '../disagg/kv-sender.js';
 import { ApiError } from './api-error.js';
+import { KvRingBridge } from './kv-ring-bridge.js';
 import type { LocalEngineHost } from './local-engine-host.js';
 import type { KvMetrics } from './kv-metrics.js';
 import type { KvReplicaEvent, PdLoad, ReplicaRole } from './pd-protocol.js';
@@ -60,16 +61,20 @@ export class PdReplica {
     private readonly shape: KvShape,
     private readonly listener: KvListener | undefined,
     private readonly options: PdReplicaOptions,
+    bridge: KvRingBridge,
   ) {
-    this.sender = new KvSender(options.transport);
+    this.sender = new KvSender(options.transport, bridge);
     host.onKv((message) => this.fromEngine(message));
   }
 
   static async start(host: LocalEngineHost, config: ModelConfig, options: PdReplicaOptions): Promise<PdReplica> {
     const shape: KvShape = { numLayers: config.numLayers, numKvHeads: config.numKvHeads, headDim: config.headDim, dtype: host.limits.kvCacheDtype };
     const listens = options.role !== 'prefill' && host.limits.kvTransfer === true;
-    const listener = listens ? await KvListener.start({ host: options.kvHost, port: options.kvPort, advertiseHost: options.kvAdvertiseHost, shape }) : undefined;
-    return new PdReplica(host, shape, listener, options);
+    // The engine's thread copies rows through the links' shared-memory rings itself (kv-ring-bridge.ts).
+    let listener: KvListener | undefined;
+    const bridge = new KvRingBridge(host, (read) => listener?.ringRead(read));
+    listener = listens ? await KvListener.start({ host: options.kvHost, port: options.kvPort, advertiseHost: options.kvAdvertiseHost, shape, keeper: bridge }) : undefined;
+    return new PdReplica(host, shape, listener, options, bridge);
   }
 
   get load(): PdLoad {
@@ -101,6 +106,7 @@ export class PdReplica {
     this.options.metrics.inFlight.inc({ direction: 'received' });
     listener.expect(transfer, {
       rows: (rows) => this.host.sendKv({ type: 'rows', ...rows }),
+      ringRows: (rows, slot) => this.host.sendKv({ type: 'ring-rows', rows, slot }),
       commit: (ids, stats) => {
         entry.stats = stats;
         this.host.sendKv({ type: 'commit', transfer, ids });
@@ -129,6 +135,11 @@ export class PdReplica {
     this.sending.set(transfer, entry);
     this.options.metrics.inFlight.inc({ direction: 'sent' });
     outgoing.onLost((error) => this.endSend(transfer, error instanceof TesseraError ? error : new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', error.message)));
+  }
+
+  /** Prefill side: the kept shared-memory ring of the link to `endpoints` (set up if need be), for the engine to write the rows into; undefined: by message. */
+  ringFor(endpoints: readonly KvEndpoint[]): Promise<string | undefined> {
+    return this.sender.ringFor(endpoints);
   }
 
   /** Prefill side: the transfer is over (handed off, finished at its first token, failed or cancelled). */
@@ -183,6 +194,7 @@ export class PdReplica {
     const metrics = this.options.metrics;
     metrics.bytes.inc({ direction: 'received' }, stats.bytes);
     metrics.frames.inc({ direction: 'received' }, stats.frames);
+    metrics.ringBytes.inc({ direction: 'received' }, stats.ringBytes);
     metrics.transfers.inc({ direction: 'received', result: 'done' });
     metrics.seconds.observe({ direction: 'received' }, transferMs / 1000);
     metrics.wireSeconds.observe({ direction: 'received' }, stats.activeMs / 1000);

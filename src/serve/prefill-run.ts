@@ -25,7 +25,7 @@ export class PrefillRun implements Abortable {
   readonly done: Promise<void>;
   private settle!: () => void;
   private settled = false;
-  private readonly sequenceId: SequenceId | undefined;
+  private sequenceId: SequenceId | undefined;
   private readonly transfer: TransferId;
   private readonly startedAt = performance.now();
 
@@ -42,7 +42,15 @@ export class PrefillRun implements Abortable {
     pd.send(part.transfer, part.endpoints, (event) => this.handedOff(event), (error) => this.abort(error));
     // No endpoint of the decode replica was usable: the error is written already, nothing to compute.
     if (this.settled) return;
-    this.sequenceId = host.submit(request, { onOutput: (output) => this.output(output), onError: (error) => this.abort(error) }, { send: { transfer: part.transfer, skipPositions: part.skipPositions } });
+    void this.submit(request, part);
+  }
+
+  /** Submits the sequence once its link is up, naming the link's shared-memory ring (the engine then writes the rows there itself). */
+  private async submit(request: SequenceRequest, part: SendPart): Promise<void> {
+    const ring = await this.pd.ringFor(part.endpoints);
+    if (this.settled) return;
+    const role = { send: { transfer: part.transfer, skipPositions: part.skipPositions, ...(ring !== undefined ? { ring } : {}) } };
+    this.sequenceId = this.host.submit(request, { onOutput: (output) => this.output(output), onError: (error) => this.abort(error) }, role);
   }
 
   /** The client (the router) went away: stop computing and let the decode replica's blocks go. */

@@ -9,7 +9,10 @@
 import type { TokenLogprob } from '../engine/sequence.js';
 import type { StepStats } from '../engine/engine-core.js';
 import { KV_DTYPES } from '../core/kv-dtype.js';
-import { array, bool, int, nullable, num, object, oneOf, optional, str, tagged, type Schema } from '../core/schema.js';
+import { array, bool, either, int, nullable, num, object, oneOf, optional, str, tagged, type Schema } from '../core/schema.js';
+import type { TransferId } from '../engine/kv-messages.js';
+import type { KvEndpoint } from '../disagg/kv-endpoint.js';
+import { REPLICA_ROLES, TRANSFER, type KvReplicaEvent, type PdLoad } from './pd-protocol.js';
 import { TesseraError } from '../core/errors.js';
 import type { EngineLimits } from './engine-host.js';
 import type { ReplicaEvent, ReplicaLoad } from './replica-protocol.js';
@@ -40,16 +43,24 @@ const output = object<Output>(
   'drop',
 );
 
-/** KV events (pd-protocol.ts) pass as their own protocol reads them: not yet checked field by field (open). */
-function kvEvent<T>(): Schema<T> {
-  return (value) => value as T;
-}
+// Disaggregated prefill and decode (pd-protocol.ts): KV endpoints, transfer events, the load report's part.
+const TRANSFER_ID = str(64, TRANSFER) as Schema<TransferId>;
+const MS = num(0, 1e12);
+const unixEndpoint = object<Extract<KvEndpoint, { kind: 'unix' }>>({ kind: oneOf('unix'), path: str(4096), hostId: str(1024) }, 'drop');
+const tcpEndpoint = object<Extract<KvEndpoint, { kind: 'tcp' }>>({ kind: oneOf('tcp'), host: str(1024), port: int(1, 65535) }, 'drop');
+const endpoint: Schema<KvEndpoint> = either(unixEndpoint, tcpEndpoint, 'a KV endpoint ({kind: "unix", path, hostId} or {kind: "tcp", host, port})');
+
+type KvEvent<K extends KvReplicaEvent['type']> = Extract<KvReplicaEvent, { type: K }>;
+
+const kvReserved = object<KvEvent<'kv-reserved'>>({ type: oneOf('kv-reserved'), transfer: TRANSFER_ID, skipPositions: int(0, 2 ** 31), endpoints: array(endpoint, 8, 1) }, 'drop');
+const kvReceived = object<KvEvent<'kv-received'>>({ type: oneOf('kv-received'), transfer: TRANSFER_ID, bytes: COUNT, wireMs: MS, transferMs: MS }, 'drop');
+const handoff = object<KvEvent<'handoff'>>({ type: oneOf('handoff'), transfer: TRANSFER_ID, bytes: COUNT, wireMs: MS, link: oneOf('unix', 'tcp'), prefillMs: MS, tailMs: MS }, 'drop');
 
 export const replicaEventSchema: Schema<ReplicaEvent> = tagged<ReplicaEvent>({
   output,
-  handoff: kvEvent(),
-  'kv-reserved': kvEvent(),
-  'kv-received': kvEvent(),
+  handoff,
+  'kv-reserved': kvReserved,
+  'kv-received': kvReceived,
   error: object<Extract<ReplicaEvent, { type: 'error' }>>({ type: oneOf('error'), code: CODE, message: MESSAGE }, 'drop'),
 });
 
@@ -75,8 +86,7 @@ export const replicaLoadSchema: Schema<ReplicaLoad> = object<ReplicaLoad>(
     stats,
     activeSequences: COUNT,
     maxActiveSequences: COUNT,
-    // A prefill/decode replica's KV figures (pd-protocol.ts): passed on as sent, not yet checked (open).
-    pd: (value: unknown) => value as ReplicaLoad['pd'],
+    pd: optional(object<PdLoad>({ role: oneOf(...REPLICA_ROLES), kvTransfer: bool, endpoints: array(endpoint, 8) }, 'drop')),
   },
   'drop',
 );

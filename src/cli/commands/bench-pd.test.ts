@@ -12,6 +12,15 @@ interface Run {
   longPrompts: { requests: number; ttftMs: { p50: number } };
 }
 
+interface Probe {
+  bytes: number;
+  frames: number;
+  frameBytes: number;
+  kind: string;
+  sharedMemory: boolean;
+  rateMBps: number;
+}
+
 test('bench pd: colocated and disaggregated on the same workload, the KV moved and the link probed, in the JSON', { timeout: 150_000 }, (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
@@ -25,7 +34,7 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.match(file, /^pd-.*\.json$/);
     const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
       colocated: Run & { threads: number };
-      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; frames: number; wireSeconds: number; probe: { bytes: number; frames: number; frameBytes: number; kind: string }; rateOverProbe: number } };
+      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number } };
       floors: Record<string, boolean>;
       ratios: Record<string, number>;
     };
@@ -39,9 +48,17 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.equal(disaggregated.sequences.colocated, 0);
     assert.equal(disaggregated.sequences.disaggregated, 1 + disaggregated.streams.requests + 2);
     assert.ok(disaggregated.kv.bytes > 0 && disaggregated.kv.frames > 0 && disaggregated.kv.wireSeconds >= 0);
-    const probe = disaggregated.kv.probe;
-    assert.equal(probe.kind, 'unix');
-    assert.equal(probe.bytes, 4 * probe.frameBytes);
+    // Every row went through the shared-memory ring, copied by the engine threads (none inline on the socket).
+    assert.equal(disaggregated.kv.ringBytes, disaggregated.kv.bytes);
+    // Probed before and after the run over the very path the rows took: the shared-memory ring, copied by the engine threads.
+    const { probe, probeBefore, probeAfter, linkMBps } = disaggregated.kv;
+    for (const each of [probe, probeBefore, probeAfter]) {
+      assert.equal(each.kind, 'unix');
+      assert.equal(each.sharedMemory, true);
+      assert.equal(each.bytes, 4 * each.frameBytes);
+    }
+    assert.equal(probeBefore.frameBytes, probeAfter.frameBytes);
+    assert.equal(linkMBps, Math.max(probe.rateMBps, probeBefore.rateMBps, probeAfter.rateMBps));
     assert.deepEqual(Object.keys(report.floors).sort(), ['allDisaggregated', 'decodeItlP99AtMost06', 'decodeTpotP99AtMost06', 'transferAtLeast70PercentOfLink']);
   } finally {
     rmSync(out, { recursive: true, force: true });

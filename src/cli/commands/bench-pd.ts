@@ -53,7 +53,7 @@ export function registerBenchPdCommand(bench: Command): void {
         log(`disaggregated: prefill + decode replica behind router --pd`);
         const disaggregated = await disaggregatedRun(ctx, workload);
         logRun(log, disaggregated);
-        log(`    KV: ${disaggregated.kv.transfers} transfers, ${(disaggregated.kv.bytes / 2 ** 20).toFixed(1)} MiB at ${disaggregated.kv.rateMBps.toFixed(0)} MB/s on the wire; the ${disaggregated.kv.probe.kind} link probed ${disaggregated.kv.probe.rateMBps.toFixed(0)} MB/s (${(100 * disaggregated.kv.rateOverProbe).toFixed(0)}%)`);
+        log(`    KV: ${disaggregated.kv.transfers} transfers, ${(disaggregated.kv.bytes / 2 ** 20).toFixed(1)} MiB at ${disaggregated.kv.rateMBps.toFixed(0)} MB/s on the wire; the ${disaggregated.kv.probe.kind} link probed ${disaggregated.kv.probeBefore.rateMBps.toFixed(0)} MB/s before, ${disaggregated.kv.probeAfter.rateMBps.toFixed(0)} / ${disaggregated.kv.probe.rateMBps.toFixed(0)} MB/s after (${(100 * disaggregated.kv.rateOverProbe).toFixed(0)}% of the best)`);
         const report = { benchmark: 'pd', date: new Date().toISOString(), model: options.model, options, machine: { ...describeMachine(), loadAverageBefore: loadBefore }, colocated, disaggregated, loadAverageAfter: loadavg() };
         const result = { ...report, ratios: ratiosOf(colocated, disaggregated), floors: floorsOf(colocated, disaggregated) };
         mkdirSync(options.out, { recursive: true });

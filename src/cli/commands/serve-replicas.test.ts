@@ -70,3 +70,37 @@ test('a SIGKILLed serve --replicas takes its replica processes with it', { timeo
   await server.exited;
   await until(() => replicas.every((pid) => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')), 'the replicas to exit', 20_000);
 });
+
+test('serve --replicas 1:1 --pd: a prefill and a decode replica behind a --pd router; every sequence moves its KV; the text is the colocated text', { timeout: 90_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const args = ['--port', '0', '--api-key', 'k', '--backend', 'reference', '--kv-cache-mib', '4', '--served-model-name', 'stories', '--health-interval', '100'];
+  const single = await startServeProcess(['--model', model, ...args]);
+  const expected = await new OpenAI({ baseURL: `${single.url}/v1`, apiKey: 'k', maxRetries: 0 }).completions.create({ model: 'stories', prompt: 'Once upon a time', max_tokens: 12, temperature: 0 }).then((r) => r.choices[0].text);
+  single.kill('SIGTERM');
+  await single.exited;
+  const server = await startServeProcess(['--model', model, ...args, '--replicas', '1:1', '--pd']);
+  try {
+    assert.match(server.stderr(), /disaggregated prefill and decode/);
+    await until(() => /1 prefill \+ 1 decode replicas/.test(server.stderr()), 'the pools line');
+    assert.equal(childrenOf(server.pid).length, 2);
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'k', maxRetries: 0 });
+    // The router routes by its polls: the first requests may run whole until it has seen both roles.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const texts = await Promise.all([0, 1, 2].map(() => client.completions.create({ model: 'stories', prompt: 'Once upon a time', max_tokens: 12, temperature: 0 }).then((r) => r.choices[0].text)));
+    assert.deepEqual(texts, [expected, expected, expected]);
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer k' } })).text();
+    assert.match(metrics, /tessera_pd_sequences_total\{path="disaggregated"\} [1-9]/);
+  } finally {
+    server.kill('SIGTERM');
+  }
+  assert.equal(await server.exited, 0, server.stderr());
+});
+
+test('--replicas P:D needs --pd and a replica on each side', async () => {
+  const { replicasOption } = await import('./serve-replicas.js');
+  assert.equal(replicasOption('3'), 3);
+  assert.deepEqual(replicasOption('1:2'), { prefill: 1, decode: 2 });
+  assert.throws(() => replicasOption('0:2'), /at least one prefill and one decode/);
+  assert.throws(() => replicasOption('2:x'), /--replicas/);
+});

@@ -12,7 +12,7 @@ import { addParallelOptions, meshPlanOf, type ParallelOptions } from '../paralle
 import { exitWithParent } from '../../router/local-replicas.js';
 import { addRoutingOptions } from './router.js';
 import { addPdOptions, pdOf, type PdFlags } from '../pd-options.js';
-import { serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
+import { replicasOption, serveReplicas, type ServeReplicasOptions } from './serve-replicas.js';
 import { stopOnSignals } from '../stop-on-signals.js';
 
 export interface ServeOptions extends ParallelOptions, SecurityFlags, PdFlags {
@@ -55,7 +55,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-body-bytes <n>', 'larger request bodies get 413', numberOption('--max-body-bytes', 1024, 2 ** 31, true), DEFAULT_MAX_BODY_BYTES)
     .option('--no-prefix-caching', 'do not share KV blocks between requests with a common prefix')
     .option('--served-model-name <name>', 'model name clients use (default: the --model value)')
-    .option('--replicas <n>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply', numberOption('--replicas', 1, 256, true))
+    .option('--replicas <n|P:D>', 'run N replica processes (cores split between them) behind a router on --host/--port; the routing flags below apply; P:D (with --pd) runs P prefill and D decode replicas', replicasOption)
     .option('--drain-timeout <seconds>', 'on SIGTERM: seconds to let requests in flight finish before ending them with a retryable 503 (a router resumes them elsewhere)', numberOption('--drain-timeout', 0, 86400), 30)
     .option('--verbose', 'print stack traces on errors');
   addSecurityOptions(command, 'require Authorization: Bearer KEY (scopes inference and metrics; default: $TESSERA_API_KEY, else no key)');

@@ -1,0 +1,105 @@
+/**
+ * Kept rings on real Unix sockets in one process: each side's KvRings (what
+ * the engine thread runs) sits behind a KvRingBridge (the event loop's
+ * side), their messages delayed a turn as between threads. The prefill
+ * "engine" writes rows from views straight into the ring, the decode
+ * "engine" reads them straight into its own buffers: the bits arrive
+ * whole, the wire time counts both copies, the commit is acknowledged, and
+ * a probe takes the same path. (The worker-thread path runs end to end in
+ * src/router/pd.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
+import { KvRingBridge, type RingEngine } from '../serve/kv-ring-bridge.js';
+import { KvListener, type KvShape } from './kv-listener.js';
+import { KvRings, type KvRingFromEngine } from './kv-ring.js';
+import { KvSender } from './kv-sender.js';
+
+const SHAPE: KvShape = { numLayers: 2, numKvHeads: 2, headDim: 4, dtype: 'f32' };
+const ROW_BYTES = SHAPE.numKvHeads * SHAPE.headDim * 4;
+
+/** A KvRings as an engine thread would hold it: messages both ways a turn later. */
+function engineOf(): { rings: KvRings; engine: RingEngine } {
+  const listeners: ((message: KvRingFromEngine) => void)[] = [];
+  const rings = new KvRings((message) => setImmediate(() => listeners.forEach((listener) => listener(message))));
+  const engine: RingEngine = { sendRing: (message) => setImmediate(() => rings.apply(message)), onRing: (listener) => listeners.push(listener) };
+  return { rings, engine };
+}
+
+/** Keys then values of `count` rows, as block-sized views (the pool's layout: one view per block touched). */
+function rowParts(layer: number, from: number, count: number): Uint8Array[] {
+  const keys = Float32Array.from({ length: count * ROW_BYTES / 4 }, (_, i) => layer * 1000 + from + i + 0.25);
+  const values = Float32Array.from({ length: count * ROW_BYTES / 4 }, (_, i) => -(layer * 1000 + from + i) - 0.5);
+  const split = (data: Float32Array): Uint8Array[] => {
+    const bytes = new Uint8Array(data.buffer);
+    return [bytes.subarray(0, 3 * ROW_BYTES), bytes.subarray(3 * ROW_BYTES)];
+  };
+  return [...split(keys), ...split(values)];
+}
+
+const sleep = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('kept rings: the engines copy rows straight between their buffers and the ring; the wire time counts both copies; a probe goes the same way', async () => {
+  const decode = engineOf();
+  const prefill = engineOf();
+  let listener: KvListener | undefined;
+  const decodeBridge = new KvRingBridge(decode.engine, (read) => listener?.ringRead(read));
+  listener = await KvListener.start({ host: '127.0.0.1', port: 0, shape: SHAPE, keeper: decodeBridge });
+  const sender = new KvSender('unix', new KvRingBridge(prefill.engine, () => undefined));
+  try {
+    const transfer = 't-kept' as TransferId;
+    const got: { rows: KvRowsHeader; bytes: Uint8Array }[] = [];
+    let committed!: (ids: number[]) => void;
+    const done = new Promise<number[]>((resolve) => (committed = resolve));
+    listener.expect(transfer, {
+      rows: () => assert.fail('kept rows never arrive inline'),
+      ringRows: (rows: KvRowsHeader, slot: RingSlot) => {
+        const bytes = new Uint8Array(slot.bytes);
+        got.push({ rows, bytes });
+        decode.rings.readRows(slot, [bytes.subarray(0, 100), bytes.subarray(100)], transfer);
+      },
+      commit: (ids) => committed(ids),
+      abort: (message) => assert.fail(message),
+    });
+    const outgoing = sender.start(transfer, listener.endpoints, SHAPE);
+    const header = (layer: number, from: number, count: number): KvRowsHeader => ({ transfer, layer, from, count, headStart: 0, headCount: 2, dtype: 'f32' });
+    // The sequence names the link's kept ring (the engine has the ring's file a turn later).
+    const ring = await sender.ringFor(listener.endpoints);
+    assert.ok(ring !== undefined);
+    await sleep(20);
+    const sent: Uint8Array[][] = [];
+    for (const [layer, from, count] of [[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
+      assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count), ring), true);
+      sent.push(rowParts(layer, from, count));
+    }
+    // The engine's handoff follows its frames through the same port: here, a turn later.
+    await sleep(20);
+    const stats = await outgoing.commit([42]);
+    assert.deepEqual(await done, [42]);
+    assert.equal(got.length, 4);
+    // The decode engine's reads come back after the commit: wait for them (their time is added to the transfer's).
+    await sleep(50);
+    got.forEach(({ rows, bytes }, i) => {
+      assert.deepEqual(rows, header(...([[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]][i] as [number, number, number])));
+      assert.deepEqual(bytes, new Uint8Array(Buffer.concat(sent[i])));
+    });
+    assert.equal(stats.bytes, 2 * 9 * 2 * ROW_BYTES);
+    const probe = await sender.probe(listener.endpoints, 8, 64 * 1024);
+    assert.equal(probe.sharedMemory, true);
+    assert.equal(probe.bytes, 8 * 64 * 1024);
+    assert.ok(probe.activeMs > 0 && probe.wallMs > 0);
+  } finally {
+    sender.close();
+    listener.close();
+  }
+});
+
+test('rows of a ring that is gone are refused (never taken as read), and their slot is still given back', () => {
+  const posted: KvRingFromEngine[] = [];
+  const rings = new KvRings((message) => posted.push(message));
+  const slot: RingSlot = { ring: 'gone', offset: 0, bytes: 8, end: 8, writeMs: 0 };
+  assert.throws(() => rings.readRows(slot, [new Uint8Array(8)], 't-gone' as TransferId), /is closed/);
+  assert.deepEqual(posted.map((message) => message.type), ['read']);
+  assert.equal(rings.writeRows({ transfer: 't-gone' as TransferId, layer: 0, from: 0, count: 1, headStart: 0, headCount: 2, dtype: 'f32' }, [new Uint8Array(8)], 'gone'), false);
+});
