@@ -26,6 +26,10 @@ import { FakeCoordinator } from '../testing/fake-coordinator.js';
 import { fixture } from '../testing/fixtures.js';
 import { joinRank, planFor, POOL, prepare, type LiveRank, type RankModel } from '../testing/rank-driver.js';
 
+// Clear frames: the mutations reach the rank's own framing and payload checks. A sealed link (the tcp
+// default) refuses any altered byte before those (src/parallel/socket-transport-seal.test.ts).
+process.env.TESSERA_SEAL_DATA = '0';
+
 const TOKEN = 'data-fuzz-token-9d41e7';
 const HIDDEN = 64;
 const TOKENS = 3;
