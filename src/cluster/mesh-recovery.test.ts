@@ -139,10 +139,12 @@ test('a traced mesh keeps the spans a killed rank sent before it died, and knows
         process.kill(coordinator.describe().nodes[1].pid!, 'SIGKILL');
       }
     });
-    // Every plan's ranks were probed for their clocks; on one host the true offset is 0, so the estimate is within half a round trip.
+    // Every plan's ranks were probed for their clocks. On one host the offset is near 0: within half a round
+    // trip, plus what each process's time origin (the wall clock at its start) and its monotonic clock have
+    // drifted apart since (the system clock is slewed while processes run; a CI run once saw 5 ms).
     const survivor = coordinator.describe().nodes.find((node) => node.rank === 0);
     assert.ok(survivor?.clock, JSON.stringify(survivor));
-    assert.ok(Math.abs(survivor.clock.offsetMicros) <= survivor.clock.roundTripMicros / 2 + 2000, JSON.stringify(survivor.clock));
+    assert.ok(Math.abs(survivor.clock.offsetMicros) <= survivor.clock.roundTripMicros / 2 + 20_000, JSON.stringify(survivor.clock));
   } finally {
     await coordinator.close();
   }
