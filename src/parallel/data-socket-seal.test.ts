@@ -13,7 +13,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
+import { tcpRelay } from '../testing/tcp-relay.js';
 import { test } from 'node:test';
 import { dataPort, startRank, type RankProcess } from '../testing/collective-rank-process.js';
 import { loadNativeComm } from './native-comm.js';
@@ -31,26 +32,18 @@ interface Proxy {
 /** A proxy in front of `target` that records both directions and, with `flipAt`, inverts that byte of the dialer's stream. */
 async function middleman(target: { host: string; port: number }, flipAt?: number): Promise<Proxy> {
   const chunks: Buffer[] = [];
-  const server = createServer((client) => {
-    const upstream = connect(target);
+  const { server, port } = await tcpRelay(target, () => {
     let seen = 0;
-    client.on('data', (chunk: Buffer) => {
-      if (flipAt !== undefined && flipAt >= seen && flipAt < seen + chunk.length) chunk[flipAt - seen] ^= 0xff;
-      seen += chunk.length;
-      chunks.push(chunk);
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      client.write(chunk);
-    });
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('error', () => undefined);
-    upstream.on('error', () => undefined);
+    return {
+      fromDialer: (chunk) => {
+        if (flipAt !== undefined && flipAt >= seen && flipAt < seen + chunk.length) chunk[flipAt - seen] ^= 0xff;
+        seen += chunk.length;
+        chunks.push(chunk);
+      },
+      fromTarget: (chunk) => void chunks.push(chunk),
+    };
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as { port: number }).port, captured: () => Buffer.concat(chunks) };
+  return { server, port, captured: () => Buffer.concat(chunks) };
 }
 
 /** Runs a 2-rank mesh with rank 1 dialing rank 0 through a middleman; returns both verdicts, their logs and the capture. */

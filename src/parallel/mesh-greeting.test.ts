@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { tcpRelay } from '../testing/tcp-relay.js';
 import { test } from 'node:test';
 import { MeshListener, connectMesh, type SocketAddress } from './socket-transport.js';
 
@@ -44,17 +45,8 @@ test('a TypeScript mesh greeting never sends the token, and a recorded one repla
   const first = await Promise.all([MeshListener.open('tcp'), MeshListener.open('tcp')]);
   const target = first[0]!.address as { host: string; port: number };
   const recorded: Buffer[] = [];
-  const proxy = createServer((client) => {
-    const upstream = connect(target);
-    client.on('data', (chunk: Buffer) => (recorded.push(chunk), upstream.write(chunk)));
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('error', () => undefined);
-    upstream.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const viaProxy: SocketAddress = { kind: 'tcp', host: '127.0.0.1', port: (proxy.address() as { port: number }).port };
+  const { server: proxy, port } = await tcpRelay(target, () => ({ fromDialer: (chunk) => recorded.push(chunk) }));
+  const viaProxy: SocketAddress = { kind: 'tcp', host: '127.0.0.1', port };
   const honest = first.map((listener) => listener.address);
   try {
     await talk([honest, [viaProxy, honest[1]!]], first, token);

@@ -11,33 +11,28 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
+import { tcpRelay } from '../testing/tcp-relay.js';
 import { test } from 'node:test';
 import { MeshListener, connectMesh, type SocketAddress, type SocketTransport } from './socket-transport.js';
 
 /** A proxy in front of `target` recording what the target sends; with `flip`, it xors that byte of the target's first frame after the greeting's answer. */
 async function middleman(target: SocketAddress, flip?: { offset: number; mask: number }): Promise<{ server: Server; address: SocketAddress; captured: () => Buffer }> {
   const chunks: Buffer[] = [];
-  const server = createServer((client) => {
-    const upstream = connect(target as { host: string; port: number });
+  const { server, port } = await tcpRelay(target as { host: string; port: number }, () => {
     let seen = 0;
     let flipAt = -1;
-    upstream.on('data', (chunk: Buffer) => {
-      // The answer's length is the stream's first 4 bytes (they come in one write).
-      if (seen === 0 && flip) flipAt = 4 + chunk.readUInt32LE(0) + flip.offset;
-      if (flipAt >= seen && flipAt < seen + chunk.length) chunk[flipAt - seen] ^= flip!.mask;
-      seen += chunk.length;
-      chunks.push(Buffer.from(chunk));
-      client.write(chunk);
-    });
-    client.on('data', (chunk: Buffer) => upstream.write(chunk));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('error', () => undefined);
-    upstream.on('error', () => undefined);
+    return {
+      fromTarget: (chunk) => {
+        // The answer's length is the stream's first 4 bytes (they come in one write).
+        if (seen === 0 && flip) flipAt = 4 + chunk.readUInt32LE(0) + flip.offset;
+        if (flipAt >= seen && flipAt < seen + chunk.length) chunk[flipAt - seen] ^= flip!.mask;
+        seen += chunk.length;
+        chunks.push(Buffer.from(chunk));
+      },
+    };
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address: SocketAddress = { kind: 'tcp', host: '127.0.0.1', port: (server.address() as { port: number }).port };
+  const address: SocketAddress = { kind: 'tcp', host: '127.0.0.1', port };
   return { server, address, captured: () => Buffer.concat(chunks) };
 }
 
