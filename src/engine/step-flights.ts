@@ -69,10 +69,6 @@ export class StepFlights {
     this.leaving.add(sequence);
   }
 
-  isLeaving(sequence: Sequence): boolean {
-    return this.leaving.has(sequence);
-  }
-
   /** Leaving sequences that are no longer busy (their flight landed): the caller retires them. */
   takeLeft(): Sequence[] {
     const left = [...this.leaving].filter((sequence) => !this.flightOf.has(sequence));
