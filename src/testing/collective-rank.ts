@@ -72,6 +72,9 @@ async function checkExact(): Promise<void> {
       shared.set(inputs[rank]);
       group.allReduce(shared);
       same(shared, expected, `all-reduce of ${length} in the shared buffer`);
+      // The sum is a view of the area; reduced again it is an ordinary array that lies in the area (staged whole, not in pieces).
+      group.allReduce(shared);
+      same(shared, treeSum(everyone.map(() => expected), 0, size), `all-reduce of ${length} from a view of the shared area`);
     }
   }
   const parts = group.allGather(Uint8Array.from({ length: rank + 2 }, (_, i) => rank * 10 + i));

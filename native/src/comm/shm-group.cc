@@ -1,6 +1,7 @@
 #include "shm-group.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -11,6 +12,8 @@ namespace tessera::comm {
 constexpr int kMaxMembers = 64;
 /** The longest part a peer may announce (the socket plane bounds its messages the same way). */
 constexpr uint64_t kMaxPartBytes = uint64_t(1) << 30;
+/** All-reduce of an ordinary array goes in pieces of this many bytes (per round, all members' chunks together). */
+constexpr size_t kPieceBytes = size_t(1) << 20;
 
 namespace {
 
@@ -69,31 +72,58 @@ void ShmGroup::allReduce(float* values, size_t count) {
   if (members_.size() == 1 || count == 0) return;
   const size_t halfFloats = mesh_->halfBytes() / sizeof(float);
   const bool registered = values == mesh_->area(rank_, nextHalf()) && count <= halfFloats;
+  // An array that lies in the area itself (a view of an earlier result) goes through whole halves, staged by memmove, as one round when it fits.
+  const bool inArea = !registered && overlapsArea(values, count);
+  const Staging staging = registered ? Staging::kRegistered : inArea ? Staging::kWhole : Staging::kDirect;
+  // Direct staging goes in pieces small enough to stay in cache between the copy in, the sum and the copy out.
+  const size_t pieceFloats = staging == Staging::kDirect ? std::min(halfFloats, kPieceBytes / sizeof(float)) : halfFloats;
+  for (size_t start = 0; start < count; start += pieceFloats) reduceRound(values + start, std::min(pieceFloats, count - start), staging);
+}
+
+bool ShmGroup::overlapsArea(const float* values, size_t count) const {
+  const auto begin = reinterpret_cast<uintptr_t>(mesh_->area(rank_, 0));
+  const uintptr_t end = begin + 2 * mesh_->halfBytes();
+  const auto from = reinterpret_cast<uintptr_t>(values);
+  return from < end && from + count * sizeof(float) > begin;
+}
+
+/**
+ * One round of all-reduce over values[0, length). Member m sums chunk m of
+ * every member's data in the canonical tree order, so a layout or piece size
+ * never changes an element's bits. Direct staging writes only the chunks the
+ * peers read into the area and sums this rank's own chunk straight from
+ * `values`: per rank, `values` is read once and written once.
+ */
+void ShmGroup::reduceRound(float* values, size_t length, Staging staging) {
   const size_t k = members_.size();
-  for (size_t start = 0; start < count; start += halfFloats) {
-    const size_t length = std::min(halfFloats, count - start);
-    const uint64_t round = beginRound();
-    const int half = static_cast<int>(round % 2);
-    float* mine = mesh_->area(rank_, half);
-    // memmove: the caller's array may itself lie in the area (a view of an earlier result).
-    if (!registered) std::memmove(mine, values + start, length * sizeof(float));
-    publish(2 * round + 1);
-    waitForPeers(2 * round + 1, "waiting for the peers' partials (all-reduce)");
-    const size_t chunkBegin = chunkStart(length, k, static_cast<size_t>(index_));
-    const size_t chunkEnd = chunkStart(length, k, static_cast<size_t>(index_) + 1);
-    const float* parts[kMaxMembers];
-    for (size_t m = 0; m < k; m++) parts[m] = mesh_->area(members_[m], half) + chunkBegin;
-    treeSum(parts, static_cast<int>(k), chunkEnd - chunkBegin, mine + chunkBegin);
-    publish(2 * round + 2);
-    stats.bytesSent += (length - (chunkEnd - chunkBegin)) * sizeof(float) + (chunkEnd - chunkBegin) * sizeof(float) * (k - 1);
-    waitForPeers(2 * round + 2, "waiting for the peers' sums (all-reduce)");
-    float* out = registered ? mine : values + start;
-    for (size_t m = 0; m < k; m++) {
-      const size_t begin = chunkStart(length, k, m);
-      const size_t end = chunkStart(length, k, m + 1);
-      if (static_cast<int>(m) != index_) std::memcpy(out + begin, mesh_->area(members_[m], half) + begin, (end - begin) * sizeof(float));
-      else if (!registered) std::memcpy(out + begin, mine + begin, (end - begin) * sizeof(float));
-    }
+  const uint64_t round = beginRound();
+  const int half = static_cast<int>(round % 2);
+  float* mine = mesh_->area(rank_, half);
+  const size_t chunkBegin = chunkStart(length, k, static_cast<size_t>(index_));
+  const size_t chunkEnd = chunkStart(length, k, static_cast<size_t>(index_) + 1);
+  if (staging == Staging::kWhole) std::memmove(mine, values, length * sizeof(float));
+  if (staging == Staging::kDirect) {
+    std::memcpy(mine, values, chunkBegin * sizeof(float));
+    std::memcpy(mine + chunkEnd, values + chunkEnd, (length - chunkEnd) * sizeof(float));
+  }
+  publish(2 * round + 1);
+  waitForPeers(2 * round + 1, "waiting for the peers' partials (all-reduce)");
+  const float* parts[kMaxMembers];
+  for (size_t m = 0; m < k; m++) parts[m] = mesh_->area(members_[m], half) + chunkBegin;
+  if (staging == Staging::kDirect) parts[index_] = values + chunkBegin;
+  treeSum(parts, static_cast<int>(k), chunkEnd - chunkBegin, mine + chunkBegin);
+  publish(2 * round + 2);
+  stats.bytesSent += (length - (chunkEnd - chunkBegin)) * sizeof(float) + (chunkEnd - chunkBegin) * sizeof(float) * (k - 1);
+  // This rank's sum goes out while the peers finish theirs.
+  if (staging == Staging::kDirect) std::memcpy(values + chunkBegin, mine + chunkBegin, (chunkEnd - chunkBegin) * sizeof(float));
+  waitForPeers(2 * round + 2, "waiting for the peers' sums (all-reduce)");
+  if (staging == Staging::kWhole) std::memmove(values + chunkBegin, mine + chunkBegin, (chunkEnd - chunkBegin) * sizeof(float));
+  float* out = staging == Staging::kRegistered ? mine : values;
+  for (size_t m = 0; m < k; m++) {
+    if (static_cast<int>(m) == index_) continue;
+    const size_t begin = chunkStart(length, k, m);
+    const size_t end = chunkStart(length, k, m + 1);
+    std::memcpy(out + begin, mesh_->area(members_[m], half) + begin, (end - begin) * sizeof(float));
   }
 }
 

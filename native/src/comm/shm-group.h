@@ -3,13 +3,15 @@
 // partialBuffer), and the peers read it in place — no ring, no second copy.
 //
 // All-reduce, round r (area half r % 2):
-//   1. the partial is in my area; publish phase 2r+1; wait for every peer's 2r+1;
-//   2. sum my chunk of every member's area in the canonical tree order, into
+//   1. the partial is in my area (or, for an ordinary array, the peers'
+//      chunks of it are); publish phase 2r+1; wait for every peer's 2r+1;
+//   2. sum my chunk of every member's data in the canonical tree order, into
 //      my area; publish 2r+2; wait for every peer's 2r+2;
 //   3. copy every peer's summed chunk out of its area.
 // Halves alternate, so a half is written again only in round r+2, by when
-// every peer has entered round r+1 and so finished reading round r. Long
-// vectors go through in pieces of one half.
+// every peer has entered round r+1 and so finished reading round r. An
+// ordinary array goes through in pieces of 1 MiB, so what one step writes
+// the next reads from cache.
 #pragma once
 #include <memory>
 #include <vector>
@@ -34,6 +36,12 @@ class ShmGroup : public Group {
   int nextHalf() const { return static_cast<int>(round_ % 2); }
 
  private:
+  /** How a round's data reaches the area: already there (partialBuffer), the whole piece by memmove, or only the chunks the peers read. */
+  enum class Staging { kRegistered, kWhole, kDirect };
+
+  void reduceRound(float* values, size_t length, Staging staging);
+  /** Whether values[0, count) shares bytes with this rank's area. */
+  bool overlapsArea(const float* values, size_t count) const;
   void publish(uint64_t phase);
   void waitForPeers(uint64_t phase, const char* what);
   /** Starts a round: its number, and this rank's half of it. */

@@ -32,6 +32,17 @@ std::shared_ptr<Mapping> mapFile(int fd, size_t bytes, const std::string& path) 
   return std::make_shared<Mapping>(base, bytes);
 }
 
+/**
+ * Faults every page of a fresh mapping in now, with a write so the page
+ * table entry is writable: a first touch costs microseconds per page on some
+ * virtual machines, which would otherwise land in the first collectives and
+ * streams (MAP_POPULATE and MADV_POPULATE_WRITE did not avoid it there). An
+ * atomic add of 0 changes no byte, so a peer's segment may be live already.
+ */
+void touchPages(uint8_t* base, size_t bytes) {
+  for (size_t at = 0; at < bytes; at += kPage) __atomic_fetch_add(base + at, uint8_t{0}, __ATOMIC_RELAXED);
+}
+
 }  // namespace
 
 Mapping::~Mapping() { munmap(base_, bytes_); }
@@ -61,6 +72,7 @@ std::shared_ptr<Mapping> createSegment(const std::string& path, int rank, int si
   }
 #endif
   std::shared_ptr<Mapping> mapping = mapFile(fd, totalBytes, path);
+  touchPages(mapping->bytes(), totalBytes);
   // The file starts zeroed, which is every atomic's initial value; placement-new makes them objects.
   SegmentHeader* header = new (mapping->bytes()) SegmentHeader();
   header->version = kSegmentVersion;
@@ -93,6 +105,7 @@ std::shared_ptr<Mapping> attachSegment(const std::string& path, int rank, int si
       header->rank != static_cast<uint32_t>(rank) || header->totalBytes != static_cast<uint64_t>(info.st_size)) {
     throw CommError("TESSERA_ERR_INVALID_ARGUMENT", "the shared-memory segment " + path + " belongs to another mesh or another tessera version");
   }
+  touchPages(mapping->bytes(), mapping->length());
   return mapping;
 }
 
