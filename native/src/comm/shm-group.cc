@@ -89,10 +89,13 @@ bool ShmGroup::overlapsArea(const float* values, size_t count) const {
 
 /**
  * One round of all-reduce over values[0, length). Member m sums chunk m of
- * every member's data in the canonical tree order, so a layout or piece size
- * never changes an element's bits. Direct staging writes only the chunks the
- * peers read into the area and sums this rank's own chunk straight from
- * `values`: per rank, `values` is read once and written once.
+ * every member's data in the canonical tree order (so a layout or piece size
+ * never changes an element's bits) and writes the sum into chunk m of every
+ * member's area: stores, which overlap the sum, rather than loads the peers
+ * would wait on, and one wait per round. Only member m touches chunk m of
+ * any area after the first wait, so nothing it writes is still to be read.
+ * Direct staging writes only the chunks the peers read into the area and
+ * sums this rank's own chunk straight from `values`.
  */
 void ShmGroup::reduceRound(float* values, size_t length, Staging staging) {
   const size_t k = members_.size();
@@ -109,21 +112,25 @@ void ShmGroup::reduceRound(float* values, size_t length, Staging staging) {
   publish(2 * round + 1);
   waitForPeers(2 * round + 1, "waiting for the peers' partials (all-reduce)");
   const float* parts[kMaxMembers];
-  for (size_t m = 0; m < k; m++) parts[m] = mesh_->area(members_[m], half) + chunkBegin;
-  if (staging == Staging::kDirect) parts[index_] = values + chunkBegin;
-  treeSum(parts, static_cast<int>(k), chunkEnd - chunkBegin, mine + chunkBegin);
-  publish(2 * round + 2);
+  // Every member's area at this chunk, and with direct staging the array too.
+  float* outs[kMaxMembers + 1];
+  for (size_t m = 0; m < k; m++) outs[m] = mesh_->area(members_[m], half) + chunkBegin;
+  for (size_t m = 0; m < k; m++) parts[m] = outs[m];
+  int outCount = static_cast<int>(k);
+  if (staging == Staging::kDirect) {
+    parts[index_] = values + chunkBegin;
+    outs[outCount++] = values + chunkBegin;
+  }
+  treeSum(parts, static_cast<int>(k), chunkEnd - chunkBegin, outs, outCount);
+  // What the link carries for this rank: the peers' chunks of its data (they read them), and its sum to each peer.
   stats.bytesSent += (length - (chunkEnd - chunkBegin)) * sizeof(float) + (chunkEnd - chunkBegin) * sizeof(float) * (k - 1);
-  // This rank's sum goes out while the peers finish theirs.
-  if (staging == Staging::kDirect) std::memcpy(values + chunkBegin, mine + chunkBegin, (chunkEnd - chunkBegin) * sizeof(float));
+  publish(2 * round + 2);
   waitForPeers(2 * round + 2, "waiting for the peers' sums (all-reduce)");
-  if (staging == Staging::kWhole) std::memmove(values + chunkBegin, mine + chunkBegin, (chunkEnd - chunkBegin) * sizeof(float));
-  float* out = staging == Staging::kRegistered ? mine : values;
-  for (size_t m = 0; m < k; m++) {
-    if (static_cast<int>(m) == index_) continue;
-    const size_t begin = chunkStart(length, k, m);
-    const size_t end = chunkStart(length, k, m + 1);
-    std::memcpy(out + begin, mesh_->area(members_[m], half) + begin, (end - begin) * sizeof(float));
+  // Every chunk of the sum is in this rank's area now; the array takes the peers' chunks (direct) or all of it.
+  if (staging == Staging::kWhole) std::memmove(values, mine, length * sizeof(float));
+  if (staging == Staging::kDirect) {
+    std::memcpy(values, mine, chunkBegin * sizeof(float));
+    std::memcpy(values + chunkEnd, mine + chunkEnd, (length - chunkEnd) * sizeof(float));
   }
 }
 

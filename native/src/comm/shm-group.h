@@ -5,9 +5,9 @@
 // All-reduce, round r (area half r % 2):
 //   1. the partial is in my area (or, for an ordinary array, the peers'
 //      chunks of it are); publish phase 2r+1; wait for every peer's 2r+1;
-//   2. sum my chunk of every member's data in the canonical tree order, into
-//      my area; publish 2r+2; wait for every peer's 2r+2;
-//   3. copy every peer's summed chunk out of its area.
+//   2. sum my chunk of every member's data in the canonical tree order and
+//      write it into that chunk of every member's area; publish 2r+2; wait
+//      for every peer's 2r+2: my area holds the whole sum.
 // Halves alternate, so a half is written again only in round r+2, by when
 // every peer has entered round r+1 and so finished reading round r. An
 // ordinary array goes through in pieces of 1 MiB, so what one step writes

@@ -23,24 +23,21 @@ void node(const float* const* parts, int lo, int hi, size_t offset, size_t n, fl
 
 }  // namespace
 
-void treeSum(const float* const* parts, int count, size_t length, float* out) {
-  if (count == 1) {
-    if (parts[0] != out) std::memmove(out, parts[0], length * sizeof(float));
-    return;
-  }
-  if (count == 2) {
-    // Elementwise, each element read before it is written: safe when out is either part.
-    const float* a = parts[0];
-    const float* b = parts[1];
-    for (size_t i = 0; i < length; i++) out[i] = a[i] + b[i];
-    return;
-  }
-  // A block at a time through a temporary, so out may alias a part the tree still reads.
+void treeSum(const float* const* parts, int count, size_t length, float* out) { treeSum(parts, count, length, &out, 1); }
+
+void treeSum(const float* const* parts, int count, size_t length, float* const* outs, int outCount) {
+  // A block at a time through a temporary, every part of a block read before any output of it is written: outputs may alias parts.
   float block[kBlock];
   for (size_t offset = 0; offset < length; offset += kBlock) {
     const size_t n = std::min(kBlock, length - offset);
-    node(parts, 0, count, offset, n, block);
-    std::memcpy(out + offset, block, n * sizeof(float));
+    if (count == 2) {
+      const float* a = parts[0] + offset;
+      const float* b = parts[1] + offset;
+      for (size_t i = 0; i < n; i++) block[i] = a[i] + b[i];
+    } else {
+      node(parts, 0, count, offset, n, block);
+    }
+    for (int o = 0; o < outCount; o++) std::memcpy(outs[o] + offset, block, n * sizeof(float));
   }
 }
 

@@ -11,5 +11,7 @@ namespace tessera::comm {
 
 /** out[i] = tree sum of parts[0..count)[i] for i < length; out may alias any part. */
 void treeSum(const float* const* parts, int count, size_t length, float* out);
+/** The same sum written to each of outs[0..outCount) (any of which may alias a part): one pass, for pushing a sum to several places. */
+void treeSum(const float* const* parts, int count, size_t length, float* const* outs, int outCount);
 
 }  // namespace tessera::comm
