@@ -32,9 +32,10 @@ export async function runCommBench(options: CommBenchOptions): Promise<CommBench
   if (!Number.isInteger(options.ranks) || options.ranks < 2) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--ranks must be 2 or more, got ${options.ranks}`);
   const loadBefore = loadavg();
   const entry = fileURLToPath(new URL('./comm-bench-rank.js', import.meta.url));
+  const area = { TESSERA_SHM_AREA_MIB: process.env.TESSERA_SHM_AREA_MIB ?? String(areaMiB(options.sizes)) };
   const children = Array.from({ length: options.ranks }, (_, rank) =>
     fork(entry, [], {
-      env: { ...process.env, TESSERA_BENCH_TRANSPORT: options.transport, TESSERA_BENCH_RANK: String(rank), TESSERA_BENCH_RANKS: String(options.ranks) },
+      env: { ...process.env, ...area, TESSERA_BENCH_TRANSPORT: options.transport, TESSERA_BENCH_RANK: String(rank), TESSERA_BENCH_RANKS: String(options.ranks) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );
@@ -42,7 +43,7 @@ export async function runCommBench(options: CommBenchOptions): Promise<CommBench
     const addresses = await Promise.all(children.map((child) => nextMessage<{ address: MeshAddress }>(child).then((m) => m.address)));
     const results = nextMessage<{ results: SweepResults }>(children[0]);
     const token = randomBytes(8).toString('hex');
-    const settings: SweepSettings = { sizes: options.sizes, budgetSeconds: options.budgetSeconds };
+    const settings: SweepSettings = { sizes: options.sizes, budgetSeconds: options.budgetSeconds, repetitions: options.repetitions };
     for (const child of children) child.send({ addresses, token, settings });
     const sweep = (await results).results;
     const date = new Date().toISOString();
@@ -61,6 +62,16 @@ export async function runCommBench(options: CommBenchOptions): Promise<CommBench
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill();
   }
+}
+
+/**
+ * The shared area each rank gets (unless TESSERA_SHM_AREA_MIB says): two
+ * halves that each hold the largest message, so the all-reduce of a partial
+ * computed in place — the model's path — is measured at every size (the
+ * default 16 MiB holds 8 MiB partials; a larger one would go as a copy in).
+ */
+function areaMiB(sizes: readonly number[]): number {
+  return Math.max(16, Math.ceil((2 * Math.max(0, ...sizes)) / 2 ** 20));
 }
 
 function nextMessage<T>(child: ReturnType<typeof fork>): Promise<T> {

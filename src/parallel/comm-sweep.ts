@@ -4,7 +4,7 @@
  * algorithm bandwidth and its bus bandwidth (nccl-tests conventions: for
  * all-reduce bus = alg * 2(n-1)/n, for all-gather, reduce-scatter and
  * all-to-all alg * (n-1)/n, broadcast alg), and the raw link throughput
- * between ranks 0 and 1 (a one-way stream of frames, and both ways at once).
+ * between ranks 0 and 1 (comm-link.ts: one way, and both ways at once).
  *
  * With a native plane (shared memory, or the addon's sockets), all-reduce
  * and all-gather are the native collectives the model uses — all-reduce of
@@ -12,15 +12,25 @@
  * writes it, and of an ordinary array (one copy in) — and the link is the
  * native stream; the other collectives run over the Transport. Each figure
  * says which path it took.
+ *
+ * This machine's speed drifts (other work, a virtual machine's neighbours),
+ * so every measurement of a size is repeated, the repetitions interleaved —
+ * link, then each collective, then the next repetition in reverse order —
+ * and the figures are medians; the JSON keeps every repetition, and the
+ * all-reduce's ratio to the one-way link is taken repetition by repetition
+ * too, between neighbours in time.
  */
 import type { Communicator } from './collectives.js';
+import { framesFor, linkProbe, touched } from './comm-link.js';
 import type { NativeCollectiveGroup } from './native-group.js';
 import { asFloats, floatBytes } from './transport.js';
 
 export interface SweepSettings {
   sizes: number[];
-  /** Seconds to spend per (collective, size), roughly. */
+  /** Seconds to spend per (collective, size), roughly, all repetitions together. */
   budgetSeconds: number;
+  /** Interleaved repetitions of every measurement of a size (default 5); figures are their medians. */
+  repetitions?: number;
 }
 
 export interface CollectiveFigure {
@@ -28,27 +38,48 @@ export interface CollectiveFigure {
   /** 'native' (the addon, synchronous) or 'transport' (TypeScript collectives over the Transport). */
   path: 'native' | 'transport';
   bytes: number;
+  /** Calls per repetition. */
   iterations: number;
-  /** Mean microseconds per call, slowest rank. */
+  /** Median over the repetitions of the mean microseconds per call, slowest rank. */
   latencyUs: number;
   algorithmGBps: number;
   busGBps: number;
+  /** Each repetition's mean microseconds per call, in the order they ran. */
+  repetitionsUs: number[];
 }
 
 export interface LinkFigure {
   bytes: number;
-  /** Rank 0 → 1 alone. */
+  /** Frames per repetition. */
+  frames: number;
+  /** Rank 0 → 1 alone (median of the repetitions). */
   oneWayGBps: number;
   /** Each direction's share while both directions stream at once (what all-reduce's traffic gets). */
   perDirectionBothWaysGBps: number;
+  oneWayRepetitionsGBps: number[];
+  bothWaysRepetitionsGBps: number[];
+}
+
+/** An all-reduce's bus bandwidth over the one-way link at one size: of the medians, and repetition by repetition. */
+export interface LinkRatio {
+  collective: string;
+  path: 'native' | 'transport';
+  bytes: number;
+  busGBps: number;
+  oneWayGBps: number;
+  ratio: number;
+  /** Repetition i's all-reduce over repetition i's one-way stream (run next to each other). */
+  repetitionRatios: number[];
 }
 
 export interface SweepResults {
   ranks: number;
   /** Which plane the link figures and the native collectives used: 'shm', 'socket' or 'transport'. */
   plane: string;
+  repetitions: number;
   link: LinkFigure[];
   collectives: CollectiveFigure[];
+  allReduceOverLink: LinkRatio[];
 }
 
 /** What a rank measures with: the TypeScript collectives, and the native ones when the mesh has a native plane. */
@@ -65,19 +96,28 @@ type Collective = { name: string; path: 'native' | 'transport'; busFactor: (n: n
 
 const allReduceFactor = (n: number): number => (2 * (n - 1)) / n;
 const gatherFactor = (n: number): number => (n - 1) / n;
+const DEFAULT_REPETITIONS = 5;
+const WARM_UP_CALLS = 3;
 
 const COLLECTIVES: Collective[] = [
   {
     // The model's path: the partial is written into the shared buffer (partialBuffer), so nothing is copied in.
+    // A size the buffer cannot hold is left out rather than measured as a copy in under this name.
     name: 'all_reduce',
     path: 'native',
     busFactor: allReduceFactor,
     run: (t, bytes) => {
       const native = t.native;
-      if (!native) return undefined;
       const length = Math.max(1, bytes / 4);
-      const fallback = new Float32Array(length).fill(0);
-      return () => native.allReduce(native.partialBuffer(length) ?? fallback);
+      if (!native) return undefined;
+      if (native.partialBuffer(length) === undefined) return t.plane === 'shm' ? undefined : nativeCall(native, new Float32Array(length).fill(0));
+      return () => {
+        const partial = native.partialBuffer(length)!;
+        // As a layer computes it there: its owner writes every cache line first (timed with the call). Left alone, the
+        // lines would stay where the last call's sum put them, and the all-reduce would move nothing between cores.
+        for (let i = 0; i < length; i += 16) partial[i] = 0;
+        return native.allReduce(partial);
+      };
     },
   },
   { name: 'all_reduce_copy_in', path: 'native', busFactor: allReduceFactor, run: (t, bytes) => t.native && nativeCall(t.native, new Float32Array(Math.max(1, bytes / 4)).fill(0)) },
@@ -102,97 +142,111 @@ function nativeCall(native: NativeCollectiveGroup, values: Float32Array): Call {
   return () => native.allReduce(values);
 }
 
-/**
- * A buffer whose pages are really there: a fresh one maps every page to the
- * kernel's one zero page until written, which makes reading it (sending it)
- * unrealistically cheap and writing it (receiving into it) fault in the
- * timed loop.
- */
-function touched(bytes: number): Uint8Array {
-  return new Uint8Array(bytes).fill(0);
+/** One measurement of a size, sampled once per repetition. */
+interface Series {
+  sample(): Promise<void>;
 }
 
 export async function runCommSweep(target: SweepTarget, settings: SweepSettings): Promise<SweepResults> {
+  const repetitions = Math.max(1, Math.floor(settings.repetitions ?? DEFAULT_REPETITIONS));
+  const perRepetition = settings.budgetSeconds / repetitions;
   const link: LinkFigure[] = [];
-  for (const bytes of settings.sizes.filter((size) => size >= 64 * 1024)) link.push(await measureLink(target, bytes, settings.budgetSeconds));
   const collectives: CollectiveFigure[] = [];
-  for (const collective of COLLECTIVES) {
-    for (const bytes of settings.sizes) {
+  for (const bytes of settings.sizes) {
+    const series: Series[] = [];
+    if (bytes >= 64 * 1024) series.push(linkSeries(target, bytes, perRepetition, link));
+    for (const collective of COLLECTIVES) {
       const call = collective.run(target, bytes);
-      if (call) collectives.push(await measureCollective(target, collective, call, bytes, settings.budgetSeconds));
+      if (call) series.push(await collectiveSeries(target, collective, call, bytes, perRepetition, collectives));
+    }
+    for (let repetition = 0; repetition < repetitions; repetition++) {
+      // Every other repetition runs backwards, so no measurement always follows the same one.
+      const order = repetition % 2 === 0 ? series : [...series].reverse();
+      for (const one of order) await one.sample();
     }
   }
-  return { ranks: target.communicator.size, plane: target.plane, link, collectives };
+  collectives.sort((a, b) => collectiveOrder(a) - collectiveOrder(b) || a.bytes - b.bytes);
+  return { ranks: target.communicator.size, plane: target.plane, repetitions, link, collectives, allReduceOverLink: linkRatios(link, collectives) };
 }
 
-async function measureCollective(target: SweepTarget, collective: Collective, call: Call, bytes: number, budgetSeconds: number): Promise<CollectiveFigure> {
-  await call();
-  const iterations = await agreedIterations(target, call, budgetSeconds);
+function collectiveOrder(figure: CollectiveFigure): number {
+  return COLLECTIVES.findIndex((c) => c.name === figure.collective && c.path === figure.path);
+}
+
+/** The link at `bytes`: a warm-up stream, then one timed one-way and one both-ways stream per repetition. */
+function linkSeries(target: SweepTarget, bytes: number, seconds: number, figures: LinkFigure[]): Series {
+  const probe = linkProbe(target, bytes, framesFor(bytes, seconds), (run) => timed(target, run));
+  const figure: LinkFigure = { bytes, frames: probe.count, oneWayGBps: 0, perDirectionBothWaysGBps: 0, oneWayRepetitionsGBps: [], bothWaysRepetitionsGBps: [] };
+  figures.push(figure);
+  let warm = false;
+  return {
+    sample: async () => {
+      if (!warm) await probe.oneWay();
+      warm = true;
+      figure.oneWayRepetitionsGBps.push((bytes * probe.count) / (await probe.oneWay()) / 1e9);
+      figure.bothWaysRepetitionsGBps.push((bytes * probe.count) / (await probe.bothWays()) / 1e9);
+      figure.oneWayGBps = median(figure.oneWayRepetitionsGBps);
+      figure.perDirectionBothWaysGBps = median(figure.bothWaysRepetitionsGBps);
+    },
+  };
+}
+
+/** A collective at `bytes`: warmed up and its calls per repetition agreed now, one timed batch per repetition. */
+async function collectiveSeries(target: SweepTarget, collective: Collective, call: Call, bytes: number, seconds: number, figures: CollectiveFigure[]): Promise<Series> {
+  // A few calls first: the first ones page in buffers and run the JavaScript around the call before it is compiled.
+  for (let i = 0; i < WARM_UP_CALLS; i++) await call();
+  const iterations = await agreedIterations(target, call, seconds);
+  const { name, path } = collective;
+  const figure: CollectiveFigure = { collective: name, path, bytes, iterations, latencyUs: 0, algorithmGBps: 0, busGBps: 0, repetitionsUs: [] };
+  figures.push(figure);
+  return {
+    sample: async () => {
+      const elapsed = await timed(target, async () => {
+        for (let i = 0; i < iterations; i++) await call();
+      });
+      figure.repetitionsUs.push((elapsed / iterations) * 1e6);
+      figure.latencyUs = median(figure.repetitionsUs);
+      figure.algorithmGBps = bytes / figure.latencyUs / 1e3;
+      figure.busGBps = figure.algorithmGBps * collective.busFactor(target.communicator.size);
+    },
+  };
+}
+
+/** For each size with a link figure: the native all-reduces (else the Transport's) over the one-way stream. */
+function linkRatios(link: readonly LinkFigure[], collectives: readonly CollectiveFigure[]): LinkRatio[] {
+  const ratios: LinkRatio[] = [];
+  const allReduces = collectives.filter((c) => c.collective.startsWith('all_reduce'));
+  const hasNative = allReduces.some((c) => c.path === 'native');
+  for (const figure of allReduces) {
+    const l = link.find((one) => one.bytes === figure.bytes);
+    if (!l || (hasNative && figure.path !== 'native')) continue;
+    const factor = figure.busGBps / figure.algorithmGBps;
+    const repetitionRatios = figure.repetitionsUs.map((us, i) => ((figure.bytes / us / 1e3) * factor) / l.oneWayRepetitionsGBps[i]);
+    ratios.push({ collective: figure.collective, path: figure.path, bytes: figure.bytes, busGBps: figure.busGBps, oneWayGBps: l.oneWayGBps, ratio: figure.busGBps / l.oneWayGBps, repetitionRatios });
+  }
+  return ratios;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Seconds `run` takes, after a barrier, on the slowest rank. */
+async function timed(target: SweepTarget, run: () => Promise<void> | void): Promise<number> {
   await barrier(target);
   const started = performance.now();
-  for (let i = 0; i < iterations; i++) await call();
-  const seconds = (await slowest(target, performance.now() - started)) / 1000;
-  const perCall = seconds / iterations;
-  const algorithm = bytes / perCall / 1e9;
-  const { name, path } = collective;
-  return { collective: name, path, bytes, iterations, latencyUs: perCall * 1e6, algorithmGBps: algorithm, busGBps: algorithm * collective.busFactor(target.communicator.size) };
+  await run();
+  return (await slowest(target, performance.now() - started)) / 1000;
 }
 
-/**
- * Ranks 0 and 1 stream `bytes`-sized frames; the others wait. Natively: the
- * addon's blocking stream through the plane the collectives use. Otherwise
- * frames take the TypeScript collectives' own path: sent whole, received
- * straight into a buffer allocated (and paged in) once (receiveInto).
- */
-async function measureLink(target: SweepTarget, bytes: number, budgetSeconds: number): Promise<LinkFigure> {
-  const communicator = target.communicator;
-  const index = communicator.index;
-  const frame = touched(bytes);
-  const landing = touched(bytes);
-  const count = Math.max(4, Math.min(256, Math.floor((budgetSeconds * 1e9) / Math.max(bytes, 1) / 4)));
-  const stream = target.stream;
-  const oneWay = async (): Promise<void> => {
-    if (stream) {
-      if (index <= 1) stream(1 - index, frame, landing, count, index === 0, index === 1);
-      return;
-    }
-    if (index === 0) {
-      // All frames handed over at once: the link, not this loop, sets the pace.
-      await Promise.all(Array.from({ length: count }, () => communicator.send(1, frame)));
-      await communicator.receive(1);
-    } else if (index === 1) {
-      // Every receive posted at once, as the all-reduce does, so no frame waits for one.
-      await Promise.all(Array.from({ length: count }, () => communicator.receiveInto(0, landing)));
-      await communicator.send(0, new Uint8Array(1));
-    }
-  };
-  const bothWays = async (): Promise<void> => {
-    if (index > 1) return;
-    const peer = 1 - index;
-    if (stream) {
-      stream(peer, frame, landing, count, true, true);
-      return;
-    }
-    const receiving = Promise.all(Array.from({ length: count }, () => communicator.receiveInto(peer, landing)));
-    await Promise.all([...Array.from({ length: count }, () => communicator.send(peer, frame)), receiving]);
-  };
-  await barrier(target);
-  let started = performance.now();
-  await oneWay();
-  const oneWaySeconds = (await slowest(target, performance.now() - started)) / 1000;
-  await barrier(target);
-  started = performance.now();
-  await bothWays();
-  const bothSeconds = (await slowest(target, performance.now() - started)) / 1000;
-  return { bytes, oneWayGBps: (bytes * count) / oneWaySeconds / 1e9, perDirectionBothWaysGBps: (bytes * count) / bothSeconds / 1e9 };
-}
-
-/** Iterations that fill about the budget, as the slowest rank times one call (every rank uses the same count). */
+/** Calls that fill about the budget, as the slowest rank times two (every rank uses the same count). */
 async function agreedIterations(target: SweepTarget, call: Call, budgetSeconds: number): Promise<number> {
   const started = performance.now();
-  for (let i = 0; i < 3; i++) await call();
-  const once = (await slowest(target, performance.now() - started)) / 3;
-  return Math.max(3, Math.min(50_000, Math.floor((budgetSeconds * 1000) / Math.max(once, 0.0005))));
+  for (let i = 0; i < 2; i++) await call();
+  const once = (await slowest(target, performance.now() - started)) / 2;
+  return Math.max(2, Math.min(50_000, Math.floor((budgetSeconds * 1000) / Math.max(once, 0.0005))));
 }
 
 async function barrier(target: SweepTarget): Promise<void> {
