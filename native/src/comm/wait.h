@@ -63,9 +63,15 @@ struct WaitPolicy {
   uint64_t tag = 0;
 
   static WaitPolicy fromEnvironment();
-  /** Adapts adaptiveSpinNs to a wait that took `waitedNs`. */
+  /**
+   * Adapts adaptiveSpinNs to a wait that took `waitedNs`. It never falls
+   * below spinNs / 16: a wait that sleeps at once lasts at least a wake-up
+   * (tens of µs on a virtual machine), longer than spinNs, so at 0 the
+   * budget could never see a short wait again and every later wait would
+   * sleep, even once the machine is idle.
+   */
   void learn(uint64_t waitedNs) {
-    adaptiveSpinNs = waitedNs <= spinNs ? std::min(spinNs, adaptiveSpinNs * 2 + 1000) : adaptiveSpinNs / 2;
+    adaptiveSpinNs = waitedNs <= spinNs ? std::min(spinNs, adaptiveSpinNs * 2 + 1000) : std::max(spinNs / 16, adaptiveSpinNs / 2);
   }
 };
 
@@ -92,8 +98,8 @@ inline void cpuRelax() {
  */
 class WaitClock {
  public:
-  explicit WaitClock(const WaitPolicy& policy) : policy_(policy), start_(nowNs()), lastLiveness_(start_) {}
-  bool spinning() const { return nowNs() - start_ < policy_.adaptiveSpinNs; }
+  explicit WaitClock(const WaitPolicy& policy) : policy_(policy), start_(nowNs()), lastLiveness_(start_), spinNs_(probing(start_) ? policy.spinNs : policy.adaptiveSpinNs) {}
+  bool spinning() const { return nowNs() - start_ < spinNs_; }
   /** Throws when aborted or stalled; calls `peersGone` every livenessNs and throws with its reason if it returns one. */
   template <class PeersGone>
   void check(PeersGone peersGone, const char* what) {
@@ -113,8 +119,19 @@ class WaitClock {
 
  private:
   const WaitPolicy& policy_;
+  /**
+   * Waits that start in the first 2^20 ns (about 1 ms) of every 2^24 (about
+   * 17 ms) spin the whole spinNs, whatever the budget. Once every rank of a
+   * mesh sleeps at once, each one's waits include the other's wake-up and
+   * never look short, so the budget alone would stay low on an idle machine;
+   * the clock is the same in every process, so the ranks probe together.
+   */
+  static bool probing(uint64_t now) { return (now >> 20) % 16 == 0; }
+
   uint64_t start_;
   uint64_t lastLiveness_;
+  /** How long this wait spins before it sleeps. */
+  uint64_t spinNs_;
 };
 
 }  // namespace tessera::comm
