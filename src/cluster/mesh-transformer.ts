@@ -81,7 +81,7 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, this.rankPicksOf(picks), split);
         this.record(batch);
         return rows;
       } catch (error) {
@@ -89,6 +89,22 @@ export class MeshTransformer extends Transformer {
         if (!isTesseraError(error) || error.code !== 'TESSERA_ERR_RANK_LOST') throw error;
       }
     }
+  }
+
+  /**
+   * The picks the ranks make (none with TESSERA_RANK_PICKS=0). Only a
+   * one-stage mesh runs ahead (its every rank holds the logits; a pipeline's
+   * first stage would need the last stage's ids): elsewhere, and with
+   * TESSERA_RUN_AHEAD=0, the picks go without their next uniform.
+   */
+  private rankPicksOf(picks: readonly (TokenPick | undefined)[]): readonly (TokenPick | undefined)[] {
+    if (!rankPicks()) return [];
+    if (this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0') return picks;
+    return picks.map((pick) => {
+      if (pick?.next === undefined) return pick;
+      const { next: _next, ...rest } = pick;
+      return rest;
+    });
   }
 
   /** Each sequence of the batch recomputes the tokens before its first position on the new plan. */

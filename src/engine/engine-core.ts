@@ -295,7 +295,11 @@ export class EngineCore {
    */
   private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
     if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
-    const picks = chunks.map(({ sequence, count }) => (sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length) : undefined));
+    // A runner may compute the next decode step before it is asked (run-ahead.ts) when no sequence waits to join and each has a token to go after this one.
+    const steady = this.scheduler.waiting.length === 0;
+    const picks = chunks.map(({ sequence, count }) =>
+      sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length, steady && sequence.generatedCount + 1 < sequence.request.maxTokens) : undefined,
+    );
     return this.runner.forwardPicked(batch, picks);
   }
 
