@@ -42,6 +42,11 @@ export class MeshTransformer extends Transformer {
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
   }
 
+  /** A one-stage mesh's ranks compute the next decode step ahead (run-ahead.ts) unless TESSERA_RUN_AHEAD=0. */
+  get runsAhead(): boolean {
+    return this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0' && rankPicks();
+  }
+
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
   readonly kvPoolLayers: readonly [number, number] = [0, 0];
 
@@ -99,7 +104,7 @@ export class MeshTransformer extends Transformer {
    */
   private rankPicksOf(picks: readonly (TokenPick | undefined)[]): readonly (TokenPick | undefined)[] {
     if (!rankPicks()) return [];
-    if (this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0') return picks;
+    if (this.runsAhead) return picks;
     return picks.map((pick) => {
       if (pick?.next === undefined) return pick;
       const { next: _next, ...rest } = pick;

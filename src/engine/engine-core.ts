@@ -49,6 +49,8 @@ export interface ModelRunner {
    * keeps that many groups in flight (step-flights.ts).
    */
   readonly pipelineGroups?: number;
+  /** Whether the runner computes a decode step ahead of being asked (src/cluster/run-ahead.ts): the core then reserves each sequence's next block a token early. */
+  readonly runsAhead?: boolean;
 }
 
 export interface EngineCoreOptions {
@@ -129,7 +131,7 @@ export class EngineCore {
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens });
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: runner.runsAhead === true });
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
