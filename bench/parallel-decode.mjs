@@ -4,6 +4,7 @@
 //
 //   one sequence, `tessera run --json --ignore-eos`:
 //     1 process × T threads        vs  tp 2 × T/2 threads (--transport auto = shm)
+//                                      and the same without running ahead (TESSERA_RUN_AHEAD=0)
 //     (with --all: also tp 2 over tcp, tp 2 with logits sampled on the driver
 //     (TESSERA_RANK_PICKS=0), tp 2 with the TypeScript collectives, pp 2)
 //   8 sequences in flight, `tessera bench serve --concurrency 8`:
@@ -88,6 +89,8 @@ const mesh = (tp, pp, transport) => ['--tp', String(tp), '--pp', String(pp), '--
 const single = [
   { name: `1 process x ${threads} threads`, args: [...run, '--backend', 'native', '--threads', String(threads)] },
   { name: `tp 2 x ${half} threads (shm)`, args: [...run, ...mesh(2, 1, 'auto')] },
+  // The ranks wait for each next step instead of computing it ahead (src/cluster/run-ahead.ts): what running ahead buys.
+  { name: `tp 2 x ${half} threads (shm), no run-ahead`, args: [...run, ...mesh(2, 1, 'auto')], env: { TESSERA_RUN_AHEAD: '0' } },
   ...(values.all
     ? [
         { name: `tp 2 x ${half} threads (tcp)`, args: [...run, ...mesh(2, 1, 'tcp')] },
@@ -153,15 +156,18 @@ function runRound(round) {
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 const ratios = (name, base, key) => rounds.map((round) => round.rows[name][key] / round.rows[base][key]);
 const tpRatios = ratios(single[1].name, single[0].name, 'tokensPerSecond');
+const tpNoAheadRatios = ratios(single[2].name, single[0].name, 'tokensPerSecond');
 const ppRatios = ratios(batched[1].name, batched[0].name, 'decodeTokensPerSecond');
 const ppOneGroupRatios = ratios(batched[2].name, batched[0].name, 'decodeTokensPerSecond');
 // A run's ratio is the median of its rounds' (each round runs both sides back to back).
 const summary = {
   tp2OverOneProcess: { perRound: tpRatios, median: median(tpRatios), floor, holds: median(tpRatios) >= floor },
+  tp2NoRunAheadOverOneProcess: { perRound: tpNoAheadRatios, median: median(tpNoAheadRatios) },
   pp2OverOneProcessWithSequences: { sequences, perRound: ppRatios, median: median(ppRatios), floor: 1.0, holds: median(ppRatios) >= 1.0 },
   pp2OneGroupInFlightOverOneProcess: { sequences, perRound: ppOneGroupRatios, median: median(ppOneGroupRatios) },
 };
 console.log(`tp 2 / 1 process: median ${median(tpRatios).toFixed(3)}, per round ${tpRatios.map((r) => r.toFixed(3)).join(', ')} (floor ${floor})`);
+console.log(`tp 2 without run-ahead / 1 process: median ${median(tpNoAheadRatios).toFixed(3)}, per round ${tpNoAheadRatios.map((r) => r.toFixed(3)).join(', ')}`);
 console.log(`pp 2 / 1 process with ${sequences} sequences: median ${median(ppRatios).toFixed(3)}, per round ${ppRatios.map((r) => r.toFixed(3)).join(', ')} (floor 1.0)`);
 console.log(`pp 2 with one group in flight / 1 process: median ${median(ppOneGroupRatios).toFixed(3)}, per round ${ppOneGroupRatios.map((r) => r.toFixed(3)).join(', ')}`);
 
@@ -188,13 +194,13 @@ console.log(`written to ${file}`);
 
 /** Each rank's milliseconds per decode token, and what the driver and control messages add on top of the slowest rank. */
 function perToken(meshReport, tokensPerSecond) {
-  const ranks = meshReport.ranks.map((rank) => ({ rank: rank.rank, ...rank.decode }));
+  const ranks = meshReport.ranks.map((rank) => ({ rank: rank.rank, ...rank.decode, ahead: rank.ahead }));
   const slowest = Math.max(...ranks.map((rank) => rank.stepMs));
   return { transport: meshReport.transport, ranks, driverAndControlMs: 1000 / tokensPerSecond - slowest };
 }
 
 function describe(times) {
   if (!times) return '';
-  const parts = times.ranks.map((r) => `r${r.rank} compute ${r.computeMs.toFixed(1)} wait ${r.waitMs.toFixed(1)} transfer ${r.transferMs.toFixed(2)} loop ${r.eventLoopMs.toFixed(2)}`);
+  const parts = times.ranks.map((r) => `r${r.rank} compute ${r.computeMs.toFixed(1)} wait ${r.waitMs.toFixed(1)} transfer ${r.transferMs.toFixed(2)} loop ${r.eventLoopMs.toFixed(2)}${r.ahead?.used ? ` ahead ${r.ahead.used}/${r.ahead.used + r.ahead.missed}` : ''}`);
   return `  [${parts.join(' | ')} | driver ${times.driverAndControlMs.toFixed(1)} ms]`;
 }

@@ -63,6 +63,7 @@
         "src/matmul.cc",
         "src/ops.cc",
         "src/packed-tile.cc",
+        "src/shared-map.cc",
         "src/thread-pool.cc",
         "src/tile-file.cc",
         "src/weight.cc"

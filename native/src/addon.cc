@@ -20,6 +20,7 @@
 #include "bandwidth.h"
 #include "comm/comm-bindings.h"
 #include "huge-bytes.h"
+#include "shared-map.h"
 #include "cpu.h"
 #include "kv-bindings.h"
 #include "matmul.h"
@@ -304,6 +305,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));
+  exports.Set("mapShared", Napi::Function::New(env, MapShared));
   return exports;
 }
 

@@ -110,7 +110,8 @@ export async function openEngineFor(options: ModelOptions & ParallelOptions): Pr
 /** Per rank, milliseconds per decode step (one token per sequence) and per other step: the per-token breakdown. */
 export interface MeshReport {
   transport: MeshTransportKind;
-  ranks: { rank: number; transport: string; decode: StepMeans; other: StepMeans }[];
+  /** ahead: decode steps answered from a step the rank computed before it was asked, and ones computed ahead but not asked for (src/cluster/run-ahead.ts). */
+  ranks: { rank: number; transport: string; decode: StepMeans; other: StepMeans; ahead: { used: number; missed: number } }[];
 }
 
 type StepMeans = { steps: number; tokens: number; stepMs: number; computeMs: number; waitMs: number; transferMs: number; eventLoopMs: number };
@@ -122,7 +123,7 @@ function meshReport(transport: MeshTransportKind, stats: readonly (RankStats | u
   };
   const ranks = stats.filter((rank): rank is RankStats => rank !== undefined);
   // What the ranks used in the end (a re-plan may have changed it), else what the flags resolve to.
-  return { transport: (ranks[0]?.transport as MeshTransportKind | undefined) ?? transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other) })) };
+  return { transport: (ranks[0]?.transport as MeshTransportKind | undefined) ?? transport, ranks: ranks.map((rank) => ({ rank: rank.rank, transport: rank.transport, decode: means(rank.decode), other: means(rank.other), ahead: rank.ahead ?? { used: 0, missed: 0 } })) };
 }
 
 /** The engine on this process; with --trace, `close` writes its spans as rank 0. */

@@ -1,7 +1,7 @@
 /** The flags of a replica's part in disaggregated prefill and decode (`tessera serve --role`), shared by serve and serve --replicas. */
 import { Option, type Command } from 'commander';
 import { KV_TRANSPORT_CHOICES, type KvTransportChoice } from '../disagg/kv-endpoint.js';
-import { REPLICA_ROLES, type ReplicaRole } from '../serve/pd-protocol.js';
+import { PREFILL_ENGINE_NICE, REPLICA_ROLES, type ReplicaRole } from '../serve/pd-protocol.js';
 import type { LaunchOptions } from '../serve/launch.js';
 import { numberOption } from './model-options.js';
 
@@ -12,6 +12,7 @@ export interface PdFlags {
   kvAdvertiseHost?: string;
   kvTransport: KvTransportChoice;
   kvTransferTimeout: number;
+  engineNice?: number;
 }
 
 export function addPdOptions(command: Command): Command {
@@ -21,15 +22,21 @@ export function addPdOptions(command: Command): Command {
     .option('--kv-port <port>', 'TCP port of the KV listener (0 = any free port)', numberOption('--kv-port', 0, 65535, true), 0)
     .option('--kv-advertise-host <host>', 'name prefill replicas dial when --kv-host is a wildcard (default: this host name)')
     .addOption(new Option('--kv-transport <kind>', 'link for KV sent from here: auto (a Unix socket to a replica on this host, else TCP), tcp or unix').choices([...KV_TRANSPORT_CHOICES]).default('auto'))
-    .option('--kv-transfer-timeout <seconds>', 'a reserved KV transfer not complete after this long is given up', numberOption('--kv-transfer-timeout', 1, 86400), 120);
+    .option('--kv-transfer-timeout <seconds>', 'a reserved KV transfer not complete after this long is given up', numberOption('--kv-transfer-timeout', 1, 86400), 120)
+    .option(
+      '--engine-nice <n>',
+      `CPU priority of the engine thread and its compute threads, 0 (normal) to 19 (lowest): on a shared host a prefill replica's long prompts then wait for a decode replica's steps (default ${PREFILL_ENGINE_NICE} for --role prefill, else 0)`,
+      numberOption('--engine-nice', 0, 19, true),
+    );
 }
 
 export function pdOf(flags: PdFlags): NonNullable<LaunchOptions['pd']> {
-  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000 };
+  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000, engineNice: flags.engineNice };
 }
 
 /** The same flags for a child `tessera serve` (serve --replicas). */
 export function pdArgs(flags: PdFlags, role: ReplicaRole = flags.role): string[] {
   const args = ['--role', role, '--kv-port', '0', '--kv-transport', flags.kvTransport, '--kv-transfer-timeout', String(flags.kvTransferTimeout)];
+  if (flags.engineNice !== undefined) args.push('--engine-nice', String(flags.engineNice));
   return args;
 }

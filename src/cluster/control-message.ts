@@ -28,7 +28,8 @@ import { controlSchema } from './control-schema.js';
  * rather than misread each other's messages.
  */
 // 3: steps may carry a rank-side `pick` per segment, and logits replies the picked `ids`.
-export const PROTOCOL_VERSION = 3;
+// 4: a pick may carry the `next` uniform (the rank may run ahead), and stats the `ahead` counts.
+export const PROTOCOL_VERSION = 4;
 
 export type ControlMessage =
   // Joining (control connection): the worker reports itself, the coordinator names it.
@@ -82,7 +83,8 @@ export type ControlMessage =
   /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
   | { type: 'rank-failed'; generation: number; id: number; code: ErrorCode; message: string }
   /** A rank's step-time sums over its generations, sent once as it shuts down: decode steps (one token per sequence) and the rest. */
-  | { type: 'stats'; rank: number; transport: string; decode: RankStepSums; other: RankStepSums }
+  /** ahead: steps answered from a step computed ahead (run-ahead.ts), and steps computed ahead that were not asked for. */
+  | { type: 'stats'; rank: number; transport: string; decode: RankStepSums; other: RankStepSums; ahead?: { used: number; missed: number } }
   | { type: 'shutdown' }
   /** A tracing rank's spans: batches a second apart after steps, the rest as it shuts down. */
   | { type: 'trace'; events: TraceEvent[] }

@@ -69,6 +69,7 @@ const pick = object<TokenPick>({
   topP: num(Number.MIN_VALUE, 1),
   minP: num(0, 1),
   u: num(0, 1 - 2 ** -53),
+  next: optional(num(0, 1 - 2 ** -53)),
 });
 
 const segment = object<StepSegment>({ blockTable: int32s, rows: oneOf('none', 'last', 'all'), ids: int32s, positions: int32s, pick: optional(pick) });
@@ -128,7 +129,7 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
     // A picked token id per row, -1 for a row sent as logits (checked against the step in step-pipe.ts).
     ids: optional(array(int(-1, INT32_MAX), MAX_SEGMENT)),
   }),
-  stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums }),
+  stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums, ahead: optional(object({ used: int(0, SAFE), missed: int(0, SAFE) })) }),
   'step-refused': object<Of<'step-refused'>>({ type: oneOf('step-refused'), generation, id: stepId, segment: int(-1, MAX_SEGMENTS), code: errorCode, message: MESSAGE }),
   'rank-failed': object<Of<'rank-failed'>>({ type: oneOf('rank-failed'), generation, id: stepOrNone, code: errorCode, message: MESSAGE }),
   shutdown: object<Of<'shutdown'>>({ type: oneOf('shutdown') }),

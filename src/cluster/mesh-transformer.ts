@@ -42,6 +42,11 @@ export class MeshTransformer extends Transformer {
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
   }
 
+  /** A one-stage mesh's ranks compute the next decode step ahead (run-ahead.ts) unless TESSERA_RUN_AHEAD=0. */
+  get runsAhead(): boolean {
+    return this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0' && rankPicks();
+  }
+
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
   readonly kvPoolLayers: readonly [number, number] = [0, 0];
 
@@ -81,7 +86,7 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, this.rankPicksOf(picks), split);
         this.record(batch);
         return rows;
       } catch (error) {
@@ -89,6 +94,22 @@ export class MeshTransformer extends Transformer {
         if (!isTesseraError(error) || error.code !== 'TESSERA_ERR_RANK_LOST') throw error;
       }
     }
+  }
+
+  /**
+   * The picks the ranks make (none with TESSERA_RANK_PICKS=0). Only a
+   * one-stage mesh runs ahead (its every rank holds the logits; a pipeline's
+   * first stage would need the last stage's ids): elsewhere, and with
+   * TESSERA_RUN_AHEAD=0, the picks go without their next uniform.
+   */
+  private rankPicksOf(picks: readonly (TokenPick | undefined)[]): readonly (TokenPick | undefined)[] {
+    if (!rankPicks()) return [];
+    if (this.runsAhead) return picks;
+    return picks.map((pick) => {
+      if (pick?.next === undefined) return pick;
+      const { next: _next, ...rest } = pick;
+      return rest;
+    });
   }
 
   /** Each sequence of the batch recomputes the tokens before its first position on the new plan. */

@@ -69,10 +69,11 @@ export class RankRunner {
   /**
    * stepBatch with the requests' picks made here, where the logits are: on
    * the reporting rank, an id for every row whose request has a pick and the
-   * logits of the others; undefined elsewhere.
+   * logits of the others; undefined elsewhere. `everywhere`: every rank of
+   * the last stage picks too (they all hold the logits), for running ahead.
    */
-  async stepPicked(layout: KvLayout, requests: readonly StepRequest[]): Promise<PickedRows | undefined> {
-    const logits = await this.stepBatch(layout, requests);
+  async stepPicked(layout: KvLayout, requests: readonly StepRequest[], everywhere = false): Promise<PickedRows | undefined> {
+    const logits = await this.stepBatch(layout, requests, everywhere);
     if (!logits) return undefined;
     const picks: (TokenPick | undefined)[] = [];
     for (const request of requests) {
@@ -104,7 +105,7 @@ export class RankRunner {
    * before it sends or receives anything, so a refused step leaves no rank
    * waiting on another.
    */
-  async stepBatch(layout: KvLayout, requests: readonly StepRequest[]): Promise<Float32Array | undefined> {
+  async stepBatch(layout: KvLayout, requests: readonly StepRequest[], everywhere = false): Promise<Float32Array | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
     const batch = this.batchOf(this.poolFor(layout), requests);
     // On a device backend the rank's ops run as device steps: one submission between two collectives, not one per op.
@@ -123,7 +124,7 @@ export class RankRunner {
       const logits = await this.stage.head(hidden, batch);
       ended = true;
       this.stage.endStep([logits]);
-      return this.reports ? logits : undefined;
+      return this.reports || everywhere ? logits : undefined;
     } finally {
       if (!ended) this.stage.endStep([]);
     }

@@ -30,6 +30,7 @@ import { checkPlanShape } from './plan-layout.js';
 import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
 import type { PickedRows } from '../engine/token-pick.js';
+import { canRunAhead, matchAhead, nextRequests, rowsInOrder, type AheadStep } from './run-ahead.js';
 
 type Send = (message: ControlMessage, body?: Uint8Array) => Promise<void>;
 type StepMessage = Extract<ControlMessage, { type: 'step' }>;
@@ -69,6 +70,10 @@ export class RankSession {
   private readonly other = new StepTotals();
   /** The transport kind of the last plan this rank ran, for the shutdown stats ('' before any). */
   private transportKind = '';
+  /** The step computed ahead of being asked (run-ahead.ts), if any. */
+  private ahead: AheadStep | undefined;
+  /** Steps answered from a step computed ahead, and steps computed ahead that were not asked for. */
+  private readonly aheadCounts = { used: 0, missed: 0 };
 
   constructor(
     private readonly send: Send,
@@ -86,7 +91,7 @@ export class RankSession {
     else if (message.type === 'release') await this.release();
     else if (message.type === 'clock') await this.send({ type: 'clock-reply', sentAt: message.sentAt, at: epochMicros() });
     else if (message.type === 'shutdown') {
-      if (this.transportKind) await this.send({ type: 'stats', rank: this.rank, transport: this.transportKind, decode: sumsOf(this.decode), other: sumsOf(this.other) });
+      if (this.transportKind) await this.send({ type: 'stats', rank: this.rank, transport: this.transportKind, decode: sumsOf(this.decode), other: sumsOf(this.other), ahead: { ...this.aheadCounts } });
       if (this.spans) await this.send({ type: 'trace', events: this.spans });
       await this.close();
       return false;
@@ -184,25 +189,60 @@ export class RankSession {
       return;
     }
     const startedEpoch = epochMicros();
-    clock.begin();
-    let rows: PickedRows | undefined;
-    try {
-      rows = await runner.stepPicked(message.pool, requests);
-    } catch (error) {
-      await this.fail(message.generation, message.id, error);
-      return;
+    // A one-stage mesh may compute the next step now, before it is asked (run-ahead.ts): every rank then picks.
+    const goesAhead = runner.stage.isFirst && runner.stage.isLast && canRunAhead(requests, message.pool);
+    let ran: { rows: PickedRows | undefined; times: StepBreakdown } | undefined = this.takeAhead(message, requests);
+    if (!ran) {
+      clock.begin();
+      try {
+        const rows = await runner.stepPicked(message.pool, requests, goesAhead);
+        ran = { rows, times: clock.end() };
+      } catch (error) {
+        await this.fail(message.generation, message.id, error);
+        return;
+      }
     }
-    const times = clock.end();
+    const { rows, times } = ran;
     const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
     this.recordStep(message, startedEpoch, tokens, times);
-    if (rows) {
+    if (rows && runner.reports) {
       const { computeMs, waitMs, transferMs, eventLoopMs } = times;
       // Only the unpicked rows travel as logits; ids go when any row was picked.
       const ids = rows.ids.some((id) => id >= 0) ? { ids: Array.from(rows.ids) } : {};
       await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids }, floatBytes(rows.logits));
     }
+    if (goesAhead && rows) await this.runAhead(message, requests, rows);
     await this.sendSpans();
+  }
+
+  /** The rows of `requests` if the step computed ahead holds them all (it is used once either way). */
+  private takeAhead(message: StepMessage, requests: readonly StepRequest[]): { rows: PickedRows; times: StepBreakdown } | undefined {
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (!ahead) return undefined;
+    const order = matchAhead(ahead, message.generation, message.pool, requests);
+    if (!order) {
+      this.aheadCounts.missed++;
+      return undefined;
+    }
+    this.aheadCounts.used++;
+    return { rows: rowsInOrder(ahead.rows, order), times: ahead.times };
+  }
+
+  /** Computes the step after `requests` with the ids this rank picked for them, for the driver to ask next. */
+  private async runAhead(message: StepMessage, requests: readonly StepRequest[], rows: PickedRows): Promise<void> {
+    const { runner, clock } = this;
+    if (!runner || !clock || this.broken || message.generation !== this.generation) return;
+    const next = nextRequests(requests, rows.ids);
+    clock.begin();
+    try {
+      const picked = await runner.stepPicked(message.pool, next, true);
+      if (picked) this.ahead = { generation: message.generation, layout: message.pool, requests: next, rows: picked, times: clock.end() };
+    } catch (error) {
+      // Nobody asked for this step: the generation breaks (its peers are told) with no step to fail.
+      await this.fail(message.generation, -1, error);
+    }
   }
 
   /** The spans gathered since the last batch, once a second has passed (after the step's reply, so it waits for nothing). */
@@ -232,6 +272,7 @@ export class RankSession {
 
   private breakGeneration(error: unknown): void {
     this.broken = true;
+    this.ahead = undefined;
     this.abortConnect?.(error instanceof Error ? error : new Error(String(error)));
     this.endpoint?.close();
     this.endpoint = undefined;

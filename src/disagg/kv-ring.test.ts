@@ -5,24 +5,26 @@
  * "engine" writes rows from views straight into the ring, the decode
  * "engine" reads them straight into its own buffers: the bits arrive
  * whole, the wire time counts both copies, the commit is acknowledged, and
- * a probe takes the same path. (The worker-thread path runs end to end in
- * src/router/pd.test.ts.)
+ * a probe takes the same path. Both ways a thread copies through a ring
+ * run: mapped shared by the native addon, and by descriptor (pwritev and
+ * preadv, where the addon is missing). (The worker-thread path runs end to
+ * end in src/router/pd.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 import { KvRingBridge, type RingEngine } from '../serve/kv-ring-bridge.js';
 import { KvListener, type KvShape } from './kv-listener.js';
-import { KvRings, type KvRingFromEngine } from './kv-ring.js';
+import { KvRings, nativeRingMapper, type KvRingFromEngine, type RingMapper } from './kv-ring.js';
 import { KvSender } from './kv-sender.js';
 
 const SHAPE: KvShape = { numLayers: 2, numKvHeads: 2, headDim: 4, dtype: 'f32' };
 const ROW_BYTES = SHAPE.numKvHeads * SHAPE.headDim * 4;
 
 /** A KvRings as an engine thread would hold it: messages both ways a turn later. */
-function engineOf(): { rings: KvRings; engine: RingEngine } {
+function engineOf(map: RingMapper): { rings: KvRings; engine: RingEngine } {
   const listeners: ((message: KvRingFromEngine) => void)[] = [];
-  const rings = new KvRings((message) => setImmediate(() => listeners.forEach((listener) => listener(message))));
+  const rings = new KvRings((message) => setImmediate(() => listeners.forEach((listener) => listener(message))), map);
   const engine: RingEngine = { sendRing: (message) => setImmediate(() => rings.apply(message)), onRing: (listener) => listeners.push(listener) };
   return { rings, engine };
 }
@@ -40,60 +42,83 @@ function rowParts(layer: number, from: number, count: number): Uint8Array[] {
 
 const sleep = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('kept rings: the engines copy rows straight between their buffers and the ring; the wire time counts both copies; a probe goes the same way', async () => {
-  const decode = engineOf();
-  const prefill = engineOf();
-  let listener: KvListener | undefined;
-  const decodeBridge = new KvRingBridge(decode.engine, (read) => listener?.ringRead(read));
-  listener = await KvListener.start({ host: '127.0.0.1', port: 0, shape: SHAPE, keeper: decodeBridge });
-  const sender = new KvSender('unix', new KvRingBridge(prefill.engine, () => undefined));
-  try {
-    const transfer = 't-kept' as TransferId;
-    const got: { rows: KvRowsHeader; bytes: Uint8Array }[] = [];
-    let committed!: (ids: number[]) => void;
-    const done = new Promise<number[]>((resolve) => (committed = resolve));
-    listener.expect(transfer, {
-      rows: () => assert.fail('kept rows never arrive inline'),
-      ringRows: (rows: KvRowsHeader, slot: RingSlot) => {
-        const bytes = new Uint8Array(slot.bytes);
-        got.push({ rows, bytes });
-        decode.rings.readRows(slot, [bytes.subarray(0, 100), bytes.subarray(100)], transfer);
-      },
-      commit: (ids) => committed(ids),
-      abort: (message) => assert.fail(message),
-    });
-    const outgoing = sender.start(transfer, listener.endpoints, SHAPE);
-    const header = (layer: number, from: number, count: number): KvRowsHeader => ({ transfer, layer, from, count, headStart: 0, headCount: 2, dtype: 'f32' });
-    // The sequence names the link's kept ring (the engine has the ring's file a turn later).
-    const ring = await sender.ringFor(listener.endpoints);
-    assert.ok(ring !== undefined);
-    await sleep(20);
-    const sent: Uint8Array[][] = [];
-    for (const [layer, from, count] of [[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
-      assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count), ring), true);
-      sent.push(rowParts(layer, from, count));
+/** Counts the rings a mapper mapped (so a test knows which path it took). */
+function counted(map: RingMapper): { map: RingMapper; mapped: () => number } {
+  let mapped = 0;
+  return {
+    map: (fd, bytes, writable) => {
+      const area = map(fd, bytes, writable);
+      if (area) mapped++;
+      return area;
+    },
+    mapped: () => mapped,
+  };
+}
+
+const PATHS: { name: string; map: RingMapper; mapped: boolean }[] = [
+  { name: 'mapped shared (native addon)', map: nativeRingMapper(), mapped: true },
+  { name: 'by descriptor (no addon)', map: () => undefined, mapped: false },
+];
+
+for (const path of PATHS) {
+  test(`kept rings, ${path.name}: the engines copy rows straight between their buffers and the ring; the wire time counts both copies; a probe goes the same way`, async () => {
+    const mapper = counted(path.map);
+    const decode = engineOf(mapper.map);
+    const prefill = engineOf(mapper.map);
+    let listener: KvListener | undefined;
+    const decodeBridge = new KvRingBridge(decode.engine, (read) => listener?.ringRead(read));
+    listener = await KvListener.start({ host: '127.0.0.1', port: 0, shape: SHAPE, keeper: decodeBridge });
+    const sender = new KvSender('unix', new KvRingBridge(prefill.engine, () => undefined));
+    try {
+      const transfer = 't-kept' as TransferId;
+      const got: { rows: KvRowsHeader; bytes: Uint8Array }[] = [];
+      let committed!: (ids: number[]) => void;
+      const done = new Promise<number[]>((resolve) => (committed = resolve));
+      listener.expect(transfer, {
+        rows: () => assert.fail('kept rows never arrive inline'),
+        ringRows: (rows: KvRowsHeader, slot: RingSlot) => {
+          const bytes = new Uint8Array(slot.bytes);
+          got.push({ rows, bytes });
+          decode.rings.readRows(slot, [bytes.subarray(0, 100), bytes.subarray(100)], transfer);
+        },
+        commit: (ids) => committed(ids),
+        abort: (message) => assert.fail(message),
+      });
+      const outgoing = sender.start(transfer, listener.endpoints, SHAPE);
+      const header = (layer: number, from: number, count: number): KvRowsHeader => ({ transfer, layer, from, count, headStart: 0, headCount: 2, dtype: 'f32' });
+      // The sequence names the link's kept ring (the engine has the ring's file a turn later).
+      const ring = await sender.ringFor(listener.endpoints);
+      assert.ok(ring !== undefined);
+      await sleep(20);
+      const sent: Uint8Array[][] = [];
+      for (const [layer, from, count] of [[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
+        assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count), ring), true);
+        sent.push(rowParts(layer, from, count));
+      }
+      // The engine's handoff follows its frames through the same port: here, a turn later.
+      await sleep(20);
+      const stats = await outgoing.commit([42]);
+      assert.deepEqual(await done, [42]);
+      assert.equal(got.length, 4);
+      // The decode engine's reads come back after the commit: wait for them (their time is added to the transfer's).
+      await sleep(50);
+      got.forEach(({ rows, bytes }, i) => {
+        assert.deepEqual(rows, header(...([[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]][i] as [number, number, number])));
+        assert.deepEqual(bytes, new Uint8Array(Buffer.concat(sent[i])));
+      });
+      assert.equal(stats.bytes, 2 * 9 * 2 * ROW_BYTES);
+      const probe = await sender.probe(listener.endpoints, 8, 64 * 1024);
+      assert.equal(probe.sharedMemory, true);
+      assert.equal(probe.bytes, 8 * 64 * 1024);
+      assert.ok(probe.activeMs > 0 && probe.wallMs > 0);
+      // Both ends of the one link mapped its ring, or neither did.
+      assert.equal(mapper.mapped(), path.mapped ? 2 : 0);
+    } finally {
+      sender.close();
+      listener.close();
     }
-    // The engine's handoff follows its frames through the same port: here, a turn later.
-    await sleep(20);
-    const stats = await outgoing.commit([42]);
-    assert.deepEqual(await done, [42]);
-    assert.equal(got.length, 4);
-    // The decode engine's reads come back after the commit: wait for them (their time is added to the transfer's).
-    await sleep(50);
-    got.forEach(({ rows, bytes }, i) => {
-      assert.deepEqual(rows, header(...([[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]][i] as [number, number, number])));
-      assert.deepEqual(bytes, new Uint8Array(Buffer.concat(sent[i])));
-    });
-    assert.equal(stats.bytes, 2 * 9 * 2 * ROW_BYTES);
-    const probe = await sender.probe(listener.endpoints, 8, 64 * 1024);
-    assert.equal(probe.sharedMemory, true);
-    assert.equal(probe.bytes, 8 * 64 * 1024);
-    assert.ok(probe.activeMs > 0 && probe.wallMs > 0);
-  } finally {
-    sender.close();
-    listener.close();
-  }
-});
+  });
+}
 
 test('rows of a ring that is gone are refused (never taken as read), and their slot is still given back', () => {
   const posted: KvRingFromEngine[] = [];

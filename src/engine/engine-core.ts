@@ -49,6 +49,8 @@ export interface ModelRunner {
    * keeps that many groups in flight (step-flights.ts).
    */
   readonly pipelineGroups?: number;
+  /** Whether the runner computes a decode step ahead of being asked (src/cluster/run-ahead.ts): the core then reserves each sequence's next block a token early. */
+  readonly runsAhead?: boolean;
 }
 
 export interface EngineCoreOptions {
@@ -129,7 +131,7 @@ export class EngineCore {
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens });
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: runner.runsAhead === true });
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
@@ -295,7 +297,11 @@ export class EngineCore {
    */
   private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
     if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
-    const picks = chunks.map(({ sequence, count }) => (sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length) : undefined));
+    // A runner may compute the next decode step before it is asked (run-ahead.ts) when no sequence waits to join and each has a token to go after this one.
+    const steady = this.scheduler.waiting.length === 0;
+    const picks = chunks.map(({ sequence, count }) =>
+      sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length, steady && sequence.generatedCount + 1 < sequence.request.maxTokens) : undefined,
+    );
     return this.runner.forwardPicked(batch, picks);
   }
 

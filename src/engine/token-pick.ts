@@ -21,6 +21,12 @@ const MAX_TOP_K = 2 ** 31 - 1;
 export interface TokenPick extends PickParams {
   /** uniform(seed, position) in [0, 1); 0 (unused) at temperature 0. */
   u: number;
+  /**
+   * The uniform at the following position, when the driver expects to ask
+   * for this sequence's next token too: a one-stage mesh may compute that
+   * step before it is asked (src/cluster/run-ahead.ts).
+   */
+  next?: number;
 }
 
 /** A forward pass's logit rows, each picked (an id) or not (its logits). */
@@ -31,12 +37,17 @@ export interface PickedRows {
   logits: Float32Array;
 }
 
-/** The pick of a sequence's next token (at `position`), or undefined when it needs the whole row at the driver. */
-export function pickFor(request: SequenceRequest, position: number): TokenPick | undefined {
+/**
+ * The pick of a sequence's next token (at `position`), or undefined when it
+ * needs the whole row at the driver. `ahead`: the driver expects to ask for
+ * the token after it too (the pick then carries that position's uniform).
+ */
+export function pickFor(request: SequenceRequest, position: number, ahead = false): TokenPick | undefined {
   if (request.logprobs !== undefined || request.constraint !== undefined || (request.logitBias?.length ?? 0) > 0 || hasPenalties(request.sampling)) return undefined;
   const { temperature, topK, topP, minP, seed } = request.sampling;
+  const draw = (at: number): number => (temperature === 0 ? 0 : uniform(seed, at));
   // A top-k at or past the vocabulary keeps every id, so any value past int32 (a step's bound) picks the same.
-  return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: temperature === 0 ? 0 : uniform(seed, position) };
+  return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: draw(position), ...(ahead ? { next: draw(position + 1) } : {}) };
 }
 
 /** Every row as logits: what a runner that picks nothing returns. logits: [rows, vocabSize]. */

@@ -24,6 +24,12 @@ export interface WorkerSetup {
   mesh?: Omit<MeshEngineOptions, 'log'>;
   /** Without a mesh: write the engine's step and op spans here (Chrome trace JSON) when it stops. */
   trace?: string;
+  /**
+   * Nice value of the engine thread, set before its compute threads start
+   * (they inherit it): 0 normal, up to 19 lowest (Linux nice is per thread,
+   * so the process's event loop keeps its priority).
+   */
+  nice?: number;
 }
 
 export type HostMessage =

@@ -4,6 +4,7 @@
  * then steps while there is work and sleeps while there is none; messages
  * (add, cancel) land between steps.
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import type { Backend } from '../backend/backend.js';
@@ -34,7 +35,18 @@ function errorFields(error: unknown): { code: string; message: string } {
   return { code: 'TESSERA_ERR_INTERNAL', message: error instanceof Error ? error.message : String(error) };
 }
 
+/** This thread's CPU priority, before the backend starts its threads (they inherit it). */
+function lowerPriority(nice: number | undefined): void {
+  if (!nice) return;
+  try {
+    setPriority(nice); // pid 0: the calling thread on Linux
+  } catch (error) {
+    process.stderr.write(`tessera: could not set the engine thread's nice value to ${nice}: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+}
+
 async function main(): Promise<void> {
+  lowerPriority(setup.nice);
   const model = await openModel();
   const { core, kv, rings } = openKvCore(model.engine, model.runner, model.backend, setup.core, send);
   let wake: (() => void) | undefined;

@@ -9,6 +9,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { describeEndpoint } from '../disagg/kv-endpoint.js';
 import { KvMetrics } from './kv-metrics.js';
 import { PdReplica, type PdReplicaOptions } from './pd-replica.js';
+import { PREFILL_ENGINE_NICE } from './pd-protocol.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -29,8 +30,12 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   mesh?: LocalEngineHostOptions['mesh'];
   /** Without a mesh: Chrome trace JSON of the engine's steps and ops, written at shutdown. */
   trace?: string;
-  /** Its part in disaggregated prefill and decode (default: role both, KV listener on --host, any port). */
-  pd?: Partial<Omit<PdReplicaOptions, 'metrics'>>;
+  /**
+   * Its part in disaggregated prefill and decode (default: role both, KV
+   * listener on --host, any port); engineNice: the engine thread's nice value
+   * (default PREFILL_ENGINE_NICE for role prefill, else 0).
+   */
+  pd?: Partial<Omit<PdReplicaOptions, 'metrics'>> & { engineNice?: number };
   log?: (line: string) => void;
 }
 
@@ -51,7 +56,8 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
-    const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace });
+    const nice = options.pd?.engineNice ?? (options.pd?.role === 'prefill' ? PREFILL_ENGINE_NICE : 0);
+    const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice });
     const name = options.servedModelName ?? source.defaultName;
     const mesh = options.mesh;
     server.dashboard.setTopology(serveTopology(() => host.health(), mesh && { tp: mesh.tp, pp: mesh.pp, ep: mesh.ep ?? 1 }));

@@ -26,6 +26,14 @@ import { badField } from './api-error.js';
 import { RequestFields } from './request-fields.js';
 
 export const REPLICA_ROLES = ['prefill', 'decode', 'both'] as const;
+
+/**
+ * The nice value of a prefill replica's engine thread unless --engine-nice
+ * says otherwise: on a host it shares with decode replicas (and the event
+ * loops that stream their tokens), a prompt's prefill is the work that can
+ * wait. A decode or colocated replica runs at normal priority.
+ */
+export const PREFILL_ENGINE_NICE = 10;
 /** What a router sends a replica: prompts to prefill (and hand off), sequences to decode after a transfer, or both (and whole sequences). */
 export type ReplicaRole = (typeof REPLICA_ROLES)[number];
 

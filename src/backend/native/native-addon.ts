@@ -122,6 +122,8 @@ export interface NativeAddon {
   memoryBandwidth(context: NativeHandle, bytesPerArray: number, repeats: number): number;
   /** A byte array on 2 MiB pages (fewer page faults for large, long-lived buffers); its contents are unspecified. */
   hugeBytes(length: number): Uint8Array;
+  /** `length` bytes of the open file `fd`, mapped shared (a copy in or out is a memcpy); unmapped when collected. */
+  mapShared(fd: number, length: number, writable: boolean): Uint8Array;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };

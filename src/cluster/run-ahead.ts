@@ -1,0 +1,93 @@
+/**
+ * Running ahead on a one-stage mesh. Between two decode steps a rank sits
+ * idle while its reply goes to the driver, the driver's engine core samples
+ * and schedules, and the next step comes back (about 2 ms a token on one
+ * host, a network round trip across hosts). When every row of a step was
+ * picked on the ranks (token-pick.ts) and the driver says it expects to
+ * send those sequences again (each pick carries `next`, the request's
+ * uniform at the following position), the ranks already hold everything
+ * the next step needs: every tensor-parallel rank has the whole logits
+ * after the LM head's all-gather, so each picks the same ids itself, and
+ * computes the next step at once, after sending its reply. When that step
+ * arrives and asks for the same thing (the same sequences, blocks, ids and
+ * picks, or a subset of them: a row's result does not depend on the rest of
+ * its batch, DESIGN §4), its rows are already there; anything else is
+ * computed as usual.
+ *
+ * A step computed ahead and not asked for leaves keys and values at one
+ * position past its sequences' last token: the same bits the real step
+ * writes there, or, for a sequence that stopped, slots past its end in
+ * blocks it no longer holds, which a later owner writes before attention
+ * reads them.
+ */
+import type { StepBreakdown } from '../parallel/step-clock.js';
+import type { PickedRows } from '../engine/token-pick.js';
+import type { KvLayout, StepRequest } from './rank-runner.js';
+
+/** A step a rank computed before it was asked for. */
+export interface AheadStep {
+  generation: number;
+  layout: KvLayout;
+  requests: StepRequest[];
+  /** Picked ids of every row (on every rank); logits empty. */
+  rows: PickedRows;
+  times: StepBreakdown;
+}
+
+/**
+ * Whether the step after `requests` may be computed ahead: every segment a
+ * one-token decode whose pick has a next uniform, and whose block table
+ * already holds the next position.
+ */
+export function canRunAhead(requests: readonly StepRequest[], layout: KvLayout): boolean {
+  return (
+    requests.length > 0 &&
+    requests.every(({ ids, positions, rows, pick, blockTable }) => ids.length === 1 && rows === 'last' && pick?.next !== undefined && positions[0] + 1 < blockTable.length * layout.blockSize)
+  );
+}
+
+/** The step after `requests`: each segment one position on, fed the id picked for it (ids: [segments]). */
+export function nextRequests(requests: readonly StepRequest[], ids: Int32Array): StepRequest[] {
+  return requests.map((request, s) => {
+    const { next, ...pick } = request.pick!;
+    return {
+      blockTable: request.blockTable,
+      ids: Int32Array.of(ids[s]),
+      positions: Int32Array.of(request.positions[0] + 1),
+      rows: 'last',
+      pick: { ...pick, u: next! },
+    };
+  });
+}
+
+/**
+ * For each segment of `step`, the index of the segment of `ahead` that
+ * computed the same row; undefined when any segment has none (then the step
+ * is computed as usual).
+ */
+export function matchAhead(ahead: AheadStep, generation: number, layout: KvLayout, step: readonly StepRequest[]): number[] | undefined {
+  if (ahead.generation !== generation || ahead.layout.numBlocks !== layout.numBlocks || ahead.layout.blockSize !== layout.blockSize) return undefined;
+  const used = new Set<number>();
+  const order: number[] = [];
+  for (const request of step) {
+    const index = ahead.requests.findIndex((candidate, i) => !used.has(i) && sameRow(candidate, request));
+    if (index < 0) return undefined;
+    used.add(index);
+    order.push(index);
+  }
+  return order;
+}
+
+/** The rows of `ahead` in the order `matchAhead` found (every row picked: ids only). */
+export function rowsInOrder(rows: PickedRows, order: readonly number[]): PickedRows {
+  return { ids: Int32Array.from(order, (index) => rows.ids[index]), logits: new Float32Array(0) };
+}
+
+/** Whether two segments compute the same row: same blocks up to the ahead one's, position, id and pick (its next uniform aside). */
+function sameRow(ahead: StepRequest, request: StepRequest): boolean {
+  if (request.rows !== 'last' || request.ids.length !== 1 || request.ids[0] !== ahead.ids[0] || request.positions[0] !== ahead.positions[0]) return false;
+  if (request.blockTable.length < ahead.blockTable.length) return false;
+  for (let i = 0; i < ahead.blockTable.length; i++) if (request.blockTable[i] !== ahead.blockTable[i]) return false;
+  const [a, b] = [ahead.pick, request.pick];
+  return a !== undefined && b !== undefined && a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP && a.u === b.u;
+}
