@@ -31,6 +31,8 @@ export interface PdBenchContext {
   maxBatchTokens: number;
   kvCacheMib: number;
   probeFrames: number;
+  /** --engine-nice of the prefill replica (undefined: serve's default for --role prefill). */
+  prefillNice?: number;
   log: (line: string) => void;
 }
 
@@ -97,7 +99,8 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
   const started: LocalReplicas[] = [];
   let router: RouterProcess | undefined;
   try {
-    const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill']), () => undefined);
+    const nice = ctx.prefillNice === undefined ? [] : ['--engine-nice', String(ctx.prefillNice)];
+    const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill', ...nice]), () => undefined);
     started.push(prefill.replicas);
     const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode']), () => undefined);
     started.push(decode.replicas);

@@ -17,6 +17,7 @@ interface BenchPdOptions extends PdWorkload {
   maxBatchTokens: number;
   kvCacheMib: number;
   probeFrames: number;
+  prefillNice?: number;
   out: string;
 }
 
@@ -37,6 +38,7 @@ export function registerBenchPdCommand(bench: Command): void {
     .option('--max-batch-tokens <n>', 'every replica\'s tokens per step (the colocated replica\'s prefill chunk)', numberOption('--max-batch-tokens', 16, 1_000_000, true), 512)
     .option('--kv-cache-mib <n>', 'every replica\'s KV cache', numberOption('--kv-cache-mib', 1, 1e7), 512)
     .option('--probe-frames <n>', 'frames of the link bandwidth probe', numberOption('--probe-frames', 1, 4096, true), 64)
+    .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 10 for --role prefill)', numberOption('--prefill-nice', 0, 19, true))
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchPdOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -45,7 +47,7 @@ export function registerBenchPdCommand(bench: Command): void {
       try {
         const files = openModelFiles(source.path);
         files.store.close();
-        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, log };
+        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, log };
         const workload = workloadOf(options);
         log(`colocated: one replica, ${options.threads} threads`);
         const colocated = await colocatedRun(ctx, workload);
