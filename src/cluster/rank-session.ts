@@ -192,6 +192,7 @@ export class RankSession {
     // A one-stage mesh may compute the next step now, before it is asked (run-ahead.ts): every rank then picks.
     const goesAhead = runner.stage.isFirst && runner.stage.isLast && canRunAhead(requests, message.pool);
     let ran: { rows: PickedRows | undefined; times: StepBreakdown } | undefined = this.takeAhead(message, requests);
+    const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     if (!ran) {
       clock.begin();
       try {
@@ -201,11 +202,11 @@ export class RankSession {
         await this.fail(message.generation, message.id, error);
         return;
       }
+      // A step answered from one computed ahead has its span already (the computation's, in runAhead).
+      this.recordStep(message, startedEpoch, tokens, ran.times);
     }
     const { rows, times } = ran;
-    const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
-    this.recordStep(message, startedEpoch, tokens, times);
     if (rows && runner.reports) {
       const { computeMs, waitMs, transferMs, eventLoopMs } = times;
       // Only the unpicked rows travel as logits; ids go when any row was picked.
@@ -235,10 +236,14 @@ export class RankSession {
     const { runner, clock } = this;
     if (!runner || !clock || this.broken || message.generation !== this.generation) return;
     const next = nextRequests(requests, rows.ids);
+    const startedEpoch = epochMicros();
     clock.begin();
     try {
       const picked = await runner.stepPicked(message.pool, next, true);
-      if (picked) this.ahead = { generation: message.generation, layout: message.pool, requests: next, rows: picked, times: clock.end() };
+      const times = clock.end();
+      // Traced as a step when it runs, so its ops nest in it (args.ahead: computed before it was asked).
+      this.recordStep(message, startedEpoch, next.length, times, true);
+      if (picked) this.ahead = { generation: message.generation, layout: message.pool, requests: next, rows: picked, times };
     } catch (error) {
       // Nobody asked for this step: the generation breaks (its peers are told) with no step to fail.
       await this.fail(message.generation, -1, error);
@@ -254,10 +259,10 @@ export class RankSession {
     await this.send({ type: 'trace', events: spans.splice(0) });
   }
 
-  private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown): void {
+  private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown, ahead = false): void {
     const spans = this.transport?.spans;
     if (!spans) return;
-    const args = { tokens, sequences: message.segments.length, generation: message.generation, ...rounded(times) };
+    const args = { tokens, sequences: message.segments.length, generation: message.generation, ...rounded(times), ...(ahead ? { ahead: 1 } : {}) };
     spans.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: this.rank, tid: TRACE_THREADS.compute, args });
     if (this.expertLoad) spans.push(...expertCounters(this.expertLoad, this.rank, startedEpoch));
   }
