@@ -38,6 +38,35 @@ function series(metrics: string, name: string, labels: string): number {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
+/** The value of an unlabelled series (0 when absent). */
+function value(metrics: string, name: string): number {
+  const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.slice(name.length + 1));
+}
+
+/**
+ * SIGKILLs `replica` while it decodes: once two reads of its metrics a few
+ * milliseconds apart show engine steps running with sequences in its batch
+ * (a decode of stories260K takes milliseconds, and a replica waiting on
+ * prefills is idle most of the time, so a kill at a chosen chunk often
+ * found it idle). Gives up waiting after 30 s and kills it anyway (the
+ * test's assertions then say what did not happen). Returns its last metrics.
+ */
+async function killWhileDecoding(replica: Process): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  let before = await metricsOf(replica.url, REPLICA_KEY);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    const now = await metricsOf(replica.url, REPLICA_KEY);
+    const stepping = value(now, 'tessera_batch_size_count') > value(before, 'tessera_batch_size_count') && value(now, 'tessera_running_sequences') > 0;
+    if (stepping || Date.now() > deadline) {
+      replica.kill('SIGKILL');
+      return now;
+    }
+    before = now;
+  }
+}
+
 /** A server's /metrics under `key` (its metrics scope); a refusal fails the test rather than reading as zeros. */
 async function metricsOf(url: string, key: string): Promise<string> {
   const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } });
@@ -111,7 +140,7 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     const results = await sendAll(router.url, CLIENT_KEY, () => {
       chunks++;
       if (chunks === 1) replicas[0].kill('SIGKILL');
-      if (chunks === 150) firstDecode = metricsOf(replicas[2].url, REPLICA_KEY).finally(() => replicas[2].kill('SIGKILL'));
+      if (chunks === 150) firstDecode = killWhileDecoding(replicas[2]);
     });
     assert.ok(chunks > 150 && firstDecode, `both faults happened mid-run (${chunks} chunks)`);
     assertSame(results, expected, router.stderr());
