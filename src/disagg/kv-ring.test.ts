@@ -11,6 +11,11 @@
  * end in src/router/pd.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 import { KvRingBridge, type RingEngine } from '../serve/kv-ring-bridge.js';
@@ -90,6 +95,8 @@ for (const path of PATHS) {
       const ring = await sender.ringFor(listener.endpoints);
       assert.ok(ring !== undefined);
       await sleep(20);
+      // The writer maps its ring once it has written it through; the reader not before its first read.
+      assert.equal(mapper.mapped(), path.mapped ? 1 : 0);
       const sent: Uint8Array[][] = [];
       for (const [layer, from, count] of [[0, 0, 5], [1, 0, 5], [0, 5, 4], [1, 5, 4]]) {
         assert.equal(prefill.rings.writeRows(header(layer, from, count), rowParts(layer, from, count), ring), true);
@@ -127,4 +134,25 @@ test('rows of a ring that is gone are refused (never taken as read), and their s
   assert.throws(() => rings.readRows(slot, [new Uint8Array(8)], 't-gone' as TransferId), /is closed/);
   assert.deepEqual(posted.map((message) => message.type), ['read']);
   assert.equal(rings.writeRows({ transfer: 't-gone' as TransferId, layer: 0, from: 0, count: 1, headStart: 0, headCount: 2, dtype: 'f32' }, [new Uint8Array(8)], 'gone'), false);
+});
+
+test('a reader does not map its ring before the first read: a ring larger than the tmpfs it sits on cannot end the process with SIGBUS', async (t) => {
+  // Root only (CI runs as root): a 1 MiB tmpfs of its own to hold a 4 MiB ring file whose pages nobody has written.
+  if (process.getuid?.() !== 0) return t.skip('mounting a tmpfs needs root');
+  const folder = mkdtempSync(join(tmpdir(), 'tessera-small-shm-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'none', folder]);
+  if (mounted.status !== 0) return t.skip(`mount failed: ${mounted.stderr}`);
+  try {
+    const handle = await open(join(folder, 'ring'), 'w+', 0o600);
+    await handle.truncate(4 * 2 ** 20);
+    let mapped = 0;
+    const rings = new KvRings(() => undefined, (fd, bytes, writable) => (mapped++, nativeRingMapper()(fd, bytes, writable)));
+    // Touching the holes of this file through a mapping raises SIGBUS (tmpfs has no room for them): the reader must not.
+    rings.apply({ type: 'reader', ring: 'small', handle, bytes: 4 * 2 ** 20 });
+    assert.equal(mapped, 0);
+    rings.apply({ type: 'close', ring: 'small' });
+  } finally {
+    spawnSync('umount', [folder]);
+    rmSync(folder, { recursive: true, force: true });
+  }
 });

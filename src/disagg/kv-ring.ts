@@ -71,8 +71,36 @@ export function nativeRingMapper(): RingMapper {
 
 /** A ring's file as this thread copies through it: mapped, or by descriptor. */
 interface RingFileIo {
-  handle: FileHandle;
-  mapped: Uint8Array | undefined;
+  readonly handle: FileHandle;
+  readonly mapped: Uint8Array | undefined;
+}
+
+/**
+ * Decode side: a ring's file, mapped at its first read. By then the writer
+ * has written every page of it through (frames go through a ring only once
+ * that succeeded), so the mapping's page touching allocates nothing. Mapped
+ * when the reader gets the file, before the writer has, a ring larger than
+ * the room left in /dev/shm (a container's is often 64 MiB) would end this
+ * process with SIGBUS on the first page tmpfs cannot allocate, where the
+ * writer's write gets ENOSPC and the link sends its frames inline.
+ */
+class RingReader implements RingFileIo {
+  private mapping: Uint8Array | undefined;
+  private tried = false;
+
+  constructor(
+    readonly handle: FileHandle,
+    private readonly bytes: number,
+    private readonly map: RingMapper,
+  ) {}
+
+  get mapped(): Uint8Array | undefined {
+    if (!this.tried) {
+      this.tried = true;
+      this.mapping = this.map(this.handle.fd, this.bytes, false);
+    }
+    return this.mapping;
+  }
 }
 
 class RingWriter implements RingFileIo {
@@ -102,7 +130,7 @@ class RingWriter implements RingFileIo {
 
 export class KvRings implements KvRingIo {
   private readonly writers = new Map<string, RingWriter>();
-  private readonly readers = new Map<string, RingFileIo>();
+  private readonly readers = new Map<string, RingReader>();
   /** Decode side: where probe frames are read to (PROBE_SPAN_BYTES, allocated on the first probe), and the next place in it. */
   private probeTarget: Uint8Array | undefined;
   private probeTargetAt = 0;
@@ -117,7 +145,7 @@ export class KvRings implements KvRingIo {
       case 'writer':
         return void this.writers.set(message.ring, new RingWriter(message.handle, message.bytes, message.acked, this.map(message.handle.fd, message.bytes, true)));
       case 'reader':
-        return void this.readers.set(message.ring, { handle: message.handle, mapped: this.map(message.handle.fd, message.bytes, false) });
+        return void this.readers.set(message.ring, new RingReader(message.handle, message.bytes, this.map));
       case 'close':
         return this.close(message.ring);
       case 'probe':
