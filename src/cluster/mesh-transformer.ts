@@ -42,7 +42,12 @@ export class MeshTransformer extends Transformer {
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
   }
 
-  /** A one-stage mesh's ranks compute the next decode step ahead (run-ahead.ts) unless TESSERA_RUN_AHEAD=0. */
+  /**
+   * A one-stage mesh's ranks compute the next decode step ahead (run-ahead.ts)
+   * unless TESSERA_RUN_AHEAD=0 (or TESSERA_RANK_PICKS=0): its every rank holds
+   * the logits, where a pipeline's first stage would need the last stage's ids.
+   * The engine core then sends picks with their next uniform.
+   */
   get runsAhead(): boolean {
     return this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0' && rankPicks();
   }
@@ -86,7 +91,7 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const rows = await forwardOnMesh(this.coordinator, batch, generation, this.rankPicksOf(picks), split);
+        const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
         this.record(batch);
         return rows;
       } catch (error) {
@@ -94,22 +99,6 @@ export class MeshTransformer extends Transformer {
         if (!isTesseraError(error) || error.code !== 'TESSERA_ERR_RANK_LOST') throw error;
       }
     }
-  }
-
-  /**
-   * The picks the ranks make (none with TESSERA_RANK_PICKS=0). Only a
-   * one-stage mesh runs ahead (its every rank holds the logits; a pipeline's
-   * first stage would need the last stage's ids): elsewhere, and with
-   * TESSERA_RUN_AHEAD=0, the picks go without their next uniform.
-   */
-  private rankPicksOf(picks: readonly (TokenPick | undefined)[]): readonly (TokenPick | undefined)[] {
-    if (!rankPicks()) return [];
-    if (this.runsAhead) return picks;
-    return picks.map((pick) => {
-      if (pick?.next === undefined) return pick;
-      const { next: _next, ...rest } = pick;
-      return rest;
-    });
   }
 
   /** Each sequence of the batch recomputes the tokens before its first position on the new plan. */

@@ -115,6 +115,8 @@ export class EngineCore {
   /** Compiled output constraints, shared by requests that ask for the same one. */
   private readonly grammars: TokenGrammarCache;
   /** Forward passes in flight (more than one only for a pipelined runner). */
+  /** Whether the runner computes decode steps ahead (read once: the scheduler reserves blocks for it). */
+  private readonly runsAhead: boolean;
   private readonly flights = new StepFlights();
 
   constructor(
@@ -131,7 +133,8 @@ export class EngineCore {
     if (this.maxModelLen < 2) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: runner.runsAhead === true });
+    this.runsAhead = runner.runsAhead === true;
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: this.runsAhead });
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
@@ -297,8 +300,8 @@ export class EngineCore {
    */
   private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
     if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
-    // A runner may compute the next decode step before it is asked (run-ahead.ts) when no sequence waits to join and each has a token to go after this one.
-    const steady = this.scheduler.waiting.length === 0;
+    // A runner that computes the next decode step before it is asked (run-ahead.ts) is told to when no sequence waits to join and each has a token to go after this one.
+    const steady = this.runsAhead && this.scheduler.waiting.length === 0;
     const picks = chunks.map(({ sequence, count }) =>
       sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length, steady && sequence.generatedCount + 1 < sequence.request.maxTokens) : undefined,
     );

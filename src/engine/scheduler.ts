@@ -94,7 +94,8 @@ export class Scheduler {
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
     if (!preempted && left > 0) budget = this.admit(chunks, budget, left);
     // Last, from what every chunk's own tokens and the admissions left: a look-ahead block never costs a sequence its place.
-    if (this.limits.blockAhead) for (const { sequence, count } of chunks) if (count === 1 && sequence.pendingCount === 1) this.reserveIfFree(sequence, sequence.numComputed + 2);
+    // (reserve allocates nothing when the free blocks do not cover it.)
+    if (this.limits.blockAhead) for (const { sequence, count } of chunks) if (count === 1 && sequence.pendingCount === 1) this.reserve(sequence, sequence.numComputed + 2);
     return chunks;
   }
 
@@ -188,12 +189,6 @@ export class Scheduler {
     if (needed > this.blocks.freeCount) return false;
     for (let i = 0; i < needed; i++) sequence.blocks.push(this.blocks.allocate() as number);
     return true;
-  }
-
-  /** reserve, but only from free blocks: never a reason to preempt. */
-  private reserveIfFree(sequence: Sequence, tokens: number): void {
-    const needed = Math.ceil(tokens / this.blocks.blockSize) - sequence.blocks.length;
-    if (needed > 0 && needed <= this.blocks.freeCount) this.reserve(sequence, tokens);
   }
 
   /** Every running sequence back to the front of the queue, in running order, to be recomputed (its KV is gone). */
