@@ -169,6 +169,10 @@ void ShmMesh::stream(int peer, const uint8_t* frame, uint8_t* landing, size_t le
   const uint64_t header = length;
   uint64_t waited = 0;
   while (sent < total || received < total) {
+    // The doorbell before looking at the rings: a peer that moves after the look rings it past `seen`, so the wait
+    // below sees that. Read after the look, a ring between the look and the read would be missed, and with the
+    // peer waiting on this rank too, both would sleep for good.
+    const uint32_t seen = doorbell();
     bool moved = false;
     if (sent < total) {
       const uint64_t at = sent % frameBytes;
@@ -184,7 +188,6 @@ void ShmMesh::stream(int peer, const uint8_t* frame, uint8_t* landing, size_t le
       moved |= n > 0;
     }
     if (moved) continue;
-    const uint32_t seen = doorbell();
     waitUntil([&] { return doorbell() != seen; }, {peer}, "streaming frames", waited);
   }
 }
