@@ -28,14 +28,19 @@ export interface CommBenchReport extends SweepResults {
   file: string;
 }
 
+/** A benchmark rank's longest wait without progress (TESSERA_COMM_DEADLINE_MS overrides it). */
+const BENCH_DEADLINE_MS = 60_000;
+
 export async function runCommBench(options: CommBenchOptions): Promise<CommBenchReport> {
   if (!Number.isInteger(options.ranks) || options.ranks < 2) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `--ranks must be 2 or more, got ${options.ranks}`);
   const loadBefore = loadavg();
   const entry = fileURLToPath(new URL('./comm-bench-rank.js', import.meta.url));
   const area = { TESSERA_SHM_AREA_MIB: process.env.TESSERA_SHM_AREA_MIB ?? String(areaMiB(options.sizes)) };
+  // Ranks that run in lockstep never wait a minute for each other: a wait that long is a bug, ended as an error, not a hang.
+  const deadline = { TESSERA_COMM_DEADLINE_MS: process.env.TESSERA_COMM_DEADLINE_MS ?? String(BENCH_DEADLINE_MS) };
   const children = Array.from({ length: options.ranks }, (_, rank) =>
     fork(entry, [], {
-      env: { ...process.env, ...area, TESSERA_BENCH_TRANSPORT: options.transport, TESSERA_BENCH_RANK: String(rank), TESSERA_BENCH_RANKS: String(options.ranks) },
+      env: { ...process.env, ...area, ...deadline, TESSERA_BENCH_TRANSPORT: options.transport, TESSERA_BENCH_RANK: String(rank), TESSERA_BENCH_RANKS: String(options.ranks) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );
