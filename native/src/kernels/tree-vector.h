@@ -37,9 +37,42 @@ inline void prefetchLines(const uint8_t* bytes, size_t length, const PrefetchSha
   }
 }
 
-/** Pass `t / passTokens` of numTokens tokens: its share of the lines of a tile of tileBytes bytes. */
+/**
+ * numTokens in passes of passTokens, except that a short remainder (under
+ * half a pass) shares the last two passes evenly: 9 tokens go as 5 + 4, not
+ * 8 + 1. A pass rereads the tile from cache whatever its size, so a 1-token
+ * pass cost nearly what a full one does (9 tokens took as long as 16).
+ */
+struct TokenPasses {
+  int numTokens;
+  int passTokens;
+  int count;
+  /** Tokens of the last two passes when they split a short remainder evenly, else 0. */
+  int shared;
+  int start(int pass) const {
+    if (shared > 0 && pass == count - 1) return (count - 2) * passTokens + (shared + 1) / 2;
+    return pass * passTokens;
+  }
+  int size(int pass) const {
+    if (shared > 0 && pass == count - 2) return (shared + 1) / 2;
+    if (shared > 0 && pass == count - 1) return shared / 2;
+    return numTokens - pass * passTokens < passTokens ? numTokens - pass * passTokens : passTokens;
+  }
+};
+
+inline TokenPasses tokenPasses(int numTokens, int passTokens) {
+  const int count = (numTokens + passTokens - 1) / passTokens;
+  const int remainder = numTokens % passTokens;
+  const bool share = count >= 2 && remainder > 0 && 2 * remainder < passTokens;
+  return {numTokens, passTokens, count, share ? passTokens + remainder : 0};
+}
+
+/** The pass of numTokens tokens that starts at token t: its share of the lines of a tile of tileBytes bytes. */
 inline PrefetchShare prefetchShareOfPass(size_t tileBytes, int t, int numTokens, int passTokens) {
-  return {tileBytes + kPrefetchBeyondTile, t / passTokens, (numTokens + passTokens - 1) / passTokens};
+  const TokenPasses passes = tokenPasses(numTokens, passTokens);
+  int pass = 0;
+  while (pass + 1 < passes.count && passes.start(pass + 1) <= t) pass++;
+  return {tileBytes + kPrefetchBeyondTile, pass, passes.count};
 }
 
 /** f(std::integral_constant<int, count>()) for a runtime count in [1, kMax]. */
@@ -60,8 +93,10 @@ template <int kPassTokens, typename Pass>
 inline void tileTokenPasses(int numTokens, float* out, int64_t outStride, int numRows, Pass pass) {
   static_assert(kPassTokens <= kMaxTilePassTokens, "a pass takes at most kMaxTilePassTokens tokens");
   const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
-  for (int t = 0; t < numTokens; t += kPassTokens) {
-    const int count = numTokens - t < kPassTokens ? numTokens - t : kPassTokens;
+  const TokenPasses passes = tokenPasses(numTokens, kPassTokens);
+  for (int p = 0; p < passes.count; p++) {
+    const int t = passes.start(p);
+    const int count = passes.size(p);
     __m512 results[kPassTokens];
     withTokenCount<kPassTokens>(count, [&](auto tokens) { pass(tokens, t, results); });
     for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
