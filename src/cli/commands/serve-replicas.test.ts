@@ -34,7 +34,9 @@ async function until(condition: () => boolean, what: string, timeoutMs = 30_000)
   }
 }
 
-const ARGS = ['--port', '0', '--replicas', '2', '--api-key', 'k', '--backend', 'reference', '--kv-cache-mib', '4', '--served-model-name', 'stories', '--health-interval', '100'];
+// A restarted replica is back about 1 s after its death; with the default 2 s health timeout an idle machine restarts it
+// before the router ever counts it down (and logs nothing to wait for), so the router here gives up on silence after 500 ms.
+const ARGS = ['--port', '0', '--replicas', '2', '--api-key', 'k', '--backend', 'reference', '--kv-cache-mib', '4', '--served-model-name', 'stories', '--health-interval', '100', '--health-timeout', '500'];
 
 test('serve --replicas 2: two replicas behind one router; a killed replica comes back; SIGTERM exits 0 with its replicas', { timeout: 90_000 }, async (t) => {
   const model = fixture(t, 'stories260K.bin');
