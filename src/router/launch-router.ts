@@ -39,6 +39,8 @@ export interface RouterLaunchOptions {
   policy?: RoutingPolicy;
   /** Disaggregated prefill and decode: prompts to prefill replicas, their KV to decode replicas (by the replicas' --role). */
   pd?: boolean;
+  /** Under pd: sequences with at most this many tokens to prefill run whole on a decode replica (0: none). */
+  pdLocalPrefillTokens?: number;
   maxMigrations?: number;
   pollMs?: number;
   healthTimeoutMs?: number;
@@ -76,7 +78,7 @@ export async function launchRouter(options: RouterLaunchOptions): Promise<Router
     }
     const policy = options.policy ?? 'prefix';
     const pd = options.pd ? new PdMetrics(server.metrics.registry) : undefined;
-    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, pd, log }, metrics);
+    const host = new RoutedEngineHost(replicas, reference.limits, { policy, maxMigrations: options.maxMigrations ?? 3, waitForReplicaMs: options.waitForReplicaMs ?? 10_000, pd, pdLocalPrefillTokens: options.pdLocalPrefillTokens, log }, metrics);
     const name = options.servedModelName ?? reference.model;
     server.dashboard.setTopology(routerTopology(() => replicas.statuses().map((entry, id) => ({ ...entry, load: replicas.state(id as ReplicaId).reportedLoad, kvUse: replicas.state(id as ReplicaId).kvUse }))));
     server.setModel({

@@ -33,6 +33,8 @@ export interface PdBenchContext {
   probeFrames: number;
   /** --engine-nice of the prefill replica (undefined: serve's default for --role prefill). */
   prefillNice?: number;
+  /** The router's --pd-local-prefill (undefined: 0, every sequence disaggregated). */
+  pdLocalPrefill?: number;
   log: (line: string) => void;
 }
 
@@ -105,7 +107,8 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
     const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode']), () => undefined);
     started.push(decode.replicas);
     const [prefillUrl, decodeUrl] = [prefill.urls[0], decode.urls[0]];
-    router = await startRouter(['--model', ctx.model, '--port', '0', '--pd', '--replica-api-key', KEY, '--replica', prefillUrl, '--replica', decodeUrl]);
+    const local = ctx.pdLocalPrefill ? ['--pd-local-prefill', String(ctx.pdLocalPrefill)] : [];
+    router = await startRouter(['--model', ctx.model, '--port', '0', '--pd', ...local, '--replica-api-key', KEY, '--replica', prefillUrl, '--replica', decodeUrl]);
     await waitForPools(router.url);
     const chunkBytes = chunkFrameBytes(ctx);
     ctx.log(`    probing the KV link before the run (${ctx.probeFrames} frames of ${chunkBytes} bytes)`);

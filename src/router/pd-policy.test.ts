@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ReplicaRole } from '../serve/pd-protocol.js';
+import { routingOf } from '../cli/commands/router.js';
 import { routePair } from './pd-policy.js';
 import { initialReplica, type ReplicaId, type ReplicaState } from './replica-state.js';
 import type { Candidate } from './routing-policy.js';
@@ -42,4 +43,21 @@ test('equal decode replicas take turns; one that cannot take KV never decodes', 
   assert.deepEqual(routePair(pool, 4, 0), { kind: 'disaggregated', prefill: 0, decode: 1, matchedBlocks: 0 });
   assert.deepEqual(routePair(pool, 4, 1), { kind: 'disaggregated', prefill: 0, decode: 2, matchedBlocks: 0 });
   assert.deepEqual(routePair(pool, 4, 2), { kind: 'disaggregated', prefill: 0, decode: 1, matchedBlocks: 0 });
+});
+
+test('with a local prefill limit, a short sequence runs whole on the decode replica it would have gone to; a longer one is disaggregated', () => {
+  const pool = [candidate(replica(0, 'prefill', 0), 2), candidate(replica(1, 'decode', 5), 1), candidate(replica(2, 'decode', 1))];
+  assert.deepEqual(routePair(pool, 4, 0, undefined, { tokens: 64, maxTokens: 64 }), { kind: 'colocated', replica: 2, matchedBlocks: 0, reason: 'short-prompt' });
+  assert.deepEqual(routePair(pool, 4, 0, undefined, { tokens: 65, maxTokens: 64 }), { kind: 'disaggregated', prefill: 0, decode: 2, matchedBlocks: 2 });
+  // 0 (the default): every sequence is disaggregated, however short.
+  assert.deepEqual(routePair(pool, 1, 0, undefined, { tokens: 1, maxTokens: 0 }), { kind: 'disaggregated', prefill: 0, decode: 2, matchedBlocks: 2 });
+  // No decode pool: the limit changes nothing (the sequence runs whole by the prefix policy, as before).
+  assert.deepEqual(routePair([pool[0]], 4, 0, undefined, { tokens: 8, maxTokens: 64 }), { kind: 'colocated', replica: 0, matchedBlocks: 2, reason: 'no-decode' });
+});
+
+test('--pd-local-prefill without --pd is refused with a coded error', () => {
+  const flags = { policy: 'prefix' as const, maxMigrations: 3, healthInterval: 250, healthTimeout: 2000, breakerCooldown: 1000, replicaWait: 10_000 };
+  assert.throws(() => routingOf({ ...flags, pdLocalPrefill: 32 }), { code: 'TESSERA_ERR_INVALID_ARGUMENT', message: /only applies with --pd/ });
+  assert.equal(routingOf({ ...flags, pd: true, pdLocalPrefill: 32 }).pdLocalPrefillTokens, 32);
+  assert.equal(routingOf({ ...flags, pd: true }).pdLocalPrefillTokens, 0);
 });

@@ -12,6 +12,11 @@
  * - When either pool is empty (replicas down, or none can move KV) the
  *   sequence runs whole on one replica, chosen by the prefix policy among
  *   all: nothing waits for a pool that is not there.
+ * - With a local prefill limit (`router --pd-local-prefill N`), a sequence
+ *   with at most N tokens to prefill runs whole on the decode replica it
+ *   would have gone to: a short prompt's prefill costs that replica one
+ *   small chunk, less than a queue behind long prompts on a prefill replica
+ *   and a KV transfer (conditional disaggregation, as NVIDIA Dynamo does).
  */
 import { loadOf, type ReplicaId, type ReplicaState } from './replica-state.js';
 import { DEFAULT_BALANCE, route, type BalanceGate, type Candidate } from './routing-policy.js';
@@ -20,7 +25,13 @@ export type PdDecision =
   /** Prefill on one replica, KV to the other, decode there. */
   | { kind: 'disaggregated'; prefill: ReplicaId; decode: ReplicaId; matchedBlocks: number }
   /** The whole sequence on one replica. */
-  | { kind: 'colocated'; replica: ReplicaId; matchedBlocks: number; reason: 'no-prefill' | 'no-decode' };
+  | { kind: 'colocated'; replica: ReplicaId; matchedBlocks: number; reason: 'no-prefill' | 'no-decode' | 'short-prompt' };
+
+/** A sequence's tokens to prefill, and the most a decode replica prefills itself (0: none). */
+export interface LocalPrefill {
+  tokens: number;
+  maxTokens: number;
+}
 
 export function prefills(state: ReplicaState): boolean {
   return state.kvTransfer && state.role !== 'decode';
@@ -31,9 +42,10 @@ export function decodes(state: ReplicaState): boolean {
 }
 
 /** The pair (or the one replica) for a sequence needing `neededBlocks` KV blocks, or undefined with no candidate at all. */
-export function routePair(candidates: readonly Candidate[], neededBlocks: number, turn: number, gate: BalanceGate = DEFAULT_BALANCE): PdDecision | undefined {
+export function routePair(candidates: readonly Candidate[], neededBlocks: number, turn: number, gate: BalanceGate = DEFAULT_BALANCE, local?: LocalPrefill): PdDecision | undefined {
   if (candidates.length === 0) return undefined;
   const decode = chooseDecode(candidates.filter((candidate) => decodes(candidate.replica)), neededBlocks, turn);
+  if (decode && local && local.tokens <= local.maxTokens) return { kind: 'colocated', replica: decode.replica.id, matchedBlocks: decode.matchedBlocks, reason: 'short-prompt' };
   const prefillPool = candidates.filter((candidate) => prefills(candidate.replica) && candidate.replica.id !== decode?.replica.id);
   const prefill = route(prefillPool, 'prefix', turn, gate);
   if (decode && prefill) return { kind: 'disaggregated', prefill: prefill.replica, decode: decode.replica.id, matchedBlocks: prefill.matchedBlocks };

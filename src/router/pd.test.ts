@@ -120,6 +120,30 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
   }
 });
 
+test('router --pd --pd-local-prefill: sequences short enough run whole on the decode replica, no KV moves, the answers are the same bytes', { timeout: 120_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    const expected = await colocatedAnswers(model, started);
+    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
+    started.push(...replicas);
+    // Every prompt of the mix is far shorter than the limit.
+    const router = await startTesseraProcess('router', [...routerArgs(model, replicas), '--pd-local-prefill', '4096']);
+    started.push(router);
+
+    assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
+    const metrics = await metricsOf(router.url, CLIENT_KEY);
+    assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"') >= COUNT, `every sequence ran whole\n${metrics}`);
+    assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"'), 0);
+    assert.ok(series(metrics, 'tessera_router_sequences_total', `replica="${replicas[1].url}",reason="short-prompt"`) >= COUNT, 'on the decode replica');
+    const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
+    assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), 0);
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+});
+
 test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: every request is prefilled again elsewhere and answers byte for byte', { timeout: 180_000 }, async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;

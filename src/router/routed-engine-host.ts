@@ -32,6 +32,8 @@ export interface RoutingOptions {
   gate?: BalanceGate;
   /** Disaggregated prefill and decode: each sequence's prompt on a prefill replica, its KV moved to a decode replica that continues it (pd-policy.ts). */
   pd?: PdMetrics;
+  /** Under pd: a sequence with at most this many tokens to prefill runs whole on a decode replica (0 or absent: none). */
+  pdLocalPrefillTokens?: number;
   log: (line: string) => void;
 }
 
@@ -160,7 +162,8 @@ export class RoutedEngineHost implements EngineHost {
 
   /** --pd: a prefill/decode pair for the sequence, or (a pool is empty) one replica for all of it. */
   private dispatchPd(id: SequenceId, routed: Routed, tokens: number, hashes: string[], candidates: Candidate[], started: number, pd: PdMetrics): void {
-    const decision = routePair(candidates, Math.ceil((tokens + 1) / this.limits.blockSize), this.turn++, this.options.gate ?? DEFAULT_BALANCE);
+    const local = { tokens, maxTokens: this.options.pdLocalPrefillTokens ?? 0 };
+    const decision = routePair(candidates, Math.ceil((tokens + 1) / this.limits.blockSize), this.turn++, this.options.gate ?? DEFAULT_BALANCE, local);
     this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     const [first, second] = decision?.kind === 'disaggregated' ? [decision.prefill, decision.decode] : [decision?.replica, undefined];
     const host = first !== undefined ? this.replicas.host(first) : undefined;

@@ -18,6 +18,7 @@ interface BenchPdOptions extends PdWorkload {
   kvCacheMib: number;
   probeFrames: number;
   prefillNice?: number;
+  pdLocalPrefill?: number;
   out: string;
 }
 
@@ -39,6 +40,7 @@ export function registerBenchPdCommand(bench: Command): void {
     .option('--kv-cache-mib <n>', 'every replica\'s KV cache', numberOption('--kv-cache-mib', 1, 1e7), 512)
     .option('--probe-frames <n>', 'frames of the link bandwidth probe', numberOption('--probe-frames', 1, 4096, true), 64)
     .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 10 for --role prefill)', numberOption('--prefill-nice', 0, 19, true))
+    .option('--pd-local-prefill <tokens>', "the router's --pd-local-prefill: sequences with at most this many tokens to prefill run whole on the decode replica (the issue's floors want every sequence disaggregated: 0)", numberOption('--pd-local-prefill', 0, 2 ** 31, true))
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchPdOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -47,7 +49,7 @@ export function registerBenchPdCommand(bench: Command): void {
       try {
         const files = openModelFiles(source.path);
         files.store.close();
-        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, log };
+        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, pdLocalPrefill: options.pdLocalPrefill, log };
         const workload = workloadOf(options);
         log(`colocated: one replica, ${options.threads} threads`);
         const colocated = await colocatedRun(ctx, workload);

@@ -22,6 +22,7 @@ export interface RouterFlags extends SecurityFlags {
   breakerCooldown: number;
   replicaWait: number;
   pd?: boolean;
+  pdLocalPrefill: number;
   startupTimeout: number;
   servedModelName?: string;
   maxBodyBytes: number;
@@ -50,7 +51,8 @@ export function addRoutingOptions(command: Command): Command {
     .option('--health-timeout <ms>', 'a replica silent this long is out, and its requests move', numberOption('--health-timeout', 50, 600_000, true), 2000)
     .option('--breaker-cooldown <ms>', 'an out replica that answers again waits this long before a trial request', numberOption('--breaker-cooldown', 0, 600_000, true), 1000)
     .option('--replica-wait <ms>', 'how long a request waits for a replica that can take it before a 503', numberOption('--replica-wait', 0, 600_000, true), 10_000)
-    .option('--pd', "disaggregated prefill and decode: each prompt to a prefill replica (prefix, load), its KV streamed to a decode replica (load, KV room) that continues it; by the replicas' --role");
+    .option('--pd', "disaggregated prefill and decode: each prompt to a prefill replica (prefix, load), its KV streamed to a decode replica (load, KV room) that continues it; by the replicas' --role")
+    .option('--pd-local-prefill <tokens>', 'with --pd: a sequence with at most this many tokens to prefill runs whole on the decode replica it would go to (no prefill queue, no KV transfer); 0 = every sequence disaggregated', numberOption('--pd-local-prefill', 0, 2 ** 31, true), 0);
 }
 
 export function registerRouterCommand(program: Command): void {
@@ -93,14 +95,16 @@ export function registerRouterCommand(program: Command): void {
 }
 
 /** The routing flags as launchRouter options. */
-export function routingOf(flags: Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait' | 'pd'>): {
+export function routingOf(flags: Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait' | 'pd'> & { pdLocalPrefill?: number }): {
   policy: RoutingPolicy;
   pd: boolean;
+  pdLocalPrefillTokens: number;
   maxMigrations: number;
   pollMs: number;
   healthTimeoutMs: number;
   cooldownMs: number;
   waitForReplicaMs: number;
 } {
-  return { policy: flags.policy, pd: flags.pd === true, maxMigrations: flags.maxMigrations, pollMs: flags.healthInterval, healthTimeoutMs: flags.healthTimeout, cooldownMs: flags.breakerCooldown, waitForReplicaMs: flags.replicaWait };
+  if (!flags.pd && (flags.pdLocalPrefill ?? 0) > 0) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', '--pd-local-prefill only applies with --pd');
+  return { policy: flags.policy, pd: flags.pd === true, pdLocalPrefillTokens: flags.pdLocalPrefill ?? 0, maxMigrations: flags.maxMigrations, pollMs: flags.healthInterval, healthTimeoutMs: flags.healthTimeout, cooldownMs: flags.breakerCooldown, waitForReplicaMs: flags.replicaWait };
 }

@@ -23,7 +23,7 @@ import { pdArgs } from '../pd-options.js';
 /** N replicas alike, or prefill and decode pools (P:D). */
 export type ReplicaCount = number | { prefill: number; decode: number };
 
-export type ServeReplicasOptions = ServeOptions & Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait' | 'pd'> & { replicas: ReplicaCount };
+export type ServeReplicasOptions = ServeOptions & Pick<RouterFlags, 'policy' | 'maxMigrations' | 'healthInterval' | 'healthTimeout' | 'breakerCooldown' | 'replicaWait' | 'pd' | 'pdLocalPrefill'> & { replicas: ReplicaCount };
 
 /** `--replicas N` or `--replicas P:D`. */
 export function replicasOption(value: string): ReplicaCount {
