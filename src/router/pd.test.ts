@@ -94,18 +94,23 @@ function assertSame(results: readonly MixedResult[], expected: readonly MixedRes
   }
 }
 
+/** The colocated answers, then a prefill and a decode replica behind `router --pd [routerExtra]`, sent the same requests: they must answer the same bytes. */
+async function pairThroughRouter(model: string, started: Process[], routerExtra: string[] = []): Promise<{ replicas: Process[]; router: Process }> {
+  const expected = await colocatedAnswers(model, started);
+  const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
+  started.push(...replicas);
+  const router = await startTesseraProcess('router', [...routerArgs(model, replicas), ...routerExtra]);
+  started.push(router);
+  assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
+  return { replicas, router };
+}
+
 test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer byte for byte as one colocated serve', { timeout: 120_000 }, async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
   const started: Process[] = [];
   try {
-    const expected = await colocatedAnswers(model, started);
-    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
-    started.push(...replicas);
-    const router = await startTesseraProcess('router', routerArgs(model, replicas));
-    started.push(router);
-
-    assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
+    const { replicas, router } = await pairThroughRouter(model, started);
     const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
     assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"'), 0);
@@ -125,14 +130,8 @@ test('router --pd --pd-local-prefill: sequences short enough run whole on the de
   if (!model) return;
   const started: Process[] = [];
   try {
-    const expected = await colocatedAnswers(model, started);
-    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
-    started.push(...replicas);
     // Every prompt of the mix is far shorter than the limit.
-    const router = await startTesseraProcess('router', [...routerArgs(model, replicas), '--pd-local-prefill', '4096']);
-    started.push(router);
-
-    assertSame(await sendAll(router.url, CLIENT_KEY), expected, router.stderr());
+    const { replicas, router } = await pairThroughRouter(model, started, ['--pd-local-prefill', '4096']);
     const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"') >= COUNT, `every sequence ran whole\n${metrics}`);
     assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"'), 0);
