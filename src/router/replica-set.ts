@@ -161,10 +161,18 @@ export class ReplicaSet {
     if (slot.incompatible) this.options.log(`replica ${slot.state.url} is not used: ${slot.incompatible}`);
     slot.host = host;
     host.onHealth((health) => this.reportHealth(slot, health));
+    host.onRestart(() => this.restarted(slot));
     host.onStats(() => this.reportLoad(slot, host));
     this.options.log(`replica ${slot.state.url}: ${host.limits.backend} backend, ${host.limits.numBlocks} KV blocks of ${host.limits.blockSize} tokens`);
     this.reportHealth(slot, host.health());
     this.reportLoad(slot, host);
+  }
+
+  /** The replica answers as a new process: whatever the router believed it cached is gone (as after a down). */
+  private restarted(slot: Slot): void {
+    this.options.log(`replica ${slot.state.url}: restarted (a new instance answers; its prefix cache starts empty)`);
+    this.options.metrics.restarts.inc({ replica: slot.state.url });
+    for (const listener of this.downListeners) listener(slot.state.id);
   }
 
   private reportLoad(slot: Slot, host: RemoteEngineHost): void {

@@ -49,6 +49,7 @@ export class RemoteEngineHost implements EngineHost {
   private readonly streams = new Map<SequenceId, Stream>();
   private readonly statsListeners: ((stats: StepStats) => void)[] = [];
   private readonly healthListeners: ((health: HostHealth) => void)[] = [];
+  private readonly restartListeners: (() => void)[] = [];
   private lastLoad: ReplicaLoad;
   private lastAnswer = performance.now();
   private lastProblem = '';
@@ -114,6 +115,11 @@ export class RemoteEngineHost implements EngineHost {
     this.statsListeners.push(listener);
   }
 
+  /** Called when the replica's load report names another instance than before: it was restarted (ReplicaLoad.instance). */
+  onRestart(listener: () => void): void {
+    this.restartListeners.push(listener);
+  }
+
   /** Called whenever health() changes. */
   onHealth(listener: (health: HostHealth) => void): void {
     this.healthListeners.push(listener);
@@ -142,8 +148,11 @@ export class RemoteEngineHost implements EngineHost {
   private async poll(): Promise<void> {
     this.polling = true;
     try {
-      this.lastLoad = await fetchLoad(this.url, this.options);
+      const load = await fetchLoad(this.url, this.options);
+      const restarted = load.instance !== undefined && this.lastLoad.instance !== undefined && load.instance !== this.lastLoad.instance;
+      this.lastLoad = load;
       this.lastAnswer = performance.now();
+      if (restarted) for (const listener of this.restartListeners) listener();
       this.lastProblem = '';
       for (const listener of this.statsListeners) listener(this.stats());
     } catch (error) {

@@ -45,6 +45,13 @@ export interface ReplicaLoad {
   maxActiveSequences: number;
   /** Its part in disaggregated prefill and decode (absent: an older replica, role both, no KV transfer). */
   pd?: PdLoad;
+  /**
+   * A random id of this serving process, new at every start (absent: an
+   * older replica): a router that sees it change knows the replica was
+   * restarted, with an empty prefix cache, even when it came back on its
+   * address before the router counted it down.
+   */
+  instance?: string;
 }
 
 export interface ReplicaSubmit {

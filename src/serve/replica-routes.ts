@@ -4,6 +4,7 @@
  * metrics, frees its blocks when the router hangs up, and a drain can end
  * it), its outputs written as NDJSON lines as the engine produces them.
  */
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { TesseraError } from '../core/errors.js';
 import { ApiError, badField } from './api-error.js';
@@ -64,6 +65,15 @@ function checkLimits(model: ServingModel, promptIds: readonly number[], maxToken
   if (outside !== undefined) throw badField('request', `token id ${outside} is outside the vocabulary [0, ${vocabSize})`);
 }
 
+/** Each served model's instance id (ReplicaLoad.instance), made when it first reports its load. */
+const instances = new WeakMap<ServingModel, string>();
+
+function instanceOf(model: ServingModel): string {
+  let id = instances.get(model);
+  if (id === undefined) instances.set(model, (id = randomUUID()));
+  return id;
+}
+
 export function replicaLoad(model: ServingModel): ReplicaLoad {
   const health = model.host.health();
   const { expertTokens: _, ...stats } = model.host.stats();
@@ -80,5 +90,6 @@ export function replicaLoad(model: ServingModel): ReplicaLoad {
     activeSequences: model.host.activeSequences,
     maxActiveSequences: model.maxActiveSequences,
     ...(model.pd ? { pd: model.pd.load } : {}),
+    instance: instanceOf(model),
   };
 }

@@ -87,6 +87,7 @@ export const replicaLoadSchema: Schema<ReplicaLoad> = object<ReplicaLoad>(
     activeSequences: COUNT,
     maxActiveSequences: COUNT,
     pd: optional(object<PdLoad>({ role: oneOf(...REPLICA_ROLES), kvTransfer: bool, endpoints: array(endpoint, 8) }, 'drop')),
+    instance: optional(str(64)),
   },
   'drop',
 );
