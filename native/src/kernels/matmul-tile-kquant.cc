@@ -138,8 +138,8 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
   const size_t tileBytes = static_cast<size_t>(plan.n) * (kQ6 ? kQ6_KTileBlockBytes : kQ4_KTileBlockBytes);
   // Four tokens a pass: the k-quant leaves hold more state per token than q8_0's.
   constexpr int kPassTokens = 4;
-  tileTokenPasses<kPassTokens>(numTokens, out, outStride, numRows, [&](auto count, int t, __m512* results) {
-    tilePass<decltype(count)::value, kQ6>(tile, tokens + t, plan, prefetchShareOfPass(tileBytes, t, numTokens, kPassTokens), results);
+  tileTokenPasses<kPassTokens>(tileBytes, numTokens, out, outStride, numRows, [&](auto count, int t, const PrefetchShare& share, __m512* results) {
+    tilePass<decltype(count)::value, kQ6>(tile, tokens + t, plan, share, results);
   });
 }
 #endif

@@ -85,8 +85,8 @@ void tileMatmulAvx512(const uint8_t* tile, const QuantizedRow* tokens, int numTo
   const size_t tileBytes = static_cast<size_t>(plan.n) * 16 * (kQ4 ? kQ4_0BlockBytes : kQ8_0BlockBytes);
   // q4_0's nibble unpacking holds more registers: 4 tokens a pass measured faster there, 8 for q8_0.
   constexpr int kPassTokens = kQ4 ? 4 : 8;
-  tileTokenPasses<kPassTokens>(numTokens, out, outStride, numRows, [&](auto count, int t, __m512* results) {
-    tilePass<decltype(count)::value, kQ4>(tile, tokens + t, plan, prefetchShareOfPass(tileBytes, t, numTokens, kPassTokens), results);
+  tileTokenPasses<kPassTokens>(tileBytes, numTokens, out, outStride, numRows, [&](auto count, int t, const PrefetchShare& share, __m512* results) {
+    tilePass<decltype(count)::value, kQ4>(tile, tokens + t, plan, share, results);
   });
 }
 #endif

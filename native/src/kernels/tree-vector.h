@@ -67,14 +67,6 @@ inline TokenPasses tokenPasses(int numTokens, int passTokens) {
   return {numTokens, passTokens, count, share ? passTokens + remainder : 0};
 }
 
-/** The pass of numTokens tokens that starts at token t: its share of the lines of a tile of tileBytes bytes. */
-inline PrefetchShare prefetchShareOfPass(size_t tileBytes, int t, int numTokens, int passTokens) {
-  const TokenPasses passes = tokenPasses(numTokens, passTokens);
-  int pass = 0;
-  while (pass + 1 < passes.count && passes.start(pass + 1) <= t) pass++;
-  return {tileBytes + kPrefetchBeyondTile, pass, passes.count};
-}
-
 /** f(std::integral_constant<int, count>()) for a runtime count in [1, kMax]. */
 template <int kMax, typename F>
 inline void withTokenCount(int count, F f) {
@@ -85,12 +77,13 @@ inline void withTokenCount(int count, F f) {
 }
 
 /**
- * A quantized tile's results for numTokens tokens, kPassTokens at a time:
- * pass(std::integral_constant<int, count>, first token, results) fills
- * results[0, count) (lanes = rows), stored for the tile's numRows rows.
+ * A quantized tile's (tileBytes bytes) results for numTokens tokens, in the
+ * passes of tokenPasses: pass(std::integral_constant<int, count>, first
+ * token, its share of the next tile's lines, results) fills results[0,
+ * count) (lanes = rows), stored for the tile's numRows rows.
  */
 template <int kPassTokens, typename Pass>
-inline void tileTokenPasses(int numTokens, float* out, int64_t outStride, int numRows, Pass pass) {
+inline void tileTokenPasses(size_t tileBytes, int numTokens, float* out, int64_t outStride, int numRows, Pass pass) {
   static_assert(kPassTokens <= kMaxTilePassTokens, "a pass takes at most kMaxTilePassTokens tokens");
   const __mmask16 valid = static_cast<__mmask16>((1u << numRows) - 1);
   const TokenPasses passes = tokenPasses(numTokens, kPassTokens);
@@ -98,7 +91,8 @@ inline void tileTokenPasses(int numTokens, float* out, int64_t outStride, int nu
     const int t = passes.start(p);
     const int count = passes.size(p);
     __m512 results[kPassTokens];
-    withTokenCount<kPassTokens>(count, [&](auto tokens) { pass(tokens, t, results); });
+    const PrefetchShare share{tileBytes + kPrefetchBeyondTile, p, passes.count};
+    withTokenCount<kPassTokens>(count, [&](auto tokens) { pass(tokens, t, share, results); });
     for (int j = 0; j < count; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride, valid, results[j]);
   }
 }
