@@ -109,7 +109,11 @@ test('the dashboard renders in headless Chromium, its charts follow the load, an
     assert.ok(after.lengths.every((length, i) => length > before.lengths[i]!), `series grew: ${before.lengths} → ${after.lengths}`);
     assert.ok(after.heatCells >= 2, `expert heat map cells: ${after.heatCells}`);
     assert.equal(await page.$eval('#no-experts', (node) => (node as unknown as { hidden: boolean }).hidden), true);
-    assert.match(await page.$eval('#totals', (node) => node.textContent ?? ''), /^4 completion requests · \d+ prompt tokens · 192 generated tokens/);
+    // The totals are those of the dashboard's latest sample: the one that first showed throughput may predate the last requests' end.
+    const totals = (): Promise<string> => page.$eval('#totals', (node) => node.textContent ?? '');
+    const allFour = /^4 completion requests · \d+ prompt tokens · 192 generated tokens/;
+    await waitFor('the totals of all four requests', async () => allFour.test(await totals()), 10_000).catch(() => undefined);
+    assert.match(await totals(), allFour);
 
     const png = await page.screenshot({ type: 'png', fullPage: true });
     writeFileSync(join(dir, 'dashboard.png'), png);
