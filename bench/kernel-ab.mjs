@@ -6,13 +6,16 @@
 // 22 weights of 5632 × 2048 (TinyLlama's FFN, 270 MB: streamed from
 // memory) and runs every token count 16 times, A then B, then B then A; the
 // figure is the median. Run it with the same build twice first: B/A stays
-// within about 1% (0.997 here).
+// within about 1% (0.997 here). Writes bench/results/kernel-ab-<date>.json
+// (every repetition of both sides, the medians, the machine).
 //
 //   cp native/build/Release/tessera_native.node /tmp/a.node   # before the change
 //   (edit, node native/install.mjs --required)
 //   node bench/kernel-ab.mjs /tmp/a.node native/build/Release/tessera_native.node [tokens=1,8,9,16,17] [threads=1]
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { describeMachine } from '../dist/bench/machine.js';
 
 const require = createRequire(import.meta.url);
 const [pathA, pathB, tokensList = '1,8,9,16,17', threadsText = '1'] = process.argv.slice(2);
@@ -39,6 +42,7 @@ const sides = [pathA, pathB].map((path) => {
   return { addon, context, weights: Array.from({ length: WEIGHTS }, () => addon.loadWeight(context, Q8_0, ROWS, COLS, bytes, true)) };
 });
 const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
+const results = [];
 for (const tokens of tokensList.split(',').map(Number)) {
   /** [tokens, COLS] */
   const x = Float32Array.from({ length: COLS * tokens }, (_, i) => Math.sin(i));
@@ -53,5 +57,13 @@ for (const tokens of tokensList.split(',').map(Number)) {
     }
   }
   const [a, b] = times.map(median);
+  results.push({ tokens, medianMs: { a, b }, ratio: b / a, repetitionsMs: { a: times[0], b: times[1] } });
   console.log(`${String(tokens).padStart(3)} tokens: A ${a.toFixed(1)} ms  B ${b.toFixed(1)} ms  B/A ${(b / a).toFixed(3)}`);
 }
+const date = new Date().toISOString();
+const folder = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'results');
+mkdirSync(folder, { recursive: true });
+const file = join(folder, `kernel-ab-${date.replace(/[:.]/g, '-')}.json`);
+const shape = { dtype: 'q8_0', rows: ROWS, cols: COLS, weights: WEIGHTS, repetitions: REPETITIONS };
+writeFileSync(file, `${JSON.stringify({ benchmark: 'kernel-ab', date, a: resolve(pathA), b: resolve(pathB), threads: Number(threadsText), shape, machine: describeMachine(), results }, null, 1)}\n`);
+console.log(`wrote ${file}`);
