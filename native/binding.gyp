@@ -44,11 +44,13 @@
       "sources": [
         "src/addon.cc",
         "src/kv-bindings.cc",
+        "src/shared-rows-bindings.cc",
         "src/napi-args.cc",
         "src/bandwidth.cc",
         "src/comm/comm-bindings.cc",
         "src/comm/exchange.cc",
         "src/comm/group-bindings.cc",
+        "src/comm/row-sharing.cc",
         "src/comm/mesh-hello.cc",
         "src/comm/sealed-link.cc",
         "src/comm/shm-group.cc",

@@ -21,6 +21,7 @@
 #include "comm/comm-bindings.h"
 #include "huge-bytes.h"
 #include "shared-map.h"
+#include "shared-rows-bindings.h"
 #include "cpu.h"
 #include "kv-bindings.h"
 #include "matmul.h"
@@ -302,6 +303,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("siluMul", Napi::Function::New(env, SiluMul));
   addKvBindings(env, exports);
   addCommBindings(env, exports);
+  addSharedRowsBindings(env, exports);
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "packed-tile.h"
@@ -254,6 +255,59 @@ bool sharesPackedJob(const MatmulTarget* targets, int count, bool floatActivatio
   return true;
 }
 
+/** Tokens per pass of the row kernels: their activations stay in L2. */
+int genericTokenTile(const NativeWeight& weight, bool quantizes) {
+  const size_t tokenBytes = quantizes ? static_cast<size_t>(weight.cols()) : static_cast<size_t>(weight.cols()) * 4;
+  return static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
+}
+
+/** The row kernels (weights not packed into tiles) over a range of rows and tokens. */
+struct GenericRows {
+  const KernelTable& kernels;
+  const NativeWeight& weight;
+  const float* x;
+  const QuantizedActivations& quantized;
+  bool floatActivations;
+  const TreePlan& plan;
+
+  /** Rows [rowStart, rowEnd) for tokens [t0, t1): row r of token t at out[(t - t0) * stride + (r - rowStart)]. */
+  void run(int64_t rowStart, int64_t rowEnd, int t0, int t1, int tokenTile, float* out, int64_t stride) const {
+    const int64_t K = weight.cols();
+    // Leaves of one row, with room for 32-element sub-leaves of k-quant rows on the float path.
+    const size_t leafStride = static_cast<size_t>(K / 32 + 48);
+    thread_local std::vector<float> leaves, rowValues, scratch;
+    if (leaves.size() < 16 * leafStride) leaves.resize(16 * leafStride);
+    if (scratch.size() < 16 * leafStride + 16) scratch.resize(16 * leafStride + 16);
+    float* aligned = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+    RowLeaves source(kernels, weight, x, quantized, floatActivations);
+    const bool dequantizes = floatActivations && isQuantized(weight.dtype());
+    for (int tileStart = t0; tileStart < t1; tileStart += tokenTile) {
+      const int tileEnd = std::min(t1, tileStart + tokenTile);
+      if (dequantizes) {
+        // One dequantized row serves every token of the tile.
+        for (int64_t r = rowStart; r < rowEnd; r++) {
+          source.setRow(r, rowValues);
+          for (int t = tileStart; t < tileEnd; t++) {
+            source.leaves(t, leaves.data());
+            out[(t - t0) * stride + (r - rowStart)] = kernels.reduceLeaves(leaves.data(), plan);
+          }
+        }
+        continue;
+      }
+      for (int64_t first = rowStart; first < rowEnd; first += 16) {
+        const int rows = static_cast<int>(std::min<int64_t>(16, rowEnd - first));
+        for (int t = tileStart; t < tileEnd; t++) {
+          for (int i = 0; i < rows; i++) {
+            source.setRow(first + i, rowValues);
+            source.leaves(t, leaves.data() + i * leafStride);
+          }
+          kernels.reduceLeavesRows(leaves.data(), leafStride, rows, plan, aligned, out + (t - t0) * stride + (first - rowStart));
+        }
+      }
+    }
+  }
+};
+
 }  // namespace
 
 void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& weight, const float* x, int numTokens,
@@ -269,8 +323,7 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   QuantizedActivations quantized;
   if (quantizes) quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), quantized);
 
-  const size_t tokenBytes = quantizes ? static_cast<size_t>(K) : static_cast<size_t>(K) * 4;
-  const int tokenTile = static_cast<int>(std::max<size_t>(1, kTileBytes / tokenBytes));
+  const int tokenTile = genericTokenTile(weight, quantizes);
   // Chunks of whole 16-row groups: about 8 per thread, each small enough to stay in L2.
   const int64_t groups = (M + 15) / 16;
   // A few tokens' activations are tiny: then only balance matters, and longer runs of rows stream better.
@@ -279,42 +332,10 @@ void matmul(const KernelTable& kernels, ThreadPool& pool, const NativeWeight& we
   const int64_t chunkGroups = std::max<int64_t>(1, numTokens < 4 ? balanced : std::min(cached, balanced));
   const int64_t chunkRows = 16 * chunkGroups;
   const int chunks = static_cast<int>((M + chunkRows - 1) / chunkRows);
-  const bool dequantizes = floatActivations && isQuantized(dtype);
-  // Leaves of one row, with room for 32-element sub-leaves of k-quant rows on the float path.
-  const size_t stride = static_cast<size_t>(K / 32 + 48);
-
+  const GenericRows rows{kernels, weight, x, quantized, floatActivations, tree.plan()};
   pool.run(chunks, [&](int chunk) {
-    thread_local std::vector<float> leaves, rowValues, scratch;
-    if (leaves.size() < 16 * stride) leaves.resize(16 * stride);
-    if (scratch.size() < 16 * stride + 16) scratch.resize(16 * stride + 16);
-    float* aligned = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    RowLeaves source(kernels, weight, x, quantized, floatActivations);
     const int64_t rowStart = chunk * chunkRows;
-    const int64_t rowEnd = std::min(M, rowStart + chunkRows);
-    for (int tileStart = 0; tileStart < numTokens; tileStart += tokenTile) {
-      const int tileEnd = std::min(numTokens, tileStart + tokenTile);
-      if (dequantizes) {
-        // One dequantized row serves every token of the tile.
-        for (int64_t r = rowStart; r < rowEnd; r++) {
-          source.setRow(r, rowValues);
-          for (int t = tileStart; t < tileEnd; t++) {
-            source.leaves(t, leaves.data());
-            out[t * M + r] = kernels.reduceLeaves(leaves.data(), tree.plan());
-          }
-        }
-        continue;
-      }
-      for (int64_t first = rowStart; first < rowEnd; first += 16) {
-        const int rows = static_cast<int>(std::min<int64_t>(16, rowEnd - first));
-        for (int t = tileStart; t < tileEnd; t++) {
-          for (int i = 0; i < rows; i++) {
-            source.setRow(first + i, rowValues);
-            source.leaves(t, leaves.data() + i * stride);
-          }
-          kernels.reduceLeavesRows(leaves.data(), stride, rows, tree.plan(), aligned, out + t * M + first);
-        }
-      }
-    }
+    rows.run(rowStart, std::min(M, rowStart + chunkRows), 0, numTokens, tokenTile, out + rowStart, M);
   });
 }
 
@@ -326,6 +347,63 @@ void matmulMany(const KernelTable& kernels, ThreadPool& pool, const MatmulTarget
     return;
   }
   matmulPackedJob(kernels, pool, targets, count, x, numTokens);
+}
+
+struct RowRangeMatmul::State {
+  const KernelTable& kernels;
+  DType dtype;
+  int64_t K;
+  const float* x;
+  int numTokens;
+  bool floatActivations;
+  TreePlanStorage tree;
+  QuantizedActivations quantized;
+  /** For packed weights: the activations as the tile kernels read them. */
+  PackedInputs packed;
+};
+
+RowRangeMatmul::RowRangeMatmul(const KernelTable& kernels, ThreadPool& pool, DType dtype, int64_t K, const float* x, int numTokens,
+                               bool floatActivations)
+    : state_(new State{kernels, dtype, K, x, numTokens, floatActivations, TreePlanStorage(leafCount(dtype, K)), {}, {}}) {
+  if (isQuantized(dtype) && !floatActivations) {
+    quantizeActivations(kernels, pool, x, numTokens, K, blockElements(dtype), state_->quantized);
+    state_->quantized.computeTileBias(dtype);
+  }
+  state_->packed = packedInputs(dtype, K, x, state_->quantized, numTokens);
+}
+
+RowRangeMatmul::~RowRangeMatmul() = default;
+
+void RowRangeMatmul::rows(const NativeWeight& weight, int64_t begin, int64_t end, int t0, int t1, float* out, int64_t stride) const {
+  const State& s = *state_;
+  if (weight.dtype() != s.dtype || weight.cols() != s.K) throw std::invalid_argument("a row range's weight differs in type or width from the activations prepared for it");
+  if (begin < 0 || end > weight.rows() || begin > end || t0 < 0 || t1 > s.numTokens || t0 > t1) throw std::out_of_range("rows or tokens outside the weight or the activations");
+  const MatmulTarget target{&weight, nullptr};
+  if (!sharesPackedJob(&target, 1, s.floatActivations)) {
+    const GenericRows generic{s.kernels, weight, s.x, s.quantized, s.floatActivations, s.tree.plan()};
+    generic.run(begin, end, t0, t1, genericTokenTile(weight, isQuantized(s.dtype) && !s.floatActivations), out, stride);
+    return;
+  }
+  if (begin % kTileRows != 0) throw std::invalid_argument("a packed weight's row range must start on a tile");
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < kTileScratchFloats(s.packed.units) + 16) scratch.resize(kTileScratchFloats(s.packed.units) + 16);
+  float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  const size_t tileBytes = packedTileBytes(weight.dtype(), weight.cols());
+  const bool isFloat = !isQuantized(weight.dtype());
+  constexpr int kTokenTile = 64;
+  for (int t = t0; t < t1; t += kTokenTile) {
+    const int count = std::min(kTokenTile, t1 - t);
+    for (int64_t first = begin; first < end; first += kTileRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, end - first));
+      const uint8_t* bytes = weight.tiles() + (first / kTileRows) * tileBytes;
+      float* at = out + (t - t0) * stride + (first - begin);
+      if (isFloat) {
+        s.kernels.tileMatmulFloat(weight.dtype(), bytes, s.packed.units, s.packed.xs.data() + t, count, s.tree.plan(), leaves, at, stride, rows);
+      } else {
+        s.kernels.tileMatmul(weight.dtype(), bytes, s.packed.units, s.packed.tokens.data() + t, count, s.tree.plan(), leaves, at, stride, rows);
+      }
+    }
+  }
 }
 
 }  // namespace tessera

@@ -9,6 +9,7 @@ import type { Backend, Weight } from '../backend/backend.js';
 import type { DType } from '../core/dtype.js';
 import { createBackend } from '../backend/native/select-backend.js';
 import { tracedBackend } from '../backend/traced-backend.js';
+import { TesseraError } from '../core/errors.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
 import { openModelFiles, type ModelFiles } from '../engine/model-files.js';
 import { ExpertLoad } from '../model/moe-expert-load.js';
@@ -19,7 +20,7 @@ import { CollectiveGroup } from '../parallel/collective-group.js';
 import { Communicator } from '../parallel/collectives.js';
 import { ExpertGroup } from '../parallel/expert-group.js';
 import { placeOf, stageRanks } from '../parallel/mesh.js';
-import { NativeCollectiveGroup } from '../parallel/native-group.js';
+import { NativeCollectiveGroup, type RowContext } from '../parallel/native-group.js';
 import type { RankLinks } from '../parallel/rank-links.js';
 import { StepClock, clockedBackend } from '../parallel/step-clock.js';
 import type { TimedTransport } from '../parallel/timed-transport.js';
@@ -135,7 +136,11 @@ export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, tran
   const plain = reusingWeights(backendFor(plan, threads));
   // Tracing: every op of this rank is a span beside its step and message spans. Op time is the breakdown's compute.
   const backend = clockedBackend(spans ? tracedBackend(plain, spans) : plain, clock);
-  const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer };
+  const rowContext = nativeRowContext(plain);
+  // Two ranks on shared memory with the native backend share the feed-forward's rows (shared-feed-forward.ts).
+  const rowSharing = rowContext && plan.tp === 2 ? native?.rowSharing(rowContext) : undefined;
+  const overlap = rowSharing ? sharedRowsOverlap() : 0;
+  const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer, overlap };
   held.begin(files.store);
   const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
   held.finish();
@@ -145,11 +150,31 @@ export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, tran
   const feedForwards = files.config.moe ? loadStageExpertFeedForwards(files.store, files.config, backend, stagePlan, experts, expertLoad) : undefined;
   const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
   // A new RankRunner per plan: its KV pools cover this plan's layer range only (made on the first step).
-  const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards), transport, shape, kvDtype);
+  const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards, rowSharing), transport, shape, kvDtype);
   const collectives = native ? `native ${links.native?.kind} collectives` : 'collectives over the transport';
   const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, ${links.transport.kind} transport, ${collectives}, generation ${plan.generation}`;
   return { runner, clock, expertLoad, bytesRead: files.store.bytesRead - readBefore, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
 }
+
+/** The native backend's context for shared rows, when the rank computes with it. */
+function nativeRowContext(backend: Backend): RowContext | undefined {
+  const lender = backend as Backend & { rowContext?: () => RowContext };
+  return typeof lender.rowContext === 'function' ? lender.rowContext() : undefined;
+}
+
+/**
+ * How far beyond its half of the feed-forward's rows a rank of a shared
+ * pair holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
+ * over; 0 turns sharing off, 0.5 holds every row).
+ */
+export function sharedRowsOverlap(value = process.env.TESSERA_TP_SHARE): number {
+  if (value === undefined || value === '') return DEFAULT_SHARED_OVERLAP;
+  const overlap = Number(value);
+  if (!(overlap >= 0 && overlap <= 0.5)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `TESSERA_TP_SHARE must be a fraction from 0 (off) to 0.5, got ${value}`);
+  return overlap;
+}
+
+const DEFAULT_SHARED_OVERLAP = 0.25;
 
 /**
  * The stage's tensor-parallel collectives: native (synchronous, on this

@@ -206,14 +206,20 @@ export class RankSession {
       this.recordStep(message, startedEpoch, tokens, ran.times);
     }
     const { rows, times } = ran;
+    let replied: Promise<void> | undefined;
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
     if (rows && runner.reports) {
       const { computeMs, waitMs, transferMs, eventLoopMs } = times;
       // Only the unpicked rows travel as logits; ids go when any row was picked.
       const ids = rows.ids.some((id) => id >= 0) ? { ids: Array.from(rows.ids) } : {};
-      await this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids }, floatBytes(rows.logits));
+      replied = this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids }, floatBytes(rows.logits));
+      // Awaited below; handled now, so a failed send during the next step is not an unhandled rejection.
+      replied.catch(() => undefined);
     }
+    // The reply's bytes are on the socket now (the write is attempted at once); its peer computes the next step
+    // meanwhile, so this rank starts too rather than awaiting the write's completion first.
     if (goesAhead && rows) await this.runAhead(message, requests, rows);
+    await replied;
     await this.sendSpans();
   }
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../core/model-config.js';
-import { checkTensorParallel, shardLayout, treeSplit } from './shard-spec.js';
+import { sharedRowsOverlap } from '../cluster/rank-loader.js';
+import { checkTensorParallel, heldRows, shardLayout, shardSpecs, treeSplit } from './shard-spec.js';
 
 test('row-parallel slices follow the canonical tree: 172 inputs of 32-element leaves', () => {
   assert.deepEqual([0, 1].map((r) => treeSplit(172, 32, 2, r)), [[0, 96], [96, 172]]);
@@ -26,4 +27,32 @@ test('degrees that cannot split the model are refused, naming the constraint', (
   assert.throws(() => checkTensorParallel(stories, 3), { code: 'TESSERA_ERR_SHARD_CONSTRAINT', message: /power of two/ });
   assert.throws(() => checkTensorParallel(stories, 16), { code: 'TESSERA_ERR_SHARD_CONSTRAINT', message: /8 attention heads/ });
   assert.throws(() => checkTensorParallel({ ...stories, numKvHeads: 6, numHeads: 24 } as ModelConfig, 4), { code: 'TESSERA_ERR_SHARD_CONSTRAINT', message: /6 KV heads/ });
+});
+
+const tinyllama = { numHeads: 32, numKvHeads: 4, headDim: 64, hiddenSize: 2048, intermediateSize: 5632, vocabSize: 32000 } as ModelConfig;
+
+test('a shared feed-forward: two ranks hold their half plus the overlap, cut at 16 rows; other layouts are left alone', () => {
+  const dtypes = { attentionOutput: 'q8_0', down: 'q8_0' } as const;
+  const [first, second] = [0, 1].map((r) => shardLayout(tinyllama, 2, r, dtypes, 0.25));
+  assert.equal(first!.feedForward, 'shared');
+  assert.deepEqual(first!.sharedRows, { intermediate: [0, 4224], hidden: [0, 1536] });
+  assert.deepEqual(second!.sharedRows, { intermediate: [1408, 5632], hidden: [512, 2048] });
+  // The attention and the fixed ranges stay as they were.
+  assert.deepEqual(second!.intermediate, shardLayout(tinyllama, 2, 1, dtypes).intermediate);
+  assert.equal(second!.attentionOutput, 'row');
+  const specs = shardSpecs(tinyllama, second!);
+  assert.deepEqual(specs['ffn_gate.weight'], { kind: 'column', start: 1408, end: 5632 });
+  assert.deepEqual(specs['ffn_down.weight'], { kind: 'column', start: 512, end: 2048 });
+  assert.deepEqual(heldRows(100, 0, 0.5), [0, 100]);
+  // Not granted: no overlap, four ranks, or rows not in groups of 16 (stories260K's 172).
+  assert.equal(shardLayout(tinyllama, 2, 0, dtypes, 0).feedForward, 'row');
+  assert.equal(shardLayout(tinyllama, 4, 0, dtypes, 0.25).sharedRows, undefined);
+  assert.equal(shardLayout(stories, 2, 0, { attentionOutput: 'f32', down: 'f32' }, 0.25).feedForward, 'row');
+});
+
+test('TESSERA_TP_SHARE: a fraction from 0 to 0.5, default 0.25; anything else is refused with a coded error', () => {
+  assert.equal(sharedRowsOverlap(undefined), 0.25);
+  assert.equal(sharedRowsOverlap('0'), 0);
+  assert.equal(sharedRowsOverlap('0.5'), 0.5);
+  for (const bad of ['0.6', '-1', 'half']) assert.throws(() => sharedRowsOverlap(bad), { code: 'TESSERA_ERR_INVALID_ARGUMENT' });
 });

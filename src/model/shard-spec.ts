@@ -38,6 +38,13 @@ export interface ShardSpec {
 /** A linear layer that ends in a cross-rank sum: one all-reduce, or gathers when the tree cannot be split. */
 export type ProjectionMode = 'row' | 'gathered';
 
+/**
+ * How the feed-forward splits: as its down projection does, or `shared`:
+ * two ranks on one host split the rows of gate/up and of down as they
+ * compute (row-sharing.ts), each within the rows it holds.
+ */
+export type FeedForwardMode = ProjectionMode | 'shared';
+
 export interface ShardLayout {
   readonly tp: number;
   readonly tpRank: number;
@@ -47,7 +54,9 @@ export interface ShardLayout {
   readonly kvHeads: readonly [number, number];
   readonly vocab: readonly [number, number];
   readonly attentionOutput: ProjectionMode;
-  readonly feedForward: ProjectionMode;
+  readonly feedForward: FeedForwardMode;
+  /** With feedForward 'shared': the gate/up rows and the down rows (hidden, over every input) this rank holds. */
+  readonly sharedRows?: { readonly intermediate: readonly [number, number]; readonly hidden: readonly [number, number] };
   /** Rows of gate/up (columns of down) this rank holds. */
   readonly intermediate: readonly [number, number];
   /** Output rows this rank computes in a gathered projection. */
@@ -67,8 +76,13 @@ export function checkTensorParallel(config: ModelConfig, tp: number): void {
   // MoE layers: StageModel refuses them unless given expert feed-forwards (moe-stage.ts: experts whole or spread over the tp ranks).
 }
 
-/** The layout of rank `tpRank` of `tp`; `dtypes` are the stored types of o_proj and down_proj. */
-export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dtypes: { attentionOutput: DType; down: DType }): ShardLayout {
+/**
+ * The layout of rank `tpRank` of `tp`; `dtypes` are the stored types of
+ * o_proj and down_proj. `overlap` > 0 asks for a shared feed-forward (two
+ * ranks on one host): each rank holds its half of the rows plus `overlap`
+ * of them beyond it; it is granted for tp 2 when the sizes allow.
+ */
+export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dtypes: { attentionOutput: DType; down: DType }, overlap = 0): ShardLayout {
   checkTensorParallel(config, tp);
   const headsPerRank = config.numHeads / tp;
   const queryHeads: [number, number] = [tpRank * headsPerRank, (tpRank + 1) * headsPerRank];
@@ -81,6 +95,7 @@ export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dty
   const headColumns = [queryHeads[0] * config.headDim, queryHeads[1] * config.headDim];
   const attentionRow = attentionSplit !== undefined && attentionSplit[0] === headColumns[0] && attentionSplit[1] === headColumns[1];
   const downSplit = treeSplit(config.intermediateSize, reductionLeafSize(dtypes.down), tp, tpRank);
+  const shares = canShareRows(config, tp, overlap);
   return {
     tp,
     tpRank,
@@ -88,10 +103,22 @@ export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dty
     kvHeads,
     vocab: evenSplit(config.vocabSize, tp, tpRank),
     attentionOutput: tp > 1 && !attentionRow ? 'gathered' : 'row',
-    feedForward: downSplit === undefined ? 'gathered' : 'row',
+    feedForward: shares ? 'shared' : downSplit === undefined ? 'gathered' : 'row',
     intermediate: downSplit ?? evenSplit(config.intermediateSize, tp, tpRank),
     hidden: evenSplit(config.hiddenSize, tp, tpRank),
+    ...(shares ? { sharedRows: { intermediate: heldRows(config.intermediateSize, tpRank, overlap), hidden: heldRows(config.hiddenSize, tpRank, overlap) } } : {}),
   };
+}
+
+/** Whether a shared feed-forward can be laid out: two ranks, and rows in whole groups of 16 (the kernels' tiles, where claims start). */
+export function canShareRows(config: ModelConfig, tp: number, overlap: number): boolean {
+  return tp === 2 && overlap > 0 && overlap <= 0.5 && config.intermediateSize % 16 === 0 && config.hiddenSize % 16 === 0;
+}
+
+/** Rows of `length` that rank 0 or 1 holds in a shared projection: its half plus `overlap` of the rows, cut at 16 rows. */
+export function heldRows(length: number, tpRank: number, overlap: number): [number, number] {
+  if (tpRank === 0) return [0, Math.min(length, Math.ceil((length * (0.5 + overlap)) / 16) * 16)];
+  return [Math.max(0, Math.floor((length * (0.5 - overlap)) / 16) * 16), length];
 }
 
 /**
@@ -127,7 +154,8 @@ export function shardSpecs(config: ModelConfig, layout: ShardLayout): Record<str
   const row = ([start, end]: readonly [number, number], unit = 1): ShardSpec => ({ kind: 'row', start: start * unit, end: end * unit });
   const { headDim, hiddenSize } = config;
   const attentionOutput = layout.attentionOutput === 'row' ? row(layout.queryHeads, headDim) : column(layout.hidden);
-  const down = layout.feedForward === 'row' ? row(layout.intermediate) : column(layout.hidden);
+  const down = layout.sharedRows ? column(layout.sharedRows.hidden) : layout.feedForward === 'row' ? row(layout.intermediate) : column(layout.hidden);
+  const gateUp = column(layout.sharedRows?.intermediate ?? layout.intermediate);
   return {
     'token_embd.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
     'output.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
@@ -143,8 +171,8 @@ export function shardSpecs(config: ModelConfig, layout: ShardLayout): Record<str
     'attn_q_norm.weight': whole(headDim),
     'attn_k_norm.weight': whole(headDim),
     'attn_output.weight': attentionOutput,
-    'ffn_gate.weight': column(layout.intermediate),
-    'ffn_up.weight': column(layout.intermediate),
+    'ffn_gate.weight': gateUp,
+    'ffn_up.weight': gateUp,
     'ffn_down.weight': down,
   };
 }

@@ -11,6 +11,7 @@ import { TesseraError } from '../core/errors.js';
 import type { Batch } from './batch.js';
 import type { FeedForward } from './feed-forward.js';
 import { ShardFeedForward } from './shard-feed-forward.js';
+import { SharedFeedForward, type RowSharing } from './shared-feed-forward.js';
 import { GatheredProjection, RowParallelProjection, type OutputProjection } from './shard-projection.js';
 import type { StagePlan, StageWeights } from './shard-weights.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
@@ -27,6 +28,8 @@ export class StageModel {
     readonly plan: StagePlan,
     /** Per layer, replacing the dense tensor-parallel MLPs (MoE layers: moe-stage.ts). */
     feedForwardOverrides?: FeedForward[],
+    /** How the ranks share rows, for a layout whose feed-forward is 'shared'. */
+    rowSharing?: RowSharing,
   ) {
     const layers = weights.transformer.layers;
     const projection = (mode: 'row' | 'gathered', weight: Parameters<typeof backend.matmul>[1]): OutputProjection =>
@@ -36,7 +39,12 @@ export class StageModel {
       if (override) return override;
       const dense = layer.feedForward;
       if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers are not split across ranks by this command yet; run it with --tp 1 --pp 1');
-      return new ShardFeedForward(backend, dense.gate, dense.up, projection(weights.layout.feedForward, dense.down));
+      const { feedForward: mode, sharedRows: shared } = weights.layout;
+      if (mode === 'shared') {
+        if (!rowSharing || !shared) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a shared feed-forward was laid out for a group that cannot share rows');
+        return new SharedFeedForward(rowSharing, dense, { intermediate: shared.intermediate[0], hidden: shared.hidden[0] }, { intermediate: config.intermediateSize, hidden: config.hiddenSize });
+      }
+      return new ShardFeedForward(backend, dense.gate, dense.up, projection(mode, dense.down));
     });
     const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));
     this.transformer = new Transformer(config, weights.transformer, backend, group, feedForwards, attentionOutputs);

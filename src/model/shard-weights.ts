@@ -21,6 +21,8 @@ export interface StagePlan {
   /** Half-open layer range of this rank's pipeline stage. */
   readonly startLayer: number;
   readonly endLayer: number;
+  /** A shared feed-forward's overlap (shard-spec.ts shardLayout); 0 or absent: a fixed split. */
+  readonly overlap?: number;
 }
 
 export interface StageWeights {
@@ -44,7 +46,7 @@ export function loadStageWeights(store: TensorStore, config: ModelConfig, backen
   const layout = shardLayout(config, plan.tp, plan.tpRank, {
     attentionOutput: dtypeOf(`blk.${plan.startLayer}.attn_output.weight`),
     down: dtypeOf(`blk.${plan.startLayer}.ffn_down.weight`),
-  });
+  }, plan.overlap ?? 0);
   const reader = new ShardReader(store, slices, backend, shardSpecs(config, layout), onProgress);
   const { hiddenSize, vocabSize } = config;
   const first = plan.startLayer === 0;

@@ -42,8 +42,13 @@ export interface NativeComm {
   /** The two halves of this rank's shared area (shm groups), else undefined. */
   commAreas(group: NativeHandle): [Float32Array, Float32Array] | undefined;
   commNextHalf(group: NativeHandle): number;
-  /** Fills out[0..4): calls, total ns, wait ns, bytes sent. */
+  /** Fills out[0..4): calls, total ns, wait ns, bytes sent, and out[4] (when there): ns computing inside collectives. */
   commStats(group: NativeHandle, out: Float64Array): void;
+  /**
+   * Shared rows (two members on shared memory): out [numTokens, fullRows] = x·Wᵀ, or silu(x·gateᵀ)·(x·upᵀ)
+   * with two weights; each weight holds rows [heldBegin, heldBegin + rows) (native/src/comm/row-sharing.cc).
+   */
+  shareRows(group: NativeHandle, context: NativeHandle, weights: NativeHandle[], x: Float32Array, numTokens: number, heldBegin: number, fullRows: number, out: Float32Array, floatActivations: boolean): Float32Array;
   /** Whether an abort reached the mesh: abortCollectives() after it was made, or abortCollectives(g) with g ≥ its tag. */
   commAborted(mesh: NativeHandle): boolean;
   abortCollectives(generation?: number): void;

@@ -7,6 +7,8 @@
  */
 import type { NativeHandle } from '../backend/native/native-addon.js';
 import { epochMicros, type TraceEvent } from '../core/trace-event.js';
+import { asNativeWeight } from '../backend/native/native-weight.js';
+import type { RowSharing } from '../model/shared-feed-forward.js';
 import { nativeCall, type NativeComm } from './native-comm.js';
 
 /** Where a group's time went since it was made. */
@@ -16,13 +18,21 @@ export interface CollectiveTimes {
   totalMs: number;
   /** Of which blocked on peers. */
   waitMs: number;
+  /** Of which computing (shared rows: the rows this rank claimed). */
+  computeMs: number;
   bytesSent: number;
+}
+
+/** What a rank's backend lends shared rows: its addon context and activation mode (NativeBackend.rowContext). */
+export interface RowContext {
+  readonly context: NativeHandle;
+  readonly floatActivations: boolean;
 }
 
 export class NativeCollectiveGroup {
   /** This rank's shared area halves (shm groups): partials written there need no copy. */
   private readonly areas: [Float32Array, Float32Array] | undefined;
-  private readonly statsOut = new Float64Array(4);
+  private readonly statsOut = new Float64Array(5);
 
   constructor(
     private readonly comm: NativeComm,
@@ -79,10 +89,23 @@ export class NativeCollectiveGroup {
     return this.areas[this.comm.commNextHalf(this.group)].subarray(0, length);
   }
 
+  /**
+   * Shared rows over this group with a backend's kernels: only for two
+   * members on shared memory (undefined otherwise). Weights must be the
+   * backend's (NativeWeight); spans are traced like a collective's.
+   */
+  rowSharing(backend: RowContext): RowSharing | undefined {
+    if (!this.areas || this.size !== 2) return undefined;
+    return {
+      share: (weights, x, numTokens, heldBegin, fullRows, out) =>
+        this.timed('shared-rows', x.byteLength, () => this.comm.shareRows(this.group, backend.context, weights.map((w) => asNativeWeight(w).handle), x, numTokens, heldBegin, fullRows, out, backend.floatActivations)),
+    };
+  }
+
   times(): CollectiveTimes {
     this.comm.commStats(this.group, this.statsOut);
-    const [calls, totalNs, waitNs, bytesSent] = this.statsOut;
-    return { calls, totalMs: totalNs / 1e6, waitMs: waitNs / 1e6, bytesSent };
+    const [calls, totalNs, waitNs, bytesSent, computeNs] = this.statsOut;
+    return { calls, totalMs: totalNs / 1e6, waitMs: waitNs / 1e6, computeMs: computeNs / 1e6, bytesSent };
   }
 
   private timed<T>(name: string, bytes: number, call: () => T): T {

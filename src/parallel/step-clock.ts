@@ -27,7 +27,7 @@ export interface CommClocks {
 export class StepClock {
   /** Milliseconds inside backend ops (clockedBackend adds to it). */
   computeMs = 0;
-  private start = { at: 0, computeMs: 0, transportWaitMs: 0, sendMs: 0, nativeWaitMs: 0, nativeTotalMs: 0 };
+  private start = { at: 0, computeMs: 0, transportWaitMs: 0, sendMs: 0, nativeWaitMs: 0, nativeTotalMs: 0, nativeComputeMs: 0 };
 
   constructor(private readonly comm: CommClocks) {}
 
@@ -40,6 +40,7 @@ export class StepClock {
       sendMs: this.comm.transport.sendMs,
       nativeWaitMs: native?.waitMs ?? 0,
       nativeTotalMs: native?.totalMs ?? 0,
+      nativeComputeMs: native?.computeMs ?? 0,
     };
   }
 
@@ -48,9 +49,11 @@ export class StepClock {
     const native = this.comm.collectives?.times();
     const nativeWaitMs = (native?.waitMs ?? 0) - this.start.nativeWaitMs;
     const nativeTotalMs = (native?.totalMs ?? 0) - this.start.nativeTotalMs;
-    const computeMs = this.computeMs - this.start.computeMs;
+    // Shared rows compute inside a collective: that time is compute, not transfer.
+    const nativeComputeMs = (native?.computeMs ?? 0) - this.start.nativeComputeMs;
+    const computeMs = this.computeMs - this.start.computeMs + nativeComputeMs;
     const waitMs = this.comm.transport.waitMs - this.start.transportWaitMs + nativeWaitMs;
-    const transferMs = nativeTotalMs - nativeWaitMs + (this.comm.transport.sendMs - this.start.sendMs);
+    const transferMs = nativeTotalMs - nativeWaitMs - nativeComputeMs + (this.comm.transport.sendMs - this.start.sendMs);
     return { stepMs, computeMs, waitMs, transferMs, eventLoopMs: Math.max(0, stepMs - computeMs - waitMs - transferMs) };
   }
 }

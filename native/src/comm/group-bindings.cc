@@ -153,7 +153,7 @@ Napi::Value NextHalf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), box.shm ? box.shm->nextHalf() : -1);
 }
 
-/** stats(group, out Float64Array[4]): calls, total ns, wait ns, bytes sent. */
+/** stats(group, out Float64Array[4 or 5]): calls, total ns, wait ns, bytes sent (and compute ns inside collectives). */
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   GroupBox& box = groupArg(info);
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw Napi::TypeError::New(info.Env(), "expected a Float64Array");
@@ -164,6 +164,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   out[1] = static_cast<double>(s.totalNs);
   out[2] = static_cast<double>(s.waitNs);
   out[3] = static_cast<double>(s.bytesSent);
+  if (out.ElementLength() > 4) out[4] = static_cast<double>(s.computeNs);
   return info.Env().Undefined();
 }
 

@@ -20,6 +20,8 @@ struct CommStats {
   uint64_t waitNs = 0;
   /** Bytes this rank wrote for peers. */
   uint64_t bytesSent = 0;
+  /** Of the total, computing inside a collective (shared rows: the rows this rank claimed). */
+  uint64_t computeNs = 0;
 };
 
 class Group {

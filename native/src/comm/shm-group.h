@@ -13,6 +13,7 @@
 // ordinary array goes through in pieces of 1 MiB, so what one step writes
 // the next reads from cache.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -20,6 +21,9 @@
 #include "shm-mesh.h"
 
 namespace tessera::comm {
+
+/** Computes rows [begin, end) of tokens [t0, t1) into dst (row r of token t at dst[(t - t0) * stride + (r - begin)]). */
+using RowCompute = std::function<void(int t0, int t1, int64_t begin, int64_t end, float* dst, int64_t stride)>;
 
 class ShmGroup : public Group {
  public:
@@ -30,6 +34,17 @@ class ShmGroup : public Group {
   void allGather(const uint8_t* mine, size_t length, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& lengths) override;
   void allToAll(const uint8_t* const* parts, const uint64_t* lengths, const std::function<uint8_t*(size_t)>& allocate, std::vector<uint64_t>& received) override;
   float* partialBuffer(size_t count) override;
+  /**
+   * A projection whose output rows [0, fullRows) two members share as they
+   * go (row-sharing.cc): member 0 claims chunks of `chunkRows` from the low
+   * end, member 1 from the high end, each only within the rows it holds
+   * [heldBegin, heldEnd), so the faster one takes more; `compute(t0, t1,
+   * begin, end, dst, stride)` writes rows [begin, end) of tokens [t0, t1)
+   * at dst[(t - t0) * stride + (r - begin)]. Every member gets all rows of
+   * every token in out [numTokens, fullRows]. A row is computed whole by
+   * one member, so the bits do not depend on who computed it.
+   */
+  void shareRows(int64_t fullRows, int64_t chunkRows, int64_t heldBegin, int64_t heldEnd, int numTokens, const RowCompute& compute, float* out);
   int size() const override { return static_cast<int>(members_.size()); }
   int index() const override { return index_; }
   /** Which half the next round uses (the JS views of the two halves are made once). */
@@ -40,6 +55,8 @@ class ShmGroup : public Group {
   enum class Staging { kRegistered, kWhole, kDirect };
 
   void reduceRound(float* values, size_t length, Staging staging);
+  /** One round of shareRows over tokens [t0, t1) (they fit in an area half). */
+  void shareRound(int64_t fullRows, int64_t chunkRows, int64_t heldBegin, int64_t heldEnd, int t0, int t1, const RowCompute& compute, float* out);
   /** Whether values[0, count) shares bytes with this rank's area. */
   bool overlapsArea(const float* values, size_t count) const;
   void publish(uint64_t phase);

@@ -17,7 +17,7 @@
 namespace tessera::comm {
 
 constexpr uint64_t kSegmentMagic = 0x31617373'65737465ULL;  // "tessera1" little-endian-ish tag
-constexpr uint32_t kSegmentVersion = 1;
+constexpr uint32_t kSegmentVersion = 2;
 constexpr int kMaxSlots = 4;
 constexpr size_t kPathBytes = 200;
 
@@ -27,6 +27,13 @@ struct alignas(64) GroupSlot {
   std::atomic<uint64_t> phase;
   /** All-gather: this rank's part length in round-r half r%2 ([2] like the area halves). */
   uint64_t partBytes[2];
+  /**
+   * Shared rows (row-sharing.cc), in the first member's slot only: round r's
+   * claims in [r%2], (r+1) in the high 32 bits, the next unclaimed chunk from
+   * the low end and one past the last from the high end in 16 bits each. Its
+   * own line: every member writes it.
+   */
+  alignas(64) std::atomic<uint64_t> claims[2];
 };
 
 /** A 64-bit index alone on its cache line (ring head and tail are written by different processes). */

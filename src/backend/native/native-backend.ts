@@ -54,6 +54,11 @@ export class NativeBackend implements Backend {
   private readonly addon: NativeAddon;
   private readonly context: NativeHandle;
 
+  /** The addon context and activation mode, for ops run outside this interface (shared rows: src/parallel/native-group.ts). */
+  rowContext(): { context: NativeHandle; floatActivations: boolean } {
+    return { context: this.context, floatActivations: this.floatActivations };
+  }
+
   constructor(options: NativeBackendOptions = {}) {
     const load = loadNativeAddon();
     if (!load.ok) {
