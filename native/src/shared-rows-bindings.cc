@@ -13,8 +13,8 @@
 namespace tessera {
 namespace {
 
-/** About this many chunks per projection: fine enough to balance, long enough to stream. */
-constexpr int64_t kChunksPerProjection = 32;
+/** Rows per chunk, the unit of a claim: one tile of the kernels (claims take runs of chunks). */
+constexpr int64_t kChunkRows = 16;
 
 const NativeWeight* weightAt(const Napi::Array& weights, uint32_t i, const Napi::Env& env) {
   Napi::Value w = weights[i];
@@ -46,7 +46,8 @@ Napi::Value ShareRows(const Napi::CallbackInfo& info) {
   require(heldBegin >= 0 && heldBegin % 16 == 0 && heldBegin + first->rows() <= fullRows, env, "the held rows lie outside the projection or do not start on 16 rows");
   Napi::Float32Array out = outputArg(info, 7, static_cast<size_t>(numTokens) * static_cast<size_t>(fullRows));
   const bool floatActivations = info[8].ToBoolean().Value();
-  const int64_t chunkRows = std::max<int64_t>(32, (fullRows / kChunksPerProjection + 15) / 16 * 16);
+  // A claim word counts chunks in 16 bits: long projections (a vocabulary) take longer chunks.
+  const int64_t chunkRows = std::max<int64_t>(kChunkRows, (fullRows / 60000 + 1) * kChunkRows);
   bindings::guarded(env, [&] {
     const RowRangeMatmul rows(*context.kernels, *context.pool, first->dtype(), first->cols(), x.Data(), numTokens, floatActivations);
     std::vector<float> gate, up;

@@ -7,10 +7,10 @@
 //
 // Round r (area half r % 2), tokens [t0, t1):
 //   1. the first member to arrive sets the claim word of half r%2 to
-//      (r+1, 0, chunks); member 0 then takes chunks from the low end,
-//      member 1 from the high end, one compare-and-swap each, while the
-//      chunk lies in the rows it holds; each writes its rows into its own
-//      area half;
+//      (r+1, 0, chunks); member 0 then takes runs of chunks from the low
+//      end, member 1 from the high end (an eighth of what is left, so the
+//      last claims are short), one compare-and-swap each, within the rows
+//      it holds; each writes its rows into its own area half;
 //   2. publish 2r+1, wait for the peer's 2r+1: every chunk is computed, and
 //      the two ends met at chunk x;
 //   3. copy rows [0, x) from member 0's area and [x, end) from member 1's
@@ -66,13 +66,23 @@ void ShmGroup::shareRound(int64_t fullRows, int64_t chunkRows, int64_t heldBegin
     const uint64_t low = lowOf(seen);
     const uint64_t high = highOf(seen);
     if (low >= high) break;
-    const uint64_t chunk = index_ == 0 ? low : high - 1;
-    const int64_t begin = static_cast<int64_t>(chunk) * chunkRows;
-    const int64_t end = std::min(fullRows, begin + chunkRows);
-    // The next chunk from this end lies outside the rows held here: the peer computes the rest.
-    if (begin < heldBegin || end > heldEnd) break;
-    const uint64_t next = index_ == 0 ? claimWord(round, low + 1, high) : claimWord(round, low, high - 1);
+    // Guided sizes: an eighth of what is left (at least one chunk), so claims start long (the weights stream in long
+    // runs) and end short (the member that finishes first waits for at most one short claim of the other's).
+    uint64_t take = std::max<uint64_t>(1, (high - low) / 8);
+    uint64_t first = index_ == 0 ? low : high - take;
+    // Only rows held here: the peer computes the rest.
+    const uint64_t heldFirst = static_cast<uint64_t>((heldBegin + chunkRows - 1) / chunkRows);
+    const uint64_t heldLast = heldEnd == fullRows ? chunks : static_cast<uint64_t>(heldEnd / chunkRows);
+    if (index_ == 0 && first + take > heldLast) take = heldLast > first ? heldLast - first : 0;
+    if (index_ == 1 && first < heldFirst) {
+      take = high > heldFirst ? high - heldFirst : 0;
+      first = high - take;
+    }
+    if (take == 0) break;
+    const uint64_t next = index_ == 0 ? claimWord(round, low + take, high) : claimWord(round, low, high - take);
     if (!word.compare_exchange_weak(seen, next, std::memory_order_acq_rel)) continue;
+    const int64_t begin = static_cast<int64_t>(first) * chunkRows;
+    const int64_t end = std::min(fullRows, static_cast<int64_t>(first + take) * chunkRows);
     compute(t0, t1, begin, end, mine + begin, fullRows);
   }
   stats.computeNs += nowNs() - computeStart;
