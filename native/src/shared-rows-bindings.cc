@@ -4,6 +4,7 @@
 #include "shared-rows-bindings.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "comm/binding-args.h"
@@ -12,6 +13,21 @@
 
 namespace tessera {
 namespace {
+
+/** Adds the activations' preparation (quantizing x: compute, before the shared round) to the group's counters. */
+class PrepTimer {
+ public:
+  explicit PrepTimer(comm::CommStats& stats) : stats_(stats), start_(comm::nowNs()) {}
+  void done() const {
+    const uint64_t spent = comm::nowNs() - start_;
+    stats_.totalNs += spent;
+    stats_.computeNs += spent;
+  }
+
+ private:
+  comm::CommStats& stats_;
+  uint64_t start_;
+};
 
 /** Rows per chunk, the unit of a claim: one tile of the kernels (claims take runs of chunks). */
 constexpr int64_t kChunkRows = 16;
@@ -49,7 +65,9 @@ Napi::Value ShareRows(const Napi::CallbackInfo& info) {
   // A claim word counts chunks in 16 bits: long projections (a vocabulary) take longer chunks.
   const int64_t chunkRows = std::max<int64_t>(kChunkRows, (fullRows / 60000 + 1) * kChunkRows);
   bindings::guarded(env, [&] {
+    const PrepTimer prep(box.shm->stats);
     const RowRangeMatmul rows(*context.kernels, *context.pool, first->dtype(), first->cols(), x.Data(), numTokens, floatActivations);
+    prep.done();
     std::vector<float> gate, up;
     box.shm->shareRows(fullRows, chunkRows, heldBegin, heldBegin + first->rows(), numTokens, [&](int t0, int t1, int64_t begin, int64_t end, float* dst, int64_t stride) {
       const int64_t width = end - begin;
@@ -65,8 +83,87 @@ Napi::Value ShareRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
+/** One projection of a concatenation: its weight (the rows held here, or none), where they start, and its rows in all. */
+struct Part {
+  const NativeWeight* weight;
+  int64_t heldBegin;
+  int64_t fullRows;
+  /** First row of this part in the concatenation. */
+  int64_t offset;
+  int64_t heldRows() const { return weight ? weight->rows() : 0; }
+};
+
+/**
+ * shareRowsConcatenated(group, context, weights (handle or null: none held), x [numTokens, K], numTokens,
+ *                       heldBegins, fullRows, outs [numTokens, fullRows_i], floatActivations) → outs.
+ * The projections' rows as one concatenation (q, k, v: one claim round instead of three); the rows held
+ * here must be one run of it (a prefix on member 0, a suffix on member 1).
+ */
+Napi::Value ShareRowsConcatenated(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bindings::GroupBox& box = bindings::groupArg(info);
+  if (!box.shm) throw Napi::TypeError::New(env, "shared rows need a shared-memory group");
+  require(info.Length() > 8 && info[1].IsExternal() && info[2].IsArray() && info[5].IsArray() && info[6].IsArray() && info[7].IsArray(), env,
+          "shareRowsConcatenated(group, context, weights, x, numTokens, heldBegins, fullRows, outs, floatActivations)");
+  const Context& context = *info[1].As<Napi::External<Context>>().Data();
+  Napi::Array weights = info[2].As<Napi::Array>();
+  Napi::Array heldBegins = info[5].As<Napi::Array>();
+  Napi::Array fullRows = info[6].As<Napi::Array>();
+  Napi::Array outs = info[7].As<Napi::Array>();
+  const uint32_t count = weights.Length();
+  require(count > 0 && heldBegins.Length() == count && fullRows.Length() == count && outs.Length() == count, env, "weights, heldBegins, fullRows and outs differ in length");
+  Napi::Float32Array x = floats(info, 3, "x");
+  const int numTokens = static_cast<int>(number(info, 4, "numTokens"));
+  const bool floatActivations = info[8].ToBoolean().Value();
+  std::vector<Part> parts;
+  std::vector<float*> outputs;
+  const NativeWeight* model = nullptr;
+  int64_t total = 0, heldFirst = -1, heldEnd = 0, heldSum = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value w = weights[i];
+    const NativeWeight* weight = w.IsNull() ? nullptr : weightAt(weights, i, env);
+    Part part{weight, static_cast<int64_t>(heldBegins.Get(i).As<Napi::Number>().Int64Value()), static_cast<int64_t>(fullRows.Get(i).As<Napi::Number>().Int64Value()), total};
+    require(part.fullRows > 0 && part.fullRows % 16 == 0 && part.heldBegin >= 0 && part.heldBegin % 16 == 0 && part.heldBegin + part.heldRows() <= part.fullRows, env, "a part's rows are not whole tiles, or its held rows lie outside it");
+    if (weight) {
+      require(!model || (weight->dtype() == model->dtype() && weight->cols() == model->cols()), env, "the parts differ in type or width");
+      model = model ? model : weight;
+      if (heldFirst < 0) heldFirst = part.offset + part.heldBegin;
+      heldEnd = part.offset + part.heldBegin + part.heldRows();
+      heldSum += part.heldRows();
+    }
+    Napi::Value o = outs[i];
+    require(o.IsTypedArray() && o.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array && o.As<Napi::Float32Array>().ElementLength() == static_cast<size_t>(numTokens) * static_cast<size_t>(part.fullRows), env, "an out has the wrong length");
+    outputs.push_back(o.As<Napi::Float32Array>().Data());
+    parts.push_back(part);
+    total += part.fullRows;
+  }
+  require(model != nullptr && heldSum == heldEnd - heldFirst, env, "the rows held here are not one run of the concatenation");
+  require(numTokens > 0 && x.ElementLength() == static_cast<size_t>(numTokens) * static_cast<size_t>(model->cols()), env, "x does not hold numTokens rows of the weights' columns");
+  const int64_t chunkRows = std::max<int64_t>(kChunkRows, (total / 60000 + 1) * kChunkRows);
+  std::vector<float> joined(static_cast<size_t>(numTokens) * static_cast<size_t>(total));
+  bindings::guarded(env, [&] {
+    const PrepTimer prep(box.shm->stats);
+    const RowRangeMatmul rows(*context.kernels, *context.pool, model->dtype(), model->cols(), x.Data(), numTokens, floatActivations);
+    prep.done();
+    box.shm->shareRows(total, chunkRows, heldFirst, heldEnd, numTokens, [&](int t0, int t1, int64_t begin, int64_t end, float* dst, int64_t stride) {
+      for (const Part& part : parts) {
+        const int64_t from = std::max(begin, part.offset), to = std::min(end, part.offset + part.fullRows);
+        if (from >= to) continue;
+        rows.rows(*part.weight, from - part.offset - part.heldBegin, to - part.offset - part.heldBegin, t0, t1, dst + (from - begin), stride);
+      }
+    }, joined.data());
+  });
+  for (size_t i = 0; i < parts.size(); i++) {
+    for (int t = 0; t < numTokens; t++) std::memcpy(outputs[i] + t * parts[i].fullRows, joined.data() + t * total + parts[i].offset, static_cast<size_t>(parts[i].fullRows) * sizeof(float));
+  }
+  return outs;
+}
+
 }  // namespace
 
-void addSharedRowsBindings(Napi::Env env, Napi::Object exports) { exports.Set("shareRows", Napi::Function::New(env, ShareRows)); }
+void addSharedRowsBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("shareRows", Napi::Function::New(env, ShareRows));
+  exports.Set("shareRowsConcatenated", Napi::Function::New(env, ShareRowsConcatenated));
+}
 
 }  // namespace tessera

@@ -31,23 +31,28 @@ test('degrees that cannot split the model are refused, naming the constraint', (
 
 const tinyllama = { numHeads: 32, numKvHeads: 4, headDim: 64, hiddenSize: 2048, intermediateSize: 5632, vocabSize: 32000 } as ModelConfig;
 
-test('a shared feed-forward: two ranks hold their half plus the overlap, cut at 16 rows; other layouts are left alone', () => {
+test('a shared stage: two ranks run every head and hold their half of each matrix plus the overlap, cut at 16 rows', () => {
   const dtypes = { attentionOutput: 'q8_0', down: 'q8_0' } as const;
   const [first, second] = [0, 1].map((r) => shardLayout(tinyllama, 2, r, dtypes, 0.25));
   assert.equal(first!.feedForward, 'shared');
-  assert.deepEqual(first!.sharedRows, { intermediate: [0, 4224], hidden: [0, 1536] });
-  assert.deepEqual(second!.sharedRows, { intermediate: [1408, 5632], hidden: [512, 2048] });
-  // The attention and the fixed ranges stay as they were.
-  assert.deepEqual(second!.intermediate, shardLayout(tinyllama, 2, 1, dtypes).intermediate);
-  assert.equal(second!.attentionOutput, 'row');
-  const specs = shardSpecs(tinyllama, second!);
-  assert.deepEqual(specs['ffn_gate.weight'], { kind: 'column', start: 1408, end: 5632 });
-  assert.deepEqual(specs['ffn_down.weight'], { kind: 'column', start: 512, end: 2048 });
+  assert.deepEqual(first!.shared, { overlap: 0.25 });
+  assert.deepEqual([second!.queryHeads, second!.kvHeads, second!.vocab], [[0, 32], [0, 4], [0, 32000]]);
+  const [specs0, specs1] = [shardSpecs(tinyllama, first!), shardSpecs(tinyllama, second!)];
+  assert.deepEqual(specs0['ffn_gate.weight'], { kind: 'column', start: 0, end: 4224 });
+  assert.deepEqual(specs1['ffn_gate.weight'], { kind: 'column', start: 1408, end: 5632 });
+  assert.deepEqual(specs1['ffn_down.weight'], { kind: 'column', start: 512, end: 2048 });
+  // q, k, v: one run of their 2,560 concatenated rows each ([0, 1920) and [640, 2560)).
+  assert.deepEqual(specs0['attn_q.weight'], { kind: 'column', start: 0, end: 1920 });
+  assert.deepEqual(specs0['attn_k.weight'], { kind: 'column', start: 0, end: 0 });
+  assert.deepEqual(specs1['attn_q.weight'], { kind: 'column', start: 640, end: 2048 });
+  assert.deepEqual(specs1['attn_v.weight'], { kind: 'column', start: 0, end: 256 });
+  assert.deepEqual(specs0['output.weight'], { kind: 'column', start: 0, end: 24000 });
+  assert.equal(specs1['token_embd.weight']!.kind, 'replicated');
   assert.deepEqual(heldRows(100, 0, 0.5), [0, 100]);
   // Not granted: no overlap, four ranks, or rows not in groups of 16 (stories260K's 172).
   assert.equal(shardLayout(tinyllama, 2, 0, dtypes, 0).feedForward, 'row');
-  assert.equal(shardLayout(tinyllama, 4, 0, dtypes, 0.25).sharedRows, undefined);
-  assert.equal(shardLayout(stories, 2, 0, { attentionOutput: 'f32', down: 'f32' }, 0.25).feedForward, 'row');
+  assert.equal(shardLayout(tinyllama, 4, 0, dtypes, 0.25).shared, undefined);
+  assert.equal(shardLayout(stories, 2, 0, { attentionOutput: 'f32', down: 'f32' }, 0.25).shared, undefined);
 });
 
 test('TESSERA_TP_SHARE: a fraction from 0 to 0.5, default 0.25; anything else is refused with a coded error', () => {

@@ -39,9 +39,8 @@ export interface ShardSpec {
 export type ProjectionMode = 'row' | 'gathered';
 
 /**
- * How the feed-forward splits: as its down projection does, or `shared`:
- * two ranks on one host split the rows of gate/up and of down as they
- * compute (row-sharing.ts), each within the rows it holds.
+ * How the feed-forward splits: as its down projection does, or `shared`
+ * (a shared stage, below).
  */
 export type FeedForwardMode = ProjectionMode | 'shared';
 
@@ -55,8 +54,13 @@ export interface ShardLayout {
   readonly vocab: readonly [number, number];
   readonly attentionOutput: ProjectionMode;
   readonly feedForward: FeedForwardMode;
-  /** With feedForward 'shared': the gate/up rows and the down rows (hidden, over every input) this rank holds. */
-  readonly sharedRows?: { readonly intermediate: readonly [number, number]; readonly hidden: readonly [number, number] };
+  /**
+   * A shared stage (two ranks on one host, shared-stage.ts): each rank runs
+   * every head and holds the whole embedding and KV, and of every matrix the
+   * rows heldRows(rows, tpRank, overlap) gives; the two split each matmul's
+   * rows as they compute (native/src/comm/row-sharing.cc).
+   */
+  readonly shared?: { readonly overlap: number };
   /** Rows of gate/up (columns of down) this rank holds. */
   readonly intermediate: readonly [number, number];
   /** Output rows this rank computes in a gathered projection. */
@@ -78,9 +82,9 @@ export function checkTensorParallel(config: ModelConfig, tp: number): void {
 
 /**
  * The layout of rank `tpRank` of `tp`; `dtypes` are the stored types of
- * o_proj and down_proj. `overlap` > 0 asks for a shared feed-forward (two
- * ranks on one host): each rank holds its half of the rows plus `overlap`
- * of them beyond it; it is granted for tp 2 when the sizes allow.
+ * o_proj and down_proj. `overlap` > 0 asks for a shared stage (two ranks on
+ * one host, ShardLayout.shared): each rank holds its half of every matrix's
+ * rows plus `overlap` of them beyond it; granted when canShareRows.
  */
 export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dtypes: { attentionOutput: DType; down: DType }, overlap = 0): ShardLayout {
   checkTensorParallel(config, tp);
@@ -95,7 +99,7 @@ export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dty
   const headColumns = [queryHeads[0] * config.headDim, queryHeads[1] * config.headDim];
   const attentionRow = attentionSplit !== undefined && attentionSplit[0] === headColumns[0] && attentionSplit[1] === headColumns[1];
   const downSplit = treeSplit(config.intermediateSize, reductionLeafSize(dtypes.down), tp, tpRank);
-  const shares = canShareRows(config, tp, overlap);
+  if (canShareRows(config, tp, overlap)) return sharedLayout(config, tp, tpRank, overlap);
   return {
     tp,
     tpRank,
@@ -103,16 +107,35 @@ export function shardLayout(config: ModelConfig, tp: number, tpRank: number, dty
     kvHeads,
     vocab: evenSplit(config.vocabSize, tp, tpRank),
     attentionOutput: tp > 1 && !attentionRow ? 'gathered' : 'row',
-    feedForward: shares ? 'shared' : downSplit === undefined ? 'gathered' : 'row',
+    feedForward: downSplit === undefined ? 'gathered' : 'row',
     intermediate: downSplit ?? evenSplit(config.intermediateSize, tp, tpRank),
     hidden: evenSplit(config.hiddenSize, tp, tpRank),
-    ...(shares ? { sharedRows: { intermediate: heldRows(config.intermediateSize, tpRank, overlap), hidden: heldRows(config.hiddenSize, tpRank, overlap) } } : {}),
   };
 }
 
-/** Whether a shared feed-forward can be laid out: two ranks, and rows in whole groups of 16 (the kernels' tiles, where claims start). */
+/** Every head, the whole vocabulary and the whole intermediate on this rank: what it holds of each matrix is heldRows'. */
+function sharedLayout(config: ModelConfig, tp: number, tpRank: number, overlap: number): ShardLayout {
+  return {
+    tp,
+    tpRank,
+    queryHeads: [0, config.numHeads],
+    kvHeads: [0, config.numKvHeads],
+    vocab: [0, config.vocabSize],
+    attentionOutput: 'row',
+    feedForward: 'shared',
+    intermediate: [0, config.intermediateSize],
+    hidden: [0, config.hiddenSize],
+    shared: { overlap },
+  };
+}
+
+/**
+ * Whether a shared stage can be laid out: two ranks, dense layers, and every
+ * matrix's rows in whole groups of 16 (the kernels' tiles, where claims start).
+ */
 export function canShareRows(config: ModelConfig, tp: number, overlap: number): boolean {
-  return tp === 2 && overlap > 0 && overlap <= 0.5 && config.intermediateSize % 16 === 0 && config.hiddenSize % 16 === 0;
+  const rows = [config.hiddenSize, config.intermediateSize, config.numHeads * config.headDim, config.numKvHeads * config.headDim, config.vocabSize];
+  return tp === 2 && overlap > 0 && overlap <= 0.5 && !config.moe && rows.every((count) => count % 16 === 0);
 }
 
 /** Rows of `length` that rank 0 or 1 holds in a shared projection: its half plus `overlap` of the rows, cut at 16 rows. */
@@ -154,8 +177,8 @@ export function shardSpecs(config: ModelConfig, layout: ShardLayout): Record<str
   const row = ([start, end]: readonly [number, number], unit = 1): ShardSpec => ({ kind: 'row', start: start * unit, end: end * unit });
   const { headDim, hiddenSize } = config;
   const attentionOutput = layout.attentionOutput === 'row' ? row(layout.queryHeads, headDim) : column(layout.hidden);
-  const down = layout.sharedRows ? column(layout.sharedRows.hidden) : layout.feedForward === 'row' ? row(layout.intermediate) : column(layout.hidden);
-  const gateUp = column(layout.sharedRows?.intermediate ?? layout.intermediate);
+  if (layout.shared) return sharedSpecs(config, layout.tpRank, layout.shared.overlap);
+  const down = layout.feedForward === 'row' ? row(layout.intermediate) : column(layout.hidden);
   return {
     'token_embd.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
     'output.weight': { kind: 'vocab', start: layout.vocab[0], end: layout.vocab[1] },
@@ -171,8 +194,44 @@ export function shardSpecs(config: ModelConfig, layout: ShardLayout): Record<str
     'attn_q_norm.weight': whole(headDim),
     'attn_k_norm.weight': whole(headDim),
     'attn_output.weight': attentionOutput,
-    'ffn_gate.weight': gateUp,
-    'ffn_up.weight': gateUp,
+    'ffn_gate.weight': column(layout.intermediate),
+    'ffn_up.weight': column(layout.intermediate),
     'ffn_down.weight': down,
+  };
+}
+
+/** A shared stage's specs: the held rows of every matrix, every vector and the embedding whole. */
+function sharedSpecs(config: ModelConfig, tpRank: number, overlap: number): Record<string, ShardSpec> {
+  const held = (rows: number): ShardSpec => {
+    const [start, end] = heldRows(rows, tpRank, overlap);
+    return { kind: 'column', start, end };
+  };
+  const whole = (length: number): ShardSpec => ({ kind: 'replicated', start: 0, end: length });
+  const { headDim, hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize } = config;
+  // q, k and v are shared as one concatenation (one round a layer): what a rank holds is one run of it.
+  const [queryRows, kvRows] = [numHeads * headDim, numKvHeads * headDim];
+  const [runStart, runEnd] = heldRows(queryRows + 2 * kvRows, tpRank, overlap);
+  const ofRun = (offset: number, rows: number): ShardSpec => {
+    const start = Math.min(rows, Math.max(0, runStart - offset));
+    return { kind: 'column', start, end: Math.max(start, Math.min(rows, runEnd - offset)) };
+  };
+  return {
+    'token_embd.weight': whole(vocabSize),
+    'output.weight': held(vocabSize),
+    'output_norm.weight': whole(hiddenSize),
+    'attn_norm.weight': whole(hiddenSize),
+    'ffn_norm.weight': whole(hiddenSize),
+    'attn_q.weight': ofRun(0, queryRows),
+    'attn_k.weight': ofRun(queryRows, kvRows),
+    'attn_v.weight': ofRun(queryRows + kvRows, kvRows),
+    'attn_q.bias': whole(numHeads * headDim),
+    'attn_k.bias': whole(numKvHeads * headDim),
+    'attn_v.bias': whole(numKvHeads * headDim),
+    'attn_q_norm.weight': whole(headDim),
+    'attn_k_norm.weight': whole(headDim),
+    'attn_output.weight': held(hiddenSize),
+    'ffn_gate.weight': held(intermediateSize),
+    'ffn_up.weight': held(intermediateSize),
+    'ffn_down.weight': held(hiddenSize),
   };
 }

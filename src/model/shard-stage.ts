@@ -11,7 +11,9 @@ import { TesseraError } from '../core/errors.js';
 import type { Batch } from './batch.js';
 import type { FeedForward } from './feed-forward.js';
 import { ShardFeedForward } from './shard-feed-forward.js';
-import { SharedFeedForward, type RowSharing } from './shared-feed-forward.js';
+import { SharedFeedForward } from './shared-feed-forward.js';
+import { isSharedWeight, sharingBackend, type RowSharing } from './shared-stage.js';
+import { SINGLE_RANK } from './tensor-parallel.js';
 import { GatheredProjection, RowParallelProjection, type OutputProjection } from './shard-projection.js';
 import type { StagePlan, StageWeights } from './shard-weights.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
@@ -19,12 +21,14 @@ import { Transformer } from './transformer.js';
 
 export class StageModel {
   readonly transformer: Transformer;
+  /** The collectives of embed and head: the stage's group, or none in a shared stage (every rank holds all of it). */
+  private readonly group: TensorParallelGroup;
 
   constructor(
     readonly config: ModelConfig,
     private readonly weights: StageWeights,
     private readonly backend: Backend,
-    private readonly group: TensorParallelGroup,
+    group: TensorParallelGroup,
     readonly plan: StagePlan,
     /** Per layer, replacing the dense tensor-parallel MLPs (MoE layers: moe-stage.ts). */
     feedForwardOverrides?: FeedForward[],
@@ -32,22 +36,27 @@ export class StageModel {
     rowSharing?: RowSharing,
   ) {
     const layers = weights.transformer.layers;
-    const projection = (mode: 'row' | 'gathered', weight: Parameters<typeof backend.matmul>[1]): OutputProjection =>
-      mode === 'row' ? new RowParallelProjection(backend, weight, group) : new GatheredProjection(backend, weight, group);
-    const feedForwards: FeedForward[] = layers.map((layer, index) => {
-      const override = feedForwardOverrides?.[index];
-      if (override) return override;
-      const dense = layer.feedForward;
-      if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers are not split across ranks by this command yet; run it with --tp 1 --pp 1');
-      const { feedForward: mode, sharedRows: shared } = weights.layout;
-      if (mode === 'shared') {
-        if (!rowSharing || !shared) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a shared feed-forward was laid out for a group that cannot share rows');
-        return new SharedFeedForward(rowSharing, dense, { intermediate: shared.intermediate[0], hidden: shared.hidden[0] }, { intermediate: config.intermediateSize, hidden: config.hiddenSize });
-      }
-      return new ShardFeedForward(backend, dense.gate, dense.up, projection(mode, dense.down));
-    });
-    const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));
-    this.transformer = new Transformer(config, weights.transformer, backend, group, feedForwards, attentionOutputs);
+    if (weights.layout.shared) {
+      if (!rowSharing) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a shared stage was laid out for a group that cannot share rows');
+      // Every rank runs the whole stage; only the matmuls' rows are split, inside the sharing backend.
+      this.group = SINGLE_RANK;
+      this.transformer = sharedTransformer(config, weights, sharingBackend(backend, rowSharing), rowSharing);
+    } else {
+      this.group = group;
+      const projection = (mode: 'row' | 'gathered', weight: Parameters<typeof backend.matmul>[1]): OutputProjection =>
+        mode === 'row' ? new RowParallelProjection(backend, weight, group) : new GatheredProjection(backend, weight, group);
+      const feedForwards: FeedForward[] = layers.map((layer, index) => {
+        const override = feedForwardOverrides?.[index];
+        if (override) return override;
+        const dense = layer.feedForward;
+        if (!dense) throw new TesseraError('TESSERA_ERR_SHARD_CONSTRAINT', 'mixture-of-experts layers are not split across ranks by this command yet; run it with --tp 1 --pp 1');
+        const mode = weights.layout.feedForward;
+        if (mode === 'shared') throw new TesseraError('TESSERA_ERR_INTERNAL', 'a shared feed-forward outside a shared stage');
+        return new ShardFeedForward(backend, dense.gate, dense.up, projection(mode, dense.down));
+      });
+      const attentionOutputs = layers.map((layer) => projection(weights.layout.attentionOutput, layer.attentionOutput));
+      this.transformer = new Transformer(config, weights.transformer, backend, group, feedForwards, attentionOutputs);
+    }
     // Expert layers route and exchange tokens on the host between ops: those stages run op by op.
     this.recordsSteps = backend.beginStep !== undefined && !feedForwardOverrides?.some((override) => override !== undefined);
   }
@@ -114,4 +123,16 @@ export class StageModel {
     const [start, end] = this.weights.layout.vocab;
     return this.group.allGatherColumns(slice, slice.length / (end - start));
   }
+}
+
+/** A shared stage's Transformer: every head, over `backend` whose matmuls of shared weights are shared. */
+function sharedTransformer(config: ModelConfig, weights: StageWeights, backend: Backend, rows: RowSharing): Transformer {
+  const layers = weights.transformer.layers;
+  const feedForwards = layers.map((layer) => {
+    const dense = layer.feedForward;
+    if (!dense || !isSharedWeight(dense.gate) || !isSharedWeight(dense.up) || !isSharedWeight(dense.down)) throw new TesseraError('TESSERA_ERR_INTERNAL', 'a shared stage needs dense feed-forwards of shared weights');
+    return new SharedFeedForward(rows, dense.gate, dense.up, dense.down);
+  });
+  const attentionOutputs = layers.map((layer) => new RowParallelProjection(backend, layer.attentionOutput, SINGLE_RANK));
+  return new Transformer(config, weights.transformer, backend, SINGLE_RANK, feedForwards, attentionOutputs);
 }

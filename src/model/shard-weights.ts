@@ -12,6 +12,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
 import { matrixShape, type TensorStore } from '../format/tensor-store.js';
 import { shardLayout, shardSpecs, type ShardLayout, type ShardSpec } from './shard-spec.js';
+import { sharedWeight } from './shared-stage.js';
 import type { LayerWeights, LoadProgress, TransformerWeights } from './transformer-weights.js';
 
 /** Which part of the model one rank runs. */
@@ -21,7 +22,7 @@ export interface StagePlan {
   /** Half-open layer range of this rank's pipeline stage. */
   readonly startLayer: number;
   readonly endLayer: number;
-  /** A shared feed-forward's overlap (shard-spec.ts shardLayout); 0 or absent: a fixed split. */
+  /** A shared stage's overlap (shard-spec.ts shardLayout); 0 or absent: a fixed split. */
   readonly overlap?: number;
 }
 
@@ -47,7 +48,7 @@ export function loadStageWeights(store: TensorStore, config: ModelConfig, backen
     attentionOutput: dtypeOf(`blk.${plan.startLayer}.attn_output.weight`),
     down: dtypeOf(`blk.${plan.startLayer}.ffn_down.weight`),
   }, plan.overlap ?? 0);
-  const reader = new ShardReader(store, slices, backend, shardSpecs(config, layout), onProgress);
+  const reader = new ShardReader(store, slices, backend, shardSpecs(config, layout), layout.shared !== undefined, onProgress);
   const { hiddenSize, vocabSize } = config;
   const first = plan.startLayer === 0;
   const last = plan.endLayer === config.numLayers;
@@ -99,6 +100,8 @@ class ShardReader {
     private readonly slices: SliceReader,
     private readonly backend: Backend,
     private readonly specs: Record<string, ShardSpec>,
+    /** A shared stage: matrices come as SharedWeights (their held rows and where those start). */
+    private readonly shared: boolean,
     private readonly onProgress?: LoadProgress,
   ) {}
 
@@ -110,10 +113,13 @@ class ShardReader {
       throw new TesseraError('TESSERA_ERR_BAD_FORMAT', `tensor ${name} has shape [${info.shape.join(', ')}] but the model config implies [${fullShape.join(', ')}]`);
     }
     const spec = this.specs[specName] ?? { kind: 'replicated', start: 0, end: 0 };
+    // A shared stage's rank may hold none of a matrix (k, v past its run): an empty held part.
+    if (this.shared && spec.kind === 'column' && spec.start === spec.end) return sharedWeight(ABSENT, spec.start, fullShape);
     const { bytes, shape } = this.read(name, info.shape, spec);
     this.loadedBytes += bytes.byteLength;
     this.onProgress?.(this.loadedBytes, this.loadedBytes);
-    return this.backend.loadWeight(info.dtype, shape, bytes);
+    const weight = this.backend.loadWeight(info.dtype, shape, bytes);
+    return this.shared && spec.kind === 'column' ? sharedWeight(weight, spec.start, fullShape) : weight;
   }
 
   /** A small float32 tensor every rank keeps whole (rope_freqs). */

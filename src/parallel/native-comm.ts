@@ -49,6 +49,8 @@ export interface NativeComm {
    * with two weights; each weight holds rows [heldBegin, heldBegin + rows) (native/src/comm/row-sharing.cc).
    */
   shareRows(group: NativeHandle, context: NativeHandle, weights: NativeHandle[], x: Float32Array, numTokens: number, heldBegin: number, fullRows: number, out: Float32Array, floatActivations: boolean): Float32Array;
+  /** Several projections' rows as one concatenation (weights: null where none is held here); outs[i] [numTokens, fullRows[i]]. */
+  shareRowsConcatenated(group: NativeHandle, context: NativeHandle, weights: (NativeHandle | null)[], x: Float32Array, numTokens: number, heldBegins: number[], fullRows: number[], outs: Float32Array[], floatActivations: boolean): Float32Array[];
   /** Whether an abort reached the mesh: abortCollectives() after it was made, or abortCollectives(g) with g ≥ its tag. */
   commAborted(mesh: NativeHandle): boolean;
   abortCollectives(generation?: number): void;

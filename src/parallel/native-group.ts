@@ -7,8 +7,9 @@
  */
 import type { NativeHandle } from '../backend/native/native-addon.js';
 import { epochMicros, type TraceEvent } from '../core/trace-event.js';
+import type { Weight } from '../backend/backend.js';
 import { asNativeWeight } from '../backend/native/native-weight.js';
-import type { RowSharing } from '../model/shared-feed-forward.js';
+import type { RowSharing } from '../model/shared-stage.js';
 import { nativeCall, type NativeComm } from './native-comm.js';
 
 /** Where a group's time went since it was made. */
@@ -96,9 +97,14 @@ export class NativeCollectiveGroup {
    */
   rowSharing(backend: RowContext): RowSharing | undefined {
     if (!this.areas || this.size !== 2) return undefined;
+    const handle = (weight: Weight): NativeHandle | null => (weight.shape[0] === 0 ? null : asNativeWeight(weight).handle);
     return {
       share: (weights, x, numTokens, heldBegin, fullRows, out) =>
         this.timed('shared-rows', x.byteLength, () => this.comm.shareRows(this.group, backend.context, weights.map((w) => asNativeWeight(w).handle), x, numTokens, heldBegin, fullRows, out, backend.floatActivations)),
+      shareConcatenated: (weights, x, numTokens, outs) =>
+        this.timed('shared-rows', x.byteLength, () =>
+          this.comm.shareRowsConcatenated(this.group, backend.context, weights.map((w) => handle(w.held)), x, numTokens, weights.map((w) => w.heldBegin), weights.map((w) => w.shape[0]!), outs, backend.floatActivations),
+        ),
     };
   }
 
