@@ -14,6 +14,19 @@
 namespace tessera {
 namespace {
 
+/** Runs body(from, to) over [begin, end) in runs of whole 16-row tiles, on the rank's pool (inline with one thread). */
+template <class Body>
+void onPool(ThreadPool& pool, int64_t begin, int64_t end, const Body& body) {
+  const int64_t tiles = (end - begin + 15) / 16;
+  const int pieces = static_cast<int>(std::min<int64_t>(tiles, 2 * static_cast<int64_t>(pool.threads())));
+  if (pieces <= 1) return body(begin, end);
+  pool.run(pieces, [&](int i) {
+    const int64_t from = begin + tiles * i / pieces * 16;
+    const int64_t to = std::min(end, begin + tiles * (i + 1) / pieces * 16);
+    if (from < to) body(from, to);
+  });
+}
+
 /** Adds the activations' preparation (quantizing x: compute, before the shared round) to the group's counters. */
 class PrepTimer {
  public:
@@ -68,16 +81,19 @@ Napi::Value ShareRows(const Napi::CallbackInfo& info) {
     const PrepTimer prep(box.shm->stats);
     const RowRangeMatmul rows(*context.kernels, *context.pool, first->dtype(), first->cols(), x.Data(), numTokens, floatActivations);
     prep.done();
-    std::vector<float> gate, up;
     box.shm->shareRows(fullRows, chunkRows, heldBegin, heldBegin + first->rows(), numTokens, [&](int t0, int t1, int64_t begin, int64_t end, float* dst, int64_t stride) {
-      const int64_t width = end - begin;
-      if (!second) return rows.rows(*first, begin - heldBegin, end - heldBegin, t0, t1, dst, stride);
-      const size_t count = static_cast<size_t>((t1 - t0) * width);
-      gate.resize(count);
-      up.resize(count);
-      rows.rows(*first, begin - heldBegin, end - heldBegin, t0, t1, gate.data(), width);
-      rows.rows(*second, begin - heldBegin, end - heldBegin, t0, t1, up.data(), width);
-      for (int t = 0; t < t1 - t0; t++) context.kernels->siluMul(gate.data() + t * width, up.data() + t * width, static_cast<size_t>(width), dst + t * stride);
+      onPool(*context.pool, begin, end, [&](int64_t from, int64_t to) {
+        float* at = dst + (from - begin);
+        if (!second) return rows.rows(*first, from - heldBegin, to - heldBegin, t0, t1, at, stride);
+        const int64_t width = to - from;
+        thread_local std::vector<float> gate, up;
+        const size_t count = static_cast<size_t>((t1 - t0) * width);
+        gate.resize(count);
+        up.resize(count);
+        rows.rows(*first, from - heldBegin, to - heldBegin, t0, t1, gate.data(), width);
+        rows.rows(*second, from - heldBegin, to - heldBegin, t0, t1, up.data(), width);
+        for (int t = 0; t < t1 - t0; t++) context.kernels->siluMul(gate.data() + t * width, up.data() + t * width, static_cast<size_t>(width), at + t * stride);
+      });
     }, out.Data());
   });
   return out;
@@ -146,11 +162,13 @@ Napi::Value ShareRowsConcatenated(const Napi::CallbackInfo& info) {
     const RowRangeMatmul rows(*context.kernels, *context.pool, model->dtype(), model->cols(), x.Data(), numTokens, floatActivations);
     prep.done();
     box.shm->shareRows(total, chunkRows, heldFirst, heldEnd, numTokens, [&](int t0, int t1, int64_t begin, int64_t end, float* dst, int64_t stride) {
-      for (const Part& part : parts) {
-        const int64_t from = std::max(begin, part.offset), to = std::min(end, part.offset + part.fullRows);
-        if (from >= to) continue;
-        rows.rows(*part.weight, from - part.offset - part.heldBegin, to - part.offset - part.heldBegin, t0, t1, dst + (from - begin), stride);
-      }
+      onPool(*context.pool, begin, end, [&](int64_t claimFrom, int64_t claimTo) {
+        for (const Part& part : parts) {
+          const int64_t from = std::max(claimFrom, part.offset), to = std::min(claimTo, part.offset + part.fullRows);
+          if (from >= to) continue;
+          rows.rows(*part.weight, from - part.offset - part.heldBegin, to - part.offset - part.heldBegin, t0, t1, dst + (from - begin), stride);
+        }
+      });
     }, joined.data());
   });
   for (size_t i = 0; i < parts.size(); i++) {

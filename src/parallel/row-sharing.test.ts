@@ -26,8 +26,8 @@ const Q8_0 = 3;
 const RANK = `
 const { parentPort, workerData } = require('node:worker_threads');
 const addon = require(workerData.addon);
-const { rank, path, held, weights, x, numTokens, gated, delayMs } = workerData;
-const { context } = addon.createContext(1, 'auto');
+const { rank, path, held, weights, x, numTokens, gated, delayMs, threads } = workerData;
+const { context } = addon.createContext(threads, 'auto');
 const rowBytes = ${ROW_BYTES};
 const handles = weights.map((bytes) => addon.loadWeight(context, ${Q8_0}, held[1] - held[0], ${COLS}, bytes.subarray(held[0] * rowBytes, held[1] * rowBytes), true));
 const mesh = addon.commShmCreate(path, rank, 2, 4096, ${AREA});
@@ -76,12 +76,12 @@ interface RankResult {
   bytesSent: number;
 }
 
-async function share(options: { held: [number, number][]; numTokens: number; gated: boolean; delayMs?: [number, number] }): Promise<{ results: RankResult[]; want: Float32Array }> {
+async function share(options: { held: [number, number][]; numTokens: number; gated: boolean; delayMs?: [number, number]; threads?: number }): Promise<{ results: RankResult[]; want: Float32Array }> {
   assert.ok(load.ok);
   const weights = [q8Weight(), q8Weight()];
   const x = Float32Array.from({ length: options.numTokens * COLS }, () => Math.random() * 2 - 1);
   const paths = [0, 1].map(() => join(shmFolder(), `tessera-shm-${process.pid}-${randomBytes(6).toString('hex')}`));
-  const workers = [0, 1].map((rank) => new Worker(RANK, { eval: true, workerData: { addon: load.path, rank, path: paths[rank], held: options.held[rank], weights, x, numTokens: options.numTokens, gated: options.gated, delayMs: options.delayMs?.[rank] ?? 0 } }));
+  const workers = [0, 1].map((rank) => new Worker(RANK, { eval: true, workerData: { addon: load.path, rank, path: paths[rank], held: options.held[rank], weights, x, numTokens: options.numTokens, gated: options.gated, delayMs: options.delayMs?.[rank] ?? 0, threads: options.threads ?? 1 } }));
   const next = (worker: Worker) => new Promise<Record<string, unknown>>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
   try {
     await Promise.all(workers.map(next));
@@ -118,9 +118,13 @@ test('a rank that arrives late finds the shared rows taken: the other computed e
   assert.equal(mirrored.results[1]!.bytesSent, 2 * 768 * 4, 'rank 1 computed rows [256, 1024)');
 });
 
-test('more tokens than one area half holds go in rounds; ranks holding every row split them too', { skip: !comm && 'needs the native addon', timeout: 120_000 }, async () => {
+test('more tokens than one area half holds go in rounds; ranks holding every row, or with two threads each, split them too', { skip: !comm && 'needs the native addon', timeout: 120_000 }, async () => {
   for (const held of [OVERLAPPING, [[0, ROWS], [0, ROWS]] as [number, number][]]) {
     const { results, want } = await share({ held, numTokens: 20, gated: true });
     for (const result of results) assert.ok(bits(result.out).equals(bits(want)));
+  }
+  for (const gated of [false, true]) {
+    const { results, want } = await share({ held: OVERLAPPING, numTokens: 3, gated, threads: 2 });
+    for (const result of results) assert.ok(bits(result.out).equals(bits(want)), `two threads a rank, gated ${gated}`);
   }
 });
