@@ -137,7 +137,7 @@ export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, tran
   // Tracing: every op of this rank is a span beside its step and message spans. Op time is the breakdown's compute.
   const backend = clockedBackend(spans ? tracedBackend(plain, spans) : plain, clock);
   const rowContext = nativeRowContext(plain);
-  // Two ranks on shared memory with the native backend share the feed-forward's rows (shared-feed-forward.ts).
+  // Two ranks on shared memory with the native backend share their stage's matmuls row by row (shared-stage.ts).
   const rowSharing = rowContext && plan.tp === 2 ? native?.rowSharing(rowContext) : undefined;
   const overlap = rowSharing ? sharedRowsOverlap() : 0;
   const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer, overlap };
@@ -163,8 +163,8 @@ function nativeRowContext(backend: Backend): RowContext | undefined {
 }
 
 /**
- * How far beyond its half of the feed-forward's rows a rank of a shared
- * pair holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
+ * How far beyond its half of every matrix's rows a rank of a shared pair
+ * holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
  * over; 0 turns sharing off, 0.5 holds every row).
  */
 export function sharedRowsOverlap(value = process.env.TESSERA_TP_SHARE): number {

@@ -4,6 +4,8 @@
  * rows outside this rank's vocab range are zero and one all-reduce fills
  * them in (exact: only the owning rank adds a nonzero row), and the LM head
  * computes this rank's vocab columns of the logits, then all-gathers them.
+ * A shared stage (shared-stage.ts) is instead the whole stage on each rank,
+ * its matmuls' rows shared as they compute.
  */
 import type { Backend } from '../backend/backend.js';
 import type { ModelConfig } from '../core/model-config.js';
@@ -32,7 +34,7 @@ export class StageModel {
     readonly plan: StagePlan,
     /** Per layer, replacing the dense tensor-parallel MLPs (MoE layers: moe-stage.ts). */
     feedForwardOverrides?: FeedForward[],
-    /** How the ranks share rows, for a layout whose feed-forward is 'shared'. */
+    /** How the ranks share matmul rows, for a shared stage's layout (ShardLayout.shared). */
     rowSharing?: RowSharing,
   ) {
     const layers = weights.transformer.layers;
