@@ -35,6 +35,7 @@ import type { KvLayout, StepRequest } from './rank-runner.js';
 import { ReshardLog, type RankLoad } from './reshard-log.js';
 import { planModel, planTransport, rollOut } from './rollout.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
+import type { ForkedRanks } from './run-ahead.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { checkBody, StepPipe, stepRows, type StepTimings } from './step-pipe.js';
 import type { PickedRows } from '../engine/token-pick.js';
@@ -128,6 +129,13 @@ export class MeshCoordinator {
   /** Pipeline stages of the current plan. */
   get stages(): number {
     return this.state.plan?.pp ?? this.options.pp;
+  }
+
+  /** The ranks this coordinator forks on its machine (run-ahead.ts runAheadWanted), or undefined when workers join. */
+  get forkedRanks(): ForkedRanks | undefined {
+    if (!this.options.spawn) return undefined;
+    const plan = this.state.plan;
+    return { ranks: plan ? plan.tp * plan.pp : this.options.tp * this.options.pp, threadsPerRank: this.options.threads ?? 0 };
   }
 
   /** Bytes each rank of the current plan read from the model file for it. */

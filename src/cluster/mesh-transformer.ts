@@ -15,6 +15,7 @@
  * Either way the recomputed KV holds the same bits: every layout reduces in
  * the canonical order (DESIGN §4).
  */
+import { availableParallelism } from 'node:os';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { ModelConfig } from '../core/model-config.js';
 import { isTesseraError, TesseraError } from '../core/errors.js';
@@ -23,6 +24,7 @@ import { ABSENT } from '../model/shard-weights.js';
 import { Transformer } from '../model/transformer.js';
 import type { MeshCoordinator } from './coordinator.js';
 import { forwardOnMesh } from './mesh-batches.js';
+import { runAheadWanted } from './run-ahead.js';
 import type { PickedRows, TokenPick } from '../engine/token-pick.js';
 
 export type KvLossMode = 'report' | 'replay';
@@ -44,12 +46,13 @@ export class MeshTransformer extends Transformer {
 
   /**
    * A one-stage mesh's ranks compute the next decode step ahead (run-ahead.ts)
-   * unless TESSERA_RUN_AHEAD=0 (or TESSERA_RANK_PICKS=0): its every rank holds
-   * the logits, where a pipeline's first stage would need the last stage's ids.
-   * The engine core then sends picks with their next uniform.
+   * when runAheadWanted says so (TESSERA_RUN_AHEAD; forked ranks that fill
+   * this machine's cores do not) and ranks pick (not TESSERA_RANK_PICKS=0):
+   * its every rank holds the logits, where a pipeline's first stage would need
+   * the last stage's ids. The engine core then sends picks with their next uniform.
    */
   get runsAhead(): boolean {
-    return this.coordinator.stages === 1 && process.env.TESSERA_RUN_AHEAD !== '0' && rankPicks();
+    return this.coordinator.stages === 1 && rankPicks() && runAheadWanted(process.env.TESSERA_RUN_AHEAD, this.coordinator.forkedRanks, availableParallelism());
   }
 
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */

@@ -17,7 +17,7 @@ import type { TokenPick } from '../engine/token-pick.js';
 import { fixture } from '../testing/fixtures.js';
 import { openMeshEngine } from './mesh-engine.js';
 import type { StepRequest } from './rank-runner.js';
-import { canRunAhead, matchAhead, nextRequests, rowsInOrder, type AheadStep } from './run-ahead.js';
+import { canRunAhead, matchAhead, nextRequests, rowsInOrder, runAheadWanted, type AheadStep } from './run-ahead.js';
 
 const LAYOUT = { numBlocks: 32, blockSize: 4 };
 const PICK: TokenPick = { temperature: 0.8, topK: 40, topP: 0.9, minP: 0, u: 0.25, next: 0.5 };
@@ -87,6 +87,19 @@ async function serve(core: EngineCore, joinAfter: number): Promise<SequenceOutpu
   return outputs;
 }
 
+test('ranks run ahead unless forked ones fill the cores; TESSERA_RUN_AHEAD=1 or 0 decides either way', () => {
+  // 2 ranks of 1 thread on 2 cores fill them; on 16 cores 2 × 8 do, 2 × 4 leave 8 for the driver.
+  assert.equal(runAheadWanted(undefined, { ranks: 2, threadsPerRank: 1 }, 2), false);
+  assert.equal(runAheadWanted(undefined, { ranks: 2, threadsPerRank: 8 }, 16), false);
+  assert.equal(runAheadWanted(undefined, { ranks: 2, threadsPerRank: 4 }, 16), true);
+  // Threads 0: each rank takes every core.
+  assert.equal(runAheadWanted(undefined, { ranks: 2, threadsPerRank: 0 }, 16), false);
+  // Joined workers: the driver's machine is not theirs.
+  assert.equal(runAheadWanted(undefined, undefined, 2), true);
+  assert.equal(runAheadWanted('1', { ranks: 2, threadsPerRank: 1 }, 2), true);
+  assert.equal(runAheadWanted('0', undefined, 64), false);
+});
+
 test('tp 2: the ranks run ahead through stops and joins, and every output equals one process', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
@@ -94,7 +107,8 @@ test('tp 2: the ranks run ahead through stops and joins, and every output equals
   const options = { kvCacheMib: 0, numBlocks: 64, maxNumSeqs: 16, maxBatchTokens: 64 };
   const expected = await serve(new EngineCore(engine.transformer, engine.config, engine.tokenizer, options), 5);
   for (const runAhead of [true, false]) {
-    if (!runAhead) process.env.TESSERA_RUN_AHEAD = '0';
+    // Forked ranks fill this machine's cores (each with every core's threads), where running ahead is off unless asked for.
+    process.env.TESSERA_RUN_AHEAD = runAhead ? '1' : '0';
     const { coordinator, coreRunner } = await openMeshEngine(path, { tp: 2, pp: 1, transport: 'shm', spawn: true, heartbeat: { timeoutMs: 15_000 } });
     try {
       const outputs = await serve(new EngineCore(coreRunner, engine.config, engine.tokenizer, options), 5);

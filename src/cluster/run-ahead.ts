@@ -34,6 +34,30 @@ export interface AheadStep {
   times: StepBreakdown;
 }
 
+/** Ranks forked on the driver's machine: how many, and the threads of each (0: the rank's default, every core). */
+export interface ForkedRanks {
+  ranks: number;
+  threadsPerRank: number;
+}
+
+/**
+ * Whether a one-stage mesh's ranks compute ahead: TESSERA_RUN_AHEAD `1` or
+ * `0` decides; unset, yes, unless the ranks were forked on this machine and
+ * their threads fill its cores. Running ahead hides the driver's turnaround
+ * behind the ranks' compute, which pays where the driver has a core of its
+ * own (or the turnaround is a network round trip); where the ranks fill
+ * every core, that turnaround runs on a core a rank is using, and the
+ * reporting rank's reply starts each step out of step with the others (on
+ * the 2-core machine, tp 2 over shared rows ran faster without it in 13 of
+ * 16 interleaved rounds).
+ */
+export function runAheadWanted(setting: string | undefined, forked: ForkedRanks | undefined, cores: number): boolean {
+  if (setting === '0') return false;
+  if (setting === '1' || !forked) return true;
+  const threads = forked.threadsPerRank > 0 ? forked.threadsPerRank : cores;
+  return forked.ranks * threads < cores;
+}
+
 /**
  * Whether the step after `requests` may be computed ahead: every segment a
  * one-token decode whose pick has a next uniform, and whose block table
