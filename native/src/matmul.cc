@@ -154,7 +154,6 @@ PackedInputs packedInputs(DType dtype, int64_t K, const float* x, const Quantize
 struct PackedTarget {
   const NativeWeight* weight;
   float* out;
-  int64_t tiles;
   int64_t chunkTiles;
   int chunks;
 };
@@ -173,33 +172,49 @@ PackedTarget planPacked(const MatmulTarget& target, int64_t jobTiles, int numTok
   // tile: 317 → 338 GOP/s at 16 tokens); longer batches revisit a chunk per 64 tokens, so 4 tiles, in L2.
   const int64_t balanced = std::max<int64_t>(1, (jobTiles + 8 * threads - 1) / (8 * threads));
   const int64_t chunkTiles = numTokens < 4 ? balanced : std::min<int64_t>(numTokens <= 64 ? 16 : 4, balanced);
-  return {target.weight, target.out, tiles, chunkTiles, static_cast<int>((tiles + chunkTiles - 1) / chunkTiles)};
+  return {target.weight, target.out, chunkTiles, static_cast<int>((tiles + chunkTiles - 1) / chunkTiles)};
+}
+
+/** This thread's scratch for the tile kernels' leaves, 64-byte aligned, for rows of `units` packed units. */
+float* tileLeaves(int units) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < kTileScratchFloats(units) + 16) scratch.resize(kTileScratchFloats(units) + 16);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+}
+
+/**
+ * Rows [rowBegin, rowEnd) of a packed weight (rowBegin on a tile) for tokens
+ * [t0, t1), token tile by token tile, each tile of rows against all of them:
+ * row r of token t at out[(t - t0) * stride + (r - rowBegin)].
+ */
+void packedRows(const KernelTable& kernels, const NativeWeight& weight, const PackedInputs& inputs, const TreePlan& plan,
+                int64_t rowBegin, int64_t rowEnd, int t0, int t1, float* out, int64_t stride) {
+  const size_t tileBytes = packedTileBytes(weight.dtype(), weight.cols());
+  const bool isFloat = !isQuantized(weight.dtype());
+  float* leaves = tileLeaves(inputs.units);
+  constexpr int kTokenTile = 64;
+  for (int t = t0; t < t1; t += kTokenTile) {
+    const int count = std::min(kTokenTile, t1 - t);
+    for (int64_t first = rowBegin; first < rowEnd; first += kTileRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, rowEnd - first));
+      const uint8_t* bytes = weight.tiles() + (first / kTileRows) * tileBytes;
+      float* at = out + (t - t0) * stride + (first - rowBegin);
+      if (isFloat) {
+        kernels.tileMatmulFloat(weight.dtype(), bytes, inputs.units, inputs.xs.data() + t, count, plan, leaves, at, stride, rows);
+      } else {
+        kernels.tileMatmul(weight.dtype(), bytes, inputs.units, inputs.tokens.data() + t, count, plan, leaves, at, stride, rows);
+      }
+    }
+  }
 }
 
 /** Every token against the tiles of one chunk, so weights stream once per batch. */
 void runPackedChunk(const KernelTable& kernels, const PackedTarget& target, int chunk, const PackedInputs& inputs,
-                    int numTokens, const TreePlan& plan, float* leaves) {
-  const NativeWeight& weight = *target.weight;
-  const int64_t M = weight.rows();
-  const size_t tileBytes = packedTileBytes(weight.dtype(), weight.cols());
-  const bool isFloat = !isQuantized(weight.dtype());
-  constexpr int kTokenTile = 64;
-  const int64_t firstTile = chunk * target.chunkTiles;
-  const int64_t endTile = std::min(target.tiles, firstTile + target.chunkTiles);
-  for (int t = 0; t < numTokens; t += kTokenTile) {
-    const int count = std::min(kTokenTile, numTokens - t);
-    for (int64_t tile = firstTile; tile < endTile; tile++) {
-      const int64_t first = tile * kTileRows;
-      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - first));
-      const uint8_t* bytes = weight.tiles() + tile * tileBytes;
-      float* out = target.out + t * M + first;
-      if (isFloat) {
-        kernels.tileMatmulFloat(weight.dtype(), bytes, inputs.units, inputs.xs.data() + t, count, plan, leaves, out, M, rows);
-      } else {
-        kernels.tileMatmul(weight.dtype(), bytes, inputs.units, inputs.tokens.data() + t, count, plan, leaves, out, M, rows);
-      }
-    }
-  }
+                    int numTokens, const TreePlan& plan) {
+  const int64_t M = target.weight->rows();
+  const int64_t firstRow = chunk * target.chunkTiles * kTileRows;
+  const int64_t endRow = std::min(M, firstRow + target.chunkTiles * kTileRows);
+  packedRows(kernels, *target.weight, inputs, plan, firstRow, endRow, 0, numTokens, target.out + firstRow, M);
 }
 
 /**
@@ -222,11 +237,8 @@ void matmulPacked(const KernelTable& kernels, ThreadPool& pool, const MatmulTarg
     chunks += planned.back().chunks;
   }
   pool.run(chunks, [&](int index) {
-    thread_local std::vector<float> scratch;
-    if (scratch.size() < kTileScratchFloats(inputs.units) + 16) scratch.resize(kTileScratchFloats(inputs.units) + 16);
-    float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
     const int target = static_cast<int>(std::upper_bound(firstChunk.begin(), firstChunk.end(), index) - firstChunk.begin()) - 1;
-    runPackedChunk(kernels, planned[target], index - firstChunk[target], inputs, numTokens, plan, leaves);
+    runPackedChunk(kernels, planned[target], index - firstChunk[target], inputs, numTokens, plan);
   });
 }
 
@@ -385,25 +397,7 @@ void RowRangeMatmul::rows(const NativeWeight& weight, int64_t begin, int64_t end
     return;
   }
   if (begin % kTileRows != 0) throw std::invalid_argument("a packed weight's row range must start on a tile");
-  thread_local std::vector<float> scratch;
-  if (scratch.size() < kTileScratchFloats(s.packed.units) + 16) scratch.resize(kTileScratchFloats(s.packed.units) + 16);
-  float* leaves = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-  const size_t tileBytes = packedTileBytes(weight.dtype(), weight.cols());
-  const bool isFloat = !isQuantized(weight.dtype());
-  constexpr int kTokenTile = 64;
-  for (int t = t0; t < t1; t += kTokenTile) {
-    const int count = std::min(kTokenTile, t1 - t);
-    for (int64_t first = begin; first < end; first += kTileRows) {
-      const int rows = static_cast<int>(std::min<int64_t>(kTileRows, end - first));
-      const uint8_t* bytes = weight.tiles() + (first / kTileRows) * tileBytes;
-      float* at = out + (t - t0) * stride + (first - begin);
-      if (isFloat) {
-        s.kernels.tileMatmulFloat(weight.dtype(), bytes, s.packed.units, s.packed.xs.data() + t, count, s.tree.plan(), leaves, at, stride, rows);
-      } else {
-        s.kernels.tileMatmul(weight.dtype(), bytes, s.packed.units, s.packed.tokens.data() + t, count, s.tree.plan(), leaves, at, stride, rows);
-      }
-    }
-  }
+  packedRows(s.kernels, weight, s.packed, s.tree.plan(), begin, end, t0, t1, out, stride);
 }
 
 }  // namespace tessera

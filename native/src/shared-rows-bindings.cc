@@ -42,8 +42,11 @@ class PrepTimer {
   uint64_t start_;
 };
 
-/** Rows per chunk, the unit of a claim: one tile of the kernels (claims take runs of chunks). */
-constexpr int64_t kChunkRows = 16;
+/**
+ * Rows per chunk, the unit of a claim: one 16-row tile of the kernels (claims take runs of chunks), or
+ * several for projections longer than the claim word's 16 bits count (a vocabulary).
+ */
+int64_t chunkRowsOf(int64_t fullRows) { return (fullRows / 60000 + 1) * 16; }
 
 const NativeWeight* weightAt(const Napi::Array& weights, uint32_t i, const Napi::Env& env) {
   Napi::Value w = weights[i];
@@ -75,8 +78,7 @@ Napi::Value ShareRows(const Napi::CallbackInfo& info) {
   require(heldBegin >= 0 && heldBegin % 16 == 0 && heldBegin + first->rows() <= fullRows, env, "the held rows lie outside the projection or do not start on 16 rows");
   Napi::Float32Array out = outputArg(info, 7, static_cast<size_t>(numTokens) * static_cast<size_t>(fullRows));
   const bool floatActivations = info[8].ToBoolean().Value();
-  // A claim word counts chunks in 16 bits: long projections (a vocabulary) take longer chunks.
-  const int64_t chunkRows = std::max<int64_t>(kChunkRows, (fullRows / 60000 + 1) * kChunkRows);
+  const int64_t chunkRows = chunkRowsOf(fullRows);
   bindings::guarded(env, [&] {
     const PrepTimer prep(box.shm->stats);
     const RowRangeMatmul rows(*context.kernels, *context.pool, first->dtype(), first->cols(), x.Data(), numTokens, floatActivations);
@@ -155,7 +157,7 @@ Napi::Value ShareRowsConcatenated(const Napi::CallbackInfo& info) {
   }
   require(model != nullptr && heldSum == heldEnd - heldFirst, env, "the rows held here are not one run of the concatenation");
   require(numTokens > 0 && x.ElementLength() == static_cast<size_t>(numTokens) * static_cast<size_t>(model->cols()), env, "x does not hold numTokens rows of the weights' columns");
-  const int64_t chunkRows = std::max<int64_t>(kChunkRows, (total / 60000 + 1) * kChunkRows);
+  const int64_t chunkRows = chunkRowsOf(total);
   std::vector<float> joined(static_cast<size_t>(numTokens) * static_cast<size_t>(total));
   bindings::guarded(env, [&] {
     const PrepTimer prep(box.shm->stats);

@@ -60,6 +60,9 @@ void ShmGroup::shareRound(int64_t fullRows, int64_t chunkRows, int64_t heldBegin
   }
   float* mine = mesh_->area(rank_, half);
   const int64_t tokens = t1 - t0;
+  // The whole chunks held here: [heldFirst, heldLast).
+  const uint64_t heldFirst = static_cast<uint64_t>((heldBegin + chunkRows - 1) / chunkRows);
+  const uint64_t heldLast = heldEnd == fullRows ? chunks : static_cast<uint64_t>(heldEnd / chunkRows);
   const uint64_t computeStart = nowNs();
   for (;;) {
     seen = word.load(std::memory_order_acquire);
@@ -71,8 +74,6 @@ void ShmGroup::shareRound(int64_t fullRows, int64_t chunkRows, int64_t heldBegin
     uint64_t take = std::max<uint64_t>(1, (high - low) / 8);
     uint64_t first = index_ == 0 ? low : high - take;
     // Only rows held here: the peer computes the rest.
-    const uint64_t heldFirst = static_cast<uint64_t>((heldBegin + chunkRows - 1) / chunkRows);
-    const uint64_t heldLast = heldEnd == fullRows ? chunks : static_cast<uint64_t>(heldEnd / chunkRows);
     if (index_ == 0 && first + take > heldLast) take = heldLast > first ? heldLast - first : 0;
     if (index_ == 1 && first < heldFirst) {
       take = high > heldFirst ? high - heldFirst : 0;
