@@ -209,11 +209,23 @@ export interface Backend {
   endStep?(arrays: readonly Float32Array[]): void;
 }
 
-/** A zeroed pool of `numBlocks` blocks of `dtype`. */
-export function createKvPool(dtype: KvDtype, numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvPool {
+/**
+ * A pool of `numBlocks` blocks of `dtype`, zeroed; with `allocate`, on the
+ * bytes it returns (their contents as it leaves them).
+ */
+export function createKvPool(
+  dtype: KvDtype,
+  numBlocks: number,
+  blockSize: number,
+  numKvHeads: number,
+  headDim: number,
+  allocate: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
+): KvPool {
   const elements = numBlocks * blockSize * numKvHeads * headDim;
   const shape = { blockSize, numKvHeads, headDim };
-  return dtype === 'f16' ? { ...shape, dtype, data: new Uint16Array(elements) } : { ...shape, dtype, data: new Float32Array(elements) };
+  const bytes = allocate(elements * (dtype === 'f16' ? 2 : 4));
+  if (dtype === 'f16') return { ...shape, dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, elements) };
+  return { ...shape, dtype, data: new Float32Array(bytes.buffer, bytes.byteOffset, elements) };
 }
 
 /** Leaf size of the canonical reduction for a weight type: one quant block, or 32 elements. */

@@ -20,11 +20,13 @@
  * and into memory that is not cache-resident: successive frames come from
  * and go to successive places of a PROBE_SPAN_BYTES buffer (one reused
  * frame-sized buffer would be copied from cache, not memory, and overstate
- * what the link moves from memory to memory).
+ * what the link moves from memory to memory), on the same kind of pages as
+ * the pools (sliceBytes: 2 MiB ones when the addon is built).
  */
 import { readvSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
+import { sliceBytes } from '../format/slice-bytes.js';
 import type { KvRingIo, KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 
 /** To the engine's thread (the file handles are moved, not copied). */
@@ -209,7 +211,7 @@ export class KvRings implements KvRingIo {
   /** The next frame-sized place in the probe target (pages touched once, when it is made). */
   private probeTargetFor(bytes: number): Uint8Array {
     if (!this.probeTarget || this.probeTarget.byteLength < bytes) {
-      this.probeTarget = new Uint8Array(Math.max(bytes, PROBE_SPAN_BYTES)).fill(0);
+      this.probeTarget = sliceBytes(Math.max(bytes, PROBE_SPAN_BYTES)).fill(0);
       this.probeTargetAt = 0;
     }
     if (this.probeTargetAt + bytes > this.probeTarget.byteLength) this.probeTargetAt = 0;
@@ -261,5 +263,5 @@ function gather(fd: number, parts: readonly Uint8Array[], position: number, dire
 
 /** A probe's memory at one end: its frames' total, at least one frame, at most PROBE_SPAN_BYTES (or one frame, if larger). */
 function spanOf(frames: number, frameBytes: number): Uint8Array {
-  return new Uint8Array(Math.max(frameBytes, Math.min(PROBE_SPAN_BYTES, frames * frameBytes)));
+  return sliceBytes(Math.max(frameBytes, Math.min(PROBE_SPAN_BYTES, frames * frameBytes)));
 }

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
 import { DEFAULT_KV_DTYPE, type KvDtype } from '../core/kv-dtype.js';
 import type { SequenceKv } from '../model/batch.js';
+import { sliceBytes } from '../format/slice-bytes.js';
 
 export const DEFAULT_BLOCK_SIZE = 16;
 
@@ -38,8 +39,8 @@ export class KvCache {
     readonly layers: readonly [number, number] = [0, config.numLayers],
   ) {
     for (let layer = layers[0]; layer < layers[1]; layer++) {
-      this.keys[layer] = touched(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
-      this.values[layer] = touched(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim));
+      this.keys[layer] = touched(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim, sliceBytes));
+      this.values[layer] = touched(createKvPool(dtype, numBlocks, blockSize, config.numKvHeads, config.headDim, sliceBytes));
     }
     layouts.set(this.keys, { numBlocks, blockSize });
     for (let block = numBlocks - 1; block >= 0; block--) this.freeBlocks.push(block);
@@ -77,6 +78,15 @@ export class KvCache {
  * against 16 GB/s for a written page: left lazy, that cost lands on
  * whichever step (or KV transfer) first uses a block. Done now, the cache
  * costs its memory up front, as a GPU server's preallocated cache does.
+ *
+ * Pools of 4 MiB and more are on 2 MiB pages (sliceBytes, when the native
+ * addon is built): attention reads blocks scattered over the whole pool, one
+ * TLB entry per 2 MiB rather than per 4 KiB. And on this virtual machine
+ * 4 KiB pages left unused for 15-40 s are slow again at their next use (a
+ * 512 MiB copy into such pages ran at 6.1-6.7 GB/s against 15.5-16.1 when
+ * hot, mlock or not, with no page fault in the guest), which is where a KV
+ * transfer or a new sequence lands in a large pool; on huge pages the same
+ * copy after 25 s idle ran at 14.1 GB/s.
  */
 function touched(pool: KvPool): KvPool {
   pool.data.fill(0);

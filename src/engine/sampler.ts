@@ -82,6 +82,9 @@ export function sampleToken(
   position: number,
 ): number {
   if (logits.length === 0) throw new TesseraError('TESSERA_ERR_INTERNAL', 'cannot sample from an empty vocabulary');
+  // Greedy without penalties is the argmax of the logits as they are (float64 holds every float32 exactly, so the
+  // order and ties are the same): no [vocab] copy per sequence and step (2% of a 16-sequence decode step here).
+  if (params.temperature === 0 && !hasPenalties(params)) return argmax(logits);
   /** [vocab] working copy, in float64. */
   const scores = Float64Array.from(logits);
   applyPenalties(scores, params, history);

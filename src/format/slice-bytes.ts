@@ -1,5 +1,6 @@
 /**
- * Arrays for stored tensor bytes read from a model file. Large ones come
+ * Arrays for stored tensor bytes read from a model file, and for other
+ * large arrays a process keeps for long (KV pools). Large ones come
  * from the native addon on 2 MiB pages when it is built: a rank keeps the
  * stored bytes of its slices (src/cluster/held-shards.ts), so a re-shard
  * composes gigabytes of fresh memory, and fresh 4 KiB pages fault in at
