@@ -27,6 +27,7 @@ import { readvSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { sliceBytes } from '../format/slice-bytes.js';
+import { RingPlacement } from './ring-placement.js';
 import type { KvRingIo, KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 
 /** To the engine's thread (the file handles are moved, not copied). */
@@ -50,7 +51,6 @@ export type KvRingFromEngine =
   /** Decode side: the payload at `slot` is read (or skipped); its ring space may be reused. */
   | { type: 'read'; slot: RingSlot; readMs: number; transfer: TransferId | undefined; probe: string | undefined };
 
-const ALIGN = 8;
 /** A probe's frames rotate through this much memory at each end: more than a CPU's last-level cache. */
 export const PROBE_SPAN_BYTES = 64 * 2 ** 20;
 
@@ -105,27 +105,23 @@ class RingReader implements RingFileIo {
 }
 
 class RingWriter implements RingFileIo {
-  private written = 0;
+  private readonly placement: RingPlacement;
   private readonly acked: BigInt64Array;
 
   constructor(
     readonly handle: FileHandle,
-    private readonly bytes: number,
+    bytes: number,
     acked: SharedArrayBuffer,
     readonly mapped: Uint8Array | undefined,
   ) {
+    this.placement = new RingPlacement(bytes);
     this.acked = new BigInt64Array(acked);
   }
 
-  /** Where `size` bytes go (8-byte aligned; wrapping skips the end), or undefined when the reader is too far behind. */
+  /** Where `size` bytes go (ring-placement.ts), or undefined when the reader is too far behind. */
   place(size: number): { offset: number; end: number } | undefined {
-    const aligned = Math.ceil(size / ALIGN) * ALIGN;
-    let offset = this.written % this.bytes;
-    const skip = offset + aligned > this.bytes ? this.bytes - offset : 0;
-    if (this.written + skip + aligned - Number(Atomics.load(this.acked, 0)) > this.bytes) return undefined;
-    if (skip > 0) offset = 0;
-    this.written += skip + aligned;
-    return { offset, end: this.written };
+    const offset = this.placement.place(Number(Atomics.load(this.acked, 0)), size);
+    return offset === undefined ? undefined : { offset, end: this.placement.written };
   }
 }
 

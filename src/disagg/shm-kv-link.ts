@@ -28,6 +28,7 @@ import type { RingSlot } from '../engine/kv-messages.js';
 import type { KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
 import type { SocketKvLink } from './socket-kv-link.js';
+import { RingPlacement } from './ring-placement.js';
 
 /** The frames a shared-memory link adds on its socket (never seen by the link's users). */
 export type ShmFrameHeader =
@@ -55,7 +56,6 @@ export interface RingKeeper {
 export const DEFAULT_RING_BYTES = 128 * 2 ** 20;
 /** The ring is written through once before it is used, in chunks of this size (on the thread pool, not the event loop). */
 const PREFAULT_CHUNK_BYTES = 4 * 2 ** 20;
-const ALIGN = 8;
 
 function isShm(header: { type: string }): header is ShmFrameHeader {
   return header.type.startsWith('shm');
@@ -78,7 +78,7 @@ export class ShmKvLink implements KvLink {
   private ackedShared: BigInt64Array | undefined;
   private ringBytes = 0;
   /** Writer: ring bytes used (padding included) and acknowledged as read, both counted from the start. */
-  private written = 0;
+  private placement: RingPlacement | undefined;
   private acked = 0;
 
   private settle!: () => void;
@@ -145,7 +145,7 @@ export class ShmKvLink implements KvLink {
     const started = performance.now();
     let position = at;
     for (const part of payload) position += writeSync(this.fd!, part, 0, part.byteLength, position);
-    this.socket.send({ type: 'shm', frame: header, offset: at, bytes, end: this.written, writeMs: performance.now() - started });
+    this.socket.send({ type: 'shm', frame: header, offset: at, bytes, end: this.placement!.written, writeMs: performance.now() - started });
   }
 
   onFrame(handler: (frame: ReceivedFrame) => void): void {
@@ -181,16 +181,11 @@ export class ShmKvLink implements KvLink {
     }
   }
 
-  /** Writer: where `bytes` go in the ring (8-byte aligned; wrapping skips the end), or undefined when it has no room. */
+  /** Writer: where `bytes` go in the ring (ring-placement.ts), or undefined when it has no room. */
   private place(bytes: number): number | undefined {
     if (this.fd === undefined) return undefined;
-    const size = Math.ceil(bytes / ALIGN) * ALIGN;
-    let offset = this.written % this.ringBytes;
-    const skip = offset + size > this.ringBytes ? this.ringBytes - offset : 0;
-    if (this.written + skip + size - this.acked > this.ringBytes) return undefined;
-    if (skip > 0) offset = 0;
-    this.written += skip + size;
-    return offset;
+    this.placement ??= new RingPlacement(this.ringBytes);
+    return this.placement.place(this.acked, bytes);
   }
 
   private received(frame: ReceivedFrame): void {
