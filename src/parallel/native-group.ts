@@ -8,6 +8,7 @@
 import type { NativeHandle } from '../backend/native/native-addon.js';
 import { epochMicros, type TraceEvent } from '../core/trace-event.js';
 import type { Weight } from '../backend/backend.js';
+import { byteSize, type DType } from '../core/dtype.js';
 import { asNativeWeight } from '../backend/native/native-weight.js';
 import type { RowSharing } from '../model/shared-stage.js';
 import { nativeCall, type NativeComm } from './native-comm.js';
@@ -22,6 +23,18 @@ export interface CollectiveTimes {
   /** Of which computing (shared rows: the rows this rank claimed). */
   computeMs: number;
   bytesSent: number;
+  /** Shared rows: rows of projections this rank computed. */
+  sharedRows: number;
+}
+
+/** What a shared-rows call computes, for its span: the weights' type and shape, and x's tokens. */
+interface SharedWork {
+  dtype: DType;
+  /** Rows of the whole projection (or concatenation) and the weights' columns. */
+  shape: [rows: number, cols: number];
+  /** 2 for gate and up (silu · up), else 1. */
+  weights: number;
+  numTokens: number;
 }
 
 /** What a rank's backend lends shared rows: its addon context and activation mode (NativeBackend.rowContext). */
@@ -33,7 +46,7 @@ export interface RowContext {
 export class NativeCollectiveGroup {
   /** This rank's shared area halves (shm groups): partials written there need no copy. */
   private readonly areas: [Float32Array, Float32Array] | undefined;
-  private readonly statsOut = new Float64Array(5);
+  private readonly statsOut = new Float64Array(6);
 
   constructor(
     private readonly comm: NativeComm,
@@ -100,27 +113,53 @@ export class NativeCollectiveGroup {
     const handle = (weight: Weight): NativeHandle | null => (weight.shape[0] === 0 ? null : asNativeWeight(weight).handle);
     return {
       share: (weights, x, numTokens, heldBegin, fullRows, out) =>
-        this.timed('shared-rows', x.byteLength, () => this.comm.shareRows(this.group, backend.context, weights.map((w) => asNativeWeight(w).handle), x, numTokens, heldBegin, fullRows, out, backend.floatActivations)),
+        this.timed(
+          'shared-rows',
+          x.byteLength,
+          () => this.comm.shareRows(this.group, backend.context, weights.map((w) => asNativeWeight(w).handle), x, numTokens, heldBegin, fullRows, out, backend.floatActivations),
+          { dtype: weights[0]!.dtype, shape: [fullRows, weights[0]!.shape[1]!], weights: weights.length, numTokens },
+        ),
       shareConcatenated: (weights, x, numTokens, outs) =>
-        this.timed('shared-rows', x.byteLength, () =>
-          this.comm.shareRowsConcatenated(this.group, backend.context, weights.map((w) => handle(w.held)), x, numTokens, weights.map((w) => w.heldBegin), weights.map((w) => w.shape[0]!), outs, backend.floatActivations),
+        this.timed(
+          'shared-rows',
+          x.byteLength,
+          () => this.comm.shareRowsConcatenated(this.group, backend.context, weights.map((w) => handle(w.held)), x, numTokens, weights.map((w) => w.heldBegin), weights.map((w) => w.shape[0]!), outs, backend.floatActivations),
+          { dtype: weights[0]!.dtype, shape: [weights.reduce((sum, w) => sum + w.shape[0]!, 0), weights[0]!.shape[1]!], weights: 1, numTokens },
         ),
     };
   }
 
   times(): CollectiveTimes {
     this.comm.commStats(this.group, this.statsOut);
-    const [calls, totalNs, waitNs, bytesSent, computeNs] = this.statsOut;
-    return { calls, totalMs: totalNs / 1e6, waitMs: waitNs / 1e6, computeMs: computeNs / 1e6, bytesSent };
+    const [calls, totalNs, waitNs, bytesSent, computeNs, sharedRows] = this.statsOut;
+    return { calls, totalMs: totalNs / 1e6, waitMs: waitNs / 1e6, computeMs: computeNs / 1e6, bytesSent, sharedRows };
   }
 
-  private timed<T>(name: string, bytes: number, call: () => T): T {
+  /**
+   * The call, traced as a collective span: its wait for peers and, for
+   * shared rows (`work`), the time computing this rank's rows, the weight
+   * bytes they read and their flops (profiler/trace-attribution.ts counts
+   * those as a matmul).
+   */
+  private timed<T>(name: string, bytes: number, call: () => T, work?: SharedWork): T {
     if (!this.spans) return nativeCall(call);
     const started = epochMicros();
-    const waitedBefore = this.times().waitMs;
+    const before = this.times();
     const result = nativeCall(call);
-    const waitUs = (this.times().waitMs - waitedBefore) * 1000;
-    this.spans.events.push({ name, cat: 'collective', ph: 'X', ts: started, dur: epochMicros() - started, pid: this.spans.pid, tid: 0, args: { bytes, waitUs: Math.round(waitUs) } });
+    const after = this.times();
+    const args: Record<string, number | string> = { bytes, waitUs: Math.round((after.waitMs - before.waitMs) * 1000) };
+    if (work) {
+      const rows = after.sharedRows - before.sharedRows;
+      const [fullRows, cols] = work.shape;
+      Object.assign(args, {
+        computeUs: Math.round((after.computeMs - before.computeMs) * 1000),
+        dtype: work.dtype,
+        shape: `[${fullRows}, ${cols}]${work.weights > 1 ? ` x ${work.weights}` : ''}`,
+        weightBytes: work.weights * rows * byteSize(work.dtype, cols),
+        flops: 2 * work.weights * rows * cols * work.numTokens,
+      });
+    }
+    this.spans.events.push({ name, cat: 'collective', ph: 'X', ts: started, dur: epochMicros() - started, pid: this.spans.pid, tid: 0, args });
     return result;
   }
 }

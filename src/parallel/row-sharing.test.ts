@@ -40,10 +40,10 @@ parentPort.once('message', ({ peerPath }) => {
     if (delayMs) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delayMs);
     const out = new Float32Array(numTokens * ${ROWS});
     addon.shareRows(group, context, gated ? handles : handles.slice(0, 1), x, numTokens, held[0], ${ROWS}, out, false);
-    const stats = new Float64Array(5);
+    const stats = new Float64Array(6);
     addon.commStats(group, stats);
     addon.commShmClose(mesh);
-    parentPort.postMessage({ out, bytesSent: stats[3] });
+    parentPort.postMessage({ out, bytesSent: stats[3], sharedRows: stats[5] });
   } catch (error) {
     parentPort.postMessage({ error: error.code + ': ' + error.message });
   }
@@ -74,6 +74,7 @@ function expected(weights: Uint8Array[], x: Float32Array, numTokens: number, gat
 interface RankResult {
   out: Float32Array;
   bytesSent: number;
+  sharedRows: number;
 }
 
 async function share(options: { held: [number, number][]; numTokens: number; gated: boolean; delayMs?: [number, number]; threads?: number }): Promise<{ results: RankResult[]; want: Float32Array }> {
@@ -114,6 +115,7 @@ test('a rank that arrives late finds the shared rows taken: the other computed e
   for (const result of results) assert.ok(bits(result.out).equals(bits(want)));
   assert.equal(results[0]!.bytesSent, 2 * 768 * 4, 'rank 0 computed rows [0, 768)');
   assert.equal(results[1]!.bytesSent, 2 * 256 * 4, 'rank 1 computed only what rank 0 does not hold');
+  assert.deepEqual(results.map((result) => result.sharedRows), [768, 256], 'the counter of rows computed (profile spans) agrees');
   const mirrored = await share({ held: OVERLAPPING, numTokens: 2, gated: false, delayMs: [300, 0] });
   assert.equal(mirrored.results[1]!.bytesSent, 2 * 768 * 4, 'rank 1 computed rows [256, 1024)');
 });

@@ -58,6 +58,19 @@ test('a native collective on the compute thread counts its wait as waiting and t
   assert.ok(Math.abs(decode.byCategory['step-overhead'] - 2.5) < 1e-9);
 });
 
+test('shared rows count their computing as a matmul of the rows this rank took, their wait as waiting, the rest as transfer', () => {
+  const [decode] = attributeTrace([
+    span('step', 0, 10_000, { args: { tokens: 1, sequences: 1 } }),
+    span('shared-rows', 100, 8_000, { cat: 'collective', args: { bytes: 8192, waitUs: 500, computeUs: 7_000, dtype: 'q8_0', shape: '[5632, 2048] x 2', weightBytes: 2e7, flops: 4e7 } }),
+    span('shared-rows', 8_200, 1_000, { cat: 'collective', args: { bytes: 8192, waitUs: 900, computeUs: 400 } }),
+  ]);
+  assert.ok(Math.abs(decode.byCategory.matmul - 7.1) < 1e-9); // the second: at most what its wait leaves (0.1 ms)
+  assert.ok(Math.abs(decode.byCategory['communication-wait'] - 1.4) < 1e-9);
+  assert.ok(Math.abs(decode.byCategory['communication-transfer'] - 0.5) < 1e-9);
+  const op = decode.ops.get('shared-rows q8_0 [5632, 2048] x 2');
+  assert.ok(op && Math.abs(op.ms - 7) < 1e-9 && op.bytes === 2e7 && op.flops === 4e7);
+});
+
 test('roofline verdicts: near the bandwidth is memory-bound, near the matmul rate compute-bound, far from both overhead-bound', () => {
   // 1 GB in 25 ms = 40 GB/s of 50: 80% of the memory limit.
   const memory = opRoofline({ key: 'm', category: 'matmul', dtype: 'q8_0', calls: 1, ms: 25, bytes: 1e9, flops: 2e9 }, LIMITS);

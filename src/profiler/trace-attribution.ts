@@ -75,15 +75,16 @@ export function stepPhase(step: TraceEvent): Phase {
   return argNumber(step, 'tokens') > Math.max(1, argNumber(step, 'sequences')) ? 'prefill' : 'decode';
 }
 
-function addOp(totals: PhaseTotals, event: TraceEvent, kind: TimeCategory): void {
+/** `ms` of the event (all of it by default) as an op of `kind`. */
+function addOp(totals: PhaseTotals, event: TraceEvent, kind: TimeCategory, ms = (event.dur ?? 0) / 1000): void {
   const key = opKey(event, kind);
   const op = totals.ops.get(key) ?? { key, category: kind, dtype: argText(event, 'dtype'), calls: 0, ms: 0, bytes: 0, flops: 0 };
   op.calls += 1;
-  op.ms += (event.dur ?? 0) / 1000;
+  op.ms += ms;
   op.bytes += argNumber(event, 'weightBytes') + argNumber(event, 'kvBytes');
   op.flops += argNumber(event, 'flops');
   totals.ops.set(key, op);
-  totals.byCategory[kind] += (event.dur ?? 0) / 1000;
+  totals.byCategory[kind] += ms;
 }
 
 function attributeStep(totals: PhaseTotals, step: TraceEvent, events: readonly TraceEvent[]): void {
@@ -96,11 +97,14 @@ function attributeStep(totals: PhaseTotals, step: TraceEvent, events: readonly T
       addOp(totals, event, kind);
       accounted += (event.dur ?? 0) / 1000;
     } else if (event.cat === 'collective') {
-      // A native collective runs on the compute thread: its wait for peers, then its copies and sums.
+      // A native collective runs on the compute thread: its wait for peers, then its copies and sums; shared rows
+      // also compute (computeUs, with the weight bytes and flops of the rows this rank took): that part is a matmul.
       const ms = (event.dur ?? 0) / 1000;
       const waitMs = Math.min(ms, argNumber(event, 'waitUs') / 1000);
+      const computeMs = Math.min(ms - waitMs, argNumber(event, 'computeUs') / 1000);
+      if (computeMs > 0) addOp(totals, event, 'matmul', computeMs);
       totals.byCategory['communication-wait'] += waitMs;
-      totals.byCategory['communication-transfer'] += ms - waitMs;
+      totals.byCategory['communication-transfer'] += ms - waitMs - computeMs;
       accounted += ms;
     } else if (event.tid === TRACE_THREADS.receive) {
       totals.byCategory['communication-wait'] += (event.dur ?? 0) / 1000;

@@ -153,7 +153,7 @@ Napi::Value NextHalf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), box.shm ? box.shm->nextHalf() : -1);
 }
 
-/** stats(group, out Float64Array[4 or 5]): calls, total ns, wait ns, bytes sent (and compute ns inside collectives). */
+/** stats(group, out Float64Array[4 to 6]): calls, total ns, wait ns, bytes sent (then compute ns inside collectives, shared rows computed). */
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   GroupBox& box = groupArg(info);
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw Napi::TypeError::New(info.Env(), "expected a Float64Array");
@@ -165,6 +165,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   out[2] = static_cast<double>(s.waitNs);
   out[3] = static_cast<double>(s.bytesSent);
   if (out.ElementLength() > 4) out[4] = static_cast<double>(s.computeNs);
+  if (out.ElementLength() > 5) out[5] = static_cast<double>(s.sharedRows);
   return info.Env().Undefined();
 }
 

@@ -22,6 +22,8 @@ struct CommStats {
   uint64_t bytesSent = 0;
   /** Of the total, computing inside a collective (shared rows: the rows this rank claimed). */
   uint64_t computeNs = 0;
+  /** Shared rows: rows of projections this rank computed (each for every token of its round). */
+  uint64_t sharedRows = 0;
 };
 
 class Group {

@@ -85,6 +85,7 @@ void ShmGroup::shareRound(int64_t fullRows, int64_t chunkRows, int64_t heldBegin
     const int64_t begin = static_cast<int64_t>(first) * chunkRows;
     const int64_t end = std::min(fullRows, static_cast<int64_t>(first + take) * chunkRows);
     compute(t0, t1, begin, end, mine + begin, fullRows);
+    stats.sharedRows += static_cast<uint64_t>(end - begin);
   }
   stats.computeNs += nowNs() - computeStart;
   publish(2 * round + 1);
