@@ -192,7 +192,7 @@ export class KvRings implements KvRingIo {
   }
 
   private probe(ring: string, probe: string, frames: number, frameBytes: number): void {
-    const source = spanOf(frames, frameBytes);
+    const source = spanOf(frameBytes);
     source.fill(7); // every page written before the timed copies (a first touch is not the link's time)
     let at = 0;
     for (let i = 0; i < frames; i++) {
@@ -257,7 +257,14 @@ function gather(fd: number, parts: readonly Uint8Array[], position: number, dire
   }
 }
 
-/** A probe's memory at one end: its frames' total, at least one frame, at most PROBE_SPAN_BYTES (or one frame, if larger). */
-function spanOf(frames: number, frameBytes: number): Uint8Array {
-  return sliceBytes(Math.max(frameBytes, Math.min(PROBE_SPAN_BYTES, frames * frameBytes)));
+/**
+ * A probe's memory at the writing end: PROBE_SPAN_BYTES (or one frame, if
+ * larger), whatever the frames' total. Filled from its start, its first
+ * bytes have left the caches by the end, and the frames are copied from
+ * there: a span of only the frames' total (64 frames of 200 KB: 12.8 MB)
+ * stayed in a 32 MB last-level cache and probed 7.5-8.6 GB/s here, against
+ * 2-6 GB/s from memory.
+ */
+function spanOf(frameBytes: number): Uint8Array {
+  return sliceBytes(Math.max(frameBytes, PROBE_SPAN_BYTES));
 }
