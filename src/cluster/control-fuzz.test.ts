@@ -148,6 +148,10 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
     assert.equal(await session.tryPlan((plan) => ({ ...plan, modelId: 'f'.repeat(64) })), 'rank-failed TESSERA_ERR_MODEL_MISMATCH');
     assert.equal(await session.tryPlan((plan) => ({ ...plan, layers: [[0, 2]] })), 'rank-failed TESSERA_ERR_LAYOUT_MISMATCH');
     assert.equal(await session.tryPlan((plan) => ({ ...plan, tp: 2 })), 'rank-failed TESSERA_ERR_LAYOUT_MISMATCH');
+    // The shared-rows overlap the driver chose: a fraction to 0.5 loads (a one-rank mesh has no pair to share with);
+    // anything else is not our protocol.
+    assert.equal(await session.tryPlan((plan) => ({ ...plan, rowShare: 0.25 })), 'ready');
+    assert.match(await session.tryPlan((plan) => ({ ...plan, rowShare: 0.7 })), /PROTOCOL/);
     for (const mutation of fc.sample(jsonMutationArbitrary(PLAN_PATHS), fuzzSettings(14))) {
       session.tally.add(`plan ${await session.tryPlan((plan) => applyJsonMutation(plan, mutation))}`);
     }

@@ -65,6 +65,12 @@ export type ControlMessage =
       threads?: number;
       /** Element type of the ranks' KV caches (default f32). */
       kvCacheDtype?: KvDtype;
+      /**
+       * Shared rows (a tp 2 pair on shared memory with the native backend): how
+       * far beyond its half of every matrix's rows each rank holds, chosen once
+       * by the driver so both ranks of a pair agree; absent or 0: the fixed split.
+       */
+      rowShare?: number;
     }
   /** bytesRead: file bytes read for this plan; newBytes: what it added to what the rank held (the floor of bytesRead). */
   | { type: 'ready'; generation: number; bytesRead: number; newBytes: number; bytesHeld: number; loadMs: number }

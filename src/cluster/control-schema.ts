@@ -103,6 +103,7 @@ const plan = object<Of<'plan'>>({
   trace: optional(bool),
   threads: optional(int(1, 1024)),
   kvCacheDtype: optional(oneOf(...KV_DTYPES)),
+  rowShare: optional(num(0, 0.5)),
 });
 
 export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({

@@ -34,6 +34,7 @@ import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import { ReshardLog, type RankLoad } from './reshard-log.js';
 import { planModel, planTransport, rollOut } from './rollout.js';
+import { sharedRowsOverlap } from './rank-loader.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import type { ForkedRanks } from './run-ahead.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
@@ -86,6 +87,8 @@ export class MeshCoordinator {
   private readonly log: (line: string) => void;
   /** Sent in every plan: ranks refuse a model that is not this one. */
   private modelId = '';
+  /** Sent in every plan: the shared-rows overlap of a tp 2 pair (TESSERA_TP_SHARE, read and checked once, here). */
+  private readonly rowShare = sharedRowsOverlap();
 
   private constructor(
     private readonly model: ModelFootprint,
@@ -480,7 +483,7 @@ export class MeshCoordinator {
       this.dispatch({ type: 'NodeReleased', id });
     }
     try {
-      const loads = await rollOut(plan, this.links, planModel(this.options, plan, this.modelId), planTransport(this.options.transport, plan, this.links));
+      const loads = await rollOut(plan, this.links, planModel(this.options, plan, this.modelId, this.rowShare), planTransport(this.options.transport, plan, this.links));
       if (this.state.generation !== plan.generation) return;
       this.lastLoads = loads;
       for (const load of loads) this.dispatch({ type: 'ShardLoaded', id: load.node as NodeId, generation: plan.generation, bytesRead: load.bytesRead, bytesHeld: load.bytesHeld, loadMs: load.loadMs });

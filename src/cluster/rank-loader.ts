@@ -139,7 +139,7 @@ export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, tran
   const rowContext = nativeRowContext(plain);
   // Two ranks on shared memory with the native backend share their stage's matmuls row by row (shared-stage.ts).
   const rowSharing = rowContext && plan.tp === 2 ? native?.rowSharing(rowContext) : undefined;
-  const overlap = rowSharing ? sharedRowsOverlap() : 0;
+  const overlap = rowSharing ? (plan.rowShare ?? 0) : 0;
   const stagePlan = { tp: plan.tp, tpRank, startLayer, endLayer, overlap };
   held.begin(files.store);
   const weights = loadStageWeights(files.store, files.config, backend, stagePlan, undefined, held);
@@ -151,7 +151,7 @@ export function loadRank(plan: PlanMessage, rank: number, links: RankLinks, tran
   const kvDtype = parseKvDtype(plan.kvCacheDtype ?? DEFAULT_KV_DTYPE, "the plan's kvCacheDtype");
   // A new RankRunner per plan: its KV pools cover this plan's layer range only (made on the first step).
   const runner = new RankRunner(new StageModel(files.config, weights, backend, group, stagePlan, feedForwards, rowSharing), transport, shape, kvDtype);
-  const collectives = native ? `native ${links.native?.kind} collectives` : 'collectives over the transport';
+  const collectives = native ? `native ${links.native?.kind} collectives${overlap > 0 ? `, shared rows (each rank holds ${Math.round(100 * (0.5 + overlap))}% of every matrix)` : ''}` : 'collectives over the transport';
   const description = `rank ${rank} of ${plan.tp * plan.pp} (stage ${stage}, tp rank ${tpRank}, layers [${startLayer}, ${endLayer})), ${backend.name} backend, ${kvDtype} KV, ${links.transport.kind} transport, ${collectives}, generation ${plan.generation}`;
   return { runner, clock, expertLoad, bytesRead: files.store.bytesRead - readBefore, newBytes: held.newBytes, bytesHeld: held.bytesHeld, description };
 }
@@ -165,7 +165,9 @@ function nativeRowContext(backend: Backend): RowContext | undefined {
 /**
  * How far beyond its half of every matrix's rows a rank of a shared pair
  * holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
- * over; 0 turns sharing off, 0.5 holds every row).
+ * over; 0 turns sharing off, 0.5 holds every row). Read by the driver,
+ * which sends it in every plan (PlanMessage.rowShare): a worker's own
+ * environment does not decide it, so the two ranks of a pair agree.
  */
 export function sharedRowsOverlap(value = process.env.TESSERA_TP_SHARE): number {
   if (value === undefined || value === '') return DEFAULT_SHARED_OVERLAP;

@@ -18,13 +18,16 @@ import type { RankLoad } from './reshard-log.js';
 type PlanMessage = Extract<ControlMessage, { type: 'plan' }>;
 
 /** What every plan message carries besides the layout. */
-export type PlanModel = Pick<PlanMessage, 'modelPath' | 'modelId' | 'tokenizerPath' | 'backend' | 'trace' | 'threads' | 'kvCacheDtype'>;
+export type PlanModel = Pick<PlanMessage, 'modelPath' | 'modelId' | 'tokenizerPath' | 'backend' | 'trace' | 'threads' | 'kvCacheDtype' | 'rowShare'>;
 
-/** The model part of a plan message. Forked ranks share this machine's cores: more busy threads than cores collapses throughput, fewer wastes them. */
-export function planModel(options: CoordinatorOptions, plan: Plan, modelId: string): PlanModel {
+/**
+ * The model part of a plan message. Forked ranks share this machine's cores: more busy threads than cores collapses
+ * throughput, fewer wastes them. `rowShare`: the driver's shared-rows overlap (sharedRowsOverlap), for every rank alike.
+ */
+export function planModel(options: CoordinatorOptions, plan: Plan, modelId: string, rowShare: number): PlanModel {
   const { modelPath, tokenizerPath, backend, trace, kvCacheDtype } = options;
   const threads = options.threads ?? (options.spawn ? Math.max(1, Math.floor(availableParallelism() / plan.ranks.length)) : undefined);
-  return { modelPath, modelId, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype };
+  return { modelPath, modelId, tokenizerPath, backend: backend ?? 'reference', trace: trace !== undefined, threads, kvCacheDtype, rowShare };
 }
 
 /**
