@@ -77,7 +77,7 @@ export class ShmKvLink implements KvLink {
   /** Writer, kept: the reader's acknowledged end, shared with the keeper's thread. */
   private ackedShared: BigInt64Array | undefined;
   private ringBytes = 0;
-  /** Writer: ring bytes used (padding included) and acknowledged as read, both counted from the start. */
+  /** Writer: where payloads go (ring-placement.ts; made at the first), and the reader's acknowledged end, counted from the start. */
   private placement: RingPlacement | undefined;
   private acked = 0;
 
