@@ -71,6 +71,20 @@ describe('sampleToken', () => {
     assert.equal(sampleToken(Float32Array.from([Number.NaN, -1, 2]), GREEDY, NO_HISTORY, 0), 2);
   });
 
+  test('greedy without penalties (argmax of the float32 logits) picks what the float64 path picks, ties and NaN included', () => {
+    let seed = 7;
+    const next = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const penalized = { ...GREEDY, repetitionPenalty: 1.0000001 }; // the float64 path, penalties all but nil
+    for (let trial = 0; trial < 200; trial++) {
+      // Few distinct values: many ties; now and then a NaN or -Infinity.
+      const logits = Float32Array.from({ length: 64 }, () => {
+        const r = next();
+        return r < 0.03 ? Number.NaN : r < 0.06 ? -Infinity : Math.round(next() * 6) / 3;
+      });
+      assert.equal(sampleToken(logits, GREEDY, NO_HISTORY, trial), sampleToken(logits, penalized, NO_HISTORY, trial));
+    }
+  });
+
   test('masked (-Infinity) tokens are never drawn', () => {
     const logits = Float32Array.from([-Infinity, 0, -Infinity, 0.5, -Infinity]);
     const seen = counts(logits, samplingParams({ seed: 4 }), 300);
