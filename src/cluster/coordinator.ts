@@ -34,7 +34,7 @@ import { checkPinnedShape, place, replan } from './placement.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import { ReshardLog, type RankLoad } from './reshard-log.js';
 import { planModel, planTransport, rollOut } from './rollout.js';
-import { sharedRowsOverlap } from './rank-loader.js';
+import { sharedRowsOverlap } from '../model/shard-spec.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import type { ForkedRanks } from './run-ahead.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';

@@ -9,7 +9,6 @@ import type { Backend, Weight } from '../backend/backend.js';
 import type { DType } from '../core/dtype.js';
 import { createBackend } from '../backend/native/select-backend.js';
 import { tracedBackend } from '../backend/traced-backend.js';
-import { TesseraError } from '../core/errors.js';
 import { DEFAULT_KV_DTYPE, parseKvDtype } from '../core/kv-dtype.js';
 import { openModelFiles, type ModelFiles } from '../engine/model-files.js';
 import { ExpertLoad } from '../model/moe-expert-load.js';
@@ -161,22 +160,6 @@ function nativeRowContext(backend: Backend): RowContext | undefined {
   const lender = backend as Backend & { rowContext?: () => RowContext };
   return typeof lender.rowContext === 'function' ? lender.rowContext() : undefined;
 }
-
-/**
- * How far beyond its half of every matrix's rows a rank of a shared pair
- * holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
- * over; 0 turns sharing off, 0.5 holds every row). Read by the driver,
- * which sends it in every plan (PlanMessage.rowShare): a worker's own
- * environment does not decide it, so the two ranks of a pair agree.
- */
-export function sharedRowsOverlap(value = process.env.TESSERA_TP_SHARE): number {
-  if (value === undefined || value === '') return DEFAULT_SHARED_OVERLAP;
-  const overlap = Number(value);
-  if (!(overlap >= 0 && overlap <= 0.5)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `TESSERA_TP_SHARE must be a fraction from 0 (off) to 0.5, got ${value}`);
-  return overlap;
-}
-
-const DEFAULT_SHARED_OVERLAP = 0.25;
 
 /**
  * The stage's tensor-parallel collectives: native (synchronous, on this

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../core/model-config.js';
-import { sharedRowsOverlap } from '../cluster/rank-loader.js';
+import { sharedRowsOverlap } from './shard-spec.js';
 import { checkTensorParallel, heldRows, shardLayout, shardSpecs, treeSplit } from './shard-spec.js';
 
 test('row-parallel slices follow the canonical tree: 172 inputs of 32-element leaves', () => {

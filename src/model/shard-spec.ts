@@ -129,6 +129,22 @@ function sharedLayout(config: ModelConfig, tp: number, tpRank: number, overlap: 
   };
 }
 
+const DEFAULT_SHARED_OVERLAP = 0.25;
+
+/**
+ * How far beyond its half of every matrix's rows a rank of a shared pair
+ * holds (TESSERA_TP_SHARE, default 0.25: rows the faster rank may take
+ * over; 0 turns sharing off, 0.5 holds every row). Read by the driver,
+ * which sends it in every plan (PlanMessage.rowShare): a worker's own
+ * environment does not decide it, so the two ranks of a pair agree.
+ */
+export function sharedRowsOverlap(value = process.env.TESSERA_TP_SHARE): number {
+  if (value === undefined || value === '') return DEFAULT_SHARED_OVERLAP;
+  const overlap = Number(value);
+  if (!(overlap >= 0 && overlap <= 0.5)) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `TESSERA_TP_SHARE must be a fraction from 0 (off) to 0.5, got ${value}`);
+  return overlap;
+}
+
 /**
  * Whether a shared stage can be laid out: two ranks, dense layers, and every
  * matrix's rows in whole groups of 16 (the kernels' tiles, where claims start).
