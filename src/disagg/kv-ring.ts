@@ -120,8 +120,7 @@ class RingWriter implements RingFileIo {
 
   /** Where `size` bytes go (ring-placement.ts), or undefined when the reader is too far behind. */
   place(size: number): { offset: number; end: number } | undefined {
-    const offset = this.placement.place(Number(Atomics.load(this.acked, 0)), size);
-    return offset === undefined ? undefined : { offset, end: this.placement.written };
+    return this.placement.place(Number(Atomics.load(this.acked, 0)), size);
   }
 }
 

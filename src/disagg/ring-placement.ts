@@ -25,8 +25,12 @@ export class RingPlacement {
 
   constructor(readonly ringBytes: number) {}
 
-  /** The offset for `size` bytes (8-byte aligned), or undefined when the ring has no room for them now (nothing changes). */
-  place(acked: number, size: number): number | undefined {
+  /**
+   * Where `size` bytes (8-byte aligned) go: their offset, and the position of
+   * their end, which the reader acks; undefined when the ring has no room for
+   * them now (nothing changes).
+   */
+  place(acked: number, size: number): { offset: number; end: number } | undefined {
     const aligned = Math.ceil(size / 8) * 8;
     if (aligned > this.ringBytes) return undefined;
     const read = acked >= this.skipped.from ? Math.max(acked, this.skipped.to) : acked;
@@ -36,6 +40,6 @@ export class RingPlacement {
     if (!empty && this.written + skip + aligned - read > this.ringBytes) return undefined;
     if (skip > 0) this.skipped = { from: this.written, to: this.written + skip };
     this.written += skip + aligned;
-    return skip > 0 ? 0 : at;
+    return { offset: skip > 0 ? 0 : at, end: this.written };
   }
 }

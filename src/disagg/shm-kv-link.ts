@@ -143,9 +143,9 @@ export class ShmKvLink implements KvLink {
     const at = bytes > 0 && this.writer ? this.place(bytes) : undefined;
     if (at === undefined) return this.socket.send(header, payload);
     const started = performance.now();
-    let position = at;
+    let position = at.offset;
     for (const part of payload) position += writeSync(this.fd!, part, 0, part.byteLength, position);
-    this.socket.send({ type: 'shm', frame: header, offset: at, bytes, end: this.placement!.written, writeMs: performance.now() - started });
+    this.socket.send({ type: 'shm', frame: header, offset: at.offset, bytes, end: at.end, writeMs: performance.now() - started });
   }
 
   onFrame(handler: (frame: ReceivedFrame) => void): void {
@@ -182,7 +182,7 @@ export class ShmKvLink implements KvLink {
   }
 
   /** Writer: where `bytes` go in the ring (ring-placement.ts), or undefined when it has no room. */
-  private place(bytes: number): number | undefined {
+  private place(bytes: number): { offset: number; end: number } | undefined {
     if (this.fd === undefined) return undefined;
     this.placement ??= new RingPlacement(this.ringBytes);
     return this.placement.place(this.acked, bytes);
