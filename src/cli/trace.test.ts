@@ -2,7 +2,9 @@
  * `--trace FILE` as a user runs it, on stories260K (5 layers, 8 heads, 4 KV
  * heads): the file is Chrome trace JSON whose backend op spans sit inside
  * their rank's step spans, on one process and on a --tp 2 mesh beside the
- * message spans, and tracing changes no output.
+ * message spans, and tracing changes no output; on the mesh, the LM head's
+ * exchange a step is each slice's best for greedy steps and the logits'
+ * slices for sampled ones.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -161,6 +163,32 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside t
   assert.equal(driver.filter((event) => event.name === 'encode and send step').length, rankSteps);
   assert.ok(driver.some((event) => event.name === 'engine (schedule, sample)'), 'engine time between steps');
   assert.ok(driver.every((event) => (event.dur ?? -1) >= 0));
+});
+
+test('run --tp 2: a greedy step exchanges each vocabulary slice\'s best (8 bytes a row) instead of its logits, a sampled one gathers the logits; both print what one process prints', (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  if (!loadNativeComm()) return t.skip('the bytes are read from the native collectives\' spans');
+  /** A rank's slice of one logit row: half of the 512-token vocabulary, float32. */
+  const sliceBytes = (512 / 2) * 4;
+  for (const sampling of [[], ['--temperature', '0.8', '--seed', '3']]) {
+    const args = ['run', '--model', model, '--prompt-ids', '1,403,407', '--max-tokens', '6', '--json', ...sampling];
+    const plain = tessera(...args);
+    const trace = join(scratch, `picks-${sampling.length}.json`);
+    const mesh = tessera(...args, '--tp', '2', '--transport', 'unix', '--trace', trace);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(mesh.status, 0, mesh.stderr);
+    assert.deepEqual(generated(mesh.stdout).ids, generated(plain.stdout).ids, sampling.join(' ') || 'greedy');
+    const events = readTrace(trace);
+    for (const rank of [0, 1]) {
+      const steps = events.filter((event) => event.pid === rank && event.name === 'step').length;
+      const gathered = events.filter((event) => event.pid === rank && event.cat === 'collective' && event.name === 'all-gather').map((event) => Number(event.args?.bytes));
+      // One LM head exchange a step (one row each); the layers' gathers move hidden columns (128 bytes a token), neither size.
+      const [expected, absent] = sampling.length === 0 ? [8, sliceBytes] : [sliceBytes, 8];
+      assert.equal(gathered.filter((bytes) => bytes === expected).length, steps, `rank ${rank}: ${expected} bytes a step`);
+      assert.ok(!gathered.includes(absent), `rank ${rank} never exchanged ${absent} bytes`);
+    }
+  }
 });
 
 test('serve --trace on one process writes the engine worker\'s steps and ops at shutdown', async (t) => {

@@ -1,7 +1,9 @@
 /**
  * The step loop of one rank: stage 0 embeds, every stage runs its layers,
  * hands its hidden states to the same tensor-parallel rank of the next
- * stage, and the last stage computes logits (reported by its tp rank 0).
+ * stage, and the last stage computes logits (reported by its tp rank 0),
+ * or, when every row of the step is picked greedily and the logits are
+ * split by vocabulary, only the ids (the ranks exchange each slice's best).
  * Each rank keeps one pool of KV blocks (its own heads, and only its own
  * stage's layers) that mirrors the driver's: same block count, same block
  * size, same block ids.
@@ -73,6 +75,11 @@ export class RankRunner {
    * the last stage picks too (they all hold the logits), for running ahead.
    */
   async stepPicked(layout: KvLayout, requests: readonly StepRequest[], everywhere = false): Promise<PickedRows | undefined> {
+    if (this.picksGreedily(requests)) {
+      // Every row greedy over vocab-split logits: the ranks exchange each slice's best, not the rows (vocab-argmax.ts).
+      const ids = await this.forward(layout, requests, everywhere, async (hidden, batch) => ({ result: await this.stage.greedyIds(hidden, batch), filled: [] }));
+      return ids && { ids, logits: new Float32Array(0) };
+    }
     const logits = await this.stepBatch(layout, requests, everywhere);
     if (!logits) return undefined;
     const picks: (TokenPick | undefined)[] = [];
@@ -106,6 +113,28 @@ export class RankRunner {
    * waiting on another.
    */
   async stepBatch(layout: KvLayout, requests: readonly StepRequest[], everywhere = false): Promise<Float32Array | undefined> {
+    return this.forward(layout, requests, everywhere, async (hidden, batch) => {
+      const logits = await this.stage.head(hidden, batch);
+      return { result: logits, filled: [logits] };
+    });
+  }
+
+  /** Every row of the step is a last row picked greedily, and the last stage's logits are split by vocabulary across its ranks. */
+  private picksGreedily(requests: readonly StepRequest[]): boolean {
+    return this.stage.isLast && this.stage.splitsLogits && requests.length > 0 && requests.every((request) => request.rows === 'last' && request.ids.length > 0 && request.pick?.temperature === 0);
+  }
+
+  /**
+   * The step through this rank's layers; on the last stage `finish` turns
+   * the hidden states into its result (and names the arrays a device step
+   * fills), returned on the reporting rank (every rank: `everywhere`).
+   */
+  private async forward<T>(
+    layout: KvLayout,
+    requests: readonly StepRequest[],
+    everywhere: boolean,
+    finish: (hidden: Float32Array, batch: Batch) => Promise<{ result: T; filled: Float32Array[] }>,
+  ): Promise<T | undefined> {
     const { stage, tpRank } = placeOf(this.transport.rank, this.shape);
     const batch = this.batchOf(this.poolFor(layout), requests);
     // On a device backend the rank's ops run as device steps: one submission between two collectives, not one per op.
@@ -121,10 +150,10 @@ export class RankRunner {
         await this.transport.send(rankAt({ stage: stage + 1, tpRank }, this.shape), floatBytes(hidden));
         return undefined;
       }
-      const logits = await this.stage.head(hidden, batch);
+      const { result, filled } = await finish(hidden, batch);
       ended = true;
-      this.stage.endStep([logits]);
-      return this.reports || everywhere ? logits : undefined;
+      this.stage.endStep(filled);
+      return this.reports || everywhere ? result : undefined;
     } finally {
       if (!ended) this.stage.endStep([]);
     }

@@ -3,7 +3,8 @@
  * shards for its stage's layers, plus the vocab-parallel ends — embedding
  * rows outside this rank's vocab range are zero and one all-reduce fills
  * them in (exact: only the owning rank adds a nonzero row), and the LM head
- * computes this rank's vocab columns of the logits, then all-gathers them.
+ * computes this rank's vocab columns of the logits, then all-gathers them
+ * (or, for rows picked greedily, only each slice's best: vocab-argmax.ts).
  * A shared stage (shared-stage.ts) is instead the whole stage on each rank,
  * its matmuls' rows shared as they compute.
  */
@@ -20,6 +21,7 @@ import { GatheredProjection, RowParallelProjection, type OutputProjection } from
 import type { StagePlan, StageWeights } from './shard-weights.js';
 import type { TensorParallelGroup } from './tensor-parallel.js';
 import { Transformer } from './transformer.js';
+import { combineBests, fitsIdsInFloats, sliceBests } from './vocab-argmax.js';
 
 export class StageModel {
   readonly transformer: Transformer;
@@ -115,6 +117,29 @@ export class StageModel {
   /** This stage's layers over hidden [numTokens, hiddenSize], in place. */
   runLayers(hidden: Float32Array, batch: Batch): Promise<void> {
     return this.transformer.runLayers(hidden, batch, this.plan.startLayer, this.plan.endLayer);
+  }
+
+  /** Whether the last stage's logits are split by vocabulary across ranks, with ids exact as floats (greedyIds applies). */
+  get splitsLogits(): boolean {
+    return this.group.size > 1 && fitsIdsInFloats(this.config.vocabSize);
+  }
+
+  /**
+   * Final norm and LM head → [rows] the greedy id of each logit row, on
+   * every rank of the last stage, without gathering the rows: each rank
+   * sends its slice's best (score, id), one pair a row (vocab-argmax.ts),
+   * and the ids equal the sampler's argmax over the whole rows. Only where
+   * splitsLogits.
+   */
+  async greedyIds(hidden: Float32Array, batch: Batch): Promise<Int32Array> {
+    if (!this.splitsLogits) throw new TesseraError('TESSERA_ERR_INTERNAL', 'greedy ids without gathering need logits split across ranks');
+    /** [rows, this rank's vocab columns] */
+    const slice = this.transformer.head(hidden, batch);
+    this.backend.flush?.([slice]); // read on the host
+    const [start, end] = this.weights.layout.vocab;
+    /** [rows, 2]: each row's best (score, id) in this slice */
+    const bests = sliceBests(slice, end - start, start);
+    return combineBests(await this.group.allGatherColumns(bests, bests.length / 2), this.group.size);
   }
 
   /** Final norm and LM head → [rows, vocabSize] on every rank of the last stage. */
