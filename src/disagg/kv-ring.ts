@@ -9,10 +9,6 @@
  * two memory copies, both on threads that hold a core anyway, none on an
  * event loop waiting for one.
  *
- * The prefill engine's thread runs lowered (nice 10) for its compute, but
- * its writes into a ring run at the process's priority (copy-priority.ts):
- * lowered, a copy lost its core to any other thread for milliseconds.
- *
  * The copies are memcpy into and out of the ring's file mapped shared (the
  * native addon's mapShared): through pwritev/preadv each 4 KiB of a tmpfs
  * file costs a page-cache lookup and lock, and rows moved at 0.4-0.9 GB/s
@@ -31,7 +27,6 @@ import { readvSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { sliceBytes } from '../format/slice-bytes.js';
-import { CopyPriority } from './copy-priority.js';
 import { RingPlacement } from './ring-placement.js';
 import type { KvRingIo, KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 
@@ -139,8 +134,6 @@ export class KvRings implements KvRingIo {
   constructor(
     private readonly post: (message: KvRingFromEngine) => void,
     private readonly map: RingMapper = nativeRingMapper(),
-    /** Writes run at the process's priority on an engine thread lowered for compute (copy-priority.ts). */
-    private readonly priority = new CopyPriority(),
   ) {}
 
   apply(message: KvRingToEngine): void {
@@ -188,15 +181,13 @@ export class KvRings implements KvRingIo {
     const bytes = parts.reduce((sum, part) => sum + part.byteLength, 0);
     const at = writer?.place(bytes);
     if (!writer || !at) return undefined;
-    return this.priority.run(() => {
-      const started = performance.now();
-      try {
-        copy(writer, parts, at.offset, 'write');
-      } catch {
-        return undefined; // the ring is gone (the link closed): the rows go by message
-      }
-      return { ring, offset: at.offset, bytes, end: at.end, writeMs: performance.now() - started };
-    });
+    const started = performance.now();
+    try {
+      copy(writer, parts, at.offset, 'write');
+    } catch {
+      return undefined; // the ring is gone (the link closed): the rows go by message
+    }
+    return { ring, offset: at.offset, bytes, end: at.end, writeMs: performance.now() - started };
   }
 
   private probe(ring: string, probe: string, frames: number, frameBytes: number): void {
