@@ -37,7 +37,8 @@ const { values } = parseArgs({
 
 if (!existsSync(values.model)) {
   mkdirSync(dirname(values.model), { recursive: true });
-  spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--repeat-layers', '--out', values.model], { stdio: 'inherit' });
+  const made = spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--repeat-layers', '--out', values.model], { stdio: 'inherit' });
+  if (made.status !== 0) process.exit(1);
 }
 
 const run = spawn(process.execPath, [cli, 'run', '--model', values.model, '--prompt-ids', '1,450,4996', '--max-tokens', values.tokens, '--ignore-eos', '--json', '--tp', '2', '--pp', '1', '--rank-backend', 'native', '--rank-threads', '1', '--transport', 'shm'], { stdio: ['ignore', 'pipe', 'inherit'] });

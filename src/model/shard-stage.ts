@@ -133,10 +133,7 @@ export class StageModel {
    */
   async greedyIds(hidden: Float32Array, batch: Batch): Promise<Int32Array> {
     if (!this.splitsLogits) throw new TesseraError('TESSERA_ERR_INTERNAL', 'greedy ids without gathering need logits split across ranks');
-    /** [rows, this rank's vocab columns] */
-    const slice = this.transformer.head(hidden, batch);
-    this.backend.flush?.([slice]); // read on the host
-    const [start, end] = this.weights.layout.vocab;
+    const { slice, start, end } = this.vocabSlice(hidden, batch);
     /** [rows, 2]: each row's best (score, id) in this slice */
     const bests = sliceBests(slice, end - start, start);
     return combineBests(await this.group.allGatherColumns(bests, bests.length / 2), this.group.size);
@@ -144,11 +141,17 @@ export class StageModel {
 
   /** Final norm and LM head → [rows, vocabSize] on every rank of the last stage. */
   async head(hidden: Float32Array, batch: Batch): Promise<Float32Array> {
+    const { slice, start, end } = this.vocabSlice(hidden, batch);
+    return this.group.allGatherColumns(slice, slice.length / (end - start));
+  }
+
+  /** Final norm and LM head over this rank's vocab ids [start, end): slice [rows, end - start], on the host when the ranks exchange it. */
+  private vocabSlice(hidden: Float32Array, batch: Batch): { slice: Float32Array; start: number; end: number } {
     /** [rows, this rank's vocab columns] */
     const slice = this.transformer.head(hidden, batch);
     if (this.group.size > 1) this.backend.flush?.([slice]);
     const [start, end] = this.weights.layout.vocab;
-    return this.group.allGatherColumns(slice, slice.length / (end - start));
+    return { slice, start, end };
   }
 }
 

@@ -6,20 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { TestRandom } from '../backend/backend-oracle.js';
 import { argmax } from '../engine/token-ranking.js';
 import { combineBests, fitsIdsInFloats, sliceBests } from './vocab-argmax.js';
-
-/** A deterministic generator (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Scores drawn from a few values, so ties are common; some NaN and infinite. */
 function scoresOf(next: () => number, length: number, nanShare: number): Float32Array {
@@ -50,7 +39,9 @@ function gather(rows: Float32Array, length: number, at: number[]): Float32Array 
 }
 
 test('combined slice bests pick the whole row\'s argmax, ties to the lowest id, NaNs as the sampler treats them', () => {
-  const next = random(18);
+  // Seeded, so a failure replays.
+  const generator = new TestRandom(18);
+  const next = (): number => generator.next();
   for (let trial = 0; trial < 400; trial++) {
     const length = 5 + Math.floor(next() * 60);
     const slices = 2 + Math.floor(next() * 4);

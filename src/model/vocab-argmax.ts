@@ -48,15 +48,12 @@ export function sliceBests(slice: Float32Array, width: number, start: number): F
 export function combineBests(gathered: Float32Array, slices: number): Int32Array {
   const rows = gathered.length / (2 * slices);
   const ids = new Int32Array(rows);
+  /** [slices] one row's best scores, in vocabulary order */
+  const scores = new Float32Array(slices);
   for (let row = 0; row < rows; row++) {
     const at = row * 2 * slices;
-    let best = 0;
-    for (let slice = 1; slice < slices; slice++) {
-      const score = gathered[at + 2 * slice];
-      const held = gathered[at + 2 * best];
-      if (score > held || Number.isNaN(held)) best = slice;
-    }
-    ids[row] = gathered[at + 2 * best + 1];
+    for (let slice = 0; slice < slices; slice++) scores[slice] = gathered[at + 2 * slice];
+    ids[row] = gathered[at + 2 * argmax(scores) + 1];
   }
   return ids;
 }
