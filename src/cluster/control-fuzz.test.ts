@@ -20,7 +20,7 @@ import { applyMutations, fuzzSettings, mutationsArbitrary, Tally } from '../test
 import { FakeCoordinator } from '../testing/fake-coordinator.js';
 import { applyJsonMutation, jsonMutationArbitrary } from '../testing/json-mutation.js';
 import { fixture } from '../testing/fixtures.js';
-import { planFor, planOne, prepare, servingRank, validStep, type LiveRank, type RankModel } from '../testing/rank-driver.js';
+import { planFor, planOne, prepare, servingRank, validKvRead, validStep, type LiveRank, type RankModel } from '../testing/rank-driver.js';
 
 const TOKEN = 'control-fuzz-token-5f0c2a';
 
@@ -53,6 +53,7 @@ const STEP_PATHS = [
   '+__proto__',
   'segments[0].+constructor',
 ];
+const KV_READ_PATHS = ['generation', 'id', 'pool', 'pool.numBlocks', 'runs', 'runs[0]', 'runs[0].blockTable', 'runs[0].blockTable[1]', 'runs[0].from', 'runs[0].count', 'type', '+extra'];
 const PLAN_PATHS = ['tp', 'pp', 'ep', 'layers', 'layers[0]', 'layers[0][1]', 'addresses', 'addresses[0]', 'addresses[0].port', 'modelId', 'modelPath', 'meshToken', 'backend', 'threads', 'kvCacheDtype', '+extra'];
 
 class Session {
@@ -88,7 +89,8 @@ class Session {
         await planOne(this.live, this.model);
         return `rank-failed ${message.code}`;
       }
-      answers.push(message.type === 'step-refused' ? `refused ${message.code}` : message.type);
+      if (message.type === 'kv-refused') assert.notEqual(message.code, 'TESSERA_ERR_INTERNAL', message.message);
+      answers.push(message.type === 'step-refused' || message.type === 'kv-refused' ? `refused ${message.code}` : message.type);
     }
   }
 
@@ -140,6 +142,11 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
       const outcome = await session.tryStep((generation) => encodeControl(applyJsonMutation(validStep(generation, 7, true), mutation) as ControlMessage));
       session.tally.add(`step ${outcome}`);
     }
+    // KV reads (a prefill mesh reading its rows back): the rows validStep wrote come back; a mutated read is refused with a code.
+    assert.equal(await session.tryStep((generation) => encodeControl(validKvRead(generation, 8))), 'kv-rows');
+    for (const mutation of fc.sample(jsonMutationArbitrary(KV_READ_PATHS), fuzzSettings(16))) {
+      session.tally.add(`kv-read ${await session.tryStep((generation) => encodeControl(applyJsonMutation(validKvRead(generation, 8), mutation) as ControlMessage))}`);
+    }
     const length = encodeControl(validStep(1, 7, true)).length;
     for (const mutations of fc.sample(mutationsArbitrary(length), fuzzSettings(16))) {
       session.tally.add(`bytes ${await session.tryStep((generation) => applyMutations(encodeControl(validStep(generation, 7, true)), mutations))}`);
@@ -156,7 +163,7 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
       session.tally.add(`plan ${await session.tryPlan((plan) => applyJsonMutation(plan, mutation))}`);
     }
     await session.serves();
-    t.diagnostic(`control fuzz: ${stepCases.length} step fields, 16 byte-mutated frames, 14 plan fields: ${session.tally.toString()}`);
+    t.diagnostic(`control fuzz: ${stepCases.length} step fields, 16 kv-read fields, 16 byte-mutated frames, 14 plan fields: ${session.tally.toString()}`);
   } finally {
     session.close();
     fake.close();

@@ -29,7 +29,8 @@ import { controlSchema } from './control-schema.js';
  */
 // 3: steps may carry a rank-side `pick` per segment, and logits replies the picked `ids`.
 // 4: a pick may carry the `next` uniform (the rank may run ahead), and stats the `ahead` counts.
-export const PROTOCOL_VERSION = 4;
+// 5: kv-read / kv-rows / kv-refused: the driver reads sequences' KV rows back from the ranks (a KV export).
+export const PROTOCOL_VERSION = 5;
 
 export type ControlMessage =
   // Joining (control connection): the worker reports itself, the coordinator names it.
@@ -86,6 +87,18 @@ export type ControlMessage =
   | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number; ids?: number[] }
   /** The step was refused before any rank computed or sent anything (a bad block table, a bad id): it fails, the mesh goes on. */
   | { type: 'step-refused'; generation: number; id: number; segment: number; code: ErrorCode; message: string }
+  /**
+   * Every rank sends back its KV rows of `runs` (a KV export, src/cluster/mesh-kv-export.ts), read after
+   * every step sent before this message: `kv-rows` from each rank, or `kv-refused` when a run is outside its pool.
+   */
+  | { type: 'kv-read'; generation: number; id: number; pool: KvLayout; runs: KvReadRun[] }
+  /**
+   * One rank's rows of a kv-read: its layers [layers[0], layers[1]) and KV heads [heads[0], heads[1])
+   * (empty when another rank sends the same replicated heads). Body, for each run, for each layer:
+   * keys [count, heads, headDim], then values, in `dtype`.
+   */
+  | { type: 'kv-rows'; generation: number; id: number; layers: [number, number]; heads: [number, number]; dtype: KvDtype }
+  | { type: 'kv-refused'; generation: number; id: number; code: ErrorCode; message: string }
   /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
   | { type: 'rank-failed'; generation: number; id: number; code: ErrorCode; message: string }
   /** A rank's step-time sums over its generations, sent once as it shuts down: decode steps (one token per sequence) and the rest. */
@@ -127,6 +140,13 @@ export interface StepSegment {
   positions: number[];
   /** rows 'last' only: the reporting rank picks this row's token and sends the id, not the logits (token-pick.ts). */
   pick?: TokenPick;
+}
+
+/** Rows [from, from + count) of one sequence, by its block table in the driver's pool. */
+export interface KvReadRun {
+  blockTable: number[];
+  from: number;
+  count: number;
 }
 
 /** A step message: the requests as plain arrays (JSON). */

@@ -12,7 +12,7 @@ import type { TraceEvent } from '../core/trace-event.js';
 import type { KvLayout } from './rank-runner.js';
 import type { MeshAddress } from '../parallel/socket-transport.js';
 import type { NodeHardware } from './cluster-state.js';
-import type { ControlMessage, HeartbeatTiming, RankStepSums, StepSegment } from './control-message.js';
+import type { ControlMessage, HeartbeatTiming, KvReadRun, RankStepSums, StepSegment } from './control-message.js';
 import type { TokenPick } from '../engine/token-pick.js';
 import { array, bool, either, int, num, object, oneOf, optional, pair, record, str, tagged, type Schema } from '../core/schema.js';
 
@@ -74,6 +74,9 @@ const pick = object<TokenPick>({
 
 const segment = object<StepSegment>({ blockTable: int32s, rows: oneOf('none', 'last', 'all'), ids: int32s, positions: int32s, pick: optional(pick) });
 
+const kvReadRun = object<KvReadRun>({ blockTable: int32s, from: int(0, INT32_MAX), count: int(1, MAX_SEGMENT) });
+const range = pair(int(0, 1 << 20), int(0, 1 << 20));
+
 const traceEvent = object<TraceEvent>({
   name: str(256),
   cat: optional(str(64)),
@@ -132,6 +135,9 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
   }),
   stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums, ahead: optional(object({ used: int(0, SAFE), missed: int(0, SAFE) })) }),
   'step-refused': object<Of<'step-refused'>>({ type: oneOf('step-refused'), generation, id: stepId, segment: int(-1, MAX_SEGMENTS), code: errorCode, message: MESSAGE }),
+  'kv-read': object<Of<'kv-read'>>({ type: oneOf('kv-read'), generation, id: stepId, pool, runs: array(kvReadRun, MAX_SEGMENTS, 1) }),
+  'kv-rows': object<Of<'kv-rows'>>({ type: oneOf('kv-rows'), generation, id: stepId, layers: range, heads: range, dtype: oneOf(...KV_DTYPES) }),
+  'kv-refused': object<Of<'kv-refused'>>({ type: oneOf('kv-refused'), generation, id: stepId, code: errorCode, message: MESSAGE }),
   'rank-failed': object<Of<'rank-failed'>>({ type: oneOf('rank-failed'), generation, id: stepOrNone, code: errorCode, message: MESSAGE }),
   shutdown: object<Of<'shutdown'>>({ type: oneOf('shutdown') }),
   trace: object<Of<'trace'>>({ type: oneOf('trace'), events: array(traceEvent, 1 << 22) }),

@@ -24,7 +24,7 @@ import { asFloats } from '../parallel/transport.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, PROTOCOL_VERSION, stepMessage, type ControlMessage, type Envelope, type HeartbeatTiming } from './control-message.js';
+import { encodeControl, PROTOCOL_VERSION, stepMessage, type ControlMessage, type Envelope, type HeartbeatTiming, type KvReadRun } from './control-message.js';
 import type { FrameLimitOptions } from '../parallel/frame-limits.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
@@ -39,6 +39,7 @@ import type { CoordinatorOptions } from './coordinator-options.js';
 import type { ForkedRanks } from './run-ahead.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
 import { checkBody, StepPipe, stepRows, type StepTimings } from './step-pipe.js';
+import { KvReadPipe, type KvRankRows } from './kv-read-pipe.js';
 import type { PickedRows } from '../engine/token-pick.js';
 import { StateSignal } from './state-signal.js';
 import { modelIdentityOf } from './model-identity.js';
@@ -67,6 +68,7 @@ export class MeshCoordinator {
   private readonly links = new Map<NodeId, NodeLink>();
   private readonly children: ChildProcess[] = [];
   private readonly pipe = new StepPipe();
+  private readonly kvReads: KvReadPipe;
   private readonly membership: Membership;
   private joins: JoinListener | undefined;
   private rolling: Promise<void> | undefined;
@@ -94,7 +96,9 @@ export class MeshCoordinator {
     private readonly model: ModelFootprint,
     private readonly options: CoordinatorOptions,
     private readonly vocabSize: number,
+    headDim: number,
   ) {
+    this.kvReads = new KvReadPipe(headDim, () => this.pipe.takeId());
     this.log = options.log ?? (() => undefined);
     // Field by field: a flag left unset arrives as undefined, which a spread would copy over the default.
     this.heartbeat = { intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT.intervalMs, timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT.timeoutMs };
@@ -110,7 +114,7 @@ export class MeshCoordinator {
   }
 
   static async start(config: ModelConfig, options: CoordinatorOptions): Promise<MeshCoordinator> {
-    const coordinator = new MeshCoordinator(meshFootprint(config, options), options, config.vocabSize);
+    const coordinator = new MeshCoordinator(meshFootprint(config, options), options, config.vocabSize, config.headDim);
     try {
       await coordinator.open();
       return coordinator;
@@ -215,6 +219,23 @@ export class MeshCoordinator {
   }
 
   /**
+   * Every rank's KV rows of `runs` (positions by block table in `pool`), read
+   * after the steps sent before: one answer per rank, naming its layers and
+   * heads. Fails as a step does when `generation` stops serving.
+   */
+  async readKv(pool: KvLayout, runs: readonly KvReadRun[], generation = this.state.generation): Promise<KvRankRows[]> {
+    const plan = this.state.plan;
+    if (!this.isServing() || generation !== this.state.generation || !plan) {
+      throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); its KV is gone`);
+    }
+    const tokens = runs.reduce((sum, run) => sum + run.count, 0);
+    const { id, result } = this.kvReads.open(generation, tokens, plan.ranks.length);
+    const frame = encodeControl({ type: 'kv-read', generation, id, pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize }, runs: [...runs] });
+    for (const rank of plan.ranks) void this.links.get(rank)?.sendFrame(frame).catch(() => undefined);
+    return result;
+  }
+
+  /**
    * Waits until a plan serves and no re-shard is pending; its generation.
    * After a loss this is the recovery; it fails with TESSERA_ERR_RANK_LOST
    * when none comes within `recoveryWaitMs`.
@@ -259,6 +280,7 @@ export class MeshCoordinator {
     // Whatever waits on the mesh (steps, a rollout) ends now.
     const closed = new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed');
     this.pipe.failGeneration(Number.MAX_SAFE_INTEGER, closed);
+    this.kvReads.failGeneration(Number.MAX_SAFE_INTEGER, closed);
     for (const link of this.links.values()) link.failGeneration(this.state.generation, closed);
     this.notify();
     await this.rolling?.catch(() => undefined);
@@ -337,7 +359,7 @@ export class MeshCoordinator {
   }
 
   private receive(id: NodeId, envelope: Envelope): void {
-    const violation = checkBody(envelope, this.pipe);
+    const violation = envelope.message.type === 'kv-rows' ? this.kvReads.check(envelope) : checkBody(envelope, this.pipe);
     if (violation) {
       this.log(`worker ${id} broke the protocol: ${violation.code}: ${violation.message}; dropping it`);
       return this.lose(id, `it broke the protocol (${violation.code})`, 0);
@@ -348,6 +370,10 @@ export class MeshCoordinator {
       const logits = asFloats(body.slice());
       const ids = message.ids ? Int32Array.from(message.ids) : new Int32Array(logits.length / this.vocabSize).fill(-1);
       this.pipe.answer(message.id, { rows: { ids, logits }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+    } else if (message.type === 'kv-rows') {
+      this.kvReads.answer(message.id, { layers: message.layers, heads: message.heads, dtype: message.dtype, body: body.slice() });
+    } else if (message.type === 'kv-refused') {
+      this.kvReads.refuse(message.id, new TesseraError(message.code, message.message));
     } else if (message.type === 'step-refused') {
       this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
     } else if (message.type === 'rank-failed') {
@@ -385,7 +411,10 @@ export class MeshCoordinator {
     const error = new TesseraError(code, `rank ${plan.ranks.indexOf(id)} failed generation ${generation}: ${message}`);
     if (this.state.phase === 'loading' && code !== 'TESSERA_ERR_RANK_LOST') return this.cannotLoad(id, error);
     // A compute failure is that step's own: it fails; steps that were merely cut off run again on the next plan.
-    if (step >= 0 && code !== 'TESSERA_ERR_RANK_LOST') this.pipe.refuse(step, error);
+    if (step >= 0 && code !== 'TESSERA_ERR_RANK_LOST') {
+      this.pipe.refuse(step, error);
+      this.kvReads.refuse(step, error);
+    }
     this.cause ??= { reason: 'broken', decidedAt: Date.now() };
     this.abandon(plan, new TesseraError('TESSERA_ERR_RANK_LOST', `generation ${generation} broke: ${error.message}`));
     this.dispatch({ type: 'MeshBroke', generation, reason: error.message });
@@ -412,6 +441,7 @@ export class MeshCoordinator {
     this.recovering = new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and is re-sharding (${error.message})`);
     this.membership.abort(plan.ranks, plan.generation);
     this.pipe.failGeneration(plan.generation, error);
+    this.kvReads.failGeneration(plan.generation, error);
     for (const link of this.links.values()) link.failGeneration(plan.generation, error);
   }
 

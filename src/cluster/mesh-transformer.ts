@@ -55,6 +55,9 @@ export class MeshTransformer extends Transformer {
     return this.coordinator.stages === 1 && rankPicks() && runAheadWanted(process.env.TESSERA_RUN_AHEAD, this.coordinator.forkedRanks, availableParallelism());
   }
 
+  /** Reads back what each forward wrote for sequences whose KV is exported (a prefill replica, mesh-kv-export.ts). */
+  kvTap: { readonly active: boolean; afterForward(batch: Batch, generation: number): Promise<void> } | undefined;
+
   /** The ranks hold the KV: an engine core driving this keeps block accounting without pools. */
   readonly kvPoolLayers: readonly [number, number] = [0, 0];
 
@@ -95,6 +98,8 @@ export class MeshTransformer extends Transformer {
         }
         this.kvGeneration = generation;
         const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
+        // Inside the retry: a rank lost during the read is a lost generation, whose KV the core then recomputes.
+        if (this.kvTap?.active) await this.kvTap.afterForward(batch, generation);
         this.record(batch);
         return rows;
       } catch (error) {

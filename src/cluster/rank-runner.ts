@@ -19,6 +19,17 @@ import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
 import { pickRows, type PickedRows, type TokenPick } from '../engine/token-pick.js';
+import { kvRowViews } from '../engine/kv-rows.js';
+import type { KvReadRun } from './control-message.js';
+
+/** A rank's KV rows of a kv-read (control-message.ts): for each run, for each layer, keys then values. */
+export interface RankKvRows {
+  layers: [number, number];
+  /** Empty where another rank of the stage holds and sends the same (replicated) heads. */
+  heads: [number, number];
+  dtype: KvDtype;
+  body: Uint8Array;
+}
 
 /** The driver's KV pool that every rank mirrors. A KvCache is one. */
 export interface KvLayout {
@@ -103,6 +114,43 @@ export class RankRunner {
     if (tokens > pool.numBlocks * pool.blockSize) {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `a step of ${tokens} tokens is more than the ${pool.numBlocks * pool.blockSize} its KV pool holds`);
     }
+  }
+
+  /**
+   * The rows of `runs` this rank holds: its layers, its KV heads (none when a
+   * rank before it in the stage holds the same replicated heads: one copy
+   * travels). Read after every step before it, so they are the bits attention
+   * reads. A run outside the pool throws a SegmentError naming it.
+   */
+  readKv(layout: KvLayout, runs: readonly KvReadRun[]): RankKvRows {
+    const pool = this.poolFor(layout);
+    runs.forEach((run, index) => checkRun(pool, run, index));
+    const layers: [number, number] = [this.stage.plan.startLayer, this.stage.plan.endLayer];
+    const [first, end] = this.stage.kvHeads;
+    const heads: [number, number] = this.sendsKvHeads() ? [first, end] : [first, first];
+    if (heads[1] === heads[0]) return { layers, heads, dtype: pool.dtype, body: new Uint8Array(0) };
+    const views: Uint8Array[] = [];
+    for (const run of runs) {
+      const table = Int32Array.from(run.blockTable);
+      for (let layer = layers[0]; layer < layers[1]; layer++) {
+        views.push(...kvRowViews(pool.keys[layer], table, run.from, run.count), ...kvRowViews(pool.values[layer], table, run.from, run.count));
+      }
+    }
+    const body = new Uint8Array(views.reduce((sum, view) => sum + view.byteLength, 0));
+    let at = 0;
+    for (const view of views) {
+      body.set(view, at);
+      at += view.byteLength;
+    }
+    return { layers, heads, dtype: pool.dtype, body };
+  }
+
+  /** Whether this rank is the first of its stage to hold its KV heads (with fewer KV heads than tp ranks, several hold each). */
+  private sendsKvHeads(): boolean {
+    const { tpRank } = placeOf(this.transport.rank, this.shape);
+    const { numKvHeads } = this.stage.config;
+    const tp = this.shape.tp;
+    return tpRank === 0 || numKvHeads >= tp || Math.floor(((tpRank - 1) * numKvHeads) / tp) !== Math.floor((tpRank * numKvHeads) / tp);
   }
 
   /**
@@ -217,6 +265,15 @@ function checkSegment(pool: KvCache, { blockTable, positions, ids, rows, pick }:
   for (const id of ids) {
     if (!(id >= 0 && id < vocabSize)) refuse(`token id ${id} is outside the vocabulary [0, ${vocabSize})`);
   }
+}
+
+/** Every block id of a kv-read run inside the pool, and its positions inside what its block table holds. */
+function checkRun(pool: KvCache, { blockTable, from, count }: KvReadRun, index: number): void {
+  for (const block of blockTable) {
+    if (block < 0 || block >= pool.numBlocks) throw new SegmentError('TESSERA_ERR_INVALID_ARGUMENT', `block ${block} of a KV read's block table is outside this rank's KV pool [0, ${pool.numBlocks})`, index);
+  }
+  const reach = blockTable.length * pool.blockSize;
+  if (from + count > reach) throw new SegmentError('TESSERA_ERR_INVALID_ARGUMENT', `a KV read of positions [${from}, ${from + count}) reaches past the ${reach} tokens its block table holds`, index);
 }
 
 /** The pool's size comes from the driver's message: refuse one larger than this machine's memory before allocating it. */

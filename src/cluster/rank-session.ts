@@ -88,6 +88,7 @@ export class RankSession {
     if (message.type === 'prepare') await this.prepare(message);
     else if (message.type === 'plan') await this.plan(message);
     else if (message.type === 'step') await this.step(message);
+    else if (message.type === 'kv-read') await this.readKv(message);
     else if (message.type === 'release') await this.release();
     else if (message.type === 'clock') await this.send({ type: 'clock-reply', sentAt: message.sentAt, at: epochMicros() });
     else if (message.type === 'shutdown') {
@@ -221,6 +222,20 @@ export class RankSession {
     if (goesAhead && rows) await this.runAhead(message, requests, rows);
     await replied;
     await this.sendSpans();
+  }
+
+  /** A KV export's rows, after the steps before it: this rank's layers and heads, or a refusal of a run outside its pool. */
+  private async readKv(message: Extract<ControlMessage, { type: 'kv-read' }>): Promise<void> {
+    const runner = this.runner;
+    if (message.generation !== this.generation || this.broken || !runner) return;
+    let rows;
+    try {
+      rows = runner.readKv(message.pool, message.runs);
+    } catch (error) {
+      await this.send({ type: 'kv-refused', generation: message.generation, id: message.id, ...codeOf(error) });
+      return;
+    }
+    await this.send({ type: 'kv-rows', generation: message.generation, id: message.id, layers: rows.layers, heads: rows.heads, dtype: rows.dtype }, rows.body);
   }
 
   /** The rows of `requests` if the step computed ahead holds them all (it is used once either way). */

@@ -46,9 +46,14 @@ export class StepPipe {
     return this.pending.size;
   }
 
+  /** A fresh id: steps take theirs here, and so do other requests whose failures a rank reports by id (KV reads). */
+  takeId(): number {
+    return this.nextId++;
+  }
+
   /** A new step of `generation` whose reply carries `rows`: its id (for the step message) and its result. */
   open(generation: number, rows: StepRows): { id: number; result: Promise<StepResult> } {
-    const id = this.nextId++;
+    const id = this.takeId();
     const result = new Promise<StepResult>((resolve, reject) => this.pending.set(id, { generation, rows, resolve, reject }));
     return { id, result };
   }

@@ -27,7 +27,17 @@ interface Exported {
   ring: string | undefined;
 }
 
-export class KvExporter {
+/** An exporter as KvTransfers drives it: this one taps layers in this thread; a mesh driver's reads its ranks (src/cluster/mesh-kv-export.ts). */
+export interface KvExport {
+  readonly active: boolean;
+  track(transfer: TransferId, sequence: Sequence, skipPositions: number, ring?: string): void;
+  untrack(transfer: TransferId): void;
+  /** Whether every layer (and head) has sent rows up to `positions`. */
+  sentAll(transfer: TransferId, positions: number): boolean;
+  afterLayer(layer: number, batch: Batch): void;
+}
+
+export class KvExporter implements KvExport {
   private readonly exported = new Map<TransferId, Exported>();
 
   constructor(

@@ -11,7 +11,7 @@
 import { isTesseraError, TesseraError } from '../core/errors.js';
 import type { Batch } from '../model/batch.js';
 import type { EngineCore } from './engine-core.js';
-import { KvExporter } from './kv-export.js';
+import { KvExporter, type KvExport } from './kv-export.js';
 import type { KvFromEngine, KvRingIo, KvRole, KvRows, KvToEngine, TransferId } from './kv-messages.js';
 import { KvReservation } from './kv-reservation.js';
 import type { LayerTap } from './layer-tap-runner.js';
@@ -31,10 +31,12 @@ export interface KvTransfersOptions {
   reject: (sequenceId: number, code: string, message: string) => void;
   /** The links' shared-memory rings, read and written by this thread (else rows travel in messages). */
   ring?: KvRingIo;
+  /** The prefill side's exporter, given the sink of its rows (default: layer taps on this thread's pools, KvExporter). */
+  exporter?: (sink: (rows: KvRows) => void) => KvExport;
 }
 
 export class KvTransfers implements LayerTap {
-  private readonly exporter: KvExporter;
+  private readonly exporter: KvExport;
   /** Sequence id → its transfer, on the prefill side. */
   private readonly exports = new Map<number, TransferId>();
   private readonly imports = new Map<TransferId, Import>();
@@ -43,7 +45,8 @@ export class KvTransfers implements LayerTap {
     private readonly core: EngineCore,
     private readonly options: KvTransfersOptions,
   ) {
-    this.exporter = new KvExporter(core.config.numLayers, (rows: KvRows) => options.send({ type: 'rows', ...rows }), 0, options.ring);
+    const sink = (rows: KvRows): void => options.send({ type: 'rows', ...rows });
+    this.exporter = options.exporter?.(sink) ?? new KvExporter(core.config.numLayers, sink, 0, options.ring);
   }
 
   get active(): boolean {

@@ -89,6 +89,11 @@ export class StageModel {
     return this.plan.endLayer === this.config.numLayers;
   }
 
+  /** KV heads [start, end) of the whole model that this rank holds. */
+  get kvHeads(): readonly [number, number] {
+    return this.weights.layout.kvHeads;
+  }
+
   /** The config of this rank's KV cache: its own KV heads only. */
   get kvConfig(): ModelConfig {
     const [start, end] = this.weights.layout.kvHeads;

@@ -9,7 +9,7 @@
  * streaming KV, still every one.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import OpenAI from 'openai';
 import { fixture } from '../testing/fixtures.js';
 import { requestMix, sendMixed, type MixedResult } from '../testing/request-mix.js';
@@ -95,9 +95,9 @@ function assertSame(results: readonly MixedResult[], expected: readonly MixedRes
 }
 
 /** The colocated answers, then a prefill and a decode replica behind `router --pd [routerExtra]`, sent the same requests: they must answer the same bytes. */
-async function pairThroughRouter(model: string, started: Process[], routerExtra: string[] = []): Promise<{ replicas: Process[]; router: Process }> {
+async function pairThroughRouter(model: string, started: Process[], routerExtra: string[] = [], prefillExtra: string[] = []): Promise<{ replicas: Process[]; router: Process }> {
   const expected = await colocatedAnswers(model, started);
-  const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill')), startServeProcess(serveArgs(model, 'decode'))]);
+  const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', prefillExtra)), startServeProcess(serveArgs(model, 'decode'))]);
   started.push(...replicas);
   const router = await startTesseraProcess('router', [...routerArgs(model, replicas), ...routerExtra]);
   started.push(router);
@@ -124,6 +124,36 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
     for (const child of started) child.kill('SIGKILL');
   }
 });
+
+for (const [layout, flags] of [
+  ['tp 2 (two ranks, half the KV heads each)', ['--tp', '2']],
+  ['pp 2 (two stages, half the layers each)', ['--pp', '2']],
+] as const) {
+  test(`a ${layout} prefill replica + a one-process decode replica behind router --pd: 24 mixed requests answer byte for byte`, { timeout: 180_000 }, async (t) => {
+    await meshPrefill(t, [...flags, '--rank-threads', '1']);
+  });
+}
+
+/** The mixed requests through a prefill replica that runs on a mesh (`prefillExtra`) and a decode replica in one process. */
+async function meshPrefill(t: TestContext, prefillExtra: readonly string[]): Promise<void> {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    const { replicas, router } = await pairThroughRouter(model, started, [], [...prefillExtra]);
+    const metrics = await metricsOf(router.url, CLIENT_KEY);
+    assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
+    assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"'), 0);
+    const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
+    const received = series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"');
+    assert.ok(received > 0, 'KV moved to the decode replica');
+    assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
+    const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
+    assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), received);
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+}
 
 test('router --pd --pd-local-prefill: sequences short enough run whole on the decode replica, no KV moves, the answers are the same bytes', { timeout: 120_000 }, async (t) => {
   const model = fixture(t, 'stories260K.bin');

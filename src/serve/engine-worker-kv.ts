@@ -4,10 +4,12 @@
  * layer writes them, and a KvTransfers that talks to the host in 'kv'
  * messages (row buffers transferred, not copied), or, over a link with a
  * shared-memory ring, copies the rows itself between its pool and the ring
- * (KvRings). Only where the KV lives
- * in this thread's host memory between layers: one process on a CPU
- * backend. A mesh keeps its KV on the ranks and a device backend on the
- * device, so those engines say `kvTransfer: false` and serve colocated.
+ * (KvRings). Both ways where the KV lives in this thread's host memory
+ * between layers: one process on a CPU backend. A mesh keeps its KV on the
+ * ranks: as a prefill replica (`exportsFromMesh`) it reads each step's rows
+ * back from them and sends those (src/cluster/mesh-kv-export.ts); it takes
+ * no transfers in. A device backend keeps its KV on the device: such
+ * engines say `kvTransfer: false` and serve colocated.
  */
 import type { Backend, KvPool } from '../backend/backend.js';
 import { EngineCore, type EngineCoreOptions, type ModelRunner } from '../engine/engine-core.js';
@@ -16,6 +18,8 @@ import type { KvFromEngine } from '../engine/kv-messages.js';
 import { KvTransfers } from '../engine/kv-transfers.js';
 import { KvRings } from '../disagg/kv-ring.js';
 import { LayerTapRunner, tappable } from '../engine/layer-tap-runner.js';
+import { MeshTransformer } from '../cluster/mesh-transformer.js';
+import { MeshKvExporter } from '../cluster/mesh-kv-export.js';
 import type { WorkerMessage } from './engine-messages.js';
 
 export interface KvCore {
@@ -25,8 +29,9 @@ export interface KvCore {
   rings: KvRings | undefined;
 }
 
-/** The engine core, with KV transfers when this engine can take part in them. */
-export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend | undefined, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): KvCore {
+/** The engine core, with KV transfers when this engine can take part in them (`exportsFromMesh`: a mesh that sends its KV). */
+export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend | undefined, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void, exportsFromMesh = false): KvCore {
+  if (runner instanceof MeshTransformer && exportsFromMesh) return openMeshKvCore(engine, runner, options, send);
   if (!backend || runner !== engine.transformer || !tappable(backend)) return { core: new EngineCore(runner, engine.config, engine.tokenizer, options), kv: undefined, rings: undefined };
   const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
   let kv: KvTransfers | undefined;
@@ -37,6 +42,18 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
     send: (message) => send({ type: 'kv', message }, buffersOf(message)),
     reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
     ring: rings,
+  });
+  return { core, kv, rings };
+}
+
+/** A mesh driver's core whose exported sequences' rows are read back from the ranks after each step. */
+function openMeshKvCore(engine: Engine, runner: MeshTransformer, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): KvCore {
+  const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
+  const core = new EngineCore(runner, engine.config, engine.tokenizer, options);
+  const kv = new KvTransfers(core, {
+    send: (message) => send({ type: 'kv', message }, buffersOf(message)),
+    reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
+    exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config.headDim, sink, rings)),
   });
   return { core, kv, rings };
 }

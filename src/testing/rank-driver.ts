@@ -66,6 +66,11 @@ export async function planOne(live: LiveRank, model: RankModel): Promise<void> {
 }
 
 /** A well-formed step of three tokens in blocks 0 and 1, logits of the last (`picked`: its token picked on the rank instead). */
+/** A well-formed kv-read of the rows validStep writes (positions 0-2 of blocks 0 and 1). */
+export function validKvRead(generation: number, id: number): Extract<ControlMessage, { type: 'kv-read' }> {
+  return { type: 'kv-read', generation, id, pool: { ...POOL }, runs: [{ blockTable: [0, 1], from: 0, count: 3 }] };
+}
+
 export function validStep(generation: number, id: number, picked = false): Extract<ControlMessage, { type: 'step' }> {
   const pick = picked ? { pick: { temperature: 0.8, topK: 40, topP: 0.9, minP: 0.05, u: 0.5 } } : {};
   const request: StepRequest = { blockTable: Int32Array.of(0, 1), ids: Int32Array.of(1, 5, 9), positions: Int32Array.of(0, 1, 2), rows: 'last', ...pick };
