@@ -20,7 +20,7 @@ import { applyMutations, fuzzSettings, mutationsArbitrary, Tally } from '../test
 import { FakeCoordinator } from '../testing/fake-coordinator.js';
 import { applyJsonMutation, jsonMutationArbitrary } from '../testing/json-mutation.js';
 import { fixture } from '../testing/fixtures.js';
-import { planFor, planOne, prepare, servingRank, validKvRead, validStep, type LiveRank, type RankModel } from '../testing/rank-driver.js';
+import { planFor, planOne, prepare, servingRank, validKvRead, validKvWrite, validStep, type LiveRank, type RankModel } from '../testing/rank-driver.js';
 
 const TOKEN = 'control-fuzz-token-5f0c2a';
 
@@ -53,6 +53,7 @@ const STEP_PATHS = [
   '+__proto__',
   'segments[0].+constructor',
 ];
+const KV_WRITE_PATHS = ['pool.blockSize', 'blockTable', 'blockTable[0]', 'layer', 'from', 'count', 'heads', 'heads[1]', 'dtype', '+extra'];
 const KV_READ_PATHS = ['generation', 'id', 'pool', 'pool.numBlocks', 'runs', 'runs[0]', 'runs[0].blockTable', 'runs[0].blockTable[1]', 'runs[0].from', 'runs[0].count', 'type', '+extra'];
 const PLAN_PATHS = ['tp', 'pp', 'ep', 'layers', 'layers[0]', 'layers[0][1]', 'addresses', 'addresses[0]', 'addresses[0].port', 'modelId', 'modelPath', 'meshToken', 'backend', 'threads', 'kvCacheDtype', '+extra'];
 
@@ -91,6 +92,19 @@ class Session {
       }
       if (message.type === 'kv-refused') assert.notEqual(message.code, 'TESSERA_ERR_INTERNAL', message.message);
       answers.push(message.type === 'step-refused' || message.type === 'kv-refused' ? `refused ${message.code}` : message.type);
+    }
+  }
+
+  /** Rows written with a kv-write, then read back with a kv-read: the bytes the read returned. */
+  async writeThenRead(layer: number, fill: number): Promise<Uint8Array> {
+    const write = validKvWrite(this.live.generation, layer, fill);
+    await this.live.worker.send(write.message, write.body);
+    await this.live.worker.send({ ...validKvRead(this.live.generation, 9), runs: [{ blockTable: [0, 1], from: 0, count: 3 }] });
+    for (;;) {
+      const envelope = await this.live.worker.next();
+      assert.ok(envelope, 'the rank answers the read');
+      if (envelope.message.type === 'kv-rows') return envelope.body;
+      assert.fail(`the rank answered ${envelope.message.type} to a well-formed write and read`);
     }
   }
 
@@ -147,6 +161,15 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
     for (const mutation of fc.sample(jsonMutationArbitrary(KV_READ_PATHS), fuzzSettings(16))) {
       session.tally.add(`kv-read ${await session.tryStep((generation) => encodeControl(applyJsonMutation(validKvRead(generation, 8), mutation) as ControlMessage))}`);
     }
+    // KV writes (a decode mesh taking rows another replica computed): what is written is what a read returns, layer by layer.
+    const written = validKvWrite(0, 3, -2.25).body;
+    const read = await session.writeThenRead(3, -2.25);
+    const layerBytes = written.byteLength;
+    assert.deepEqual(new Uint8Array(read.subarray(3 * layerBytes, 4 * layerBytes)), written, 'layer 3 reads back as written (keys, then values)');
+    for (const mutation of fc.sample(jsonMutationArbitrary(KV_WRITE_PATHS), fuzzSettings(12))) {
+      session.tally.add(`kv-write ${await session.tryStep((generation) => encodeControl(applyJsonMutation(validKvWrite(generation).message, mutation) as ControlMessage, validKvWrite(generation).body))}`);
+    }
+    session.tally.add(`kv-write short body ${await session.tryStep((generation) => encodeControl(validKvWrite(generation).message, new Uint8Array(12)))}`);
     const length = encodeControl(validStep(1, 7, true)).length;
     for (const mutations of fc.sample(mutationsArbitrary(length), fuzzSettings(16))) {
       session.tally.add(`bytes ${await session.tryStep((generation) => applyMutations(encodeControl(validStep(generation, 7, true)), mutations))}`);
@@ -163,7 +186,7 @@ test('control frames mutated field by field and byte by byte: a live rank refuse
       session.tally.add(`plan ${await session.tryPlan((plan) => applyJsonMutation(plan, mutation))}`);
     }
     await session.serves();
-    t.diagnostic(`control fuzz: ${stepCases.length} step fields, 16 kv-read fields, 16 byte-mutated frames, 14 plan fields: ${session.tally.toString()}`);
+    t.diagnostic(`control fuzz: ${stepCases.length} step fields, 16 kv-read fields, 12 kv-write fields, 16 byte-mutated frames, 14 plan fields: ${session.tally.toString()}`);
   } finally {
     session.close();
     fake.close();

@@ -29,7 +29,8 @@ import { controlSchema } from './control-schema.js';
  */
 // 3: steps may carry a rank-side `pick` per segment, and logits replies the picked `ids`.
 // 4: a pick may carry the `next` uniform (the rank may run ahead), and stats the `ahead` counts.
-// 5: kv-read / kv-rows / kv-refused: the driver reads sequences' KV rows back from the ranks (a KV export).
+// 5: kv-read / kv-rows / kv-refused: the driver reads sequences' KV rows back from the ranks (a KV export);
+//    kv-write: it writes rows another replica computed into them (a KV import).
 export const PROTOCOL_VERSION = 5;
 
 export type ControlMessage =
@@ -99,6 +100,13 @@ export type ControlMessage =
    */
   | { type: 'kv-rows'; generation: number; id: number; layers: [number, number]; heads: [number, number]; dtype: KvDtype }
   | { type: 'kv-refused'; generation: number; id: number; code: ErrorCode; message: string }
+  /**
+   * A KV import (a mesh decode replica, src/cluster/mesh-kv-import.ts): rows [from, from + count) of `layer`
+   * and KV heads [heads[0], heads[1]) for the sequence of `blockTable`, to be written before the steps sent
+   * after this message. Body: keys [count, heads, headDim], then values, in `dtype`. A rank writes the heads
+   * it holds of the layers it holds; no answer (a write it cannot make breaks the generation).
+   */
+  | { type: 'kv-write'; generation: number; pool: KvLayout; blockTable: number[]; layer: number; from: number; count: number; heads: [number, number]; dtype: KvDtype }
   /** This rank can no longer run steps of `generation` (a peer went away, or its compute failed). */
   | { type: 'rank-failed'; generation: number; id: number; code: ErrorCode; message: string }
   /** A rank's step-time sums over its generations, sent once as it shuts down: decode steps (one token per sequence) and the rest. */

@@ -236,6 +236,22 @@ export class MeshCoordinator {
   }
 
   /**
+   * Rows another replica computed, to the ranks of the stage holding `write.layer`
+   * (each writes its own heads), in order with the steps: a step sent after this
+   * reads them. No answer; false when `generation` no longer serves (the rows are gone with it).
+   */
+  writeKv(write: Omit<Extract<ControlMessage, { type: 'kv-write' }>, 'type' | 'generation'>, body: Uint8Array, generation = this.state.generation): boolean {
+    const plan = this.state.plan;
+    if (!this.isServing() || generation !== this.state.generation || !plan) return false;
+    const stage = plan.layers.findIndex(([start, end]) => write.layer >= start && write.layer < end);
+    const frame = encodeControl({ type: 'kv-write', generation, ...write }, body);
+    plan.ranks.forEach((rank, index) => {
+      if (Math.floor(index / plan.tp) === stage) void this.links.get(rank)?.sendFrame(frame).catch(() => undefined);
+    });
+    return true;
+  }
+
+  /**
    * Waits until a plan serves and no re-shard is pending; its generation.
    * After a loss this is the recovery; it fails with TESSERA_ERR_RANK_LOST
    * when none comes within `recoveryWaitMs`.
@@ -371,7 +387,8 @@ export class MeshCoordinator {
       const ids = message.ids ? Int32Array.from(message.ids) : new Int32Array(logits.length / this.vocabSize).fill(-1);
       this.pipe.answer(message.id, { rows: { ids, logits }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
     } else if (message.type === 'kv-rows') {
-      this.kvReads.answer(message.id, { layers: message.layers, heads: message.heads, dtype: message.dtype, body: body.slice() });
+      // A copy of its own: the frame's buffer may be shared with other messages (and a Buffer's slice() is a view).
+      this.kvReads.answer(message.id, { layers: message.layers, heads: message.heads, dtype: message.dtype, body: new Uint8Array(body) });
     } else if (message.type === 'kv-refused') {
       this.kvReads.refuse(message.id, new TesseraError(message.code, message.message));
     } else if (message.type === 'step-refused') {

@@ -122,7 +122,7 @@ export class MeshKvExporter implements KvExport {
 
 /** A copy of `bytes` as KV row data of `dtype` (its own buffer: a message moves it to another thread). */
 function rowData(bytes: Uint8Array, dtype: KvDtype): Float32Array | Uint16Array {
-  const copy = bytes.slice();
+  const copy = new Uint8Array(bytes); // a copy, also of a Buffer (whose slice() is a view)
   return dtype === 'f16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer);
 }
 

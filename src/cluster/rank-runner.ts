@@ -19,8 +19,8 @@ import type { StageModel } from '../model/shard-stage.js';
 import { placeOf, rankAt, type MeshShape } from '../parallel/mesh.js';
 import { asFloats, floatBytes, type Transport } from '../parallel/transport.js';
 import { pickRows, type PickedRows, type TokenPick } from '../engine/token-pick.js';
-import { kvRowViews } from '../engine/kv-rows.js';
-import type { KvReadRun } from './control-message.js';
+import { kvRowViews, writeKvRows, type KvRowData } from '../engine/kv-rows.js';
+import type { ControlMessage, KvReadRun } from './control-message.js';
 
 /** A rank's KV rows of a kv-read (control-message.ts): for each run, for each layer, keys then values. */
 export interface RankKvRows {
@@ -145,9 +145,40 @@ export class RankRunner {
     return { layers, heads, dtype: pool.dtype, body };
   }
 
-  /** Whether this rank is the first of its stage to hold its KV heads (with fewer KV heads than tp ranks, several hold each). */
+  /**
+   * Rows another replica computed (a kv-write): the heads of them this rank
+   * holds, if it holds the layer; the rest are another rank's. The run must
+   * fit its block table and be the size its header says, in this pool's dtype.
+   */
+  writeKv(write: Omit<Extract<ControlMessage, { type: 'kv-write' }>, 'type' | 'generation'>, body: Uint8Array): void {
+    const pool = this.poolFor(write.pool);
+    checkRun(pool, write, -1);
+    const { startLayer, endLayer } = this.stage.plan;
+    if (write.layer < startLayer || write.layer >= endLayer) return;
+    const [first, end] = write.heads;
+    const elements = write.count * (end - first) * this.stage.config.headDim;
+    if (write.dtype !== pool.dtype || end <= first || body.byteLength !== 2 * elements * kvDtypeBytes(pool.dtype)) {
+      throw new TesseraError('TESSERA_ERR_PROTOCOL', `KV rows of ${write.dtype}, heads [${first}, ${end}), ${write.count} positions, came as ${body.byteLength} bytes for a ${pool.dtype} pool`);
+    }
+    // A copy of its own (a frame's body is a Buffer, whose slice() is a view): typed views need an aligned start.
+    const bytes = new Uint8Array(body);
+    const half = bytes.byteLength / 2;
+    const data = (at: number): KvRowData => (pool.dtype === 'f16' ? new Uint16Array(bytes.buffer, at, elements) : new Float32Array(bytes.buffer, at, elements));
+    const table = Int32Array.from(write.blockTable);
+    const heads = { start: first, count: end - first };
+    const into = { start: this.stage.kvHeads[0], count: this.stage.kvHeads[1] - this.stage.kvHeads[0] };
+    writeKvRows(pool.keys[write.layer], table, write.from, data(0), heads, into);
+    writeKvRows(pool.values[write.layer], table, write.from, data(half), heads, into);
+  }
+
+  /**
+   * Whether this rank is the first of its stage to hold its KV heads: with
+   * fewer KV heads than tp ranks several hold each, and the ranks of a
+   * shared stage each hold them all.
+   */
   private sendsKvHeads(): boolean {
     const { tpRank } = placeOf(this.transport.rank, this.shape);
+    if (this.stage.sharesRows) return tpRank === 0;
     const { numKvHeads } = this.stage.config;
     const tp = this.shape.tp;
     return tpRank === 0 || numKvHeads >= tp || Math.floor(((tpRank - 1) * numKvHeads) / tp) !== Math.floor((tpRank * numKvHeads) / tp);

@@ -84,11 +84,12 @@ export class RankSession {
   ) {}
 
   /** Runs one control message; false once the worker should stop. */
-  async handle(message: ControlMessage): Promise<boolean> {
+  async handle(message: ControlMessage, body: Uint8Array = new Uint8Array(0)): Promise<boolean> {
     if (message.type === 'prepare') await this.prepare(message);
     else if (message.type === 'plan') await this.plan(message);
     else if (message.type === 'step') await this.step(message);
     else if (message.type === 'kv-read') await this.readKv(message);
+    else if (message.type === 'kv-write') await this.writeKv(message, body);
     else if (message.type === 'release') await this.release();
     else if (message.type === 'clock') await this.send({ type: 'clock-reply', sentAt: message.sentAt, at: epochMicros() });
     else if (message.type === 'shutdown') {
@@ -236,6 +237,20 @@ export class RankSession {
       return;
     }
     await this.send({ type: 'kv-rows', generation: message.generation, id: message.id, layers: rows.layers, heads: rows.heads, dtype: rows.dtype }, rows.body);
+  }
+
+  /**
+   * Rows another replica computed, into this rank's pool before the steps after them. The driver made the
+   * message from its own reservation, so one this rank cannot write is a broken driver: the generation ends.
+   */
+  private async writeKv(message: Extract<ControlMessage, { type: 'kv-write' }>, body: Uint8Array): Promise<void> {
+    const runner = this.runner;
+    if (message.generation !== this.generation || this.broken || !runner) return;
+    try {
+      runner.writeKv(message, body);
+    } catch (error) {
+      await this.fail(message.generation, -1, error);
+    }
   }
 
   /** The rows of `requests` if the step computed ahead holds them all (it is used once either way). */

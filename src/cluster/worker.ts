@@ -49,7 +49,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       control.close();
     });
     try {
-      while (await session.handle((await next()).message));
+      for (;;) {
+        const { message, body } = await next();
+        if (!(await session.handle(message, body))) break;
+      }
     } finally {
       await heartbeat.stop();
       await session.close();

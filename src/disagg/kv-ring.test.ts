@@ -152,7 +152,8 @@ test('a reader does not map its ring before the first read: a ring larger than t
     assert.equal(mapped, 0);
     rings.apply({ type: 'close', ring: 'small' });
   } finally {
-    spawnSync('umount', [folder]);
+    // The ring's handle closes asynchronously (KvRings.close): until it has, the mount is busy.
+    for (let tries = 0; spawnSync('umount', [folder]).status !== 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10));
     rmSync(folder, { recursive: true, force: true });
   }
 });

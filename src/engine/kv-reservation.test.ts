@@ -16,7 +16,7 @@ const transfer = 't-read' as TransferId;
 
 function reserve(): { manager: BlockManager; reservation: KvReservation } {
   const manager = new BlockManager(CONFIG, 8, 4, false);
-  const reservation = KvReservation.reserve(manager, [1, 2, 3, 4, 5, 6], CONFIG.numLayers, CONFIG.numKvHeads)!;
+  const reservation = KvReservation.reserve(manager, [1, 2, 3, 4, 5, 6], CONFIG)!;
   return { manager, reservation };
 }
 

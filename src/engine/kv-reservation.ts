@@ -12,6 +12,24 @@ import type { BlockManager } from './block-manager.js';
 import type { KvRows, KvRowsHeader } from './kv-messages.js';
 import { kvRowViews, writeKvRows, type KvRowData } from './kv-rows.js';
 
+/**
+ * Where a reservation's rows go when the pools are not in this thread: a
+ * mesh's ranks (src/cluster/mesh-kv-import.ts). One per reservation.
+ */
+export interface KvRowSink {
+  /** Writes a run into the blocks `blockTable` names. */
+  write(rows: KvRows, blockTable: Int32Array): void;
+  /** False once rows written can no longer be read where they went (a mesh re-sharded since): the transfer fails. */
+  readonly intact: boolean;
+}
+
+/** The model's KV shape, all heads. */
+export interface KvShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
 export class KvReservation {
   /** Per layer × head: rows [0, reached) are in the pool (cached rows count as reached). */
   private readonly reached: Int32Array;
@@ -27,6 +45,9 @@ export class KvReservation {
     readonly positions: number,
     private readonly numLayers: number,
     private readonly numKvHeads: number,
+    private readonly headDim: number,
+    /** Where rows go (default: the manager's pools in this thread). */
+    private readonly sink: KvRowSink | undefined,
   ) {
     this.reached = new Int32Array(numLayers * numKvHeads).fill(this.skipPositions);
   }
@@ -36,7 +57,7 @@ export class KvReservation {
    * undefined when too few are free. Cached full blocks count; the rest are
    * allocated now, so a transfer never waits for room that is not there.
    */
-  static reserve(manager: BlockManager, tokens: readonly number[], numLayers: number, numKvHeads: number): KvReservation | undefined {
+  static reserve(manager: BlockManager, tokens: readonly number[], shape: KvShape, sink?: KvRowSink): KvReservation | undefined {
     const size = manager.blockSize;
     const match = manager.matchPrefix(tokens, tokens.length);
     const needed = Math.ceil(tokens.length / size) - match.blocks.length;
@@ -45,7 +66,7 @@ export class KvReservation {
     const blocks = [...match.blocks];
     for (let i = 0; i < needed; i++) blocks.push(manager.allocate() as number);
     manager.recordLookup(tokens.length, match.blocks.length * size);
-    return new KvReservation(manager, blocks, match.hashes, tokens.length, numLayers, numKvHeads);
+    return new KvReservation(manager, blocks, match.hashes, tokens.length, shape.numLayers, shape.numKvHeads, shape.headDim, sink);
   }
 
   /** Rows below this were cached here: the sender skips them. */
@@ -59,6 +80,10 @@ export class KvReservation {
     this.check(rows);
     const pools = this.manager.cache;
     const table = Int32Array.from(this.blocks);
+    if (this.sink) {
+      this.sink.write(rows, table);
+      return this.reach(rows);
+    }
     const heads = { start: rows.headStart, count: rows.headCount };
     writeKvRows(pools.keys[rows.layer], table, rows.from, rows.keys, heads);
     writeKvRows(pools.values[rows.layer], table, rows.from, rows.values, heads);
@@ -76,13 +101,14 @@ export class KvReservation {
     this.check(rows);
     const pools = this.manager.cache;
     const keyPool = pools.keys[rows.layer];
-    if (rows.dtype !== keyPool.dtype) throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows of ${rows.dtype} cannot go into a ${keyPool.dtype} cache; give both replicas the same --kv-cache-dtype`);
+    if (rows.dtype !== pools.dtype) throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows of ${rows.dtype} cannot go into a ${pools.dtype} cache; give both replicas the same --kv-cache-dtype`);
     const table = Int32Array.from(this.blocks);
-    if (rows.headStart === 0 && rows.headCount === keyPool.numKvHeads) {
+    // Straight into this thread's pool when it holds every head of the run; else (another head split, or pools elsewhere) through a buffer.
+    if (!this.sink && rows.headStart === 0 && rows.headCount === keyPool.numKvHeads) {
       read([...kvRowViews(keyPool, table, rows.from, rows.count), ...kvRowViews(pools.values[rows.layer], table, rows.from, rows.count)]);
       return this.reach(rows);
     }
-    const elements = rows.count * rows.headCount * keyPool.headDim;
+    const elements = rows.count * rows.headCount * this.headDim;
     const make = (): KvRowData => (rows.dtype === 'f16' ? new Uint16Array(elements) : new Float32Array(elements));
     const [keys, values] = [make(), make()];
     read([new Uint8Array(keys.buffer), new Uint8Array(values.buffer)]);
@@ -109,6 +135,11 @@ export class KvReservation {
   /** Every layer and head holds rows [0, positions). */
   get complete(): boolean {
     return this.reached.every((end) => end >= this.positions);
+  }
+
+  /** Whether the rows written are still where they went (always, in this thread's pools). */
+  get intact(): boolean {
+    return this.sink?.intact ?? true;
   }
 
   /** Gives the blocks back (the transfer failed or was cancelled). */

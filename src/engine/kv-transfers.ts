@@ -13,7 +13,7 @@ import type { Batch } from '../model/batch.js';
 import type { EngineCore } from './engine-core.js';
 import { KvExporter, type KvExport } from './kv-export.js';
 import type { KvFromEngine, KvRingIo, KvRole, KvRows, KvToEngine, TransferId } from './kv-messages.js';
-import { KvReservation } from './kv-reservation.js';
+import { KvReservation, type KvRowSink } from './kv-reservation.js';
 import type { LayerTap } from './layer-tap-runner.js';
 import type { SequenceOutput, SequenceRequest } from './sequence.js';
 
@@ -31,6 +31,8 @@ export interface KvTransfersOptions {
   reject: (sequenceId: number, code: string, message: string) => void;
   /** The links' shared-memory rings, read and written by this thread (else rows travel in messages). */
   ring?: KvRingIo;
+  /** The decode side's writer of a reservation's rows, one per reservation (default: this thread's pools). */
+  importer?: () => KvRowSink;
   /** The prefill side's exporter, given the sink of its rows (default: layer taps on this thread's pools, KvExporter). */
   exporter?: (sink: (rows: KvRows) => void) => KvExport;
 }
@@ -111,8 +113,7 @@ export class KvTransfers implements LayerTap {
   }
 
   private reserve(transfer: TransferId, tokens: readonly number[]): void {
-    const { numLayers, numKvHeads } = this.core.config;
-    const reservation = KvReservation.reserve(this.core.blocks, tokens, numLayers, numKvHeads);
+    const reservation = KvReservation.reserve(this.core.blocks, tokens, this.core.config, this.options.importer?.());
     if (!reservation) return this.options.send({ type: 'reserved', transfer, skipPositions: 0, blocks: -1 });
     this.imports.set(transfer, { reservation, sequenceId: undefined, request: undefined, ids: undefined });
     this.options.send({ type: 'reserved', transfer, skipPositions: reservation.skipPositions, blocks: reservation.blocks.length });
@@ -158,6 +159,9 @@ export class KvTransfers implements LayerTap {
 
   private admitWhenComplete(transfer: TransferId, entry: Import): void {
     if (entry.ids === undefined || entry.sequenceId === undefined || entry.request === undefined || !entry.reservation.complete) return;
+    if (!entry.reservation.intact) {
+      return this.failImport(transfer, entry, new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `the KV rows of transfer ${transfer} were lost where they were written (the mesh re-sharded); prefill the sequence again`));
+    }
     this.imports.delete(transfer);
     const { reservation, sequenceId } = entry;
     const request: SequenceRequest = { ...entry.request, resumeIds: [...(entry.request.resumeIds ?? []), ...entry.ids] };

@@ -89,6 +89,11 @@ export class StageModel {
     return this.plan.endLayer === this.config.numLayers;
   }
 
+  /** Whether the stage's ranks share rows (ShardLayout.shared): each then runs the whole stage and holds every KV head. */
+  get sharesRows(): boolean {
+    return this.weights.layout.shared !== undefined;
+  }
+
   /** KV heads [start, end) of the whole model that this rank holds. */
   get kvHeads(): readonly [number, number] {
     return this.weights.layout.kvHeads;

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import OpenAI from 'openai';
 import { fixture } from '../testing/fixtures.js';
+import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { requestMix, sendMixed, type MixedResult } from '../testing/request-mix.js';
 import { startServeProcess, startTesseraProcess } from '../testing/serve-process.js';
 
@@ -87,6 +88,10 @@ function routerArgs(model: string, replicas: readonly Process[]): string[] {
   return ['--model', model, '--port', '0', '--pd', '--api-key', CLIENT_KEY, '--replica-api-key', REPLICA_KEY, ...replicas.flatMap((replica) => ['--replica', replica.url])];
 }
 
+function nativeAddonLoads(): boolean {
+  return loadNativeAddon().ok;
+}
+
 function assertSame(results: readonly MixedResult[], expected: readonly MixedResult[], stderr: string): void {
   for (let i = 0; i < results.length; i++) {
     assert.equal(results[i].status, 200, `request ${i}\n${stderr}`);
@@ -95,9 +100,9 @@ function assertSame(results: readonly MixedResult[], expected: readonly MixedRes
 }
 
 /** The colocated answers, then a prefill and a decode replica behind `router --pd [routerExtra]`, sent the same requests: they must answer the same bytes. */
-async function pairThroughRouter(model: string, started: Process[], routerExtra: string[] = [], prefillExtra: string[] = []): Promise<{ replicas: Process[]; router: Process }> {
+async function pairThroughRouter(model: string, started: Process[], routerExtra: string[] = [], prefillExtra: string[] = [], decodeExtra: string[] = []): Promise<{ replicas: Process[]; router: Process }> {
   const expected = await colocatedAnswers(model, started);
-  const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', prefillExtra)), startServeProcess(serveArgs(model, 'decode'))]);
+  const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', prefillExtra)), startServeProcess(serveArgs(model, 'decode', decodeExtra))]);
   started.push(...replicas);
   const router = await startTesseraProcess('router', [...routerArgs(model, replicas), ...routerExtra]);
   started.push(router);
@@ -125,22 +130,30 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
   }
 });
 
-for (const [layout, flags] of [
-  ['tp 2 (two ranks, half the KV heads each)', ['--tp', '2']],
-  ['pp 2 (two stages, half the layers each)', ['--pp', '2']],
+// Layouts whose KV heads or layers split differently on the two sides: the rows are re-split by head and layer on the way.
+for (const [layout, prefillExtra, decodeExtra] of [
+  ['a tp 2 prefill replica (two ranks, half the KV heads each) and a one-process decode replica', ['--tp', '2'], []],
+  ['a pp 2 prefill replica (two stages, half the layers each) and a one-process decode replica', ['--pp', '2'], []],
+  ['a one-process prefill replica and a tp 2 decode replica', [], ['--tp', '2']],
+  ['a tp 2 prefill replica and a pp 2 decode replica', ['--tp', '2'], ['--pp', '2']],
 ] as const) {
-  test(`a ${layout} prefill replica + a one-process decode replica behind router --pd: 24 mixed requests answer byte for byte`, { timeout: 180_000 }, async (t) => {
-    await meshPrefill(t, [...flags, '--rank-threads', '1']);
+  test(`${layout} behind router --pd: 24 mixed requests answer byte for byte`, { timeout: 180_000 }, async (t) => {
+    await meshPair(t, fixture(t, 'stories260K.bin'), [...prefillExtra], [...decodeExtra]);
   });
 }
 
-/** The mixed requests through a prefill replica that runs on a mesh (`prefillExtra`) and a decode replica in one process. */
-async function meshPrefill(t: TestContext, prefillExtra: readonly string[]): Promise<void> {
-  const model = fixture(t, 'stories260K.bin');
+// A tp 2 pair that shares rows (native ranks on shared memory, every width a multiple of 16): each rank holds every KV head.
+test('a tp 2 prefill and a tp 2 decode replica whose ranks share rows behind router --pd: 24 mixed requests answer byte for byte', { timeout: 180_000, skip: !nativeAddonLoads() && 'the native addon is not built' }, async (t) => {
+  await meshPair(t, 'synth:tiny', ['--tp', '2', '--rank-backend', 'native', '--transport', 'shm'], ['--tp', '2', '--rank-backend', 'native', '--transport', 'shm']);
+});
+
+/** The mixed requests through a prefill and a decode replica of these layouts (`--rank-threads 1` on a mesh). */
+async function meshPair(t: TestContext, model: string | undefined, prefillExtra: string[], decodeExtra: string[]): Promise<void> {
   if (!model) return;
   const started: Process[] = [];
+  const ranks = (extra: string[]): string[] => (extra.length > 0 ? [...extra, '--rank-threads', '1'] : extra);
   try {
-    const { replicas, router } = await pairThroughRouter(model, started, [], [...prefillExtra]);
+    const { replicas, router } = await pairThroughRouter(model, started, [], ranks(prefillExtra), ranks(decodeExtra));
     const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
     assert.equal(series(metrics, 'tessera_pd_sequences_total', 'path="colocated"'), 0);
@@ -150,6 +163,7 @@ async function meshPrefill(t: TestContext, prefillExtra: readonly string[]): Pro
     assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), received);
+    t.diagnostic(`KV bytes moved: ${received}`);
   } finally {
     for (const child of started) child.kill('SIGKILL');
   }

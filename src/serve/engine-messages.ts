@@ -30,8 +30,6 @@ export interface WorkerSetup {
    * so the process's event loop keeps its priority).
    */
   nice?: number;
-  /** A mesh engine that sends its KV to decode replicas (role prefill); it takes none in. */
-  kvExport?: boolean;
 }
 
 export type HostMessage =

@@ -4,12 +4,13 @@
  * layer writes them, and a KvTransfers that talks to the host in 'kv'
  * messages (row buffers transferred, not copied), or, over a link with a
  * shared-memory ring, copies the rows itself between its pool and the ring
- * (KvRings). Both ways where the KV lives in this thread's host memory
- * between layers: one process on a CPU backend. A mesh keeps its KV on the
- * ranks: as a prefill replica (`exportsFromMesh`) it reads each step's rows
- * back from them and sends those (src/cluster/mesh-kv-export.ts); it takes
- * no transfers in. A device backend keeps its KV on the device: such
- * engines say `kvTransfer: false` and serve colocated.
+ * (KvRings); this where the KV lives in this thread's host memory between
+ * layers (one process on a CPU backend). A mesh keeps its KV on the ranks:
+ * it reads each step's exported rows back from them
+ * (src/cluster/mesh-kv-export.ts) and writes imported rows into them
+ * (src/cluster/mesh-kv-import.ts); its thread copies through the rings all
+ * the same. A device backend keeps its KV on the device: such engines say
+ * `kvTransfer: false` and serve colocated.
  */
 import type { Backend, KvPool } from '../backend/backend.js';
 import { EngineCore, type EngineCoreOptions, type ModelRunner } from '../engine/engine-core.js';
@@ -20,6 +21,7 @@ import { KvRings } from '../disagg/kv-ring.js';
 import { LayerTapRunner, tappable } from '../engine/layer-tap-runner.js';
 import { MeshTransformer } from '../cluster/mesh-transformer.js';
 import { MeshKvExporter } from '../cluster/mesh-kv-export.js';
+import { MeshRowSink } from '../cluster/mesh-kv-import.js';
 import type { WorkerMessage } from './engine-messages.js';
 
 export interface KvCore {
@@ -29,9 +31,9 @@ export interface KvCore {
   rings: KvRings | undefined;
 }
 
-/** The engine core, with KV transfers when this engine can take part in them (`exportsFromMesh`: a mesh that sends its KV). */
-export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend | undefined, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void, exportsFromMesh = false): KvCore {
-  if (runner instanceof MeshTransformer && exportsFromMesh) return openMeshKvCore(engine, runner, options, send);
+/** The engine core, with KV transfers when this engine can take part in them. */
+export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend | undefined, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): KvCore {
+  if (runner instanceof MeshTransformer) return openMeshKvCore(engine, runner, options, send);
   if (!backend || runner !== engine.transformer || !tappable(backend)) return { core: new EngineCore(runner, engine.config, engine.tokenizer, options), kv: undefined, rings: undefined };
   const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
   let kv: KvTransfers | undefined;
@@ -46,14 +48,16 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
   return { core, kv, rings };
 }
 
-/** A mesh driver's core whose exported sequences' rows are read back from the ranks after each step. */
+/** A mesh driver's core: exported sequences' rows are read back from the ranks after each step, imported ones written into them. */
 function openMeshKvCore(engine: Engine, runner: MeshTransformer, options: EngineCoreOptions, send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): KvCore {
   const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
   const core = new EngineCore(runner, engine.config, engine.tokenizer, options);
   const kv = new KvTransfers(core, {
     send: (message) => send({ type: 'kv', message }, buffersOf(message)),
     reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
+    ring: rings,
     exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config.headDim, sink, rings)),
+    importer: () => new MeshRowSink(runner.coordinator, { numBlocks: core.blocks.cache.numBlocks, blockSize: core.blocks.cache.blockSize }),
   });
   return { core, kv, rings };
 }

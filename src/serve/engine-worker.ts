@@ -48,7 +48,7 @@ function lowerPriority(nice: number | undefined): void {
 async function main(): Promise<void> {
   lowerPriority(setup.nice);
   const model = await openModel();
-  const { core, kv, rings } = openKvCore(model.engine, model.runner, model.backend, setup.core, send, setup.kvExport === true);
+  const { core, kv, rings } = openKvCore(model.engine, model.runner, model.backend, setup.core, send);
   let wake: (() => void) | undefined;
   let stopping = false;
   // Messages wait in an inbox and apply between steps, never while a step's batch is in flight.

@@ -57,7 +57,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     files.store.close();
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
     const nice = options.pd?.engineNice ?? (options.pd?.role === 'prefill' ? PREFILL_ENGINE_NICE : 0);
-    const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice, kvExport: options.pd?.role === 'prefill' });
+    const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice });
     const name = options.servedModelName ?? source.defaultName;
     const mesh = options.mesh;
     server.dashboard.setTopology(serveTopology(() => host.health(), mesh && { tp: mesh.tp, pp: mesh.pp, ep: mesh.ep ?? 1 }));

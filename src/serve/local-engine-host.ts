@@ -24,8 +24,6 @@ export interface LocalEngineHostOptions {
   trace?: string;
   /** The engine thread's nice value (WorkerSetup.nice). */
   nice?: number;
-  /** A mesh engine sends its KV to decode replicas (WorkerSetup.kvExport). */
-  kvExport?: boolean;
 }
 
 interface Submitted {
@@ -64,7 +62,7 @@ export class LocalEngineHost implements EngineHost {
 
   /** Starts the worker and waits until the model is loaded. */
   static async start(modelPath: string, options: LocalEngineHostOptions): Promise<LocalEngineHost> {
-    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice: options.nice, kvExport: options.kvExport };
+    const setup: WorkerSetup = { modelPath, tokenizerPath: options.tokenizerPath, core: options.core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice: options.nice };
     const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: setup });
     const limits = await new Promise<EngineLimits>((resolve, reject) => {
       const onMessage = (message: WorkerMessage): void => {

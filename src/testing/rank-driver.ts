@@ -66,6 +66,12 @@ export async function planOne(live: LiveRank, model: RankModel): Promise<void> {
 }
 
 /** A well-formed step of three tokens in blocks 0 and 1, logits of the last (`picked`: its token picked on the rank instead). */
+/** A well-formed kv-write of positions 0-2 (blocks 0 and 1) of `layer`, every head of stories260K (4 × 8), f32; its body. */
+export function validKvWrite(generation: number, layer = 0, fill = 1.5): { message: Extract<ControlMessage, { type: 'kv-write' }>; body: Uint8Array } {
+  const values = Float32Array.from({ length: 2 * 3 * 4 * 8 }, (_, i) => fill + i / 64);
+  return { message: { type: 'kv-write', generation, pool: { ...POOL }, blockTable: [0, 1], layer, from: 0, count: 3, heads: [0, 4], dtype: 'f32' }, body: new Uint8Array(values.buffer) };
+}
+
 /** A well-formed kv-read of the rows validStep writes (positions 0-2 of blocks 0 and 1). */
 export function validKvRead(generation: number, id: number): Extract<ControlMessage, { type: 'kv-read' }> {
   return { type: 'kv-read', generation, id, pool: { ...POOL }, runs: [{ blockTable: [0, 1], from: 0, count: 3 }] };
