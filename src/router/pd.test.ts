@@ -224,3 +224,44 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     for (const child of started) child.kill('SIGKILL');
   }
 });
+
+test('a decode replica on a tp 2 mesh loses a rank (SIGKILL) mid-run: transfers into it fail over, its sequences are recomputed, every request answers byte for byte', { timeout: 180_000 }, async (t) => {
+  const model = fixture(t, 'stories260K.bin');
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    const expected = await colocatedAnswers(model, started);
+    const slowPrefill = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
+    const decodeMesh = ['--tp', '2', '--rank-threads', '1', '--admin-key', ADMIN_KEY, '--heartbeat-timeout-ms', '1000'];
+    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', slowPrefill)), startServeProcess(serveArgs(model, 'decode', decodeMesh))]);
+    started.push(...replicas);
+    const router = await startTesseraProcess('router', routerArgs(model, replicas));
+    started.push(router);
+    const before = await clusterOf(replicas[1].url);
+    const victim = before.nodes.find((node) => node.rank === 1)?.pid;
+    assert.ok(victim, JSON.stringify(before));
+    let chunks = 0;
+    const results = await sendAll(router.url, CLIENT_KEY, () => {
+      if (++chunks === 40) process.kill(victim, 'SIGKILL');
+    });
+    assert.ok(chunks > 40, `the kill happened mid-run (${chunks} chunks)`);
+    assertSame(results, expected, router.stderr());
+    const after = await clusterOf(replicas[1].url);
+    assert.equal(after.phase, 'serving');
+    assert.equal(after.reshards.at(-1)?.reason, 'lost', 'the decode mesh re-sharded over the survivor');
+    const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
+    t.diagnostic(`transfers into the decode mesh that failed with the lost rank: ${series(decode, 'tessera_kv_transfers_total', 'direction="received",result="failed"')}`);
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+});
+
+const ADMIN_KEY = 'pd-admin-key';
+
+/** A mesh replica's /admin/cluster view. */
+async function clusterOf(url: string): Promise<{ phase: string; nodes: { rank?: number; pid: number }[]; reshards: { reason: string }[] }> {
+  const response = await fetch(`${url}/admin/cluster`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  return JSON.parse(text);
+}
