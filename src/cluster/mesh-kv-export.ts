@@ -25,8 +25,16 @@ import type { KvRankRows } from './kv-read-pipe.js';
 import type { KvLayout } from './rank-runner.js';
 import { driverPool } from './mesh-batches.js';
 
-/** Rows of one kv-read at most (longer runs take several): bounds a rank's reply frame. */
+/** Rows of one kv-read at most (longer runs take several), unless a rank's reply would pass READ_BYTES. */
 export const READ_TOKENS = 512;
+/** A rank's reply to one kv-read at most (the coordinator takes frames up to 256 MiB). */
+export const READ_BYTES = 64 * 2 ** 20;
+
+/** Rows per kv-read for a model whose every layer and head, in f32, one rank might hold. */
+export function readTokensFor(shape: { numLayers: number; numKvHeads: number; headDim: number }): number {
+  const bytesPerToken = 2 * shape.numLayers * shape.numKvHeads * shape.headDim * 4;
+  return Math.max(1, Math.min(READ_TOKENS, Math.floor(READ_BYTES / bytesPerToken)));
+}
 
 /** What the exporter needs of the mesh. */
 export interface KvReader {
@@ -50,13 +58,20 @@ interface Piece {
 export class MeshKvExporter implements KvExport {
   private readonly exported = new Map<TransferId, Exported>();
 
+  private readonly headDim: number;
+  /** Rows per kv-read (readTokensFor). */
+  private readonly readTokens: number;
+
   constructor(
     private readonly mesh: KvReader,
-    private readonly headDim: number,
+    shape: { numLayers: number; numKvHeads: number; headDim: number },
     private readonly sink: (rows: KvRows) => void,
     /** The links' shared-memory rings, when this thread may write them. */
     private readonly rings?: KvRingIo,
-  ) {}
+  ) {
+    this.headDim = shape.headDim;
+    this.readTokens = readTokensFor(shape);
+  }
 
   get active(): boolean {
     return this.exported.size > 0;
@@ -89,11 +104,11 @@ export class MeshKvExporter implements KvExport {
       if (end <= entry.sentUpTo) continue;
       ends.set(entry, end);
       const blockTable = Array.from(segment.kv.blockTable);
-      for (let from = entry.sentUpTo; from < end; from += READ_TOKENS) pieces.push({ transfer, run: { blockTable, from, count: Math.min(READ_TOKENS, end - from) } });
+      for (let from = entry.sentUpTo; from < end; from += this.readTokens) pieces.push({ transfer, run: { blockTable, from, count: Math.min(this.readTokens, end - from) } });
     }
     if (pieces.length === 0) return;
     const pool = driverPool(batch);
-    for (const read of readsOf(pieces)) this.send(read, await this.mesh.readKv(pool, read.map((piece) => piece.run), generation));
+    for (const read of readsOf(pieces, this.readTokens)) this.send(read, await this.mesh.readKv(pool, read.map((piece) => piece.run), generation));
     for (const [entry, end] of ends) entry.sentUpTo = end;
   }
 
@@ -126,17 +141,17 @@ function rowData(bytes: Uint8Array, dtype: KvDtype): Float32Array | Uint16Array 
   return dtype === 'f16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer);
 }
 
-/** The pieces in reads of at most READ_TOKENS rows each (a piece is never longer), in order. */
-function readsOf(pieces: readonly Piece[]): Piece[][] {
+/** The pieces in reads of at most `tokens` rows each (a piece is never longer), in order. */
+function readsOf(pieces: readonly Piece[], tokens: number): Piece[][] {
   const reads: Piece[][] = [];
-  let tokens = Infinity;
+  let taken = Infinity;
   for (const piece of pieces) {
-    if (tokens + piece.run.count > READ_TOKENS) {
+    if (taken + piece.run.count > tokens) {
       reads.push([]);
-      tokens = 0;
+      taken = 0;
     }
     reads[reads.length - 1].push(piece);
-    tokens += piece.run.count;
+    taken += piece.run.count;
   }
   return reads;
 }

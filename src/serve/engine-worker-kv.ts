@@ -56,7 +56,7 @@ function openMeshKvCore(engine: Engine, runner: MeshTransformer, options: Engine
     send: (message) => send({ type: 'kv', message }, buffersOf(message)),
     reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
     ring: rings,
-    exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config.headDim, sink, rings)),
+    exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config, sink, rings)),
     importer: () => new MeshRowSink(runner.coordinator, { numBlocks: core.blocks.cache.numBlocks, blockSize: core.blocks.cache.blockSize }),
   });
   return { core, kv, rings };
