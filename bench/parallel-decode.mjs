@@ -34,17 +34,18 @@
 // (the JSON keeps the rounds that finished). On a 16-core machine:
 //   node bench/parallel-decode.mjs --threads 16 --model M.gguf --out DIR --budget-s 200
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_BENCH_MODEL, ensureBenchModel } from './bench-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'bin', 'tessera.js');
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: '/tmp/tessera-bench-models/tinyllama-q8_0.gguf' },
+    model: { type: 'string', default: DEFAULT_BENCH_MODEL },
     threads: { type: 'string', default: '2' },
     tokens: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '3' },
@@ -79,12 +80,7 @@ function tessera(args, env = {}) {
   return JSON.parse(result.stdout.trim().split('\n').pop());
 }
 
-if (!existsSync(values.model)) {
-  mkdirSync(dirname(values.model), { recursive: true });
-  console.log(`writing ${values.model} (tessera synth --preset tinyllama-1.1b --dtype q8_0 --repeat-layers)`);
-  const made = spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--repeat-layers', '--out', values.model], { stdio: 'inherit' });
-  if (made.status !== 0) process.exit(1);
-}
+ensureBenchModel(values.model);
 
 const run = ['run', '--model', values.model, '--prompt-ids', '1,450,4996', '--max-tokens', String(tokens), '--ignore-eos', '--json'];
 const mesh = (tp, pp, transport) => ['--tp', String(tp), '--pp', String(pp), '--rank-backend', 'native', '--rank-threads', String(half), '--transport', transport];

@@ -17,29 +17,26 @@
 // allowed to read scheduler tracepoints (root, or kernel.perf_event_paranoid
 // at -1). Without --model it uses (and first writes) the TinyLlama-1.1B-shape
 // Q8_0 file of bench/parallel-decode.mjs. Prints only; nothing is written.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_BENCH_MODEL, ensureBenchModel } from './bench-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'bin', 'tessera.js');
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: '/tmp/tessera-bench-models/tinyllama-q8_0.gguf' },
+    model: { type: 'string', default: DEFAULT_BENCH_MODEL },
     seconds: { type: 'string', default: '4' },
     wait: { type: 'string', default: '9' },
     tokens: { type: 'string', default: '400' },
   },
 });
 
-if (!existsSync(values.model)) {
-  mkdirSync(dirname(values.model), { recursive: true });
-  const made = spawnSync(process.execPath, [cli, 'synth', '--preset', 'tinyllama-1.1b', '--dtype', 'q8_0', '--repeat-layers', '--out', values.model], { stdio: 'inherit' });
-  if (made.status !== 0) process.exit(1);
-}
+ensureBenchModel(values.model);
 
 const run = spawn(process.execPath, [cli, 'run', '--model', values.model, '--prompt-ids', '1,450,4996', '--max-tokens', values.tokens, '--ignore-eos', '--json', '--tp', '2', '--pp', '1', '--rank-backend', 'native', '--rank-threads', '1', '--transport', 'shm'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let output = '';
