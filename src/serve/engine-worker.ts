@@ -106,7 +106,7 @@ async function main(): Promise<void> {
 
 /** The engine's KV transfers, or the refusal of a KV role by an engine that cannot move its KV. */
 function kvOf(kv: KvTransfers | undefined): KvTransfers {
-  if (!kv) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'this replica cannot move KV to or from other replicas (a mesh or a device backend); route it colocated');
+  if (!kv) throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', 'this replica cannot move KV to or from other replicas (its KV is on a device); route it colocated');
   return kv;
 }
 

@@ -100,7 +100,7 @@ async function startPdReplica(host: LocalEngineHost, config: ModelConfig, server
 /** The start-up line about the replica's role and where it takes KV. */
 function describeRole(pd: PdReplica): string {
   const { role, kvTransfer, endpoints } = pd.load;
-  if (!kvTransfer) return `role ${role}: this engine cannot move KV (a mesh or a device backend); it serves whole sequences`;
+  if (!kvTransfer) return `role ${role}: this engine cannot move KV (its KV is on a device); it serves whole sequences`;
   const listening = endpoints.length > 0 ? `, KV transfers in on ${endpoints.map(describeEndpoint).join(' and ')}` : '';
   return `role ${role}${listening}`;
 }

@@ -21,7 +21,7 @@ import type { ProbeResult } from '../disagg/kv-sender.js';
 
 export async function serveKvSequence(model: ServingModel, request: SequenceRequest, kv: KvPart, response: ServerResponse): Promise<undefined> {
   const pd = model.pd;
-  if (!pd || !pd.load.kvTransfer) throw new ApiError(400, 'this server does not move KV between replicas (a router, a mesh or a device backend); send it whole sequences', 'invalid_request_error', 'kv', 'kv_transfer_unsupported');
+  if (!pd || !pd.load.kvTransfer) throw new ApiError(400, 'this server does not move KV between replicas (a router, or a replica whose KV is on a device); send it whole sequences', 'invalid_request_error', 'kv', 'kv_transfer_unsupported');
   if ('receive' in kv) return serveDecode(model, pd, request, kv.receive.transfer, response);
   if (pd.load.role === 'decode') throw new ApiError(400, 'this replica has --role decode: it does not prefill for others', 'invalid_request_error', 'kv.send', 'kv_transfer_unsupported');
   const write = openNdjson(response);
