@@ -88,6 +88,20 @@ function routerArgs(model: string, replicas: readonly Process[]): string[] {
   return ['--model', model, '--port', '0', '--pd', '--api-key', CLIENT_KEY, '--replica-api-key', REPLICA_KEY, ...replicas.flatMap((replica) => ['--replica', replica.url])];
 }
 
+/** Small prefill steps, one sequence at a time: each prefill streams its rows over several steps, and a queue waits behind it. */
+const SLOW_PREFILL = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
+
+/** Runs `body` on `model` (skipped when absent), then kills every process it started. */
+async function withProcesses(model: string | undefined, body: (model: string, started: Process[]) => Promise<void>): Promise<void> {
+  if (!model) return;
+  const started: Process[] = [];
+  try {
+    await body(model, started);
+  } finally {
+    for (const child of started) child.kill('SIGKILL');
+  }
+}
+
 function nativeAddonLoads(): boolean {
   return loadNativeAddon().ok;
 }
@@ -149,10 +163,8 @@ test('a tp 2 prefill and a tp 2 decode replica whose ranks share rows behind rou
 
 /** The mixed requests through a prefill and a decode replica of these layouts (`--rank-threads 1` on a mesh). */
 async function meshPair(t: TestContext, model: string | undefined, prefillExtra: string[], decodeExtra: string[]): Promise<void> {
-  if (!model) return;
-  const started: Process[] = [];
   const ranks = (extra: string[]): string[] => (extra.length > 0 ? [...extra, '--rank-threads', '1'] : extra);
-  try {
+  await withProcesses(model, async (model, started) => {
     const { replicas, router } = await pairThroughRouter(model, started, [], ranks(prefillExtra), ranks(decodeExtra));
     const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
@@ -164,9 +176,7 @@ async function meshPair(t: TestContext, model: string | undefined, prefillExtra:
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), received);
     t.diagnostic(`KV bytes moved: ${received}`);
-  } finally {
-    for (const child of started) child.kill('SIGKILL');
-  }
+  });
 }
 
 test('router --pd --pd-local-prefill: sequences short enough run whole on the decode replica, no KV moves, the answers are the same bytes', { timeout: 120_000 }, async (t) => {
@@ -188,14 +198,9 @@ test('router --pd --pd-local-prefill: sequences short enough run whole on the de
 });
 
 test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: every request is prefilled again elsewhere and answers byte for byte', { timeout: 180_000 }, async (t) => {
-  const model = fixture(t, 'stories260K.bin');
-  if (!model) return;
-  const started: Process[] = [];
-  try {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
     const expected = await colocatedAnswers(model, started);
-    // Small prefill steps, one sequence at a time: each prefill streams its rows over several steps, and a queue waits behind it.
-    const slowPrefill = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
-    const roles = [['prefill', slowPrefill], ['prefill', slowPrefill], ['decode', []], ['decode', []]] as const;
+    const roles = [['prefill', SLOW_PREFILL], ['prefill', SLOW_PREFILL], ['decode', []], ['decode', []]] as const;
     const replicas = await Promise.all(roles.map(([role, extra]) => startServeProcess(serveArgs(model, role, [...extra]))));
     started.push(...replicas);
     const router = await startTesseraProcess('router', routerArgs(model, replicas));
@@ -220,20 +225,14 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
     for (const killed of [replicas[0], replicas[2]]) assert.match(router.stderr(), new RegExp(`replica ${killed.url}: up → down`));
     t.diagnostic(`KV transfers cut by the prefill kill: ${failed}; sequences moved: ${moved}`);
-  } finally {
-    for (const child of started) child.kill('SIGKILL');
-  }
+  });
 });
 
 test('a decode replica on a tp 2 mesh loses a rank (SIGKILL) mid-run: transfers into it fail over, its sequences are recomputed, every request answers byte for byte', { timeout: 180_000 }, async (t) => {
-  const model = fixture(t, 'stories260K.bin');
-  if (!model) return;
-  const started: Process[] = [];
-  try {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
     const expected = await colocatedAnswers(model, started);
-    const slowPrefill = ['--max-num-seqs', '1', '--max-batch-tokens', '4', '--max-waiting', '200'];
     const decodeMesh = ['--tp', '2', '--rank-threads', '1', '--admin-key', ADMIN_KEY, '--heartbeat-timeout-ms', '1000'];
-    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', slowPrefill)), startServeProcess(serveArgs(model, 'decode', decodeMesh))]);
+    const replicas = await Promise.all([startServeProcess(serveArgs(model, 'prefill', SLOW_PREFILL)), startServeProcess(serveArgs(model, 'decode', decodeMesh))]);
     started.push(...replicas);
     const router = await startTesseraProcess('router', routerArgs(model, replicas));
     started.push(router);
@@ -251,9 +250,7 @@ test('a decode replica on a tp 2 mesh loses a rank (SIGKILL) mid-run: transfers 
     assert.equal(after.reshards.at(-1)?.reason, 'lost', 'the decode mesh re-sharded over the survivor');
     const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
     t.diagnostic(`transfers into the decode mesh that failed with the lost rank: ${series(decode, 'tessera_kv_transfers_total', 'direction="received",result="failed"')}`);
-  } finally {
-    for (const child of started) child.kill('SIGKILL');
-  }
+  });
 });
 
 const ADMIN_KEY = 'pd-admin-key';
