@@ -1,7 +1,7 @@
 /** The flags of a replica's part in disaggregated prefill and decode (`tessera serve --role`), shared by serve and serve --replicas. */
 import { Option, type Command } from 'commander';
 import { KV_TRANSPORT_CHOICES, type KvTransportChoice } from '../disagg/kv-endpoint.js';
-import { PREFILL_ENGINE_NICE, REPLICA_ROLES, type ReplicaRole } from '../serve/pd-protocol.js';
+import { PREFILL_ENGINE_NICE, PROMPT_ORDERS, REPLICA_ROLES, type PromptOrder, type ReplicaRole } from '../serve/pd-protocol.js';
 import type { LaunchOptions } from '../serve/launch.js';
 import { numberOption } from './model-options.js';
 
@@ -13,6 +13,7 @@ export interface PdFlags {
   kvTransport: KvTransportChoice;
   kvTransferTimeout: number;
   engineNice?: number;
+  promptOrder?: PromptOrder;
 }
 
 export function addPdOptions(command: Command): Command {
@@ -27,16 +28,23 @@ export function addPdOptions(command: Command): Command {
       '--engine-nice <n>',
       `CPU priority of the engine thread and its compute threads, 0 (normal) to 19 (lowest): on a shared host a prefill replica's long prompts then wait for a decode replica's steps (default ${PREFILL_ENGINE_NICE} for --role prefill, else 0)`,
       numberOption('--engine-nice', 0, 19, true),
+    )
+    .addOption(
+      new Option(
+        '--prompt-order <order>',
+        'which prompts the engine prefills first: shortest (fewest tokens left, waiting ones included; a step that finishes a prompt takes no partial chunk of a longer one) or arrival (default shortest for --role prefill, else arrival)',
+      ).choices([...PROMPT_ORDERS]),
     );
 }
 
 export function pdOf(flags: PdFlags): NonNullable<LaunchOptions['pd']> {
-  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000, engineNice: flags.engineNice };
+  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000, engineNice: flags.engineNice, promptOrder: flags.promptOrder };
 }
 
 /** The same flags for a child `tessera serve` (serve --replicas). */
 export function pdArgs(flags: PdFlags, role: ReplicaRole = flags.role): string[] {
   const args = ['--role', role, '--kv-port', '0', '--kv-transport', flags.kvTransport, '--kv-transfer-timeout', String(flags.kvTransferTimeout)];
   if (flags.engineNice !== undefined) args.push('--engine-nice', String(flags.engineNice));
+  if (flags.promptOrder !== undefined) args.push('--prompt-order', flags.promptOrder);
   return args;
 }

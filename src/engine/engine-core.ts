@@ -71,6 +71,8 @@ export interface EngineCoreOptions {
    * mirror these blocks by id, so it works there too.
    */
   prefixCaching?: boolean;
+  /** Prompts with the fewest tokens left first (Scheduler's shortestPromptFirst; a prefill replica's default). */
+  shortestPromptFirst?: boolean;
 }
 
 /** KV another replica computed for a sequence's first `numComputed` tokens, in blocks it holds here. */
@@ -134,7 +136,7 @@ export class EngineCore {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
     this.runsAhead = runner.runsAhead === true;
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: this.runsAhead });
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: this.runsAhead, shortestPromptFirst: options.shortestPromptFirst });
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }

@@ -25,6 +25,17 @@ export interface SchedulerLimits {
    * Default false.
    */
   blockAhead?: boolean;
+  /**
+   * Prompts go in order of the tokens they have left to prefill, waiting
+   * ones included (shortest first; decode rows, one token each, first of
+   * all), and a step that finishes a prompt takes no partial chunk of a
+   * longer one. For a prefill replica, whose steps are all prompts: a short
+   * prompt's first token waits for the step in progress and a step of its
+   * own, not behind every chunk of a long prompt that came first. A long
+   * prompt waits while shorter ones keep coming. Default false: sequences in
+   * the order they came.
+   */
+  shortestPromptFirst?: boolean;
 }
 
 export interface ScheduleOptions {
@@ -71,6 +82,7 @@ export class Scheduler {
    * `maxSequences`: at most this many sequences in the step.
    */
   schedule(options: ScheduleOptions = {}): ScheduledChunk[] {
+    if (this.limits.shortestPromptFirst) return this.withBlockAhead(this.scheduleShortestFirst(options));
     const chunks: ScheduledChunk[] = [];
     const exclude = options.exclude;
     let budget = this.limits.maxBatchTokens;
@@ -93,10 +105,80 @@ export class Scheduler {
     }
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
     if (!preempted && left > 0) budget = this.admit(chunks, budget, left);
-    // Last, from what every chunk's own tokens and the admissions left: a look-ahead block never costs a sequence its place.
+    return this.withBlockAhead(chunks);
+  }
+
+  /** Last, from what every chunk's own tokens and the admissions left: a look-ahead block never costs a sequence its place. */
+  private withBlockAhead(chunks: ScheduledChunk[]): ScheduledChunk[] {
     // (reserve allocates nothing when the free blocks do not cover it.)
     if (this.limits.blockAhead) for (const { sequence, count } of chunks) if (count === 1 && sequence.pendingCount === 1) this.reserve(sequence, sequence.numComputed + 2);
     return chunks;
+  }
+
+  /**
+   * The step under shortestPromptFirst: running and waiting sequences by
+   * tokens left (running first on a tie, then in the order they came), each
+   * as much as the budget takes, until a chunk would leave a prompt
+   * unfinished in a step that finishes one.
+   */
+  private scheduleShortestFirst({ exclude, maxSequences }: ScheduleOptions): ScheduledChunk[] {
+    const chunks: ScheduledChunk[] = [];
+    let budget = this.limits.maxBatchTokens;
+    let left = maxSequences ?? Infinity;
+    let finishesPrompt = false;
+    const candidates = [...this.running.filter((sequence) => !exclude?.has(sequence)), ...this.waiting];
+    // Array.prototype.sort is stable: ties keep running before waiting, each in its own order.
+    candidates.sort((a, b) => a.pendingCount - b.pendingCount);
+    const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
+    const preemptionsBefore = this.preemptions;
+    for (const sequence of candidates) {
+      if (budget <= 0 || left <= 0) break;
+      const waiting = this.waiting.includes(sequence);
+      // Admitting while preempting would only thrash (a preempted sequence is waiting again now): the freed blocks go to the running ones.
+      if (waiting && (this.preemptions !== preemptionsBefore || !this.admitsNow(sequence, prefilling))) continue;
+      // A waiting sequence takes its cached prefix first: what is left to compute may shrink.
+      if (waiting && sequence.blocks.length === 0) this.takeCachedPrefix(sequence);
+      const count = Math.min(sequence.pendingCount, budget);
+      if (finishesPrompt && count < sequence.pendingCount) {
+        if (waiting) this.freeBlocks(sequence);
+        break;
+      }
+      if (!(waiting ? this.admitOne(sequence, count, prefilling) : this.reserveRunning(sequence, count, exclude))) continue;
+      chunks.push({ sequence, count });
+      budget -= count;
+      left--;
+      if (count === sequence.pendingCount && count > 1) finishesPrompt = true;
+    }
+    return chunks;
+  }
+
+  /** Whether a waiting sequence may join now: a sequence slot is free and no running one is prefilling its first block. */
+  private admitsNow(sequence: Sequence, prefilling: Set<string | undefined>): boolean {
+    if (this.running.length >= this.limits.maxNumSeqs) return false;
+    const first = this.firstBlockHash(sequence);
+    return !(first !== undefined && prefilling.has(first) && sequence.blocks.length === 0);
+  }
+
+  /** A waiting sequence (its cached prefix taken) into the running set with blocks for `count` more tokens; false when the blocks are not there. */
+  private admitOne(sequence: Sequence, count: number, prefilling: Set<string | undefined>): boolean {
+    if (!this.reserve(sequence, sequence.numComputed + count)) {
+      this.freeBlocks(sequence);
+      return false;
+    }
+    this.waiting.splice(this.waiting.indexOf(sequence), 1);
+    this.running.push(sequence);
+    if (sequence.numComputed < sequence.promptLength) prefilling.add(this.firstBlockHash(sequence));
+    return true;
+  }
+
+  /** Blocks for `count` more tokens of a running sequence, preempting the newest others when none are free; false when it preempted itself. */
+  private reserveRunning(sequence: Sequence, count: number, exclude: ScheduleOptions['exclude']): boolean {
+    while (!this.reserve(sequence, sequence.numComputed + count)) {
+      const victim = this.newestRunning(exclude);
+      this.preempt(victim);
+      if (victim === sequence) return false;
+    }
+    return true;
   }
 
   /** The newest running sequence not excluded (the one scheduling asks for is never excluded, so there is one). */

@@ -9,7 +9,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { describeEndpoint } from '../disagg/kv-endpoint.js';
 import { KvMetrics } from './kv-metrics.js';
 import { PdReplica, type PdReplicaOptions } from './pd-replica.js';
-import { PREFILL_ENGINE_NICE } from './pd-protocol.js';
+import { PREFILL_ENGINE_NICE, type PromptOrder } from './pd-protocol.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -35,7 +35,7 @@ export interface LaunchOptions extends Partial<ServerOptions> {
    * listener on --host, any port); engineNice: the engine thread's nice value
    * (default PREFILL_ENGINE_NICE for role prefill, else 0).
    */
-  pd?: Partial<Omit<PdReplicaOptions, 'metrics'>> & { engineNice?: number };
+  pd?: Partial<Omit<PdReplicaOptions, 'metrics'>> & { engineNice?: number; promptOrder?: PromptOrder };
   log?: (line: string) => void;
 }
 
@@ -55,7 +55,8 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     server.onClose(() => source.cleanup());
     const files = openModelFiles(source.path, { tokenizerPath: options.tokenizerPath });
     files.store.close();
-    const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core };
+    const promptOrder = options.pd?.promptOrder ?? (options.pd?.role === 'prefill' ? 'shortest' : 'arrival');
+    const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core, shortestPromptFirst: promptOrder === 'shortest' };
     const nice = options.pd?.engineNice ?? (options.pd?.role === 'prefill' ? PREFILL_ENGINE_NICE : 0);
     const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice });
     const name = options.servedModelName ?? source.defaultName;

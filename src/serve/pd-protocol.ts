@@ -34,6 +34,10 @@ export const REPLICA_ROLES = ['prefill', 'decode', 'both'] as const;
  * wait. A decode or colocated replica runs at normal priority.
  */
 export const PREFILL_ENGINE_NICE = 10;
+
+/** Which prompts an engine prefills first (Scheduler's shortestPromptFirst): shortest is a prefill replica's default. */
+export const PROMPT_ORDERS = ['shortest', 'arrival'] as const;
+export type PromptOrder = (typeof PROMPT_ORDERS)[number];
 /** What a router sends a replica: prompts to prefill (and hand off), sequences to decode after a transfer, or both (and whole sequences). */
 export type ReplicaRole = (typeof REPLICA_ROLES)[number];
 
