@@ -1,6 +1,7 @@
 // The benchmark scripts' model: the TinyLlama-1.1B shape in Q8_0, written
 // once with `tessera synth --repeat-layers` (every layer with layer 0's
-// weights: the same speed, written far faster) where the path holds none.
+// weights: the same speed, written far faster) where the path holds none;
+// and where the scripts find the project and its CLI.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_BENCH_MODEL = '/tmp/tessera-bench-models/tinyllama-q8_0.gguf';
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'tessera.js');
+/** The project's root, and the CLI the benchmarks run (the path a user takes). */
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const cli = join(root, 'bin', 'tessera.js');
 
 /** Writes the model at `path` unless a file is there; ends the process when the write fails. */
 export function ensureBenchModel(path) {

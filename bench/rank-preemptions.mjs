@@ -20,13 +20,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_BENCH_MODEL, ensureBenchModel } from './bench-model.mjs';
+import { cli, DEFAULT_BENCH_MODEL, ensureBenchModel } from './bench-model.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(root, 'bin', 'tessera.js');
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: DEFAULT_BENCH_MODEL },

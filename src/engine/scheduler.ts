@@ -92,12 +92,9 @@ export class Scheduler {
       const sequence = this.running[i];
       if (exclude?.has(sequence)) continue;
       const count = Math.min(sequence.pendingCount, budget);
-      while (!this.reserve(sequence, sequence.numComputed + count)) {
-        const victim = this.newestRunning(exclude);
-        this.preempt(victim);
-        preempted = true;
-        if (victim === sequence) break;
-      }
+      const preemptionsBefore = this.preemptions;
+      this.reserveRunning(sequence, count, exclude);
+      if (this.preemptions !== preemptionsBefore) preempted = true;
       if (this.running[i] !== sequence) break; // it preempted itself: nothing after it is left
       chunks.push({ sequence, count });
       budget -= count;
@@ -129,7 +126,7 @@ export class Scheduler {
     const candidates = [...this.running.filter((sequence) => !exclude?.has(sequence)), ...this.waiting];
     // Array.prototype.sort is stable: ties keep running before waiting, each in its own order.
     candidates.sort((a, b) => a.pendingCount - b.pendingCount);
-    const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
+    const prefilling = this.prefillingFirstBlocks();
     const preemptionsBefore = this.preemptions;
     for (const sequence of candidates) {
       if (budget <= 0 || left <= 0) break;
@@ -197,28 +194,26 @@ export class Scheduler {
    */
   private admit(chunks: ScheduledChunk[], budget: number, maxSequences: number): number {
     let left = maxSequences;
-    const prefilling = new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
+    const prefilling = this.prefillingFirstBlocks();
     for (let index = 0; index < this.waiting.length && budget > 0 && left > 0 && this.running.length < this.limits.maxNumSeqs; ) {
       const sequence = this.waiting[index];
-      const first = this.firstBlockHash(sequence);
-      if (first !== undefined && prefilling.has(first) && sequence.blocks.length === 0) {
+      if (!this.admitsNow(sequence, prefilling)) {
         index++;
         continue;
       }
       if (sequence.blocks.length === 0) this.takeCachedPrefix(sequence);
       const count = Math.min(sequence.pendingCount, budget);
-      if (!this.reserve(sequence, sequence.numComputed + count)) {
-        this.freeBlocks(sequence);
-        break;
-      }
-      this.waiting.splice(index, 1);
-      this.running.push(sequence);
+      if (!this.admitOne(sequence, count, prefilling)) break;
       chunks.push({ sequence, count });
       budget -= count;
       left--;
-      if (first !== undefined && sequence.numComputed < sequence.promptLength) prefilling.add(first);
     }
     return budget;
+  }
+
+  /** First-block hashes of the running sequences still prefilling (a waiting sequence that shares one waits for it, admitsNow). */
+  private prefillingFirstBlocks(): Set<string | undefined> {
+    return new Set(this.running.filter((sequence) => sequence.numComputed < sequence.promptLength).map((sequence) => this.firstBlockHash(sequence)));
   }
 
   /** Hash of the first full block of a prompt that has more than one block's worth of tokens to share. */
