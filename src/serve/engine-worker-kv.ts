@@ -4,7 +4,7 @@
  * layer writes them, and a KvTransfers that talks to the host in 'kv'
  * messages (row buffers transferred, not copied), or, over a link with a
  * shared-memory ring, copies the rows itself between its pool and the ring
- * (KvRings); this where the KV lives in this thread's host memory between
+ * (KvRings): so where the KV lives in this thread's host memory between
  * layers (one process on a CPU backend). A mesh keeps its KV on the ranks:
  * it reads each step's exported rows back from them
  * (src/cluster/mesh-kv-export.ts) and writes imported rows into them
@@ -16,7 +16,7 @@ import type { Backend, KvPool } from '../backend/backend.js';
 import { EngineCore, type EngineCoreOptions, type ModelRunner } from '../engine/engine-core.js';
 import type { Engine } from '../engine/engine.js';
 import type { KvFromEngine } from '../engine/kv-messages.js';
-import { KvTransfers } from '../engine/kv-transfers.js';
+import { KvTransfers, type KvTransfersOptions } from '../engine/kv-transfers.js';
 import { KvRings } from '../disagg/kv-ring.js';
 import { LayerTapRunner, tappable } from '../engine/layer-tap-runner.js';
 import { MeshTransformer } from '../cluster/mesh-transformer.js';
@@ -40,11 +40,7 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
   const tapped = new LayerTapRunner(engine.transformer, { get active() { return kv?.active ?? false; }, afterLayer: (layer, batch) => kv?.afterLayer(layer, batch) });
   const core = new EngineCore(tapped, engine.config, engine.tokenizer, options);
   prefault(core.blocks.cache);
-  kv = new KvTransfers(core, {
-    send: (message) => send({ type: 'kv', message }, buffersOf(message)),
-    reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
-    ring: rings,
-  });
+  kv = new KvTransfers(core, { ...toHost(send), ring: rings });
   return { core, kv, rings };
 }
 
@@ -53,13 +49,20 @@ function openMeshKvCore(engine: Engine, runner: MeshTransformer, options: Engine
   const rings = new KvRings((message) => send({ type: 'kv-ring', message }));
   const core = new EngineCore(runner, engine.config, engine.tokenizer, options);
   const kv = new KvTransfers(core, {
-    send: (message) => send({ type: 'kv', message }, buffersOf(message)),
-    reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
+    ...toHost(send),
     ring: rings,
     exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config, sink, rings)),
     importer: () => new MeshRowSink(runner.coordinator, { numBlocks: core.blocks.cache.numBlocks, blockSize: core.blocks.cache.blockSize }),
   });
   return { core, kv, rings };
+}
+
+/** How a KvTransfers talks to the host: 'kv' messages (row buffers moved, not copied) and refusals. */
+function toHost(send: (message: WorkerMessage, transfer?: ArrayBuffer[]) => void): Pick<KvTransfersOptions, 'send' | 'reject'> {
+  return {
+    send: (message) => send({ type: 'kv', message }, buffersOf(message)),
+    reject: (sequenceId, code, message) => send({ type: 'rejected', sequenceId, code, message }),
+  };
 }
 
 /** The row buffers a message carries, each once: they move to the other thread instead of being copied. */
