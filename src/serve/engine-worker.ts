@@ -5,7 +5,7 @@
  * (add, cancel) land between steps.
  */
 import { setPriority } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createBackend } from '../backend/native/select-backend.js';
 import type { Backend } from '../backend/backend.js';
 import { isTesseraError, TesseraError, type ErrorCode } from '../core/errors.js';
@@ -68,12 +68,17 @@ async function main(): Promise<void> {
     else if (message.type === 'kv-ring') rings?.apply(message.message);
     else stopping = true;
   };
-  port!.on('message', (message: HostMessage) => {
+  const receive = (message: HostMessage): void => {
     // Admin calls do not wait for a step: a re-shard runs beside the step loop, which waits for it.
     if (message.type === 'admin') return void answerAdmin(model.coordinator, message.requestId, message.action);
     inbox.push(message);
     wake?.();
-  });
+  };
+  port!.on('message', receive);
+  /** Messages posted during the step, taken now rather than when this thread's event loop next turns. */
+  const receiveWaiting = (): void => {
+    for (let waiting = receiveMessageOnPort(port!); waiting; waiting = receiveMessageOnPort(port!)) receive(waiting.message as HostMessage);
+  };
   watchHealth(model);
   send({ type: 'ready', maxModelLen: core.maxModelLen, numBlocks: core.blocks.numBlocks, blockSize: core.blocks.blockSize, kvCacheDtype: core.blocks.cache.dtype, loadMs: model.engine.loadMs, backend: model.backendName, kvTransfer: kv !== undefined });
   for (;;) {
@@ -86,6 +91,11 @@ async function main(): Promise<void> {
     }
     try {
       const report = await core.step();
+      // KV rows that arrived during the step are copied in before its tokens go out: the host's burst of
+      // streaming (and the router's and clients' behind it) would otherwise take the cores in the middle
+      // of those copies. A step that received a prompt chunk's rows sends its tokens a few ms later.
+      receiveWaiting();
+      for (const message of inbox.splice(0)) apply(message);
       send({ type: 'step', report });
       kv?.afterStep(report.outputs);
     } catch (error) {
