@@ -1,7 +1,7 @@
 /** The flags of a replica's part in disaggregated prefill and decode (`tessera serve --role`), shared by serve and serve --replicas. */
 import { Option, type Command } from 'commander';
 import { KV_TRANSPORT_CHOICES, type KvTransportChoice } from '../disagg/kv-endpoint.js';
-import { PREFILL_ENGINE_NICE, PROMPT_ORDERS, REPLICA_ROLES, type PromptOrder, type ReplicaRole } from '../serve/pd-protocol.js';
+import { PROMPT_ORDERS, REPLICA_ROLES, type PromptOrder, type ReplicaRole } from '../serve/pd-protocol.js';
 import type { LaunchOptions } from '../serve/launch.js';
 import { numberOption } from './model-options.js';
 
@@ -26,7 +26,7 @@ export function addPdOptions(command: Command): Command {
     .option('--kv-transfer-timeout <seconds>', 'a reserved KV transfer not complete after this long is given up', numberOption('--kv-transfer-timeout', 1, 86400), 120)
     .option(
       '--engine-nice <n>',
-      `CPU priority of the engine thread and its compute threads, 0 (normal) to 19 (lowest): on a shared host a prefill replica's long prompts then wait for a decode replica's steps (default ${PREFILL_ENGINE_NICE} for --role prefill, else 0)`,
+      'CPU priority of the engine thread and its compute threads, 0 (normal) to 19 (lowest): where replicas share more threads than cores, a prefill replica\'s long prompts then wait for a decode replica\'s steps (default 0)',
       numberOption('--engine-nice', 0, 19, true),
     )
     .addOption(

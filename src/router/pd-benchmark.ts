@@ -31,7 +31,7 @@ export interface PdBenchContext {
   maxBatchTokens: number;
   kvCacheMib: number;
   probeFrames: number;
-  /** --engine-nice of the prefill replica (undefined: serve's default for --role prefill). */
+  /** --engine-nice of the prefill replica (undefined: serve's default, 0). */
   prefillNice?: number;
   /** The router's --pd-local-prefill (undefined: 0, every sequence disaggregated). */
   pdLocalPrefill?: number;

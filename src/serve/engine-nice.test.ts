@@ -1,7 +1,7 @@
 /**
- * --engine-nice (launch.ts, engine-worker.ts): a prefill replica's engine
- * thread runs at nice 10 by default, a decode replica's at 0, and an
- * explicit value wins; the process's own thread (the HTTP event loop) keeps
+ * --engine-nice (launch.ts, engine-worker.ts): every replica's engine
+ * thread runs at nice 0 by default, whatever its role, and an explicit
+ * value lowers it; the process's own thread (the HTTP event loop) keeps
  * its priority. Read from /proc for the threads of this process (the
  * server runs here, its engine in a worker thread), so Linux only.
  */
@@ -35,12 +35,12 @@ async function nicedThreads(model: string, role: ReplicaRole, engineNice?: numbe
   }
 }
 
-test('a prefill replica lowers its engine thread to nice 10, a decode replica does not, --engine-nice overrides; the event loop stays at 0', { skip: process.platform !== 'linux' && 'nice values are read from /proc' }, async (t) => {
+test('no replica lowers its engine thread by default, --engine-nice does (prefill or decode); the event loop stays at 0', { skip: process.platform !== 'linux' && 'nice values are read from /proc' }, async (t) => {
   const model = fixture(t, 'stories260K.bin');
   if (!model) return;
-  assert.deepEqual(await nicedThreads(model, 'prefill'), [10]);
+  assert.deepEqual(await nicedThreads(model, 'prefill'), []);
   assert.deepEqual(await nicedThreads(model, 'decode'), []);
+  assert.deepEqual(await nicedThreads(model, 'prefill', 10), [10]);
   assert.deepEqual(await nicedThreads(model, 'decode', 5), [5]);
-  assert.deepEqual(await nicedThreads(model, 'prefill', 0), []);
   assert.equal(threadNices().get(process.pid), 0, 'the main thread keeps its priority');
 });

@@ -9,7 +9,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { describeEndpoint } from '../disagg/kv-endpoint.js';
 import { KvMetrics } from './kv-metrics.js';
 import { PdReplica, type PdReplicaOptions } from './pd-replica.js';
-import { PREFILL_ENGINE_NICE, type PromptOrder } from './pd-protocol.js';
+import type { PromptOrder } from './pd-protocol.js';
 import { DEFAULT_CORE_OPTIONS, type EngineCoreOptions } from '../engine/engine-core.js';
 import { openModelFiles } from '../engine/model-files.js';
 import { resolveModelSource } from './model-source.js';
@@ -33,7 +33,9 @@ export interface LaunchOptions extends Partial<ServerOptions> {
   /**
    * Its part in disaggregated prefill and decode (default: role both, KV
    * listener on --host, any port); engineNice: the engine thread's nice value
-   * (default PREFILL_ENGINE_NICE for role prefill, else 0).
+   * (default 0, whatever the role: a prefill replica's engine thread copies its
+   * rows into the KV ring itself, and a niced thread sharing a core with a busy
+   * one waits tens of ms for its turn, mid-copy).
    */
   pd?: Partial<Omit<PdReplicaOptions, 'metrics'>> & { engineNice?: number; promptOrder?: PromptOrder };
   log?: (line: string) => void;
@@ -57,7 +59,7 @@ export async function launchServer(options: LaunchOptions): Promise<TesseraServe
     files.store.close();
     const promptOrder = options.pd?.promptOrder ?? (options.pd?.role === 'prefill' ? 'shortest' : 'arrival');
     const core: EngineCoreOptions = { ...DEFAULT_CORE_OPTIONS, ...options.core, shortestPromptFirst: promptOrder === 'shortest' };
-    const nice = options.pd?.engineNice ?? (options.pd?.role === 'prefill' ? PREFILL_ENGINE_NICE : 0);
+    const nice = options.pd?.engineNice ?? 0;
     const host = await LocalEngineHost.start(source.path, { tokenizerPath: options.tokenizerPath, core, backend: options.backend, threads: options.threads, mesh: options.mesh, trace: options.trace, nice });
     const name = options.servedModelName ?? source.defaultName;
     const mesh = options.mesh;

@@ -27,14 +27,6 @@ import { RequestFields } from './request-fields.js';
 
 export const REPLICA_ROLES = ['prefill', 'decode', 'both'] as const;
 
-/**
- * The nice value of a prefill replica's engine thread unless --engine-nice
- * says otherwise: on a host it shares with decode replicas (and the event
- * loops that stream their tokens), a prompt's prefill is the work that can
- * wait. A decode or colocated replica runs at normal priority.
- */
-export const PREFILL_ENGINE_NICE = 10;
-
 /** Which prompts an engine prefills first (Scheduler's shortestPromptFirst): shortest is a prefill replica's default. */
 export const PROMPT_ORDERS = ['shortest', 'arrival'] as const;
 export type PromptOrder = (typeof PROMPT_ORDERS)[number];

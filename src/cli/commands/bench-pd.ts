@@ -39,7 +39,7 @@ export function registerBenchPdCommand(bench: Command): void {
     .option('--max-batch-tokens <n>', 'every replica\'s tokens per step (the colocated replica\'s prefill chunk)', numberOption('--max-batch-tokens', 16, 1_000_000, true), 512)
     .option('--kv-cache-mib <n>', 'every replica\'s KV cache', numberOption('--kv-cache-mib', 1, 1e7), 512)
     .option('--probe-frames <n>', 'frames of the link bandwidth probe', numberOption('--probe-frames', 1, 4096, true), 64)
-    .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 10 for --role prefill)', numberOption('--prefill-nice', 0, 19, true))
+    .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 0)', numberOption('--prefill-nice', 0, 19, true))
     .option('--pd-local-prefill <tokens>', "the router's --pd-local-prefill: sequences with at most this many tokens to prefill run whole on the decode replica (the issue's floors want every sequence disaggregated: 0)", numberOption('--pd-local-prefill', 0, 2 ** 31, true))
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
     .action(async (options: BenchPdOptions) => {
