@@ -62,6 +62,19 @@ export interface KvListenerOptions {
   shape: KvShape;
   /** Takes the shared-memory rings prefill replicas on this host offer, and reads their payloads (the engine's thread). */
   keeper?: ListenerKeeper;
+  /** Told the time of each copy of a transfer's rows frame (not a probe's), as it becomes known. */
+  onCopy?: (copy: FrameCopy) => void;
+}
+
+/**
+ * One copy of a rows frame: `write`, the prefill engine's into a kept ring;
+ * `read`, this engine's out of it; `whole`, a frame that came another way
+ * (first byte to last on a socket, or both copies of a ring read here).
+ * What the scheduler took from a copying thread shows as their slow tail.
+ */
+export interface FrameCopy {
+  copy: 'write' | 'read' | 'whole';
+  ms: number;
 }
 
 /** A ring keeper on the decode side: reads (or skips) each payload and reports it through `KvListener.ringRead`. */
@@ -98,6 +111,7 @@ export class KvListener {
     private readonly unixPath: string | undefined,
     private readonly shape: KvShape,
     private readonly keeper: ListenerKeeper | undefined,
+    private readonly onCopy: ((copy: FrameCopy) => void) | undefined,
   ) {}
 
   static async start(options: KvListenerOptions): Promise<KvListener> {
@@ -131,7 +145,7 @@ export class KvListener {
       for (const server of servers) server.close();
       throw error;
     }
-    listener = new KvListener(servers, endpoints, unixPath, options.shape, options.keeper);
+    listener = new KvListener(servers, endpoints, unixPath, options.shape, options.keeper, options.onCopy);
     return listener;
   }
 
@@ -153,6 +167,7 @@ export class KvListener {
     if (read.transfer !== undefined) {
       const stats = this.stats.get(read.transfer);
       if (stats) stats.activeMs += read.readMs;
+      this.onCopy?.({ copy: 'read', ms: read.readMs });
     }
     const probe = read.probe === undefined ? undefined : this.probes.get(read.probe);
     if (!probe || read.probe === undefined) return;
@@ -194,6 +209,7 @@ export class KvListener {
         entry.stats.activeMs += frame.wireMs;
         entry.stats.frames++;
         entry.stats.ringBytes += slot?.bytes ?? 0;
+        this.onCopy?.({ copy: slot ? 'write' : 'whole', ms: frame.wireMs });
         if (!slot) return entry.receiver.rows(rowsOf(header, frame.payload));
         const { type: _rows, ...rows } = header;
         slot = undefined; // the receiver's keeper reads it now

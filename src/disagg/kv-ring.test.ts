@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
 import { KvRingBridge, type RingEngine } from '../serve/kv-ring-bridge.js';
-import { KvListener, type KvShape } from './kv-listener.js';
+import { KvListener, type FrameCopy, type KvShape } from './kv-listener.js';
 import { KvRings, nativeRingMapper, type KvRingFromEngine, type RingMapper } from './kv-ring.js';
 import { KvSender } from './kv-sender.js';
 
@@ -72,7 +72,8 @@ for (const path of PATHS) {
     const prefill = engineOf(mapper.map);
     let listener: KvListener | undefined;
     const decodeBridge = new KvRingBridge(decode.engine, (read) => listener?.ringRead(read));
-    listener = await KvListener.start({ host: '127.0.0.1', port: 0, shape: SHAPE, keeper: decodeBridge });
+    const copies: FrameCopy[] = [];
+    listener = await KvListener.start({ host: '127.0.0.1', port: 0, shape: SHAPE, keeper: decodeBridge, onCopy: (copy) => copies.push(copy) });
     const sender = new KvSender('unix', new KvRingBridge(prefill.engine, () => undefined));
     try {
       const transfer = 't-kept' as TransferId;
@@ -114,12 +115,16 @@ for (const path of PATHS) {
         assert.deepEqual(bytes, new Uint8Array(Buffer.concat(sent[i])));
       });
       assert.equal(stats.bytes, 2 * 9 * 2 * ROW_BYTES);
+      // Each frame's two copies are told once each, with their times; the probe's below are not.
+      assert.deepEqual(copies.map((copy) => copy.copy).sort(), ['read', 'read', 'read', 'read', 'write', 'write', 'write', 'write']);
+      assert.ok(copies.every((copy) => copy.ms >= 0));
       const probe = await sender.probe(listener.endpoints, 8, 64 * 1024);
       assert.equal(probe.sharedMemory, true);
       assert.equal(probe.bytes, 8 * 64 * 1024);
       assert.ok(probe.activeMs > 0 && probe.wallMs > 0);
       // Both ends of the one link mapped its ring, or neither did.
       assert.equal(mapper.mapped(), path.mapped ? 2 : 0);
+      assert.equal(copies.length, 8);
     } finally {
       sender.close();
       listener.close();

@@ -15,6 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../core/model-config.js';
+import type { FrameCopy } from '../disagg/kv-listener.js';
 import type { ProbeResult } from '../disagg/kv-sender.js';
 import { REPLICA_KV_PROBE_PATH } from '../serve/pd-protocol.js';
 import { REPLICA_LOAD_PATH, type ReplicaLoad } from '../serve/replica-protocol.js';
@@ -61,6 +62,15 @@ export interface KvTransferFigures {
   linkMBps: number;
   /** rateMBps / linkMBps. */
   rateOverProbe: number;
+  /** The decode replica's timed copies of the rows frames, by copy (write into the ring, read out of it, whole: another path). */
+  frameCopies: Record<FrameCopy['copy'], FrameCopyFigures>;
+}
+
+export interface FrameCopyFigures {
+  frames: number;
+  seconds: number;
+  /** Copies that took over 1 ms: a copying thread that lost its core (a frame's copy takes tens of µs). */
+  slow: number;
 }
 
 export type LinkProbe = ProbeResult & { frameBytes: number; rateMBps: number };
@@ -143,7 +153,17 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   const probe = await probeLink(ctx, prefillUrl, decodeUrl, frameBytes);
   const rateMBps = bytes / 1e6 / wireSeconds;
   const linkMBps = Math.max(probe.rateMBps, probeBefore.rateMBps, probeAfter.rateMBps);
-  return { transfers, bytes, frames, ringBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps };
+  const frameCopies = { write: frameCopiesOf(metrics, 'write'), read: frameCopiesOf(metrics, 'read'), whole: frameCopiesOf(metrics, 'whole') };
+  return { transfers, bytes, frames, ringBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps, frameCopies };
+}
+
+/** One copy's series of tessera_kv_frame_copy_seconds: its frames, seconds, and those over 1 ms. */
+function frameCopiesOf(metrics: string, copy: FrameCopy['copy']): FrameCopyFigures {
+  const name = 'tessera_kv_frame_copy_seconds';
+  const label = `copy="${copy}"`;
+  const frames = series(metrics, `${name}_count`, label);
+  const underMs = series(metrics.split('\n').filter((line) => line.includes('le="0.001"')).join('\n'), `${name}_bucket`, label);
+  return { frames, seconds: series(metrics, `${name}_sum`, label), slow: frames - underMs };
 }
 
 /** The prefill replica's link to the decode replica, probed with `frameBytes` frames (POST /v1/tessera/kv/probe). */

@@ -137,6 +137,11 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
     const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
     assert.ok(series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"') > 0, 'KV moved to the decode replica');
     assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
+    // One host: every frame through the ring, each copy timed at both ends (frames of transfers that ended early too).
+    const frames = series(decode, 'tessera_kv_transfer_frames_total', 'direction="received"');
+    assert.equal(series(decode, 'tessera_kv_transfer_ring_bytes_total', 'direction="received"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
+    for (const copy of ['write', 'read']) assert.ok(series(decode, 'tessera_kv_frame_copy_seconds_count', `copy="${copy}"`) >= frames && frames > 0, `every frame's ${copy} is timed\n${decode}`);
+    assert.equal(series(decode, 'tessera_kv_frame_copy_seconds_count', 'copy="whole"'), 0);
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
   } finally {

@@ -3,6 +3,9 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type KvDirection = 'sent' | 'received';
 
+/** A rows frame's copy takes tens of µs (64 KiB-1 MiB at several GB/s); 1 ms and more is a copy that lost its core. */
+export const FRAME_COPY_BUCKETS = [0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1];
+
 export class KvMetrics {
   readonly bytes: Counter<'direction'>;
   readonly frames: Counter<'direction'>;
@@ -11,6 +14,7 @@ export class KvMetrics {
   readonly seconds: Histogram<'direction'>;
   readonly wireSeconds: Histogram<'direction'>;
   readonly inFlight: Gauge<'direction'>;
+  readonly frameCopySeconds: Histogram<'copy'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -20,6 +24,13 @@ export class KvMetrics {
     this.transfers = new Counter({ name: 'tessera_kv_transfers_total', help: 'KV transfers by direction and result (done, failed)', labelNames: ['direction', 'result'], registers });
     this.seconds = new Histogram({ name: 'tessera_kv_transfer_seconds', help: 'Per transfer: first row sent/received to the decode replica holding everything (overlaps the prefill)', labelNames: ['direction'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 120], registers });
     this.wireSeconds = new Histogram({ name: 'tessera_kv_transfer_wire_seconds', help: 'Per transfer: time its rows were on the wire (summed over frames, measured by the receiver)', labelNames: ['direction'], buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
+    this.frameCopySeconds = new Histogram({
+      name: 'tessera_kv_frame_copy_seconds',
+      help: 'Per KV rows frame received: each copy (write: the prefill engine into the ring; read: this engine out of it; whole: a frame that came another way), its slow tail the time the scheduler took from a copying thread',
+      labelNames: ['copy'],
+      buckets: FRAME_COPY_BUCKETS,
+      registers,
+    });
     this.inFlight = new Gauge({ name: 'tessera_kv_transfers_in_flight', help: 'KV transfers under way', labelNames: ['direction'], registers });
   }
 }

@@ -15,7 +15,7 @@ import type { ModelConfig } from '../core/model-config.js';
 import { TesseraError } from '../core/errors.js';
 import type { KvFromEngine, TransferId } from '../engine/kv-messages.js';
 import type { KvEndpoint, KvTransportChoice } from '../disagg/kv-endpoint.js';
-import { KvListener, type KvShape, type TransferStats } from '../disagg/kv-listener.js';
+import { KvListener, type FrameCopy, type KvShape, type TransferStats } from '../disagg/kv-listener.js';
 import { KvSender, type OutgoingTransfer, type ProbeResult, type SendStats } from '../disagg/kv-sender.js';
 import { ApiError } from './api-error.js';
 import { KvRingBridge } from './kv-ring-bridge.js';
@@ -73,7 +73,8 @@ export class PdReplica {
     // The engine's thread copies rows through the links' shared-memory rings itself (kv-ring-bridge.ts).
     let listener: KvListener | undefined;
     const bridge = new KvRingBridge(host, (read) => listener?.ringRead(read));
-    listener = listens ? await KvListener.start({ host: options.kvHost, port: options.kvPort, advertiseHost: options.kvAdvertiseHost, shape, keeper: bridge }) : undefined;
+    const onCopy = (copy: FrameCopy): void => options.metrics.frameCopySeconds.observe({ copy: copy.copy }, copy.ms / 1000);
+    listener = listens ? await KvListener.start({ host: options.kvHost, port: options.kvPort, advertiseHost: options.kvAdvertiseHost, shape, keeper: bridge, onCopy }) : undefined;
     return new PdReplica(host, shape, listener, options, bridge);
   }
 

@@ -34,7 +34,7 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.match(file, /^pd-.*\.json$/);
     const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
       colocated: Run & { threads: number };
-      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number } };
+      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number; frameCopies: Record<string, { frames: number; seconds: number; slow: number }> } };
       floors: Record<string, boolean>;
       ratios: Record<string, number>;
     };
@@ -50,6 +50,10 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.ok(disaggregated.kv.bytes > 0 && disaggregated.kv.frames > 0 && disaggregated.kv.wireSeconds >= 0);
     // Every row went through the shared-memory ring, copied by the engine threads (none inline on the socket).
     assert.equal(disaggregated.kv.ringBytes, disaggregated.kv.bytes);
+    // Every frame through the ring: each one's write and read timed (frames of transfers that ended early as well).
+    const { write, read, whole } = disaggregated.kv.frameCopies;
+    for (const copies of [write, read]) assert.ok(copies.frames >= disaggregated.kv.frames && copies.slow >= 0 && copies.slow <= copies.frames && copies.seconds > 0);
+    assert.deepEqual(whole, { frames: 0, seconds: 0, slow: 0 });
     // Probed before and after the run over the very path the rows took: the shared-memory ring, copied by the engine threads.
     const { probe, probeBefore, probeAfter, linkMBps } = disaggregated.kv;
     for (const each of [probe, probeBefore, probeAfter]) {

@@ -58,6 +58,8 @@ export function registerBenchPdCommand(bench: Command): void {
         const disaggregated = await disaggregatedRun(ctx, workload);
         logRun(log, disaggregated);
         log(`    KV: ${disaggregated.kv.transfers} transfers, ${(disaggregated.kv.bytes / 2 ** 20).toFixed(1)} MiB at ${disaggregated.kv.rateMBps.toFixed(0)} MB/s on the wire; the ${disaggregated.kv.probe.kind} link probed ${disaggregated.kv.probeBefore.rateMBps.toFixed(0)} MB/s before, ${disaggregated.kv.probeAfter.rateMBps.toFixed(0)} / ${disaggregated.kv.probe.rateMBps.toFixed(0)} MB/s after (${(100 * disaggregated.kv.rateOverProbe).toFixed(0)}% of the best)`);
+        const { write, read } = disaggregated.kv.frameCopies;
+        log(`    frame copies over 1 ms: ${write.slow} of ${write.frames} writes into the ring (${(write.seconds * 1000).toFixed(1)} ms in all), ${read.slow} of ${read.frames} reads (${(read.seconds * 1000).toFixed(1)} ms)`);
         const report = { benchmark: 'pd', date: new Date().toISOString(), model: options.model, options, machine: { ...describeMachine(), loadAverageBefore: loadBefore }, colocated, disaggregated, loadAverageAfter: loadavg() };
         const result = { ...report, ratios: ratiosOf(colocated, disaggregated), floors: floorsOf(colocated, disaggregated) };
         mkdirSync(options.out, { recursive: true });
