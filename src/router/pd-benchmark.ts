@@ -30,6 +30,8 @@ export interface PdBenchContext {
   /** Cores of each deployment: the colocated replica gets all, prefill and decode half each. */
   threads: number;
   maxBatchTokens: number;
+  /** The prefill replica's tokens per step, its prefill chunk (undefined: maxBatchTokens). */
+  prefillMaxBatchTokens?: number;
   kvCacheMib: number;
   probeFrames: number;
   /** --engine-nice of the prefill replica (undefined: serve's default, 0). */
@@ -88,9 +90,9 @@ export interface DisaggregatedResult extends WorkloadResult {
 const KEY = 'bench-pd-replica-key';
 const BIN = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
 
-function serveArgs(ctx: PdBenchContext, threads: number, extra: string[]): string[] {
+function serveArgs(ctx: PdBenchContext, threads: number, extra: string[], maxBatchTokens = ctx.maxBatchTokens): string[] {
   const kvCacheMib = String(ctx.kvCacheMib);
-  return ['--model', ctx.model, '--served-model-name', ctx.name, '--api-key', KEY, '--backend', ctx.backend, '--threads', String(threads), '--max-batch-tokens', String(ctx.maxBatchTokens), '--kv-cache-mib', kvCacheMib, ...extra];
+  return ['--model', ctx.model, '--served-model-name', ctx.name, '--api-key', KEY, '--backend', ctx.backend, '--threads', String(threads), '--max-batch-tokens', String(maxBatchTokens), '--kv-cache-mib', kvCacheMib, ...extra];
 }
 
 /** (1) One replica with every thread; its chunked prefill shares steps with the decodes. */
@@ -112,7 +114,7 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
   let router: RouterProcess | undefined;
   try {
     const nice = ctx.prefillNice === undefined ? [] : ['--engine-nice', String(ctx.prefillNice)];
-    const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill', ...nice]), () => undefined);
+    const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill', ...nice], ctx.prefillMaxBatchTokens), () => undefined);
     started.push(prefill.replicas);
     const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode']), () => undefined);
     started.push(decode.replicas);
@@ -133,9 +135,9 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
   }
 }
 
-/** One layer's keys and values for a whole prefill chunk: the frames that carry most of a long prompt's bytes (f32 cache). */
+/** One layer's keys and values for a whole prefill chunk of the prefill replica: the frames that carry most of a long prompt's bytes (f32 cache). */
 function chunkFrameBytes(ctx: PdBenchContext): number {
-  return ctx.maxBatchTokens * ctx.config.numKvHeads * ctx.config.headDim * 4 * 2;
+  return (ctx.prefillMaxBatchTokens ?? ctx.maxBatchTokens) * ctx.config.numKvHeads * ctx.config.headDim * 4 * 2;
 }
 
 /** The decode replica's received KV, and its link probed by the prefill replica (before the run, and now at two frame sizes). */

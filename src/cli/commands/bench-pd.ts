@@ -15,6 +15,7 @@ interface BenchPdOptions extends PdWorkload {
   backend: string;
   threads: number;
   maxBatchTokens: number;
+  prefillMaxBatchTokens?: number;
   kvCacheMib: number;
   probeFrames: number;
   prefillNice?: number;
@@ -37,6 +38,7 @@ export function registerBenchPdCommand(bench: Command): void {
     .option('--long-output-len <n>', 'tokens generated for a long prompt', numberOption('--long-output-len', 1, 100_000, true), 16)
     .option('--interval-ms <ms>', 'between two long prompts\' arrivals', numberOption('--interval-ms', 0, 3_600_000, true), 8000)
     .option('--max-batch-tokens <n>', 'every replica\'s tokens per step (the colocated replica\'s prefill chunk)', numberOption('--max-batch-tokens', 16, 1_000_000, true), 512)
+    .option('--prefill-max-batch-tokens <n>', 'the prefill replica\'s --max-batch-tokens, its prefill chunk (default: --max-batch-tokens)', numberOption('--prefill-max-batch-tokens', 16, 1_000_000, true))
     .option('--kv-cache-mib <n>', 'every replica\'s KV cache', numberOption('--kv-cache-mib', 1, 1e7), 512)
     .option('--probe-frames <n>', 'frames of the link bandwidth probe', numberOption('--probe-frames', 1, 4096, true), 64)
     .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 0)', numberOption('--prefill-nice', 0, 19, true))
@@ -49,7 +51,7 @@ export function registerBenchPdCommand(bench: Command): void {
       try {
         const files = openModelFiles(source.path);
         files.store.close();
-        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, pdLocalPrefill: options.pdLocalPrefill, log };
+        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, prefillMaxBatchTokens: options.prefillMaxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, pdLocalPrefill: options.pdLocalPrefill, log };
         const workload = workloadOf(options);
         log(`colocated: one replica, ${options.threads} threads`);
         const colocated = await colocatedRun(ctx, workload);
