@@ -12,19 +12,18 @@
  * the new generation. A join or an admin re-shard waits for the steps in
  * flight, then moves the mesh the same way.
  *
- * Steps go to every rank in the order sent (so pipeline stages overlap
- * micro-batches) and the logits come back from the last stage's tp rank 0.
+ * Steps, KV reads and KV writes, and the ranks' answers, are the traffic
+ * of mesh-traffic.ts, which goes only to a plan that serves.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../core/model-config.js';
-import { SegmentError, TesseraError, type ErrorCode } from '../core/errors.js';
+import { TesseraError, type ErrorCode } from '../core/errors.js';
 import { FramedSocket } from '../parallel/framed-socket.js';
-import { asFloats } from '../parallel/transport.js';
 import { apply, type ClusterEvent, type PlanReason } from './cluster-events.js';
 import { initialState, nodeId, nodeOf, type ClusterState, type MeshPreference, type NodeId, type Plan } from './cluster-state.js';
 import { clusterView, type ClusterView } from './cluster-view.js';
-import { encodeControl, PROTOCOL_VERSION, stepMessage, type ControlMessage, type Envelope, type HeartbeatTiming, type KvReadRun } from './control-message.js';
+import { PROTOCOL_VERSION, type ControlMessage, type Envelope, type HeartbeatTiming, type KvReadRun } from './control-message.js';
 import type { FrameLimitOptions } from '../parallel/frame-limits.js';
 import { JoinListener, type Hello } from './join-listener.js';
 import { DEFAULT_HEARTBEAT, Membership } from './membership.js';
@@ -38,8 +37,8 @@ import { sharedRowsOverlap } from '../model/shard-spec.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
 import type { ForkedRanks } from './run-ahead.js';
 import { earlyExit, exited, spawnWorkers } from './local-workers.js';
-import { checkBody, StepPipe, stepRows, type StepTimings } from './step-pipe.js';
-import { KvReadPipe, type KvRankRows } from './kv-read-pipe.js';
+import type { KvRankRows } from './kv-read-pipe.js';
+import { MeshTraffic } from './mesh-traffic.js';
 import type { PickedRows } from '../engine/token-pick.js';
 import { StateSignal } from './state-signal.js';
 import { modelIdentityOf } from './model-identity.js';
@@ -56,10 +55,6 @@ interface Cause {
 }
 
 export class MeshCoordinator {
-  /** Timings of the last step, from the reporting rank. */
-  lastTimings: StepTimings = { computeMs: 0, waitMs: 0 };
-  /** Sums over every step so far, from the reporting rank (reset freely). */
-  totals = { steps: 0, computeMs: 0, waitMs: 0 };
   /** Every event applied, in order, with its time (epoch ms): replaying it gives `state`. */
   readonly history: { atMs: number; event: ClusterEvent }[] = [];
   readonly reshards: ReshardLog;
@@ -67,8 +62,7 @@ export class MeshCoordinator {
   private state: ClusterState;
   private readonly links = new Map<NodeId, NodeLink>();
   private readonly children: ChildProcess[] = [];
-  private readonly pipe = new StepPipe();
-  private readonly kvReads: KvReadPipe;
+  private readonly traffic: MeshTraffic;
   private readonly membership: Membership;
   private joins: JoinListener | undefined;
   private rolling: Promise<void> | undefined;
@@ -95,10 +89,9 @@ export class MeshCoordinator {
   private constructor(
     private readonly model: ModelFootprint,
     private readonly options: CoordinatorOptions,
-    private readonly vocabSize: number,
+    vocabSize: number,
     headDim: number,
   ) {
-    this.kvReads = new KvReadPipe(headDim, () => this.pipe.takeId());
     this.log = options.log ?? (() => undefined);
     // Field by field: a flag left unset arrives as undefined, which a spread would copy over the default.
     this.heartbeat = { intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT.intervalMs, timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT.timeoutMs };
@@ -106,6 +99,8 @@ export class MeshCoordinator {
     this.state = initialState({ tp: options.tp, pp: options.pp, ep, pinned: false, ppLayers: options.ppLayers });
     this.trace = new MeshTrace(options.trace);
     this.reshards = new ReshardLog(this.trace.events, options.onReshard);
+    const route = { serving: (generation: number) => (this.isServing() && generation === this.state.generation ? this.state.plan : undefined), link: (id: NodeId) => this.links.get(id) };
+    this.traffic = new MeshTraffic(route, vocabSize, headDim, this.trace, this.reshards);
     this.membership = new Membership(this.heartbeat, {
       missed: (id, silentMs) => this.dispatch({ type: 'HeartbeatMissed', id, silentMs }),
       resumed: (id) => this.dispatch({ type: 'HeartbeatResumed', id }),
@@ -198,24 +193,7 @@ export class MeshCoordinator {
    * id for each picked row (token-pick.ts) and the logits of the others.
    */
   async stepRows(pool: KvLayout, requests: readonly StepRequest[], generation = this.state.generation): Promise<PickedRows> {
-    const plan = this.state.plan;
-    if (!this.isServing() || generation !== this.state.generation || !plan) {
-      throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
-    }
-    const traced = this.trace.driverSpans.begin();
-    const { id, result } = this.pipe.open(generation, stepRows(requests, this.vocabSize));
-    const frame = encodeControl(stepMessage(generation, id, pool, requests));
-    // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
-    for (const id of plan.ranks) void this.links.get(id)?.sendFrame(frame).catch(() => undefined);
-    this.trace.driverSpans.sent(traced);
-    const { rows, timings } = await result;
-    this.trace.driverSpans.done(traced, { sequences: requests.length, tokens: requests.reduce((sum, request) => sum + request.ids.length, 0) });
-    this.lastTimings = timings;
-    this.totals.steps++;
-    this.totals.computeMs += timings.computeMs;
-    this.totals.waitMs += timings.waitMs;
-    this.reshards.stepDone(generation, rows.ids.length, requests.every((request) => request.ids.length === 1));
-    return rows;
+    return this.traffic.stepRows(pool, requests, generation);
   }
 
   /**
@@ -224,15 +202,7 @@ export class MeshCoordinator {
    * heads. Fails as a step does when `generation` stops serving.
    */
   async readKv(pool: KvLayout, runs: readonly KvReadRun[], generation = this.state.generation): Promise<KvRankRows[]> {
-    const plan = this.state.plan;
-    if (!this.isServing() || generation !== this.state.generation || !plan) {
-      throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); its KV is gone`);
-    }
-    const tokens = runs.reduce((sum, run) => sum + run.count, 0);
-    const { id, result } = this.kvReads.open(generation, tokens, plan.ranks.length);
-    const frame = encodeControl({ type: 'kv-read', generation, id, pool: { numBlocks: pool.numBlocks, blockSize: pool.blockSize }, runs: [...runs] });
-    for (const rank of plan.ranks) void this.links.get(rank)?.sendFrame(frame).catch(() => undefined);
-    return result;
+    return this.traffic.readKv(pool, runs, generation);
   }
 
   /**
@@ -241,14 +211,7 @@ export class MeshCoordinator {
    * reads them. No answer; false when `generation` no longer serves (the rows are gone with it).
    */
   writeKv(write: Omit<Extract<ControlMessage, { type: 'kv-write' }>, 'type' | 'generation'>, body: Uint8Array, generation = this.state.generation): boolean {
-    const plan = this.state.plan;
-    if (!this.isServing() || generation !== this.state.generation || !plan) return false;
-    const stage = plan.layers.findIndex(([start, end]) => write.layer >= start && write.layer < end);
-    const frame = encodeControl({ type: 'kv-write', generation, ...write }, body);
-    plan.ranks.forEach((rank, index) => {
-      if (Math.floor(index / plan.tp) === stage) void this.links.get(rank)?.sendFrame(frame).catch(() => undefined);
-    });
-    return true;
+    return this.traffic.writeKv(write, body, generation);
   }
 
   /**
@@ -295,8 +258,7 @@ export class MeshCoordinator {
     this.joins?.close();
     // Whatever waits on the mesh (steps, a rollout) ends now.
     const closed = new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed');
-    this.pipe.failGeneration(Number.MAX_SAFE_INTEGER, closed);
-    this.kvReads.failGeneration(Number.MAX_SAFE_INTEGER, closed);
+    this.traffic.failGeneration(Number.MAX_SAFE_INTEGER, closed);
     for (const link of this.links.values()) link.failGeneration(this.state.generation, closed);
     this.notify();
     await this.rolling?.catch(() => undefined);
@@ -371,28 +333,18 @@ export class MeshCoordinator {
    * real step rate.
    */
   private controlLimits(): FrameLimitOptions {
-    return { maxFrameBytes: () => Math.max(256 * 2 ** 20, 64 * 1024 + this.pipe.largestLogitBytes), perSecond: 20_000 };
+    return { maxFrameBytes: () => Math.max(256 * 2 ** 20, 64 * 1024 + this.traffic.largestLogitBytes), perSecond: 20_000 };
   }
 
   private receive(id: NodeId, envelope: Envelope): void {
-    const violation = envelope.message.type === 'kv-rows' ? this.kvReads.check(envelope) : checkBody(envelope, this.pipe);
+    const violation = this.traffic.check(envelope);
     if (violation) {
       this.log(`worker ${id} broke the protocol: ${violation.code}: ${violation.message}; dropping it`);
       return this.lose(id, `it broke the protocol (${violation.code})`, 0);
     }
-    const { message, body } = envelope;
-    if (message.type === 'logits') {
-      // A copy: the frame's buffer may be shared with other messages.
-      const logits = asFloats(body.slice());
-      const ids = message.ids ? Int32Array.from(message.ids) : new Int32Array(logits.length / this.vocabSize).fill(-1);
-      this.pipe.answer(message.id, { rows: { ids, logits }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
-    } else if (message.type === 'kv-rows') {
-      // A copy of its own: the frame's buffer may be shared with other messages (and a Buffer's slice() is a view).
-      this.kvReads.answer(message.id, { layers: message.layers, heads: message.heads, dtype: message.dtype, body: new Uint8Array(body) });
-    } else if (message.type === 'kv-refused') {
-      this.kvReads.refuse(message.id, new TesseraError(message.code, message.message));
-    } else if (message.type === 'step-refused') {
-      this.pipe.refuse(message.id, message.segment >= 0 ? new SegmentError(message.code, message.message, message.segment) : new TesseraError(message.code, message.message));
+    const { message } = envelope;
+    if (this.traffic.answer(envelope)) {
+      return;
     } else if (message.type === 'rank-failed') {
       this.rankFailed(id, message.generation, message.id, message.code, message.message);
     } else if (this.trace.receive(id, message)) {
@@ -428,10 +380,7 @@ export class MeshCoordinator {
     const error = new TesseraError(code, `rank ${plan.ranks.indexOf(id)} failed generation ${generation}: ${message}`);
     if (this.state.phase === 'loading' && code !== 'TESSERA_ERR_RANK_LOST') return this.cannotLoad(id, error);
     // A compute failure is that step's own: it fails; steps that were merely cut off run again on the next plan.
-    if (step >= 0 && code !== 'TESSERA_ERR_RANK_LOST') {
-      this.pipe.refuse(step, error);
-      this.kvReads.refuse(step, error);
-    }
+    if (step >= 0 && code !== 'TESSERA_ERR_RANK_LOST') this.traffic.refuse(step, error);
     this.cause ??= { reason: 'broken', decidedAt: Date.now() };
     this.abandon(plan, new TesseraError('TESSERA_ERR_RANK_LOST', `generation ${generation} broke: ${error.message}`));
     this.dispatch({ type: 'MeshBroke', generation, reason: error.message });
@@ -457,8 +406,7 @@ export class MeshCoordinator {
   private abandon(plan: Plan, error: Error): void {
     this.recovering = new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh lost a worker and is re-sharding (${error.message})`);
     this.membership.abort(plan.ranks, plan.generation);
-    this.pipe.failGeneration(plan.generation, error);
-    this.kvReads.failGeneration(plan.generation, error);
+    this.traffic.failGeneration(plan.generation, error);
     for (const link of this.links.values()) link.failGeneration(plan.generation, error);
   }
 
@@ -502,10 +450,10 @@ export class MeshCoordinator {
       this.notify();
       return;
     }
-    if (this.state.phase === 'serving' && this.pipe.size > 0) {
+    if (this.state.phase === 'serving' && this.traffic.size > 0) {
       // Steps in flight finish on the old plan; none starts until the new one serves.
       this.reshardWanted = true;
-      this.pipe.whenIdle(() => this.schedule());
+      this.traffic.whenIdle(() => this.schedule());
       return;
     }
     this.reshardWanted = false;
