@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type KvDirection = 'sent' | 'received';
 
-/** A rows frame's copy takes tens of µs (64 KiB-1 MiB at several GB/s); 1 ms and more is a copy that lost its core. */
+/** A rows frame's copy takes tens of µs (64 KiB-1 MiB at several GB/s); one over 1 ms lost its core meanwhile. */
 export const FRAME_COPY_BUCKETS = [0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1];
 
 export class KvMetrics {
