@@ -87,21 +87,18 @@ export class Scheduler {
     const exclude = options.exclude;
     let budget = this.limits.maxBatchTokens;
     let left = options.maxSequences ?? Infinity;
-    let preempted = false;
+    const preemptionsBefore = this.preemptions;
     for (let i = 0; i < this.running.length && budget > 0 && left > 0; i++) {
       const sequence = this.running[i];
       if (exclude?.has(sequence)) continue;
       const count = Math.min(sequence.pendingCount, budget);
-      const preemptionsBefore = this.preemptions;
-      this.reserveRunning(sequence, count, exclude);
-      if (this.preemptions !== preemptionsBefore) preempted = true;
-      if (this.running[i] !== sequence) break; // it preempted itself: nothing after it is left
+      if (!this.reserveRunning(sequence, count, exclude)) break; // it preempted itself: nothing after it is left
       chunks.push({ sequence, count });
       budget -= count;
       left--;
     }
     // Admitting while preempting would only thrash: the freed blocks go to the running sequences.
-    if (!preempted && left > 0) budget = this.admit(chunks, budget, left);
+    if (this.preemptions === preemptionsBefore && left > 0) budget = this.admit(chunks, budget, left);
     return this.withBlockAhead(chunks);
   }
 

@@ -125,10 +125,7 @@ async function pairThroughRouter(model: string, started: Process[], routerExtra:
 }
 
 test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer byte for byte as one colocated serve', { timeout: 120_000 }, async (t) => {
-  const model = fixture(t, 'stories260K.bin');
-  if (!model) return;
-  const started: Process[] = [];
-  try {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
     const { replicas, router } = await pairThroughRouter(model, started);
     const metrics = await metricsOf(router.url, CLIENT_KEY);
     assert.ok(series(metrics, 'tessera_pd_sequences_total', 'path="disaggregated"') >= COUNT, `every sequence ran disaggregated\n${metrics}`);
@@ -144,9 +141,7 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
     assert.equal(series(decode, 'tessera_kv_frame_copy_seconds_count', 'copy="whole"'), 0);
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
-  } finally {
-    for (const child of started) child.kill('SIGKILL');
-  }
+  });
 });
 
 // Layouts whose KV heads or layers split differently on the two sides: the rows are re-split by head and layer on the way.
@@ -185,10 +180,7 @@ async function meshPair(t: TestContext, model: string | undefined, prefillExtra:
 }
 
 test('router --pd --pd-local-prefill: sequences short enough run whole on the decode replica, no KV moves, the answers are the same bytes', { timeout: 120_000 }, async (t) => {
-  const model = fixture(t, 'stories260K.bin');
-  if (!model) return;
-  const started: Process[] = [];
-  try {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
     // Every prompt of the mix is far shorter than the limit.
     const { replicas, router } = await pairThroughRouter(model, started, ['--pd-local-prefill', '4096']);
     const metrics = await metricsOf(router.url, CLIENT_KEY);
@@ -197,9 +189,7 @@ test('router --pd --pd-local-prefill: sequences short enough run whole on the de
     assert.ok(series(metrics, 'tessera_router_sequences_total', `replica="${replicas[1].url}",reason="short-prompt"`) >= COUNT, 'on the decode replica');
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), 0);
-  } finally {
-    for (const child of started) child.kill('SIGKILL');
-  }
+  });
 });
 
 test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: every request is prefilled again elsewhere and answers byte for byte', { timeout: 180_000 }, async (t) => {
