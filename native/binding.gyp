@@ -66,6 +66,7 @@
         "src/ops.cc",
         "src/packed-tile.cc",
         "src/shared-map.cc",
+        "src/remote-write.cc",
         "src/thread-pool.cc",
         "src/tile-file.cc",
         "src/weight.cc"

@@ -20,6 +20,7 @@
 #include "bandwidth.h"
 #include "comm/comm-bindings.h"
 #include "huge-bytes.h"
+#include "remote-write.h"
 #include "shared-map.h"
 #include "shared-rows-bindings.h"
 #include "cpu.h"
@@ -308,6 +309,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
   exports.Set("hugeBytes", Napi::Function::New(env, HugeBytes));
   exports.Set("mapShared", Napi::Function::New(env, MapShared));
+  exports.Set("remoteWrite", Napi::Function::New(env, RemoteWrite));
+  exports.Set("addressOf", Napi::Function::New(env, AddressOf));
   return exports;
 }
 

@@ -12,6 +12,7 @@ export interface PdFlags {
   kvAdvertiseHost?: string;
   kvTransport: KvTransportChoice;
   kvTransferTimeout: number;
+  kvDirect: 'on' | 'off';
   engineNice?: number;
   promptOrder?: PromptOrder;
 }
@@ -23,6 +24,14 @@ export function addPdOptions(command: Command): Command {
     .option('--kv-port <port>', 'TCP port of the KV listener (0 = any free port)', numberOption('--kv-port', 0, 65535, true), 0)
     .option('--kv-advertise-host <host>', 'name prefill replicas dial when --kv-host is a wildcard (default: this host name)')
     .addOption(new Option('--kv-transport <kind>', 'link for KV sent from here: auto (a Unix socket to a replica on this host, else TCP), tcp or unix').choices([...KV_TRANSPORT_CHOICES]).default('auto'))
+    .addOption(
+      new Option(
+        '--kv-direct <on|off>',
+        'decode and both roles: let a prefill replica on this host write the KV rows straight into this replica\'s KV blocks (one copy, process_vm_writev; needs the native addon and the right to write the other process\'s memory: the same user, or root), off: every row through the shared-memory ring (two copies)',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--kv-transfer-timeout <seconds>', 'a reserved KV transfer not complete after this long is given up', numberOption('--kv-transfer-timeout', 1, 86400), 120)
     .option(
       '--engine-nice <n>',
@@ -38,12 +47,12 @@ export function addPdOptions(command: Command): Command {
 }
 
 export function pdOf(flags: PdFlags): NonNullable<LaunchOptions['pd']> {
-  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000, engineNice: flags.engineNice, promptOrder: flags.promptOrder };
+  return { role: flags.role, kvHost: flags.kvHost, kvPort: flags.kvPort, kvAdvertiseHost: flags.kvAdvertiseHost, transport: flags.kvTransport, transferTimeoutMs: flags.kvTransferTimeout * 1000, direct: flags.kvDirect === 'on', engineNice: flags.engineNice, promptOrder: flags.promptOrder };
 }
 
 /** The same flags for a child `tessera serve` (serve --replicas). */
 export function pdArgs(flags: PdFlags, role: ReplicaRole = flags.role): string[] {
-  const args = ['--role', role, '--kv-port', '0', '--kv-transport', flags.kvTransport, '--kv-transfer-timeout', String(flags.kvTransferTimeout)];
+  const args = ['--role', role, '--kv-port', '0', '--kv-transport', flags.kvTransport, '--kv-transfer-timeout', String(flags.kvTransferTimeout), '--kv-direct', flags.kvDirect];
   if (flags.engineNice !== undefined) args.push('--engine-nice', String(flags.engineNice));
   if (flags.promptOrder !== undefined) args.push('--prompt-order', flags.promptOrder);
   return args;

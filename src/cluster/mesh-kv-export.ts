@@ -83,6 +83,7 @@ export class MeshKvExporter implements KvExport {
 
   untrack(transfer: TransferId): void {
     this.exported.delete(transfer);
+    this.rings?.endTransfer?.(transfer);
   }
 
   sentAll(transfer: TransferId, positions: number): boolean {

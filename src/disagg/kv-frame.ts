@@ -25,7 +25,8 @@ export type KvFrameHeader =
   | { type: 'ack'; transfer: TransferId; bytes: number; activeMs: number }
   /** Bandwidth probe: `bytes` of filler in the payload; the last one asks for the result. */
   | { type: 'probe'; probe: string; last: boolean }
-  | { type: 'probe-result'; probe: string; bytes: number; activeMs: number; wallMs: number };
+  /** `directFrames`: of the probe's frames, those written straight into the receiver's memory (kv-direct.ts). */
+  | { type: 'probe-result'; probe: string; bytes: number; activeMs: number; wallMs: number; directFrames?: number };
 
 export interface KvFrame {
   header: KvFrameHeader;

@@ -19,6 +19,8 @@ export interface ReceivedFrame extends KvFrame {
   wireMs: number;
   /** Where its payload is when a ring keeper reads it (the payload here is then empty; wireMs is the write alone). */
   slot?: RingSlot;
+  /** Bytes the writer put straight into this replica's memory (kv-direct.ts): the payload here is empty, wireMs is that copy. */
+  directBytes?: number;
 }
 
 export interface KvLink {

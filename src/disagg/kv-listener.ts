@@ -27,6 +27,8 @@ export interface KvReceiver {
   rows(rows: KvRows): void;
   /** Rows whose bits are in a kept ring (the keeper reads them; only with a keeper). */
   ringRows?(rows: KvRowsHeader, slot: RingSlot): void;
+  /** Rows the writer put straight into the reserved blocks (kv-direct.ts; only with a keeper). */
+  directRows?(rows: KvRowsHeader): void;
   commit(ids: number[], stats: TransferStats): void;
   abort(message: string): void;
 }
@@ -40,6 +42,8 @@ export interface TransferStats {
   frames: number;
   /** Of `bytes`, those that came through a shared-memory ring. */
   ringBytes: number;
+  /** Of `bytes`, those the writer put straight into this replica's pools. */
+  directBytes: number;
   /** performance.now() of the open frame's arrival. */
   openedAt: number;
 }
@@ -68,18 +72,21 @@ export interface KvListenerOptions {
 
 /**
  * One copy of a rows frame: `write`, the prefill engine's into a kept ring;
- * `read`, this engine's out of it; `whole`, a frame that came another way
+ * `read`, this engine's out of it; `direct`, the prefill engine's straight
+ * into this engine's pools (kv-direct.ts); `whole`, a frame that came another way
  * (first byte to last on a socket, or both copies of a ring read here).
  * What the scheduler took from a copying thread shows as their slow tail.
  */
 export interface FrameCopy {
-  copy: 'write' | 'read' | 'whole';
+  copy: 'write' | 'read' | 'direct' | 'whole';
   ms: number;
 }
 
 /** A ring keeper on the decode side: reads (or skips) each payload and reports it through `KvListener.ringRead`. */
 export interface ListenerKeeper extends RingKeeper {
   skip(slot: RingSlot, probe: string | undefined): void;
+  /** `transfer` opened on the kept ring's link: its writer may learn the reserved blocks (kv-direct.ts). */
+  expose?(transfer: TransferId, ring: string): void;
 }
 
 interface Expected {
@@ -96,6 +103,8 @@ interface Probe {
   reading: number;
   last: boolean;
   link: KvLink;
+  /** Frames written straight into this replica's memory (kv-direct.ts). */
+  directFrames: number;
 }
 
 export class KvListener {
@@ -151,7 +160,7 @@ export class KvListener {
 
   /** Frames of `transfer` go to `receiver` from now on. */
   expect(transfer: TransferId, receiver: KvReceiver): void {
-    const stats: TransferStats = { bytes: 0, activeMs: 0, frames: 0, ringBytes: 0, openedAt: 0 };
+    const stats: TransferStats = { bytes: 0, activeMs: 0, frames: 0, ringBytes: 0, directBytes: 0, openedAt: 0 };
     this.stats.set(transfer, stats);
     this.expected.set(transfer, { receiver, link: undefined, stats });
   }
@@ -204,6 +213,15 @@ export class KvListener {
     try {
       if (!entry) return; // cancelled here meanwhile: drop what was already on its way
       if (header.type === 'open') return this.open(entry, link, header);
+      if (header.type === 'rows' && frame.directBytes !== undefined) {
+        entry.stats.bytes += frame.directBytes;
+        entry.stats.directBytes += frame.directBytes;
+        entry.stats.activeMs += frame.wireMs;
+        entry.stats.frames++;
+        this.onCopy?.({ copy: 'direct', ms: frame.wireMs });
+        const { type: _rows, ...rows } = header;
+        return entry.receiver.directRows!(rows);
+      }
       if (header.type === 'rows') {
         entry.stats.bytes += slot?.bytes ?? frame.payload.byteLength;
         entry.stats.activeMs += frame.wireMs;
@@ -240,12 +258,15 @@ export class KvListener {
     }
     entry.link = link;
     entry.stats.openedAt = performance.now();
+    const ring = link instanceof ShmKvLink ? link.keptRing : undefined;
+    if (ring !== undefined) this.keeper?.expose?.(header.transfer, ring);
   }
 
   private probe(link: KvLink, frame: ReceivedFrame, header: Extract<KvFrameHeader, { type: 'probe' }>): void {
-    const probe = this.probes.get(header.probe) ?? { bytes: 0, activeMs: 0, firstAt: performance.now() - frame.wireMs, reading: 0, last: false, link };
+    const probe = this.probes.get(header.probe) ?? { bytes: 0, activeMs: 0, firstAt: performance.now() - frame.wireMs, reading: 0, last: false, link, directFrames: 0 };
     this.probes.set(header.probe, probe);
-    probe.bytes += frame.slot?.bytes ?? frame.payload.byteLength;
+    probe.bytes += frame.directBytes ?? frame.slot?.bytes ?? frame.payload.byteLength;
+    if (frame.directBytes !== undefined) probe.directFrames++;
     probe.activeMs += frame.wireMs;
     probe.last ||= header.last;
     if (frame.slot) {
@@ -259,7 +280,7 @@ export class KvListener {
   private finishProbe(id: string, probe: Probe): void {
     if (!probe.last || probe.reading > 0) return;
     this.probes.delete(id);
-    probe.link.send({ type: 'probe-result', probe: id, bytes: probe.bytes, activeMs: probe.activeMs, wallMs: performance.now() - probe.firstAt });
+    probe.link.send({ type: 'probe-result', probe: id, bytes: probe.bytes, activeMs: probe.activeMs, wallMs: performance.now() - probe.firstAt, directFrames: probe.directFrames });
   }
 }
 

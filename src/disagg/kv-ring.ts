@@ -29,6 +29,7 @@ import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { sliceBytes } from '../format/slice-bytes.js';
 import { RingPlacement } from './ring-placement.js';
 import type { KvRingIo, KvRowsHeader, RingSlot, TransferId } from '../engine/kv-messages.js';
+import { DirectWriter, type DirectCopier, type DirectFrameHeader, type DirectMessage, type DirectPools } from './kv-direct.js';
 
 /** To the engine's thread (the file handles are moved, not copied). */
 export type KvRingToEngine =
@@ -40,7 +41,13 @@ export type KvRingToEngine =
   /** Prefill side: `frames` frames of `frameBytes` filler into `ring`, as rows would go. */
   | { type: 'probe'; ring: string; probe: string; frames: number; frameBytes: number }
   /** Decode side: a payload nobody takes (`probe`: read it anyway, timed, as rows would be). */
-  | { type: 'skip'; slot: RingSlot; probe: string | undefined };
+  | { type: 'skip'; slot: RingSlot; probe: string | undefined }
+  /** Prefill side: the decode engine of `ring`'s link says where to write directly (kv-direct.ts). */
+  | { type: 'direct'; ring: string; message: DirectMessage }
+  /** Decode side: `transfer` opened on `ring`'s link: tell its writer the reserved blocks. */
+  | { type: 'expose'; ring: string; transfer: TransferId }
+  /** Decode side: no write into `transfer`'s held blocks can come any more: free them. */
+  | { type: 'unhold'; transfer: TransferId };
 
 /** From the engine's thread. */
 export type KvRingFromEngine =
@@ -49,7 +56,26 @@ export type KvRingFromEngine =
   /** Prefill side: a probe found the ring full after `frames` frames. */
   | { type: 'probe-stopped'; probe: string; frames: number }
   /** Decode side: the payload at `slot` is read (or skipped); its ring space may be reused. */
-  | { type: 'read'; slot: RingSlot; readMs: number; transfer: TransferId | undefined; probe: string | undefined };
+  | { type: 'read'; slot: RingSlot; readMs: number; transfer: TransferId | undefined; probe: string | undefined }
+  /** For the engine at the other end of `ring`'s link (kv-direct.ts). */
+  | { type: 'direct'; ring: string; message: DirectMessage }
+  /** Prefill side: a run (or probe frame) is written straight into the decode pools; the event loop sends its header. */
+  | { type: 'direct-frame'; ring: string; header: DirectFrameHeader; bytes: number; writeMs: number };
+
+/** A decode engine's imports, as direct writes need them (KvTransfers). */
+export interface DirectImports {
+  /** Marks `transfer` as written directly from `ring`'s link; its blocks, or undefined when it is not reserved here. */
+  expose(transfer: TransferId, ring: string): { blocks: number[]; positions: number } | undefined;
+  unhold(transfer: TransferId): void;
+}
+
+/** Direct writes in this thread: the native copier, and at the decode end its pools and imports. */
+export interface KvRingsDirect {
+  copier: DirectCopier;
+  /** Decode side: this engine's pools for writers and the probe buffer they name, kept here (undefined where the pools are not in this thread). */
+  pools?: () => { pools: DirectPools; probe: Uint8Array } | undefined;
+  imports?: DirectImports;
+}
 
 /** A probe's frames rotate through this much memory at each end: more than a CPU's last-level cache. */
 export const PROBE_SPAN_BYTES = 64 * 2 ** 20;
@@ -130,20 +156,40 @@ export class KvRings implements KvRingIo {
   /** Decode side: where probe frames are read to (PROBE_SPAN_BYTES, allocated on the first probe), and the next place in it. */
   private probeTarget: Uint8Array | undefined;
   private probeTargetAt = 0;
+  private direct: KvRingsDirect | undefined;
+  private writer: DirectWriter | undefined;
+  /** Decode side: this engine's pools as told to writers (described once), and the probe buffer they name (kept alive here). */
+  private pools: DirectPools | undefined;
+  private probeBuffer: Uint8Array | undefined;
 
   constructor(
     private readonly post: (message: KvRingFromEngine) => void,
     private readonly map: RingMapper = nativeRingMapper(),
   ) {}
 
+  /** Writes rows straight into the decode pools of links that offer them (and offers this engine's, given `pools`). */
+  useDirect(direct: KvRingsDirect): void {
+    this.direct = direct;
+    this.writer = new DirectWriter(direct.copier);
+  }
+
   apply(message: KvRingToEngine): void {
     switch (message.type) {
       case 'writer':
         return void this.writers.set(message.ring, new RingWriter(message.handle, message.bytes, message.acked, this.map(message.handle.fd, message.bytes, true)));
       case 'reader':
-        return void this.readers.set(message.ring, new RingReader(message.handle, message.bytes, this.map));
+        this.readers.set(message.ring, new RingReader(message.handle, message.bytes, this.map));
+        return this.offerPools(message.ring);
       case 'close':
         return this.close(message.ring);
+      case 'direct': {
+        const answer = this.writer?.apply(message.ring, message.message);
+        return void (answer && this.post({ type: 'direct', ring: message.ring, message: answer }));
+      }
+      case 'expose':
+        return this.expose(message.ring, message.transfer);
+      case 'unhold':
+        return this.direct?.imports?.unhold(message.transfer);
       case 'probe':
         return this.probe(message.ring, message.probe, message.frames, message.frameBytes);
       case 'skip':
@@ -156,6 +202,12 @@ export class KvRings implements KvRingIo {
   }
 
   writeRows(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): boolean {
+    const writeMs = this.writer?.write(header, parts, ring);
+    if (writeMs !== undefined) {
+      const bytes = parts.reduce((sum, part) => sum + part.byteLength, 0);
+      this.post({ type: 'direct-frame', ring, header: { type: 'rows', ...header }, bytes, writeMs });
+      return true;
+    }
     const slot = this.write(ring, parts);
     if (!slot) return false;
     this.post({ type: 'frame', slot, header: { type: 'rows', ...header } });
@@ -174,6 +226,29 @@ export class KvRings implements KvRingIo {
       // Read or not, the slot is done with: the writer may use its space again.
       this.post({ type: 'read', slot, readMs: performance.now() - started, transfer, probe });
     }
+  }
+
+  /** Prefill side: `transfer` is over here; no more of its rows go directly. */
+  endTransfer(transfer: TransferId): void {
+    this.writer?.end(transfer);
+  }
+
+  /** Decode side: a writer's ring is open here: tell it where this engine's pools are. */
+  private offerPools(ring: string): void {
+    if (!this.direct?.pools) return;
+    if (!this.pools) {
+      const offer = this.direct.pools();
+      this.pools = offer?.pools;
+      this.probeBuffer = offer?.probe;
+    }
+    if (this.pools) this.post({ type: 'direct', ring, message: { type: 'pools', pools: this.pools } });
+  }
+
+  /** Decode side: the blocks `transfer` reserved, to the writer of `ring` (the transfer is then held until it is done or revoked). */
+  private expose(ring: string, transfer: TransferId): void {
+    if (!this.pools) return;
+    const reserved = this.direct?.imports?.expose(transfer, ring);
+    if (reserved) this.post({ type: 'direct', ring, message: { type: 'target', transfer, ...reserved } });
   }
 
   private write(ring: string, parts: readonly Uint8Array[]): RingSlot | undefined {
@@ -196,6 +271,13 @@ export class KvRings implements KvRingIo {
     let at = 0;
     for (let i = 0; i < frames; i++) {
       if (at + frameBytes > source.byteLength) at = 0;
+      // Straight into the decode side's probe buffer when rows go that way: the copy transfers take.
+      const writeMs = this.writer?.has(ring) ? this.writer.probe(ring, source.subarray(at, at + frameBytes)) : undefined;
+      if (writeMs !== undefined) {
+        at += frameBytes;
+        this.post({ type: 'direct-frame', ring, header: { type: 'probe', probe, last: i === frames - 1 }, bytes: frameBytes, writeMs });
+        continue;
+      }
       const slot = this.write(ring, [source.subarray(at, at + frameBytes)]);
       at += frameBytes;
       if (!slot) return this.post({ type: 'probe-stopped', probe, frames: i });
@@ -216,6 +298,7 @@ export class KvRings implements KvRingIo {
   }
 
   private close(ring: string): void {
+    this.writer?.close(ring);
     const handle = this.writers.get(ring)?.handle ?? this.readers.get(ring)?.handle;
     this.writers.delete(ring);
     this.readers.delete(ring);

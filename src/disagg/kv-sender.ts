@@ -39,6 +39,8 @@ export interface ProbeResult {
   kind: KvLinkKind;
   /** Whether the payloads went through shared memory. */
   sharedMemory: boolean;
+  /** Of the frames, those the prefill engine wrote straight into the decode replica's memory (one copy, as rows go once the link offers it). */
+  directFrames: number;
   /** Summed wire time of the frames at the receiver, ms (the same measure as a transfer's activeMs). */
   activeMs: number;
   /** First byte to last byte of the whole burst at the receiver, ms. */
@@ -204,7 +206,7 @@ export class KvSender {
       (link) => {
         link.onFrame((frame) => {
           const header = frame.header;
-          if (header.type === 'probe-result') pooled.probes.get(header.probe)?.({ bytes: header.bytes, activeMs: header.activeMs, wallMs: header.wallMs });
+          if (header.type === 'probe-result') pooled.probes.get(header.probe)?.({ bytes: header.bytes, activeMs: header.activeMs, wallMs: header.wallMs, directFrames: header.directFrames ?? 0 });
           else if (header.type === 'ack' || header.type === 'abort') {
             pooled.transfers.get(header.transfer)?.received(header, link.kind);
             pooled.transfers.delete(header.transfer);

@@ -29,14 +29,20 @@ import type { KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
 import type { SocketKvLink } from './socket-kv-link.js';
 import { RingPlacement } from './ring-placement.js';
+import type { DirectMessage } from './kv-direct.js';
 
 /** The frames a shared-memory link adds on its socket (never seen by the link's users). */
 export type ShmFrameHeader =
-  | { type: 'shm-open'; path: string; bytes: number; ring: string }
+  /** `pid`: the writer's process (the reader holds blocks a direct writer knows until it is gone). */
+  | { type: 'shm-open'; path: string; bytes: number; ring: string; pid: number }
   | { type: 'shm-ready' }
   /** `frame`'s payload is at `offset` in the ring; `end` counts every ring byte used so far (padding included). */
   | { type: 'shm'; frame: KvFrameHeader; offset: number; bytes: number; end: number; writeMs: number }
-  | { type: 'shm-ack'; end: number };
+  | { type: 'shm-ack'; end: number }
+  /** Between the two engines about direct writes (kv-direct.ts). */
+  | { type: 'shm-direct'; message: DirectMessage }
+  /** `frame`'s payload (`bytes`) is already where it goes: written straight into the reader's pools. */
+  | { type: 'shm-direct-frame'; frame: KvFrameHeader; bytes: number; writeMs: number };
 
 /** A ring's file as it moves to the thread that copies through it (the writer also gets the acknowledged end, one BigInt64). */
 export interface RingFile {
@@ -50,6 +56,8 @@ export interface RingFile {
 export interface RingKeeper {
   adopt(link: ShmKvLink, file: RingFile): void;
   release(ring: string): void;
+  /** A direct-write message from the far end's engine (kv-direct.ts), on `link` (which may not be adopted yet: the writer writes its ring through first). */
+  direct?(ring: string, message: DirectMessage, link: ShmKvLink): void;
 }
 
 /** Ring size: a few prompts' rows in flight (a 1,024-token TinyLlama prompt is 44 MiB in f32). */
@@ -77,6 +85,10 @@ export class ShmKvLink implements KvLink {
   /** Writer, kept: the reader's acknowledged end, shared with the keeper's thread. */
   private ackedShared: BigInt64Array | undefined;
   private ringBytes = 0;
+  /** Reader: the writer's process, as its ring offer said. */
+  private peerPid: number | undefined;
+  /** Whether the keeper has heard a direct-write message of this link (it then hears of its release too). */
+  private directSeen = false;
   /** Writer: where payloads go (ring-placement.ts; made at the first), and the reader's acknowledged end, counted from the start. */
   private placement: RingPlacement | undefined;
   private acked = 0;
@@ -114,6 +126,21 @@ export class ShmKvLink implements KvLink {
   /** Writer, kept: the header of a payload the keeper has put in the ring. */
   sendRing(header: KvFrameHeader, slot: RingSlot): void {
     this.socket.send({ type: 'shm', frame: header, offset: slot.offset, bytes: slot.bytes, end: slot.end, writeMs: slot.writeMs });
+  }
+
+  /** Kept: a direct-write message for the far end's engine. */
+  sendDirect(message: DirectMessage): void {
+    this.socket.send({ type: 'shm-direct', message });
+  }
+
+  /** Writer, kept: the header of a payload the keeper wrote straight into the reader's pools. */
+  sendDirectFrame(header: KvFrameHeader, bytes: number, writeMs: number): void {
+    this.socket.send({ type: 'shm-direct-frame', frame: header, bytes, writeMs });
+  }
+
+  /** Reader: the writer's process id (undefined before its ring offer). */
+  get writerPid(): number | undefined {
+    return this.peerPid;
   }
 
   /** Reader, kept: the keeper has read everything up to `end`; the writer may reuse it. */
@@ -174,7 +201,7 @@ export class ShmKvLink implements KvLink {
       // Not usable until the reader says it has the file open (then it is unlinked).
       this.pending = handle;
       if (this.socket.closed) return this.release();
-      this.socket.send({ type: 'shm-open', path, bytes: ringBytes, ring });
+      this.socket.send({ type: 'shm-open', path, bytes: ringBytes, ring, pid: process.pid });
     } catch {
       rmSync(path, { force: true }); // no shared memory here: every payload inline
       this.settle();
@@ -193,6 +220,7 @@ export class ShmKvLink implements KvLink {
     if (!isShm(header)) return this.deliver(frame);
     switch (header.type) {
       case 'shm-open':
+        if (Number.isInteger(header.pid)) this.peerPid = header.pid;
         return void this.openRing(header.path, header.bytes, header.ring);
       case 'shm-ready':
         return this.ringReady();
@@ -202,6 +230,13 @@ export class ShmKvLink implements KvLink {
         return;
       case 'shm':
         return this.readPayload(header);
+      case 'shm-direct':
+        // The reader's pools may come while this writer still writes its ring through (before it is kept): the keeper holds them by ring id.
+        if (this.ringId === undefined || !this.keeper?.direct) return;
+        this.directSeen = true;
+        return this.keeper.direct(this.ringId, header.message, this);
+      case 'shm-direct-frame':
+        return this.deliver({ header: header.frame, payload: new Uint8Array(0), wireMs: header.writeMs, directBytes: header.bytes });
     }
   }
 
@@ -291,8 +326,9 @@ export class ShmKvLink implements KvLink {
     this.own = undefined;
     this.fd = undefined;
     if (this.writer && this.ringPath) rmSync(this.ringPath, { force: true });
-    if (this.kept && this.ringId) {
+    if ((this.kept || this.directSeen) && this.ringId) {
       this.kept = false;
+      this.directSeen = false;
       this.keeper?.release(this.ringId);
     }
   }

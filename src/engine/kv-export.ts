@@ -59,6 +59,7 @@ export class KvExporter implements KvExport {
 
   untrack(transfer: TransferId): void {
     this.exported.delete(transfer);
+    this.ring?.endTransfer?.(transfer);
   }
 
   /** Whether every layer has sent rows up to `positions`. */

@@ -61,6 +61,8 @@ export interface KvRingIo {
   writeRows(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): boolean;
   /** Decode side: the payload at `slot` read into `targets` in order (undefined: not wanted, skipped); the host hears it is read (its ring space is free again). */
   readRows(slot: RingSlot, targets: readonly Uint8Array[] | undefined, transfer: TransferId | undefined): void;
+  /** Prefill side: the transfer is over here (nothing more of it is written anywhere). */
+  endTransfer?(transfer: TransferId): void;
 }
 
 /** To the engine's thread. */
@@ -72,6 +74,8 @@ export type KvToEngine =
   | ({ type: 'rows' } & KvRows)
   /** Decode side: rows whose bits are in a shared-memory ring (read there by this thread). */
   | { type: 'ring-rows'; rows: KvRowsHeader; slot: RingSlot }
+  /** Decode side: rows the prefill engine wrote straight into the reserved blocks (src/disagg/kv-direct.ts). */
+  | { type: 'direct-rows'; rows: KvRowsHeader }
   /** The prefill's sampled ids (one): the decode side admits the sequence once its rows are all in. */
   | { type: 'commit'; transfer: TransferId; ids: number[] }
   /** The transfer cannot finish: fail its sequence with this code (retryable: the router prefills again). */
@@ -81,6 +85,12 @@ export type KvToEngine =
 export type KvFromEngine =
   /** Decode side: `blocks` are held (-1: too few are free); positions below skipPositions were cached here and need not be sent. */
   | { type: 'reserved'; transfer: TransferId; skipPositions: number; blocks: number }
+  /**
+   * Decode side: the transfer was given up, but its blocks stay held: the
+   * prefill engine at `ring`'s link may still be writing into them (until it
+   * says it stopped, or its process is gone; src/disagg/direct-holds.ts).
+   */
+  | { type: 'held'; transfer: TransferId; ring: string }
   /** Decode side: every row and the ids arrived; the sequence joined the scheduler. */
   | { type: 'admitted'; transfer: TransferId; sequenceId: number }
   /** Prefill side: rows computed by the latest layer. */

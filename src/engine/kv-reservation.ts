@@ -115,6 +115,16 @@ export class KvReservation {
     this.write({ ...rows, keys, values });
   }
 
+  /** A run the writer put straight into the held blocks (src/disagg/kv-direct.ts): only counted. */
+  written(rows: KvRowsHeader): void {
+    if (this.released) return;
+    this.check(rows);
+    if (this.sink || rows.dtype !== this.manager.cache.dtype || rows.headStart !== 0 || rows.headCount !== this.numKvHeads) {
+      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows written directly must be every head of this replica's ${this.manager.cache.dtype} pools`);
+    }
+    this.reach(rows);
+  }
+
   private check(rows: KvRowsHeader | KvRows): void {
     if (rows.layer < 0 || rows.layer >= this.numLayers || rows.from < 0 || rows.from + rows.count > this.positions) {
       throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows for layer ${rows.layer}, positions [${rows.from}, ${rows.from + rows.count}) fall outside the ${this.numLayers} layers × ${this.positions} positions reserved`);
@@ -135,6 +145,11 @@ export class KvReservation {
   /** Every layer and head holds rows [0, positions). */
   get complete(): boolean {
     return this.reached.every((end) => end >= this.positions);
+  }
+
+  /** Whether the blocks are in this thread's pools (not a mesh's ranks): a writer on this host can reach them. */
+  get local(): boolean {
+    return this.sink === undefined && !this.released;
   }
 
   /** Whether the rows written are still where they went (always, in this thread's pools). */

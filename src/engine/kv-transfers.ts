@@ -24,6 +24,8 @@ interface Import {
   request: SequenceRequest | undefined;
   /** The prefill's sampled ids, once committed. */
   ids: number[] | undefined;
+  /** The ring of the link whose prefill engine knows these blocks and writes into them directly (src/disagg/kv-direct.ts). */
+  exposed: string | undefined;
 }
 
 export interface KvTransfersOptions {
@@ -42,6 +44,8 @@ export class KvTransfers implements LayerTap {
   /** Sequence id → its transfer, on the prefill side. */
   private readonly exports = new Map<number, TransferId>();
   private readonly imports = new Map<TransferId, Import>();
+  /** Given-up reservations a direct writer may still write into: freed on 'unhold'. */
+  private readonly held = new Map<TransferId, KvReservation>();
 
   constructor(
     private readonly core: EngineCore,
@@ -79,17 +83,33 @@ export class KvTransfers implements LayerTap {
   apply(message: KvToEngine): void {
     if (message.type === 'reserve') return this.reserve(message.transfer, message.tokens);
     if (message.type === 'ring-rows') return this.ringRows(message);
-    const entry = this.imports.get(message.transfer);
+    const transfer = message.type === 'direct-rows' ? message.rows.transfer : message.transfer;
+    const entry = this.imports.get(transfer);
     if (!entry) return; // released meanwhile: what is still in flight for it is dropped
-    if (message.type === 'release') return this.release(message.transfer, entry);
+    if (message.type === 'release') return this.release(transfer, entry);
     try {
       if (message.type === 'rows') entry.reservation.write(message);
+      else if (message.type === 'direct-rows') entry.reservation.written(message.rows);
       else if (message.type === 'commit') entry.ids = message.ids;
       else throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', message.message);
-      this.admitWhenComplete(message.transfer, entry);
+      this.admitWhenComplete(transfer, entry);
     } catch (error) {
-      this.failImport(message.transfer, entry, error);
+      this.failImport(transfer, entry, error);
     }
+  }
+
+  /** `transfer`'s blocks go to the prefill engine of `ring`'s link, which writes into them directly; undefined when it is not reserved here. */
+  expose(transfer: TransferId, ring: string): { blocks: number[]; positions: number } | undefined {
+    const entry = this.imports.get(transfer);
+    if (!entry || entry.exposed !== undefined || !entry.reservation.local) return undefined;
+    entry.exposed = ring;
+    return { blocks: [...entry.reservation.blocks], positions: entry.reservation.positions };
+  }
+
+  /** No direct write into `transfer`'s held blocks can come any more. */
+  unhold(transfer: TransferId): void {
+    this.held.get(transfer)?.release();
+    this.held.delete(transfer);
   }
 
   /** Rows in a shared-memory ring: read straight into the reserved blocks; the slot is given back whatever happens. */
@@ -115,13 +135,20 @@ export class KvTransfers implements LayerTap {
   private reserve(transfer: TransferId, tokens: readonly number[]): void {
     const reservation = KvReservation.reserve(this.core.blocks, tokens, this.core.config, this.options.importer?.());
     if (!reservation) return this.options.send({ type: 'reserved', transfer, skipPositions: 0, blocks: -1 });
-    this.imports.set(transfer, { reservation, sequenceId: undefined, request: undefined, ids: undefined });
+    this.imports.set(transfer, { reservation, sequenceId: undefined, request: undefined, ids: undefined, exposed: undefined });
     this.options.send({ type: 'reserved', transfer, skipPositions: reservation.skipPositions, blocks: reservation.blocks.length });
   }
 
   private release(transfer: TransferId, entry: Import): void {
-    entry.reservation.release();
+    this.letGo(transfer, entry);
     this.imports.delete(transfer);
+  }
+
+  /** Frees a given-up reservation's blocks, or holds them while a direct writer may still write there. */
+  private letGo(transfer: TransferId, entry: Import): void {
+    if (entry.exposed === undefined) return entry.reservation.release();
+    this.held.set(transfer, entry.reservation);
+    this.options.send({ type: 'held', transfer, ring: entry.exposed });
   }
 
   /** The host cancelled a sequence: free what a transfer holds for it. */
@@ -172,7 +199,7 @@ export class KvTransfers implements LayerTap {
 
   private failImport(transfer: TransferId, entry: Import, error: unknown): void {
     this.imports.delete(transfer);
-    entry.reservation.release();
+    this.letGo(transfer, entry);
     const code = isTesseraError(error) ? error.code : 'TESSERA_ERR_KV_TRANSFER_FAILED';
     // Not yet submitted: the host hears of it when it submits (no reservation) or releases it.
     if (entry.sequenceId !== undefined) this.options.reject(entry.sequenceId, code, error instanceof Error ? error.message : String(error));

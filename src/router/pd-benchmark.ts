@@ -36,6 +36,8 @@ export interface PdBenchContext {
   probeFrames: number;
   /** --engine-nice of the prefill replica (undefined: serve's default, 0). */
   prefillNice?: number;
+  /** --kv-direct of the decode replica (undefined: serve's default, on). */
+  kvDirect?: 'on' | 'off';
   /** The router's --pd-local-prefill (undefined: 0, every sequence disaggregated). */
   pdLocalPrefill?: number;
   log: (line: string) => void;
@@ -49,8 +51,10 @@ export interface KvTransferFigures {
   transfers: number;
   bytes: number;
   frames: number;
-  /** Of bytes, those that went through the shared-memory ring (the rest inline on the socket). */
+  /** Of bytes, those that went through the shared-memory ring. */
   ringBytes: number;
+  /** Of bytes, those the prefill engine wrote straight into the decode replica's blocks (the rest inline on the socket). */
+  directBytes: number;
   /** Summed wire time of the rows frames at the decode replica. */
   wireSeconds: number;
   /** bytes / wireSeconds. */
@@ -64,7 +68,7 @@ export interface KvTransferFigures {
   linkMBps: number;
   /** rateMBps / linkMBps. */
   rateOverProbe: number;
-  /** The decode replica's timed copies of the rows frames, by copy (write into the ring, read out of it, whole: another path). */
+  /** The decode replica's timed copies of the rows frames, by copy (write into the ring, read out of it, direct into its blocks, whole: another path). */
   frameCopies: Record<FrameCopy['copy'], FrameCopyFigures>;
 }
 
@@ -116,7 +120,7 @@ export async function disaggregatedRun(ctx: PdBenchContext, workload: PdWorkload
     const nice = ctx.prefillNice === undefined ? [] : ['--engine-nice', String(ctx.prefillNice)];
     const prefill = await LocalReplicas.start(1, serveArgs(ctx, half, ['--role', 'prefill', ...nice], ctx.prefillMaxBatchTokens), () => undefined);
     started.push(prefill.replicas);
-    const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode']), () => undefined);
+    const decode = await LocalReplicas.start(1, serveArgs(ctx, decodeThreads, ['--role', 'decode', ...(ctx.kvDirect ? ['--kv-direct', ctx.kvDirect] : [])]), () => undefined);
     started.push(decode.replicas);
     const [prefillUrl, decodeUrl] = [prefill.urls[0], decode.urls[0]];
     const local = ctx.pdLocalPrefill ? ['--pd-local-prefill', String(ctx.pdLocalPrefill)] : [];
@@ -147,6 +151,7 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   const bytes = series(metrics, 'tessera_kv_transfer_bytes_total', received);
   const frames = series(metrics, 'tessera_kv_transfer_frames_total', received);
   const ringBytes = series(metrics, 'tessera_kv_transfer_ring_bytes_total', received);
+  const directBytes = series(metrics, 'tessera_kv_transfer_direct_bytes_total', received);
   const wireSeconds = series(metrics, 'tessera_kv_transfer_wire_seconds_sum', received);
   const transfers = series(metrics, 'tessera_kv_transfers_total', `${received},result="done"`);
   const probeAfter = await probeLink(ctx, prefillUrl, decodeUrl, chunkBytes);
@@ -155,8 +160,8 @@ async function kvFigures(ctx: PdBenchContext, prefillUrl: string, decodeUrl: str
   const probe = await probeLink(ctx, prefillUrl, decodeUrl, frameBytes);
   const rateMBps = bytes / 1e6 / wireSeconds;
   const linkMBps = Math.max(probe.rateMBps, probeBefore.rateMBps, probeAfter.rateMBps);
-  const frameCopies = { write: frameCopiesOf(metrics, 'write'), read: frameCopiesOf(metrics, 'read'), whole: frameCopiesOf(metrics, 'whole') };
-  return { transfers, bytes, frames, ringBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps, frameCopies };
+  const frameCopies = { write: frameCopiesOf(metrics, 'write'), read: frameCopiesOf(metrics, 'read'), direct: frameCopiesOf(metrics, 'direct'), whole: frameCopiesOf(metrics, 'whole') };
+  return { transfers, bytes, frames, ringBytes, directBytes, wireSeconds, rateMBps, probe, probeBefore, probeAfter, linkMBps, rateOverProbe: rateMBps / linkMBps, frameCopies };
 }
 
 /** One copy's series of tessera_kv_frame_copy_seconds: its frames, seconds, and those over 1 ms. */

@@ -134,13 +134,66 @@ test('1 prefill + 1 decode replica behind router --pd: 24 mixed requests answer 
     const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
     assert.ok(series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"') > 0, 'KV moved to the decode replica');
     assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
-    // One host: every frame through the ring, each copy timed at both ends (frames of transfers that ended early too).
+    // One host: the rows go straight into the decode blocks once a transfer's target has reached the prefill engine, through the ring before; every copy timed.
+    const received = (name: string): number => series(decode, name, 'direction="received"');
+    const [bytes, ringBytes, directBytes] = [received('tessera_kv_transfer_bytes_total'), received('tessera_kv_transfer_ring_bytes_total'), received('tessera_kv_transfer_direct_bytes_total')];
+    assert.ok(directBytes > 0, `rows were written directly\n${decode}`);
+    assert.equal(ringBytes + directBytes, bytes, 'nothing came inline on the socket');
+    const copies = (copy: string): number => series(decode, 'tessera_kv_frame_copy_seconds_count', `copy="${copy}"`);
+    assert.equal(copies('write'), copies('read'), 'each ring frame is timed at both ends');
+    assert.ok(copies('write') + copies('direct') >= received('tessera_kv_transfer_frames_total'), `every frame's copy is timed\n${decode}`);
+    assert.equal(copies('whole'), 0);
+    assert.equal(value(decode, 'tessera_kv_direct_held_transfers'), 0, 'no blocks held back');
+    const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
+    assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), bytes);
+    t.diagnostic(`KV bytes: ${directBytes} written directly, ${ringBytes} through the ring`);
+  });
+});
+
+test('decode replica with --kv-direct off: every row goes through the shared-memory ring, each frame copied twice and timed at both ends; the answers are the same bytes', { timeout: 120_000 }, async (t) => {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
+    const { replicas } = await pairThroughRouter(model, started, [], [], ['--kv-direct', 'off']);
+    const decode = await metricsOf(replicas[1].url, REPLICA_KEY);
     const frames = series(decode, 'tessera_kv_transfer_frames_total', 'direction="received"');
     assert.equal(series(decode, 'tessera_kv_transfer_ring_bytes_total', 'direction="received"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
+    assert.equal(series(decode, 'tessera_kv_transfer_direct_bytes_total', 'direction="received"'), 0);
     for (const copy of ['write', 'read']) assert.ok(series(decode, 'tessera_kv_frame_copy_seconds_count', `copy="${copy}"`) >= frames && frames > 0, `every frame's ${copy} is timed\n${decode}`);
-    assert.equal(series(decode, 'tessera_kv_frame_copy_seconds_count', 'copy="whole"'), 0);
-    const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
-    assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), series(decode, 'tessera_kv_transfer_bytes_total', 'direction="received"'));
+  });
+});
+
+test('a prefill replica stopped (SIGSTOP) mid-run: the decode replica gives its transfers up but holds their blocks until the resumed prefill engine answers that it writes no more; every request answers byte for byte', { timeout: 180_000 }, async (t) => {
+  await withProcesses(fixture(t, 'stories260K.bin'), async (model, started) => {
+    const expected = await colocatedAnswers(model, started);
+    const roles = [['prefill', SLOW_PREFILL], ['prefill', SLOW_PREFILL], ['decode', ['--kv-transfer-timeout', '2']]] as const;
+    const replicas = await Promise.all(roles.map(([role, extra]) => startServeProcess(serveArgs(model, role, [...extra]))));
+    started.push(...replicas);
+    const router = await startTesseraProcess('router', routerArgs(model, replicas));
+    started.push(router);
+    const decode = replicas[2];
+    // Once a prefill replica has transfers open at the decode replica (their blocks told to its engine), it is stopped: they time out meanwhile.
+    const fault = (async (): Promise<number> => {
+      let stopped: Process | undefined;
+      for (const deadline = Date.now() + 30_000; !stopped && Date.now() < deadline; ) {
+        const sending = await Promise.all(replicas.slice(0, 2).map(async (replica) => series(await metricsOf(replica.url, REPLICA_KEY), 'tessera_kv_transfers_in_flight', 'direction="sent"')));
+        stopped = sending[0] >= 3 ? replicas[0] : sending[1] >= 3 ? replicas[1] : undefined;
+      }
+      assert.ok(stopped, 'a prefill replica had transfers in flight');
+      stopped.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      const held = value(await metricsOf(decode.url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
+      stopped.kill('SIGCONT');
+      return held;
+    })();
+    const results = await sendAll(router.url, CLIENT_KEY);
+    const heldWhileStopped = await fault;
+    assertSame(results, expected, router.stderr());
+    assert.ok(heldWhileStopped >= 1, `the given-up transfers stayed held while their writer was stopped (${heldWhileStopped})`);
+    let held = heldWhileStopped;
+    for (const deadline = Date.now() + 20_000; held > 0 && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      held = value(await metricsOf(decode.url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
+    }
+    assert.equal(held, 0, 'the resumed writer answered every revoke: the blocks went back');
+    t.diagnostic(`transfers held while the prefill replica was stopped: ${heldWhileStopped}`);
   });
 });
 
@@ -219,6 +272,12 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     assert.ok(moved >= 2, `sequences moved off the killed replicas\n${router.stderr()}`);
     assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
     for (const killed of [replicas[0], replicas[2]]) assert.match(router.stderr(), new RegExp(`replica ${killed.url}: up → down`));
+    // Blocks the killed prefill engine knew (direct writes) went back once its process was gone.
+    let held = -1;
+    for (const deadline = Date.now() + 10_000; held !== 0 && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      held = value(await metricsOf(replicas[3].url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
+    }
+    assert.equal(held, 0, 'no blocks stay held for the killed writer');
     t.diagnostic(`KV transfers cut by the prefill kill: ${failed}; sequences moved: ${moved}`);
   });
 });

@@ -18,6 +18,7 @@ import type { Engine } from '../engine/engine.js';
 import type { KvFromEngine } from '../engine/kv-messages.js';
 import { KvTransfers, type KvTransfersOptions } from '../engine/kv-transfers.js';
 import { KvRings } from '../disagg/kv-ring.js';
+import { describePools, nativeCopier } from '../disagg/kv-direct.js';
 import { LayerTapRunner, tappable } from '../engine/layer-tap-runner.js';
 import { MeshTransformer } from '../cluster/mesh-transformer.js';
 import { MeshKvExporter } from '../cluster/mesh-kv-export.js';
@@ -41,6 +42,10 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
   const core = new EngineCore(tapped, engine.config, engine.tokenizer, options);
   prefault(core.blocks.cache);
   kv = new KvTransfers(core, { ...toHost(send), ring: rings });
+  // Prefill writes go straight into a decode pool on this host when the addon can (src/disagg/kv-direct.ts); this engine's pools are offered likewise.
+  const copier = nativeCopier();
+  const imports = kv;
+  if (copier) rings.useDirect({ copier, pools: () => describePools(core.blocks.cache, engine.config.numLayers, copier), imports });
   return { core, kv, rings };
 }
 
@@ -54,6 +59,9 @@ function openMeshKvCore(engine: Engine, runner: MeshTransformer, options: Engine
     exporter: (sink) => (runner.kvTap = new MeshKvExporter(runner.coordinator, engine.config, sink, rings)),
     importer: () => new MeshRowSink(runner.coordinator, { numBlocks: core.blocks.cache.numBlocks, blockSize: core.blocks.cache.blockSize }),
   });
+  // A mesh's rows come back from its ranks into this thread: they can go straight into a decode pool; its own KV is on the ranks, never offered.
+  const copier = nativeCopier();
+  if (copier) rings.useDirect({ copier });
   return { core, kv, rings };
 }
 

@@ -94,6 +94,7 @@ async function startPdReplica(host: LocalEngineHost, config: ModelConfig, server
     kvAdvertiseHost: options.pd?.kvAdvertiseHost,
     transport: options.pd?.transport ?? 'auto',
     transferTimeoutMs: options.pd?.transferTimeoutMs ?? 120_000,
+    direct: options.pd?.direct ?? true,
     metrics: new KvMetrics(server.metrics.registry),
   });
   server.onClose(() => pd.close());

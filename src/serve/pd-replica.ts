@@ -31,6 +31,8 @@ export interface PdReplicaOptions {
   kvAdvertiseHost?: string;
   /** Which link kind this replica sends KV over (auto: the best both ends can use). */
   transport: KvTransportChoice;
+  /** Whether prefill replicas on this host may write the rows straight into this replica's KV blocks (`--kv-direct`, default true). */
+  direct?: boolean;
   /** A reserved transfer not complete after this long is given up (a backstop: the router cancels sooner). */
   transferTimeoutMs: number;
   metrics: KvMetrics;
@@ -61,9 +63,10 @@ export class PdReplica {
     private readonly shape: KvShape,
     private readonly listener: KvListener | undefined,
     private readonly options: PdReplicaOptions,
-    bridge: KvRingBridge,
+    private readonly bridge: KvRingBridge,
   ) {
     this.sender = new KvSender(options.transport, bridge);
+    options.metrics.heldTransfers = () => bridge.heldCount;
     host.onKv((message) => this.fromEngine(message));
   }
 
@@ -72,7 +75,7 @@ export class PdReplica {
     const listens = options.role !== 'prefill' && host.limits.kvTransfer === true;
     // The engine's thread copies rows through the links' shared-memory rings itself (kv-ring-bridge.ts).
     let listener: KvListener | undefined;
-    const bridge = new KvRingBridge(host, (read) => listener?.ringRead(read));
+    const bridge = new KvRingBridge(host, (read) => listener?.ringRead(read), options.direct ?? true);
     const onCopy = (copy: FrameCopy): void => options.metrics.frameCopySeconds.observe({ copy: copy.copy }, copy.ms / 1000);
     listener = listens ? await KvListener.start({ host: options.kvHost, port: options.kvPort, advertiseHost: options.kvAdvertiseHost, shape, keeper: bridge, onCopy }) : undefined;
     return new PdReplica(host, shape, listener, options, bridge);
@@ -108,6 +111,7 @@ export class PdReplica {
     listener.expect(transfer, {
       rows: (rows) => this.host.sendKv({ type: 'rows', ...rows }),
       ringRows: (rows, slot) => this.host.sendKv({ type: 'ring-rows', rows, slot }),
+      directRows: (rows) => this.host.sendKv({ type: 'direct-rows', rows }),
       commit: (ids, stats) => {
         entry.stats = stats;
         this.host.sendKv({ type: 'commit', transfer, ids });
@@ -169,11 +173,13 @@ export class PdReplica {
   close(): void {
     this.sender.close();
     this.listener?.close();
+    this.bridge.close();
   }
 
   private fromEngine(message: KvFromEngine): void {
     if (message.type === 'reserved') return this.reservations.get(message.transfer)?.(message);
     if (message.type === 'admitted') return this.admitted(message.transfer);
+    if (message.type === 'held') return this.bridge.held(message.transfer, message.ring);
     const entry = this.sending.get(message.transfer);
     if (!entry) return;
     if (message.type === 'rows') {
@@ -196,6 +202,7 @@ export class PdReplica {
     metrics.bytes.inc({ direction: 'received' }, stats.bytes);
     metrics.frames.inc({ direction: 'received' }, stats.frames);
     metrics.ringBytes.inc({ direction: 'received' }, stats.ringBytes);
+    metrics.directBytes.inc({ direction: 'received' }, stats.directBytes);
     metrics.transfers.inc({ direction: 'received', result: 'done' });
     metrics.seconds.observe({ direction: 'received' }, transferMs / 1000);
     metrics.wireSeconds.observe({ direction: 'received' }, stats.activeMs / 1000);

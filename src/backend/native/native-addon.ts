@@ -124,6 +124,10 @@ export interface NativeAddon {
   hugeBytes(length: number): Uint8Array;
   /** `length` bytes of the open file `fd`, mapped shared (a copy in or out is a memcpy); unmapped when collected. */
   mapShared(fd: number, length: number, writable: boolean): Uint8Array;
+  /** Copies `parts` (end to end) into process `pid`'s memory at `ranges` ([address, bytes] pairs) with one process_vm_writev per 1,024 pieces; bytes written. Throws (with `errno`) when the kernel refuses. */
+  remoteWrite(pid: number, parts: readonly Uint8Array[], ranges: Float64Array): number;
+  /** Where `view`'s first byte is in this process's memory. */
+  addressOf(view: ArrayBufferView): number;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };

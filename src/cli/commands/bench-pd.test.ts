@@ -18,6 +18,7 @@ interface Probe {
   frameBytes: number;
   kind: string;
   sharedMemory: boolean;
+  directFrames: number;
   rateMBps: number;
 }
 
@@ -34,7 +35,7 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.match(file, /^pd-.*\.json$/);
     const report = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
       colocated: Run & { threads: number };
-      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number; frameCopies: Record<string, { frames: number; seconds: number; slow: number }> } };
+      disaggregated: Run & { prefillThreads: number; decodeThreads: number; sequences: { disaggregated: number; colocated: number }; kv: { bytes: number; ringBytes: number; directBytes: number; frames: number; wireSeconds: number; probe: Probe; probeBefore: Probe; probeAfter: Probe; linkMBps: number; rateOverProbe: number; frameCopies: Record<string, { frames: number; seconds: number; slow: number }> } };
       floors: Record<string, boolean>;
       ratios: Record<string, number>;
     };
@@ -48,17 +49,21 @@ test('bench pd: colocated and disaggregated on the same workload, the KV moved a
     assert.equal(disaggregated.sequences.colocated, 0);
     assert.equal(disaggregated.sequences.disaggregated, 1 + disaggregated.streams.requests + 2);
     assert.ok(disaggregated.kv.bytes > 0 && disaggregated.kv.frames > 0 && disaggregated.kv.wireSeconds >= 0);
-    // Every row went through the shared-memory ring, copied by the engine threads (none inline on the socket).
-    assert.equal(disaggregated.kv.ringBytes, disaggregated.kv.bytes);
-    // Every frame through the ring: each one's write and read timed (frames of transfers that ended early as well).
-    const { write, read, whole } = disaggregated.kv.frameCopies;
-    for (const copies of [write, read]) assert.ok(copies.frames >= disaggregated.kv.frames && copies.slow >= 0 && copies.slow <= copies.frames && copies.seconds > 0);
+    // Every row went straight into the decode blocks, or through the shared-memory ring before a transfer's target reached the prefill engine: none inline on the socket.
+    assert.ok(disaggregated.kv.directBytes > 0);
+    assert.equal(disaggregated.kv.ringBytes + disaggregated.kv.directBytes, disaggregated.kv.bytes);
+    // Each frame's copy timed: a direct write once, a ring frame at both ends (frames of transfers that ended early as well).
+    const { write, read, direct, whole } = disaggregated.kv.frameCopies;
+    assert.equal(write.frames, read.frames);
+    assert.ok(direct.frames + write.frames >= disaggregated.kv.frames && direct.frames > 0 && direct.seconds > 0);
+    for (const copies of [write, read, direct]) assert.ok(copies.slow >= 0 && copies.slow <= copies.frames);
     assert.deepEqual(whole, { frames: 0, seconds: 0, slow: 0 });
-    // Probed before and after the run over the very path the rows took: the shared-memory ring, copied by the engine threads.
+    // Probed before and after the run over the very path the rows took: straight into the decode replica's memory, copied by the prefill engine's thread.
     const { probe, probeBefore, probeAfter, linkMBps } = disaggregated.kv;
     for (const each of [probe, probeBefore, probeAfter]) {
       assert.equal(each.kind, 'unix');
       assert.equal(each.sharedMemory, true);
+      assert.equal(each.directFrames, 4);
       assert.equal(each.bytes, 4 * each.frameBytes);
     }
     assert.equal(probeBefore.frameBytes, probeAfter.frameBytes);

@@ -1,5 +1,5 @@
 /** `tessera bench pd`: disaggregated prefill and decode vs one colocated replica on the same cores (pd-benchmark.ts). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ interface BenchPdOptions extends PdWorkload {
   kvCacheMib: number;
   probeFrames: number;
   prefillNice?: number;
+  kvDirect?: 'on' | 'off';
   pdLocalPrefill?: number;
   out: string;
 }
@@ -41,6 +42,7 @@ export function registerBenchPdCommand(bench: Command): void {
     .option('--prefill-max-batch-tokens <n>', 'the prefill replica\'s --max-batch-tokens, its prefill chunk (default: --max-batch-tokens)', numberOption('--prefill-max-batch-tokens', 16, 1_000_000, true))
     .option('--kv-cache-mib <n>', 'every replica\'s KV cache', numberOption('--kv-cache-mib', 1, 1e7), 512)
     .option('--probe-frames <n>', 'frames of the link bandwidth probe', numberOption('--probe-frames', 1, 4096, true), 64)
+    .addOption(new Option('--kv-direct <on|off>', 'the decode replica\'s --kv-direct: off sends every row through the shared-memory ring (default: serve\'s, on)').choices(['on', 'off']))
     .option('--prefill-nice <n>', 'the prefill replica\'s --engine-nice (default: serve\'s, 0)', numberOption('--prefill-nice', 0, 19, true))
     .option('--pd-local-prefill <tokens>', "the router's --pd-local-prefill: sequences with at most this many tokens to prefill run whole on the decode replica (the issue's floors want every sequence disaggregated: 0)", numberOption('--pd-local-prefill', 0, 2 ** 31, true))
     .option('--out <dir>', 'folder for the JSON result', 'bench/results')
@@ -51,7 +53,7 @@ export function registerBenchPdCommand(bench: Command): void {
       try {
         const files = openModelFiles(source.path);
         files.store.close();
-        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, prefillMaxBatchTokens: options.prefillMaxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, pdLocalPrefill: options.pdLocalPrefill, log };
+        const ctx: PdBenchContext = { model: source.path, name: 'bench', config: files.config, backend: options.backend, threads: options.threads, maxBatchTokens: options.maxBatchTokens, prefillMaxBatchTokens: options.prefillMaxBatchTokens, kvCacheMib: options.kvCacheMib, probeFrames: options.probeFrames, prefillNice: options.prefillNice, kvDirect: options.kvDirect, pdLocalPrefill: options.pdLocalPrefill, log };
         const workload = workloadOf(options);
         log(`colocated: one replica, ${options.threads} threads`);
         const colocated = await colocatedRun(ctx, workload);
@@ -60,8 +62,8 @@ export function registerBenchPdCommand(bench: Command): void {
         const disaggregated = await disaggregatedRun(ctx, workload);
         logRun(log, disaggregated);
         log(`    KV: ${disaggregated.kv.transfers} transfers, ${(disaggregated.kv.bytes / 2 ** 20).toFixed(1)} MiB at ${disaggregated.kv.rateMBps.toFixed(0)} MB/s on the wire; the ${disaggregated.kv.probe.kind} link probed ${disaggregated.kv.probeBefore.rateMBps.toFixed(0)} MB/s before, ${disaggregated.kv.probeAfter.rateMBps.toFixed(0)} / ${disaggregated.kv.probe.rateMBps.toFixed(0)} MB/s after (${(100 * disaggregated.kv.rateOverProbe).toFixed(0)}% of the best)`);
-        const { write, read } = disaggregated.kv.frameCopies;
-        log(`    frame copies over 1 ms: ${write.slow} of ${write.frames} writes into the ring (${(write.seconds * 1000).toFixed(1)} ms in all), ${read.slow} of ${read.frames} reads (${(read.seconds * 1000).toFixed(1)} ms)`);
+        const { write, read, direct } = disaggregated.kv.frameCopies;
+        log(`    frame copies over 1 ms: ${direct.slow} of ${direct.frames} direct writes into the decode blocks (${(direct.seconds * 1000).toFixed(1)} ms in all), ${write.slow} of ${write.frames} writes into the ring (${(write.seconds * 1000).toFixed(1)} ms), ${read.slow} of ${read.frames} reads (${(read.seconds * 1000).toFixed(1)} ms)`);
         const report = { benchmark: 'pd', date: new Date().toISOString(), model: options.model, options, machine: { ...describeMachine(), loadAverageBefore: loadBefore }, colocated, disaggregated, loadAverageAfter: loadavg() };
         const result = { ...report, ratios: ratiosOf(colocated, disaggregated), floors: floorsOf(colocated, disaggregated) };
         mkdirSync(options.out, { recursive: true });
