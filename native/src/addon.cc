@@ -311,6 +311,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapShared", Napi::Function::New(env, MapShared));
   exports.Set("remoteWrite", Napi::Function::New(env, RemoteWrite));
   exports.Set("addressOf", Napi::Function::New(env, AddressOf));
+  exports.Set("peerPid", Napi::Function::New(env, PeerPid));
   return exports;
 }
 

@@ -11,8 +11,14 @@
 // addressOf(view): where a typed array's first byte is in this process, for
 // the decode replica to tell its writer where its pools are. Addresses of
 // x86-64 and arm64 user space fit a double exactly (below 2^53).
+//
+// peerPid(fd): the process at the other end of a connected Unix domain
+// socket, as the kernel recorded it when the socket connected
+// (SO_PEERCRED): the writer checks that the process whose memory it is told
+// to write is the one it is talking to, not one the peer names.
 #include "remote-write.h"
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
@@ -122,6 +128,16 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   Napi::TypedArray view = info[0].As<Napi::TypedArray>();
   const uint8_t* base = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(base)));
+}
+
+Napi::Value PeerPid(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const double fdArg = number(info, 0, "fd");
+  require(fdArg >= 0 && fdArg <= INT_MAX && fdArg == static_cast<double>(static_cast<int>(fdArg)), env, "peerPid: fd must be an open descriptor");
+  ucred credentials{};
+  socklen_t length = sizeof(credentials);
+  if (::getsockopt(static_cast<int>(fdArg), SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0 || credentials.pid <= 0) return env.Undefined();
+  return Napi::Number::New(env, credentials.pid);
 }
 
 }  // namespace tessera

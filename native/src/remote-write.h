@@ -1,5 +1,5 @@
-// remoteWrite(pid, parts, ranges) and addressOf(view): the single-copy KV
-// transfer between two replicas on one host (remote-write.cc).
+// remoteWrite(pid, parts, ranges), addressOf(view) and peerPid(fd): the
+// single-copy KV transfer between two replicas on one host (remote-write.cc).
 #pragma once
 #include <napi.h>
 
@@ -7,5 +7,6 @@ namespace tessera {
 
 Napi::Value RemoteWrite(const Napi::CallbackInfo& info);
 Napi::Value AddressOf(const Napi::CallbackInfo& info);
+Napi::Value PeerPid(const Napi::CallbackInfo& info);
 
 }  // namespace tessera

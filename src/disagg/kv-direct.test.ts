@@ -4,17 +4,24 @@
  * differently on the two sides), the ranges of a run follow the decode
  * side's block table, a DirectWriter writes only what its target allows,
  * stops for a revoke (and says so), and falls back to the ring (returns
- * undefined, forgets the link's pools) once the other process is gone.
+ * undefined, forgets the link's pools) once the other process is gone;
+ * and the kernel's word for who is at the other end of a Unix socket,
+ * which the writer checks the pools' process against.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 import type { KvRowsHeader, TransferId } from '../engine/kv-messages.js';
 import { DirectWriter, directRanges, type DirectPools } from './kv-direct.js';
+import { SocketKvLink } from './socket-kv-link.js';
 
 const load = loadNativeAddon();
 const skip = load.ok ? false : `the addon is not built (${load.ok ? '' : load.reason})`;
@@ -115,5 +122,23 @@ test('DirectWriter: writes a run into the target\'s blocks, refuses what the tar
     assert.equal(writer.has('ring'), false, 'the link\'s pools are forgotten');
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+test('SocketKvLink.peerPid: over a Unix socket the kernel names the connecting process (a real child); over TCP nothing', { skip }, async () => {
+  const path = join(tmpdir(), `tessera-peer-${process.pid}.sock`);
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const child = spawn(process.execPath, ['-e', `require('node:net').connect(${JSON.stringify(path)}); setInterval(() => {}, 1000);`]);
+  try {
+    const link = new SocketKvLink(await accepted, 'unix', 'child');
+    assert.equal(link.peerPid, child.pid);
+    assert.equal(new SocketKvLink(await accepted, 'tcp', 'child').peerPid, undefined, 'not asked over TCP');
+    link.close();
+  } finally {
+    child.kill('SIGKILL');
+    server.close();
+    rmSync(path, { force: true });
   }
 });

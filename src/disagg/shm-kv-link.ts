@@ -220,7 +220,8 @@ export class ShmKvLink implements KvLink {
     if (!isShm(header)) return this.deliver(frame);
     switch (header.type) {
       case 'shm-open':
-        if (Number.isInteger(header.pid)) this.peerPid = header.pid;
+        // The kernel's word for who connected, where it has one; else the offer's.
+        this.peerPid = this.socket.peerPid ?? (Number.isInteger(header.pid) ? header.pid : undefined);
         return void this.openRing(header.path, header.bytes, header.ring);
       case 'shm-ready':
         return this.ringReady();
@@ -233,6 +234,8 @@ export class ShmKvLink implements KvLink {
       case 'shm-direct':
         // The reader's pools may come while this writer still writes its ring through (before it is kept): the keeper holds them by ring id.
         if (this.ringId === undefined || !this.keeper?.direct) return;
+        // Writes go only into the process at the other end of this socket, never one the peer merely names.
+        if (header.message.type === 'pools' && header.message.pools.pid !== this.socket.peerPid) return;
         this.directSeen = true;
         return this.keeper.direct(this.ringId, header.message, this);
       case 'shm-direct-frame':

@@ -5,6 +5,7 @@
  * JavaScript; frames are read back with their wire times (kv-frame-reader.ts).
  */
 import { connect, type Socket } from 'node:net';
+import { loadNativeAddon } from '../backend/native/native-addon.js';
 import { TesseraError } from '../core/errors.js';
 import { describeEndpoint, type KvEndpoint, type KvLinkKind } from './kv-endpoint.js';
 import { framePrefix, parseFrame, type KvFrameHeader } from './kv-frame.js';
@@ -44,6 +45,24 @@ export class SocketKvLink implements KvLink {
   }
 
   /** Also carries a shared-memory link's own frames (shm-kv-link.ts). */
+  /**
+   * Over a Unix domain socket, the process at the other end as the kernel
+   * recorded it at connect time (SO_PEERCRED, through the native addon);
+   * undefined over TCP or without the addon.
+   */
+  get peerPid(): number | undefined {
+    if (this.kind !== 'unix') return undefined;
+    // The descriptor of a Node socket is its handle's (not public API, but present on every Unix build).
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const load = loadNativeAddon();
+    if (fd === undefined || fd < 0 || !load.ok || typeof load.addon.peerPid !== 'function') return undefined;
+    try {
+      return load.addon.peerPid(fd);
+    } catch {
+      return undefined;
+    }
+  }
+
   send(header: KvFrameHeader | ShmFrameHeader, payload: readonly Uint8Array[] = []): void {
     if (this.ended) return;
     const bytes = payload.reduce((sum, part) => sum + part.byteLength, 0);

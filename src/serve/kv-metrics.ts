@@ -16,8 +16,9 @@ export class KvMetrics {
   readonly wireSeconds: Histogram<'direction'>;
   readonly inFlight: Gauge<'direction'>;
   readonly frameCopySeconds: Histogram<'copy'>;
-  /** Read at each scrape: given-up transfers whose blocks wait for their direct writer to stop. */
+  /** Read at each scrape: given-up transfers whose blocks wait for their direct writer to stop, and transfers whose blocks a writer knows. */
   heldTransfers: () => number = () => 0;
+  targetTransfers: () => number = () => 0;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -42,6 +43,14 @@ export class KvMetrics {
       registers,
       collect() {
         this.set(metrics.heldTransfers());
+      },
+    });
+    new Gauge({
+      name: 'tessera_kv_direct_target_transfers',
+      help: 'KV transfers whose reserved blocks a prefill engine was told (it writes into them directly), not yet admitted or given up',
+      registers,
+      collect() {
+        this.set(metrics.targetTransfers());
       },
     });
     this.inFlight = new Gauge({ name: 'tessera_kv_transfers_in_flight', help: 'KV transfers under way', labelNames: ['direction'], registers });

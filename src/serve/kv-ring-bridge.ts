@@ -30,6 +30,8 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
   /** Probes the engine stopped early (ring full): their frame size, to finish them inline. */
   private readonly probes = new Map<string, { link: KvLink; frameBytes: number }>();
   private readonly holds: DirectHolds;
+  /** Decode side: transfers whose blocks a prefill engine was told, not yet admitted or given up. */
+  private readonly targets = new Set<TransferId>();
 
   constructor(
     private readonly engine: RingEngine,
@@ -72,7 +74,18 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
 
   /** Decode side: the engine holds a given-up transfer's blocks until its writer stops. */
   held(transfer: TransferId, ring: string): void {
+    this.targets.delete(transfer);
     this.holds.held(transfer, ring);
+  }
+
+  /** Decode side: `transfer`'s sequence was admitted (every write into its blocks is done). */
+  admitted(transfer: TransferId): void {
+    this.targets.delete(transfer);
+  }
+
+  /** Transfers whose blocks a prefill engine knows, not yet admitted or given up. */
+  get targetCount(): number {
+    return this.targets.size;
   }
 
   /** Transfers whose blocks are held for a writer that has not stopped yet. */
@@ -99,6 +112,7 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
   private fromEngine(message: KvRingFromEngine): void {
     if (message.type === 'direct') {
       if (message.message.type === 'pools' && !this.offerDirect) return;
+      if (message.message.type === 'target') this.targets.add(message.message.transfer);
       return this.links.get(message.ring)?.sendDirect(message.message);
     }
     if (message.type === 'direct-frame') {

@@ -67,6 +67,7 @@ export class PdReplica {
   ) {
     this.sender = new KvSender(options.transport, bridge);
     options.metrics.heldTransfers = () => bridge.heldCount;
+    options.metrics.targetTransfers = () => bridge.targetCount;
     host.onKv((message) => this.fromEngine(message));
   }
 
@@ -178,7 +179,10 @@ export class PdReplica {
 
   private fromEngine(message: KvFromEngine): void {
     if (message.type === 'reserved') return this.reservations.get(message.transfer)?.(message);
-    if (message.type === 'admitted') return this.admitted(message.transfer);
+    if (message.type === 'admitted') {
+      this.bridge.admitted(message.transfer);
+      return this.admitted(message.transfer);
+    }
     if (message.type === 'held') return this.bridge.held(message.transfer, message.ring);
     const entry = this.sending.get(message.transfer);
     if (!entry) return;

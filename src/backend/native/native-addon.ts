@@ -128,6 +128,8 @@ export interface NativeAddon {
   remoteWrite(pid: number, parts: readonly Uint8Array[], ranges: Float64Array): number;
   /** Where `view`'s first byte is in this process's memory. */
   addressOf(view: ArrayBufferView): number;
+  /** The process at the other end of connected Unix domain socket `fd` (SO_PEERCRED); undefined where the kernel does not say. */
+  peerPid(fd: number): number | undefined;
 }
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
