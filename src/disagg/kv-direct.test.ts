@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 import type { KvRowsHeader, TransferId } from '../engine/kv-messages.js';
-import { DirectWriter, directRanges, type DirectPools } from './kv-direct.js';
+import { DirectWriter, directMessageSchema, directRanges, type DirectPools } from './kv-direct.js';
 import { SocketKvLink } from './socket-kv-link.js';
 
 const load = loadNativeAddon();
@@ -54,6 +54,19 @@ test('directRanges: one [address, bytes] pair per decode block touched, in posit
   assert.deepEqual(directRanges({ ...pools, dtype: 'f16' }, 0, [1], 0, 1), [4 * 8, 8]);
   assert.throws(() => directRanges(pools, 0, [1], 3, 2), /no reserved block/);
   assert.throws(() => directRanges(pools, 0, [10], 0, 1), /no reserved block/);
+});
+
+test('directMessageSchema: a peer\'s messages are checked field by field; a malformed one is refused with TESSERA_ERR_PROTOCOL naming the field', () => {
+  const pools: DirectPools = { pid: 42, keys: [4096], values: [8192], numBlocks: 4, blockSize: 16, numKvHeads: 2, headDim: 8, dtype: 'f16', probe: { address: 65536, bytes: 1024 } };
+  assert.deepEqual(directMessageSchema({ type: 'pools', pools }, 'm'), { type: 'pools', pools });
+  assert.deepEqual(directMessageSchema({ type: 'target', transfer: 't', blocks: [3, 1], positions: 20 }, 'm'), { type: 'target', transfer: 't', blocks: [3, 1], positions: 20 });
+  const refused = (value: unknown, field: RegExp): void => assert.throws(() => directMessageSchema(value, 'm'), (error: Error & { code?: string }) => error.code === 'TESSERA_ERR_PROTOCOL' && field.test(error.message));
+  refused({ type: 'pools', pools: { ...pools, keys: [0] } }, /m\.pools\.keys\.0|m\.pools\.keys\[0\]/);
+  refused({ type: 'pools', pools: { ...pools, pid: -1 } }, /m\.pools\.pid/);
+  refused({ type: 'pools', pools: { ...pools, dtype: 'f8' } }, /m\.pools\.dtype/);
+  refused({ type: 'pools', pools: { ...pools, extra: 1 } }, /m\.pools\.extra/);
+  refused({ type: 'target', transfer: 't', blocks: [-1], positions: 1 }, /m\.blocks/);
+  refused({ type: 'write-anywhere' }, /m\.type/);
 });
 
 test('remoteWrite: parts land end to end in another process at the ranges given, split differently; bad arguments are refused', { skip }, async () => {
@@ -115,6 +128,9 @@ test('DirectWriter: writes a run into the target\'s blocks, refuses what the tar
     assert.equal(writer.probe('ring', new Uint8Array(65)), undefined, 'larger than the probe buffer');
     assert.deepEqual(writer.apply('ring', { type: 'revoke', transfer }), { type: 'revoked', transfer });
     assert.equal(writer.write(header, [keys, values], 'ring'), undefined, 'nothing after a revoke');
+    writer.apply('ring', { type: 'target', transfer, blocks: [3], positions: 4 });
+    assert.equal(writer.write(header, [keys, values], 'ring'), undefined, 'a target short of blocks: the ring, nothing thrown');
+    assert.equal(writer.has('ring'), true, 'the link keeps its pools');
     writer.apply('ring', { type: 'target', transfer, blocks: [3, 0], positions: 4 });
     child.kill('SIGKILL');
     await once(child, 'exit');

@@ -23,6 +23,7 @@
 import { loadNativeAddon } from '../backend/native/native-addon.js';
 import type { KvPool } from '../backend/backend.js';
 import type { KvDtype } from '../core/kv-dtype.js';
+import { array, int, object, oneOf, str, tagged, type Schema } from '../core/schema.js';
 import type { KvRowsHeader, TransferId } from '../engine/kv-messages.js';
 import { sliceBytes } from '../format/slice-bytes.js';
 
@@ -47,6 +48,32 @@ export type DirectMessage =
   | { type: 'target'; transfer: TransferId; blocks: number[]; positions: number }
   | { type: 'revoke'; transfer: TransferId }
   | { type: 'revoked'; transfer: TransferId };
+
+const ADDRESS = int(1, 2 ** 53 - 1);
+const TRANSFER = str(64) as unknown as Schema<TransferId>;
+/** Pools, blocks and positions as far as any model here goes (2^31 blocks, 4,096 layers). */
+const COUNT = int(0, 2 ** 31 - 1);
+
+/** A direct-write message from the other replica's process, checked (TESSERA_ERR_PROTOCOL names what is wrong). */
+export const directMessageSchema: Schema<DirectMessage> = tagged<DirectMessage>({
+  pools: object({
+    type: oneOf('pools'),
+    pools: object<DirectPools>({
+      pid: int(1, 2 ** 31 - 1),
+      keys: array(ADDRESS, 4096, 1),
+      values: array(ADDRESS, 4096, 1),
+      numBlocks: int(1, 2 ** 31 - 1),
+      blockSize: int(1, 2 ** 20),
+      numKvHeads: int(1, 2 ** 16),
+      headDim: int(1, 2 ** 16),
+      dtype: oneOf('f32', 'f16'),
+      probe: object({ address: ADDRESS, bytes: COUNT }),
+    }),
+  }),
+  target: object({ type: oneOf('target'), transfer: TRANSFER, blocks: array(COUNT, 2 ** 24), positions: COUNT }),
+  revoke: object({ type: oneOf('revoke'), transfer: TRANSFER }),
+  revoked: object({ type: oneOf('revoked'), transfer: TRANSFER }),
+});
 
 /** A run written directly, or a probe's frame: its header goes over the link, the bytes are already there. */
 export type DirectFrameHeader = ({ type: 'rows' } & KvRowsHeader) | { type: 'probe'; probe: string; last: boolean };
@@ -172,9 +199,14 @@ export class DirectWriter {
     if (!target || target.ring !== ring || !pools) return undefined;
     if (header.headStart !== 0 || header.headCount !== pools.numKvHeads || header.dtype !== pools.dtype || header.layer >= pools.keys.length) return undefined;
     if (header.from + header.count > target.positions) return undefined;
-    const keys = directRanges(pools, pools.keys[header.layer], target.blocks, header.from, header.count);
-    const values = directRanges(pools, pools.values[header.layer], target.blocks, header.from, header.count);
-    return this.copy(ring, pools, parts, Float64Array.from([...keys, ...values]));
+    let ranges: Float64Array;
+    try {
+      const keys = directRanges(pools, pools.keys[header.layer], target.blocks, header.from, header.count);
+      ranges = Float64Array.from([...keys, ...directRanges(pools, pools.values[header.layer], target.blocks, header.from, header.count)]);
+    } catch {
+      return undefined; // a target without a block for every row: the ring instead
+    }
+    return this.copy(ring, pools, parts, ranges);
   }
 
   /** Whether probes of `ring` go directly. */

@@ -29,7 +29,7 @@ import type { KvFrameHeader } from './kv-frame.js';
 import type { KvLink, ReceivedFrame } from './kv-link.js';
 import type { SocketKvLink } from './socket-kv-link.js';
 import { RingPlacement } from './ring-placement.js';
-import type { DirectMessage } from './kv-direct.js';
+import { directMessageSchema, type DirectMessage } from './kv-direct.js';
 
 /** The frames a shared-memory link adds on its socket (never seen by the link's users). */
 export type ShmFrameHeader =
@@ -233,14 +233,25 @@ export class ShmKvLink implements KvLink {
         return this.readPayload(header);
       case 'shm-direct':
         // The reader's pools may come while this writer still writes its ring through (before it is kept): the keeper holds them by ring id.
-        if (this.ringId === undefined || !this.keeper?.direct) return;
-        // Writes go only into the process at the other end of this socket, never one the peer merely names.
-        if (header.message.type === 'pools' && header.message.pools.pid !== this.socket.peerPid) return;
-        this.directSeen = true;
-        return this.keeper.direct(this.ringId, header.message, this);
+        return this.direct(header.message);
       case 'shm-direct-frame':
         return this.deliver({ header: header.frame, payload: new Uint8Array(0), wireMs: header.writeMs, directBytes: header.bytes });
     }
+  }
+
+  /** A direct-write message for the keeper, checked: one that is malformed, or offers another process's memory than this socket's peer, is dropped (the rows keep to the ring). */
+  private direct(value: unknown): void {
+    if (this.ringId === undefined || !this.keeper?.direct) return;
+    let message: DirectMessage;
+    try {
+      message = directMessageSchema(value, 'shm-direct.message');
+    } catch {
+      return;
+    }
+    // Writes go only into the process at the other end of this socket, never one the peer merely names.
+    if (message.type === 'pools' && message.pools.pid !== this.socket.peerPid) return;
+    this.directSeen = true;
+    this.keeper.direct(this.ringId, message, this);
   }
 
   private deliver(frame: ReceivedFrame): void {
