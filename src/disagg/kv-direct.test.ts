@@ -52,6 +52,8 @@ test('directRanges: one [address, bytes] pair per decode block touched, in posit
   // rowBytes 16; positions 2..9 over blocks [7, 3, 5]: block 7 slots 2-3, block 3 all, block 5 slots 0-1.
   assert.deepEqual(directRanges(pools, 1000, [7, 3, 5], 2, 8), [1000 + (7 * 4 + 2) * 16, 32, 1000 + 3 * 4 * 16, 64, 1000 + 5 * 4 * 16, 32]);
   assert.deepEqual(directRanges({ ...pools, dtype: 'f16' }, 0, [1], 0, 1), [4 * 8, 8]);
+  // Heads [1, 2) of 2 (a tp 2 rank's share): 8 bytes of each 16-byte row, one pair per position.
+  assert.deepEqual(directRanges(pools, 1000, [7, 3], 3, 2, { start: 1, count: 1 }), [1000 + (7 * 4 + 3) * 16 + 8, 8, 1000 + 3 * 4 * 16 + 8, 8]);
   assert.throws(() => directRanges(pools, 0, [1], 3, 2), /no reserved block/);
   assert.throws(() => directRanges(pools, 0, [10], 0, 1), /no reserved block/);
 });
@@ -112,7 +114,7 @@ test('DirectWriter: writes a run into the target\'s blocks, refuses what the tar
     writer.apply('ring', { type: 'pools', pools });
     assert.equal(writer.write(header, [keys, values], 'ring'), undefined, 'no target yet');
     writer.apply('ring', { type: 'target', transfer, blocks: [3, 0], positions: 4 });
-    assert.equal(writer.write({ ...header, headCount: 2 }, [keys, values], 'ring'), undefined, 'another head layout takes the ring');
+    assert.equal(writer.write({ ...header, headCount: 2 }, [keys, values], 'ring'), undefined, 'heads the pools do not have take the ring');
     assert.equal(writer.write({ ...header, from: 3 }, [keys, values], 'ring'), undefined, 'past the reserved positions');
     assert.equal(writer.write(header, [keys, values], 'other-ring'), undefined, 'another link');
     assert.ok((writer.write(header, [keys, values], 'ring') ?? -1) >= 0);

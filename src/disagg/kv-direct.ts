@@ -104,19 +104,32 @@ export const DIRECT_PROBE_BYTES = 64 * 2 ** 20;
 
 /**
  * [address, bytes] pairs in the decode pool at `base` for positions
- * [from, from + count) of a sequence whose blocks are `blocks`: one pair per
- * block touched, in position order.
+ * [from, from + count) of a sequence whose blocks are `blocks`, KV heads
+ * [heads.start, heads.start + heads.count) (default: all): one pair per
+ * block touched when the run has every head (its rows are contiguous in a
+ * block), else one per position (a tensor-parallel rank's share of each
+ * row), in position order.
  */
-export function directRanges(pools: Pick<DirectPools, 'blockSize' | 'numKvHeads' | 'headDim' | 'dtype' | 'numBlocks'>, base: number, blocks: readonly number[], from: number, count: number): number[] {
-  const rowBytes = pools.numKvHeads * pools.headDim * (pools.dtype === 'f16' ? 2 : 4);
+export function directRanges(
+  pools: Pick<DirectPools, 'blockSize' | 'numKvHeads' | 'headDim' | 'dtype' | 'numBlocks'>,
+  base: number,
+  blocks: readonly number[],
+  from: number,
+  count: number,
+  heads = { start: 0, count: pools.numKvHeads },
+): number[] {
+  const headBytes = pools.headDim * (pools.dtype === 'f16' ? 2 : 4);
+  const rowBytes = pools.numKvHeads * headBytes;
+  const whole = heads.start === 0 && heads.count === pools.numKvHeads;
   const ranges: number[] = [];
   for (let position = from; position < from + count; ) {
     const logical = Math.floor(position / pools.blockSize);
     const block = blocks[logical];
     if (block === undefined || block < 0 || block >= pools.numBlocks) throw new Error(`position ${position} has no reserved block in the decode pool`);
     const within = position % pools.blockSize;
-    const run = Math.min(pools.blockSize - within, from + count - position);
-    ranges.push(base + (block * pools.blockSize + within) * rowBytes, run * rowBytes);
+    const run = whole ? Math.min(pools.blockSize - within, from + count - position) : 1;
+    const at = base + (block * pools.blockSize + within) * rowBytes + heads.start * headBytes;
+    ranges.push(at, whole ? run * rowBytes : heads.count * headBytes);
     position += run;
   }
   return ranges;
@@ -188,21 +201,23 @@ export class DirectWriter {
   }
 
   /**
-   * Writes a run (keys parts, then values parts, views on this pool) into
-   * the decode blocks of its transfer; the ms it took, or undefined when it
-   * cannot go directly (no target or pools, another layout or dtype, the
-   * kernel refused): then it takes the ring.
+   * Writes a run (keys parts, then values parts: views on this pool, or a
+   * mesh's run of its heads) into the decode blocks of its transfer; the ms
+   * it took, or undefined when it cannot go directly (no target or pools,
+   * heads or a dtype the pools do not have, the kernel refused): then it
+   * takes the ring.
    */
   write(header: KvRowsHeader, parts: readonly Uint8Array[], ring: string): number | undefined {
     const target = this.targets.get(header.transfer);
     const pools = this.pools.get(ring);
     if (!target || target.ring !== ring || !pools) return undefined;
-    if (header.headStart !== 0 || header.headCount !== pools.numKvHeads || header.dtype !== pools.dtype || header.layer >= pools.keys.length) return undefined;
+    if (header.headStart < 0 || header.headCount < 1 || header.headStart + header.headCount > pools.numKvHeads || header.dtype !== pools.dtype || header.layer >= pools.keys.length) return undefined;
     if (header.from + header.count > target.positions) return undefined;
+    const heads = { start: header.headStart, count: header.headCount };
     let ranges: Float64Array;
     try {
-      const keys = directRanges(pools, pools.keys[header.layer], target.blocks, header.from, header.count);
-      ranges = Float64Array.from([...keys, ...directRanges(pools, pools.values[header.layer], target.blocks, header.from, header.count)]);
+      const keys = directRanges(pools, pools.keys[header.layer], target.blocks, header.from, header.count, heads);
+      ranges = Float64Array.from([...keys, ...directRanges(pools, pools.values[header.layer], target.blocks, header.from, header.count, heads)]);
     } catch {
       return undefined; // a target without a block for every row: the ring instead
     }

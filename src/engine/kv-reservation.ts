@@ -119,8 +119,8 @@ export class KvReservation {
   written(rows: KvRowsHeader): void {
     if (this.released) return;
     this.check(rows);
-    if (this.sink || rows.dtype !== this.manager.cache.dtype || rows.headStart !== 0 || rows.headCount !== this.numKvHeads) {
-      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows written directly must be every head of this replica's ${this.manager.cache.dtype} pools`);
+    if (this.sink || rows.dtype !== this.manager.cache.dtype || rows.headStart < 0 || rows.headCount < 1 || rows.headStart + rows.headCount > this.numKvHeads) {
+      throw new TesseraError('TESSERA_ERR_KV_TRANSFER_FAILED', `KV rows written directly must be heads of this replica's ${this.manager.cache.dtype} pools`);
     }
     this.reach(rows);
   }

@@ -225,7 +225,11 @@ async function meshPair(t: TestContext, model: string | undefined, prefillExtra:
     assert.equal(series(decode, 'tessera_kv_transfers_total', 'result="failed"'), 0);
     const prefill = await metricsOf(replicas[0].url, REPLICA_KEY);
     assert.equal(series(prefill, 'tessera_kv_transfer_bytes_total', 'direction="sent"'), received);
-    t.diagnostic(`KV bytes moved: ${received}`);
+    const direct = series(decode, 'tessera_kv_transfer_direct_bytes_total', 'direction="received"');
+    // A one-process decode replica takes runs of any heads directly (a tp 2 rank's half of each row too); a mesh's pools are on its ranks, never offered.
+    if (decodeExtra.length === 0) assert.ok(direct > 0, 'rows were written straight into the decode replica\'s blocks');
+    else assert.equal(direct, 0);
+    t.diagnostic(`KV bytes moved: ${received}, ${direct} of them written directly`);
   });
 }
 
