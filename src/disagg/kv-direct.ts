@@ -6,7 +6,7 @@
  * while the rows are still in the prefill's cache; the decode engine only
  * hears that they are in. The ring's link carries the handshake:
  *
- *   decode → prefill  pools    (once per link: pid, each layer's pool addresses, a probe buffer)
+ *   decode → prefill  pools    (once per link: pid, each layer's pool addresses, a probe buffer), or none
  *   decode → prefill  target   (per transfer, when it opens: the reserved blocks)
  *   prefill → decode  rows     (a header per run written; no payload)
  *   decode → prefill  revoke   (the decode side gives a reservation up before it is complete)
@@ -47,7 +47,9 @@ export type DirectMessage =
   | { type: 'pools'; pools: DirectPools }
   | { type: 'target'; transfer: TransferId; blocks: number[]; positions: number }
   | { type: 'revoke'; transfer: TransferId }
-  | { type: 'revoked'; transfer: TransferId };
+  | { type: 'revoked'; transfer: TransferId }
+  /** Instead of pools: this decode replica takes no direct writes (`--kv-direct off`, no addon, its pools on a mesh's ranks). */
+  | { type: 'none' };
 
 const ADDRESS = int(1, 2 ** 53 - 1);
 const TRANSFER = str(64) as unknown as Schema<TransferId>;
@@ -73,6 +75,7 @@ export const directMessageSchema: Schema<DirectMessage> = tagged<DirectMessage>(
   target: object({ type: oneOf('target'), transfer: TRANSFER, blocks: array(COUNT, 2 ** 24), positions: COUNT }),
   revoke: object({ type: oneOf('revoke'), transfer: TRANSFER }),
   revoked: object({ type: oneOf('revoked'), transfer: TRANSFER }),
+  none: object({ type: oneOf('none') }),
 });
 
 /** A run written directly, or a probe's frame: its header goes over the link, the bytes are already there. */
@@ -184,6 +187,7 @@ export class DirectWriter {
         this.targets.delete(message.transfer);
         return { type: 'revoked', transfer: message.transfer };
       case 'revoked':
+      case 'none':
         return undefined;
     }
   }

@@ -233,15 +233,14 @@ export class KvRings implements KvRingIo {
     this.writer?.end(transfer);
   }
 
-  /** Decode side: a writer's ring is open here: tell it where this engine's pools are. */
+  /** Decode side: a writer's ring is open here: tell it where this engine's pools are, or that it takes no direct writes (it waits for one or the other). */
   private offerPools(ring: string): void {
-    if (!this.direct?.pools) return;
-    if (!this.pools) {
+    if (this.direct?.pools && !this.pools) {
       const offer = this.direct.pools();
       this.pools = offer?.pools;
       this.probeBuffer = offer?.probe;
     }
-    if (this.pools) this.post({ type: 'direct', ring, message: { type: 'pools', pools: this.pools } });
+    this.post({ type: 'direct', ring, message: this.pools ? { type: 'pools', pools: this.pools } : { type: 'none' } });
   }
 
   /** Decode side: the blocks `transfer` reserved, to the writer of `ring` (the transfer is then held until it is done or revoked). */

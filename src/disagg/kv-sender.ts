@@ -226,10 +226,15 @@ export class KvSender {
   }
 }
 
-/** The link once its shared-memory ring is in use or will not be (bounded: a ring offer never answered leaves the link inline). */
+/**
+ * The link once its shared-memory ring is in use or will not be, and the
+ * reader has said whether it takes direct writes (so the first transfer's
+ * rows and a probe take the path later ones do); bounded: an offer never
+ * answered leaves the link as it is.
+ */
 async function settled(dialing: Promise<KvLink>): Promise<KvLink> {
   const link = await dialing;
-  if (link instanceof ShmKvLink) await Promise.race([link.ringSettled, new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
+  if (link instanceof ShmKvLink) await Promise.race([Promise.all([link.ringSettled, link.directSettled]), new Promise((resolve) => setTimeout(resolve, RING_SETUP_WAIT_MS))]);
   return link;
 }
 

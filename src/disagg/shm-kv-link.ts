@@ -93,9 +93,12 @@ export class ShmKvLink implements KvLink {
   private placement: RingPlacement | undefined;
   private acked = 0;
 
-  private settle!: () => void;
+  private settleRing!: () => void;
+  private settleDirect!: () => void;
   /** Writer: resolves once the ring is in use, or will not be (no shared memory, the link closed). */
-  readonly ringSettled = new Promise<void>((resolve) => (this.settle = resolve));
+  readonly ringSettled = new Promise<void>((resolve) => (this.settleRing = resolve));
+  /** Writer: resolves once the reader has said whether it takes direct writes (kv-direct.ts), or the link closed. */
+  readonly directSettled = new Promise<void>((resolve) => (this.settleDirect = resolve));
 
   private constructor(
     private readonly socket: SocketKvLink,
@@ -104,6 +107,8 @@ export class ShmKvLink implements KvLink {
   ) {
     socket.onFrame((frame) => this.received(frame));
     socket.onClose(() => this.release());
+    // Without a keeper's engine nothing here writes directly: nothing to wait for.
+    if (!keeper?.direct) this.settleDirect();
   }
 
   /** The dialing side: offers a ring; until the far end has opened it, payloads go inline. */
@@ -204,7 +209,7 @@ export class ShmKvLink implements KvLink {
       this.socket.send({ type: 'shm-open', path, bytes: ringBytes, ring, pid: process.pid });
     } catch {
       rmSync(path, { force: true }); // no shared memory here: every payload inline
-      this.settle();
+      this.settleRing();
     }
   }
 
@@ -249,6 +254,7 @@ export class ShmKvLink implements KvLink {
       return;
     }
     // Writes go only into the process at the other end of this socket, never one the peer merely names.
+    if (message.type === 'pools' || message.type === 'none') this.settleDirect();
     if (message.type === 'pools' && message.pools.pid !== this.socket.peerPid) return;
     this.directSeen = true;
     this.keeper.direct(this.ringId, message, this);
@@ -271,6 +277,8 @@ export class ShmKvLink implements KvLink {
       } else this.fd = openSync(path, 'r');
       this.ringBytes = bytes;
       this.socket.send({ type: 'shm-ready' });
+      // Read here, not by an engine: no pools to offer (a keeper's engine answers for itself).
+      if (!this.keeper) this.socket.send({ type: 'shm-direct', message: { type: 'none' } });
     } catch {
       // Another machine after all (a shared host id without a shared /dev/shm): the writer keeps sending inline.
     }
@@ -294,7 +302,7 @@ export class ShmKvLink implements KvLink {
     }
     if (this.socket.closed || !usable) {
       await handle.close().catch(() => undefined);
-      return this.settle();
+      return this.settleRing();
     }
     if (!this.keeper) {
       this.own = handle;
@@ -305,7 +313,7 @@ export class ShmKvLink implements KvLink {
       this.kept = true;
       this.keeper.adopt(this, { ring: this.ringId!, handle, bytes: this.ringBytes, acked });
     }
-    this.settle();
+    this.settleRing();
   }
 
 
@@ -330,7 +338,8 @@ export class ShmKvLink implements KvLink {
   }
 
   private release(): void {
-    this.settle();
+    this.settleRing();
+    this.settleDirect();
     const handle = this.pending;
     this.pending = undefined;
     if (handle) void handle.close().catch(() => undefined);

@@ -111,7 +111,7 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
 
   private fromEngine(message: KvRingFromEngine): void {
     if (message.type === 'direct') {
-      if (message.message.type === 'pools' && !this.offerDirect) return;
+      if (message.message.type === 'pools' && !this.offerDirect) return this.links.get(message.ring)?.sendDirect({ type: 'none' });
       if (message.message.type === 'target') this.targets.add(message.message.transfer);
       return this.links.get(message.ring)?.sendDirect(message.message);
     }
