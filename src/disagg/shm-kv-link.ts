@@ -210,6 +210,7 @@ export class ShmKvLink implements KvLink {
     } catch {
       rmSync(path, { force: true }); // no shared memory here: every payload inline
       this.settleRing();
+      this.settleDirect(); // no ring, so no reader to say whether it takes direct writes
     }
   }
 
