@@ -228,7 +228,7 @@ export class DirectWriter {
     return this.copy(ring, pools, parts, ranges);
   }
 
-  /** Whether probes of `ring` go directly. */
+  /** Whether the link of `ring` has offered its pools (runs and probes can go there directly). */
   has(ring: string): boolean {
     return this.pools.has(ring);
   }

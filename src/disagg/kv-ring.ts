@@ -271,7 +271,7 @@ export class KvRings implements KvRingIo {
     for (let i = 0; i < frames; i++) {
       if (at + frameBytes > source.byteLength) at = 0;
       // Straight into the decode side's probe buffer when rows go that way: the copy transfers take.
-      const writeMs = this.writer?.has(ring) ? this.writer.probe(ring, source.subarray(at, at + frameBytes)) : undefined;
+      const writeMs = this.writer?.probe(ring, source.subarray(at, at + frameBytes));
       if (writeMs !== undefined) {
         at += frameBytes;
         this.post({ type: 'direct-frame', ring, header: { type: 'probe', probe, last: i === frames - 1 }, bytes: frameBytes, writeMs });

@@ -254,8 +254,8 @@ export class ShmKvLink implements KvLink {
     } catch {
       return;
     }
-    // Writes go only into the process at the other end of this socket, never one the peer merely names.
     if (message.type === 'pools' || message.type === 'none') this.settleDirect();
+    // Writes go only into the process at the other end of this socket, never one the peer merely names.
     if (message.type === 'pools' && message.pools.pid !== this.socket.peerPid) return;
     this.directSeen = true;
     this.keeper.direct(this.ringId, message, this);

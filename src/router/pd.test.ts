@@ -76,6 +76,16 @@ async function metricsOf(url: string, key: string): Promise<string> {
   return text;
 }
 
+/** A decode replica's held transfers (tessera_kv_direct_held_transfers), read until none are left or `waitMs` has passed: the last reading. */
+async function heldTransfersSettled(url: string, waitMs: number): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const held = value(await metricsOf(url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
+    if (held === 0 || Date.now() >= deadline) return held;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function colocatedAnswers(model: string, started: Process[]): Promise<MixedResult[]> {
   const reference = await startServeProcess(serveArgs(model, 'both', ['--max-num-seqs', '64']));
   started.push(reference);
@@ -185,11 +195,7 @@ test('a prefill replica stopped (SIGSTOP) mid-run: the decode replica gives its 
     assertSame(results, expected, router.stderr());
     assert.ok(targets >= 3, `the prefill engine knew the blocks of queued transfers (${targets})`);
     assert.ok(heldWhileStopped >= 1, `the given-up transfers stayed held while their writer was stopped (${heldWhileStopped})`);
-    let held = heldWhileStopped;
-    for (const deadline = Date.now() + 20_000; held > 0 && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
-      held = value(await metricsOf(decode.url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
-    }
-    assert.equal(held, 0, 'the resumed writer answered every revoke: the blocks went back');
+    assert.equal(await heldTransfersSettled(decode.url, 20_000), 0, 'the resumed writer answered every revoke: the blocks went back');
     t.diagnostic(`transfers whose blocks the prefill engine knew when it stopped: ${targets}; held while it was stopped: ${heldWhileStopped}`);
   });
 });
@@ -274,11 +280,7 @@ test('a prefill replica SIGKILLed mid-transfer and a decode replica mid-decode: 
     assert.ok(series(metrics, 'tessera_router_migrations_total', 'cause="broken"') >= 1, `streams moved off the killed decode replica mid-decode\n${metrics}`);
     for (const killed of [replicas[0], replicas[2]]) assert.match(router.stderr(), new RegExp(`replica ${killed.url}: up → down`));
     // Blocks the killed prefill engine knew (direct writes) went back once its process was gone.
-    let held = -1;
-    for (const deadline = Date.now() + 10_000; held !== 0 && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
-      held = value(await metricsOf(replicas[3].url, REPLICA_KEY), 'tessera_kv_direct_held_transfers');
-    }
-    assert.equal(held, 0, 'no blocks stay held for the killed writer');
+    assert.equal(await heldTransfersSettled(replicas[3].url, 10_000), 0, 'no blocks stay held for the killed writer');
     t.diagnostic(`KV transfers cut by the prefill kill: ${failed}; sequences moved: ${moved}`);
   });
 });

@@ -44,8 +44,7 @@ export function openKvCore(engine: Engine, runner: ModelRunner, backend: Backend
   kv = new KvTransfers(core, { ...toHost(send), ring: rings });
   // Prefill writes go straight into a decode pool on this host when the addon can (src/disagg/kv-direct.ts); this engine's pools are offered likewise.
   const copier = nativeCopier();
-  const imports = kv;
-  if (copier) rings.useDirect({ copier, pools: () => describePools(core.blocks.cache, engine.config.numLayers, copier), imports });
+  if (copier) rings.useDirect({ copier, pools: () => describePools(core.blocks.cache, engine.config.numLayers, copier), imports: kv });
   return { core, kv, rings };
 }
 

@@ -36,23 +36,18 @@ export class KvMetrics {
       buckets: FRAME_COPY_BUCKETS,
       registers,
     });
-    const metrics = this;
-    new Gauge({
-      name: 'tessera_kv_direct_held_transfers',
-      help: 'Given-up KV transfers whose blocks stay held until the prefill engine writing into them directly has stopped (answered the revoke, or its process is gone)',
-      registers,
-      collect() {
-        this.set(metrics.heldTransfers());
-      },
-    });
-    new Gauge({
-      name: 'tessera_kv_direct_target_transfers',
-      help: 'KV transfers whose reserved blocks a prefill engine was told (it writes into them directly), not yet admitted or given up',
-      registers,
-      collect() {
-        this.set(metrics.targetTransfers());
-      },
-    });
+    // Gauges read when scraped: their counts live with the ring bridge.
+    const readAtScrape = (name: string, help: string, read: () => number): Gauge =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    readAtScrape('tessera_kv_direct_held_transfers', 'Given-up KV transfers whose blocks stay held until the prefill engine writing into them directly has stopped (answered the revoke, or its process is gone)', () => this.heldTransfers());
+    readAtScrape('tessera_kv_direct_target_transfers', 'KV transfers whose reserved blocks a prefill engine was told (it writes into them directly), not yet admitted or given up', () => this.targetTransfers());
     this.inFlight = new Gauge({ name: 'tessera_kv_transfers_in_flight', help: 'KV transfers under way', labelNames: ['direction'], registers });
   }
 }
