@@ -35,8 +35,8 @@ import { DirectWriter, type DirectCopier, type DirectFrameHeader, type DirectMes
 export type KvRingToEngine =
   /** Prefill side: write payloads into this ring; `acked` (one BigInt64) is the reader's acknowledged end, kept by the event loop. */
   | { type: 'writer'; ring: string; handle: FileHandle; bytes: number; acked: SharedArrayBuffer }
-  /** Decode side: read payloads out of this ring. */
-  | { type: 'reader'; ring: string; handle: FileHandle; bytes: number }
+  /** Decode side: read payloads out of this ring; `direct`: offer the writer this engine's pools (`serve --kv-direct`). */
+  | { type: 'reader'; ring: string; handle: FileHandle; bytes: number; direct: boolean }
   | { type: 'close'; ring: string }
   /** Prefill side: `frames` frames of `frameBytes` filler into `ring`, as rows would go. */
   | { type: 'probe'; ring: string; probe: string; frames: number; frameBytes: number }
@@ -179,7 +179,7 @@ export class KvRings implements KvRingIo {
         return void this.writers.set(message.ring, new RingWriter(message.handle, message.bytes, message.acked, this.map(message.handle.fd, message.bytes, true)));
       case 'reader':
         this.readers.set(message.ring, new RingReader(message.handle, message.bytes, this.map));
-        return this.offerPools(message.ring);
+        return this.offerPools(message.ring, message.direct);
       case 'close':
         return this.close(message.ring);
       case 'direct': {
@@ -234,11 +234,12 @@ export class KvRings implements KvRingIo {
   }
 
   /** Decode side: a writer's ring is open here: tell it where this engine's pools are, or that it takes no direct writes (it waits for one or the other). */
-  private offerPools(ring: string): void {
+  private offerPools(ring: string, offer: boolean): void {
+    if (!offer) return this.post({ type: 'direct', ring, message: { type: 'none' } });
     if (this.direct?.pools && !this.pools) {
-      const offer = this.direct.pools();
-      this.pools = offer?.pools;
-      this.probeBuffer = offer?.probe;
+      const described = this.direct.pools();
+      this.pools = described?.pools;
+      this.probeBuffer = described?.probe;
     }
     this.post({ type: 'direct', ring, message: this.pools ? { type: 'pools', pools: this.pools } : { type: 'none' } });
   }

@@ -51,7 +51,7 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
     this.links.set(file.ring, link);
     if (!file.acked) this.holds.opened(file.ring, link.writerPid);
     if (file.acked) this.engine.sendRing({ type: 'writer', ring: file.ring, handle: file.handle, bytes: file.bytes, acked: file.acked });
-    else this.engine.sendRing({ type: 'reader', ring: file.ring, handle: file.handle, bytes: file.bytes });
+    else this.engine.sendRing({ type: 'reader', ring: file.ring, handle: file.handle, bytes: file.bytes, direct: this.offerDirect });
   }
 
   release(ring: string): void {
@@ -111,7 +111,6 @@ export class KvRingBridge implements SenderKeeper, ListenerKeeper {
 
   private fromEngine(message: KvRingFromEngine): void {
     if (message.type === 'direct') {
-      if (message.message.type === 'pools' && !this.offerDirect) return this.links.get(message.ring)?.sendDirect({ type: 'none' });
       if (message.message.type === 'target') this.targets.add(message.message.transfer);
       return this.links.get(message.ring)?.sendDirect(message.message);
     }
