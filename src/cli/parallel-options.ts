@@ -19,6 +19,7 @@ import { numberOption, openEngine, parseIdList, type ModelOptions } from './mode
 import type { KvDtype } from '../core/kv-dtype.js';
 import type { MeshTransportKind, TransportChoice } from '../parallel/transport.js';
 import { loadNativeComm } from '../parallel/native-comm.js';
+import { MAX_BURST } from '../cluster/decode-burst.js';
 
 type RankStats = Extract<ControlMessage, { type: 'stats' }>;
 
@@ -35,9 +36,16 @@ export interface ParallelOptions {
   trace?: string;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  decodeBurst?: number;
 }
 
-export function addParallelOptions(command: Command): Command {
+/**
+ * The parallel flags. `decodeBurst`: the command's default for
+ * --decode-burst (`run`, whose one sequence nothing joins, takes bursts; a
+ * server's default of 1 streams every token as it comes and lets requests
+ * join at every step).
+ */
+export function addParallelOptions(command: Command, defaults: { decodeBurst: number } = { decodeBurst: 1 }): Command {
   return command
     .option('--tp <n>', 'tensor-parallel degree (ranks per stage)', numberOption('--tp', 1, 1024, true), 1)
     .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
@@ -50,6 +58,12 @@ export function addParallelOptions(command: Command): Command {
     .option('--rank-threads <n>', 'compute threads per rank (native backend)', numberOption('--rank-threads', 1, 1024, true))
     .option('--heartbeat-interval-ms <ms>', 'how often each worker beats (default 250)', numberOption('--heartbeat-interval-ms', 10, 60_000, true))
     .option('--heartbeat-timeout-ms <ms>', 'silence after which a worker is lost and the mesh re-shards (default 2000)', numberOption('--heartbeat-timeout-ms', 50, 600_000, true))
+    .option(
+      '--decode-burst <n>',
+      'decode steps a one-stage mesh (--tp, no --pp) computes per round trip to the driver when every token is picked on the ranks (no penalties, logit bias, grammar or logprobs): tokens come N at a time',
+      numberOption('--decode-burst', 1, MAX_BURST + 1, true),
+      defaults.decodeBurst,
+    )
     .option(
       '--trace <file>',
       "write a Chrome trace JSON (opens in Perfetto) of every rank's steps, backend ops (tokens, weight dtype, shape and bytes) and messages (bytes, peer, wait vs transfer); one process or a mesh",
@@ -82,6 +96,7 @@ export function meshPlanOf(options: ParallelOptions & { tokenizer?: string; back
     trace: options.trace,
     kvCacheDtype: options.kvCacheDtype,
     heartbeat: heartbeatOf(options),
+    decodeBurst: options.decodeBurst,
   };
 }
 

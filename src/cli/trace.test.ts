@@ -156,9 +156,11 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside t
       assert.ok(events.some((event) => event.pid === rank && event.name === 'receive (wait)'), `rank ${rank} receives`);
     }
   }
-  // The coordinator's own time: a send and a wait per step (every rank step has one), and the engine's work between steps.
+  // The coordinator's own time: a send and a wait per step message (every rank step but a burst's later ones has one:
+  // run computes up to 8 decode steps per message, decode-burst.ts), and the engine's work between steps.
   const driver = events.filter((event) => event.cat === 'driver');
-  const rankSteps = events.filter((event) => event.pid === 0 && event.name === 'step').length;
+  const rankSteps = events.filter((event) => event.pid === 0 && event.name === 'step' && event.args?.burst === undefined).length;
+  assert.equal(events.filter((event) => event.pid === 0 && event.name === 'step' && event.args?.burst !== undefined).length, 2, 'the decode steps after the first, computed in its burst');
   assert.equal(driver.filter((event) => event.name === 'wait for ranks').length, rankSteps);
   assert.equal(driver.filter((event) => event.name === 'encode and send step').length, rankSteps);
   assert.ok(driver.some((event) => event.name === 'engine (schedule, sample)'), 'engine time between steps');

@@ -31,7 +31,8 @@ import { controlSchema } from './control-schema.js';
 // 4: a pick may carry the `next` uniform (the rank may run ahead), and stats the `ahead` counts.
 // 5: kv-read / kv-rows / kv-refused: the driver reads sequences' KV rows back from the ranks (a KV export);
 //    kv-write: it writes rows another replica computed into them (a KV import).
-export const PROTOCOL_VERSION = 5;
+// 6: a pick may carry the `burst` uniforms (the ranks compute those steps too), and logits replies their ids.
+export const PROTOCOL_VERSION = 6;
 
 export type ControlMessage =
   // Joining (control connection): the worker reports itself, the coordinator names it.
@@ -83,9 +84,10 @@ export type ControlMessage =
   /**
    * ids: per row of the step, the token this rank picked (segments with a
    * `pick`), else -1; absent when the step picks none. Body: [rows whose id is
-   * -1, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts).
+   * -1, vocabSize] float32. Times are this rank's, for the step (src/parallel/step-clock.ts),
+   * and a burst's later steps. burst: those steps' ids, [steps, rows] (decode-burst.ts).
    */
-  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number; ids?: number[] }
+  | { type: 'logits'; generation: number; id: number; computeMs: number; waitMs: number; transferMs?: number; eventLoopMs?: number; ids?: number[]; burst?: number[] }
   /** The step was refused before any rank computed or sent anything (a bad block table, a bad id): it fails, the mesh goes on. */
   | { type: 'step-refused'; generation: number; id: number; segment: number; code: ErrorCode; message: string }
   /**

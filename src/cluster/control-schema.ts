@@ -14,6 +14,7 @@ import type { MeshAddress } from '../parallel/socket-transport.js';
 import type { NodeHardware } from './cluster-state.js';
 import type { ControlMessage, HeartbeatTiming, KvReadRun, RankStepSums, StepSegment } from './control-message.js';
 import type { TokenPick } from '../engine/token-pick.js';
+import { MAX_BURST } from './decode-burst.js';
 import { array, bool, either, int, num, object, oneOf, optional, pair, record, str, tagged, type Schema } from '../core/schema.js';
 
 const SAFE = Number.MAX_SAFE_INTEGER;
@@ -70,6 +71,7 @@ const pick = object<TokenPick>({
   minP: num(0, 1),
   u: num(0, 1 - 2 ** -53),
   next: optional(num(0, 1 - 2 ** -53)),
+  burst: optional(array(num(0, 1 - 2 ** -53), MAX_BURST)),
 });
 
 const segment = object<StepSegment>({ blockTable: int32s, rows: oneOf('none', 'last', 'all'), ids: int32s, positions: int32s, pick: optional(pick) });
@@ -132,6 +134,8 @@ export const controlSchema: Schema<ControlMessage> = tagged<ControlMessage>({
     eventLoopMs: optional(millis),
     // A picked token id per row, -1 for a row sent as logits (checked against the step in step-pipe.ts).
     ids: optional(array(int(-1, INT32_MAX), MAX_SEGMENT)),
+    // A burst's later steps' ids, step by step (checked against the step in step-pipe.ts).
+    burst: optional(array(int(0, INT32_MAX), MAX_SEGMENT)),
   }),
   stats: object<Of<'stats'>>({ type: oneOf('stats'), rank: int(0, MAX_RANKS - 1), transport: str(16), decode: stepSums, other: stepSums, ahead: optional(object({ used: int(0, SAFE), missed: int(0, SAFE) })) }),
   'step-refused': object<Of<'step-refused'>>({ type: oneOf('step-refused'), generation, id: stepId, segment: int(-1, MAX_SEGMENTS), code: errorCode, message: MESSAGE }),

@@ -16,7 +16,10 @@ import { MeshCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { MeshTransformer } from './mesh-transformer.js';
 import { modelIdentity } from './model-identity.js';
 
-export type MeshEngineOptions = Omit<CoordinatorOptions, 'modelPath'>;
+export type MeshEngineOptions = Omit<CoordinatorOptions, 'modelPath'> & {
+  /** Decode steps a one-stage mesh computes per round trip (decode-burst.ts); default 1. */
+  decodeBurst?: number;
+};
 
 export interface MeshEngine {
   /** Runs one sequence at a time; after a re-shard it replays the sequence's tokens itself. */
@@ -26,7 +29,7 @@ export interface MeshEngine {
   coreRunner: MeshTransformer;
 }
 
-export async function openMeshEngine(modelPath: string, options: MeshEngineOptions): Promise<MeshEngine> {
+export async function openMeshEngine(modelPath: string, { decodeBurst = 1, ...options }: MeshEngineOptions): Promise<MeshEngine> {
   const files = openModelFiles(modelPath, { tokenizerPath: options.tokenizerPath });
   const modelId = modelIdentity(files);
   files.store.close();
@@ -34,6 +37,6 @@ export async function openMeshEngine(modelPath: string, options: MeshEngineOptio
   const dtype = options.kvCacheDtype ?? DEFAULT_KV_DTYPE;
   // Block accounting only: the ranks hold the keys and values, so the driver allocates no pool ([0, 0) layers).
   const makeCache = (): KvCache => new KvCache(files.config, Math.ceil(files.config.contextLength / DEFAULT_BLOCK_SIZE), DEFAULT_BLOCK_SIZE, dtype, [0, 0]);
-  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator, 'replay'), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
-  return { engine, coordinator, coreRunner: new MeshTransformer(files.config, coordinator, 'report') };
+  const engine = Engine.fromTransformer(files, new MeshTransformer(files.config, coordinator, 'replay', decodeBurst), new ReferenceBackend(), coordinator.loadMs, dtype, makeCache);
+  return { engine, coordinator, coreRunner: new MeshTransformer(files.config, coordinator, 'report', decodeBurst) };
 }

@@ -18,6 +18,7 @@ import type { NodeLink } from './node-link.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 import type { ReshardLog } from './reshard-log.js';
 import { checkBody, StepPipe, stepRows, type StepTimings } from './step-pipe.js';
+import { burstSteps } from './decode-burst.js';
 
 /** What the traffic needs of the coordinator: the plan that serves, and the links to its nodes. */
 export interface TrafficRoute {
@@ -64,7 +65,9 @@ export class MeshTraffic {
     const plan = this.route.serving(generation);
     if (!plan) throw new TesseraError('TESSERA_ERR_RANK_LOST', `the mesh is re-sharding (generation ${generation} is not serving); wait with whenServing() and run the work again`);
     const traced = this.trace.driverSpans.begin();
-    const { id, result } = this.pipe.open(generation, stepRows(requests, this.vocabSize));
+    // A burst's later steps come back with it on a one-stage mesh only: its ranks are the ones that compute them.
+    const burst = plan.layers.length === 1 ? burstSteps(requests, pool) : 0;
+    const { id, result } = this.pipe.open(generation, stepRows(requests, this.vocabSize, burst));
     const frame = encodeControl(stepMessage(generation, id, pool, requests));
     // Sent in call order, so every rank sees steps in the same order; a failed send is a loss the membership reports.
     for (const rank of plan.ranks) void this.route.link(rank)?.sendFrame(frame).catch(() => undefined);
@@ -114,7 +117,8 @@ export class MeshTraffic {
       // A copy: the frame's buffer may be shared with other messages.
       const logits = asFloats(body.slice());
       const ids = message.ids ? Int32Array.from(message.ids) : new Int32Array(logits.length / this.vocabSize).fill(-1);
-      this.pipe.answer(message.id, { rows: { ids, logits }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
+      const following = burstOf(message.burst ?? [], ids.length);
+      this.pipe.answer(message.id, { rows: { ids, logits, ...(following.length > 0 ? { following } : {}) }, timings: { computeMs: message.computeMs, waitMs: message.waitMs } });
     } else if (message.type === 'kv-rows') {
       // A copy of its own: the frame's buffer may be shared with other messages (and a Buffer's slice() is a view).
       this.kvReads.answer(message.id, { layers: message.layers, heads: message.heads, dtype: message.dtype, body: new Uint8Array(body) });
@@ -137,4 +141,10 @@ export class MeshTraffic {
     this.pipe.failGeneration(generation, error);
     this.kvReads.failGeneration(generation, error);
   }
+}
+
+/** A reply's burst ids [steps, rows] as one array per step. */
+function burstOf(burst: readonly number[], rows: number): Int32Array[] {
+  if (rows === 0) return [];
+  return Array.from({ length: burst.length / rows }, (_, step) => Int32Array.from(burst.slice(step * rows, (step + 1) * rows)));
 }

@@ -25,6 +25,7 @@ import { Transformer } from '../model/transformer.js';
 import type { MeshCoordinator } from './coordinator.js';
 import { forwardOnMesh } from './mesh-batches.js';
 import { runAheadWanted } from './run-ahead.js';
+import { BurstStash } from './decode-burst.js';
 import type { PickedRows, TokenPick } from '../engine/token-pick.js';
 
 export type KvLossMode = 'report' | 'replay';
@@ -34,11 +35,15 @@ export class MeshTransformer extends Transformer {
   private kvGeneration: number | undefined;
   /** Replay mode: each sequence's token ids by position, as computed so far. */
   private readonly history = new WeakMap<SequenceKv, number[]>();
+  /** The later steps of each sequence's last burst, answered without a message (decode-burst.ts). */
+  private readonly stash = new BurstStash();
 
   constructor(
     config: ModelConfig,
     readonly coordinator: MeshCoordinator,
     private readonly kvLoss: KvLossMode = 'replay',
+    /** Decode steps per round trip to the ranks when every row is picked (--decode-burst; 1: one). */
+    private readonly burst = 1,
   ) {
     // No weights here: every layer runs on the ranks.
     super(config, { tokenEmbedding: ABSENT, layers: [], outputNorm: ABSENT, output: ABSENT }, new ReferenceBackend());
@@ -53,6 +58,15 @@ export class MeshTransformer extends Transformer {
    */
   get runsAhead(): boolean {
     return this.coordinator.stages === 1 && rankPicks() && runAheadWanted(process.env.TESSERA_RUN_AHEAD, this.coordinator.forkedRanks, availableParallelism());
+  }
+
+  /**
+   * Decode steps a one-stage mesh computes per round trip (decode-burst.ts):
+   * the command's --decode-burst, where ranks pick (a pipeline's first stage
+   * would need the last stage's ids) and no KV export reads each step back.
+   */
+  get decodeBurst(): number {
+    return this.coordinator.stages === 1 && rankPicks() && !this.kvTap?.active ? this.burst : 1;
   }
 
   /** Reads back what each forward wrote for sequences whose KV is exported (a prefill replica, mesh-kv-export.ts). */
@@ -97,7 +111,13 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
+        const stashed = this.stash.take(generation, batch, picks);
+        if (stashed) {
+          this.record(batch);
+          return stashed;
+        }
         const rows = await forwardOnMesh(this.coordinator, batch, generation, rankPicks() ? picks : [], split);
+        if (rows.following) this.stash.keep(generation, batch, picks, rows);
         // Inside the retry: a rank lost during the read is a lost generation, whose KV the core then recomputes.
         if (this.kvTap?.active) await this.kvTap.afterForward(batch, generation);
         this.record(batch);

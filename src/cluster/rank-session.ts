@@ -31,6 +31,7 @@ import { loadRank, RankFiles, type PlanMessage } from './rank-loader.js';
 import type { RankRunner, StepRequest } from './rank-runner.js';
 import type { PickedRows } from '../engine/token-pick.js';
 import { canRunAhead, matchAhead, nextRequests, rowsInOrder, type AheadStep } from './run-ahead.js';
+import { burstRequests, burstSteps } from './decode-burst.js';
 
 type Send = (message: ControlMessage, body?: Uint8Array) => Promise<void>;
 type StepMessage = Extract<ControlMessage, { type: 'step' }>;
@@ -191,30 +192,35 @@ export class RankSession {
       return;
     }
     const startedEpoch = epochMicros();
-    // A one-stage mesh may compute the next step now, before it is asked (run-ahead.ts): every rank then picks.
-    const goesAhead = runner.stage.isFirst && runner.stage.isLast && canRunAhead(requests, message.pool);
+    const oneStage = runner.stage.isFirst && runner.stage.isLast;
+    // A one-stage mesh computes the steps of a burst in this one (decode-burst.ts), or may compute the next step
+    // now, before it is asked (run-ahead.ts): either way every rank picks.
+    const burst = oneStage ? burstSteps(requests, message.pool) : 0;
+    const goesAhead = burst === 0 && oneStage && canRunAhead(requests, message.pool);
     let ran: { rows: PickedRows | undefined; times: StepBreakdown } | undefined = this.takeAhead(message, requests);
     const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
     if (!ran) {
-      clock.begin();
-      try {
-        const rows = await runner.stepPicked(message.pool, requests, goesAhead);
-        ran = { rows, times: clock.end() };
-      } catch (error) {
-        await this.fail(message.generation, message.id, error);
-        return;
-      }
-      // A step answered from one computed ahead has its span already (the computation's, in runAhead).
-      this.recordStep(message, startedEpoch, tokens, ran.times);
+      ran = await this.computeStep(message, startedEpoch, requests, goesAhead || burst > 0);
+      if (!ran) return;
     }
-    const { rows, times } = ran;
+    const rows = ran.rows;
+    const times = { ...ran.times };
     let replied: Promise<void> | undefined;
     (tokens === requests.length ? this.decode : this.other).add(times, tokens);
+    const following: Int32Array[] = [];
+    for (let step = 1; rows && step <= burst; step++) {
+      const later = await this.computeStep(message, epochMicros(), burstRequests(requests, step, following[step - 2] ?? rows.ids), true, step);
+      if (!later?.rows) return;
+      following.push(later.rows.ids);
+      this.decode.add(later.times, requests.length);
+      addTimes(times, later.times);
+    }
     if (rows && runner.reports) {
       const { computeMs, waitMs, transferMs, eventLoopMs } = times;
       // Only the unpicked rows travel as logits; ids go when any row was picked.
       const ids = rows.ids.some((id) => id >= 0) ? { ids: Array.from(rows.ids) } : {};
-      replied = this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids }, floatBytes(rows.logits));
+      const later = following.length > 0 ? { burst: following.flatMap((step) => Array.from(step)) } : {};
+      replied = this.send({ type: 'logits', generation: message.generation, id: message.id, computeMs, waitMs, transferMs, eventLoopMs, ...ids, ...later }, floatBytes(rows.logits));
       // Awaited below; handled now, so a failed send during the next step is not an unhandled rejection.
       replied.catch(() => undefined);
     }
@@ -223,6 +229,26 @@ export class RankSession {
     if (goesAhead && rows) await this.runAhead(message, requests, rows);
     await replied;
     await this.sendSpans();
+  }
+
+  /**
+   * Computes one step of `message` (traced as a step; `burstStep`: the later step of a burst it is); undefined
+   * when it failed, which fails the message's step and generation.
+   */
+  private async computeStep(message: StepMessage, startedEpoch: number, requests: readonly StepRequest[], everywhere: boolean, burstStep = 0): Promise<{ rows: PickedRows | undefined; times: StepBreakdown } | undefined> {
+    const { runner, clock } = this;
+    if (!runner || !clock || this.broken || message.generation !== this.generation) return undefined;
+    clock.begin();
+    let ran;
+    try {
+      ran = { rows: await runner.stepPicked(message.pool, requests, everywhere), times: clock.end() };
+    } catch (error) {
+      await this.fail(message.generation, message.id, error);
+      return undefined;
+    }
+    // A step answered from one computed ahead has its span already (the computation's, in runAhead).
+    this.recordStep(message, startedEpoch, requests.reduce((sum, request) => sum + request.ids.length, 0), ran.times, false, burstStep);
+    return ran;
   }
 
   /** A KV export's rows, after the steps before it: this rank's layers and heads, or a refusal of a run outside its pool. */
@@ -295,10 +321,11 @@ export class RankSession {
     await this.send({ type: 'trace', events: spans.splice(0) });
   }
 
-  private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown, ahead = false): void {
+  /** A step's span: `ahead`, computed before it was asked (run-ahead.ts); `burstStep`, the later step of a burst it is (decode-burst.ts). */
+  private recordStep(message: StepMessage, startedEpoch: number, tokens: number, times: StepBreakdown, ahead = false, burstStep = 0): void {
     const spans = this.transport?.spans;
     if (!spans) return;
-    const args = { tokens, sequences: message.segments.length, generation: message.generation, ...rounded(times), ...(ahead ? { ahead: 1 } : {}) };
+    const args = { tokens, sequences: message.segments.length, generation: message.generation, ...rounded(times), ...(ahead ? { ahead: 1 } : {}), ...(burstStep > 0 ? { burst: burstStep } : {}) };
     spans.push({ name: 'step', ph: 'X', ts: startedEpoch, dur: epochMicros() - startedEpoch, pid: this.rank, tid: TRACE_THREADS.compute, args });
     if (this.expertLoad) spans.push(...expertCounters(this.expertLoad, this.rank, startedEpoch));
   }
@@ -380,4 +407,13 @@ function expertCounters(load: ExpertLoad, rank: number, ts: number): TraceEvent[
     events.push({ name: `layer ${layer} expert tokens`, ph: 'C', ts, pid: rank, args });
   });
   return events;
+}
+
+/** Adds `more` into `into` (a burst's reply carries the time of all its steps). */
+function addTimes(into: StepBreakdown, more: StepBreakdown): void {
+  into.stepMs += more.stepMs;
+  into.computeMs += more.computeMs;
+  into.waitMs += more.waitMs;
+  into.transferMs += more.transferMs;
+  into.eventLoopMs += more.eventLoopMs;
 }

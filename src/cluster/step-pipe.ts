@@ -28,6 +28,8 @@ export interface StepRows {
   vocabSize: number;
   /** Bytes of the logits the reporting rank must send back (its frame is checked against this). */
   logitBytes: number;
+  /** Steps after the first whose ids the reply carries (a burst, decode-burst.ts), 0 for none. */
+  burst: number;
 }
 
 interface Pending {
@@ -105,15 +107,19 @@ export class StepPipe {
   }
 }
 
-/** The rows a step returns, in request order: every position for 'all', the last for 'last' (picked when the request has a pick). */
-export function stepRows(requests: readonly StepRequest[], vocabSize: number): StepRows {
+/**
+ * The rows a step returns, in request order: every position for 'all', the
+ * last for 'last' (picked when the request has a pick); `burst`: the later
+ * steps whose ids come too (decode-burst.ts burstSteps).
+ */
+export function stepRows(requests: readonly StepRequest[], vocabSize: number, burst = 0): StepRows {
   const picked: number[] = [];
   for (const request of requests) {
     if (request.rows === 'all') for (let i = 0; i < request.ids.length; i++) picked.push(0);
     else if (request.rows === 'last' && request.ids.length > 0) picked.push(request.pick ? 1 : 0);
   }
   const logitRows = picked.length - picked.reduce((sum, flag) => sum + flag, 0);
-  return { picked: Uint8Array.from(picked), vocabSize, logitBytes: logitRows * vocabSize * 4 };
+  return { picked: Uint8Array.from(picked), vocabSize, logitBytes: logitRows * vocabSize * 4, burst };
 }
 
 /**
@@ -132,6 +138,14 @@ export function checkBody({ message, body }: Envelope, pipe: StepPipe): TesseraE
   if (!picks && ids.length === 0) return undefined;
   if (ids.length !== rows.picked.length) return new TesseraError('TESSERA_ERR_PROTOCOL', `step ${message.id} came back with ${ids.length} ids for its ${rows.picked.length} rows`);
   const bad = ids.findIndex((id, row) => (rows.picked[row] === 1 ? !(id >= 0 && id < rows.vocabSize) : id !== -1));
-  if (bad < 0) return undefined;
+  if (bad < 0) return checkBurst(message.id, message.burst ?? [], rows);
   return new TesseraError('TESSERA_ERR_PROTOCOL', `step ${message.id}'s row ${bad} came back as id ${ids[bad]}; the step expects ${rows.picked[bad] === 1 ? `an id in [0, ${rows.vocabSize})` : '-1 (its logits)'}`);
+}
+
+/** A burst's ids: one per row for each later step the step asked for, each in the vocabulary. */
+function checkBurst(id: number, burst: readonly number[], rows: StepRows): TesseraError | undefined {
+  const expected = rows.burst * rows.picked.length;
+  if (burst.length !== expected) return new TesseraError('TESSERA_ERR_PROTOCOL', `step ${id} came back with ${burst.length} burst ids; its ${rows.burst} later steps of ${rows.picked.length} rows take ${expected}`);
+  const bad = burst.findIndex((picked) => picked >= rows.vocabSize);
+  return bad < 0 ? undefined : new TesseraError('TESSERA_ERR_PROTOCOL', `step ${id}'s burst id ${burst[bad]} is outside the vocabulary [0, ${rows.vocabSize})`);
 }

@@ -51,6 +51,13 @@ export interface ModelRunner {
   readonly pipelineGroups?: number;
   /** Whether the runner computes a decode step ahead of being asked (src/cluster/run-ahead.ts): the core then reserves each sequence's next block a token early. */
   readonly runsAhead?: boolean;
+  /**
+   * Decode steps the runner computes per forward when every row is picked
+   * (a one-stage mesh's bursts, src/cluster/decode-burst.ts; default 1): the
+   * core sends the later positions' uniforms with the picks and reserves
+   * their blocks; the runner answers the following steps itself.
+   */
+  readonly decodeBurst?: number;
 }
 
 export interface EngineCoreOptions {
@@ -136,7 +143,8 @@ export class EngineCore {
       throw new TesseraError('TESSERA_ERR_INVALID_ARGUMENT', `the KV cache holds only ${numBlocks * blockSize} tokens; raise --kv-cache-mib`);
     }
     this.runsAhead = runner.runsAhead === true;
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead: this.runsAhead, shortestPromptFirst: options.shortestPromptFirst });
+    const blockAhead = Math.max(this.runsAhead ? 1 : 0, burstOf(runner) - 1);
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: options.maxNumSeqs, maxBatchTokens: options.maxBatchTokens, blockAhead, shortestPromptFirst: options.shortestPromptFirst });
     this.eos = new Set(config.eosTokenIds);
     this.grammars = new TokenGrammarCache(tokenizer, config.vocabSize);
   }
@@ -302,11 +310,16 @@ export class EngineCore {
    */
   private async forward(batch: Batch, chunks: readonly ScheduledChunk[]): Promise<PickedRows> {
     if (!this.runner.forwardPicked) return unpicked(await this.runner.forwardBatch(batch), this.config.vocabSize);
-    // A runner that computes the next decode step before it is asked (run-ahead.ts) is told to when no sequence waits to join and each has a token to go after this one.
-    const steady = this.runsAhead && this.scheduler.waiting.length === 0;
-    const picks = chunks.map(({ sequence, count }) =>
-      sequence.numComputed + count === sequence.tokens.length ? pickFor(sequence.request, sequence.tokens.length, steady && sequence.generatedCount + 1 < sequence.request.maxTokens) : undefined,
-    );
+    // A runner that computes decode steps before it is asked (a burst, decode-burst.ts, or running ahead, run-ahead.ts)
+    // is told to when no sequence waits to join, for the tokens each sequence has to go after this one.
+    const steady = this.scheduler.waiting.length === 0;
+    const burst = steady ? burstOf(this.runner) - 1 : 0;
+    const picks = chunks.map(({ sequence, count }) => {
+      if (sequence.numComputed + count !== sequence.tokens.length) return undefined;
+      const position = sequence.tokens.length;
+      const later = Math.min(sequence.request.maxTokens - sequence.generatedCount - 1, this.maxModelLen - position);
+      return pickFor(sequence.request, position, burst === 0 && steady && this.runsAhead && later > 0, Math.max(0, Math.min(burst, later)));
+    });
     return this.runner.forwardPicked(batch, picks);
   }
 
@@ -406,6 +419,11 @@ export class EngineCore {
     const tokens = this.runner.expertLoad?.snapshot().tokens;
     return tokens?.some((row) => row.length > 0) ? tokens : undefined;
   }
+}
+
+/** Decode steps per forward the runner computes (1 unless it makes bursts). */
+function burstOf(runner: ModelRunner): number {
+  return Math.max(1, Math.floor(runner.decodeBurst ?? 1));
 }
 
 function tokenLogprob(logits: Float32Array, id: number, k: number): TokenLogprob {

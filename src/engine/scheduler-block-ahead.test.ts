@@ -31,7 +31,7 @@ function computed(chunks: ReturnType<Scheduler['schedule']>): void {
 }
 
 /** A prompt of `promptLength` tokens prefilled, then one decode step (which writes position promptLength). */
-function blocksAfterDecode(blockAhead: boolean, numBlocks: number, promptLength: number): { blocks: number; free: number; decoded: boolean } {
+function blocksAfterDecode(blockAhead: number, numBlocks: number, promptLength: number): { blocks: number; free: number; decoded: boolean } {
   const manager = new BlockManager(config, numBlocks, 4);
   const scheduler = new Scheduler(manager, { maxNumSeqs: 4, maxBatchTokens: 64, blockAhead });
   const sequence = sequenceOf(1, promptLength);
@@ -44,17 +44,26 @@ function blocksAfterDecode(blockAhead: boolean, numBlocks: number, promptLength:
 
 test('blockAhead reserves the next token\'s block with a decode step, only from free blocks', () => {
   // The decode step writes position 7 (the second block of 4); the token after, position 8, needs a third.
-  assert.deepEqual(blocksAfterDecode(false, 4, 7), { blocks: 2, free: 2, decoded: true });
-  assert.deepEqual(blocksAfterDecode(true, 4, 7), { blocks: 3, free: 1, decoded: true });
+  assert.deepEqual(blocksAfterDecode(0, 4, 7), { blocks: 2, free: 2, decoded: true });
+  assert.deepEqual(blocksAfterDecode(1, 4, 7), { blocks: 3, free: 1, decoded: true });
   // No free block for it: the step still runs, without it.
-  assert.deepEqual(blocksAfterDecode(true, 2, 7), { blocks: 2, free: 0, decoded: true });
+  assert.deepEqual(blocksAfterDecode(1, 2, 7), { blocks: 2, free: 0, decoded: true });
   // Inside a block the next token needs nothing new.
-  assert.deepEqual(blocksAfterDecode(true, 4, 5), { blocks: 2, free: 2, decoded: true });
+  assert.deepEqual(blocksAfterDecode(1, 4, 5), { blocks: 2, free: 2, decoded: true });
+});
+
+test('blockAhead of a burst reserves the blocks of every later step, or none when the free blocks do not cover them', () => {
+  // Position 7 and seven more (8..14): blocks 2 and 3 of 4 tokens after the two the step holds.
+  assert.deepEqual(blocksAfterDecode(7, 6, 7), { blocks: 4, free: 2, decoded: true });
+  // Position 5 and two more (6, 7): still the second block.
+  assert.deepEqual(blocksAfterDecode(2, 6, 5), { blocks: 2, free: 4, decoded: true });
+  // One block free where the burst needs two: the step runs with what it writes.
+  assert.deepEqual(blocksAfterDecode(7, 3, 7), { blocks: 2, free: 1, decoded: true });
 });
 
 test('blockAhead never preempts: with one block left, the second sequence\'s decode gets it, not the first\'s look-ahead', () => {
   const manager = new BlockManager(config, 5, 4);
-  const scheduler = new Scheduler(manager, { maxNumSeqs: 4, maxBatchTokens: 64, blockAhead: true });
+  const scheduler = new Scheduler(manager, { maxNumSeqs: 4, maxBatchTokens: 64, blockAhead: 1 });
   const first = sequenceOf(1, 7);
   const second = sequenceOf(2, 8);
   scheduler.add(first);

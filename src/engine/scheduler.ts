@@ -18,13 +18,14 @@ export interface SchedulerLimits {
   /** Tokens per step, decode and prefill together. */
   maxBatchTokens: number;
   /**
-   * A sequence's decode step also gets the block of the token after the one
-   * it writes, when one is free once every chunk and admission has its own
-   * (never by preempting): a runner that computes the next decode step ahead
-   * needs that position in the block table (src/cluster/run-ahead.ts).
-   * Default false.
+   * A sequence's decode step also gets the blocks of this many tokens after
+   * the one it writes, when they are free once every chunk and admission has
+   * its own (never by preempting): a runner that computes the next decode
+   * step ahead (src/cluster/run-ahead.ts: 1), or a burst of steps
+   * (src/cluster/decode-burst.ts: the burst's later steps), needs those
+   * positions in the block table. Default 0.
    */
-  blockAhead?: boolean;
+  blockAhead?: number;
   /**
    * Prompts go in order of the tokens they have left to prefill, waiting
    * ones included (shortest first; decode rows, one token each, first of
@@ -105,7 +106,8 @@ export class Scheduler {
   /** Last, from what every chunk's own tokens and the admissions left: a look-ahead block never costs a sequence its place. */
   private withBlockAhead(chunks: ScheduledChunk[]): ScheduledChunk[] {
     // (reserve allocates nothing when the free blocks do not cover it.)
-    if (this.limits.blockAhead) for (const { sequence, count } of chunks) if (count === 1 && sequence.pendingCount === 1) this.reserve(sequence, sequence.numComputed + 2);
+    const ahead = this.limits.blockAhead ?? 0;
+    if (ahead > 0) for (const { sequence, count } of chunks) if (count === 1 && sequence.pendingCount === 1) this.reserve(sequence, sequence.numComputed + 1 + ahead);
     return chunks;
   }
 

@@ -27,6 +27,13 @@ export interface TokenPick extends PickParams {
    * step before it is asked (src/cluster/run-ahead.ts).
    */
   next?: number;
+  /**
+   * The uniforms of the positions after this one, when the driver asks a
+   * one-stage mesh for a burst: the ranks compute those steps too, each fed
+   * the id picked before it, and reply once with every step's ids
+   * (src/cluster/decode-burst.ts). Empty or absent: this step only.
+   */
+  burst?: number[];
 }
 
 /** A forward pass's logit rows, each picked (an id) or not (its logits). */
@@ -35,19 +42,27 @@ export interface PickedRows {
   ids: Int32Array;
   /** [rows whose id is -1, vocabSize], in row order. */
   logits: Float32Array;
+  /**
+   * A burst's later steps (every row picked): following[j][row] is the id
+   * picked at step j + 1, fed the id of step j. Absent for one step.
+   */
+  following?: Int32Array[];
 }
 
 /**
  * The pick of a sequence's next token (at `position`), or undefined when it
  * needs the whole row at the driver. `ahead`: the driver expects to ask for
  * the token after it too (the pick then carries that position's uniform).
+ * `burst`: the steps after this one the ranks compute in the same round
+ * trip (the pick carries their positions' uniforms).
  */
-export function pickFor(request: SequenceRequest, position: number, ahead = false): TokenPick | undefined {
+export function pickFor(request: SequenceRequest, position: number, ahead = false, burst = 0): TokenPick | undefined {
   if (request.logprobs !== undefined || request.constraint !== undefined || (request.logitBias?.length ?? 0) > 0 || hasPenalties(request.sampling)) return undefined;
   const { temperature, topK, topP, minP, seed } = request.sampling;
   const draw = (at: number): number => (temperature === 0 ? 0 : uniform(seed, at));
   // A top-k at or past the vocabulary keeps every id, so any value past int32 (a step's bound) picks the same.
-  return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: draw(position), ...(ahead ? { next: draw(position + 1) } : {}) };
+  const following = burst > 0 ? { burst: Array.from({ length: burst }, (_, i) => draw(position + 1 + i)) } : {};
+  return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: draw(position), ...(ahead ? { next: draw(position + 1) } : {}), ...following };
 }
 
 /** Every row as logits: what a runner that picks nothing returns. logits: [rows, vocabSize]. */
