@@ -210,7 +210,9 @@ export class RankSession {
     const following: Int32Array[] = [];
     for (let step = 1; rows && step <= burst; step++) {
       const later = await this.computeStep(message, epochMicros(), burstRequests(requests, step, following[step - 2] ?? rows.ids), true, step);
-      if (!later?.rows) return;
+      if (!later) return;
+      // Every rank of a one-stage mesh picks (everywhere): no rows would be a broken burst, which the driver refuses as such.
+      if (!later.rows) break;
       following.push(later.rows.ids);
       this.decode.add(later.times, requests.length);
       addTimes(times, later.times);
