@@ -3,10 +3,10 @@
 // (issue 13):
 //
 //   one sequence, `tessera run --json --ignore-eos`:
-//     1 process × T threads        vs  tp 2 × T/2 threads (--transport auto = shm; run's default bursts of 8 decode
-//                                      steps per round trip, src/cluster/decode-burst.ts)
-//                                      and the same one step per round trip (--decode-burst 1)
-//                                      and that running ahead (TESSERA_RUN_AHEAD=1; the default only
+//     1 process × T threads        vs  tp 2 × T/2 threads (--transport auto = shm)
+//                                      and the same with bursts of 8 decode steps per round trip
+//                                      (--decode-burst 8, src/cluster/decode-burst.ts)
+//                                      and the same running ahead (TESSERA_RUN_AHEAD=1; the default only
 //                                      where the forked ranks leave cores free)
 //                                      and the same with a fixed split of the feed-forward (TESSERA_TP_SHARE=0)
 //     (with --all: also tp 2 over tcp, tp 2 with logits sampled on the driver
@@ -85,13 +85,12 @@ const run = ['run', '--model', values.model, '--prompt-ids', '1,450,4996', '--ma
 const mesh = (tp, pp, transport) => ['--tp', String(tp), '--pp', String(pp), '--rank-backend', 'native', '--rank-threads', String(half), '--transport', transport];
 const single = [
   { name: `1 process x ${threads} threads`, args: [...run, '--backend', 'native', '--threads', String(threads)] },
-  // run's default: up to 8 decode steps per round trip to the driver (src/cluster/decode-burst.ts).
   { name: `tp 2 x ${half} threads (shm)`, args: [...run, ...mesh(2, 1, 'auto')] },
-  // One decode step per round trip: what the bursts buy.
-  { name: `tp 2 x ${half} threads (shm), one step per round trip`, args: [...run, ...mesh(2, 1, 'auto'), '--decode-burst', '1'] },
-  // One step per round trip, the ranks computing each next step ahead even where they fill the cores
-  // (src/cluster/run-ahead.ts runAheadWanted): the other side of that default (on a machine with cores to spare it is the default itself).
-  { name: `tp 2 x ${half} threads (shm), running ahead`, args: [...run, ...mesh(2, 1, 'auto'), '--decode-burst', '1'], env: { TESSERA_RUN_AHEAD: '1' } },
+  // Up to 8 decode steps per round trip to the driver (src/cluster/decode-burst.ts): what the driver's turnaround costs.
+  { name: `tp 2 x ${half} threads (shm), bursts of 8`, args: [...run, ...mesh(2, 1, 'auto'), '--decode-burst', '8'] },
+  // The ranks compute each next step ahead even where they fill the cores (src/cluster/run-ahead.ts runAheadWanted):
+  // the other side of that default (on a machine with cores to spare it is the default itself).
+  { name: `tp 2 x ${half} threads (shm), running ahead`, args: [...run, ...mesh(2, 1, 'auto')], env: { TESSERA_RUN_AHEAD: '1' } },
   // The feed-forward's rows split at a fixed point instead of shared as the ranks go (shared-feed-forward.ts): what sharing buys.
   { name: `tp 2 x ${half} threads (shm), fixed split`, args: [...run, ...mesh(2, 1, 'auto')], env: { TESSERA_TP_SHARE: '0' } },
   ...(values.all
@@ -159,7 +158,7 @@ function runRound(round) {
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 const ratios = (name, base, key) => rounds.map((round) => round.rows[name][key] / round.rows[base][key]);
 const tpRatios = ratios(single[1].name, single[0].name, 'tokensPerSecond');
-const tpOneStepRatios = ratios(single[2].name, single[0].name, 'tokensPerSecond');
+const tpBurstRatios = ratios(single[2].name, single[0].name, 'tokensPerSecond');
 const tpAheadRatios = ratios(single[3].name, single[0].name, 'tokensPerSecond');
 const tpFixedRatios = ratios(single[4].name, single[0].name, 'tokensPerSecond');
 const ppRatios = ratios(batched[1].name, batched[0].name, 'decodeTokensPerSecond');
@@ -167,14 +166,14 @@ const ppOneGroupRatios = ratios(batched[2].name, batched[0].name, 'decodeTokensP
 // A run's ratio is the median of its rounds' (each round runs both sides back to back).
 const summary = {
   tp2OverOneProcess: { perRound: tpRatios, median: median(tpRatios), floor, holds: median(tpRatios) >= floor },
-  tp2OneStepPerRoundTripOverOneProcess: { perRound: tpOneStepRatios, median: median(tpOneStepRatios) },
+  tp2BurstsOverOneProcess: { perRound: tpBurstRatios, median: median(tpBurstRatios) },
   tp2RunningAheadOverOneProcess: { perRound: tpAheadRatios, median: median(tpAheadRatios) },
   tp2FixedSplitOverOneProcess: { perRound: tpFixedRatios, median: median(tpFixedRatios) },
   pp2OverOneProcessWithSequences: { sequences, perRound: ppRatios, median: median(ppRatios), floor: 1.0, holds: median(ppRatios) >= 1.0 },
   pp2OneGroupInFlightOverOneProcess: { sequences, perRound: ppOneGroupRatios, median: median(ppOneGroupRatios) },
 };
 console.log(`tp 2 / 1 process: median ${median(tpRatios).toFixed(3)}, per round ${tpRatios.map((r) => r.toFixed(3)).join(', ')} (floor ${floor})`);
-console.log(`tp 2 one step per round trip / 1 process: median ${median(tpOneStepRatios).toFixed(3)}, per round ${tpOneStepRatios.map((r) => r.toFixed(3)).join(', ')}`);
+console.log(`tp 2 with bursts of 8 / 1 process: median ${median(tpBurstRatios).toFixed(3)}, per round ${tpBurstRatios.map((r) => r.toFixed(3)).join(', ')}`);
 console.log(`tp 2 running ahead / 1 process: median ${median(tpAheadRatios).toFixed(3)}, per round ${tpAheadRatios.map((r) => r.toFixed(3)).join(', ')}`);
 console.log(`tp 2 with a fixed split / 1 process: median ${median(tpFixedRatios).toFixed(3)}, per round ${tpFixedRatios.map((r) => r.toFixed(3)).join(', ')}`);
 console.log(`pp 2 / 1 process with ${sequences} sequences: median ${median(ppRatios).toFixed(3)}, per round ${ppRatios.map((r) => r.toFixed(3)).join(', ')} (floor 1.0)`);

@@ -39,13 +39,7 @@ export interface ParallelOptions {
   decodeBurst?: number;
 }
 
-/**
- * The parallel flags. `decodeBurst`: the command's default for
- * --decode-burst (`run`, whose one sequence nothing joins, takes bursts; a
- * server's default of 1 streams every token as it comes and lets requests
- * join at every step).
- */
-export function addParallelOptions(command: Command, defaults: { decodeBurst: number } = { decodeBurst: 1 }): Command {
+export function addParallelOptions(command: Command): Command {
   return command
     .option('--tp <n>', 'tensor-parallel degree (ranks per stage)', numberOption('--tp', 1, 1024, true), 1)
     .option('--pp <n>', 'pipeline-parallel degree (stages)', numberOption('--pp', 1, 1024, true), 1)
@@ -62,7 +56,7 @@ export function addParallelOptions(command: Command, defaults: { decodeBurst: nu
       '--decode-burst <n>',
       'decode steps a one-stage mesh (--tp, no --pp) computes per round trip to the driver when every token is picked on the ranks (no penalties, logit bias, grammar or logprobs): tokens come N at a time',
       numberOption('--decode-burst', 1, MAX_BURST + 1, true),
-      defaults.decodeBurst,
+      1,
     )
     .option(
       '--trace <file>',

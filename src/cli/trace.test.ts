@@ -132,7 +132,8 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside t
   const args = ['run', '--model', model, '--prompt-ids', '1,403,407', '--max-tokens', '4', '--json'];
   const plain = tessera(...args);
   const trace = join(scratch, 'tp2.json');
-  const mesh = tessera(...args, '--tp', '2', '--transport', 'unix', '--trace', trace);
+  // Bursts of 3: the last two decode steps ride in the first one's message (decode-burst.ts).
+  const mesh = tessera(...args, '--tp', '2', '--transport', 'unix', '--trace', trace, '--decode-burst', '3');
   assert.equal(plain.status, 0, plain.stderr);
   assert.equal(mesh.status, 0, mesh.stderr);
   assert.deepEqual(generated(mesh.stdout).ids, generated(plain.stdout).ids);
@@ -156,8 +157,8 @@ test('run --tp 2 --trace: both ranks carry op spans inside their steps, beside t
       assert.ok(events.some((event) => event.pid === rank && event.name === 'receive (wait)'), `rank ${rank} receives`);
     }
   }
-  // The coordinator's own time: a send and a wait per step message (every rank step but a burst's later ones has one:
-  // run computes up to 8 decode steps per message, decode-burst.ts), and the engine's work between steps.
+  // The coordinator's own time: a send and a wait per step message (every rank step but a burst's later ones has one),
+  // and the engine's work between steps.
   const driver = events.filter((event) => event.cat === 'driver');
   const rankSteps = events.filter((event) => event.pid === 0 && event.name === 'step' && event.args?.burst === undefined).length;
   assert.equal(events.filter((event) => event.pid === 0 && event.name === 'step' && event.args?.burst !== undefined).length, 2, 'the decode steps after the first, computed in its burst');

@@ -26,7 +26,7 @@ interface RunOptions extends ModelOptions, ParallelOptions {
 }
 
 export function registerRunCommand(program: Command): void {
-  addParallelOptions(addComputeOptions(addModelOptions(program.command('run').description('generate text from a prompt'))), { decodeBurst: 8 })
+  addParallelOptions(addComputeOptions(addModelOptions(program.command('run').description('generate text from a prompt'))))
     .option('--prompt <text>', 'prompt text (default: start from BOS)')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids')
     .option('--max-tokens <n>', 'tokens to generate', numberOption('--max-tokens', 1, 1e9, true), 128)
