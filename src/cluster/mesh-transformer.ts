@@ -111,7 +111,8 @@ export class MeshTransformer extends Transformer {
           await this.replay(batch, generation);
         }
         this.kvGeneration = generation;
-        const stashed = this.stash.take(generation, batch, picks);
+        // A KV export reads back what each step wrote, so its steps go to the ranks.
+        const stashed = this.kvTap?.active ? undefined : this.stash.take(generation, batch, picks);
         if (stashed) {
           this.record(batch);
           return stashed;

@@ -199,6 +199,7 @@ export class RankSession {
     const goesAhead = burst === 0 && oneStage && canRunAhead(requests, message.pool);
     let ran: { rows: PickedRows | undefined; times: StepBreakdown } | undefined = this.takeAhead(message, requests);
     const tokens = requests.reduce((sum, request) => sum + request.ids.length, 0);
+    // A step answered from one computed ahead has its span already (the computation's, in runAhead).
     if (!ran) {
       ran = await this.computeStep(message, startedEpoch, requests, goesAhead || burst > 0);
       if (!ran) return;
@@ -248,7 +249,6 @@ export class RankSession {
       await this.fail(message.generation, message.id, error);
       return undefined;
     }
-    // A step answered from one computed ahead has its span already (the computation's, in runAhead).
     this.recordStep(message, startedEpoch, requests.reduce((sum, request) => sum + request.ids.length, 0), ran.times, false, burstStep);
     return ran;
   }
