@@ -255,7 +255,6 @@ export class MeshCoordinator {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconcileTimer);
-    this.joins?.close();
     // Whatever waits on the mesh (steps, a rollout) ends now.
     const closed = new TesseraError('TESSERA_ERR_RANK_LOST', 'the mesh was closed');
     this.traffic.failGeneration(Number.MAX_SAFE_INTEGER, closed);
@@ -266,6 +265,10 @@ export class MeshCoordinator {
     await Promise.all([...this.links.values()].map((link) => link.send({ type: 'shutdown' }).catch(() => undefined)));
     // Ranks send their step times (and spans, when tracing) before they hang up; a busy machine may take a while, so wait for them before ending any.
     await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(resolve, this.options.trace ? 20_000 : 5_000).unref())]);
+    // Only now: a rank whose heartbeat thread was still connecting (a run of one step ends within ~100 ms of its plan)
+    // found the listener closed, took the coordinator for lost and quit without its stats and spans. Joins are refused
+    // meanwhile (closing).
+    this.joins?.close();
     await Promise.all(this.children.map((child) => exited(child)));
     this.trace.write();
     this.membership.stop();

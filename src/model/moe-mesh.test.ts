@@ -60,9 +60,7 @@ test("--trace of an --ep run carries each rank's expert token counters", (t) => 
   if (!path) return;
   const trace = join(mkdtempSync(join(tmpdir(), 'tessera-moe-trace-')), 'trace.json');
   const prompt = [28, 28, 10, 13, 27];
-  // A generous heartbeat timeout, as the other mesh tests take: under a loaded CI machine a late beat re-shards the mesh, and the
-  // re-planned ranks' counters are not the two ranks' this test counts (seen once: rank 1's counters only).
-  const result = tessera('run', '--model', path, '--prompt-ids', prompt.join(','), '--max-tokens', '1', '--json', '--ep', '2', '--transport', 'unix', '--trace', trace, '--heartbeat-timeout-ms', '15000');
+  const result = tessera('run', '--model', path, '--prompt-ids', prompt.join(','), '--max-tokens', '1', '--json', '--ep', '2', '--transport', 'unix', '--trace', trace);
   assert.equal(result.status, 0, result.stderr);
   const events = (JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: { name: string; ph: string; pid: number; args?: Record<string, number> }[] }).traceEvents;
   const counters = events.filter((event) => event.ph === 'C' && event.name === 'layer 0 expert tokens');
