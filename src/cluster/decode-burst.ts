@@ -20,8 +20,9 @@
  */
 import type { SequenceKv } from '../model/batch.js';
 import type { Batch } from '../model/batch.js';
-import type { PickedRows, TokenPick } from '../engine/token-pick.js';
+import { samePick, type PickedRows, type TokenPick } from '../engine/token-pick.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
+import { laterRequests, startsWithBlocks } from './run-ahead.js';
 
 /** The most steps after the first that one burst computes (what a step message's schema admits). */
 export const MAX_BURST = 64;
@@ -44,16 +45,7 @@ export function burstSteps(requests: readonly StepRequest[], layout: KvLayout): 
 
 /** Step `step` (1-based) of a burst: each segment `step` positions on, fed `ids[s]`, picked with that position's uniform. */
 export function burstRequests(requests: readonly StepRequest[], step: number, ids: Int32Array): StepRequest[] {
-  return requests.map((request, s) => {
-    const { burst, next: _next, ...pick } = request.pick!;
-    return {
-      blockTable: request.blockTable,
-      ids: Int32Array.of(ids[s]),
-      positions: Int32Array.of(request.positions[0] + step),
-      rows: 'last',
-      pick: { ...pick, u: burst![step - 1] },
-    };
-  });
+  return laterRequests(requests, step, ids, (pick) => pick.burst![step - 1]);
 }
 
 /** One later step of a burst for one sequence, as the driver's engine core will ask for it. */
@@ -86,10 +78,10 @@ export class BurstStash {
       const pick = picks[s];
       if (!pick?.burst || following.length === 0) return;
       const blockTable = Int32Array.from(segment.kv.blockTable);
+      const { burst, next: _next, ...params } = pick;
       const entries: BurstEntry[] = [];
       for (let j = 0; j < following.length; j++) {
         const input = j === 0 ? rows.ids[s] : following[j - 1][s];
-        const { burst, next: _next, ...params } = pick;
         entries.push({ generation, blockTable, position: segment.positions[0] + 1 + j, input, pick: { ...params, u: burst[j] }, picked: following[j][s] });
       }
       this.entries.set(segment.kv, entries);
@@ -103,7 +95,7 @@ export class BurstStash {
       const entry = this.entries.get(segment.kv)?.[0];
       if (!entry || entry.generation !== generation || segment.logits !== 'last' || segment.positions.length !== 1) return false;
       ids[s] = entry.picked;
-      return entry.position === segment.positions[0] && entry.input === batch.ids[segment.start] && samePick(entry.pick, picks[s]) && startsWith(segment.kv.blockTable, entry.blockTable);
+      return entry.position === segment.positions[0] && entry.input === batch.ids[segment.start] && samePick(entry.pick, picks[s]) && startsWithBlocks(segment.kv.blockTable, entry.blockTable);
     });
     for (const segment of batch.segments) {
       if (found) this.entries.get(segment.kv)?.shift();
@@ -111,16 +103,4 @@ export class BurstStash {
     }
     return found ? { ids, logits: new Float32Array(0) } : undefined;
   }
-}
-
-/** The same pick: the same sampling parameters and uniform (a later burst's uniforms aside). */
-function samePick(a: TokenPick, b: TokenPick | undefined): boolean {
-  return b !== undefined && a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP && a.u === b.u;
-}
-
-/** Whether `table` begins with every block of `prefix`. */
-function startsWith(table: Int32Array, prefix: Int32Array): boolean {
-  if (table.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (table[i] !== prefix[i]) return false;
-  return true;
 }

@@ -21,7 +21,7 @@
  * reads them.
  */
 import type { StepBreakdown } from '../parallel/step-clock.js';
-import type { PickedRows } from '../engine/token-pick.js';
+import { samePick, type PickedRows, type TokenPick } from '../engine/token-pick.js';
 import type { KvLayout, StepRequest } from './rank-runner.js';
 
 /** A step a rank computed before it was asked for. */
@@ -72,16 +72,32 @@ export function canRunAhead(requests: readonly StepRequest[], layout: KvLayout):
 
 /** The step after `requests`: each segment one position on, fed the id picked for it (ids: [segments]). */
 export function nextRequests(requests: readonly StepRequest[], ids: Int32Array): StepRequest[] {
+  return laterRequests(requests, 1, ids, (pick) => pick.next!);
+}
+
+/**
+ * The step `offset` positions after `requests` (one-token decodes, each
+ * picked): each segment fed ids[s] and picked with `uniform(its pick)`, the
+ * uniform of that position; the pick says nothing of later positions.
+ */
+export function laterRequests(requests: readonly StepRequest[], offset: number, ids: Int32Array, uniform: (pick: TokenPick) => number): StepRequest[] {
   return requests.map((request, s) => {
-    const { next, ...pick } = request.pick!;
+    const { next: _next, burst: _burst, ...pick } = request.pick!;
     return {
       blockTable: request.blockTable,
       ids: Int32Array.of(ids[s]),
-      positions: Int32Array.of(request.positions[0] + 1),
+      positions: Int32Array.of(request.positions[0] + offset),
       rows: 'last',
-      pick: { ...pick, u: next! },
+      pick: { ...pick, u: uniform(request.pick!) },
     };
   });
+}
+
+/** Whether `table` begins with every block of `prefix` (a sequence's block table only grows while it runs). */
+export function startsWithBlocks(table: Int32Array, prefix: Int32Array): boolean {
+  if (table.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (table[i] !== prefix[i]) return false;
+  return true;
 }
 
 /**
@@ -110,8 +126,5 @@ export function rowsInOrder(rows: PickedRows, order: readonly number[]): PickedR
 /** Whether two segments compute the same row: same blocks up to the ahead one's, position, id and pick (its next uniform aside). */
 function sameRow(ahead: StepRequest, request: StepRequest): boolean {
   if (request.rows !== 'last' || request.ids.length !== 1 || request.ids[0] !== ahead.ids[0] || request.positions[0] !== ahead.positions[0]) return false;
-  if (request.blockTable.length < ahead.blockTable.length) return false;
-  for (let i = 0; i < ahead.blockTable.length; i++) if (request.blockTable[i] !== ahead.blockTable[i]) return false;
-  const [a, b] = [ahead.pick, request.pick];
-  return a !== undefined && b !== undefined && a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP && a.u === b.u;
+  return startsWithBlocks(request.blockTable, ahead.blockTable) && ahead.pick !== undefined && samePick(ahead.pick, request.pick);
 }

@@ -65,6 +65,11 @@ export function pickFor(request: SequenceRequest, position: number, ahead = fals
   return { temperature, topK: Math.min(topK, MAX_TOP_K), topP, minP, u: draw(position), ...(ahead ? { next: draw(position + 1) } : {}), ...following };
 }
 
+/** The same pick of one row: the same sampling parameters and uniform (what either says of later positions aside). */
+export function samePick(a: TokenPick, b: TokenPick | undefined): boolean {
+  return b !== undefined && a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP && a.u === b.u;
+}
+
 /** Every row as logits: what a runner that picks nothing returns. logits: [rows, vocabSize]. */
 export function unpicked(logits: Float32Array, vocabSize: number): PickedRows {
   return { ids: new Int32Array(logits.length / vocabSize).fill(-1), logits };
