@@ -56,6 +56,26 @@ test('a worker killed mid-generation: the tp 2 mesh becomes tp 1 and the sequenc
   }
 });
 
+test('a worker killed inside a decode burst: the ids the burst already brought stand, the rest come from the re-sharded mesh, the same tokens', async (t) => {
+  const path = fixture(t, 'stories260K.bin');
+  if (!path) return;
+  const request = { promptIds: [1, 403, 407], maxTokens: 40, sampling: { temperature: 0.8, seed: 11 } };
+  const expected = (await (await Engine.open(path)).complete(request)).ids;
+  const { engine, coordinator } = await openMeshEngine(path, { tp: 2, pp: 1, transport: 'tcp', spawn: true, heartbeat: HEARTBEAT, decodeBurst: 4 });
+  try {
+    // Token 1 comes from the prompt's step, then 4 a message: after token 11 the driver still holds ids 12 and 13.
+    const ids = await generate(engine, request, (count) => {
+      if (count === 11) process.kill(coordinator.describe().nodes[1].pid, 'SIGKILL');
+    });
+    assert.deepEqual(ids, expected);
+    const lost = coordinator.reshards.records.at(-1);
+    assert.ok(lost?.reason === 'lost' || lost?.reason === 'broken', String(lost?.reason));
+    assert.deepEqual([lost?.tp, lost?.pp], [1, 1]);
+  } finally {
+    await coordinator.close();
+  }
+});
+
 test('a worker joining a running tp 1 mesh turns it into pp 2 between tokens, with the same tokens', async (t) => {
   const path = fixture(t, 'stories260K.bin');
   if (!path) return;
