@@ -41,3 +41,20 @@ test('a reply is refused unless its ids match the picked rows and its body the o
   const plain = pipe.open(1, stepRows([request('last', 1)], VOCAB)).id;
   assert.equal(checkBody(reply(plain, 1), pipe), undefined, 'a step without picks needs no ids');
 });
+
+test('a burst\'s reply is refused unless it carries one id in the vocabulary per row for each later step asked, and no burst comes unasked', () => {
+  const pipe = new StepPipe();
+  const { id } = pipe.open(1, stepRows([request('last', 1, PICK), request('last', 1, PICK)], VOCAB, 2));
+  const burst = (ids: number[]): Envelope => {
+    const envelope = reply(id, 0, [42, 43]);
+    return { ...envelope, message: { ...envelope.message, burst: ids } as ControlMessage };
+  };
+  assert.equal(checkBody(burst([1, 2, 3, 4]), pipe), undefined, 'two later steps of two rows');
+  const refused = (envelope: Envelope, what: string): void => assert.equal(checkBody(envelope, pipe)?.code, 'TESSERA_ERR_PROTOCOL', what);
+  refused(burst([1, 2, 3]), 'a step short');
+  refused(burst([1, 2, 3, 4, 5, 6]), 'a step more than asked');
+  refused(burst([1, 2, VOCAB, 4]), 'an id outside the vocabulary');
+  refused(reply(id, 0, [42, 43]), 'no burst where one was asked');
+  const single = pipe.open(1, stepRows([request('last', 1, PICK)], VOCAB)).id;
+  refused({ message: { type: 'logits', generation: 1, id: single, computeMs: 1, waitMs: 0, ids: [42], burst: [7] }, body: new Uint8Array(0) }, 'a burst nobody asked for');
+});
